@@ -1,0 +1,20 @@
+"""ingest: files -> parsed text -> token-aware chunks -> embeddings -> the KB.
+
+Public surface:
+    ingest(paths, kb_dir, config, embedder) -> IngestReport   add/update (and with mirror=True, remove)
+    IngestConfig, IngestReport, FileFailure
+    ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
+    load, LoadError, ParsedText, Block, SUPPORTED   file loaders
+    cl100k, count_tokens         the offline tiktoken encoding
+"""
+
+from ingest.chunker import ChunkConfig, chunk
+from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
+from ingest.pipeline import FileFailure, IngestConfig, IngestReport, discover, ingest, parse_file
+from ingest.tokens import cl100k, count_tokens
+
+__all__ = [
+    "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load",
+    "FileFailure", "IngestConfig", "IngestReport", "discover", "ingest", "parse_file",
+    "cl100k", "count_tokens",
+]

@@ -1,0 +1,234 @@
+"""Ingest and sync: make a KB hold the current version of every file under some paths.
+
+Only new or changed files (by SHA-256 of their bytes) are parsed and embedded; a
+chunk whose text was embedded before reuses its stored vector. Every change of
+one run becomes visible in one commit (see kb.store), and a file that fails to
+load keeps its previous good version in the KB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ingest.chunker import ChunkConfig, chunk
+from ingest.loaders import DEFAULT_MAX_BYTES, LoadError, load
+from kb import Embedder, EmbedderConfig, KnowledgeBase, NewDocument, load_embedder, retrieval_text
+
+# Vectors are saved to the KB's embedding cache every this many chunks, so a crashed
+# run's embedding work is reused by the next run.
+CACHE_EVERY = 256
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """mirror: also remove stored documents under the given folders whose files are gone (sync).
+    wait: seconds to wait for another writer. max_bytes: larger files are refused."""
+
+    chunking: ChunkConfig = field(default_factory=ChunkConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    mirror: bool = False
+    dry_run: bool = False
+    wait: float = 0.0
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What a run did. Lists hold document sources; stage_seconds maps stage -> seconds."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    failed: tuple[FileFailure, ...] = ()
+    warnings: tuple[str, ...] = ()
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_written: int = 0
+    seconds: float = 0.0
+    stage_seconds: tuple[tuple[str, float], ...] = ()
+    dry_run: bool = False
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.added), "updated": len(self.updated), "unchanged": len(self.unchanged),
+                "removed": len(self.removed), "failed": len(self.failed)}
+
+
+def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], list[FileFailure]]:
+    """(files, roots, failures): every non-hidden file under paths, sorted, with the resolved roots."""
+    files: list[Path] = []
+    roots: list[Path] = []
+    failures: list[FileFailure] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            failures.append(FileFailure(str(path), "no such file or directory"))
+            continue
+        root = path.resolve()
+        roots.append(root)
+        if root.is_file():
+            files.append(root)
+            continue
+        if not os.access(root, os.R_OK | os.X_OK):
+            failures.append(FileFailure(str(path), "directory is not readable (permission denied)"))
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: failures.append(
+                FileFailure(str(e.filename), f"cannot list directory ({e.strerror})"))):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return sorted(set(files)), roots, failures
+
+
+def _under(source: str, roots: list[Path]) -> bool:
+    return any(source == str(r) or source.startswith(str(r) + os.sep) for r in roots)
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise LoadError(path, f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except PermissionError as exc:
+        raise LoadError(path, "permission denied") from exc
+    except OSError as exc:
+        raise LoadError(path, f"cannot read file ({exc.strerror})") from exc
+
+
+def parse_file(path: Path, data: bytes, chunking: ChunkConfig) -> tuple[NewDocument, tuple[str, ...]]:
+    """Parse and chunk one file's bytes; raises LoadError for unusable input."""
+    try:
+        parsed = load(path, data)
+        chunks = chunk(parsed, chunking)
+    except LoadError:
+        raise
+    except Exception as exc:  # a parser bug on odd input must not stop the run
+        raise LoadError(path, f"could not parse ({type(exc).__name__}: {exc})") from exc
+    if not chunks:
+        raise LoadError(path, "no text content to index")
+    doc = NewDocument(source=str(path), name=path.name, title=parsed.title, kind=parsed.kind,
+                      content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data), text=parsed.text,
+                      chunks=tuple(chunks))
+    return doc, parsed.warnings
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    kb_dir: str | Path = "kb_data",
+    config: IngestConfig = IngestConfig(),
+    embedder: Embedder | None = None,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> IngestReport:
+    """Bring the KB at kb_dir up to date with the files under paths.
+
+    on_progress(stage, fraction) lets a UI draw a progress bar.
+    """
+    started = time.perf_counter()
+    stages: dict[str, float] = {"read": 0.0, "parse": 0.0, "embed": 0.0, "commit": 0.0}
+    files, roots, failures = discover(paths)
+    kb = KnowledgeBase(kb_dir, create=not config.dry_run)
+    if config.dry_run:
+        return _plan_only(kb, files, roots, failures, config, started)
+    embedder = embedder or load_embedder(config.embedder)
+    added, updated, unchanged, warnings = [], [], [], []
+    docs: list[NewDocument] = []
+    with kb.writer(model=embedder.name, dim=embedder.dim, wait=config.wait) as writer:
+        stored = kb.hashes()
+        for i, path in enumerate(files):
+            t = time.perf_counter()
+            try:
+                data = _read(path, config.max_bytes)
+                digest = hashlib.sha256(data).hexdigest()
+                stages["read"] += time.perf_counter() - t
+                if stored.get(str(path)) == digest:
+                    unchanged.append(str(path))
+                    continue
+                t = time.perf_counter()
+                doc, doc_warnings = parse_file(path, data, config.chunking)
+                stages["parse"] += time.perf_counter() - t
+            except LoadError as exc:
+                failures.append(FileFailure(exc.path, exc.reason))
+                continue
+            warnings.extend(doc_warnings)
+            docs.append(doc)
+            (updated if str(path) in stored else added).append(str(path))
+            if on_progress:
+                on_progress("parse", (i + 1) / max(len(files), 1))
+        t = time.perf_counter()
+        vectors, n_embedded, n_reused = _embed_documents(docs, embedder, writer, config.progress, on_progress)
+        stages["embed"] = time.perf_counter() - t
+        for doc, vecs in zip(docs, vectors):
+            writer.put_document(doc, vecs)
+        seen = {str(p) for p in files}
+        removed = sorted(s for s in stored if config.mirror and _under(s, roots) and s not in seen)
+        for source in removed:
+            writer.remove_document(source)
+        t = time.perf_counter()
+    stages["commit"] = time.perf_counter() - t
+    return IngestReport(
+        added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
+        failed=tuple(failures), warnings=tuple(warnings), chunks_embedded=n_embedded, chunks_reused=n_reused,
+        chunks_written=sum(len(d.chunks) for d in docs), seconds=time.perf_counter() - started,
+        stage_seconds=tuple(stages.items()),
+    )
+
+
+def _embed_documents(docs, embedder, writer, progress, on_progress):
+    """One (n_chunks, dim) array per doc; texts already in the KB's cache are not re-embedded."""
+    texts = [retrieval_text(d.title, c.section, c.text) for d in docs for c in d.chunks]
+    cached = writer.cached_vectors(texts)
+    from kb import text_hash
+
+    hashes = [text_hash(t) for t in texts]
+    todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cached}.items())
+    done = 0
+    for start in range(0, len(todo), CACHE_EVERY):
+        part = todo[start : start + CACHE_EVERY]
+        vecs = embedder.encode([t for _, t in part], progress=progress and len(todo) > CACHE_EVERY)
+        writer.cache_vectors([t for _, t in part], vecs)
+        cached.update({h: v for (h, _), v in zip(part, vecs)})
+        done += len(part)
+        if on_progress:
+            on_progress("embed", done / len(todo))
+    out, pos = [], 0
+    for d in docs:
+        n = len(d.chunks)
+        out.append(np.stack([cached[h] for h in hashes[pos : pos + n]]) if n else np.zeros((0, embedder.dim), np.float32))
+        pos += n
+    return out, len(todo), len(texts) - len(todo)
+
+
+def _plan_only(kb, files, roots, failures, config, started) -> IngestReport:
+    stored = kb.hashes()
+    added, updated, unchanged = [], [], []
+    for path in files:
+        try:
+            data = _read(path, config.max_bytes)
+        except LoadError as exc:
+            failures.append(FileFailure(exc.path, exc.reason))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        bucket = unchanged if stored.get(str(path)) == digest else updated if str(path) in stored else added
+        bucket.append(str(path))
+    seen = {str(p) for p in files}
+    removed = sorted(s for s in stored if config.mirror and _under(s, roots) and s not in seen)
+    return IngestReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
+                        failed=tuple(failures), seconds=time.perf_counter() - started, dry_run=True)

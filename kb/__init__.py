@@ -1,0 +1,26 @@
+"""kb: the knowledge base on disk (ground floor; imports nothing from the other packages).
+
+Public surface:
+    KnowledgeBase, Writer, CheckReport       the KB directory, its writer and integrity check
+    Embedder, EmbedderConfig, load_embedder  the packaged embedding model
+    IndexConfig, Snapshot                    FAISS index choice and a committed vector snapshot
+    Manifest, FORMAT_VERSION                 on-disk identity
+    NewDocument, NewChunk, DocumentInfo, ChunkRecord, HistoryEntry, Feedback, retrieval_text   records
+    KBError, ManifestError, KBLockedError, EmptyKBError                         errors
+"""
+
+from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder
+from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError
+from kb.manifest import FORMAT_VERSION, Manifest
+from kb.records import ChunkRecord, DocumentInfo, Feedback, HistoryEntry, NewChunk, NewDocument, retrieval_text
+from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
+from kb.vector_index import IndexConfig, Snapshot
+
+__all__ = [
+    "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder",
+    "EmptyKBError", "KBError", "KBLockedError", "ManifestError",
+    "FORMAT_VERSION", "Manifest",
+    "ChunkRecord", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument", "retrieval_text",
+    "CheckReport", "KnowledgeBase", "Writer", "text_hash",
+    "IndexConfig", "Snapshot",
+]

@@ -1,0 +1,534 @@
+"""The knowledge base on disk: SQLite for documents and chunks, FAISS for vectors.
+
+Layout of a KB directory:
+    manifest.json          format version, model, dimension
+    kb.sqlite              documents, chunks, history, embeddings, feedback (WAL mode)
+    ids-T.npy, vectors-T.npy, index-T.faiss   the vector snapshot named by token T
+    write.lock             held by the one process writing
+
+Consistency: SQLite is the source of truth and stores every vector. A commit
+writes a new snapshot under a fresh token, then records that token in the same
+SQLite transaction that changes the rows. A crash before that commit leaves the
+old token, whose files are untouched; a crash after leaves the new one whole.
+Readers follow the token and reload when it changes, so they never restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError
+from kb.manifest import Manifest, read_manifest, write_manifest
+from kb.records import ChunkRecord, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
+from kb.vector_index import (
+    IndexConfig,
+    Snapshot,
+    build_index,
+    index_ids,
+    load_snapshot,
+    remove_stale_snapshots,
+    save_snapshot,
+)
+
+DB_NAME = "kb.sqlite"
+LOCK_NAME = "write.lock"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    ingested_at REAL NOT NULL,
+    n_chunks INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id),
+    doc_version INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    page INTEGER,
+    section TEXT,
+    text_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    source TEXT NOT NULL, version INTEGER NOT NULL, event TEXT NOT NULL,
+    content_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL, at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_source ON history(source);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, question TEXT NOT NULL, chunk_id INTEGER,
+    doc_source TEXT, helpful INTEGER NOT NULL, at REAL NOT NULL
+);
+"""
+
+CHUNK_COLUMNS = (
+    "c.id, c.doc_id, d.source, d.name, d.title, c.doc_version, c.ordinal, c.text, "
+    "c.char_start, c.char_end, c.n_tokens, c.page, c.section"
+)
+DOC_COLUMNS = "id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes"
+
+
+def text_hash(text: str) -> str:
+    """Key of a chunk's embedding: identical text is embedded once per KB."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Result of KnowledgeBase.check(): ok is True when problems is empty."""
+
+    n_documents: int
+    n_chunks: int
+    n_vectors: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class KnowledgeBase:
+    """A KB directory. Reads are safe from any thread or process; writes go through writer().
+
+    >>> kb = KnowledgeBase("kb_data", create=True)          # doctest: +SKIP
+    >>> with kb.writer(model="all-MiniLM-L6-v2", dim=384) as w:   # doctest: +SKIP
+    ...     w.put_document(doc, vectors)
+    """
+
+    def __init__(self, kb_dir: str | Path = "kb_data", create: bool = False, index: IndexConfig | None = None):
+        self.dir = Path(kb_dir)
+        self.index_config = index or IndexConfig()
+        if not self.dir.exists():
+            if not create:
+                raise KBError(f"no knowledge base at {self.dir}: run `kb ingest PATH --kb-dir {self.dir}` first")
+            self.dir.mkdir(parents=True)
+        if not (self.dir / DB_NAME).exists() and not create:
+            raise KBError(f"{self.dir} is not a knowledge base (no {DB_NAME}); run `kb ingest PATH --kb-dir {self.dir}`")
+        self.manifest: Manifest | None = read_manifest(self.dir)
+        self._snapshot: Snapshot | None = None
+        self._snapshot_lock = threading.Lock()
+        if (self.dir / DB_NAME).exists() or create:
+            with self._connect() as con:
+                con.executescript(SCHEMA)
+
+    # ---- connections -------------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.dir / DB_NAME, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            yield con
+        finally:
+            con.close()
+
+    # ---- reading -----------------------------------------------------------------
+    def token(self) -> str | None:
+        """Token of the committed snapshot; changes on every commit."""
+        with self._connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key='token'").fetchone()
+        return row[0] if row else None
+
+    def snapshot(self) -> Snapshot:
+        """The current vector snapshot, reloaded only when a commit has changed it."""
+        token = self.token()
+        if token is None:
+            raise EmptyKBError(f"the knowledge base at {self.dir} is empty: ingest documents first")
+        with self._snapshot_lock:
+            if self._snapshot is None or self._snapshot.token != token:
+                snap = load_snapshot(self.dir, token, self.index_config.nprobe)
+                self._snapshot = snap if snap is not None else self._rebuild_snapshot(token)
+            return self._snapshot
+
+    def _rebuild_snapshot(self, token: str) -> Snapshot:
+        # The files of the committed token are gone (deleted by a later commit while we
+        # looked, or by hand): rebuild from SQLite, which holds every vector.
+        with self._connect() as con:
+            con.execute("BEGIN")
+            ids, vectors = self._vectors_from_db(con)
+            row = con.execute("SELECT value FROM meta WHERE key='token'").fetchone()
+            con.execute("COMMIT")
+        return Snapshot(token=row[0] if row else token, ids=ids, vectors=vectors,
+                        index=build_index(ids, vectors, self.index_config))
+
+    def _vectors_from_db(self, con: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
+        rows = con.execute(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash ORDER BY c.id"
+        ).fetchall()
+        dim = self.manifest.dim if self.manifest else 0
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.zeros((len(rows), dim), dtype=np.float32)
+        for i, (_, blob) in enumerate(rows):
+            vectors[i] = np.frombuffer(blob, dtype=np.float32)
+        return ids, vectors
+
+    def chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord | None]:
+        """Chunk records in the order of chunk_ids; None where an id no longer exists."""
+        ids = [int(i) for i in chunk_ids]
+        if not ids:
+            return []
+        found: dict[int, ChunkRecord] = {}
+        with self._connect() as con:
+            for start in range(0, len(ids), 900):
+                part = ids[start : start + 900]
+                marks = ",".join("?" * len(part))
+                for row in con.execute(
+                    f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                    part,
+                ):
+                    found[row[0]] = ChunkRecord(*row)
+        return [found.get(i) for i in ids]
+
+    def chunk_texts(self) -> tuple[np.ndarray, list[str]]:
+        """(ids, retrieval texts) of every chunk, ordered by id: what lexical indexes are built from."""
+        with self._connect() as con:
+            con.execute("BEGIN")
+            rows = con.execute(
+                "SELECT c.id, d.title, c.section, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.id"
+            ).fetchall()
+            con.execute("COMMIT")
+        return np.array([r[0] for r in rows], dtype=np.int64), [retrieval_text(r[1], r[2], r[3]) for r in rows]
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._connect() as con:
+            rows = con.execute(f"SELECT {DOC_COLUMNS} FROM documents ORDER BY name, source").fetchall()
+        return [DocumentInfo(*r) for r in rows]
+
+    def document(self, source_or_name: str) -> DocumentInfo | None:
+        """A document by its source path, or by file name when that is unambiguous."""
+        with self._connect() as con:
+            rows = con.execute(
+                f"SELECT {DOC_COLUMNS} FROM documents WHERE source = ? OR name = ?", (source_or_name, source_or_name)
+            ).fetchall()
+        exact = [r for r in rows if r[1] == source_or_name]
+        rows = exact or rows
+        if len(rows) > 1:
+            raise KBError(f"{source_or_name!r} names {len(rows)} documents; give the full source path")
+        return DocumentInfo(*rows[0]) if rows else None
+
+    def document_text(self, doc_id: int) -> str:
+        with self._connect() as con:
+            row = con.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return row[0] if row else ""
+
+    def history(self, source_or_name: str) -> list[HistoryEntry]:
+        """Every version event of a document, oldest first (kept after removal too)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT h.source, h.version, h.event, h.content_hash, h.n_chunks, h.at FROM history h "
+                "WHERE h.source = ? OR h.source IN (SELECT source FROM history GROUP BY source "
+                "HAVING source LIKE '%/' || ?) ORDER BY h.at, h.rowid",
+                (source_or_name, source_or_name),
+            ).fetchall()
+        return [HistoryEntry(*r) for r in rows]
+
+    def stats(self) -> dict[str, object]:
+        """Counts and identity, as plain values for printing or JSON."""
+        with self._connect() as con:
+            n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            n_chunks, n_tokens = con.execute("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM chunks").fetchone()
+            by_kind = dict(con.execute("SELECT kind, COUNT(*) FROM documents GROUP BY kind").fetchall())
+        size = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
+        return {
+            "kb_dir": str(self.dir),
+            "model": self.manifest.model if self.manifest else None,
+            "dim": self.manifest.dim if self.manifest else None,
+            "format_version": self.manifest.format_version if self.manifest else None,
+            "documents": n_docs,
+            "documents_by_kind": by_kind,
+            "chunks": n_chunks,
+            "tokens": n_tokens,
+            "disk_bytes": size,
+        }
+
+    def hashes(self) -> dict[str, str]:
+        """source -> content hash of every stored document: what sync compares against."""
+        with self._connect() as con:
+            return dict(con.execute("SELECT source, content_hash FROM documents").fetchall())
+
+    # ---- integrity ---------------------------------------------------------------
+    def check(self) -> CheckReport:
+        """Cross-check SQLite, the snapshot files and the FAISS index."""
+        problems: list[str] = []
+        with self._connect() as con:
+            con.execute("BEGIN")
+            token_row = con.execute("SELECT value FROM meta WHERE key='token'").fetchone()
+            db_ids = np.array([r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+            n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            missing_vec = con.execute(
+                "SELECT COUNT(*) FROM chunks c LEFT JOIN embeddings e ON e.text_hash = c.text_hash "
+                "WHERE e.text_hash IS NULL"
+            ).fetchone()[0]
+            bad_counts = con.execute(
+                "SELECT d.source FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id "
+                "GROUP BY d.id HAVING COUNT(c.id) != d.n_chunks"
+            ).fetchall()
+            orphans = con.execute(
+                "SELECT COUNT(*) FROM chunks c LEFT JOIN documents d ON d.id = c.doc_id WHERE d.id IS NULL"
+            ).fetchone()[0]
+            con.execute("COMMIT")
+        if missing_vec:
+            problems.append(f"{missing_vec} chunks have no stored vector")
+        for (source,) in bad_counts:
+            problems.append(f"{source}: chunk count differs from the document row")
+        if orphans:
+            problems.append(f"{orphans} chunks belong to no document")
+        if self.manifest is None and n_docs:
+            problems.append("manifest.json is missing")
+        n_vectors = 0
+        if token_row is None:
+            if len(db_ids):
+                problems.append("chunks are stored but no snapshot token is committed")
+        else:
+            snap = load_snapshot(self.dir, token_row[0])
+            if snap is None:
+                problems.append(f"snapshot files for token {token_row[0]} are missing (they can be rebuilt)")
+            else:
+                n_vectors = snap.index.ntotal
+                faiss_ids = index_ids(snap.index)
+                if not np.array_equal(faiss_ids, db_ids):
+                    extra = np.setdiff1d(faiss_ids, db_ids).size
+                    lost = np.setdiff1d(db_ids, faiss_ids).size
+                    problems.append(f"FAISS ids differ from chunk rows: {extra} without a chunk, {lost} chunks not indexed")
+                if not np.array_equal(snap.ids, db_ids):
+                    problems.append("snapshot id list differs from chunk rows")
+                if self.manifest and snap.vectors.shape[1:] != (self.manifest.dim,) and snap.size:
+                    problems.append(f"vector dimension {snap.vectors.shape[1]} != manifest dim {self.manifest.dim}")
+        return CheckReport(n_documents=n_docs, n_chunks=len(db_ids), n_vectors=n_vectors, problems=tuple(problems))
+
+    # ---- feedback ----------------------------------------------------------------
+    def add_feedback(self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool) -> int:
+        with self._connect() as con:
+            cur = con.execute(
+                "INSERT INTO feedback (question, chunk_id, doc_source, helpful, at) VALUES (?, ?, ?, ?, ?)",
+                (question, chunk_id, doc_source, int(helpful), time.time()),
+            )
+            return int(cur.lastrowid)
+
+    def feedback(self) -> list[Feedback]:
+        with self._connect() as con:
+            rows = con.execute("SELECT id, question, chunk_id, doc_source, helpful, at FROM feedback ORDER BY id").fetchall()
+        return [Feedback(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    # ---- writing -----------------------------------------------------------------
+    @contextmanager
+    def writer(self, model: str, dim: int, wait: float = 0.0) -> Iterator["Writer"]:
+        """Exclusive write access; changes become visible together when the block exits cleanly.
+
+        wait: seconds to wait for another writer before raising KBLockedError.
+        """
+        if self.manifest is not None:
+            self.manifest.check_model(model, dim)
+        try:
+            lock_fh = open(self.dir / LOCK_NAME, "a+")
+        except OSError as exc:
+            raise KBError(f"cannot write to {self.dir}: {exc.strerror}; check the directory's permissions") from exc
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise KBLockedError(
+                            f"another ingest or sync is writing to {self.dir}; wait for it to finish "
+                            "(or pass a longer --wait)"
+                        ) from None
+                    time.sleep(0.2)
+            current = self.token()
+            if current:
+                remove_stale_snapshots(self.dir, keep=current)
+            writer = Writer(self, model, dim)
+            yield writer
+            writer.commit()
+        finally:
+            fcntl.flock(lock_fh, fcntl.LOCK_UN)
+            lock_fh.close()
+
+
+class Writer:
+    """Staged changes to a KB, applied in one transaction by commit()."""
+
+    def __init__(self, kb: KnowledgeBase, model: str, dim: int) -> None:
+        self.kb = kb
+        self.model = model
+        self.dim = dim
+        self._puts: dict[str, tuple[NewDocument, np.ndarray]] = {}
+        self._removals: set[str] = set()
+
+    def cached_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors for retrieval texts already embedded in this KB, keyed by text_hash."""
+        hashes = list({text_hash(t) for t in texts})
+        out: dict[str, np.ndarray] = {}
+        with self.kb._connect() as con:
+            for start in range(0, len(hashes), 900):
+                part = hashes[start : start + 900]
+                marks = ",".join("?" * len(part))
+                for h, blob in con.execute(f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({marks})", part):
+                    out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def cache_vectors(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Save vectors at once, outside the staged commit, so a crashed run's work is reused."""
+        self._check_dim(vectors)
+        rows = [(text_hash(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
+        with self.kb._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.executemany("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)", rows)
+            con.execute("COMMIT")
+
+    def _check_dim(self, vectors: np.ndarray) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ManifestError(f"vectors have shape {vectors.shape}; this KB stores dimension {self.dim}")
+
+    def put_document(self, doc: NewDocument, vectors: np.ndarray) -> None:
+        """Stage doc (replacing any stored document with the same source) with one vector per chunk."""
+        if len(doc.chunks) != len(vectors):
+            raise KBError(f"{doc.source}: {len(doc.chunks)} chunks but {len(vectors)} vectors")
+        if len(doc.chunks):
+            self._check_dim(vectors)
+        self._removals.discard(doc.source)
+        self._puts[doc.source] = (doc, np.asarray(vectors, dtype=np.float32))
+
+    def remove_document(self, source: str) -> None:
+        """Stage the removal of a document and all its chunks."""
+        self._puts.pop(source, None)
+        self._removals.add(source)
+
+    @property
+    def pending(self) -> int:
+        return len(self._puts) + len(self._removals)
+
+    def commit(self) -> None:
+        """Apply staged changes: SQLite rows and a new snapshot, visible together or not at all."""
+        if not self._puts and not self._removals:
+            return
+        kb = self.kb
+        if kb.manifest is None:
+            kb.manifest = Manifest(model=self.model, dim=self.dim)
+            write_manifest(kb.dir, kb.manifest)
+        now = time.time()
+        with kb._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                old_token = con.execute("SELECT value FROM meta WHERE key='token'").fetchone()
+                removed_ids: list[int] = []
+                added_ids: list[int] = []
+                added_vecs: list[np.ndarray] = []
+                for source in sorted(self._removals):
+                    removed_ids += self._delete(con, source, now, event="removed")
+                for source, (doc, vectors) in self._puts.items():
+                    row = con.execute("SELECT version FROM documents WHERE source = ?", (source,)).fetchone()
+                    version = row[0] + 1 if row else 1
+                    removed_ids += self._delete(con, source, now, event=None)
+                    ids = self._insert(con, doc, vectors, version, now)
+                    added_ids += ids
+                    added_vecs.append(vectors)
+                    con.execute(
+                        "INSERT INTO history (source, version, event, content_hash, n_chunks, at) VALUES (?,?,?,?,?,?)",
+                        (source, version, "updated" if row else "added", doc.content_hash, len(ids), now),
+                    )
+                con.execute(
+                    "DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)"
+                )
+                token = uuid.uuid4().hex[:16]
+                snap = self._next_snapshot(con, old_token[0] if old_token else None, token,
+                                           np.array(removed_ids, dtype=np.int64), added_ids, added_vecs)
+                save_snapshot(kb.dir, snap)
+                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        remove_stale_snapshots(kb.dir, keep=token)
+        self._puts.clear()
+        self._removals.clear()
+
+    def _delete(self, con: sqlite3.Connection, source: str, now: float, event: str | None) -> list[int]:
+        row = con.execute("SELECT id, version, content_hash FROM documents WHERE source = ?", (source,)).fetchone()
+        if row is None:
+            return []
+        doc_id = row[0]
+        ids = [r[0] for r in con.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        con.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        if event:
+            con.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            con.execute(
+                "INSERT INTO history (source, version, event, content_hash, n_chunks, at) VALUES (?,?,?,?,?,?)",
+                (source, row[1], event, row[2], 0, now),
+            )
+        return ids
+
+    def _insert(self, con: sqlite3.Connection, doc: NewDocument, vectors: np.ndarray, version: int, now: float) -> list[int]:
+        con.execute(
+            "INSERT INTO documents (source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, text) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET name=excluded.name, title=excluded.title, "
+            "kind=excluded.kind, content_hash=excluded.content_hash, version=excluded.version, "
+            "ingested_at=excluded.ingested_at, n_chunks=excluded.n_chunks, size_bytes=excluded.size_bytes, text=excluded.text",
+            (doc.source, doc.name, doc.title, doc.kind, doc.content_hash, version, now, len(doc.chunks), doc.size_bytes, doc.text),
+        )
+        doc_id = con.execute("SELECT id FROM documents WHERE source = ?", (doc.source,)).fetchone()[0]
+        ids = []
+        for ordinal, (chunk, vector) in enumerate(zip(doc.chunks, vectors)):
+            h = text_hash(retrieval_text(doc.title, chunk.section, chunk.text))
+            con.execute("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)", (h, vector.tobytes()))
+            cur = con.execute(
+                "INSERT INTO chunks (doc_id, doc_version, ordinal, text, char_start, char_end, n_tokens, page, section, text_hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (doc_id, version, ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.n_tokens,
+                 chunk.page, chunk.section, h),
+            )
+            ids.append(int(cur.lastrowid))
+        return ids
+
+    def _next_snapshot(self, con: sqlite3.Connection, old_token: str | None, token: str,
+                       removed: np.ndarray, added_ids: list[int], added_vecs: list[np.ndarray]) -> Snapshot:
+        kb = self.kb
+        old = load_snapshot(kb.dir, old_token) if old_token else None
+        new_ids = np.array(added_ids, dtype=np.int64)
+        new_vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, self.dim), np.float32)
+        if old is None:
+            # First commit, or the old files were lost: SQLite (inside this transaction) has it all.
+            ids, vectors = kb._vectors_from_db(con)
+            return Snapshot(token, ids, vectors, build_index(ids, vectors, kb.index_config))
+        keep = ~np.isin(old.ids, removed)
+        # AUTOINCREMENT ids only grow, so appending keeps ids sorted.
+        ids = np.concatenate([old.ids[keep], new_ids])
+        vectors = np.concatenate([np.asarray(old.vectors)[keep], new_vecs]) if len(ids) else new_vecs
+        index = old.index
+        kind = kb.index_config.kind_for(len(ids))
+        # An IVF index is retrained once it has grown well past what its centroids saw.
+        incremental = kind == kb.index_config.kind_for(old.size) and (kind != "ivf" or len(ids) < 4 * max(old.size, 1))
+        if incremental:
+            if removed.size:
+                index.remove_ids(removed)
+            if new_ids.size:
+                index.add_with_ids(np.ascontiguousarray(new_vecs), new_ids)
+        else:
+            index = build_index(ids, vectors, kb.index_config)
+        return Snapshot(token, ids, vectors, index)

@@ -1,0 +1,157 @@
+"""The FAISS index and the vectors it was built from, saved as one snapshot.
+
+A snapshot is three files sharing a token: ids-T.npy (int64 chunk ids, sorted),
+vectors-T.npy (float32 rows in the same order) and index-T.faiss. Files are
+written under temporary names and renamed, so a snapshot on disk is whole or
+absent. The vectors are kept beside the index because the Hopfield reader needs
+the candidates' patterns, whatever the index type.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from kb.errors import KBError
+
+INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Which FAISS index to build. "auto": exact below flat_max vectors, IVF above.
+
+    nprobe is set so recall@10 against exact search stays >= 0.99 on real
+    embeddings (bench/bench_index.py measures it).
+    """
+
+    kind: str = "auto"
+    flat_max: int = 150_000
+    nprobe: int = 48
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise KBError(f"index kind must be one of {INDEX_KINDS}, not {self.kind!r}")
+
+    def kind_for(self, n: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if n <= self.flat_max else "ivf"
+
+
+def build_index(ids: np.ndarray, vectors: np.ndarray, config: IndexConfig) -> faiss.Index:
+    """A FAISS inner-product index over vectors, searchable by chunk id."""
+    n, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+    kind = config.kind_for(n)
+    if kind == "ivf" and n >= 1000:
+        nlist = max(16, int(4 * math.sqrt(n)))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = vectors[np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        index.nprobe = config.nprobe
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        return index
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efSearch = config.hnsw_ef_search
+    else:
+        inner = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIDMap2(inner)
+    if n:
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+    return index
+
+
+def index_ids(index: faiss.Index) -> np.ndarray:
+    """Sorted chunk ids stored in a FAISS index built by build_index."""
+    if isinstance(index, faiss.IndexIDMap2) or isinstance(index, faiss.IndexIDMap):
+        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+    ivf = faiss.extract_index_ivf(index)
+    invlists = ivf.invlists
+    parts = []
+    for lst in range(ivf.nlist):
+        size = invlists.list_size(lst)
+        if size:
+            parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
+    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed state of the vector store. ids are sorted ascending."""
+
+    token: str
+    ids: np.ndarray
+    vectors: np.ndarray
+    index: faiss.Index
+
+    @property
+    def size(self) -> int:
+        return int(self.ids.shape[0])
+
+    def positions(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Row numbers of chunk_ids in vectors; -1 for ids not in this snapshot."""
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        pos = np.searchsorted(self.ids, chunk_ids)
+        pos = np.clip(pos, 0, max(self.size - 1, 0))
+        found = (self.size > 0) & (self.ids[pos] == chunk_ids) if self.size else np.zeros(chunk_ids.shape, bool)
+        return np.where(found, pos, -1)
+
+
+def snapshot_paths(kb_dir: Path, token: str) -> tuple[Path, Path, Path]:
+    return kb_dir / f"ids-{token}.npy", kb_dir / f"vectors-{token}.npy", kb_dir / f"index-{token}.faiss"
+
+
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+def save_snapshot(kb_dir: Path, snap: Snapshot) -> None:
+    """Write the snapshot's three files; each appears whole or not at all."""
+    ids_path, vec_path, index_path = snapshot_paths(kb_dir, snap.token)
+    tmp_ids, tmp_vec, tmp_index = (p.with_name(p.name + ".tmp") for p in (ids_path, vec_path, index_path))
+    try:
+        with open(tmp_ids, "wb") as fh:
+            np.save(fh, np.asarray(snap.ids, dtype=np.int64))
+        with open(tmp_vec, "wb") as fh:
+            np.save(fh, np.asarray(snap.vectors, dtype=np.float32))
+        faiss.write_index(snap.index, str(tmp_index))
+        for tmp, final in ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path)):
+            _fsync_replace(tmp, final)
+    finally:
+        for tmp in (tmp_ids, tmp_vec, tmp_index):
+            tmp.unlink(missing_ok=True)
+
+
+def load_snapshot(kb_dir: Path, token: str, nprobe: int | None = None) -> Snapshot | None:
+    """The snapshot saved under token, or None if any of its files is missing."""
+    ids_path, vec_path, index_path = snapshot_paths(kb_dir, token)
+    try:
+        ids = np.load(ids_path)
+        vectors = np.load(vec_path, mmap_mode="r")
+        index = faiss.read_index(str(index_path))
+    except (FileNotFoundError, RuntimeError):
+        return None
+    if nprobe is not None and not isinstance(index, faiss.IndexIDMap2):
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    return Snapshot(token=token, ids=ids, vectors=vectors, index=index)
+
+
+def remove_stale_snapshots(kb_dir: Path, keep: str) -> None:
+    """Delete snapshot files whose token is not keep (left by crashes or older commits)."""
+    for path in kb_dir.glob("*-*.*"):
+        stem = path.name.split(".", 1)[0]
+        prefix, _, token = stem.partition("-")
+        if prefix in ("ids", "vectors", "index") and token != keep:
+            path.unlink(missing_ok=True)
