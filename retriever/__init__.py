@@ -1,0 +1,22 @@
+"""retriever: rank a KB's chunks for a question, and compose cited answers.
+
+Public surface:
+    HopfieldRetriever, HopfieldConfig        the modern-Hopfield reader (default)
+    DenseRetriever, BM25Retriever, HybridRetriever   baselines behind the same interface
+    make_retriever(name, kb, ...)            one of the above by name
+    Hit, SearchResult, Diagnostics, Ranked   results
+    hopfield_math                            the pure update / energy functions
+"""
+
+from retriever import hopfield_math
+from retriever.base import Ranked, Retriever, check_query
+from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
+from retriever.hopfield import HopfieldConfig, HopfieldRetriever
+from retriever.registry import RETRIEVERS, make_retriever
+from retriever.results import Diagnostics, Hit, SearchResult
+
+__all__ = [
+    "hopfield_math", "Ranked", "Retriever", "check_query",
+    "BM25Retriever", "DenseRetriever", "HybridRetriever", "HopfieldConfig", "HopfieldRetriever",
+    "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
+]

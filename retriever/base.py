@@ -1,0 +1,120 @@
+"""The interface every retriever shares: rank candidate chunk ids, then resolve them to hits."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from kb import Embedder, EmbedderConfig, KBError, KnowledgeBase, load_embedder
+from retriever.corpus import Corpus, corpus_for
+from retriever.results import Diagnostics, Hit, SearchResult
+
+WORD = re.compile(r"\w", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Chunk ids best first, their scores, and (Hopfield only) the diagnostics."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    diagnostics: Diagnostics | None = None
+
+
+def check_query(query: str) -> str:
+    """The query stripped; raises KBError if it holds no letter or digit in any script."""
+    if not isinstance(query, str) or not WORD.search(query):
+        raise KBError("the question is empty or only punctuation; type some words to search for")
+    return query.strip()
+
+
+class Retriever:
+    """Base class. Subclasses implement _rank(corpus, queries, query_vectors, k).
+
+    top_k: hits returned; candidates: first-stage pool K (>= top_k).
+    """
+
+    name = "base"
+    uses_dense = True
+
+    def __init__(self, kb: KnowledgeBase, embedder: Embedder | None = None, top_k: int = 5, candidates: int = 100):
+        if top_k < 1:
+            raise KBError(f"top_k must be at least 1, not {top_k}")
+        if candidates < top_k:
+            raise KBError(f"candidates (K={candidates}) must be at least top_k ({top_k}); raise K or lower top_k")
+        self.kb = kb
+        self._embedder = embedder
+        self.top_k = top_k
+        self.candidates = candidates
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            model = self.kb.manifest.model if self.kb.manifest else EmbedderConfig().model
+            self._embedder = load_embedder(EmbedderConfig(model=model))
+        return self._embedder
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        if len(queries) == 1:
+            return _embed_one(self.embedder, queries[0])[None, :]
+        return self.embedder.encode(list(queries))
+
+    def _rank(self, corpus: Corpus, queries: list[str], qvecs: np.ndarray | None, k: int) -> list[Ranked]:
+        raise NotImplementedError
+
+    def rank(self, queries: Sequence[str], k: int | None = None, query_vectors: np.ndarray | None = None) -> list[Ranked]:
+        """Rank chunk ids for each query (no chunk lookup): what eval uses.
+
+        query_vectors: precomputed embeddings of queries (rows L2-normalised), to skip embedding.
+        """
+        k = k or self.top_k
+        queries = [check_query(q) for q in queries]
+        corpus = corpus_for(self.kb)
+        if self.uses_dense and query_vectors is None:
+            query_vectors = self.embed_queries(queries)
+        return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size))
+
+    def search_batch(self, queries: Sequence[str], top_k: int | None = None) -> list[SearchResult]:
+        """Hits with chunk records for each query."""
+        started = time.perf_counter()
+        for attempt in range(3):
+            ranked = self.rank(queries, top_k)
+            records = self.kb.chunks([int(i) for r in ranked for i in r.ids])
+            if all(rec is not None for rec in records):
+                break
+            # A sync committed between ranking and lookup; rank again on the new snapshot.
+        else:
+            raise KBError("the knowledge base kept changing during the search; try again")
+        out, pos = [], 0
+        elapsed = (time.perf_counter() - started) / max(len(queries), 1)
+        for query, r in zip(queries, ranked):
+            hits = tuple(Hit(chunk=records[pos + j], score=float(s), rank=j + 1) for j, s in enumerate(r.scores))
+            pos += len(r.ids)
+            out.append(SearchResult(query=query, retriever=self.name, hits=hits, diagnostics=r.diagnostics,
+                                    seconds=elapsed))
+        return out
+
+    def search(self, query: str, top_k: int | None = None) -> SearchResult:
+        return self.search_batch([query], top_k)[0]
+
+
+@lru_cache(maxsize=512)
+def _embed_one_cached(embedder_id: int, query: str, embedder: Embedder) -> bytes:
+    return embedder.encode([query])[0].tobytes()
+
+
+def _embed_one(embedder: Embedder, query: str) -> np.ndarray:
+    return np.frombuffer(_embed_one_cached(id(embedder), query, embedder), dtype=np.float32)
+
+
+def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (ids, scores) of a 1-D score array, best first."""
+    k = min(k, scores.shape[0])
+    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
+    order = part[np.argsort(-scores[part], kind="stable")]
+    return ids[order], scores[order]

@@ -1,0 +1,27 @@
+"""Retrievers by name, for the CLI, the UI and eval."""
+
+from __future__ import annotations
+
+from kb import Embedder, KBError, KnowledgeBase
+from retriever.base import Retriever
+from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
+from retriever.hopfield import HopfieldConfig, HopfieldRetriever
+
+RETRIEVERS = ("hopfield", "dense", "bm25", "hybrid")
+
+
+def make_retriever(
+    name: str,
+    kb: KnowledgeBase,
+    embedder: Embedder | None = None,
+    top_k: int = 5,
+    candidates: int = 100,
+    hopfield: HopfieldConfig | None = None,
+) -> Retriever:
+    """A retriever by name (one of RETRIEVERS); hopfield is used only by "hopfield"."""
+    classes = {"dense": DenseRetriever, "bm25": BM25Retriever, "hybrid": HybridRetriever}
+    if name == "hopfield":
+        return HopfieldRetriever(kb, embedder, top_k=top_k, candidates=candidates, config=hopfield or HopfieldConfig())
+    if name not in classes:
+        raise KBError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
+    return classes[name](kb, embedder, top_k=top_k, candidates=candidates)

@@ -1,0 +1,43 @@
+"""What a search returns: ranked hits with the chunk, and the reader's diagnostics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kb import ChunkRecord
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk. score's scale depends on the retriever; rank starts at 1."""
+
+    chunk: ChunkRecord
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """How the Hopfield state moved for one query.
+
+    beta: inverse temperature used; steps: updates applied; converged: the state moved
+    less than update_steps_eps on the last step; energy: E after each step (first
+    entry is the query state); entropy: of the final attention over candidates, in nats
+    (0 = settled on one passage, log(K) = uniform mix).
+    """
+
+    beta: float
+    steps: int
+    converged: bool
+    energy: tuple[float, ...]
+    entropy: float
+    candidates: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    retriever: str
+    hits: tuple[Hit, ...]
+    diagnostics: Diagnostics | None = None
+    seconds: float = 0.0

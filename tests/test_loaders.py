@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from helpers import make_pdf
+from ingest import LoadError, load
+
+
+def _load(path: Path):
+    return load(path, path.read_bytes())
+
+
+def test_markdown_sections_follow_headings_and_front_matter_is_dropped(tmp_path):
+    md = tmp_path / "policy.md"
+    md.write_text("---\ntitle: Refund Policy\nlayout: page\n---\n{% include nav.html %}\nIntro line.\n\n"
+                  "## Annual plans\n\nProrated refunds.\n\n## Monthly plans\n\nNo refunds after 14 days.\n")
+    parsed = _load(md)
+    assert parsed.title == "Refund Policy"
+    assert "layout" not in parsed.text and "{%" not in parsed.text
+    sections = {b.section: parsed.text[b.start:b.end] for b in parsed.blocks}
+    assert "Prorated refunds." in sections["Annual plans"]
+    assert "No refunds after 14 days." in sections["Monthly plans"]
+    assert "Intro line." in sections[None]
+
+
+def test_html_keeps_visible_text_and_title_only(tmp_path):
+    page = tmp_path / "sec.html"
+    page.write_text("<html><head><title>Security</title><style>.x{color:red}</style></head><body>"
+                    "<nav>Home | Pricing</nav><h1>Encryption</h1><p>Data is encrypted with <b>AES-256</b>.</p>"
+                    "<script>var SECRET=1;</script><h2>SSO</h2><p>SAML on Business.</p></body></html>")
+    parsed = _load(page)
+    assert parsed.title == "Security"
+    assert "SECRET" not in parsed.text and "color" not in parsed.text and "Pricing" not in parsed.text
+    assert "Data is encrypted with AES-256." in parsed.text
+    assert [b.section for b in parsed.blocks] == ["Encryption", "SSO"]
+
+
+def test_pdf_pages_keep_their_numbers(tmp_path):
+    pdf = make_pdf(tmp_path / "sla.pdf", ["Uptime is 99.9 percent.", "Service credits are 10 percent.", "Claims within 30 days."])
+    parsed = _load(pdf)
+    assert [b.page for b in parsed.blocks] == [1, 2, 3]
+    page2 = parsed.blocks[1]
+    assert "Service credits" in parsed.text[page2.start:page2.end]
+
+
+def test_pdf_with_empty_user_password_opens(tmp_path):
+    pdf = make_pdf(tmp_path / "open.pdf", ["Readable after decryption."], password="")
+    assert "Readable after decryption." in _load(pdf).text
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.pdf", b"", "empty file"),
+        ("truncated.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", "corrupt"),
+        ("binary.txt", b"\x00\x01\x02\x03binary\x00" * 100, "binary"),
+        ("notes.docx", b"PK\x03\x04", "unsupported file type"),
+    ],
+)
+def test_bad_files_raise_load_error_naming_file_and_reason(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(LoadError) as err:
+        _load(path)
+    assert name in str(err.value)
+    assert reason in err.value.reason
+
+
+def test_password_protected_pdf_says_a_password_is_needed(tmp_path):
+    pdf = make_pdf(tmp_path / "locked.pdf", ["secret"], password="hunter2")
+    with pytest.raises(LoadError, match="password"):
+        _load(pdf)
+
+
+def test_non_utf8_text_is_read_with_a_warning(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Caf\u00e9 opening hours: 9 to 5.".encode("cp1252"))
+    parsed = _load(path)
+    assert "Café" in parsed.text
+    assert parsed.warnings and "Windows-1252" in parsed.warnings[0]

@@ -1,0 +1,207 @@
+"""The `kb` command line. Human-readable output by default, --json for scripts.
+
+Exit codes: 0 ok, 1 some files failed (ingest/sync) or check found problems,
+2 usage or KB error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from ingest import ChunkConfig, IngestConfig, IngestReport, ingest
+from kb import KBError, KnowledgeBase
+from retriever import RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
+
+KB_DIR = click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
+                      help="Knowledge-base directory.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+class KBGroup(click.Group):
+    """Turns KBError into one clear line and exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KBError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=KBGroup)
+@click.version_option(package_name="hopfield-kb")
+def main() -> None:
+    """hopfield-kb: a local knowledge base with modern-Hopfield retrieval and cited answers."""
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        payload = asdict(report)
+        payload["counts"] = report.counts()
+        payload["failed"] = [asdict(f) for f in report.failed]
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for failure in report.failed:
+            click.echo(f"failed: {failure}", err=True)
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        counts = ", ".join(f"{v} {k}" for k, v in report.counts().items())
+        prefix = "plan (dry run): " if report.dry_run else ""
+        click.echo(f"{prefix}{counts}; {report.chunks_embedded} chunks embedded, "
+                   f"{report.chunks_reused} reused; {report.seconds:.1f} s")
+        if report.dry_run:
+            for label in ("added", "updated", "removed"):
+                for source in getattr(report, label):
+                    click.echo(f"  {label}: {source}")
+    if report.failed:
+        sys.exit(1)
+
+
+def _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror, precision):
+    config = IngestConfig(chunking=ChunkConfig(size=chunk_size, overlap=overlap), mirror=mirror, dry_run=dry_run,
+                          wait=wait, progress=not as_json and sys.stderr.isatty())
+    if precision:
+        from kb import EmbedderConfig
+
+        config = IngestConfig(chunking=config.chunking, embedder=EmbedderConfig(precision=precision), mirror=mirror,
+                              dry_run=dry_run, wait=wait, progress=config.progress)
+    _print_report(ingest(paths, kb_dir, config), as_json)
+
+
+_ingest_options = [
+    click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    KB_DIR, JSON,
+    click.option("--chunk-size", default=ChunkConfig().size, show_default=True, help="Chunk size in tokens."),
+    click.option("--overlap", default=ChunkConfig().overlap, show_default=True, help="Chunk overlap in tokens."),
+    click.option("--wait", default=0.0, show_default=True, help="Seconds to wait for another writer."),
+    click.option("--dry-run", is_flag=True, help="Print the plan; change nothing."),
+    click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default=None,
+                 help="Embedding precision (default auto: bf16 where the CPU has it)."),
+]
+
+
+def _with_options(func):
+    for option in reversed(_ingest_options):
+        func = option(func)
+    return func
+
+
+@main.command("ingest")
+@_with_options
+def ingest_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision):
+    """Add new and changed files under PATHS to the KB (only changed files are re-embedded)."""
+    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror=False, precision=precision)
+
+
+@main.command("sync")
+@_with_options
+def sync_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision):
+    """Make the KB mirror PATHS: add new, update changed, remove documents whose files are gone."""
+    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror=True, precision=precision)
+
+
+@main.command()
+@KB_DIR
+@JSON
+def stats(kb_dir, as_json):
+    """Documents, chunks, model and size of the KB."""
+    kb = KnowledgeBase(kb_dir)
+    info = kb.stats()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:>18}: {value}")
+
+
+@main.command()
+@KB_DIR
+@JSON
+def check(kb_dir, as_json):
+    """Integrity check: every FAISS id has a chunk row and vice versa, counts and model match."""
+    report = KnowledgeBase(kb_dir).check()
+    if as_json:
+        click.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    else:
+        click.echo(f"{report.n_documents} documents, {report.n_chunks} chunks, {report.n_vectors} vectors: "
+                   + ("ok" if report.ok else "PROBLEMS"))
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("doc")
+@KB_DIR
+@JSON
+def history(doc, kb_dir, as_json):
+    """Version history of DOC (its file name or full source path)."""
+    entries = KnowledgeBase(kb_dir).history(doc)
+    if not entries:
+        _fail(f"no document {doc!r} in the KB history; `kb stats` lists the KB")
+    if as_json:
+        click.echo(json.dumps([asdict(e) for e in entries], indent=2))
+        return
+    import datetime as dt
+
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e.at).isoformat(timespec="seconds")
+        click.echo(f"v{e.version:<3} {e.event:<8} {when}  {e.n_chunks:>4} chunks  {e.content_hash[:12]}  {e.source}")
+
+
+def _result_json(result: SearchResult) -> dict:
+    return {
+        "query": result.query,
+        "retriever": result.retriever,
+        "seconds": result.seconds,
+        "diagnostics": asdict(result.diagnostics) if result.diagnostics else None,
+        "hits": [{"rank": h.rank, "score": h.score, **asdict(h.chunk)} for h in result.hits],
+    }
+
+
+def _where(chunk) -> str:
+    if chunk.page is not None:
+        return f"p. {chunk.page}"
+    return f"§ {chunk.section}" if chunk.section else ""
+
+
+@main.command()
+@click.argument("question")
+@KB_DIR
+@JSON
+@click.option("-k", "--top-k", default=5, show_default=True, help="Number of passages.")
+@click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
+@click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
+@click.option("--candidates", "-K", default=100, show_default=True, help="First-stage candidates.")
+def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
+    """Retrieve the passages that best answer QUESTION."""
+    kb = KnowledgeBase(kb_dir)
+    retriever = make_retriever(retriever_name, kb, top_k=top_k, candidates=candidates,
+                               hopfield=HopfieldConfig(beta=beta))
+    result = retriever.search(question)
+    if as_json:
+        click.echo(json.dumps(_result_json(result), indent=2))
+        return
+    for hit in result.hits:
+        c = hit.chunk
+        click.echo(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c)}) score {hit.score:.3f}")
+        snippet = " ".join(c.text.split())
+        click.echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    if result.diagnostics:
+        d = result.diagnostics
+        click.echo(f"hopfield: beta {d.beta}, {d.steps} steps, converged {d.converged}, "
+                   f"entropy {d.entropy:.3f}, {d.candidates} candidates")
+
+
+if __name__ == "__main__":
+    main()
