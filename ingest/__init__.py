@@ -2,6 +2,7 @@
 
 Public surface:
     ingest(paths, kb_dir, config, embedder) -> IngestReport   add/update (and with mirror=True, remove)
+    ingest_texts(records, kb_dir, config, embedder)         the same for in-memory TextRecords (BEIR corpora)
     IngestConfig, IngestReport, FileFailure
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
     load, LoadError, ParsedText, Block, SUPPORTED   file loaders
@@ -10,11 +11,11 @@ Public surface:
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
-from ingest.pipeline import FileFailure, IngestConfig, IngestReport, discover, ingest, parse_file
+from ingest.pipeline import FileFailure, IngestConfig, IngestReport, TextRecord, discover, ingest, ingest_texts, parse_file
 from ingest.tokens import cl100k, count_tokens
 
 __all__ = [
     "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load",
-    "FileFailure", "IngestConfig", "IngestReport", "discover", "ingest", "parse_file",
+    "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "ingest", "ingest_texts", "parse_file",
     "cl100k", "count_tokens",
 ]

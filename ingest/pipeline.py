@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ingest.chunker import ChunkConfig, chunk
-from ingest.loaders import DEFAULT_MAX_BYTES, LoadError, load
+from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText, load
 from kb import Embedder, EmbedderConfig, KnowledgeBase, NewDocument, load_embedder, retrieval_text
 
 # Vectors are saved to the KB's embedding cache every this many chunks, so a crashed
@@ -130,6 +130,16 @@ def parse_file(path: Path, data: bytes, chunking: ChunkConfig) -> tuple[NewDocum
     return doc, parsed.warnings
 
 
+@dataclass(frozen=True)
+class TextRecord:
+    """An in-memory document (e.g. one BEIR corpus entry): source is its unique key in the KB."""
+
+    source: str
+    title: str
+    text: str
+    name: str | None = None
+
+
 def ingest(
     paths: Sequence[str | Path],
     kb_dir: str | Path = "kb_data",
@@ -142,7 +152,7 @@ def ingest(
     on_progress(stage, fraction) lets a UI draw a progress bar.
     """
     started = time.perf_counter()
-    stages: dict[str, float] = {"read": 0.0, "parse": 0.0, "embed": 0.0, "commit": 0.0}
+    stages: dict[str, float] = {"read": 0.0, "parse": 0.0}
     files, roots, failures = discover(paths)
     kb = KnowledgeBase(kb_dir, create=not config.dry_run)
     if config.dry_run:
@@ -172,23 +182,79 @@ def ingest(
             (updated if str(path) in stored else added).append(str(path))
             if on_progress:
                 on_progress("parse", (i + 1) / max(len(files), 1))
-        t = time.perf_counter()
-        vectors, n_embedded, n_reused = _embed_documents(docs, embedder, writer, config.progress, on_progress)
-        stages["embed"] = time.perf_counter() - t
-        for doc, vecs in zip(docs, vectors):
-            writer.put_document(doc, vecs)
         seen = {str(p) for p in files}
         removed = sorted(s for s in stored if config.mirror and _under(s, roots) and s not in seen)
-        for source in removed:
-            writer.remove_document(source)
-        t = time.perf_counter()
-    stages["commit"] = time.perf_counter() - t
+        written = _write(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
-        failed=tuple(failures), warnings=tuple(warnings), chunks_embedded=n_embedded, chunks_reused=n_reused,
-        chunks_written=sum(len(d.chunks) for d in docs), seconds=time.perf_counter() - started,
-        stage_seconds=tuple(stages.items()),
+        failed=tuple(failures), warnings=tuple(warnings), seconds=time.perf_counter() - started,
+        stage_seconds=tuple(stages.items()), **written,
     )
+
+
+def ingest_texts(
+    records: Sequence[TextRecord],
+    kb_dir: str | Path = "kb_data",
+    config: IngestConfig = IngestConfig(),
+    embedder: Embedder | None = None,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> IngestReport:
+    """Like ingest, for in-memory documents (one TextRecord each, chunked like a .txt file).
+
+    With config.mirror, stored documents whose source is not among records are removed.
+    """
+    started = time.perf_counter()
+    kb = KnowledgeBase(kb_dir, create=True)
+    embedder = embedder or load_embedder(config.embedder)
+    stages: dict[str, float] = {"parse": 0.0}
+    added, updated, unchanged, failures = [], [], [], []
+    docs: list[NewDocument] = []
+    seen: set[str] = set()
+    with kb.writer(model=embedder.name, dim=embedder.dim, wait=config.wait) as writer:
+        stored = kb.hashes()
+        t = time.perf_counter()
+        for rec in records:
+            if rec.source in seen:
+                failures.append(FileFailure(rec.source, "duplicate source id; only the first record was kept"))
+                continue
+            seen.add(rec.source)
+            data = (rec.title + "\n\n" + rec.text).encode("utf-8")
+            if stored.get(rec.source) == hashlib.sha256(data).hexdigest():
+                unchanged.append(rec.source)
+                continue
+            if not rec.text.strip():
+                failures.append(FileFailure(rec.source, "empty text"))
+                continue
+            body = rec.text.strip()
+            parsed = ParsedText(title=rec.title or rec.source, kind="text", text=body,
+                                blocks=(Block(0, len(body)),))
+            chunks = chunk(parsed, config.chunking)
+            docs.append(NewDocument(source=rec.source, name=rec.name or rec.source, title=parsed.title, kind="text",
+                                    content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                                    text=body, chunks=tuple(chunks)))
+            (updated if rec.source in stored else added).append(rec.source)
+        stages["parse"] = time.perf_counter() - t
+        removed = sorted(s for s in stored if config.mirror and s not in seen)
+        written = _write(writer, docs, removed, embedder, config, on_progress, stages)
+    return IngestReport(
+        added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
+        failed=tuple(failures), seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()), **written,
+    )
+
+
+def _write(writer, docs, removed, embedder, config, on_progress, stages) -> dict[str, int]:
+    """Embed docs, stage them and the removals in writer (committed when its context exits)."""
+    t = time.perf_counter()
+    vectors, n_embedded, n_reused = _embed_documents(docs, embedder, writer, config.progress, on_progress)
+    stages["embed"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for doc, vecs in zip(docs, vectors):
+        writer.put_document(doc, vecs)
+    for source in removed:
+        writer.remove_document(source)
+    stages["stage"] = time.perf_counter() - t
+    return {"chunks_embedded": n_embedded, "chunks_reused": n_reused,
+            "chunks_written": sum(len(d.chunks) for d in docs)}
 
 
 def _embed_documents(docs, embedder, writer, progress, on_progress):
