@@ -59,6 +59,13 @@ class Corpus:
         _ = self.char_vectorizer
         return self.__dict__["char_matrix"]
 
+    @cached_property
+    def vocabulary(self):
+        """The Hopfield memory of the KB's words, for query repair."""
+        from retriever.vocabulary import VocabularyMemory
+
+        return VocabularyMemory.build(self.texts)
+
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for query, aligned with ids: (N,)."""
         tokens = bm25_tokens([query])[0]

@@ -3,6 +3,12 @@
 Names follow hopfield-layers: beta (inverse temperature), update_steps_max,
 update_steps_eps. Shapes: patterns X is (B, K, d) -- K stored patterns per query --
 and the state xi is (B, d). Nothing here knows about the knowledge base.
+
+The *_gram functions are the same dynamics written for a state that lies in the
+span of the patterns, xi = X^T a: then X xi = G a and xi.xi = a^T G a with the
+Gram matrix G = X X^T (B, K, K), so the update never needs the d-dimensional
+vectors. After the first update every state has that form, which is what lets
+the reader mix sparse character n-gram patterns with dense ones cheaply.
 """
 
 from __future__ import annotations
@@ -82,3 +88,66 @@ def iterate(
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """Shannon entropy in nats of each row of p: (B,)."""
     return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+
+
+@dataclass(frozen=True)
+class GramRetrieval:
+    """Result of iterate_gram(): final weights a (B, K) with state xi = X^T a, scores X xi = G a (B, K),
+    energies (B, steps+1) of xi_1 = X^T softmax(cue) and each later state, steps (B,), converged (B,)."""
+
+    weights: torch.Tensor
+    scores: torch.Tensor
+    energies: torch.Tensor
+    steps: torch.Tensor
+    converged: torch.Tensor
+
+
+def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def energy_gram(weights: torch.Tensor, gram: torch.Tensor, beta: float, mask: torch.Tensor) -> torch.Tensor:
+    """energy() of the state xi = X^T weights, from the Gram matrix alone: (B,)."""
+    scores = torch.einsum("bkj,bj->bk", gram, weights)
+    lse = torch.logsumexp((beta * scores).masked_fill(~mask, float("-inf")), dim=-1) / beta
+    sq = torch.einsum("bk,bk->b", weights, scores)
+    k = mask.sum(-1).to(gram.dtype)
+    big_m2 = torch.diagonal(gram, dim1=-2, dim2=-1).masked_fill(~mask, 0).amax(-1)
+    return -lse + 0.5 * sq + torch.log(k) / beta + 0.5 * big_m2
+
+
+def iterate_gram(
+    cue: torch.Tensor,
+    gram: torch.Tensor,
+    beta: float,
+    mask: torch.Tensor | None = None,
+    update_steps_max: int = 5,
+    update_steps_eps: float = 1e-4,
+) -> GramRetrieval:
+    """Hopfield dynamics from a cue given as attention logits over the K patterns.
+
+    cue: (B, K) -- beta * X xi_0 for some query state xi_0, or any evidence on that scale.
+    gram: (B, K, K) = X X^T; mask: (B, K) True for real patterns (rows padded with False are ignored).
+    The first update gives xi_1 = X^T softmax(cue); then xi <- X^T softmax(beta X xi) until the
+    state moves less than update_steps_eps (L2) or update_steps_max updates in all.
+    """
+    mask = torch.ones(cue.shape, dtype=torch.bool) if mask is None else mask
+    weights = _masked_softmax(cue, mask)
+    energies = [energy_gram(weights, gram, beta, mask)]
+    b = cue.shape[0]
+    steps = torch.ones(b, dtype=torch.long)
+    done = torch.zeros(b, dtype=torch.bool)
+    for _ in range(max(update_steps_max - 1, 0)):
+        scores = torch.einsum("bkj,bj->bk", gram, weights)
+        new = _masked_softmax(beta * scores, mask)
+        diff = new - weights
+        moved = torch.einsum("bk,bkj,bj->b", diff, gram, diff).clamp_min(0).sqrt()
+        weights = torch.where(done.unsqueeze(-1), weights, new)
+        steps = steps + (~done).long()
+        done = done | (moved < update_steps_eps)
+        energies.append(energy_gram(weights, gram, beta, mask))
+        if bool(done.all()):
+            break
+    scores = torch.einsum("bkj,bj->bk", gram, weights)
+    return GramRetrieval(weights=weights, scores=scores, energies=torch.stack(energies, dim=1), steps=steps,
+                         converged=done)

@@ -23,7 +23,8 @@ class Diagnostics:
     beta: inverse temperature used; steps: updates applied; converged: the state moved
     less than update_steps_eps on the last step; energy: E after each step (first
     entry is the query state); entropy: of the final attention over candidates, in nats
-    (0 = settled on one passage, log(K) = uniform mix).
+    (0 = settled on one passage, log(K) = uniform mix); repairs: (garbled word, stored
+    word) pairs the vocabulary memory replaced; query_used: the query after repair.
     """
 
     beta: float
@@ -32,6 +33,8 @@ class Diagnostics:
     energy: tuple[float, ...]
     entropy: float
     candidates: int
+    repairs: tuple[tuple[str, str], ...] = ()
+    query_used: str = ""
 
 
 @dataclass(frozen=True)
