@@ -73,12 +73,17 @@ class Corpus:
             return np.zeros(len(self.texts), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
 
+    @cached_property
+    def char_matrix_t(self) -> sp.csr_matrix:
+        """char_matrix transposed, kept in CSR so a query's scores are one sparse product."""
+        return self.char_matrix.T.tocsr()
+
     def char_query(self, queries: list[str]) -> sp.csr_matrix:
         return self.char_vectorizer.transform(queries)
 
     def char_scores(self, queries: list[str]) -> np.ndarray:
         """Cosine of each query's char n-gram TF-IDF with every chunk: (B, N)."""
-        return np.asarray((self.char_query(queries) @ self.char_matrix.T).todense(), dtype=np.float32)
+        return (self.char_query(queries) @ self.char_matrix_t).toarray().astype(np.float32, copy=False)
 
 
 _CACHE: dict[str, Corpus] = {}
