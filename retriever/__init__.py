@@ -5,6 +5,8 @@ Public surface:
     DenseRetriever, BM25Retriever, HybridRetriever   baselines behind the same interface
     make_retriever(name, kb, ...)            one of the above by name
     Hit, SearchResult, Diagnostics, Ranked   results
+    VocabularyMemory, Repair                 the word memory that repairs garbled queries
+    KBLangChainRetriever, to_documents       langchain-core BaseRetriever over any of the above
     hopfield_math                            the pure update / energy functions
 """
 
@@ -12,11 +14,14 @@ from retriever import hopfield_math
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
+from retriever.langchain import KBLangChainRetriever, to_documents
 from retriever.registry import RETRIEVERS, make_retriever
 from retriever.results import Diagnostics, Hit, SearchResult
+from retriever.vocabulary import Repair, VocabularyMemory
 
 __all__ = [
     "hopfield_math", "Ranked", "Retriever", "check_query",
     "BM25Retriever", "DenseRetriever", "HybridRetriever", "HopfieldConfig", "HopfieldRetriever",
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
+    "KBLangChainRetriever", "to_documents", "Repair", "VocabularyMemory",
 ]

@@ -7,7 +7,7 @@ shares most, with a small log-frequency bias so that common words win near-ties.
 That word replaces the cue. Words the KB already knows are left alone, as are
 short words and words in scripts the n-grams do not cover.
 
-    >>> memory = VocabularyMemory.build(["refund policy for annual plans"])
+    >>> memory = VocabularyMemory.build(["refund policy for an annual plan"])
     >>> memory.repair("refnd polcy for anual plan").text
     'refund policy for annual plan'
 """

@@ -1,0 +1,126 @@
+"""Every retriever on the real sample KB: right passages, diagnostics, clear errors, LangChain."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from langchain_core.runnables import RunnableLambda
+
+from data import SAMPLE_QUESTIONS
+from kb import EmptyKBError, KBError, KnowledgeBase
+from retriever import RETRIEVERS, HopfieldConfig, KBLangChainRetriever, VocabularyMemory, make_retriever
+from tests.helpers import read_questions
+from ui.cli import main
+
+QUESTIONS = read_questions(SAMPLE_QUESTIONS)
+
+
+def _doc_hits_at(results, questions, k: int) -> int:
+    return sum(any(h.chunk.doc_name in q["relevant"] for h in r.hits[:k]) for r, q in zip(results, questions))
+
+
+@pytest.mark.parametrize("name", RETRIEVERS)
+def test_each_retriever_finds_the_right_document_for_clean_questions(sample_kb, embedder, name):
+    clean = [q for q in QUESTIONS if q["style"] == "clean"]
+    results = make_retriever(name, sample_kb, embedder, top_k=5).search_batch([q["question"] for q in clean])
+    assert _doc_hits_at(results, clean, 5) >= 0.9 * len(clean)
+    for r in results:
+        scores = [h.score for h in r.hits]
+        assert len(r.hits) == 5 and scores == sorted(scores, reverse=True)
+        assert [h.rank for h in r.hits] == [1, 2, 3, 4, 5]
+        assert all(h.chunk is not None and h.chunk.text for h in r.hits)
+
+
+def test_hopfield_ranks_the_answer_first_for_typo_questions_at_least_as_often_as_dense(sample_kb, embedder):
+    typo = [q for q in QUESTIONS if q["style"] == "typo"]
+    texts = [q["question"] for q in typo]
+    hop = make_retriever("hopfield", sample_kb, embedder).search_batch(texts)
+    dense = make_retriever("dense", sample_kb, embedder).search_batch(texts)
+    assert _doc_hits_at(hop, typo, 1) >= _doc_hits_at(dense, typo, 1)
+    assert _doc_hits_at(hop, typo, 5) == len(typo)
+
+
+def test_hopfield_repairs_garbled_words_and_reports_its_dynamics(sample_kb, embedder):
+    result = make_retriever("hopfield", sample_kb, embedder).search("refnd polcy for anual plan cancelation")
+    d = result.diagnostics
+    assert dict(d.repairs) == {"refnd": "refund", "polcy": "policy", "anual": "annual",
+                               "cancelation": "cancellation"}
+    assert d.query_used == "refund policy for annual plan cancellation"
+    assert result.hits[0].chunk.doc_name == "refund-and-cancellation-policy.md"
+    assert 1 <= d.steps <= HopfieldConfig().update_steps_max and len(d.energy) == d.steps
+    assert all(b <= a + 1e-5 for a, b in zip(d.energy, d.energy[1:]))
+    assert 0.0 <= d.entropy <= math.log(d.candidates) + 1e-6
+
+
+def test_batched_search_equals_one_query_at_a_time(sample_kb, embedder):
+    texts = [q["question"] for q in QUESTIONS[:6]]
+    retriever = make_retriever("hopfield", sample_kb, embedder)
+    batched = retriever.search_batch(texts)
+    for text, b in zip(texts, batched):
+        single = retriever.search(text)
+        assert [h.chunk.id for h in single.hits] == [h.chunk.id for h in b.hits]
+        np.testing.assert_allclose([h.score for h in single.hits], [h.score for h in b.hits], atol=1e-4)
+
+
+def test_vocabulary_memory_leaves_known_and_foreign_words_alone():
+    memory = VocabularyMemory.build(["Refund policy for annual plans and invoices"])
+    assert memory.repair("refund policy").changes == ()
+    assert memory.repair("Rückerstattung für 年間プラン").changes == ()
+    assert memory.repair("invoces").text == "invoices"
+
+
+@pytest.mark.parametrize("query", ["年間プランの返金ポリシー", "политика возврата", "🙂 refund ??", "a", "x" * 5000])
+def test_odd_scripts_and_odd_lengths_return_results(sample_kb, embedder, query):
+    result = make_retriever("hopfield", sample_kb, embedder).search(query)
+    assert len(result.hits) == 5
+
+
+@pytest.mark.parametrize("query", ["", "   ", "?!.,;", "\n\t"])
+def test_empty_or_punctuation_queries_are_refused_clearly(sample_kb, embedder, query):
+    with pytest.raises(KBError, match="empty or only punctuation"):
+        make_retriever("hopfield", sample_kb, embedder).search(query)
+
+
+@pytest.mark.parametrize("beta", [0, -1, float("nan"), float("inf")])
+def test_bad_beta_is_refused_naming_the_range(beta):
+    with pytest.raises(KBError, match="beta must be"):
+        HopfieldConfig(beta=beta)
+
+
+def test_candidates_below_top_k_and_unknown_names_are_refused(sample_kb, embedder):
+    with pytest.raises(KBError, match="candidates"):
+        make_retriever("hopfield", sample_kb, embedder, top_k=10, candidates=5)
+    with pytest.raises(KBError, match="unknown retriever"):
+        make_retriever("nearest", sample_kb, embedder)
+
+
+def test_searching_an_empty_kb_says_to_ingest_first(tmp_path, embedder):
+    kb = KnowledgeBase(tmp_path / "empty", create=True)
+    with pytest.raises(EmptyKBError, match="ingest"):
+        make_retriever("hopfield", kb, embedder).search("refund")
+
+
+def test_langchain_retriever_works_inside_a_runnable_chain(sample_kb, embedder):
+    lc = KBLangChainRetriever(retriever=make_retriever("hopfield", sample_kb, embedder), k=3)
+    chain = RunnableLambda(str.strip) | lc | RunnableLambda(lambda docs: [d.metadata["name"] for d in docs])
+    names = chain.invoke("  How many days do new subscriptions have for a full refund?  ")
+    assert names[0] == "refund-and-cancellation-policy.md" and len(names) == 3
+    doc = lc.invoke("refund window")[0]
+    meta = doc.metadata
+    assert doc.page_content == sample_kb.document_text(meta["doc_id"])[meta["char_start"]:meta["char_end"]]
+    assert {"chunk_id", "title", "page", "section", "score", "version", "steps", "converged"} <= set(meta)
+
+
+def test_kb_search_cli_takes_retriever_and_beta(sample_kb_dir):
+    runner = CliRunner()
+    out = runner.invoke(main, ["search", "anual plan refnd", "--kb-dir", str(sample_kb_dir), "--retriever",
+                               "hopfield", "--beta", "8", "-k", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output)
+    assert len(payload["hits"]) == 3 and payload["diagnostics"]["beta"] == 8
+    bad = runner.invoke(main, ["search", "refund", "--kb-dir", str(sample_kb_dir), "--beta", "0"])
+    assert bad.exit_code == 2 and "beta must be" in bad.output
