@@ -201,6 +201,8 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
         d = result.diagnostics
         click.echo(f"hopfield: beta {d.beta}, {d.steps} steps, converged {d.converged}, "
                    f"entropy {d.entropy:.3f}, {d.candidates} candidates")
+        if d.repairs:
+            click.echo("repaired: " + ", ".join(f"{a} -> {b}" for a, b in d.repairs))
 
 
 if __name__ == "__main__":
