@@ -8,9 +8,12 @@ Public surface:
     VocabularyMemory, Repair                 the word memory that repairs garbled queries
     KBLangChainRetriever, to_documents       langchain-core BaseRetriever over any of the above
     hopfield_math                            the pure update / energy functions
+    answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention)
+    Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
 """
 
 from retriever import hopfield_math
+from retriever.answer import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig, answer
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
