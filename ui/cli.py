@@ -205,5 +205,13 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
             click.echo("repaired: " + ", ".join(f"{a} -> {b}" for a, b in d.repairs))
 
 
+# Commands that live in their own modules.
+from ui.ask_command import ask  # noqa: E402
+from ui.ui_command import ui  # noqa: E402
+
+main.add_command(ask)
+main.add_command(ui)
+
+
 if __name__ == "__main__":
     main()

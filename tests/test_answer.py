@@ -1,0 +1,246 @@
+"""The answer layer on the real sample KB: cited sentences are verbatim from retrieved passages, weak evidence abstains."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from data import DATA_DIR, SAMPLE_QUESTIONS
+from ingest import IngestConfig, TextRecord, ingest_texts
+from kb import KBError, KnowledgeBase
+from retriever import NOT_FOUND, RETRIEVERS, Answer, AnswerConfig, LLMConfig, answer, make_retriever
+from retriever.answer_llm import validate_markers
+from retriever.answer_sentences import split_sentences
+from tests.helpers import read_questions
+
+QUESTIONS = read_questions(SAMPLE_QUESTIONS)
+UNANSWERABLE = read_questions(DATA_DIR / "unanswerable.jsonl")
+MARKER = re.compile(r"\[(\d+)\]")
+
+
+def assert_citations_are_grounded(ans: Answer, kb: KnowledgeBase) -> None:
+    """Every [n] names a citation, every citation is a retrieved chunk, every quote is verbatim."""
+    markers = [int(m) for m in MARKER.findall(ans.text)]
+    assert sorted(set(markers)) == [c.n for c in ans.citations] == list(range(1, len(ans.citations) + 1))
+    retrieved = {h.chunk.id for h in ans.search.hits}
+    for c in ans.citations:
+        assert c.chunk_id in retrieved
+        doc = kb.document(c.doc_source)
+        assert doc is not None and doc.name == c.doc_name and doc.version == c.doc_version
+        assert kb.document_text(doc.id)[c.start : c.end] == c.quote
+        a, b = c.chunk_span
+        assert c.chunk.text[a:b] == c.quote and c.chunk.id == c.chunk_id
+        assert " ".join(c.quote.split()) in ans.text
+
+
+def test_answers_cite_only_retrieved_passages_and_quote_them_verbatim(sample_kb, embedder):
+    retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+    sample = [q for q in QUESTIONS if q["style"] != "loose"][::4]
+    answered = 0
+    for q in sample:
+        ans = answer(q["question"], retriever)
+        assert_citations_are_grounded(ans, sample_kb)
+        answered += not ans.abstained
+    assert answered >= 0.8 * len(sample)
+
+
+def test_first_citation_names_the_labelled_document_and_pdf_page(sample_kb, embedder):
+    retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+    pdf_questions = [q for q in QUESTIONS if q["page"] is not None and q["style"] == "clean"]
+    right_doc = right_page = 0
+    for q in pdf_questions:
+        ans = answer(q["question"], retriever)
+        if ans.citations and ans.citations[0].doc_name in q["relevant"]:
+            right_doc += 1
+            right_page += ans.citations[0].page == q["page"]
+    assert right_doc >= 0.8 * len(pdf_questions)
+    assert right_page >= 0.7 * len(pdf_questions)
+
+
+def test_every_retriever_yields_grounded_citations(sample_kb, embedder):
+    q = next(q for q in QUESTIONS if q["id"] == "q002")
+    for name in RETRIEVERS:
+        ans = answer(q["question"], make_retriever(name, sample_kb, embedder, top_k=5))
+        assert not ans.abstained, name
+        assert_citations_are_grounded(ans, sample_kb)
+        assert ans.search.retriever == name
+
+
+def test_out_of_scope_questions_abstain_and_show_the_closest_passages(sample_kb, embedder):
+    retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+    results = [answer(q["question"], retriever) for q in UNANSWERABLE[::3]]
+    abstained = [a for a in results if a.abstained]
+    assert len(abstained) >= 0.6 * len(results)
+    for a in abstained:
+        assert a.text == NOT_FOUND and a.citations == ()
+        assert 1 <= len(a.closest) <= AnswerConfig().closest
+        assert {h.chunk.id for h in a.closest} <= {h.chunk.id for h in a.search.hits}
+        assert a.evidence < a.threshold
+
+
+def test_raising_the_threshold_turns_an_answer_into_an_abstention(sample_kb, embedder):
+    retriever = make_retriever("dense", sample_kb, embedder, top_k=5)
+    q = QUESTIONS[0]["question"]
+    ans = answer(q, retriever)
+    assert not ans.abstained
+    strict = answer(q, retriever, AnswerConfig(min_evidence=ans.evidence + 0.01))
+    assert strict.abstained and strict.evidence == pytest.approx(ans.evidence)
+
+
+def test_answer_length_and_sentence_caps_hold(sample_kb, embedder):
+    retriever = make_retriever("dense", sample_kb, embedder, top_k=5)
+    for q in QUESTIONS[:6]:
+        one = answer(q["question"], retriever, AnswerConfig(max_sentences=1, min_evidence=0.0))
+        assert len(one.citations) == 1
+        capped = answer(q["question"], retriever, AnswerConfig(max_chars=200, margin=1.0, min_evidence=0.0))
+        body = MARKER.sub("", capped.text)
+        # the first sentence is always kept; others only while the total stays under the cap
+        assert len(capped.citations) == 1 or len(body) <= 200 + 5 * len(capped.citations)
+
+
+def test_near_duplicate_sentences_are_cited_once(tmp_path, embedder):
+    kb_dir = tmp_path / "kb"
+    sentence = "Refunds for annual plans are paid back to the original card within 10 business days."
+    records = [
+        TextRecord(source="policy-a", title="Refund policy", text=f"{sentence} Contact billing for help."),
+        TextRecord(source="policy-b", title="Refund policy (copy)", text=f"{sentence}  Our office is in Leeds."),
+        TextRecord(source="other", title="Office", text="The office coffee machine is cleaned every Friday morning."),
+    ]
+    ingest_texts(records, kb_dir, IngestConfig(), embedder=embedder)
+    kb = KnowledgeBase(kb_dir)
+    ans = answer("how long until an annual plan refund reaches the card", make_retriever("dense", kb, embedder, top_k=3),
+                 AnswerConfig(margin=1.0, max_sentences=3))
+    quotes = [" ".join(c.quote.split()) for c in ans.citations]
+    assert quotes.count(sentence) == 1
+    assert_citations_are_grounded(ans, kb)
+
+
+def test_answers_follow_a_sync_without_a_restart(kb_copy, embedder, tmp_path):
+    kb = KnowledgeBase(kb_copy)
+    retriever = make_retriever("hybrid", kb, embedder, top_k=5)
+    question = "What colour is the Zorblax loyalty badge for Tallyo partners?"
+    assert answer(question, retriever).abstained
+    doc = tmp_path / "zorblax-badges.md"
+    doc.write_text("# Zorblax partner badges\n\nThe Zorblax loyalty badge for Tallyo partners is coloured teal "
+                   "and appears on every partner invoice.\n")
+    from ingest import ingest
+
+    ingest([doc], kb_copy, IngestConfig(), embedder=embedder)
+    after = answer(question, retriever)
+    assert not after.abstained and after.citations[0].doc_name == "zorblax-badges.md"
+    assert "teal" in after.citations[0].quote
+    assert_citations_are_grounded(after, kb)
+
+
+def test_empty_question_is_a_clear_error(sample_kb, embedder):
+    with pytest.raises(KBError, match="empty"):
+        answer("  ?! ", make_retriever("dense", sample_kb, embedder))
+
+
+# ---- sentences ---------------------------------------------------------------------------
+
+def test_sentence_spans_are_verbatim_and_skip_markdown_and_pdf_layout():
+    text = ("## Refunds\n\nNew plans are refunded in full within 14 days, e.g. a plan bought on\n"
+            "the 1st. Annual plans are prorated.\n\n- Monthly plans: no partial refunds;\n- Chargebacks: see "
+            "below.\n\n| Plan | Limit |\n|---|---|\n| Team | 5 users |\nHow to claim\nWrite to billing@x.example.")
+    spans = split_sentences(text)
+    got = [text[s.start : s.end] for s in spans]
+    assert got[0] == "Refunds" and spans[0].heading
+    assert "New plans are refunded in full within 14 days, e.g. a plan bought on\nthe 1st." in got
+    assert "Annual plans are prorated." in got
+    assert "Monthly plans: no partial refunds;" in got
+    assert "Team | 5 users" in got
+    assert "How to claim" in got and "Write to billing@x.example." in got
+    assert all(not g.startswith(("-", "|", "#")) for g in got)
+
+
+# ---- generative endpoint -----------------------------------------------------------------
+
+class _ChatServer:
+    """A local OpenAI-compatible endpoint (no LLM runs here): replies with a fixed text, records requests."""
+
+    def __init__(self, reply: str):
+        self.reply = reply
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "body": body})
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": outer.reply}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_generated_answers_keep_only_citations_to_retrieved_sources(sample_kb, embedder):
+    server = _ChatServer("New subscriptions can be refunded within 14 days [2]. Partial months are not refunded "
+                         "[2, 9]. See also [7].")
+    try:
+        retriever = make_retriever("dense", sample_kb, embedder, top_k=5)
+        ans = answer(QUESTIONS[0]["question"], retriever, AnswerConfig(llm=LLMConfig(url=server.url, model="m")))
+    finally:
+        server.close()
+    assert ans.mode == "generative" and not ans.abstained
+    assert "[9]" not in ans.text and "[7]" not in ans.text and "[2]" not in ans.text
+    assert ans.text.count("[1]") == 2 and len(ans.citations) == 1
+    assert ans.citations[0].chunk_id == ans.search.hits[1].chunk.id
+    assert any("[9]" in n and "[7]" in n for n in ans.notes)
+    assert_citations_are_grounded_generative(ans, sample_kb)
+    request = server.requests[0]
+    assert request["path"] == "/v1/chat/completions" and request["body"]["model"] == "m"
+    prompt = request["body"]["messages"][-1]["content"]
+    assert "[5]" in prompt and QUESTIONS[0]["question"] in prompt
+
+
+def assert_citations_are_grounded_generative(ans: Answer, kb: KnowledgeBase) -> None:
+    retrieved = {h.chunk.id for h in ans.search.hits}
+    for c in ans.citations:
+        assert c.chunk_id in retrieved
+        doc = kb.document(c.doc_source)
+        assert kb.document_text(doc.id)[c.start : c.end] == c.quote
+
+
+def test_generated_answer_without_valid_citations_abstains(sample_kb, embedder):
+    server = _ChatServer("Refunds are always possible [12].")
+    try:
+        ans = answer(QUESTIONS[0]["question"], make_retriever("dense", sample_kb, embedder, top_k=5),
+                     AnswerConfig(llm=LLMConfig(url=server.url, model="m")))
+    finally:
+        server.close()
+    assert ans.abstained and ans.text == NOT_FOUND and ans.closest
+    assert any("[12]" in n for n in ans.notes)
+
+
+def test_unreachable_endpoint_falls_back_to_the_extractive_answer(sample_kb, embedder):
+    server = _ChatServer("unused")
+    url = server.url
+    server.close()  # nothing listens there now
+    ans = answer(QUESTIONS[0]["question"], make_retriever("dense", sample_kb, embedder, top_k=5),
+                 AnswerConfig(llm=LLMConfig(url=url, model="m", timeout=5)))
+    assert ans.mode == "extractive" and ans.citations
+    assert any("cannot reach" in n for n in ans.notes)
+
+
+def test_marker_validation_renumbers_in_order_of_first_use():
+    text, order, dropped = validate_markers("A [3]. B [1][3]. C [4, 1] D [0].", n_sources=3)
+    assert order == [3, 1] and dropped == [4, 0]
+    assert text == "A [1]. B [2][1]. C [2] D."

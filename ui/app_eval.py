@@ -1,0 +1,102 @@
+"""The evaluation page: retrieval quality on a labelled question set, and feedback exported as such a set."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from data import SAMPLE_QUESTIONS
+from kb import KBError, KnowledgeBase
+from retriever import RETRIEVERS
+from ui import app_state
+from ui.app_files import feedback_jsonl, feedback_questions
+from ui.app_render import md_escape
+
+MAX_SET_MB = 5
+
+
+def parse_labelled_set(text: str, name: str) -> list[dict]:
+    """JSON-lines records with "question" and "relevant" (list of document file names); KBError names the bad line."""
+    out = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise KBError(f"{name} line {i}: not JSON ({exc.msg}); each line must be one JSON object") from exc
+        if not isinstance(rec, dict) or not isinstance(rec.get("question"), str) or not isinstance(
+                rec.get("relevant"), list) or not rec["relevant"]:
+            raise KBError(f"{name} line {i}: needs \"question\" (text) and \"relevant\" (a list of file names)")
+        rec.setdefault("id", f"{name}:{i}")
+        out.append(rec)
+    if not out:
+        raise KBError(f"{name} holds no questions")
+    return out
+
+
+def _labelled_set(kb: KnowledgeBase) -> tuple[str, list[dict]] | None:
+    source = st.radio("Labelled set", ["Sample questions (data/questions.jsonl)", "Feedback from this app",
+                                       "Upload a JSONL file"], key="eval_source", horizontal=True)
+    if source.startswith("Sample"):
+        return "sample", parse_labelled_set(SAMPLE_QUESTIONS.read_text(), SAMPLE_QUESTIONS.name)
+    if source.startswith("Feedback"):
+        records = feedback_questions(kb)
+        if not records:
+            st.info("No confirmed answers yet: give a thumbs-up to answers on the Ask page.", icon=":material/info:")
+            return None
+        return "feedback", records
+    up = st.file_uploader("Questions (JSON lines: question, relevant)", type=["jsonl", "json"], key="eval_upload",
+                          max_upload_size=MAX_SET_MB)
+    if up is None:
+        return None
+    return up.name, parse_labelled_set(up.getvalue().decode("utf-8", errors="replace"), up.name)
+
+
+def _run(kb: KnowledgeBase, name: str, records: list[dict], retrievers: list[str], k: int) -> None:
+    """Run eval's harness on records; shows its table and plots."""
+    import eval as kb_eval  # the eval package (ours), not the builtin
+
+    runner = getattr(kb_eval, "evaluate", None)
+    if runner is None:
+        st.info("The evaluation harness (eval/) is not available in this build yet.", icon=":material/info:")
+        return
+    with st.spinner(f"Evaluating {len(retrievers)} retriever(s) on {len(records)} questions..."):
+        result = runner(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder())
+    st.dataframe(result, hide_index=True)
+
+
+def _feedback_export(kb: KnowledgeBase) -> None:
+    st.subheader("Feedback as a labelled set")
+    records = feedback_questions(kb)
+    rows = kb.feedback()
+    st.caption(f"{len(rows)} feedback entries; {len(records)} questions with a confirmed source. "
+               "A thumbs-up on an answer marks its cited documents as relevant; a later thumbs-down cancels it.")
+    if records:
+        st.dataframe([{"question": r["question"], "relevant": ", ".join(r["relevant"])} for r in records],
+                     hide_index=True, key="feedback_table")
+    st.download_button("Download feedback questions (JSONL)", data=feedback_jsonl(kb), file_name="feedback_questions.jsonl",
+                       mime="application/json", disabled=not records, on_click="ignore", icon=":material/download:")
+
+
+def render() -> None:
+    st.title("Evaluation")
+    path = app_state.kb_dir()
+    try:
+        kb = app_state.knowledge_base(path)
+    except KBError as exc:
+        st.warning(md_escape(str(exc)), icon=":material/warning:")
+        return
+    st.caption("Retrieval quality on a labelled question set: recall, MRR and nDCG per retriever.")
+    chosen = None
+    with app_state.shown_errors("Reading the labelled set"):
+        chosen = _labelled_set(kb)
+    retrievers = st.multiselect("Retrievers", RETRIEVERS, default=list(RETRIEVERS), key="eval_retrievers")
+    k = st.slider("k (cut-off)", 1, 20, 5, key="eval_k")
+    if st.button("Run evaluation", type="primary", disabled=chosen is None or not retrievers, icon=":material/play_arrow:"):
+        name, records = chosen
+        with app_state.shown_errors("Evaluation"):
+            _run(kb, name, records, retrievers, k)
+    with app_state.shown_errors("Reading feedback"):
+        _feedback_export(kb)

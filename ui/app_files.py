@@ -1,0 +1,149 @@
+"""Files in and out of the app: checked uploads, the original document of a citation, feedback as a labelled set."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest import SUPPORTED
+from kb import KBError, KnowledgeBase
+
+MAX_UPLOAD_MB = 20
+ALLOWED_EXTENSIONS = tuple(sorted(SUPPORTED))  # ".htm", ".html", ".markdown", ".md", ".pdf", ".txt"
+UPLOAD_DIR = "uploads"
+MAX_NAME = 120
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+MIME = {".pdf": "application/pdf", ".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
+        ".htm": "text/html", ".txt": "text/plain"}
+
+
+def safe_upload_name(name: str) -> str:
+    """A file name safe to create in the uploads folder: no directories, no odd characters, an allowed type.
+
+    Raises KBError naming the file and the reason when nothing usable is left or the type is not allowed.
+    """
+    base = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
+    base = _UNSAFE.sub("_", base).strip(" ._")
+    stem, dot, ext = base.rpartition(".")
+    ext = f".{ext.lower()}" if dot else ""
+    if ext not in ALLOWED_EXTENSIONS:
+        raise KBError(f"{name!r}: file type {ext or '(none)'} is not allowed; upload one of "
+                      f"{', '.join(ALLOWED_EXTENSIONS)}")
+    stem = re.sub(r"_{2,}", "_", stem).strip(" ._")
+    if not stem:
+        raise KBError(f"{name!r}: the name has no usable characters; rename the file and upload it again")
+    return stem[: MAX_NAME - len(ext)] + ext
+
+
+def upload_dir(kb_dir: Path) -> Path:
+    return Path(kb_dir).resolve() / UPLOAD_DIR
+
+
+def save_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Path:
+    """Write an uploaded file into KB_DIR/uploads under its sanitised name (replacing an older upload of that name)."""
+    if len(data) > max_mb * 2**20:
+        raise KBError(f"{name!r} is {len(data) / 2**20:.1f} MB, over the {max_mb} MB upload limit")
+    if not data.strip():
+        raise KBError(f"{name!r} is empty")
+    folder = upload_dir(kb_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = (folder / safe_upload_name(name)).resolve()
+    if dest.parent != folder:  # belt and braces: the sanitised name can never leave the folder
+        raise KBError(f"{name!r}: refused, the name points outside the uploads folder")
+    tmp = dest.with_name(f".{dest.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
+
+
+@dataclass(frozen=True)
+class Download:
+    """Bytes for a download button."""
+
+    data: bytes
+    file_name: str
+    mime: str
+    label: str
+
+
+def original_document(kb: KnowledgeBase, doc_source: str, doc_name: str, page: int | None) -> list[Download]:
+    """Ways to open a cited document: the page of a PDF on its own, the original file, or the stored text.
+
+    The original is read from its source path; when that file is gone the KB's extracted text is offered.
+    """
+    path = Path(doc_source)
+    out: list[Download] = []
+    if path.is_file():
+        data = path.read_bytes()
+        ext = path.suffix.lower()
+        if ext == ".pdf" and page is not None:
+            single = pdf_page(data, page)
+            if single is not None:
+                out.append(Download(single, f"{path.stem}-page-{page}.pdf", "application/pdf", f"Open page {page} (PDF)"))
+        out.append(Download(data, path.name, MIME.get(ext, "application/octet-stream"), "Original document"))
+        return out
+    doc = kb.document(doc_source)
+    if doc is not None:
+        text = kb.document_text(doc.id)
+        out.append(Download(text.encode("utf-8"), f"{Path(doc_name).stem}.txt", "text/plain",
+                            "Document text (original file not found)"))
+    return out
+
+
+def pdf_page(data: bytes, page: int) -> bytes | None:
+    """One page (1-based) of a PDF as its own PDF, or None if the PDF cannot be read."""
+    from pypdf import PdfReader, PdfWriter
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if not 1 <= page <= len(reader.pages):
+            return None
+        writer = PdfWriter()
+        writer.add_page(reader.pages[page - 1])
+        buf = io.BytesIO()
+        writer.write(buf)
+        return buf.getvalue()
+    except Exception:  # noqa: BLE001 - encrypted or damaged: the whole file is still offered
+        return None
+
+
+def record_feedback(kb: KnowledgeBase, question: str, citations, helpful: bool) -> int:
+    """Store a thumbs up/down: one row per cited passage (one row without a passage for an abstention)."""
+    rows = 0
+    for c in citations or [None]:
+        kb.add_feedback(question, c.chunk_id if c else None, c.doc_source if c else None, helpful)
+        rows += 1
+    return rows
+
+
+def feedback_questions(kb: KnowledgeBase) -> list[dict]:
+    """Questions whose cited passages were confirmed helpful, as eval's labelled-set records.
+
+    A later thumbs-down on the same question cancels earlier thumbs-ups. Each record:
+    {"id", "question", "relevant": [document file names], "source": "feedback"}.
+    """
+    confirmed: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for fb in kb.feedback():
+        if not fb.helpful:
+            confirmed[fb.question] = []
+            continue
+        if not fb.doc_source:
+            continue
+        if fb.doc_source not in names:
+            doc = kb.document(fb.doc_source)
+            names[fb.doc_source] = doc.name if doc else Path(fb.doc_source).name
+        docs = confirmed.setdefault(fb.question, [])
+        if names[fb.doc_source] not in docs:
+            docs.append(names[fb.doc_source])
+    return [{"id": f"fb{i:04d}", "question": q, "relevant": docs, "source": "feedback"}
+            for i, (q, docs) in enumerate(((q, d) for q, d in confirmed.items() if d), start=1)]
+
+
+def feedback_jsonl(kb: KnowledgeBase) -> str:
+    return "".join(json.dumps(r) + "\n" for r in feedback_questions(kb))

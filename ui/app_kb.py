@@ -1,0 +1,144 @@
+"""The knowledge-base page: documents with version / ingest time / chunks, uploads, folder re-ingest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import Counter
+from pathlib import Path
+
+import streamlit as st
+
+from ingest import IngestConfig, IngestReport, ingest
+from kb import KBError, KnowledgeBase
+from ui import app_state
+from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload, upload_dir
+from ui.app_render import md_escape
+
+STAGES = {"parse": "Reading and chunking", "embed": "Embedding", "write": "Writing"}
+
+
+def _open_kb(path: Path) -> KnowledgeBase | None:
+    try:
+        return app_state.knowledge_base(path)
+    except KBError:
+        return None
+
+
+def _documents_table(kb: KnowledgeBase) -> None:
+    docs = kb.documents()
+    if not docs:
+        st.info("No documents yet: upload files or ingest a folder below.", icon=":material/info:")
+        return
+    rows = [{
+        "document": d.name,
+        "title": d.title,
+        "type": d.kind,
+        "version": d.version,
+        "ingested": dt.datetime.fromtimestamp(d.ingested_at).strftime("%Y-%m-%d %H:%M:%S"),
+        "chunks": d.n_chunks,
+        "size (KB)": round(d.size_bytes / 1024, 1),
+        "source": d.source,
+    } for d in docs]
+    st.dataframe(rows, hide_index=True, width="stretch", key="documents_table")
+
+
+def _progress_callback(bar):
+    def on_progress(stage: str, fraction: float) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{STAGES.get(stage, stage.capitalize())}: {fraction:.0%}")
+    return on_progress
+
+
+def _summary(report: IngestReport) -> None:
+    counts = report.counts()
+    line = ", ".join(f"{v} {k}" for k, v in counts.items())
+    message = (f"{line}; {report.chunks_embedded} chunks embedded, {report.chunks_reused} reused, "
+               f"{report.seconds:.1f} s")
+    (st.warning if report.failed else st.success)(md_escape(message), icon=":material/task_alt:")
+    details = [(label, getattr(report, label)) for label in ("added", "updated", "removed")]
+    for label, sources in details:
+        if sources:
+            st.caption(md_escape(f"{label}: " + ", ".join(Path(s).name for s in sources)))
+    for failure in report.failed:
+        st.error(md_escape(f"{Path(failure.path).name}: {failure.reason}"), icon=":material/error:")
+    for warning in report.warnings[:10]:
+        st.caption(md_escape(f"warning: {warning}"))
+
+
+def _run_ingest(paths: list[Path], path: Path, mirror: bool) -> None:
+    bar = st.progress(0.0, text="Starting...")
+    report = ingest(paths, path, IngestConfig(mirror=mirror, wait=30.0), embedder=app_state.embedder(),
+                    on_progress=_progress_callback(bar))
+    bar.progress(1.0, text="Done")
+    st.session_state["kb_last_report"] = report
+
+
+def _uploads(path: Path) -> None:
+    st.subheader("Upload documents")
+    st.caption(md_escape(f"Allowed: {', '.join(ALLOWED_EXTENSIONS)}; up to {MAX_UPLOAD_MB} MB each. "
+                         "A file with the name of an earlier upload replaces it as a new version."))
+    key = f"uploader_{st.session_state.get('uploader_round', 0)}"
+    files = st.file_uploader("Files to add or update", type=[e.lstrip(".") for e in ALLOWED_EXTENSIONS],
+                             accept_multiple_files=True, key=key, max_upload_size=MAX_UPLOAD_MB)
+    if st.button("Ingest uploaded files", disabled=not files, type="primary", icon=":material/upload:"):
+        saved: list[Path] = []
+        for f in files or []:
+            try:
+                saved.append(save_upload(path, f.name, f.getvalue()))
+            except KBError as exc:
+                st.error(md_escape(str(exc)), icon=":material/error:")
+        if saved:
+            with app_state.shown_errors("Ingesting the uploads"):
+                _run_ingest(saved, path, mirror=False)
+                st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1
+                st.rerun()
+
+
+def _default_folder(kb: KnowledgeBase | None, path: Path) -> str:
+    """The folder most documents came from (uploads aside)."""
+    if kb is None:
+        return ""
+    uploads = str(upload_dir(path))
+    parents = Counter(str(Path(d.source).parent) for d in kb.documents() if not d.source.startswith(uploads))
+    return parents.most_common(1)[0][0] if parents else ""
+
+
+def _folder(kb: KnowledgeBase | None, path: Path) -> None:
+    st.subheader("Re-ingest a folder")
+    st.caption("New and changed files are ingested; unchanged files are skipped without re-embedding.")
+    folder = st.text_input("Folder on the server", value=_default_folder(kb, path), key="reingest_folder")
+    mirror = st.checkbox("Also remove documents whose files are gone from the folder (sync)", key="reingest_mirror")
+    if st.button("Re-ingest folder", icon=":material/sync:", disabled=not folder.strip()):
+        target = Path(os.path.expanduser(folder.strip()))
+        if not target.is_dir():
+            st.error(md_escape(f"{target} is not a folder on the server; type the path of a folder of documents"),
+                     icon=":material/error:")
+            return
+        with app_state.shown_errors("Re-ingesting the folder"):
+            _run_ingest([target], path, mirror=mirror)
+            st.rerun()
+
+
+def render() -> None:
+    st.title("Knowledge base")
+    path = app_state.kb_dir()
+    kb = _open_kb(path)
+    if kb is None:
+        st.info(md_escape(f"There is no knowledge base at {path} yet; uploading files creates it."),
+                icon=":material/info:")
+    else:
+        with app_state.shown_errors("Reading the knowledge base"):
+            stats = kb.stats()
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Documents", stats["documents"])
+            c2.metric("Chunks", stats["chunks"])
+            c3.metric("Model", str(stats["model"]))
+            st.caption(md_escape(f"Folder: {path}"))
+    report = st.session_state.pop("kb_last_report", None)
+    if report is not None:
+        _summary(report)
+    if kb is not None:
+        with app_state.shown_errors("Listing documents"):
+            _documents_table(kb)
+    _uploads(path)
+    _folder(kb, path)

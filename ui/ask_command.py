@@ -1,0 +1,82 @@
+"""`kb ask QUESTION`: the answer with [n] markers, then the numbered sources (or, abstaining, the closest passages)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from kb import KnowledgeBase
+from retriever import RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer, make_retriever
+
+
+def _where(page: int | None, section: str | None) -> str:
+    if page is not None:
+        return f"p. {page}"
+    return f"§ {section}" if section else ""
+
+
+def answer_json(ans: Answer) -> dict:
+    """The answer as plain JSON values (chunk records reduced to their ids)."""
+    d = ans.search.diagnostics
+    return {
+        "question": ans.question,
+        "answer": ans.text,
+        "abstained": ans.abstained,
+        "mode": ans.mode,
+        "evidence": round(ans.evidence, 4),
+        "threshold": ans.threshold,
+        "notes": list(ans.notes),
+        "seconds": round(ans.seconds, 4),
+        "retriever": ans.search.retriever,
+        "citations": [{k: v for k, v in asdict(c).items() if k != "chunk"} for c in ans.citations],
+        "closest": [{"rank": h.rank, "score": h.score, "chunk_id": h.chunk.id, "doc_name": h.chunk.doc_name,
+                     "doc_title": h.chunk.doc_title, "page": h.chunk.page, "section": h.chunk.section,
+                     "text": h.chunk.text} for h in ans.closest],
+        "diagnostics": asdict(d) if d else None,
+    }
+
+
+@click.command("ask")
+@click.argument("question")
+@click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
+              help="Knowledge-base directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
+@click.option("-k", "--top-k", default=5, show_default=True, help="Passages the answer is drawn from.")
+@click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
+@click.option("--candidates", "-K", default=100, show_default=True, help="First-stage candidates.")
+@click.option("--min-evidence", default=AnswerConfig().min_evidence, show_default=True,
+              help="Abstain below this evidence score (calibrated; see scripts/calibrate_abstain.py).")
+@click.option("--llm-url", default=None, help="OpenAI-compatible endpoint for generative answers, "
+                                              "e.g. http://localhost:11434/v1 (off by default).")
+@click.option("--llm-model", default=None, help="Model name at --llm-url.")
+def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_evidence, llm_url, llm_model):
+    """Answer QUESTION from the KB with numbered citations, or say it is not in the KB."""
+    if bool(llm_url) != bool(llm_model):
+        raise click.UsageError("--llm-url and --llm-model go together")
+    kb = KnowledgeBase(kb_dir)
+    retriever = make_retriever(retriever_name, kb, top_k=top_k, candidates=candidates, hopfield=HopfieldConfig(beta=beta))
+    llm = LLMConfig(url=llm_url, model=llm_model) if llm_url else None
+    ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, llm=llm))
+    if as_json:
+        click.echo(json.dumps(answer_json(ans), indent=2))
+        return
+    click.echo(ans.text)
+    for note in ans.notes:
+        click.echo(f"note: {note}", err=True)
+    if ans.abstained:
+        click.echo(f"\n(evidence {ans.evidence:.2f} < {ans.threshold:.2f}) Closest passages:")
+        for h in ans.closest:
+            c = h.chunk
+            snippet = " ".join(c.text.split())
+            click.echo(f"  - {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)})")
+            click.echo(f"    {snippet[:240]}{'...' if len(snippet) > 240 else ''}")
+        return
+    click.echo("\nSources:")
+    for c in ans.citations:
+        click.echo(f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)}, "
+                   f"chars {c.start}-{c.end}, chunk {c.chunk_id})")
+        click.echo(f"      \"{' '.join(c.quote.split())}\"")

@@ -1,0 +1,5 @@
+"""Page script: the chat page (logic in ui.app_chat)."""
+
+from ui.app_chat import render
+
+render()

@@ -1,0 +1,5 @@
+"""Page script: the knowledge-base page (logic in ui.app_kb)."""
+
+from ui.app_kb import render
+
+render()
