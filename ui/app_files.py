@@ -27,10 +27,10 @@ def safe_upload_name(name: str) -> str:
 
     Raises KBError naming the file and the reason when nothing usable is left or the type is not allowed.
     """
-    base = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
-    base = _UNSAFE.sub("_", base).strip(" ._")
+    base = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1].strip()
     stem, dot, ext = base.rpartition(".")
     ext = f".{ext.lower()}" if dot else ""
+    stem = _UNSAFE.sub("_", stem)
     if ext not in ALLOWED_EXTENSIONS:
         raise KBError(f"{name!r}: file type {ext or '(none)'} is not allowed; upload one of "
                       f"{', '.join(ALLOWED_EXTENSIONS)}")

@@ -82,16 +82,19 @@ def _uploads(path: Path) -> None:
                              accept_multiple_files=True, key=key, max_upload_size=MAX_UPLOAD_MB)
     if st.button("Ingest uploaded files", disabled=not files, type="primary", icon=":material/upload:"):
         saved: list[Path] = []
+        refused: list[str] = []
         for f in files or []:
             try:
                 saved.append(save_upload(path, f.name, f.getvalue()))
             except KBError as exc:
-                st.error(md_escape(str(exc)), icon=":material/error:")
+                refused.append(str(exc))
+        # Shown after the rerun below, next to the ingest summary.
+        st.session_state["kb_refused_uploads"] = refused
+        st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1
         if saved:
             with app_state.shown_errors("Ingesting the uploads"):
                 _run_ingest(saved, path, mirror=False)
-                st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1
-                st.rerun()
+        st.rerun()
 
 
 def _default_folder(kb: KnowledgeBase | None, path: Path) -> str:
@@ -137,6 +140,8 @@ def render() -> None:
     report = st.session_state.pop("kb_last_report", None)
     if report is not None:
         _summary(report)
+    for message in st.session_state.pop("kb_refused_uploads", []):
+        st.error(md_escape(message), icon=":material/error:")
     if kb is not None:
         with app_state.shown_errors("Listing documents"):
             _documents_table(kb)
