@@ -154,9 +154,11 @@ def ingest(
     started = time.perf_counter()
     stages: dict[str, float] = {"read": 0.0, "parse": 0.0}
     files, roots, failures = discover(paths)
-    kb = KnowledgeBase(kb_dir, create=not config.dry_run)
     if config.dry_run:
-        return _plan_only(kb, files, roots, failures, config, started)
+        # A plan creates nothing: against a KB directory that does not exist yet, every file is "added".
+        stored = KnowledgeBase(kb_dir).hashes() if Path(kb_dir).exists() else {}
+        return _plan_only(stored, files, roots, failures, config, started)
+    kb = KnowledgeBase(kb_dir, create=True)
     embedder = embedder or load_embedder(config.embedder)
     added, updated, unchanged, warnings = [], [], [], []
     docs: list[NewDocument] = []
@@ -282,8 +284,7 @@ def _embed_documents(docs, embedder, writer, progress, on_progress):
     return out, len(todo), len(texts) - len(todo)
 
 
-def _plan_only(kb, files, roots, failures, config, started) -> IngestReport:
-    stored = kb.hashes()
+def _plan_only(stored, files, roots, failures, config, started) -> IngestReport:
     added, updated, unchanged = [], [], []
     for path in files:
         try:

@@ -6,11 +6,13 @@ Public surface:
     IndexConfig, Snapshot                    FAISS index choice and a committed vector snapshot
     Manifest, FORMAT_VERSION                 on-disk identity
     NewDocument, NewChunk, DocumentInfo, ChunkRecord, HistoryEntry, Feedback, retrieval_text   records
-    KBError, ManifestError, KBLockedError, EmptyKBError                         errors
+    KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
+    FAULT_POINTS                             named crash points for fault tests (see kb/faults.py)
 """
 
 from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder
-from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError
+from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError
+from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
 from kb.records import ChunkRecord, DocumentInfo, Feedback, HistoryEntry, NewChunk, NewDocument, retrieval_text
 from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
@@ -18,7 +20,7 @@ from kb.vector_index import IndexConfig, Snapshot
 
 __all__ = [
     "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder",
-    "EmptyKBError", "KBError", "KBLockedError", "ManifestError",
+    "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument", "retrieval_text",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",

@@ -1,5 +1,8 @@
 """Exceptions raised by the knowledge base. Each message names the fix."""
 
+import errno
+import sqlite3
+
 
 class KBError(Exception):
     """Base class for every error a user of hopfield-kb can act on."""
@@ -15,3 +18,54 @@ class KBLockedError(KBError):
 
 class EmptyKBError(KBError):
     """A search or check was asked of a KB that holds no chunks."""
+
+
+class KBWriteError(KBError):
+    """The KB directory could not be written (disk full, file-size limit, read-only, I/O error).
+
+    Raised before anything is committed, so the KB still holds its previous version.
+    """
+
+
+# errno -> what a user reads; anything else falls back to strerror.
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "a file-size limit was reached",  # RLIMIT_FSIZE or the filesystem's maximum
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "an I/O error occurred",
+}
+# SQLite primary result codes that mean storage trouble rather than a bug in a query.
+_SQLITE_REASONS = {
+    sqlite3.SQLITE_FULL: "the disk is full (or a file-size limit was reached)",
+    sqlite3.SQLITE_IOERR: "a disk I/O error occurred (disk full, file-size limit or failing disk)",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened (missing, or the directory is not writable)",
+    sqlite3.SQLITE_PERM: "permission denied",
+    sqlite3.SQLITE_BUSY: "another process kept the database locked",
+}
+
+
+def storage_reason(exc: BaseException) -> str | None:
+    """A one-line reason when exc is a storage failure (OSError, SQLite I/O-class error, FAISS write error), else None."""
+    if isinstance(exc, OSError):
+        if exc.errno is None:  # numpy reports a short write ("N requested and M written") without errno
+            return "a write was cut short (the disk is full or a file-size limit was reached)"
+        return _OS_REASONS.get(exc.errno, exc.strerror or str(exc))
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return _SQLITE_REASONS.get(code & 0xFF)
+    if type(exc).__name__ == "RuntimeError" and "write" in str(exc).lower():
+        return "could not write the FAISS index file (disk full or file-size limit?)"  # faiss raises RuntimeError
+    return None
+
+
+def write_failure(kb_dir: object, exc: BaseException) -> KBWriteError:
+    """The KBWriteError to raise for storage failure exc in kb_dir (call only when storage_reason(exc) is set)."""
+    return KBWriteError(
+        f"cannot write the knowledge base at {kb_dir}: {storage_reason(exc)}. Nothing was committed: the "
+        "KB still holds its previous version. Free disk space or fix the directory's permissions, then run "
+        "the command again."
+    )

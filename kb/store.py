@@ -28,7 +28,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError
+from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError, storage_reason, write_failure
+from kb.faults import fault_point
 from kb.manifest import Manifest, read_manifest, write_manifest
 from kb.records import ChunkRecord, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
 from kb.vector_index import (
@@ -138,13 +139,21 @@ class KnowledgeBase:
     # ---- connections -------------------------------------------------------------
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.dir / DB_NAME, timeout=60.0, isolation_level=None)
+        con = None
         try:
+            con = sqlite3.connect(self.dir / DB_NAME, timeout=60.0, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             yield con
+        except sqlite3.Error as exc:
+            # Disk full, file-size limit, read-only directory: one clear KBError instead of a
+            # traceback. Query bugs (syntax, missing table) have other codes and stay as they are.
+            if storage_reason(exc) is None:
+                raise
+            raise write_failure(self.dir, exc) from exc
         finally:
-            con.close()
+            if con is not None:
+                con.close()
 
     # ---- reading -----------------------------------------------------------------
     def token(self) -> str | None:
@@ -273,6 +282,15 @@ class KnowledgeBase:
     # ---- integrity ---------------------------------------------------------------
     def check(self) -> CheckReport:
         """Cross-check SQLite, the snapshot files and the FAISS index."""
+        for _ in range(5):
+            report, token = self._check_once()
+            # A sync that commits while we look deletes the snapshot files of the token we read:
+            # that is the KB moving on, not damage. Look again at the new token.
+            if report.ok or token == self.token():
+                return report
+        return report
+
+    def _check_once(self) -> tuple[CheckReport, str | None]:
         problems: list[str] = []
         with self._connect() as con:
             con.execute("BEGIN")
@@ -318,7 +336,8 @@ class KnowledgeBase:
                     problems.append("snapshot id list differs from chunk rows")
                 if self.manifest and snap.vectors.shape[1:] != (self.manifest.dim,) and snap.size:
                     problems.append(f"vector dimension {snap.vectors.shape[1]} != manifest dim {self.manifest.dim}")
-        return CheckReport(n_documents=n_docs, n_chunks=len(db_ids), n_vectors=n_vectors, problems=tuple(problems))
+        report = CheckReport(n_documents=n_docs, n_chunks=len(db_ids), n_vectors=n_vectors, problems=tuple(problems))
+        return report, token_row[0] if token_row else None
 
     # ---- feedback ----------------------------------------------------------------
     def add_feedback(self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool) -> int:
@@ -360,6 +379,7 @@ class KnowledgeBase:
                             "(or pass a longer --wait)"
                         ) from None
                     time.sleep(0.2)
+            fault_point("locked")
             current = self.token()
             if current:
                 remove_stale_snapshots(self.dir, keep=current)
@@ -401,6 +421,7 @@ class Writer:
             con.execute("BEGIN IMMEDIATE")
             con.executemany("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)", rows)
             con.execute("COMMIT")
+        fault_point("embedding")
 
     def _check_dim(self, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -430,8 +451,12 @@ class Writer:
             return
         kb = self.kb
         if kb.manifest is None:
-            kb.manifest = Manifest(model=self.model, dim=self.dim)
-            write_manifest(kb.dir, kb.manifest)
+            manifest = Manifest(model=self.model, dim=self.dim)
+            try:
+                write_manifest(kb.dir, manifest)
+            except OSError as exc:
+                raise write_failure(kb.dir, exc) from exc
+            kb.manifest = manifest
         now = time.time()
         with kb._connect() as con:
             con.execute("BEGIN IMMEDIATE")
@@ -460,11 +485,20 @@ class Writer:
                 snap = self._next_snapshot(con, old_token[0] if old_token else None, token,
                                            np.array(removed_ids, dtype=np.int64), added_ids, added_vecs)
                 save_snapshot(kb.dir, snap)
+                fault_point("snapshot-written")
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))
+                fault_point("before-sqlite-commit")
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # SQLite may already have rolled back by itself (SQLITE_FULL, I/O error); a second
+                # ROLLBACK would raise and hide the error that tells the user what went wrong.
+                if con.in_transaction:
+                    try:
+                        con.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
+        fault_point("after-sqlite-commit")
         remove_stale_snapshots(kb.dir, keep=token)
         self._puts.clear()
         self._removals.clear()

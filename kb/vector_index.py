@@ -17,7 +17,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from kb.errors import KBError
+from kb.errors import KBError, storage_reason, write_failure
+from kb.faults import fault_point
 
 INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 
@@ -129,6 +130,13 @@ def save_snapshot(kb_dir: Path, snap: Snapshot) -> None:
         faiss.write_index(snap.index, str(tmp_index))
         for tmp, final in ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path)):
             _fsync_replace(tmp, final)
+            fault_point("snapshot-partial")
+    except (OSError, RuntimeError) as exc:
+        # Disk full / file-size limit / read-only: the token is not switched, so the old snapshot
+        # stays current; say so plainly. Other RuntimeErrors are FAISS bugs and propagate as they are.
+        if storage_reason(exc) is None:
+            raise
+        raise write_failure(kb_dir, exc) from exc
     finally:
         for tmp in (tmp_ids, tmp_vec, tmp_index):
             tmp.unlink(missing_ok=True)
