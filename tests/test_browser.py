@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from data import SAMPLE_QUESTIONS
@@ -153,6 +154,9 @@ def test_uploading_a_changed_document_reingests_it_as_version_2(page, app_kb, tm
         expected = "1 added" if version == 1 else "1 updated"
         page.get_by_test_id("stAlertContentSuccess").filter(has_text=expected).wait_for()
         assert KnowledgeBase(app_kb).document("loyalty-badges.md").version == version
+        # the app swaps in a fresh, empty uploader after an ingest; wait until the old one is gone
+        expect(page.get_by_test_id("stFileUploader")).to_have_count(1)
+        expect(page.get_by_test_id("stFileChipName")).to_have_count(0)
     page.screenshot(path=ARTIFACTS / "kb-page-after-upload.png", full_page=True)
     go_to(page, "Ask")
     ask(page, "What colour is the Zorblax partner badge?")

@@ -132,6 +132,23 @@ def _diagnostics(box, turn: Turn | None) -> None:
             st.line_chart({"energy": list(d.energy)}, x_label="step", y_label="energy", height=180)
 
 
+def _answer_turn(turn_id: int, question: str, settings: app_state.Settings, path: Path) -> Turn:
+    try:
+        with st.spinner("Searching the knowledge base..."):
+            ans = answer(question, settings.retriever_for(path), settings.answer_config())
+        return Turn(turn_id, question, ans, settings)
+    except EmptyKBError:
+        return Turn(turn_id, question, None, settings,
+                    error="The knowledge base is empty: add documents on the Knowledge base page.")
+    except KBError as exc:
+        return Turn(turn_id, question, None, settings, error=md_escape(str(exc)))
+    except Exception as exc:  # noqa: BLE001 - show a clear message, keep the session alive
+        app_state.log.exception("answering %r failed", question)
+        return Turn(turn_id, question, None, settings,
+                    error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
+                                    "The server log has the details."))
+
+
 def render() -> None:
     settings = app_state.sidebar_settings()
     diag_box = st.sidebar.container()
@@ -149,24 +166,23 @@ def render() -> None:
                          "passage."))
     question = st.chat_input("Ask a question, e.g. how long do customers have to ask for a refund?")
     history = _history()
-    if question:
-        turn_id = len(history)
-        try:
-            with st.spinner("Searching the knowledge base..."):
-                ans = answer(question, settings.retriever_for(path), settings.answer_config())
-            history.append(Turn(turn_id, question, ans, settings))
-        except EmptyKBError:
-            history.append(Turn(turn_id, question, None, settings,
-                                error="The knowledge base is empty: add documents on the Knowledge base page."))
-        except KBError as exc:
-            history.append(Turn(turn_id, question, None, settings, error=md_escape(str(exc))))
-        except Exception as exc:  # noqa: BLE001 - show a clear message, keep the session alive
-            app_state.log.exception("answering %r failed", question)
-            history.append(Turn(turn_id, question, None, settings,
-                                error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
-                                                "The server log has the details.")))
+    if docs:
+        # Loads the model and builds the indexes on the first page view (cached per process after that).
+        with app_state.shown_errors("Loading the retriever"), st.spinner("Loading the model and the index..."):
+            settings.retriever_for(path)
     for turn in history:
         _render_turn(turn)
+    if question:
+        # The question shows at once; the answer fills in below it when ready.
+        with st.chat_message("user"):
+            st.html(f'<div class="kb-question">{html.escape(question)}</div>')
+        with st.chat_message("assistant"):
+            turn = _answer_turn(len(history), question, settings, path)
+            history.append(turn)
+            if turn.error:
+                st.error(turn.error, icon=":material/error:")
+            else:
+                _render_answer(turn)
     _diagnostics(diag_box, history[-1] if history else None)
     if history and st.sidebar.button("Clear conversation", icon=":material/delete:"):
         history.clear()
