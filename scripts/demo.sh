@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Set up and run the main job on the embedded default: ingest the sample docs in data/docs
-# into ./kb_data, then answer a sample question.
+# The main job, from scratch, in one command: set up .venv, sync the sample docs (data/docs)
+# into ./kb_data, answer a sample question with citations, then serve the app on the sample KB.
+# Usage: bash scripts/demo.sh            (then open http://127.0.0.1:8501; Ctrl+C stops)
+#        PORT=8600 HOST=0.0.0.0 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
+PORT="${PORT:-8501}"
+HOST="${HOST:-127.0.0.1}"
+# OpenMP workers that spin while waiting crawl when the CPU is shared; let them sleep.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e .
 "$VENV/bin/kb" sync data/docs --kb-dir kb_data
 "$VENV/bin/kb" search "refnd polcy for anual plan cancelation" --kb-dir kb_data -k 3
+"$VENV/bin/kb" ask "refnd polcy for anual plan cancelation" --kb-dir kb_data
+exec "$VENV/bin/kb" ui --kb-dir kb_data --port "$PORT" --host "$HOST"
