@@ -125,8 +125,9 @@ def split_sentences(text: str) -> list[SentenceSpan]:
 
 
 def is_candidate(sentence: str, heading: bool, min_words: int = 4) -> bool:
-    """Sentences worth quoting: not headings, questions, page footers or fragments."""
-    if heading or sentence.rstrip().endswith("?") or _FOOTER.search(sentence):
+    """Sentences worth quoting: not headings, questions, list intros, page footers or fragments."""
+    # "...pay with these card networks:" introduces a list; on its own it answers nothing.
+    if heading or sentence.rstrip().endswith(("?", ":")) or _FOOTER.search(sentence):
         return False
     words = _WORD.findall(sentence)
     if len(words) < min_words:
