@@ -244,3 +244,36 @@ def test_marker_validation_renumbers_in_order_of_first_use():
     text, order, dropped = validate_markers("A [3]. B [1][3]. C [4, 1] D [0].", n_sources=3)
     assert order == [3, 1] and dropped == [4, 0]
     assert text == "A [1]. B [2][1]. C [2] D."
+
+
+# ---- kb ask ------------------------------------------------------------------------------
+
+def test_kb_ask_prints_the_answer_and_numbered_sources(sample_kb_dir):
+    from click.testing import CliRunner
+
+    from ui.cli import main
+
+    q = next(q for q in QUESTIONS if q["id"] == "q007")
+    result = CliRunner().invoke(main, ["ask", q["question"], "--kb-dir", str(sample_kb_dir)])
+    assert result.exit_code == 0, result.output
+    assert "[1]" in result.output.splitlines()[0]
+    assert "Sources:" in result.output and f"{q['relevant'][0]} v1, p. {q['page']}" in result.output
+    as_json = CliRunner().invoke(main, ["ask", q["question"], "--kb-dir", str(sample_kb_dir), "--json",
+                                        "--retriever", "dense"])
+    payload = json.loads(as_json.output)
+    assert payload["retriever"] == "dense" and not payload["abstained"]
+    assert payload["citations"][0]["doc_name"] == q["relevant"][0] and payload["citations"][0]["page"] == q["page"]
+    assert set(payload["citations"][0]) >= {"n", "chunk_id", "start", "end", "quote", "doc_version", "section"}
+
+
+def test_kb_ask_abstains_and_lists_closest_passages_or_fails_clearly(sample_kb_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from ui.cli import main
+
+    result = CliRunner().invoke(main, ["ask", "Who is the CEO of Tallyo?", "--kb-dir", str(sample_kb_dir)])
+    assert result.exit_code == 0 and result.output.startswith(NOT_FOUND) and "Closest passages:" in result.output
+    missing = CliRunner().invoke(main, ["ask", "refunds?", "--kb-dir", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "no knowledge base" in missing.output and "Traceback" not in missing.output
+    half = CliRunner().invoke(main, ["ask", "refunds?", "--kb-dir", str(sample_kb_dir), "--llm-url", "http://x"])
+    assert half.exit_code == 2 and "--llm-model" in half.output
