@@ -98,6 +98,10 @@ def test_question_gets_an_answer_with_a_citation_to_the_right_pdf_page(page):
     label = first_source.locator("summary").inner_text()
     assert q["relevant"][0] in label and f"page {q['page']}" in label
     page.screenshot(path=ARTIFACTS / "chat-answer.png", full_page=True)
+    energy = page.get_by_test_id("stSidebar").get_by_text("Energy after each update")
+    energy.scroll_into_view_if_needed()
+    page.get_by_test_id("stSidebar").get_by_test_id("stVegaLiteChart").wait_for()
+    page.screenshot(path=ARTIFACTS / "chat-diagnostics.png")
 
     # open the citation: the passage shows with the quoted sentence highlighted
     first_source.locator("summary").click()

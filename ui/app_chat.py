@@ -104,6 +104,16 @@ def _render_turn(turn: Turn) -> None:
             _render_answer(turn)
 
 
+def _energy_chart(energy: tuple[float, ...]):
+    """Energy per update step; the y axis hugs the values (the changes are small next to the level)."""
+    import altair as alt
+
+    data = [{"step": i, "energy": e} for i, e in enumerate(energy)]
+    return (alt.Chart(alt.Data(values=data)).mark_line(point=True)
+            .encode(x=alt.X("step:O", title="step"), y=alt.Y("energy:Q", scale=alt.Scale(zero=False), title="energy"))
+            .properties(height=170))
+
+
 def _diagnostics(box, turn: Turn | None) -> None:
     """The sidebar panel for the last question: timing, evidence, and the Hopfield reader's state."""
     with box:
@@ -129,7 +139,7 @@ def _diagnostics(box, turn: Turn | None) -> None:
         st.caption(f"beta {d.beta:g}; entropy in nats (0 = one passage, ln K = uniform)")
         if d.energy:
             st.caption("Energy after each update (step 0 = the query)")
-            st.line_chart({"energy": list(d.energy)}, x_label="step", y_label="energy", height=180)
+            st.altair_chart(_energy_chart(d.energy), width="stretch")
 
 
 def _answer_turn(turn_id: int, question: str, settings: app_state.Settings, path: Path) -> Turn:
