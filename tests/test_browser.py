@@ -103,6 +103,11 @@ def test_question_gets_an_answer_with_a_citation_to_the_right_pdf_page(page):
     page.get_by_test_id("stSidebar").get_by_test_id("stVegaLiteChart").wait_for()
     page.screenshot(path=ARTIFACTS / "chat-diagnostics.png")
 
+    # the marker links to its source on the same page
+    answer.locator("a.kb-cite").first.click()
+    page.wait_for_url("**#src-0-1")
+    assert page.locator("#src-0-1").count() == 1 and answer.is_visible()
+
     # open the citation: the passage shows with the quoted sentence highlighted
     first_source.locator("summary").click()
     mark = first_source.locator("mark.kb-quote")
