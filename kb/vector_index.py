@@ -131,6 +131,14 @@ def save_snapshot(kb_dir: Path, snap: Snapshot) -> None:
         for tmp, final in ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path)):
             _fsync_replace(tmp, final)
             fault_point("snapshot-partial")
+        # The renames must reach the disk before SQLite commits the token that names them; else a
+        # power cut could leave a committed token whose files are gone (readers would rebuild from
+        # SQLite, but `kb check` would flag it).
+        dir_fd = os.open(kb_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except (OSError, RuntimeError) as exc:
         # Disk full / file-size limit / read-only: the token is not switched, so the old snapshot
         # stays current; say so plainly. Other RuntimeErrors are FAISS bugs and propagate as they are.

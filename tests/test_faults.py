@@ -127,6 +127,22 @@ def test_sync_killed_at_a_named_point_keeps_old_kb_or_commits_new_never_a_mix(po
     assert [(h.version, h.event) for h in history] == [(1, "added"), (2, "updated"), (3, "updated"), (4, "updated")]
 
 
+def test_first_sync_killed_before_commit_leaves_an_empty_kb_that_the_next_sync_fills(server, tmp_path, embedder):
+    docs, kb_dir = tmp_path / "docs", tmp_path / "kb"
+    state = write_revision(docs, 0)
+    res = _sync(server, docs, kb_dir, env={"HOPFIELD_KB_FAULT": "before-sqlite-commit"})
+    assert res.killed, res.stderr
+    TALLY["kill at before-sqlite-commit (first sync)"] += 1
+    check = server.run(["check", "--kb-dir", str(kb_dir)])
+    assert check.rc == 0 and check.stdout.startswith("0 documents, 0 chunks, 0 vectors: ok"), check.stdout
+    search = server.run(["search", "travel", "--kb-dir", str(kb_dir), "--retriever", "dense"])
+    assert search.rc == 2 and "is empty" in _one_error_line(search.stderr)
+    TALLY["consistent after fault"] += 1
+    resumed = _sync(server, docs, kb_dir, "--json")
+    assert resumed.rc == 0 and json.loads(resumed.stdout)["chunks_embedded"] == 0, resumed.stdout
+    assert_consistent(kb_dir, [state], embedder)
+
+
 def test_sync_killed_at_random_moments_from_outside_leaves_a_consistent_kb(server, tmp_path, embedder):
     docs, kb_dir, prev = _fresh_kb(server, tmp_path)
     new = write_revision(docs, 1)
@@ -155,7 +171,7 @@ def test_kb_console_script_killed_while_holding_the_write_lock_leaves_a_consiste
     proc = subprocess.Popen([*_kb_script(), "sync", str(docs), "--kb-dir", str(kb_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert _wait_for_lock(kb_dir, proc.pid), "kb sync never took the write lock"
-    time.sleep(0.05)  # inside the write: reading, embedding or committing
+    time.sleep(0.02)  # inside the write: reading, embedding or committing
     proc.kill()
     _, err = proc.communicate(timeout=30)
     TALLY["kill of the kb console script"] += proc.returncode == -signal.SIGKILL
@@ -191,13 +207,16 @@ def test_disk_filling_up_mid_sync_fails_clearly_and_keeps_the_previous_kb(server
         res = _sync(server, docs, kb_dir, fsize=limit)
         TALLY["disk-full run"] += 1
         if res.rc == 0:
+            TALLY["disk full: limit large enough, sync committed"] += 1
             break
         assert res.rc == 2, res.stderr
         line = _one_error_line(res.stderr)
         assert f"cannot write the knowledge base at {kb_dir}" in line and "previous version" in line, line
         assert "file-size limit" in line or "disk is full" in line, line
         assert _consistent(server, kb_dir, [prev], embedder) is prev
-        failures.append((limit, len(snapshot_tokens(kb_dir)) > 1))
+        after_snapshot = len(snapshot_tokens(kb_dir)) > 1  # the new snapshot's files exist, uncommitted
+        failures.append((limit, after_snapshot))
+        TALLY["disk full: failed at the SQLite commit" if after_snapshot else "disk full: failed before the commit"] += 1
     assert res.rc == 0, "no limit was large enough for the sync"
     assert_consistent(kb_dir, [new], embedder)
     assert len(failures) >= 2, failures
@@ -259,7 +278,8 @@ def test_searches_in_another_process_during_syncs_never_see_a_half_applied_sync(
         time.sleep(0.15)  # let the reader search the committed revision
         write_revision(docs, rev)
         if rev % 3 == 0:  # a killed sync in between: readers must not notice it either
-            server.kill_after(["sync", str(docs), "--kb-dir", str(kb_dir)], delay=float(rng.uniform(0.05, 0.3)))
+            res = server.kill_after(["sync", str(docs), "--kb-dir", str(kb_dir)], delay=float(rng.uniform(0.05, 0.3)))
+            TALLY["kill during searches"] += res.killed
         assert _sync(server, docs, kb_dir).rc == 0
     time.sleep(0.15)
     stop.touch()
@@ -298,6 +318,7 @@ def test_two_syncs_at_once_the_second_fails_clearly_or_waits(server, tmp_path, e
     assert assert_consistent(kb_dir, [prev], embedder) is prev  # readers still see the old KB meanwhile
 
     waiting = server.spawn(["sync", other, "--kb-dir", kb_dir, "--wait", "60"])
+    assert _lock_holder(kb_dir) == {first}, "the first sync let go of the lock too early for this test"
     first_done = server.wait(first)
     waited = server.wait(waiting)
     assert first_done.rc == 0, first_done.stderr
