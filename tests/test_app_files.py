@@ -53,17 +53,25 @@ def test_pdf_page_download_holds_exactly_that_page(tmp_path, sample_kb):
     reader = PdfReader(__import__("io").BytesIO(one))
     assert len(reader.pages) == 1 and "second page says refunds" in reader.pages[0].extract_text()
     assert pdf_page(pdf.read_bytes(), 9) is None
-    labels = [d.label for d in original_document(sample_kb, str(pdf), pdf.name, page=2)]
-    assert labels == ["Open page 2 (PDF)", "Original document"]
+    downloads = original_document(sample_kb, str(pdf), pdf.name, page=2)
+    assert [d.label for d in downloads] == ["Open page 2 (PDF)", "Original document"]
+    assert downloads[0].data() == one and downloads[1].data() == pdf.read_bytes()
 
 
-def test_a_removed_original_falls_back_to_the_stored_text(kb_copy):
+def test_a_removed_original_falls_back_to_the_stored_text(kb_copy, tmp_path, embedder):
+    from ingest import IngestConfig, ingest
+
+    src = tmp_path / "moving-notes.md"
+    src.write_text("# Moving notes\n\nThe archive room moved to the third floor in March.\n")
+    ingest([src], kb_copy, IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_copy)
-    doc = kb.documents()[0]
-    gone = original_document(kb, doc.source + ".moved", doc.name, None)
-    assert gone == []
-    downloads = original_document(kb, doc.source, doc.name, None)
-    assert downloads[-1].label == "Original document"
+    doc = kb.document("moving-notes.md")
+    assert original_document(kb, doc.source, doc.name, None)[-1].data() == src.read_bytes()
+    src.unlink()
+    fallback = original_document(kb, doc.source, doc.name, None)
+    assert [d.label for d in fallback] == ["Document text (original file not found)"]
+    assert fallback[0].data().decode() == kb.document_text(doc.id) and fallback[0].file_name == "moving-notes.txt"
+    assert original_document(kb, str(tmp_path / "never-ingested.md"), "never-ingested.md", None) == []
 
 
 def test_feedback_export_keeps_confirmed_documents_and_a_later_thumbs_down_cancels(kb_copy):

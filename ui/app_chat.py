@@ -11,7 +11,7 @@ import streamlit as st
 from kb import EmptyKBError, KBError
 from retriever import Answer, answer
 from ui import app_state
-from ui.app_files import Download, original_document, record_feedback
+from ui.app_files import original_document, record_feedback
 from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html, where
 
 
@@ -30,21 +30,14 @@ def _history() -> list[Turn]:
     return st.session_state.setdefault("chat_history", [])
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _downloads(kb_path: str, doc_source: str, doc_name: str, page: int | None, mtime_ns: int) -> list[Download]:
-    # mtime_ns is part of the cache key only: a changed file is read again.
-    return original_document(app_state.knowledge_base(Path(kb_path)), doc_source, doc_name, page)
-
-
 def _download_buttons(doc_source: str, doc_name: str, page: int | None, key: str) -> None:
-    path = Path(doc_source)
-    mtime = path.stat().st_mtime_ns if path.is_file() else 0
-    files = _downloads(str(app_state.kb_dir()), doc_source, doc_name, page, mtime)
+    files = original_document(app_state.knowledge_base(), doc_source, doc_name, page)
     if not files:
         st.caption("The original document is no longer available.")
         return
     cols = st.columns(len(files))
     for i, (col, f) in enumerate(zip(cols, files)):
+        # data is a callable: the file is read when the button is clicked, not on every rerun
         col.download_button(f.label, data=f.data, file_name=f.file_name, mime=f.mime, key=f"{key}-dl{i}",
                             on_click="ignore", icon=":material/description:")
 
@@ -59,7 +52,7 @@ def _on_feedback(turn_id: int) -> None:
         record_feedback(kb, turn.question, list(turn.answer.citations), helpful=value == 1)
         st.toast("Thanks, feedback saved." if value == 1 else "Thanks, noted as not helpful.")
     except KBError as exc:
-        st.toast(f"Could not save feedback: {exc}")
+        st.toast(md_escape(f"Could not save feedback: {exc}"))
 
 
 def _render_answer(turn: Turn) -> None:

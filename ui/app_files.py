@@ -9,6 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ingest import SUPPORTED
 from kb import KBError, KnowledgeBase
@@ -63,35 +64,42 @@ def save_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_M
 
 @dataclass(frozen=True)
 class Download:
-    """Bytes for a download button."""
+    """A download button's content: data() reads the bytes only when the user clicks."""
 
-    data: bytes
+    data: Callable[[], bytes]
     file_name: str
     mime: str
     label: str
 
 
+def _read(path: Path) -> Callable[[], bytes]:
+    return lambda: path.read_bytes()
+
+
+def _page_of(path: Path, page: int) -> Callable[[], bytes]:
+    return lambda: pdf_page(path.read_bytes(), page) or path.read_bytes()
+
+
 def original_document(kb: KnowledgeBase, doc_source: str, doc_name: str, page: int | None) -> list[Download]:
     """Ways to open a cited document: the page of a PDF on its own, the original file, or the stored text.
 
-    The original is read from its source path; when that file is gone the KB's extracted text is offered.
+    The original is read from its source path (on click, not now); when that file is gone the
+    KB's extracted text is offered instead.
     """
     path = Path(doc_source)
     out: list[Download] = []
     if path.is_file():
-        data = path.read_bytes()
         ext = path.suffix.lower()
         if ext == ".pdf" and page is not None:
-            single = pdf_page(data, page)
-            if single is not None:
-                out.append(Download(single, f"{path.stem}-page-{page}.pdf", "application/pdf", f"Open page {page} (PDF)"))
-        out.append(Download(data, path.name, MIME.get(ext, "application/octet-stream"), "Original document"))
+            out.append(Download(_page_of(path, page), f"{path.stem}-page-{page}.pdf", "application/pdf",
+                                f"Open page {page} (PDF)"))
+        out.append(Download(_read(path), path.name, MIME.get(ext, "application/octet-stream"), "Original document"))
         return out
     doc = kb.document(doc_source)
     if doc is not None:
-        text = kb.document_text(doc.id)
-        out.append(Download(text.encode("utf-8"), f"{Path(doc_name).stem}.txt", "text/plain",
-                            "Document text (original file not found)"))
+        doc_id = doc.id
+        out.append(Download(lambda: kb.document_text(doc_id).encode("utf-8"), f"{Path(doc_name).stem}.txt",
+                            "text/plain", "Document text (original file not found)"))
     return out
 
 
