@@ -309,7 +309,7 @@ def test_two_syncs_at_once_the_second_fails_clearly_or_waits(server, tmp_path, e
     other.mkdir()
     (other / "holidays.txt").write_text("Public holidays: the office closes on the first Monday of May.\n")
     write_revision(docs, 1)
-    first = server.spawn(["sync", docs, "--kb-dir", kb_dir], env={"HOPFIELD_KB_PAUSE": "locked=2"})
+    first = server.spawn(["sync", docs, "--kb-dir", kb_dir], env={"HOPFIELD_KB_PAUSE": "locked=3"})
     assert _wait_for_lock(kb_dir, first), "the first sync never took the lock"
 
     second = _sync(server, other, kb_dir)
