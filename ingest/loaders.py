@@ -177,18 +177,25 @@ def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> Pars
     for line in lines:
         line_starts.append(line_starts[-1] + len(line))
     tokens = MarkdownIt("commonmark").parse(text)
-    headings: list[tuple[int, str, int]] = []  # (char offset of heading line, heading text, level)
+    # (char offset of the heading line, offset just past it (setext headings take two lines), text, level)
+    headings: list[tuple[int, int, str, int]] = []
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:
             inline = tokens[i + 1].content if i + 1 < len(tokens) else ""
-            headings.append((line_starts[tok.map[0]], inline.strip(), int(tok.tag[1])))
-    title = fm_title or next((h[1] for h in headings if h[2] == 1), "") or path.stem.replace("-", " ")
+            headings.append((line_starts[tok.map[0]], line_starts[tok.map[1]], inline.strip(), int(tok.tag[1])))
+    title = fm_title or next((h[2] for h in headings if h[3] == 1), "") or path.stem.replace("-", " ")
     bounds = [0] + [h[0] for h in headings] + [len(text)]
-    names = [None] + [h[1] for h in headings]
-    blocks = []
-    for start, end, name in zip(bounds[:-1], bounds[1:], names):
-        if text[start:end].strip():
+    body_starts = [0] + [h[1] for h in headings]
+    names = [None] + [h[2] for h in headings]
+    blocks, bare = [], []
+    for start, body, end, name in zip(bounds[:-1], body_starts, bounds[1:], names):
+        if text[body:end].strip():
             blocks.append(Block(start, end, section=name))
+        elif text[start:end].strip():
+            bare.append(Block(start, end, section=name))
+    # A heading straight above a sub-heading would be a chunk of a few words that crowds real
+    # passages out of the top k; the sub-sections carry it in their retrieval text anyway.
+    blocks = blocks or bare
     if not blocks:
         raise LoadError(path, "no text content")
     return ParsedText(title=title, kind="markdown", text=text, blocks=tuple(blocks), warnings=warnings)
@@ -238,6 +245,10 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
     parts: list[str] = []
     blocks: list[Block] = []
     offset = 0
+    # A heading with no text of its own (straight above a sub-heading) is dropped, as in Markdown,
+    # unless the page has nothing but headings.
+    if any(len(lines) > (section is not None) for section, lines in groups):
+        groups = [(section, lines) for section, lines in groups if len(lines) > (section is not None)]
     for section, lines in groups:
         if not lines:
             continue
