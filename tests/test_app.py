@@ -164,3 +164,14 @@ def test_labelled_set_upload_errors_name_the_line(sample_kb_dir, monkeypatch):
     ).run()
     assert not at.exception
     assert any("set.jsonl line 2" in e.value for e in at.error)
+
+
+def test_evaluation_page_runs_eval_on_the_sample_questions_and_plots_it(sample_kb_dir, monkeypatch):
+    at = open_app(sample_kb_dir, monkeypatch, page="pages/evaluation.py")
+    at.multiselect(key="eval_retrievers").set_value(["dense", "bm25"]).run()
+    at.button[0].click().run()  # Run evaluation
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["retriever"]) == ["dense", "bm25"] and set(table["questions"]) == {len(QUESTIONS)}
+    assert all(0.0 <= v <= 1.0 for v in table["recall@5"]) and table["recall@5"].max() > 0.5
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "no metrics plot"

@@ -173,7 +173,10 @@ def test_uploading_a_changed_document_reingests_it_as_version_2(page, app_kb, tm
     assert "v2" in page.get_by_test_id("stExpander").first.locator("summary").inner_text()
 
 
-def test_evaluation_page_renders(page):
+def test_evaluation_page_runs_eval_and_shows_table_and_plot(page):
     go_to(page, "Evaluation")
-    page.get_by_role("button", name="Run evaluation").wait_for()
+    page.get_by_role("button", name="Run evaluation").click()
+    page.get_by_role("heading", name="Results on sample (k = 5)").wait_for()
+    page.get_by_test_id("stVegaLiteChart").wait_for()
+    page.wait_for_timeout(500)
     page.screenshot(path=ARTIFACTS / "evaluation-page.png", full_page=True)

@@ -54,17 +54,37 @@ def _labelled_set(kb: KnowledgeBase) -> tuple[str, list[dict]] | None:
     return up.name, parse_labelled_set(up.getvalue().decode("utf-8", errors="replace"), up.name)
 
 
-def _run(kb: KnowledgeBase, name: str, records: list[dict], retrievers: list[str], k: int) -> None:
-    """Run eval's harness on records; shows its table and plots."""
-    import eval as kb_eval  # the eval package (ours), not the builtin
+def metric_chart(rows: list[dict]):
+    """Grouped bars: each metric at k for each retriever (eval's table rows)."""
+    import altair as alt
 
-    runner = getattr(kb_eval, "evaluate", None)
-    if runner is None:
-        st.info("The evaluation harness (eval/) is not available in this build yet.", icon=":material/info:")
-        return
+    data = [{"retriever": r["retriever"], "metric": m, "value": v} for r in rows for m, v in r.items()
+            if "@" in m and not m.startswith("p(") and isinstance(v, (int, float))]
+    return (alt.Chart(alt.Data(values=data)).mark_bar()
+            .encode(x=alt.X("metric:N", title=None), xOffset="retriever:N", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1])),
+                    color="retriever:N", tooltip=["retriever:N", "metric:N", "value:Q"])
+            .properties(height=320))
+
+
+def _run(kb: KnowledgeBase, name: str, records: list[dict], retrievers: list[str], k: int) -> None:
+    """eval.evaluate on records: one row per retriever (recall, MRR, nDCG, hit rate at k, p-value, ms/query)."""
+    from eval import evaluate  # the project's eval package, not the builtin
+
     with st.spinner(f"Evaluating {len(retrievers)} retriever(s) on {len(records)} questions..."):
-        result = runner(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder())
-    st.dataframe(result, hide_index=True)
+        rows = evaluate(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder(), name=name)
+    st.session_state["eval_result"] = (name, k, rows)
+
+
+def _show_result() -> None:
+    result = st.session_state.get("eval_result")
+    if not result:
+        return
+    name, k, rows = result
+    st.subheader(md_escape(f"Results on {name} (k = {k})"))
+    st.dataframe(rows, hide_index=True, key="eval_table")
+    st.altair_chart(metric_chart(rows), width="stretch")
+    st.caption("Document-level metrics on clean questions; the p-value compares each retriever's recall with the "
+               "first one's (paired randomisation test). `kb eval` runs garbled conditions and beta sweeps too.")
 
 
 def _feedback_export(kb: KnowledgeBase) -> None:
@@ -98,5 +118,6 @@ def render() -> None:
         name, records = chosen
         with app_state.shown_errors("Evaluation"):
             _run(kb, name, records, retrievers, k)
+    _show_result()
     with app_state.shown_errors("Reading feedback"):
         _feedback_export(kb)
