@@ -380,6 +380,11 @@ class KnowledgeBase:
                         ) from None
                     time.sleep(0.2)
             fault_point("locked")
+            # Another process may have written the first manifest since this object read it (two
+            # ingests into a new KB, or a KB opened before its first ingest): check against the disk.
+            self.manifest = read_manifest(self.dir)
+            if self.manifest is not None:
+                self.manifest.check_model(model, dim)
             current = self.token()
             if current:
                 remove_stale_snapshots(self.dir, keep=current)

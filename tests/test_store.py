@@ -318,3 +318,19 @@ def test_opening_a_missing_kb_says_how_to_create_one(tmp_path):
     (tmp_path / "empty-dir").mkdir()
     with pytest.raises(KBError, match="is not a knowledge base"):
         KnowledgeBase(tmp_path / "empty-dir")
+
+
+def test_a_writer_checks_the_model_against_the_manifest_on_disk_not_a_stale_copy(tmp_path, rng):
+    # Two objects open a new KB before either has written (two ingests racing, or an app opened
+    # before the first ingest): the second writer must see the first one's manifest.
+    first, second = KnowledgeBase(tmp_path / "kb", create=True), KnowledgeBase(tmp_path / "kb", create=True)
+    assert first.manifest is None and second.manifest is None
+    _write(first, {"alpha": _doc("alpha", 3)}, {"alpha": _unit(rng, 3)})
+    for model, dim in (("other-model", DIM), (MODEL, DIM * 2)):
+        with pytest.raises(ManifestError, match=repr(MODEL)):
+            with second.writer(model=model, dim=dim) as w:
+                w.put_document(_doc("beta", 2), _unit(rng, 2, dim=dim))
+    assert json.loads((tmp_path / "kb" / "manifest.json").read_text())["model"] == MODEL
+    assert second.manifest.model == MODEL and second.document("beta") is None
+    _write(second, {"beta": _doc("beta", 2)}, {"beta": _unit(rng, 2)})  # the right model still gets in
+    assert KnowledgeBase(tmp_path / "kb").check().ok
