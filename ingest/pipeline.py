@@ -100,11 +100,19 @@ def _under(source: str, roots: list[Path]) -> bool:
     return any(source == str(r) or source.startswith(str(r) + os.sep) for r in roots)
 
 
+def _human_size(n: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def _read(path: Path, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise LoadError(path, f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+            # Units follow the numbers: a small test limit must not read "0.0 MB, over the 0 MB limit".
+            raise LoadError(path, f"file is {_human_size(size)}, over the {_human_size(max_bytes)} size limit")
         with open(path, "rb") as fh:
             return fh.read()
     except PermissionError as exc:

@@ -110,6 +110,7 @@ def test_bad_inputs_are_each_reported_once_with_a_reason_and_good_files_are_inge
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert len(report.failed) == len(failed) == len(bad) + 1, [str(f) for f in report.failed]
     assert "no such file" in failed.pop("no-such-folder")
+    assert failed["huge.txt"] == f"file is {(docs / 'huge.txt').stat().st_size / 1024:.1f} KB, over the 8.0 KB size limit"
     for name, word in bad.items():
         assert word in failed[name].lower(), (name, failed[name])
         line = str(next(f for f in report.failed if Path(f.path).name == name))
