@@ -153,6 +153,9 @@ def test_markup_in_a_document_renders_as_inert_text(page):
 
 def test_uploading_a_changed_document_reingests_it_as_version_2(page, app_kb, tmp_path):
     go_to(page, "Knowledge base")
+    page.get_by_test_id("stDataFrame").wait_for()
+    page.get_by_role("button", name="Re-ingest folder").wait_for()
+    page.wait_for_timeout(500)
     page.screenshot(path=ARTIFACTS / "kb-page.png", full_page=True)
     doc = tmp_path / "loyalty-badges.md"
     for version, colour in ((1, "teal"), (2, "orange")):
