@@ -72,7 +72,7 @@ class AnswerConfig:
         data/unanswerable.jsonl (30 realistic out-of-scope support questions), pooled over
         all four retrievers at top_k 5: the threshold with the best abstention recall while
         at most 20% of answerable questions abstain. Result 0.47: abstention precision 0.67,
-        recall 0.81 pooled (hopfield 0.66 / 0.77; dense 0.67 / 0.97; bm25 0.66 / 0.70;
+        recall 0.82 pooled (hopfield 0.67 / 0.80; dense 0.67 / 0.97; bm25 0.66 / 0.70;
         hybrid 0.69 / 0.80). No clean question abstains and 1 of 15 typo questions does;
         the loose questions (colloquial, avoiding the documents' words) are where the
         false abstentions fall (10-13 of 15), and those are also the ones the extractive
