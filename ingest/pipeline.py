@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,11 @@ def _human_size(n: int) -> str:
 
 def _read(path: Path, max_bytes: int) -> bytes:
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # open() on a named pipe blocks until a writer appears: the run would hang holding the lock.
+            raise LoadError(path, "not a regular file (a pipe, socket or device); skipped")
+        size = info.st_size
         if size > max_bytes:
             # Units follow the numbers: a small test limit must not read "0.0 MB, over the 0 MB limit".
             raise LoadError(path, f"file is {_human_size(size)}, over the {_human_size(max_bytes)} size limit")

@@ -7,6 +7,8 @@ builds its own tiny folder and KB under tmp_path.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +99,9 @@ def _bad_folder(folder: Path) -> dict[str, str]:
     (folder / "huge.txt").write_text("Log line about nothing in particular.\n" * 400)  # ~15 KB > max_bytes below
     (folder / "good.md").write_text("# Travel\n\nTrain tickets are booked through the travel desk.\n")
     (folder / "good.txt").write_text("Parking permits are renewed every January.\n")
-    return {"empty.txt": "empty", "blank.md": "empty", "binary.txt": "binary", "slides.pptx": "unsupported",
+    os.mkfifo(folder / "pipe.txt")  # reading a named pipe would block the whole run
+    return {"pipe.txt": "not a regular file",
+            "empty.txt": "empty", "blank.md": "empty", "binary.txt": "binary", "slides.pptx": "unsupported",
             "corrupt.pdf": "corrupt", "locked.pdf": "password", "huge.txt": "limit"}
 
 
@@ -106,7 +110,17 @@ def test_bad_inputs_are_each_reported_once_with_a_reason_and_good_files_are_inge
     bad = _bad_folder(docs)
     missing = tmp_path / "no-such-folder"
     config = IngestConfig(max_bytes=8 * 1024)
-    report = ingest([docs, missing], kb_dir, config, embedder=embedder)
+
+    def stalled(signum, frame):
+        raise TimeoutError("ingest stalled on a bad input (a named pipe?)")
+
+    previous = signal.signal(signal.SIGALRM, stalled)
+    signal.alarm(60)
+    try:
+        report = ingest([docs, missing], kb_dir, config, embedder=embedder)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert len(report.failed) == len(failed) == len(bad) + 1, [str(f) for f in report.failed]
     assert "no such file" in failed.pop("no-such-folder")
