@@ -1,1 +1,29 @@
-"""eval: retrieval quality on labelled question sets (placeholder until the eval harness lands)."""
+"""eval: retrieval quality on labelled question sets, clean and garbled, every retriever side by side.
+
+Public surface:
+    load_dataset(path, split) -> LabelledSet     BEIR folder, JSONL or CSV (see eval.datasets)
+    load_beir, load_jsonl, load_csv, from_records, LabelledSet
+    parse_condition, parse_conditions, garble, garble_queries, Condition, CONDITION_KINDS
+    METRICS, score, significance, STAT_TESTS     ranx metrics and paired tests on ranked target lists
+    EvalConfig, EvalReport, run_eval(labelled, kb, config, embedder) -> EvalReport
+    evaluate(kb, records, retrievers, k, embedder) -> table rows   the app's quick evaluation
+    write_report(report, out_dir, command), markdown(report)          results.md/json, per_query.json, PNGs
+    QueryVectorCache                              query embeddings cached on disk by (model, text)
+    EvalError                                     bad labelled sets, conditions or options (a KBError)
+"""
+
+from eval.cache import QueryVectorCache
+from eval.datasets import LabelledSet, from_records, load_beir, load_csv, load_dataset, load_jsonl
+from eval.errors import EvalError
+from eval.garble import KINDS as CONDITION_KINDS
+from eval.garble import Condition, garble, garble_queries, parse_condition, parse_conditions
+from eval.metrics import METRICS, STAT_TESTS, score, significance
+from eval.report import markdown, write_report
+from eval.runner import EvalConfig, EvalReport, evaluate, run_eval
+
+__all__ = [
+    "QueryVectorCache", "LabelledSet", "from_records", "load_beir", "load_csv", "load_dataset", "load_jsonl",
+    "EvalError", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition", "parse_conditions",
+    "METRICS", "STAT_TESTS", "score", "significance", "markdown", "write_report",
+    "EvalConfig", "EvalReport", "evaluate", "run_eval",
+]

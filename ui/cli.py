@@ -208,9 +208,11 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
 # Commands that live in their own modules.
 from ui.ask_command import ask  # noqa: E402
 from ui.ui_command import ui  # noqa: E402
+from ui.eval_command import eval_cmd  # noqa: E402
 
 main.add_command(ask)
 main.add_command(ui)
+main.add_command(eval_cmd)
 
 
 if __name__ == "__main__":

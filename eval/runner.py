@@ -1,0 +1,385 @@
+"""One evaluation run: every retriever under every condition on one labelled set, against one KB.
+
+Steps: ingest the set's corpus when it has one (BEIR; an unchanged corpus is reused, nothing
+re-embedded), map the set's targets onto the KB (document sources or chunk ids), then for
+each condition garble the queries, embed them once (cached on disk), rank with every
+retriever, score with ranx, and test each retriever against the first one (the baseline).
+
+Document-level sets: each retriever ranks `depth` chunks, each document counts once at the
+rank of its best chunk, and the first `cutoff` documents are scored.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from eval.cache import QueryVectorCache
+from eval.datasets import LabelledSet, Tally
+from eval.errors import EvalError
+from eval.garble import Condition, garble_queries, parse_conditions
+from eval.metrics import METRICS, STAT_TESTS, check_metrics, score, significance
+from ingest import IngestConfig, IngestReport, ingest_texts
+from kb import DEFAULT_MODEL, Embedder, EmbedderConfig, KnowledgeBase, load_embedder
+from retriever import RETRIEVERS, HopfieldConfig, Retriever, make_retriever
+
+TOP_SHOWN = 10  # targets kept per query in the per-query output
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to run.
+
+    retrievers: names from retriever.RETRIEVERS, the first is the baseline of the significance
+    tests. betas: Hopfield inverse temperatures, one row each (empty: HopfieldConfig's default).
+    conditions: garbling condition names (see eval.garble). seed: garbling seed.
+    limit: evaluate only the first N questions. depth: chunks ranked per query (document level);
+    cutoff: targets scored per query. candidates: first-stage pool K of hybrid and Hopfield.
+    stat_test: "fisher" (randomisation), "student" (paired t) or "tukey".
+    cache_dir: where query embeddings are cached (None: not on disk).
+    """
+
+    retrievers: tuple[str, ...] = ("dense", "bm25", "hybrid", "hopfield")
+    betas: tuple[float, ...] = ()
+    conditions: tuple[str, ...] = ("clean",)
+    metrics: tuple[str, ...] = METRICS
+    seed: int = 0
+    limit: int | None = None
+    depth: int = 300
+    cutoff: int = 100
+    candidates: int = 100
+    stat_test: str = "fisher"
+    batch_size: int = 64
+    cache_dir: Path | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.retrievers:
+            raise EvalError("no retrievers given; e.g. --retrievers dense,bm25")
+        unknown = [r for r in self.retrievers if r not in RETRIEVERS]
+        if unknown:
+            raise EvalError(f"unknown retriever {unknown[0]!r}; choose from {', '.join(RETRIEVERS)}")
+        if len(set(self.retrievers)) != len(self.retrievers):
+            raise EvalError("a retriever is named twice in --retrievers")
+        for b in self.betas:
+            HopfieldConfig(beta=b)  # raises KBError naming the valid range
+        parse_conditions(list(self.conditions))
+        check_metrics(self.metrics)
+        if self.stat_test not in STAT_TESTS:
+            raise EvalError(f"unknown significance test {self.stat_test!r}; choose one of {', '.join(STAT_TESTS)}")
+        if self.cutoff < 1 or self.depth < self.cutoff:
+            raise EvalError(f"need 1 <= cutoff <= depth, not cutoff {self.cutoff}, depth {self.depth}")
+        if self.candidates < 1 or self.batch_size < 1:
+            raise EvalError("candidates and batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class RetrieverSpec:
+    """One row of the report: a label, a retriever name and (Hopfield) its config."""
+
+    label: str
+    name: str
+    hopfield: HopfieldConfig | None = None
+
+
+def retriever_specs(retrievers: Sequence[str], betas: Sequence[float]) -> list[RetrieverSpec]:
+    """Rows in the order given; "hopfield" becomes one row per beta, labelled hopfield(beta=B)."""
+    out = []
+    for name in retrievers:
+        if name == "hopfield" and betas:
+            out += [RetrieverSpec(f"hopfield(beta={b:g})", name, HopfieldConfig(beta=float(b))) for b in betas]
+        else:
+            out.append(RetrieverSpec(name, name, HopfieldConfig() if name == "hopfield" else None))
+    return out
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Results of a run. Nested dicts are keyed condition -> retriever label -> ...
+
+    results: mean of each metric. per_query: {query id: {metric: value}}. top: the first
+    TOP_SHOWN targets each retriever returned per query. queries: the (garbled) query texts.
+    pvalues: paired p-values against the baseline (first) retriever, per metric (baseline absent).
+    ms_per_query: ranking time per query, query embedding excluded (it is shared and cached).
+    ranked: mean number of targets returned per query (at most cutoff).
+    betas: the Hopfield rows' beta. meta: dataset, KB, model, settings, timings, ingest summary.
+    """
+
+    dataset: str
+    level: str
+    n_queries: int
+    conditions: tuple[str, ...]
+    retrievers: tuple[str, ...]
+    metrics: tuple[str, ...]
+    results: dict[str, dict[str, dict[str, float]]]
+    per_query: dict[str, dict[str, dict[str, dict[str, float]]]]
+    top: dict[str, dict[str, dict[str, list[str]]]]
+    queries: dict[str, dict[str, str]]
+    qrels: dict[str, dict[str, int]]
+    pvalues: dict[str, dict[str, dict[str, float]]]
+    ms_per_query: dict[str, dict[str, float]]
+    ranked: dict[str, dict[str, float]]
+    betas: dict[str, float]
+    warnings: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> str:
+        return self.retrievers[0]
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """{condition: {retriever: {metric: mean}}}: what `kb eval --json` prints."""
+        return self.results
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_kb(labelled: LabelledSet, kb_dir: Path, embedder: Embedder, progress: bool = False) -> IngestReport | None:
+    """Ingest the set's corpus into kb_dir (new or changed documents only); None when it has no corpus.
+
+    A KB holding documents that are not in the corpus is refused: they would compete with the
+    corpus and change every number (and ingesting a benchmark into a real KB would pollute it).
+    """
+    if labelled.corpus is None:
+        return None
+    corpus_ids = {r.source for r in labelled.corpus}
+    if (kb_dir / "kb.sqlite").exists():
+        foreign = [d.source for d in KnowledgeBase(kb_dir).documents() if d.source not in corpus_ids]
+        if foreign:
+            raise EvalError(f"{kb_dir} holds {len(foreign)} documents that are not in the {labelled.name} corpus "
+                            f"(e.g. {foreign[0]!r}); give the dataset its own --kb-dir")
+    return ingest_texts(list(labelled.corpus), kb_dir, IngestConfig(progress=progress), embedder=embedder)
+
+
+def resolve_qrels(labelled: LabelledSet, kb: KnowledgeBase) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """The set's judgements keyed by KB identity (document source, or chunk id as text), and warnings.
+
+    Targets the KB does not hold are dropped and counted; so are questions left with none.
+    """
+    tally = Tally(f"{labelled.name} vs {kb.dir}")
+    if labelled.level == "doc":
+        sources: set[str] = set()
+        by_name: dict[str, list[str]] = {}
+        for d in kb.documents():
+            sources.add(d.source)
+            by_name.setdefault(d.name, []).append(d.source)
+
+        def key(target: str) -> str | None:
+            if target in sources:
+                return target
+            hits = by_name.get(target, [])
+            if len(hits) > 1:
+                tally.add("relevant names skipped: they name several KB documents (give the full source)", target)
+                return None
+            if not hits:
+                tally.add("relevant documents skipped: not in the KB", target)
+                return None
+            return hits[0]
+    else:
+        present = {str(int(i)) for i in kb.snapshot().ids}
+
+        def key(target: str) -> str | None:
+            if target in present:
+                return target
+            tally.add("relevant chunk ids skipped: not in the KB", target)
+            return None
+
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, targets in labelled.qrels.items():
+        kept: dict[str, int] = {}
+        for target, grade in targets.items():
+            k = key(target)
+            if k is not None:
+                kept[k] = max(grade, kept.get(k, 0))
+        if kept:
+            qrels[qid] = kept
+        else:
+            tally.add("questions dropped: none of their relevant targets is in the KB", qid)
+    if not qrels:
+        raise EvalError(f"none of the {len(labelled.qrels)} questions of {labelled.name} has a relevant target in "
+                        f"the KB at {kb.dir} ({'; '.join(tally.messages())}); is it the right --kb-dir?")
+    return qrels, tally.messages()
+
+
+def chunk_documents(kb: KnowledgeBase) -> dict[int, str]:
+    """{chunk id: document source} for every chunk of the current snapshot."""
+    ids = [int(i) for i in kb.snapshot().ids]
+    return {i: rec.doc_source for i, rec in zip(ids, kb.chunks(ids)) if rec is not None}
+
+
+def to_targets(chunk_ids: Sequence[int], doc_of: dict[int, str] | None, cutoff: int) -> list[str]:
+    """Chunk ids best first -> targets best first: chunk ids as text, or each document once at its best chunk."""
+    if doc_of is None:
+        return [str(int(i)) for i in chunk_ids[:cutoff]]
+    out: dict[str, None] = {}
+    for i in chunk_ids:
+        doc = doc_of.get(int(i))
+        if doc is not None and doc not in out:
+            out[doc] = None
+            if len(out) == cutoff:
+                break
+    return list(out)
+
+
+def _default_embedder(kb_dir: Path) -> Embedder:
+    model = DEFAULT_MODEL
+    if (kb_dir / "kb.sqlite").exists():
+        manifest = KnowledgeBase(kb_dir).manifest
+        model = manifest.model if manifest else model
+    return load_embedder(EmbedderConfig(model=model))
+
+
+def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: EvalConfig = EvalConfig(),
+             embedder: Embedder | None = None) -> EvalReport:
+    """Evaluate config.retrievers under config.conditions on labelled, against kb (a KB or its directory).
+
+    A set with a corpus (BEIR) is first ingested into the KB directory. Raises EvalError (a
+    KBError) for unusable input; skipped items are counted in the report's warnings.
+    """
+    started = time.perf_counter()
+    kb_dir = kb.dir if isinstance(kb, KnowledgeBase) else Path(kb)
+    embedder = embedder or _default_embedder(kb_dir)
+    ingest_report = prepare_kb(labelled, kb_dir, embedder, config.progress)
+    kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb_dir)
+    warnings = list(labelled.warnings)
+    if ingest_report is not None and ingest_report.failed:
+        tally = Tally(f"ingesting {labelled.name}")
+        for f in ingest_report.failed:
+            tally.add(f"corpus documents not ingested: {f.reason}", f.path)
+        warnings += tally.messages()
+
+    qrels, more = resolve_qrels(labelled, kb)
+    warnings += more
+    order = [q for q in labelled.queries if q in qrels]
+    if config.limit is not None:
+        if config.limit < 1:
+            raise EvalError(f"--limit must be at least 1, not {config.limit}")
+        order = order[: config.limit]
+    qrels = {q: qrels[q] for q in order}
+    clean = {q: labelled.queries[q] for q in order}
+    doc_of = chunk_documents(kb) if labelled.level == "doc" else None
+    depth = config.depth if doc_of is not None else config.cutoff
+
+    specs = retriever_specs(config.retrievers, config.betas)
+    retrievers: dict[str, Retriever] = {
+        s.label: make_retriever(s.name, kb, embedder=embedder, top_k=min(10, config.candidates),
+                                candidates=config.candidates, hopfield=s.hopfield)
+        for s in specs
+    }
+    conditions = parse_conditions(list(config.conditions))
+    cache = QueryVectorCache(config.cache_dir, embedder)
+    any_dense = any(r.uses_dense for r in retrievers.values())
+
+    # Build each retriever's indexes (BM25, character n-grams, vocabulary) before the clock
+    # starts, so ms/query measures ranking rather than one-off set-up.
+    warmup: dict[str, float] = {}
+    first = [next(iter(clean.values()))]
+    first_vec = cache.vectors(first) if any_dense else None
+    for label, retriever in retrievers.items():
+        t0 = time.perf_counter()
+        retriever.rank(first, k=depth, query_vectors=first_vec if retriever.uses_dense else None)
+        warmup[label] = round(time.perf_counter() - t0, 3)
+
+    results: dict = {}
+    per_query: dict = {}
+    top: dict = {}
+    texts_by_condition: dict = {}
+    ms: dict = {}
+    ranked_len: dict = {}
+    pvalues: dict = {}
+    embed_seconds: dict[str, float] = {}
+    batches = -(-len(order) // config.batch_size)
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(conditions) * len(specs) * batches, desc="eval", unit="batch", file=sys.stderr,
+               disable=not config.progress, dynamic_ncols=True)
+    try:
+        for cond in conditions:
+            texts = garble_queries(clean, cond, config.seed)
+            texts_by_condition[cond.name] = texts
+            qids, qtexts = list(texts), list(texts.values())
+            t0 = time.perf_counter()
+            qvecs = cache.vectors(qtexts) if any_dense else None
+            embed_seconds[cond.name] = time.perf_counter() - t0
+            rankings: dict[str, dict[str, list[str]]] = {}
+            for spec in specs:
+                bar.set_postfix_str(f"{cond.name} / {spec.label}")
+                retriever = retrievers[spec.label]
+                out: dict[str, list[str]] = {}
+                t0 = time.perf_counter()
+                for start in range(0, len(qids), config.batch_size):
+                    stop = start + config.batch_size
+                    vecs = qvecs[start:stop] if retriever.uses_dense else None
+                    for qid, r in zip(qids[start:stop], retriever.rank(qtexts[start:stop], k=depth, query_vectors=vecs)):
+                        out[qid] = to_targets(r.ids, doc_of, config.cutoff)
+                    bar.update(1)
+                ms.setdefault(cond.name, {})[spec.label] = 1000 * (time.perf_counter() - t0) / max(len(qids), 1)
+                rankings[spec.label] = out
+                means, pq = score(qrels, out, config.metrics)
+                results.setdefault(cond.name, {})[spec.label] = means
+                per_query.setdefault(cond.name, {})[spec.label] = pq
+                top.setdefault(cond.name, {})[spec.label] = {q: v[:TOP_SHOWN] for q, v in out.items()}
+                ranked_len.setdefault(cond.name, {})[spec.label] = sum(map(len, out.values())) / max(len(out), 1)
+            base = specs[0].label
+            pvalues[cond.name] = significance(qrels, (base, rankings[base]),
+                                              [(s.label, rankings[s.label]) for s in specs[1:]],
+                                              config.metrics, config.stat_test, seed=config.seed)
+    finally:
+        bar.close()
+
+    meta = {
+        "kb_dir": str(kb_dir),
+        "model": embedder.name,
+        "precision": getattr(embedder, "precision", None),
+        "kb_documents": len({d for d in doc_of.values()}) if doc_of is not None else None,
+        "kb_chunks": int(kb.snapshot().size),
+        "seed": config.seed,
+        "limit": config.limit,
+        "depth": depth,
+        "cutoff": config.cutoff,
+        "candidates": config.candidates,
+        "stat_test": config.stat_test,
+        "query_embedding_seconds": embed_seconds,
+        "warmup_seconds": warmup,
+        "query_cache": {"hits": cache.hits, "embedded": cache.misses, "file": str(cache.path) if cache.path else None},
+        "ingest": ({**ingest_report.counts(), "chunks_embedded": ingest_report.chunks_embedded,
+                    "chunks_reused": ingest_report.chunks_reused, "seconds": round(ingest_report.seconds, 2)}
+                   if ingest_report is not None else None),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return EvalReport(
+        dataset=labelled.name, level=labelled.level, n_queries=len(order),
+        conditions=tuple(c.name for c in conditions), retrievers=tuple(s.label for s in specs),
+        metrics=tuple(config.metrics), results=results, per_query=per_query, top=top, queries=texts_by_condition,
+        qrels=qrels, pvalues=pvalues, ms_per_query=ms, ranked=ranked_len,
+        betas={s.label: s.hopfield.beta for s in specs if s.hopfield is not None},
+        warnings=tuple(warnings), meta=meta,
+    )
+
+
+
+def evaluate(kb: KnowledgeBase | str | Path, records: LabelledSet | Sequence[dict],
+             retrievers: Sequence[str] = RETRIEVERS, k: int = 10, embedder: Embedder | None = None,
+             name: str = "labelled set") -> list[dict[str, Any]]:
+    """A quick table for the app: one row per retriever with recall, MRR, nDCG and hit rate at k
+    on clean queries, the p-value of recall@k against the first retriever, and ms per query.
+
+    records: a LabelledSet, or {"question", "relevant" | "relevant_chunks", "id"?} dicts.
+    """
+    from eval.datasets import from_records
+
+    labelled = records if isinstance(records, LabelledSet) else from_records(list(records), name)
+    metrics = (f"recall@{k}", f"mrr@{k}", f"ndcg@{k}", f"hit_rate@{k}")
+    config = EvalConfig(retrievers=tuple(retrievers), metrics=metrics, cutoff=max(k, 10), depth=max(k, 10) * 3)
+    report = run_eval(labelled, kb, config, embedder=embedder)
+    rows = []
+    for r in report.retrievers:
+        p = report.pvalues["clean"].get(r, {}).get(f"recall@{k}")
+        rows.append({"retriever": r, **{m: round(v, 3) for m, v in report.results["clean"][r].items()},
+                     f"p(recall@{k}) vs {report.baseline}": None if p is None else round(p, 3),
+                     "ms/query": round(report.ms_per_query["clean"][r], 1), "questions": report.n_queries})
+    return rows

@@ -1,0 +1,99 @@
+"""`kb eval --dataset PATH`: every retriever under every garbling condition, with a report folder."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from eval import STAT_TESTS, EvalConfig, EvalError, load_dataset, run_eval, write_report
+from eval.report import headline_metric
+from retriever import RETRIEVERS
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _betas(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(t) for t in _names(text))
+    except ValueError:
+        raise EvalError(f"--beta takes numbers separated by commas (e.g. 4,8,16), not {text!r}") from None
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "dataset"
+
+
+@click.command("eval")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(path_type=Path),
+              help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or a .jsonl / .csv labelled set.")
+@click.option("--retrievers", default="dense,bm25,hybrid,hopfield", show_default=True,
+              help=f"Comma-separated, from {', '.join(RETRIEVERS)}; the first is the baseline of the p-values.")
+@click.option("--conditions", default="clean,typo-10,typo-20,truncate-50", show_default=True,
+              help="Comma-separated: clean, typo-N, drop-N, truncate-N (N%), first-N (words), lower-nopunct.")
+@click.option("--beta", "beta_text", default=None, help="Hopfield betas, comma-separated; one row each (e.g. 4,8,16).")
+@click.option("--kb-dir", type=click.Path(path_type=Path), default=None,
+              help="KB to evaluate. A BEIR corpus is ingested into it and reused on later runs "
+                   "[default: OUT/cache/kb-NAME for BEIR, ./kb_data otherwise].")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Report folder [default: eval_reports/NAME].")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Query-embedding cache [default: OUT/cache].")
+@click.option("--json", "as_json", is_flag=True, help="Print {condition: {retriever: {metric: value}}} as JSON.")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N questions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Garbling seed.")
+@click.option("--split", default="test", show_default=True, help="BEIR qrels split (qrels/SPLIT.tsv).")
+@click.option("--stat-test", type=click.Choice(STAT_TESTS), default="fisher", show_default=True,
+              help="Paired significance test against the first retriever.")
+@click.option("--depth", type=int, default=300, show_default=True,
+              help="Chunks ranked per query before documents are counted (document-level sets).")
+@click.option("--candidates", "-K", type=int, default=100, show_default=True,
+              help="First-stage candidates of hybrid and Hopfield.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars on stderr [default: when stderr is a terminal].")
+def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, cache_dir, as_json, limit, seed, split,
+             stat_test, depth, candidates, progress):
+    """Recall@k, MRR, nDCG and hit rate of each retriever on a labelled set, clean and garbled."""
+    labelled = load_dataset(dataset_path, split=split)
+    name = _slug(labelled.name if not dataset_path.is_file() else dataset_path.stem)
+    out_dir = out_dir or Path("eval_reports") / name
+    cache_dir = cache_dir or out_dir / "cache"
+    if kb_dir is None:
+        kb_dir = cache_dir / f"kb-{name}" if labelled.corpus is not None else Path("kb_data")
+    progress = sys.stderr.isatty() if progress is None else progress
+    betas = _betas(beta_text)
+    config = EvalConfig(retrievers=_names(retrievers), betas=betas, conditions=_names(conditions), seed=seed,
+                        limit=limit, depth=depth, candidates=candidates, stat_test=stat_test, cache_dir=cache_dir,
+                        progress=progress)
+    command = ["kb", "eval", "--dataset", str(dataset_path), "--retrievers", ",".join(config.retrievers),
+               "--conditions", ",".join(config.conditions)]
+    command += ["--beta", ",".join(f"{b:g}" for b in betas)] if betas else []
+    command += ["--kb-dir", str(kb_dir), "--out", str(out_dir)]
+    command += ["--limit", str(limit)] if limit else []
+    command += ["--seed", str(seed)] if seed else []
+    report = run_eval(labelled, kb_dir, config)
+    written = write_report(report, out_dir, command=shlex.join(command))
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.summary(), indent=2))
+        return
+    head = headline_metric(report)
+    width = max(len(r) for r in report.retrievers)
+    click.echo(f"{report.dataset}: {report.n_queries} questions, {head} "
+               f"(* differs from {report.baseline} at p < 0.05, {report.meta['stat_test']})")
+    click.echo(" " * width + "".join(f"  {c:>13}" for c in report.conditions))
+    for r in report.retrievers:
+        cells = []
+        for c in report.conditions:
+            p = report.pvalues[c].get(r, {}).get(head)
+            cells.append(f"{report.results[c][r][head]:.3f}{'*' if p is not None and p < 0.05 else ' '}")
+        click.echo(f"{r:<{width}}" + "".join(f"  {cell:>13}" for cell in cells))
+    click.echo(f"report: {out_dir} ({', '.join(p.name for p in written)}); {report.meta['seconds']} s")
