@@ -157,6 +157,7 @@ def _clean_pdf_text(text: str) -> str:
 # ---- Markdown --------------------------------------------------------------------
 FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---\s*\n.*?\n(?:---|\.\.\.)\s*(?:\n|\Z)", re.S)
 TEMPLATE_TAGS = re.compile(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", re.S)
+MD_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> ParsedText:
@@ -172,10 +173,11 @@ def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> Pars
         fm_title = found.group(1).strip() if found else ""
         text = text[match.end():]
     text = TEMPLATE_TAGS.sub("", text)
-    lines = text.splitlines(keepends=True)
-    line_starts = [0]
-    for line in lines:
-        line_starts.append(line_starts[-1] + len(line))
+    # Line numbers as markdown-it counts them: only \r\n, \r and \n end a line. str.splitlines also
+    # breaks at \f, \x1c, \u2028..., which shifted every later heading into the wrong section.
+    line_starts = [0] + [m.end() for m in MD_LINE_BREAK.finditer(text)]
+    if line_starts[-1] != len(text):
+        line_starts.append(len(text))
     tokens = MarkdownIt("commonmark").parse(text)
     # (char offset of the heading line, offset just past it (setext headings take two lines), text, level)
     headings: list[tuple[int, int, str, int]] = []

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import make_pdf
-from ingest import ChunkConfig, IngestConfig, TextRecord, ingest, ingest_texts
+from ingest import ChunkConfig, IngestConfig, TextRecord, chunk, ingest, ingest_texts, load
 from kb import KnowledgeBase
 from retriever import make_retriever
 
@@ -227,6 +227,23 @@ def test_markdown_sections_and_html_visible_text_reach_the_stored_chunks(tmp_pat
                                                   "Lost keys": "Lost keys\n\nReport a lost key to security at once."}
     stored = kb.document_text(html[0].doc_id)
     assert "zqx" not in stored and "track(" not in stored and "Home" not in stored
+
+
+@pytest.mark.parametrize("newline, oddity", [("\n", "\f"), ("\n", "\u2028"), ("\n", "\x1c"), ("\r\n", "\x85"),
+                                             ("\r", "\x0b")])
+def test_markdown_sections_survive_odd_line_breaks(tmp_path, newline, oddity):
+    # Form feeds, U+2028 and friends are line breaks to str.splitlines but not to Markdown.
+    body = (f"# Guide{newline}{newline}Intro{oddity}with an odd break.{newline}{newline}"
+            f"## Refunds{newline}{newline}Refunds take ten days.{oddity}Really.{newline}{newline}"
+            f"## Billing{newline}{newline}Invoices go out monthly.{newline}")
+    path = tmp_path / "guide.md"
+    path.write_bytes(body.encode("utf-8"))
+    parsed = load(path, path.read_bytes())
+    chunks = {c.section: c.text for c in chunk(parsed)}
+    assert list(chunks) == ["Guide", "Refunds", "Billing"]
+    assert "Intro" in chunks["Guide"] and "Refunds take" not in chunks["Guide"]
+    assert "Refunds take ten days." in chunks["Refunds"] and "Invoices" not in chunks["Refunds"]
+    assert chunks["Billing"].startswith("## Billing") and "Invoices go out monthly." in chunks["Billing"]
 
 
 def test_ingest_texts_adds_reuses_and_updates_in_memory_records(tmp_path, embedder):
