@@ -113,3 +113,15 @@ def test_a_kb_from_a_newer_version_is_refused_without_a_traceback(kb_copy):
     (kb_copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": FORMAT_VERSION + 1}))
     res = kb_cli("stats", "--kb-dir", kb_copy)
     assert res.exit_code == 2 and "upgrade hopfield-kb" in res.stderr and "Traceback" not in res.output
+
+
+def test_ingesting_the_folder_that_holds_the_kb_skips_the_kbs_own_files(folder, monkeypatch, embedder):
+    monkeypatch.chdir(folder)  # `kb ingest .` with the default --kb-dir ./kb_data inside the folder
+    assert kb_cli("ingest", ".").exit_code == 0
+    assert (folder / "kb_data" / "kb.sqlite").exists()
+    again = kb_cli("ingest", ".", "--json")
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert report["counts"] == {"added": 0, "updated": 0, "unchanged": 2, "removed": 0, "failed": 0}
+    plan = kb_cli("sync", ".", "--dry-run")
+    assert plan.exit_code == 0 and "0 added, 0 updated, 2 unchanged, 0 removed, 0 failed" in plan.stdout
