@@ -100,7 +100,8 @@ def _bad_folder(folder: Path) -> dict[str, str]:
     (folder / "good.md").write_text("# Travel\n\nTrain tickets are booked through the travel desk.\n")
     (folder / "good.txt").write_text("Parking permits are renewed every January.\n")
     os.mkfifo(folder / "pipe.txt")  # reading a named pipe would block the whole run
-    return {"pipe.txt": "not a regular file",
+    (folder / "dangling.md").symlink_to(folder / "deleted-target.md")  # an unreadable path
+    return {"pipe.txt": "not a regular file", "dangling.md": "cannot read",
             "empty.txt": "empty", "blank.md": "empty", "binary.txt": "binary", "slides.pptx": "unsupported",
             "corrupt.pdf": "corrupt", "locked.pdf": "password", "huge.txt": "limit"}
 
