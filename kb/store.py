@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import sqlite3
 import threading
 import time
@@ -250,8 +251,9 @@ class KnowledgeBase:
             rows = con.execute(
                 "SELECT h.source, h.version, h.event, h.content_hash, h.n_chunks, h.at FROM history h "
                 "WHERE h.source = ? OR h.source IN (SELECT source FROM history GROUP BY source "
-                "HAVING source LIKE '%/' || ?) ORDER BY h.at, h.rowid",
-                (source_or_name, source_or_name),
+                "HAVING source LIKE '%/' || ? ESCAPE '\\') ORDER BY h.at, h.rowid",
+                # _ and % in a file name are literal characters, not LIKE wildcards.
+                (source_or_name, re.sub(r"([\\%_])", r"\\\1", source_or_name)),
             ).fetchall()
         return [HistoryEntry(*r) for r in rows]
 

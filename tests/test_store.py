@@ -334,3 +334,12 @@ def test_a_writer_checks_the_model_against_the_manifest_on_disk_not_a_stale_copy
     assert second.manifest.model == MODEL and second.document("beta") is None
     _write(second, {"beta": _doc("beta", 2)}, {"beta": _unit(rng, 2)})  # the right model still gets in
     assert KnowledgeBase(tmp_path / "kb").check().ok
+
+
+def test_history_by_file_name_treats_underscores_and_percents_literally(tmp_path, rng):
+    names = ["axb.md", "a_b.md", "100%.md"]
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _write(kb, {n: _doc(n, 2) for n in names}, {n: _unit(rng, 2) for n in names})
+    for name in names:
+        assert [(h.source, h.event) for h in kb.history(name)] == [(f"/virtual/{name}", "added")]
+    assert kb.history("%.md") == [] and kb.history("a_b") == []
