@@ -1,0 +1,1 @@
+"""bench: the performance suite (python -m bench). See bench/run.py."""
