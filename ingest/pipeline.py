@@ -167,10 +167,11 @@ def ingest(
     started = time.perf_counter()
     stages: dict[str, float] = {"read": 0.0, "parse": 0.0}
     files, roots, failures = discover(paths)
-    # `kb ingest .` with the default ./kb_data: the KB's own files are not documents (each run would
-    # report its sqlite, npy and faiss files as failed).
+    # `kb ingest .` with the default ./kb_data: the KB's own files (directly in kb_dir) are not
+    # documents; each run would report its sqlite, npy and faiss files as failed. Subfolders such
+    # as the app's uploads/ hold documents and stay.
     kb_root = Path(kb_dir).resolve()
-    files = [f for f in files if not f.is_relative_to(kb_root)]
+    files = [f for f in files if f.parent != kb_root]
     if config.dry_run:
         # A plan creates nothing: against a KB directory that does not exist yet, every file is "added".
         stored = KnowledgeBase(kb_dir).hashes() if Path(kb_dir).exists() else {}

@@ -125,3 +125,8 @@ def test_ingesting_the_folder_that_holds_the_kb_skips_the_kbs_own_files(folder, 
     assert report["counts"] == {"added": 0, "updated": 0, "unchanged": 2, "removed": 0, "failed": 0}
     plan = kb_cli("sync", ".", "--dry-run")
     assert plan.exit_code == 0 and "0 added, 0 updated, 2 unchanged, 0 removed, 0 failed" in plan.stdout
+    # Documents kept in a subfolder of the KB (the app saves uploads there) are still ingested.
+    (folder / "kb_data" / "uploads").mkdir()
+    (folder / "kb_data" / "uploads" / "parking.md").write_text("# Parking\n\nPermits renew in January.\n")
+    report = json.loads(kb_cli("ingest", ".", "--json").stdout)
+    assert [Path(s).name for s in report["added"]] == ["parking.md"] and report["counts"]["failed"] == 0
