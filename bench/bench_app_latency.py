@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("--kb-dir", type=Path, default=None, help="KB to serve (default: temp KB from data/docs)")
     parser.add_argument("-n", type=int, default=10, help="questions to time (default 10)")
     parser.add_argument("--screenshot", type=Path, default=None, help="save a screenshot of the final page here")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (for bench.run)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -80,6 +81,9 @@ def main() -> int:
     print(f"{len(warm)} sample questions, submit -> rendered answer: median {statistics.median(warm) * 1000:.0f} ms, "
           f"min {min(warm) * 1000:.0f} ms, max {max(warm) * 1000:.0f} ms")
     print("per question (ms): " + ", ".join(f"{t * 1000:.0f}" for t in warm))
+    if args.json:
+        print(json.dumps({"ready_s": ready, "first_s": times[0], "median_s": statistics.median(warm),
+                          "max_s": max(warm), "n": len(warm)}))
     return 0
 
 

@@ -107,6 +107,7 @@ def main() -> int:
     parser.add_argument("--changed", type=float, default=0.01, help="fraction of documents changed (default 0.01)")
     parser.add_argument("--cli", action="store_true", help="also time the resync as a fresh `kb sync` process")
     parser.add_argument("--workdir", type=Path, default=None, help="where to build corpus and KB (default: temp)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (for bench.run)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.workdir))
@@ -149,6 +150,9 @@ def main() -> int:
         print(f"{f'resync, {100 * args.changed:g}% changed':<28}{resync.seconds:>10.2f}"
               f"{100 * resync.seconds / full.seconds:>14.2f}%")
         print(f"{'resync, nothing changed':<28}{noop.seconds:>10.2f}{100 * noop.seconds / full.seconds:>14.2f}%")
+        result = {"docs": args.n, "changed": n_changed, "full_s": full.seconds, "resync_s": resync.seconds,
+                  "noop_s": noop.seconds, "full_stages": dict(full.stage_seconds),
+                  "resync_stages": dict(resync.stage_seconds), "chunks": full.chunks_embedded}
 
         if args.cli:
             for i in range(1, step * n_changed, step):  # a second 1% batch, other documents
@@ -161,6 +165,9 @@ def main() -> int:
             cli = time.perf_counter() - t
             print(f"{'kb sync process, 1% changed':<28}{cli:>10.2f}{100 * cli / full.seconds:>14.2f}%"
                   "   (includes start-up and model load)")
+            result["cli_resync_s"] = cli
+        if args.json:
+            print(json.dumps(result))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
