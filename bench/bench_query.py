@@ -83,8 +83,14 @@ def distinct_queries(queries: list[str], need: int) -> list[str]:
     return out[:need]
 
 
-def measure(kb_dir: Path, queries: list[str], n: int, profile: int) -> dict:
-    """Latencies (seconds) per method, memory (bytes), lexical build time, profile breakdown."""
+METHODS = ("hopfield", "dense", "faiss_flat", "bm25s")
+
+
+def measure(kb_dir: Path, queries: list[str], n: int, profile: int, methods: tuple[str, ...] = METHODS) -> dict:
+    """Latencies (seconds) per method, memory (bytes), lexical build time, profile breakdown.
+
+    methods: which of METHODS to time (the rest are skipped, e.g. the lexical ones on a KB whose
+    lexical views would not fit in memory)."""
     import faiss
 
     from kb import KnowledgeBase, load_embedder
@@ -105,32 +111,41 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int) -> dict:
     out["index"] = type(snap.index).__name__ + _index_params(snap.index)
     out["rss_snapshot"] = rss_bytes() - rss_model
 
-    hop = make_retriever("hopfield", kb, embedder, top_k=10)
-    t = time.perf_counter()
-    hop.search(queries[0])
-    out["first_hopfield_s"] = time.perf_counter() - t  # builds BM25, char n-grams, vocabulary
-    out["rss_after_first_query"] = rss_bytes() - rss_model
-
     # Disjoint query slices: the query-embedding cache must never answer a measured query.
     queries = distinct_queries(queries, 4 + 4 * n + profile)
     warm, rest = queries[1:4], queries[4:]
     sl = [rest[i * n:(i + 1) * n] for i in range(4)]
-    for q in warm:
-        hop.search(q)
-    out["hopfield"] = latency(lambda q: hop.search(q, 10), sl[0]).tolist()
+    if "hopfield" in methods:
+        hop = make_retriever("hopfield", kb, embedder, top_k=10)
+        t = time.perf_counter()
+        hop.search(queries[0])
+        out["first_hopfield_s"] = time.perf_counter() - t  # builds BM25, char n-grams, vocabulary
+        out["rss_after_first_query"] = rss_bytes() - rss_model
+        from retriever.corpus import corpus_for
 
-    dense = make_retriever("dense", kb, embedder, top_k=10)
-    dense.search(warm[0] + " dense")
-    out["dense"] = latency(lambda q: dense.search(q, 10), sl[1]).tolist()
+        char = corpus_for(kb).char_matrix  # what the character n-gram view costs per chunk
+        out["char_nnz"] = int(char.nnz)
+        out["char_bytes"] = int(char.data.nbytes + char.indices.nbytes + char.indptr.nbytes)
+        for q in warm:
+            hop.search(q)
+        out["hopfield"] = latency(lambda q: hop.search(q, 10), sl[0]).tolist()
 
-    vectors = np.ascontiguousarray(np.asarray(snap.vectors, dtype=np.float32))
-    rss = rss_bytes()
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    out["rss_plain_flat"] = rss_bytes() - rss
-    faiss.omp_set_num_threads(1)
-    out["faiss_flat"] = latency(lambda q: flat.search(embedder.encode([q]), 10), sl[2]).tolist()
-    del vectors
+    if "dense" in methods:
+        dense = make_retriever("dense", kb, embedder, top_k=10)
+        dense.search(warm[0] + " dense")
+        out["dense"] = latency(lambda q: dense.search(q, 10), sl[1]).tolist()
+
+    if "faiss_flat" in methods:
+        vectors = np.ascontiguousarray(np.asarray(snap.vectors, dtype=np.float32))
+        rss = rss_bytes()
+        flat = faiss.IndexFlatIP(vectors.shape[1])
+        flat.add(vectors)
+        out["rss_plain_flat"] = rss_bytes() - rss
+        faiss.omp_set_num_threads(1)
+        out["faiss_flat"] = latency(lambda q: flat.search(embedder.encode([q]), 10), sl[2]).tolist()
+        del vectors, flat
+    if "bm25s" not in methods:
+        return out
 
     import bm25s
 
@@ -148,7 +163,7 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int) -> dict:
 
     out["bm25s"] = latency(bm25_query, sl[3]).tolist()
 
-    if profile:
+    if profile and "hopfield" in methods:
         out["profile"] = _profile(lambda q: hop.search(q, 10), rest[4 * n:4 * n + profile])
     return out
 
@@ -169,8 +184,12 @@ def main() -> int:
     parser.add_argument("--queries", choices=("scifact", "sample"), default="scifact" if have_scifact() else "sample")
     parser.add_argument("-n", type=int, default=100, help="measured queries per method (default 100)")
     parser.add_argument("--profile", type=int, default=30, help="extra Hopfield queries under cProfile (0: none)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     args = parser.parse_args()
-    result = measure(args.kb_dir, query_pool(args.queries), args.n, args.profile)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown methods {sorted(set(methods) - set(METHODS))}")
+    result = measure(args.kb_dir, query_pool(args.queries), args.n, args.profile, methods)
     print(json.dumps(result))
     return 0
 

@@ -38,7 +38,8 @@ class EmbedderConfig:
     model: str = DEFAULT_MODEL
     batch_size: int = 32
     max_tokens: int = 256
-    # "auto": bf16 where the CPU has native bf16, else fp32. "int8": dynamic quantisation.
+    # "auto": bf16 where the CPU has native bf16, else fp32. "int8": dynamic quantisation (faster
+    # still, but cosine to fp32 fell to 0.88 on some SciFact chunks: not for building KBs).
     # bf16 is about 2x faster on such CPUs, but a text's vector then moves by ~1e-3 with what else
     # shares its batch (fp32: ~1e-7); use fp32 where vectors must be reproducible to 1e-5.
     precision: str = "auto"
@@ -106,7 +107,11 @@ class Embedder:
             precision = "bf16" if cpu_has_native_bf16() else "fp32"
         if precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        elif precision not in ("fp32", "bf16"):
+        elif precision == "bf16":
+            # Weights in bf16 rather than autocast: no per-op casts, ~10% faster (54.6 vs 49.9 chunks/s
+            # measured here), vectors within cosine 0.9999 of fp32 either way.
+            model = model.to(torch.bfloat16)
+        elif precision != "fp32":
             raise KBError(f"precision must be auto, fp32, bf16 or int8, not {precision!r}")
         self.precision = precision
         self.model = model
@@ -148,8 +153,8 @@ class Embedder:
         enc = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.config.max_tokens, return_tensors="pt"
         )
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            hidden = self.model(**enc).last_hidden_state
+        with torch.inference_mode():
+            hidden = self.model(**enc).last_hidden_state.float()  # pool in fp32 whatever the model ran in
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)

@@ -4,7 +4,8 @@
    unknown query word is a corrupted cue that settles on a stored word.
 2. Passage memory: the candidates (FAISS top-K of the repaired query united with
    the character n-gram top-K of the original) are stored as patterns
-   x_c = [dense_c ; char_c] / sqrt(2). The cue is the candidates' evidence
+   x_c = [dense_c ; char_c] / sqrt(2) (char_c count-sketched to 1024 dims, which
+   keeps inner products, so the K x K Gram matrix is cheap). The cue is the candidates' evidence
    (cosine of the repaired and the original query embedding, character n-gram
    TF-IDF cosine of the original, BM25 of the repaired), each z-scored over the
    candidates, so a garbled query still starts in its passage's basin. The state
@@ -104,8 +105,8 @@ class HopfieldRetriever(Retriever):
         dense = np.asarray(corpus.snapshot.vectors[pos])
         views = (dense @ rvec, dense @ qvec, char_row[pos], bm25_row[pos])
         evidence = zscore(sum(w * zscore(v) for w, v in zip(EVIDENCE_WEIGHTS, views)))
-        chars = corpus.char_matrix[pos]
-        gram = 0.5 * (dense @ dense.T) + 0.5 * (chars @ chars.T).toarray()
+        chars = corpus.char_sketch[pos]  # inner products of char_matrix rows, up to the sketch's noise
+        gram = 0.5 * (dense @ dense.T) + 0.5 * (chars @ chars.T)
         spread = gram.std()
         return _Cue(pos, evidence.astype(np.float32), (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
 

@@ -124,3 +124,19 @@ def test_kb_search_cli_takes_retriever_and_beta(sample_kb_dir):
     assert len(payload["hits"]) == 3 and payload["diagnostics"]["beta"] == 8
     bad = runner.invoke(main, ["search", "refund", "--kb-dir", str(sample_kb_dir), "--beta", "0"])
     assert bad.exit_code == 2 and "beta must be" in bad.output
+
+
+def test_char_sketch_keeps_the_character_ngram_inner_products_of_the_sample_chunks(sample_kb):
+    # The Hopfield Gram matrix uses the count sketch in place of the exact sparse product; check
+    # it against the exact product (brute force) over every pair of sample chunks.
+    from retriever.corpus import SKETCH_DIM, corpus_for
+
+    corpus = corpus_for(sample_kb)
+    exact = (corpus.char_matrix @ corpus.char_matrix.T).toarray()
+    sketch = corpus.char_sketch @ corpus.char_sketch.T
+    assert sketch.shape == exact.shape and sketch.dtype == np.float32
+    err = (sketch - exact)[~np.eye(len(exact), dtype=bool)]
+    # Count sketch: unbiased, error standard deviation at most ~1/sqrt(SKETCH_DIM) for unit rows.
+    assert abs(err.mean()) < 0.005
+    assert err.std() < 1.5 / np.sqrt(SKETCH_DIM)
+    assert np.allclose(np.diag(sketch), np.diag(exact), atol=0.15)  # rows stay near unit length

@@ -1,0 +1,274 @@
+"""The benchmark suite in one command: every stage, ours against what a user would otherwise use.
+
+    python -m bench.run                      # all sections (bash scripts/bench.sh sets up and runs this)
+    python -m bench.run --only query,index   # some sections
+    python -m bench.run --quick              # 100k only, 2,000-document sync: a smoke run
+
+Each section runs its script in a fresh process (no shared warm caches, threads or memory) and
+adds rows to one table: stage | ours | alternative | ratio (> 1 = ours better). The KBs the
+sections need (sample, SciFact, synthetic 100k / 1M from SciFact's real vectors, see bench/kbs.py)
+are built on first use under --workdir and reused while their build recipe is unchanged; build
+times are printed separately and are not part of the suite's own time.
+
+Sections:
+    ingest   embedding throughput vs sentence-transformers encode (same model, same 800 chunks),
+             and each ingest stage's share of a real ingest (SciFact texts; the sample docs with PDFs)
+    query    question -> top-10 latency, p50 / p95, on SciFact, 100k and 1M chunks, vs embedding +
+             plain faiss.IndexFlatIP; resident memory per chunk vs plain FAISS + bm25s
+    index    recall@10 of the index the KB chooses vs exact search, and the compact fp16 / SQ8 options
+    eval     300 SciFact queries x 4 conditions through run_eval (goal: under 30 s)
+    sync     1% re-sync vs full ingest of a --sync-docs document folder (goal: under 3%)
+    startup  the app (real Chromium) and `kb ask` answering the first question after start (goal: 5 s)
+
+Needs ../shared/datasets/scifact for ingest, query (beyond the sample KB), index and eval; those
+sections say so and are skipped when it is absent. The figures and the table are also written
+to WORKDIR/results.json and WORKDIR/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (ROOT, Row, default_workdir, fmt_bytes, fmt_ms, fmt_s, have_scifact, machine,  # noqa: E402
+                          print_table, ratio_rate, ratio_time)
+
+SECTIONS = ("ingest", "query", "index", "eval", "sync", "startup")
+# Above this many chunks the Hopfield reader is not timed: its character n-gram view of every
+# chunk grows past this machine's memory (the query table prints the estimate).
+LEXICAL_MAX = 200_000
+
+
+def run_json(module: str, *args: str, timeout: float = 1800) -> dict:
+    """Run python -m bench.MODULE ARGS in a fresh process; its last stdout line is a JSON object."""
+    cmd = [sys.executable, "-m", f"bench.{module}", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_kbs(workdir: Path, sizes: list[int], need_scifact: bool) -> dict:
+    """(name -> (dir, build info)) for the KBs the chosen sections need, built in a helper process."""
+    script = (
+        "import json, sys\nfrom pathlib import Path\nfrom bench import kbs\n"
+        "w = Path(sys.argv[1]); out = {'sample': kbs.sample_kb(w)}\n"
+        "if sys.argv[2] == '1':\n"
+        "    out['scifact'] = kbs.scifact_kb(w)\n"
+        "    for n in map(int, filter(None, sys.argv[3].split(','))):\n"
+        "        out[f'synthetic {n}'] = kbs.synthetic_kb(w, out['scifact'][0], n)\n"
+        "print(json.dumps({k: [str(d), i] for k, (d, i) in out.items()}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(workdir), "1" if need_scifact else "0",
+                           ",".join(map(str, sizes))], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the benchmark KBs failed:\n{proc.stderr[-3000:]}")
+    return {k: (Path(d), info) for k, (d, info) in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+def shares(stage_seconds: dict[str, float]) -> str:
+    total = sum(stage_seconds.values()) or 1.0
+    return ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in sorted(stage_seconds.items(), key=lambda kv: -kv[1]))
+
+
+def section_ingest(kbs: dict) -> list[Row]:
+    r = run_json("bench_ingest", "--kb-dir", str(kbs["scifact"][0]))
+    n = r["chunks"]
+    ours, ours32, alt = n / r["ours_s"], n / r["ours_fp32_s"], n / r["alt_s"]
+    rows = [
+        Row(f"embed {n} SciFact chunks ({r['mean_wordpieces']:.0f} wordpieces avg), {r['precision']}",
+            f"{ours:.1f} chunks/s", f"{alt:.1f} chunks/s", ratio_rate(ours, alt),
+            f"alt: sentence-transformers encode, batch 32, fp32; cosine to it min {r['cos_min']:.5f}"),
+        Row("embed, ours forced to fp32", f"{ours32:.1f} chunks/s", f"{alt:.1f} chunks/s", ratio_rate(ours32, alt),
+            f"cosine to sentence-transformers min {r['cos32_min']:.6f}"),
+    ]
+    sci = kbs["scifact"][1]
+    rows.append(Row(f"ingest stage shares, SciFact ({sci['chunks']} chunks, {sci['seconds']:.0f} s)",
+                    shares(sci["stage_seconds"]), note="ingest_texts of the corpus, measured when the KB was built"))
+    sample = kbs["sample"][1]
+    rows.append(Row(f"ingest stage shares, sample docs with PDFs ({sample['chunks']} chunks)",
+                    shares(sample["stage_seconds"]), note="pypdf / Markdown / HTML loading included"))
+    return rows
+
+
+def section_query(kbs: dict) -> list[Row]:
+    import numpy as np
+
+    rows = []
+    char_bytes_per_chunk = None
+    for name in [k for k in kbs if k != "sample"] or ["sample"]:
+        kb_dir = kbs[name][0]
+        chunks = kbs[name][1]["chunks"]
+        lexical = chunks <= LEXICAL_MAX
+        methods = "hopfield,dense,faiss_flat,bm25s" if lexical else "dense,faiss_flat"
+        r = run_json("bench_query", "--kb-dir", str(kb_dir), "-n", "100", "--profile", "0", "--methods", methods)
+        dense, flat = (np.asarray(r[k]) for k in ("dense", "faiss_flat"))
+        label = f"{r['chunks']:,} chunks"
+        p50 = lambda a: float(np.median(a))  # noqa: E731
+        p95 = lambda a: float(np.percentile(a, 95))  # noqa: E731
+        if lexical:
+            hop = np.asarray(r["hopfield"])
+            char_bytes_per_chunk = r["char_bytes"] / r["chunks"]
+            rows.append(Row(f"query -> top-10, hopfield, {label} [{r['index']}]",
+                            f"{fmt_ms(p50(hop))} (p95 {fmt_ms(p95(hop))})",
+                            f"{fmt_ms(p50(flat))} (p95 {fmt_ms(p95(flat))})", ratio_time(p50(hop), p50(flat)),
+                            "alt: embed + faiss.IndexFlatIP top 10, no rerank; ours adds repair, BM25/char evidence, "
+                            "Hopfield rerank, chunk lookup"))
+        else:
+            need = f"~{fmt_bytes(2 * char_bytes_per_chunk * chunks)}" if char_bytes_per_chunk else "too much"
+            rows.append(Row(f"query -> top-10, hopfield, {label}", "not measured", "-", None,
+                            f"its character n-gram view over all chunks (and its transpose) would need {need} "
+                            f"of RAM (from the bytes per chunk measured at the smaller KB); dense only"))
+        rows.append(Row(f"query -> top-10, dense, {label}", f"{fmt_ms(p50(dense))} (p95 {fmt_ms(p95(dense))})",
+                        f"{fmt_ms(p50(flat))} (p95 {fmt_ms(p95(flat))})", ratio_time(p50(dense), p50(flat)),
+                        "ours: the KB's chosen index + chunk lookup"))
+        if lexical:
+            ours_mem = (r["rss_snapshot"] + r["rss_after_first_query"]) / r["chunks"]
+            alt_mem = (r["rss_plain_flat"] + r["rss_plain_bm25s"]) / r["chunks"]
+            note = (f"ours: snapshot + lexical views after the first Hopfield query (built in "
+                    f"{r['first_hopfield_s']:.1f} s); alt: plain IndexFlatIP + bm25s index")
+        else:
+            ours_mem, alt_mem = r["rss_snapshot"] / r["chunks"], r["rss_plain_flat"] / r["chunks"]
+            note = "ours: the loaded snapshot (index + memory-mapped vectors); alt: plain IndexFlatIP"
+        rows.append(Row(f"resident memory per chunk, {label}", fmt_bytes(ours_mem), fmt_bytes(alt_mem),
+                        ratio_time(ours_mem, alt_mem), note + f"; model {fmt_bytes(r['rss_model'])} once"))
+    return rows
+
+
+def section_index(kbs: dict) -> list[Row]:
+    rows = []
+    for name in [k for k in kbs if k.startswith("synthetic")]:
+        r = run_json("bench_index", "--kb-dir", str(kbs[name][0]), "--nprobe", "64")
+        ex = r["exact"]
+        for v in r["variants"]:
+            rows.append(Row(f"index {v['name']} at {r['n']:,}: {v['index']}",
+                            f"recall@10 {v['recall@10']:.4f}, {fmt_ms(v['p50_s'])}, {v['bytes_per_vector']:.0f} B/vec",
+                            f"1.0000, {fmt_ms(ex['p50_s'])}, {ex['bytes_per_vector']:.0f} B/vec",
+                            ratio_time(v["p50_s"], ex["p50_s"]),
+                            "alt: exact IndexFlatIP (the ground truth); one query, one thread; 600 SciFact claims"))
+    return rows
+
+
+def section_eval(kbs: dict) -> list[Row]:
+    r = run_json("bench_eval", "--kb-dir", str(kbs["scifact"][0]))
+    n = r["queries"] * len(r["conditions"])
+    rec = r["hopfield_recall@10"]
+    return [
+        Row(f"eval: {r['queries']} SciFact queries x {len(r['conditions'])} conditions, hopfield",
+            fmt_s(r["hopfield_s"]), "goal 30.0 s", ratio_time(r["hopfield_s"], 30.0),
+            f"{n} queries incl. embedding; recall@10 " + ", ".join(f"{c} {rec[c]['hopfield']:.3f}" for c in rec)),
+        Row("eval: the same, dense + bm25 + hybrid + hopfield in one run", fmt_s(r["all_s"]), "goal 30.0 s",
+            ratio_time(r["all_s"], 30.0)),
+    ]
+
+
+def section_sync(docs: int) -> list[Row]:
+    r = run_json("bench_sync", "-n", str(docs), "--json")
+    share = r["resync_s"] / r["full_s"]
+    return [Row(f"re-sync {r['docs']:,} docs, {r['changed']} changed (1%)",
+                f"{fmt_s(r['resync_s'])} = {100 * share:.2f}% of full", f"full ingest {fmt_s(r['full_s'])}",
+                ratio_time(r["resync_s"], r["full_s"]),
+                f"no-op re-sync {fmt_s(r['noop_s'])}; goal < 3% of full; resync stages: {shares(r['resync_stages'])}")]
+
+
+def section_startup(kbs: dict) -> list[Row]:
+    rows = []
+    sample = kbs["sample"][0]
+    try:
+        r = run_json("bench_app_latency", "--kb-dir", str(sample), "-n", "5", "--json")
+        first = r["ready_s"] + r["first_s"]
+        rows.append(Row("app: start -> first answer rendered (Chromium)", fmt_s(first), "goal 5.0 s",
+                        ratio_time(first, 5.0),
+                        f"server + page ready {fmt_s(r['ready_s'])}, first question {fmt_s(r['first_s'])}; "
+                        f"later questions median {fmt_ms(r['median_s'])}"))
+    except RuntimeError as exc:
+        rows.append(Row("app: start -> first answer rendered", "not measured", note=str(exc).splitlines()[0][:200]))
+    kb = Path(sys.executable).with_name("kb")
+    t = time.perf_counter()
+    subprocess.run([str(kb), "ask", "How do I reset a forgotten password?", "--kb-dir", str(sample)], check=True,
+                   capture_output=True)
+    cli = time.perf_counter() - t
+    rows.append(Row("CLI: `kb ask` fresh process -> answer printed", fmt_s(cli), "goal 5.0 s", ratio_time(cli, 5.0),
+                    "includes Python start-up, imports, model load"))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=None, help=f"KBs and results [default: {default_workdir()}]")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {','.join(SECTIONS)}")
+    parser.add_argument("--sizes", default="100000,1000000", help="synthetic KB sizes in chunks")
+    parser.add_argument("--sync-docs", type=int, default=10_000, help="documents in the sync benchmark")
+    parser.add_argument("--quick", action="store_true", help="sizes 100000, sync 2000 documents")
+    args = parser.parse_args()
+    workdir = args.workdir or default_workdir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    only = [s for s in args.only.split(",") if s]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
+    sync_docs = 2_000 if args.quick else args.sync_docs
+
+    print(f"machine: {machine()}", flush=True)
+    scifact = have_scifact()
+    if not scifact:
+        print("../shared/datasets/scifact is absent: ingest, index and eval are skipped, query runs on the "
+              "sample KB only", flush=True)
+    t = time.perf_counter()
+    need_big = scifact and bool({"ingest", "query", "index", "eval"} & set(only))
+    kbs = build_kbs(workdir, sizes if {"query", "index"} & set(only) else [], need_big)
+    for name, (d, info) in kbs.items():
+        how = "reused" if info.get("reused") else f"built in {info['seconds']:.0f} s"
+        print(f"KB {name}: {info['chunks']:,} chunks at {d} ({how})", flush=True)
+    print(f"KBs ready in {time.perf_counter() - t:.0f} s (not counted below)\n", flush=True)
+
+    started = time.perf_counter()
+    runners: dict[str, Callable[[], list[Row]]] = {
+        "ingest": lambda: section_ingest(kbs), "query": lambda: section_query(kbs),
+        "index": lambda: section_index(kbs), "eval": lambda: section_eval(kbs),
+        "sync": lambda: section_sync(sync_docs), "startup": lambda: section_startup(kbs),
+    }
+    needs_scifact = {"ingest", "index", "eval"}
+    rows: list[Row] = []
+    timings = {}
+    for name in only:
+        if name in needs_scifact and not scifact:
+            continue
+        t = time.perf_counter()
+        try:
+            new = runners[name]()
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            # One broken section must not hide the others' figures; the table says what failed.
+            new = [Row(f"{name}: FAILED", "not measured", note=str(exc).strip().splitlines()[-1][:300])]
+        timings[name] = time.perf_counter() - t
+        print(f"## {name} ({timings[name]:.0f} s)", flush=True)
+        print_table(new)
+        print(flush=True)
+        rows += new
+    total = time.perf_counter() - started
+    print(f"## all sections: {total:.0f} s on {machine()}\n")
+    print_table(rows)
+    print("\nnotes:")
+    for r in rows:
+        if r.note:
+            print(f"- {r.stage}: {r.note}")
+    with open(workdir / "results.md", "w") as fh:
+        print_table(rows, out=fh)
+    (workdir / "results.json").write_text(json.dumps(
+        {"machine": machine(), "seconds": total, "section_seconds": timings,
+         "rows": [r.__dict__ for r in rows]}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
