@@ -63,15 +63,20 @@ def describe(index) -> str:
     import faiss
 
     try:
-        ivf = faiss.extract_index_ivf(index)
-        inner = "IVF-SQ" if isinstance(ivf, faiss.IndexIVFScalarQuantizer) else "IVF-flat"
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
+            inner = {faiss.ScalarQuantizer.QT_fp16: "IVF-fp16", faiss.ScalarQuantizer.QT_8bit: "IVF-SQ8"}.get(
+                ivf.sq.qtype, "IVF-SQ")
+        else:
+            inner = "IVF-flat"
         return f"{inner} nlist {ivf.nlist} nprobe {ivf.nprobe}"
     except RuntimeError:
         inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
         return type(inner).__name__.replace("Index", "")
 
 
-def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hnsw: bool) -> dict:
+def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hnsw: bool,
+            storages: tuple[str, ...] = ("fp16", "sq8")) -> dict:
     import faiss
 
     from bench.common import scifact_queries
@@ -120,7 +125,7 @@ def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hn
                 out.append(variant(f"nprobe={nprobe}", shipped, auto)[0])
         ivf.nprobe = shipped.nprobe
     del auto, ivf
-    for storage in ("fp16", "sq8"):
+    for storage in storages:
         out.append(variant(storage, replace(shipped, storage=storage))[0])
     if hnsw:
         out.append(variant("hnsw", replace(shipped, kind="hnsw"))[0])
@@ -134,9 +139,11 @@ def main() -> int:
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--nprobe", default="64,96,192", help="extra nprobe values to try on the auto IVF")
     parser.add_argument("--hnsw", action="store_true", help="also build HNSW (slow)")
+    parser.add_argument("--storages", default="fp16,sq8", help="compact storage options to build and measure")
     args = parser.parse_args()
     nprobes = [int(x) for x in args.nprobe.split(",") if x]
-    print(json.dumps(measure(args.kb_dir, args.queries, args.latency_queries, nprobes, args.hnsw)))
+    storages = tuple(x for x in args.storages.split(",") if x)
+    print(json.dumps(measure(args.kb_dir, args.queries, args.latency_queries, nprobes, args.hnsw, storages)))
     return 0
 
 

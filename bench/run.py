@@ -2,7 +2,7 @@
 
     python -m bench.run                      # all sections (bash scripts/bench.sh sets up and runs this)
     python -m bench.run --only query,index   # some sections
-    python -m bench.run --quick              # 100k only, 2,000-document sync: a smoke run
+    python -m bench.run --quick              # 100k only, 1,000-document sync: a smoke run
 
 Each section runs its script in a fresh process (no shared warm caches, threads or memory) and
 adds rows to one table: stage | ours | alternative | ratio (> 1 = ours better). The KBs the
@@ -147,7 +147,9 @@ def section_query(kbs: dict) -> list[Row]:
 def section_index(kbs: dict) -> list[Row]:
     rows = []
     for name in [k for k in kbs if k.startswith("synthetic")]:
-        r = run_json("bench_index", "--kb-dir", str(kbs[name][0]), "--nprobe", "64")
+        # Each compact variant is another IVF training; at 1M that is ~1 min, so the big KB gets SQ8 only.
+        storages = "fp16,sq8" if kbs[name][1]["chunks"] <= 200_000 else "sq8"
+        r = run_json("bench_index", "--kb-dir", str(kbs[name][0]), "--nprobe", "64", "--storages", storages)
         ex = r["exact"]
         for v in r["variants"]:
             rows.append(Row(f"index {v['name']} at {r['n']:,}: {v['index']}",
@@ -207,8 +209,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None, help=f"KBs and results [default: {default_workdir()}]")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {','.join(SECTIONS)}")
     parser.add_argument("--sizes", default="100000,1000000", help="synthetic KB sizes in chunks")
-    parser.add_argument("--sync-docs", type=int, default=10_000, help="documents in the sync benchmark")
-    parser.add_argument("--quick", action="store_true", help="sizes 100000, sync 2000 documents")
+    parser.add_argument("--sync-docs", type=int, default=3_000,
+                        help="documents in the sync benchmark (bench/bench_sync.py -n 10000 for the 10k figure)")
+    parser.add_argument("--quick", action="store_true", help="sizes 100000, sync 1000 documents")
     args = parser.parse_args()
     workdir = args.workdir or default_workdir()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +220,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
-    sync_docs = 2_000 if args.quick else args.sync_docs
+    sync_docs = 1_000 if args.quick else args.sync_docs
 
     print(f"machine: {machine()}", flush=True)
     scifact = have_scifact()

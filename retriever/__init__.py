@@ -17,7 +17,6 @@ from retriever.answer import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfi
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
-from retriever.langchain import KBLangChainRetriever, to_documents
 from retriever.registry import RETRIEVERS, make_retriever
 from retriever.results import Diagnostics, Hit, SearchResult
 from retriever.vocabulary import Repair, VocabularyMemory
@@ -28,3 +27,12 @@ __all__ = [
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
     "KBLangChainRetriever", "to_documents", "Repair", "VocabularyMemory",
 ]
+
+
+def __getattr__(name: str):
+    # langchain-core takes ~0.6 s to import; only LangChain users should pay it (not every `kb` command).
+    if name in ("KBLangChainRetriever", "to_documents"):
+        from retriever import langchain
+
+        return getattr(langchain, name)
+    raise AttributeError(f"module 'retriever' has no attribute {name!r}")
