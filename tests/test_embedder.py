@@ -89,8 +89,11 @@ def test_default_precision_stays_close_to_fp32(embedder, offline_fp32):
     for got in (default, alone):
         cosines = np.sum(got * reference, axis=1)
         assert cosines.min() > 0.999, (embedder.precision, cosines)
-    assert np.array_equal(np.argsort(-(default @ default.T), axis=1)[:, :3],
-                          np.argsort(-(reference @ reference.T), axis=1)[:, :3])
+    # Every neighbour order that fp32 decides by more than 1e-3 must be kept (texts 0 and 1 are
+    # 1e-4 apart as neighbours of text 3: a tie that either precision may break either way).
+    ref, got = reference @ reference.T, default @ default.T
+    decided = (ref[:, :, None] - ref[:, None, :]) > 1e-3
+    assert decided.sum() > 100 and np.all((got[:, :, None] - got[:, None, :])[decided] > 0)
 
 
 def test_text_longer_than_max_tokens_is_truncated_without_error(offline_fp32):
