@@ -8,7 +8,8 @@ is embedded inside the timed run, as on a first `kb eval`.
     hopfield  run_eval with retrievers=("hopfield",) and the four conditions
     all four  dense, bm25, hybrid, hopfield in one run (what `kb eval` does by default)
 
-Prints one JSON object: {"queries", "conditions", "hopfield_s", "all_s", "recall@10": {...}}.
+Prints one JSON object: {"queries", "conditions", "hopfield_s", "all_s", "hopfield_recall@10",
+"all_recall@10"}, the recalls as {condition: {retriever: value}}.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ def timed(fn, texts: list[str]) -> tuple[np.ndarray, float]:
 
 
 def measure(kb_dir: Path, n: int) -> dict:
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from kb import EmbedderConfig, load_embedder
@@ -69,7 +70,7 @@ def measure(kb_dir: Path, n: int) -> dict:
     return {"chunks": len(texts), "mean_wordpieces": float(np.mean(n_tokens)), "precision": ours.precision,
             "ours_s": ours_s, "ours_fp32_s": fp32_s, "alt_s": alt_s,
             "cos_min": float(cos.min()), "cos_mean": float(cos.mean()), "cos32_min": float(cos32.min()),
-            "threads": __import__("torch").get_num_threads()}
+            "threads": torch.get_num_threads()}
 
 
 def main() -> int:

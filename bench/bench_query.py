@@ -83,6 +83,25 @@ def distinct_queries(queries: list[str], need: int) -> list[str]:
     return out[:need]
 
 
+def _time_bm25s(kb, queries: list[str], out: dict) -> None:
+    """The plain-bm25s alternative over the KB's retrieval texts: build time, memory, latencies into out."""
+    import bm25s
+
+    _, texts = kb.chunk_texts()
+    rss = rss_bytes()
+    t = time.perf_counter()
+    bm = bm25s.BM25()
+    bm.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+    out["bm25s_build_s"] = time.perf_counter() - t
+    out["rss_plain_bm25s"] = rss_bytes() - rss
+    del texts
+
+    def bm25_query(q: str):
+        return bm.retrieve(bm25s.tokenize([q], stopwords="en", show_progress=False), k=10, show_progress=False)
+
+    out["bm25s"] = latency(bm25_query, queries).tolist()
+
+
 METHODS = ("hopfield", "dense", "faiss_flat", "bm25s")
 
 
@@ -121,11 +140,6 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int, methods: tup
         hop.search(queries[0])
         out["first_hopfield_s"] = time.perf_counter() - t  # builds BM25, char n-grams, vocabulary
         out["rss_after_first_query"] = rss_bytes() - rss_model
-        from retriever.corpus import corpus_for
-
-        char = corpus_for(kb).char_matrix  # what the character n-gram view costs per chunk
-        out["char_nnz"] = int(char.nnz)
-        out["char_bytes"] = int(char.data.nbytes + char.indices.nbytes + char.indptr.nbytes)
         for q in warm:
             hop.search(q)
         out["hopfield"] = latency(lambda q: hop.search(q, 10), sl[0]).tolist()
@@ -144,24 +158,8 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int, methods: tup
         faiss.omp_set_num_threads(1)
         out["faiss_flat"] = latency(lambda q: flat.search(embedder.encode([q]), 10), sl[2]).tolist()
         del vectors, flat
-    if "bm25s" not in methods:
-        return out
-
-    import bm25s
-
-    _, texts = kb.chunk_texts()
-    rss = rss_bytes()
-    t = time.perf_counter()
-    bm = bm25s.BM25()
-    bm.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
-    out["bm25s_build_s"] = time.perf_counter() - t
-    out["rss_plain_bm25s"] = rss_bytes() - rss
-    del texts
-
-    def bm25_query(q: str):
-        return bm.retrieve(bm25s.tokenize([q], stopwords="en", show_progress=False), k=10, show_progress=False)
-
-    out["bm25s"] = latency(bm25_query, sl[3]).tolist()
+    if "bm25s" in methods:
+        _time_bm25s(kb, sl[3], out)
 
     if profile and "hopfield" in methods:
         out["profile"] = _profile(lambda q: hop.search(q, 10), rest[4 * n:4 * n + profile])

@@ -4,12 +4,12 @@
    unknown query word is a corrupted cue that settles on a stored word.
 2. Passage memory: the candidates (FAISS top-K of the repaired query united with
    the character n-gram top-K of the original) are stored as patterns
-   x_c = [dense_c ; char_c] / sqrt(2) (char_c count-sketched to 1024 dims, which
-   keeps inner products, so the K x K Gram matrix is cheap). The cue is the candidates' evidence
-   (cosine of the repaired and the original query embedding, character n-gram
-   TF-IDF cosine of the original, BM25 of the repaired), each z-scored over the
-   candidates, so a garbled query still starts in its passage's basin. The state
-   then follows xi <- X^T softmax(beta X xi) until it stops moving.
+   x_c = [dense_c ; char_c] / sqrt(2), char_c count-sketched to 1024 dims (which
+   keeps inner products, so the K x K Gram matrix is cheap). The cue is the
+   candidates' evidence (cosine of the repaired and the original query embedding,
+   character n-gram TF-IDF cosine of the original, BM25 of the repaired), each
+   z-scored over the candidates, so a garbled query still starts in its passage's
+   basin. The state then follows xi <- X^T softmax(beta X xi) until it stops moving.
 3. Ranking rule: z(evidence) + settled_weight * z(X xi*), the evidence plus where
    the state settled. The settled state pulls up passages close to the ones the
    evidence agrees on, which is what recovers a passage whose own match to a

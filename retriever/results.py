@@ -22,9 +22,10 @@ class Diagnostics:
 
     beta: inverse temperature used; steps: updates applied; converged: the state moved
     less than update_steps_eps on the last step; energy: E after each update (first
-    entry is xi_1, the state after the first update from the evidence cue); entropy: of the final attention over candidates, in nats
-    (0 = settled on one passage, log(K) = uniform mix); repairs: (garbled word, stored
-    word) pairs the vocabulary memory replaced; query_used: the query after repair.
+    entry is xi_1, the state after the first update from the evidence cue); entropy:
+    of the final attention over candidates, in nats (0 = settled on one passage,
+    log(K) = uniform mix); repairs: (garbled word, stored word) pairs the vocabulary
+    memory replaced; query_used: the query after repair.
     """
 
     beta: float
