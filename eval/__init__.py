@@ -5,7 +5,8 @@ Public surface:
     load_beir, load_jsonl, load_csv, from_records, LabelledSet
     parse_condition, parse_conditions, garble, garble_queries, Condition, CONDITION_KINDS
     METRICS, score, significance, STAT_TESTS     ranx metrics and paired tests on ranked target lists
-    EvalConfig, EvalReport, run_eval(labelled, kb, config, embedder) -> EvalReport
+    EvalConfig, EvalReport, run_eval(labelled, kb, config, embedder, specs) -> EvalReport
+    RetrieverSpec                                 one report row: label, retriever name, Hopfield config
     evaluate(kb, records, retrievers, k, embedder) -> table rows   the app's quick evaluation
     write_report(report, out_dir, command), markdown(report)          results.md/json, per_query.json, PNGs
     QueryVectorCache                              query embeddings cached on disk by (model, text)
@@ -19,11 +20,11 @@ from eval.garble import KINDS as CONDITION_KINDS
 from eval.garble import Condition, garble, garble_queries, parse_condition, parse_conditions
 from eval.metrics import METRICS, STAT_TESTS, score, significance
 from eval.report import markdown, write_report
-from eval.runner import EvalConfig, EvalReport, evaluate, run_eval
+from eval.runner import EvalConfig, EvalReport, RetrieverSpec, evaluate, run_eval
 
 __all__ = [
     "QueryVectorCache", "LabelledSet", "from_records", "load_beir", "load_csv", "load_dataset", "load_jsonl",
     "EvalError", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition", "parse_conditions",
     "METRICS", "STAT_TESTS", "score", "significance", "markdown", "write_report",
-    "EvalConfig", "EvalReport", "evaluate", "run_eval",
+    "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
 ]

@@ -67,35 +67,65 @@ def score(qrels: dict[str, dict[str, int]], rankings: dict[str, Sequence[str]],
     return means, per_query
 
 
+def paired_randomisation(a: np.ndarray, b: np.ndarray, n_resamples: int = 10000, seed: int = 42) -> float:
+    """Two-sided p-value of Fisher's paired randomisation test on per-query scores a and b.
+
+    Swapping a query's pair of scores flips the sign of its difference, so each resample is the
+    mean difference under seeded random signs; p = (resamples at least as extreme + 1) / (n_resamples + 1).
+    The same inputs and seed always give the same p (ranx's version draws in parallel threads and
+    does not; scipy.stats.permutation_test gives the same numbers ~40x slower).
+    """
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    observed = abs(diff.mean()) if len(diff) else 0.0
+    if not len(diff) or not np.any(diff):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, n_resamples, 1000):
+        signs = rng.integers(0, 2, size=(min(1000, n_resamples - start), len(diff)), dtype=np.int8) * 2 - 1
+        extreme += int(np.count_nonzero(np.abs(signs @ diff) / len(diff) >= observed - 1e-12))
+    return (extreme + 1) / (n_resamples + 1)
+
+
 def significance(qrels: dict[str, dict[str, int]], baseline: tuple[str, dict[str, Sequence[str]]],
                  others: Sequence[tuple[str, dict[str, Sequence[str]]]], metrics: Sequence[str] = METRICS,
                  stat_test: str = "fisher", seed: int = 42) -> dict[str, dict[str, float]]:
     """Paired p-values of each other run against the baseline, per metric: {name: {metric: p}}.
 
-    stat_test: "fisher" (randomisation test, 1000 permutations), "student" (paired t-test) or
-    "tukey" (Tukey's HSD over all the runs together). The p-values are not corrected for the
-    number of comparisons.
+    stat_test: "fisher" (paired randomisation test, 10,000 resamples, deterministic for a seed),
+    "student" (paired t-test, scipy) or "tukey" (Tukey's HSD over all the runs together, ranx).
+    The p-values are not corrected for the number of comparisons.
     """
     if stat_test not in STAT_TESTS:
         raise EvalError(f"unknown significance test {stat_test!r}; choose one of {', '.join(STAT_TESTS)}")
     if not others:
         return {}
-    ranx = _ranx()
-    q = to_qrels(qrels)
-    runs = [to_run({k: list(baseline[1].get(k, ())) for k in qrels}, baseline[0])]
-    runs += [to_run({k: list(r.get(k, ())) for k in qrels}, name) for name, r in others]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if stat_test == "tukey":
+    if stat_test == "tukey":
+        ranx = _ranx()
+        q = to_qrels(qrels)
+        runs = [to_run({k: list(baseline[1].get(k, ())) for k in qrels}, baseline[0])]
+        runs += [to_run({k: list(r.get(k, ())) for k in qrels}, name) for name, r in others]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             report = ranx.compare(q, runs, list(metrics), stat_test=stat_test, random_seed=seed, threads=1)
-            table = report.to_dict()
-            return {r.name: {m: float(table[baseline[0]]["comparisons"][r.name][m]) for m in metrics}
-                    for r in runs[1:]}
-        out = {}
-        for run in runs[1:]:
-            report = ranx.compare(q, [runs[0], run], list(metrics), stat_test=stat_test, random_seed=seed, threads=1)
-            table = report.to_dict()
-            out[run.name] = {m: float(table[baseline[0]]["comparisons"][run.name][m]) for m in metrics}
+        table = report.to_dict()
+        return {r.name: {m: float(table[baseline[0]]["comparisons"][r.name][m]) for m in metrics} for r in runs[1:]}
+    order = list(qrels)
+    _, base_pq = score(qrels, baseline[1], metrics)
+    out = {}
+    for name, rankings in others:
+        _, pq = score(qrels, rankings, metrics)
+        out[name] = {}
+        for m in metrics:
+            a = np.array([base_pq[q][m] for q in order])
+            b = np.array([pq[q][m] for q in order])
+            if stat_test == "fisher":
+                out[name][m] = paired_randomisation(a, b, seed=seed)
+            else:
+                from scipy.stats import ttest_rel
+
+                p = ttest_rel(a, b).pvalue if np.any(a != b) else 1.0
+                out[name][m] = float(p) if np.isfinite(p) else 1.0
     return out
 
 

@@ -234,11 +234,13 @@ def _default_embedder(kb_dir: Path) -> Embedder:
 
 
 def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: EvalConfig = EvalConfig(),
-             embedder: Embedder | None = None) -> EvalReport:
+             embedder: Embedder | None = None, specs: Sequence[RetrieverSpec] | None = None) -> EvalReport:
     """Evaluate config.retrievers under config.conditions on labelled, against kb (a KB or its directory).
 
-    A set with a corpus (BEIR) is first ingested into the KB directory. Raises EvalError (a
-    KBError) for unusable input; skipped items are counted in the report's warnings.
+    A set with a corpus (BEIR) is first ingested into the KB directory. specs: report rows to run
+    instead of config.retrievers and config.betas (e.g. Hopfield variants for an ablation; the
+    first is the baseline). Raises EvalError (a KBError) for unusable input; skipped items are
+    counted in the report's warnings.
     """
     started = time.perf_counter()
     kb_dir = kb.dir if isinstance(kb, KnowledgeBase) else Path(kb)
@@ -264,7 +266,7 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
     doc_of = chunk_documents(kb) if labelled.level == "doc" else None
     depth = config.depth if doc_of is not None else config.cutoff
 
-    specs = retriever_specs(config.retrievers, config.betas)
+    specs = list(specs) if specs else retriever_specs(config.retrievers, config.betas)
     retrievers: dict[str, Retriever] = {
         s.label: make_retriever(s.name, kb, embedder=embedder, top_k=min(10, config.candidates),
                                 candidates=config.candidates, hopfield=s.hopfield)

@@ -24,10 +24,6 @@ def bm25_tokens(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
-# Dimensions of the count sketch of the character n-gram view (Corpus.char_sketch): 4 KiB per chunk.
-SKETCH_DIM = 1024
-
-
 @dataclass
 class Corpus:
     """Dense snapshot plus lazily built lexical views, all over the same chunk ids (sorted)."""
@@ -70,23 +66,6 @@ class Corpus:
     def char_matrix(self) -> sp.csc_matrix:
         """(N, n-grams) TF-IDF rows (unit length), a transposed view of char_matrix_t (no copy)."""
         return self.char_matrix_t.T
-
-    @cached_property
-    def char_sketch(self) -> np.ndarray:
-        """char_matrix count-sketched to SKETCH_DIM dense dims: (N, SKETCH_DIM) float32.
-
-        Each n-gram column is added, with a seeded random sign, into one of SKETCH_DIM buckets, so
-        inner products are kept in expectation (error ~ 1/sqrt(SKETCH_DIM)). The Hopfield Gram
-        matrix over ~150 candidates then costs one small dense product instead of a sparse one:
-        SciFact eval 31.5 -> 14.1 s for 1,200 queries, recall@10 within 0.003 (see README).
-        """
-        chars_t = self.char_matrix_t
-        rng = np.random.default_rng(0)
-        n_grams = chars_t.shape[0]
-        signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), n_grams)
-        sketch_t = sp.csr_matrix((signs, (rng.integers(0, SKETCH_DIM, n_grams), np.arange(n_grams))),
-                                 shape=(SKETCH_DIM, n_grams))
-        return np.ascontiguousarray((sketch_t @ chars_t).toarray().T, dtype=np.float32)
 
     @cached_property
     def vocabulary(self):

@@ -1,23 +1,30 @@
-"""The Hopfield reader: two associative memories between a garbled question and its passage.
+"""The Hopfield reader: a dense reader that leans on characters only as far as the question is garbled.
 
-1. Query repair (retriever.vocabulary): the KB's words are stored patterns; each
-   unknown query word is a corrupted cue that settles on a stored word.
-2. Passage memory: the candidates (FAISS top-K of the repaired query united with
-   the character n-gram top-K of the original) are stored as patterns
-   x_c = [dense_c ; char_c] / sqrt(2), char_c count-sketched to 1024 dims (which
-   keeps inner products, so the K x K Gram matrix is cheap). The cue is the
-   candidates' evidence (cosine of the repaired and the original query embedding,
-   character n-gram TF-IDF cosine of the original, BM25 of the repaired), each
-   z-scored over the candidates, so a garbled query still starts in its passage's
-   basin. The state then follows xi <- X^T softmax(beta X xi) until it stops moving.
-3. Ranking rule: z(evidence) + settled_weight * z(X xi*), the evidence plus where
-   the state settled. The settled state pulls up passages close to the ones the
-   evidence agrees on, which is what recovers a passage whose own match to a
-   garbled question is weak.
+1. Query repair (retriever.vocabulary): words neither the KB nor an English dictionary
+   knows are corrupted cues that settle on the KB's own words. Their share of the
+   question is its garble level g (0 for a question typed correctly, however loosely
+   worded; see Repair.garble).
+2. Passage memory: the candidates (FAISS top-K of the repaired question united with the
+   character n-gram top-K of the question as typed) are stored as patterns, their dense
+   embeddings x_c. The cue is the candidates' evidence, each view z-scored over them:
+       z(dense of the repaired question) + bm25_weight * z(BM25 of the repaired question)
+       + s(g) * char_weight * z(char n-gram TF-IDF of the question as typed),
+   with s(g) = min(1, g / garble_full), and the state follows
+   xi <- X^T softmax(beta X xi) until it stops moving: it settles on what the question
+   means, a blend of the passages the evidence agrees on.
+3. Ranking rule: z(evidence) + settled_weight * z(X xi*): the settled state lifts passages
+   close in meaning to the ones the evidence agrees on.
+
+Why the gate: characters rescue a garbled question (its dense embedding is noise) but
+mislead a clean one that is worded differently from the passage, pulling it toward a
+sibling passage that shares more of its letters. Measured on real user questions
+(covidfaq) and SciFact, a fixed character weight lost to plain dense search on clean,
+truncated and shortened questions; gated by g it does not (README, "Retrieval quality";
+`python -m eval.ablation` reproduces the ablation). BM25 over repaired words stays on:
+word matches helped or tied on every set and condition at this weight.
 
 beta is unitless: the evidence is z-scored and the Gram matrix X X^T divided by
 its standard deviation over the candidates, so one default works across KBs.
-Defaults were measured on SciFact test (see README, "Retrieval quality").
 """
 
 from __future__ import annotations
@@ -32,11 +39,7 @@ from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.hopfield_math import entropy, iterate_gram
 from retriever.results import Diagnostics
-
-# Weights of the z-scored evidence in the cue: repaired dense, original dense, char n-grams,
-# BM25 of the repaired query. Measured on SciFact; the original dense view is kept at half
-# weight because a repair can be wrong.
-EVIDENCE_WEIGHTS = (1.0, 0.5, 1.0, 0.5)
+from retriever.vocabulary import Repair
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,27 @@ class HopfieldConfig:
     (larger settles on fewer passages). update_steps_max: most updates per query;
     update_steps_eps: stop when the state moves less than this (L2).
     settled_weight: weight of the settled state's scores in the ranking (0 = evidence only).
-    repair: repair unknown query words first; repair_beta, repair_prior: the vocabulary
-    memory's inverse temperature (over cosines in [0, 1]) and log-frequency weight."""
+    bm25_weight: weight of BM25 (repaired words) in the cue, relative to dense (1).
+    char_weight: weight of the character n-gram view in the cue at full garble;
+    garble_full: garble level (unknown words / words) at which it reaches its full weight;
+    gated: False turns the character view fully on for every question (the reader before the
+    gate, kept for the ablation).
+    repair: repair unknown words first; repair_beta, repair_prior, repair_min_similarity: the
+    vocabulary memory's inverse temperature (over cosines in [0, 1]), log-frequency weight and
+    the cosine a far repair must reach (see retriever.vocabulary)."""
 
-    beta: float = 4.0
+    beta: float = 2.0
     update_steps_max: int = 5
     update_steps_eps: float = 1e-4
-    settled_weight: float = 0.6
+    settled_weight: float = 0.3
+    bm25_weight: float = 0.25
+    char_weight: float = 0.5
+    garble_full: float = 0.25
+    gated: bool = True
     repair: bool = True
     repair_beta: float = 40.0
     repair_prior: float = 0.02
+    repair_min_similarity: float = 0.6
 
     def __post_init__(self) -> None:
         if not (isinstance(self.beta, (int, float)) and np.isfinite(self.beta) and self.beta > 0):
@@ -63,10 +77,17 @@ class HopfieldConfig:
             raise KBError(f"update_steps_max must be >= 1, not {self.update_steps_max}")
         if self.update_steps_eps < 0:
             raise KBError(f"update_steps_eps must be >= 0, not {self.update_steps_eps}")
-        if self.settled_weight < 0:
-            raise KBError(f"settled_weight must be >= 0, not {self.settled_weight}")
+        for name in ("settled_weight", "bm25_weight", "char_weight"):
+            if not getattr(self, name) >= 0:
+                raise KBError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if not 0 < self.garble_full <= 1:
+            raise KBError(f"garble_full must be in (0, 1], not {self.garble_full}")
         if not self.repair_beta > 0:
             raise KBError(f"repair_beta must be > 0, not {self.repair_beta}")
+
+    def gate(self, garble: float) -> float:
+        """s(g): how far the character view is switched on for a question of garble level g, 0..1."""
+        return min(1.0, garble / self.garble_full) if self.gated else 1.0
 
 
 @dataclass(frozen=True)
@@ -87,35 +108,38 @@ class HopfieldRetriever(Retriever):
         super().__init__(*args, **kwargs)
         self.config = config
 
-    def _repair(self, corpus, queries: list[str], qvecs: np.ndarray):
-        """Repaired queries, their embeddings, and the (garbled, stored) word pairs per query."""
+    def _repair(self, corpus, queries: list[str], qvecs: np.ndarray) -> tuple[list[Repair], np.ndarray]:
+        """Each query's Repair, and the embeddings of the repaired texts (re-embedded only where changed)."""
         cfg = self.config
         if not cfg.repair:
-            return queries, qvecs, [()] * len(queries)
-        repairs = [corpus.vocabulary.repair(q, cfg.repair_beta, cfg.repair_prior) for q in queries]
-        texts = [r.text for r in repairs]
+            return [corpus.vocabulary.unrepaired(q) for q in queries], qvecs
+        repairs = [corpus.vocabulary.repair(q, cfg.repair_beta, cfg.repair_prior, cfg.repair_min_similarity)
+                   for q in queries]
         changed = [i for i, r in enumerate(repairs) if r.changes]
         rvecs = qvecs.copy()
         if changed:
-            rvecs[changed] = self.embed_queries([texts[i] for i in changed])
-        return texts, rvecs, [r.changes for r in repairs]
+            rvecs[changed] = self.embed_queries([repairs[i].text for i in changed])
+        return repairs, rvecs
 
-    def _cue(self, corpus, b, dense_ids, qvec, rvec, char_row, bm25_row) -> _Cue:
+    def _cue(self, corpus, dense_ids, rvec, char_row, bm25_row, gate: float) -> _Cue:
+        cfg = self.config
         pos = candidate_positions(corpus, dense_ids, char_row, self.candidates)
         dense = np.asarray(corpus.snapshot.vectors[pos])
-        views = (dense @ rvec, dense @ qvec, char_row[pos], bm25_row[pos])
-        evidence = zscore(sum(w * zscore(v) for w, v in zip(EVIDENCE_WEIGHTS, views)))
-        chars = corpus.char_sketch[pos]  # inner products of char_matrix rows, up to the sketch's noise
-        gram = 0.5 * (dense @ dense.T) + 0.5 * (chars @ chars.T)
+        evidence = zscore(dense @ rvec) + cfg.bm25_weight * zscore(bm25_row[pos])
+        if gate > 0:
+            evidence = evidence + gate * cfg.char_weight * zscore(char_row[pos])
+        gram = dense @ dense.T
         spread = gram.std()
-        return _Cue(pos, evidence.astype(np.float32), (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
+        return _Cue(pos, zscore(evidence).astype(np.float32),
+                    (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
 
     def _rank(self, corpus, queries, qvecs, k):
         cfg = self.config
-        texts, rvecs, changes = self._repair(corpus, queries, qvecs)
+        repairs, rvecs = self._repair(corpus, queries, qvecs)
+        gates = [cfg.gate(r.garble) for r in repairs]
         dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates)
         char = corpus.char_scores(queries)
-        cues = [self._cue(corpus, b, dense_ids[b], qvecs[b], rvecs[b], char[b], corpus.bm25_scores(texts[b]))
+        cues = [self._cue(corpus, dense_ids[b], rvecs[b], char[b], corpus.bm25_scores(repairs[b].text), gates[b])
                 for b in range(len(queries))]
         width = max(len(c.positions) for c in cues)
         cue_t = torch.zeros(len(cues), width)
@@ -137,7 +161,8 @@ class HopfieldRetriever(Retriever):
             steps = int(res.steps[b])
             diag = Diagnostics(beta=cfg.beta, steps=steps, converged=bool(res.converged[b]),
                                energy=tuple(float(e) for e in res.energies[b, :steps]),
-                               entropy=float(ent[b]), candidates=n, repairs=changes[b],
-                               query_used=texts[b])
+                               entropy=float(ent[b]), candidates=n, repairs=repairs[b].changes,
+                               query_used=repairs[b].text, garble=repairs[b].garble, char_gate=gates[b])
             out.append(Ranked(ids, scores, diag))
         return out
+

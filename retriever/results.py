@@ -25,7 +25,8 @@ class Diagnostics:
     entry is xi_1, the state after the first update from the evidence cue); entropy:
     of the final attention over candidates, in nats (0 = settled on one passage,
     log(K) = uniform mix); repairs: (garbled word, stored word) pairs the vocabulary
-    memory replaced; query_used: the query after repair.
+    memory replaced; query_used: the query after repair; garble: share of the question's
+    words that were unknown (0..1); char_gate: how far that switched the character view on (0..1).
     """
 
     beta: float
@@ -36,6 +37,8 @@ class Diagnostics:
     candidates: int
     repairs: tuple[tuple[str, str], ...] = ()
     query_used: str = ""
+    garble: float = 0.0
+    char_gate: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,21 @@
-"""Query repair by a Hopfield memory whose stored patterns are the KB's own words.
+"""Query repair: garbled words settle on the KB's own words; correct words are left alone.
 
-Each word of the KB is stored as its character 1-3-gram vector (L2-normalised,
-word boundaries marked). A garbled query word is a corrupted cue: one update
-with a large beta puts almost all attention on the stored word whose n-grams it
-shares most, with a small log-frequency bias so that common words win near-ties.
-That word replaces the cue. Words the KB already knows are left alone, as are
-short words and words in scripts the n-grams do not cover.
+A question word is *known* when the KB holds it or an English dictionary does (the
+82,765-word frequency list that ships inside symspellpy). Known words are never
+rewritten: "wife", "despise" or "mandatory" are not typos just because the KB lacks them.
+
+An unknown word is a corrupted cue and is repaired in two stages:
+1. Edit distance (symspellpy's symmetric-delete lookup) over the KB's words: the most
+   frequent KB word within 1 edit (words of 4 letters or fewer) or 2 edits.
+2. Further away, a Hopfield memory whose stored patterns are the KB's words as character
+   1-3-gram vectors: one update with a large beta settles on the word sharing the most
+   n-grams, with a small log-frequency bias; it is accepted only if its cosine with the
+   cue reaches min_similarity, so a name the KB never mentions stays as typed. Words of
+   fewer than FAR_MIN_LENGTH letters skip this stage (too few n-grams to tell).
+
+Mixed-case tokens (NSAIDs, hTRPML) are identifiers, not typos, and are left alone.
+Repair.unknown counts the unknown words: the reader uses unknown / words as its
+garble level (how much the question's characters, rather than its wording, are off).
 
     >>> memory = VocabularyMemory.build(["refund policy for an annual plan"])
     >>> memory.repair("refnd polcy for anual plan").text
@@ -17,38 +27,63 @@ from __future__ import annotations
 import collections
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
-WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 LATIN_WORD = re.compile(r"[a-z]+")
+# A word with its apostrophe forms (don't, customer's) is one piece: "shouldn" is no typo.
+_PIECES = re.compile(r"([^\W\d_]+(?:['’][^\W\d_]+)*)", re.UNICODE)
+# Words shorter than this are repaired by edit distance only: the n-gram memory turned
+# "dev" into "device" and "usa" into "use".
+FAR_MIN_LENGTH = 5
 
 
 @dataclass(frozen=True)
 class Repair:
-    """text: the repaired query; changes: (garbled word, stored word) pairs, in query order."""
+    """text: the repaired query; changes: (garbled word, stored word) pairs, in query order;
+    unknown: words neither the KB nor the dictionary knows (repaired or not); words: all words."""
 
     text: str
     changes: tuple[tuple[str, str], ...]
+    unknown: int = 0
+    words: int = 0
+
+    @property
+    def garble(self) -> float:
+        """Share of the question's words that are unknown, 0..1."""
+        return self.unknown / self.words if self.words else 0.0
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The English dictionary that ships inside symspellpy (no download), lower case."""
+    text = resources.files("symspellpy").joinpath("frequency_dictionary_en_82_765.txt").read_text(encoding="utf-8")
+    return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
 
 
 class VocabularyMemory:
-    """Stored patterns: the KB's lower-case Latin words (min_length letters or more) as char n-gram vectors.
+    """The KB's lower-case Latin words (min_length letters or more) with their counts.
 
-    beta: inverse temperature over cosine similarities in [0, 1]; prior: weight of
-    log(1 + count) added to the attention logits; min_similarity: a cue whose best
-    match is below this cosine is left unrepaired.
+    beta: inverse temperature of the n-gram memory over cosines in [0, 1]; prior: weight of
+    log(1 + count) in its logits; min_similarity: cosine the n-gram memory must reach.
     """
 
     def __init__(self, words: Sequence[str], counts: np.ndarray, min_length: int = 3):
         from sklearn.feature_extraction.text import TfidfVectorizer
+        from symspellpy import SymSpell
 
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
         self.log_counts = np.log1p(np.asarray(counts, dtype=np.float32))
         self.min_length = min_length
+        self._english = english_words()
+        self._edits = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+        for word, count in zip(self.words, counts):
+            self._edits.create_dictionary_entry(word, int(count))
         # char_wb pads each word with spaces, so the n-grams mark its first and last letters.
         self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), use_idf=False, dtype=np.float32)
         patterns = self._vectorizer.fit_transform(self.words) if self.words else sp.csr_matrix((0, 0))
@@ -60,16 +95,22 @@ class VocabularyMemory:
         for text in texts:
             counts.update(w for w in LATIN_WORD.findall(text.lower()) if len(w) >= min_length)
         words = sorted(counts)
-        return cls(words, np.array([counts[w] for w in words]), min_length)
+        return cls(words, np.array([counts[w] for w in words], dtype=np.int64), min_length)
 
     def __len__(self) -> int:
         return len(self.words)
 
-    def needs_repair(self, word: str) -> bool:
-        return len(word) >= self.min_length and LATIN_WORD.fullmatch(word) is not None and word not in self.index
+    def is_unknown(self, token: str) -> bool:
+        """A Latin word of min_length+ letters that neither the KB nor the dictionary holds (case kept)."""
+        word = token.lower()
+        if len(word) < self.min_length or LATIN_WORD.fullmatch(word) is None:  # also don't, customer's
+            return False
+        if any(c.isupper() for c in token[1:]):
+            return False  # NSAIDs, hTRPML, iOS: identifiers, not typos
+        return word not in self.index and word not in self._english
 
     def recall(self, cues: Sequence[str], beta: float = 40.0, prior: float = 0.02) -> tuple[list[str], np.ndarray]:
-        """The stored word each cue settles on, and the cosine of cue and stored word: (len(cues),)."""
+        """The stored word each cue settles on in the n-gram memory, and their cosine: (len(cues),)."""
         if not cues or not self.words:
             return list(cues), np.zeros(len(cues), dtype=np.float32)
         similarity = (self._vectorizer.transform(cues) @ self._patterns_t).toarray()
@@ -77,16 +118,38 @@ class VocabularyMemory:
         best = logits.argmax(axis=1)
         return [self.words[i] for i in best], similarity[np.arange(len(cues)), best]
 
-    def repair(self, query: str, beta: float = 40.0, prior: float = 0.02, min_similarity: float = 0.0) -> Repair:
-        """Replace each unknown Latin word of query by the stored word it recalls."""
-        pieces = re.split(r"([^\W\d_]+)", query)
-        slots = [i for i in range(1, len(pieces), 2) if self.needs_repair(pieces[i].lower())]
-        if not slots:
-            return Repair(query, ())
-        recalled, similarity = self.recall([pieces[i].lower() for i in slots], beta, prior)
-        changes = []
-        for i, word, sim in zip(slots, recalled, similarity):
-            if sim >= min_similarity:
-                changes.append((pieces[i], word))
-                pieces[i] = word
-        return Repair("".join(pieces), tuple(changes))
+    def nearest_by_edits(self, word: str) -> str | None:
+        """The most frequent KB word within 1 edit (4 letters or fewer) or 2 edits, or None."""
+        from symspellpy import Verbosity
+
+        found = self._edits.lookup(word, Verbosity.TOP, max_edit_distance=1 if len(word) <= 4 else 2,
+                                   transfer_casing=False)
+        return found[0].term if found else None
+
+    def unrepaired(self, query: str) -> Repair:
+        """query as it is, with its unknown and total word counts (the garble level without repair)."""
+        words = _PIECES.split(query)[1::2]
+        return Repair(query, (), unknown=sum(map(self.is_unknown, words)), words=len(words))
+
+    def repair(self, query: str, beta: float = 40.0, prior: float = 0.02, min_similarity: float = 0.6) -> Repair:
+        """Replace each unknown Latin word of query by the KB word it settles on (see the module docstring)."""
+        pieces = _PIECES.split(query)
+        slots = range(1, len(pieces), 2)
+        unknown = [i for i in slots if self.is_unknown(pieces[i])]
+        replaced: dict[int, str] = {}
+        far = []
+        for i in unknown:
+            near = self.nearest_by_edits(pieces[i].lower())
+            if near is None and len(pieces[i]) >= FAR_MIN_LENGTH:
+                far.append(i)
+            elif near is None:
+                continue
+            else:
+                replaced[i] = near
+        if far:
+            recalled, similarity = self.recall([pieces[i].lower() for i in far], beta, prior)
+            replaced.update({i: w for i, w, s in zip(far, recalled, similarity) if s >= min_similarity})
+        changes = tuple((pieces[i], replaced[i]) for i in sorted(replaced))
+        for i, word in replaced.items():
+            pieces[i] = word
+        return Repair("".join(pieces), changes, unknown=len(unknown), words=len(slots))

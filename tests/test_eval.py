@@ -13,6 +13,7 @@ import pytest
 
 from eval import (EvalConfig, EvalError, garble, garble_queries, load_dataset, parse_condition, parse_conditions, score,
                   significance)
+from eval.metrics import paired_randomisation
 from eval.garble import NEIGHBOURS, typos
 from eval.runner import retriever_specs, to_targets
 from ingest import TextRecord
@@ -261,6 +262,28 @@ def test_significance_separates_a_real_gain_from_a_relabelled_copy():
     assert p["strong"]["mrr@10"] < 0.01 and p["same"]["mrr@10"] > 0.5
     with pytest.raises(EvalError, match="unknown significance test"):
         significance(qrels, ("weak", weak), [("strong", strong)], ["mrr@10"], stat_test="bogus")
+
+
+def test_paired_randomisation_is_repeatable_and_matches_the_exact_test_by_enumeration(rng):
+    a = rng.random(12)
+    b = a - 0.15 + rng.normal(0, 0.2, 12)
+    # Exact two-sided test: every one of the 2^12 sign assignments of the paired differences.
+    diff = a - b
+    signs = np.array([[1 if (i >> j) & 1 else -1 for j in range(12)] for i in range(2 ** 12)])
+    exact = np.mean(np.abs(signs @ diff) >= abs(diff.sum()) - 1e-12)
+    p1, p2 = paired_randomisation(a, b, seed=3), paired_randomisation(a, b, seed=3)
+    assert p1 == p2
+    assert p1 == pytest.approx(exact, abs=0.015)  # 10,000 resamples: Monte Carlo error ~0.005
+    assert paired_randomisation(a, a) == 1.0
+
+
+def test_significance_gives_the_same_p_values_on_every_run():
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(60)}
+    one = {q: ([next(iter(r))] if i % 3 else ["x"]) for i, (q, r) in enumerate(qrels.items())}
+    two = {q: ([next(iter(r))] if i % 4 else ["x"]) for i, (q, r) in enumerate(qrels.items())}
+    runs = [significance(qrels, ("one", one), [("two", two)], ["recall@1", "mrr@10"], seed=0) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    assert 0.0 < runs[0]["two"]["recall@1"] < 1.0
 
 
 def test_document_level_ranking_counts_each_document_once_at_its_best_chunk():

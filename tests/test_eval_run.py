@@ -192,3 +192,19 @@ def test_scifact_slice_dense_beats_its_garbled_self_and_every_judgement_maps(sha
     clean, typo = report.results["clean"]["dense"], report.results["typo-20"]["dense"]
     assert clean["recall@10"] >= 0.8
     assert typo["ndcg@10"] < clean["ndcg@10"]
+
+
+@pytest.mark.shared
+def test_hopfield_does_not_lose_to_dense_on_real_user_questions_and_wins_on_typos(shared_dir, tmp_path, embedder):
+    """covidfaq: 1,073 questions people typed, against 67 FAQ entries; the first 400, clean and typo-20."""
+    config = EvalConfig(retrievers=("dense", "hopfield"), conditions=("clean", "typo-20", "truncate-50"), limit=400,
+                        metrics=("recall@1", "recall@10"), cache_dir=tmp_path / "cache")
+    report = run_eval(load_dataset(shared_dir / "datasets" / "covidfaq"), tmp_path / "kb", config, embedder=embedder)
+    for condition in ("clean", "truncate-50"):
+        for metric in ("recall@1", "recall@10"):
+            dense, hop = (report.results[condition][r][metric] for r in ("dense", "hopfield"))
+            p = report.pvalues[condition]["hopfield"][metric]
+            assert hop >= dense or p >= 0.05, (condition, metric, hop, dense, p)
+    typo = report.results["typo-20"]
+    assert typo["hopfield"]["recall@1"] >= typo["dense"]["recall@1"] + 0.15
+    assert report.pvalues["typo-20"]["hopfield"]["recall@1"] < 0.05
