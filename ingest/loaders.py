@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.tables import html_table_lines, markdown_tables
+
 SUPPORTED = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text"}
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -162,8 +164,9 @@ MD_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> ParsedText:
     """Sections split at headings (the heading text is the section title). YAML front
-    matter and Liquid/Jinja template tags are dropped; the title comes from the front
-    matter's title, the first top-level heading, or the file name."""
+    matter and Liquid/Jinja template tags are dropped; pipe tables become one line per row
+    that keeps its header (ingest.tables); the title comes from the front matter's title,
+    the first top-level heading, or the file name."""
     from markdown_it import MarkdownIt
 
     fm_title = ""
@@ -172,7 +175,7 @@ def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> Pars
         found = re.search(r"^title:\s*['\"]?(.+?)['\"]?\s*$", match.group(0), re.M)
         fm_title = found.group(1).strip() if found else ""
         text = text[match.end():]
-    text = TEMPLATE_TAGS.sub("", text)
+    text = markdown_tables(TEMPLATE_TAGS.sub("", text))
     # Line numbers as markdown-it counts them: only \r\n, \r and \n end a line. str.splitlines also
     # breaks at \f, \x1c, \u2028..., which shifted every later heading into the wrong section.
     line_starts = [0] + [m.end() for m in MD_LINE_BREAK.finditer(text)]
@@ -212,7 +215,8 @@ BLOCK_TAGS = ("p", "div", "li", "tr", "td", "th", "dd", "dt", "pre", "blockquote
 
 def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedText:
     """Visible text only: scripts, styles and navigation are dropped; <title> (or the
-    first <h1>) is the title; headings split sections."""
+    first <h1>) is the title; headings split sections; tables become one line per row that
+    keeps its header (ingest.tables)."""
     from bs4 import BeautifulSoup
 
     try:
@@ -222,6 +226,10 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
             tag.decompose()
         if soup.head:
             soup.head.decompose()
+        for table in reversed(soup.find_all("table")):  # innermost first: a nested table becomes text
+            caption = table.find("caption")
+            lines = ([caption.get_text(" ", strip=True)] if caption else []) + html_table_lines(table)
+            table.replace_with("\n" + "\n".join(lines) + "\n")
         for level in range(1, 7):
             for h in soup.find_all(f"h{level}"):
                 h.replace_with(f"\n{HEADING_MARK}{h.get_text(' ', strip=True)}\n")

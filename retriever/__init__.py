@@ -13,7 +13,8 @@ Public surface:
 """
 
 from retriever import hopfield_math
-from retriever.answer import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig, answer
+from retriever.answer import answer
+from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
@@ -26,6 +27,7 @@ __all__ = [
     "BM25Retriever", "DenseRetriever", "HybridRetriever", "HopfieldConfig", "HopfieldRetriever",
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
     "KBLangChainRetriever", "to_documents", "Repair", "VocabularyMemory",
+    "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
 ]
 
 

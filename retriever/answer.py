@@ -7,230 +7,48 @@ chunk plus the character span of the quoted sentence in the document text, and
 the sentence verbatim. When the evidence is weak the answer abstains and lists
 the closest passages instead.
 
-The evidence score is computed here, from the question's and passages' embeddings
-and word overlap, never from the retriever's own scores, so the calibrated
-abstention threshold holds for every retriever and survives changes to the
-Hopfield reader.
+Sentences are scored in two passes so that composing costs about what retrieving
+did: a cheap pass (passage cosine from the stored vectors, IDF-weighted word
+overlap) keeps the max_embedded most promising sentences, and only those are
+embedded and scored by meaning. The evidence score is computed here, never from
+the retriever's own scores, so the calibrated abstention threshold holds for
+every retriever and survives changes to the Hopfield reader.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from collections import OrderedDict
 
 import numpy as np
 
-from kb import ChunkRecord, KBError, KnowledgeBase, retrieval_text
-from retriever.answer_sentences import content_tokens, is_candidate, lexical_overlap, split_sentences
+from kb import retrieval_text
+from retriever.answer_evidence import coverage, idf_weights, weighted_overlap
+from retriever.answer_llm import LLMError, generate
+from retriever.answer_sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
+from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
 from retriever.base import Retriever, check_query
-from retriever.results import Hit, SearchResult
+from retriever.results import Hit
 
-NOT_FOUND = "Not found in the knowledge base."
+__all__ = ["NOT_FOUND", "Answer", "AnswerConfig", "Citation", "answer", "compose", "coverage", "evidence_of",
+           "score_sentences", "select_sentences"]
 
 
-@dataclass(frozen=True)
-class LLMConfig:
-    """An OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp server...) for generative answers.
+def evidence_of(question: str, retriever: Retriever, hits: tuple[Hit, ...], scored: list[ScoredSentence],
+                config: AnswerConfig, repaired: str | None = None) -> float:
+    """The abstention signal (see AnswerConfig): coverage mixed with the best sentence score.
 
-    url: the server's base URL, e.g. http://localhost:11434/v1 (".../chat/completions" is appended);
-    model: the model name the server knows; api_key: sent as a Bearer token when set;
-    timeout: seconds to wait for the reply; max_tokens: length cap of the reply.
+    Coverage is taken of the question as typed or as repaired by the reader, whichever is higher:
+    "refnd" is not a word the KB lacks. The sentence score leaves out the retriever's rank, so
+    the threshold does not depend on the retriever.
     """
-
-    url: str
-    model: str
-    api_key: str | None = None
-    timeout: float = 60.0
-    max_tokens: int = 300
-    temperature: float = 0.0
-
-
-@dataclass(frozen=True)
-class AnswerConfig:
-    """How answers are composed and when they abstain.
-
-    Sentence score, which ranks the sentences to quote:
-        score = w_sentence * cos(question, sentence) + w_passage * cos(question, passage)
-                + w_lexical * overlap(question words, sentence words)
-    with cosines from the KB's embedding model (sentences embedded under their document
-    title and section, as passages are) and overlap the share of the question's content
-    words found in the sentence, typos allowed.
-
-    Evidence, which decides abstention:
-        evidence = w_coverage * coverage + (1 - w_coverage) * best sentence score
-    coverage is the IDF-weighted share of the question's content words (IDF over the KB's
-    chunks, typos allowed) that occur in the retrieved passages: an out-of-scope question
-    names things the KB never mentions (Shopify, payroll, HIPAA), which embeddings of a
-    small model blur but the words do not. Cosines alone separated answerable from
-    out-of-scope questions poorly (AUC 0.71 vs 0.88 for coverage on the sample set).
-
-    min_evidence: abstain below this evidence. Calibrated with scripts/calibrate_abstain.py
-        on data/questions.jsonl (60 answerable: 30 clean, 15 typo, 15 loose) against
-        data/unanswerable.jsonl (30 realistic out-of-scope support questions), pooled over
-        all four retrievers at top_k 5: the threshold with the best abstention recall while
-        at most 20% of answerable questions abstain. Result 0.47: abstention precision 0.67,
-        recall 0.82 pooled (hopfield 0.67 / 0.80; dense 0.67 / 0.97; bm25 0.66 / 0.70;
-        hybrid 0.69 / 0.80). No clean question abstains and 1 of 15 typo questions does;
-        the loose questions (colloquial, avoiding the documents' words) are where the
-        false abstentions fall (10-13 of 15), and those are also the ones the extractive
-        answer mostly gets wrong (4-5 of 15 quote the labelled answer), so showing the
-        closest passages instead costs little. The 20% budget is the documented trade-off;
-        re-run the script after changing the retrievers or the data.
-    max_sentences / max_chars: cap on the composed answer.
-    margin: a further sentence is added only if it scores within margin of the best one.
-    duplicate_cosine: sentences at least this similar to one already chosen are dropped.
-    closest: passages listed when abstaining.
-    llm: when set, the answer is generated by that endpoint from the numbered passages
-        (see retriever.answer_llm); abstention still uses min_evidence first.
-    """
-
-    min_evidence: float = 0.47
-    w_coverage: float = 0.75
-    w_sentence: float = 0.5
-    w_passage: float = 0.3
-    w_lexical: float = 0.2
-    max_sentences: int = 3
-    max_chars: int = 600
-    margin: float = 0.08
-    duplicate_cosine: float = 0.9
-    closest: int = 3
-    llm: LLMConfig | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_sentences < 1:
-            raise KBError(f"max_sentences must be at least 1, not {self.max_sentences}")
-        if self.max_chars < 20:
-            raise KBError(f"max_chars must be at least 20, not {self.max_chars}")
-
-
-@dataclass(frozen=True)
-class Citation:
-    """Source [n] of an answer.
-
-    start/end: character span of quote in the document's full text (KnowledgeBase.document_text),
-    i.e. chunk.char_start + the quote's offset in chunk.text; quote is that text verbatim.
-    score: the sentence's answer score (see AnswerConfig).
-    """
-
-    n: int
-    chunk_id: int
-    doc_source: str
-    doc_name: str
-    doc_title: str
-    doc_version: int
-    page: int | None
-    section: str | None
-    start: int
-    end: int
-    quote: str
-    score: float
-    chunk: ChunkRecord
-
-    @property
-    def chunk_span(self) -> tuple[int, int]:
-        """The quote's span inside chunk.text."""
-        return self.start - self.chunk.char_start, self.end - self.chunk.char_start
-
-    @property
-    def where(self) -> str:
-        """"p. 2", "§ Section" or "" for display."""
-        if self.page is not None:
-            return f"p. {self.page}"
-        return f"§ {self.section}" if self.section else ""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An answer with [n] markers, or an abstention.
-
-    text: the answer; each [n] refers to citations[n-1]. Quotes are joined with their
-    whitespace collapsed (PDF text is wrapped), the citation keeps them verbatim.
-    abstained: the evidence was below the threshold; text is NOT_FOUND and closest holds
-    the nearest retrieved passages. evidence / threshold: see AnswerConfig.
-    search: the retrieval result (hits and the Hopfield diagnostics).
-    mode: "extractive" or "generative". notes: things the reader should know (an LLM that
-    was unreachable, citations that were dropped). seconds: total time, retrieval included.
-    """
-
-    question: str
-    text: str
-    citations: tuple[Citation, ...]
-    abstained: bool
-    evidence: float
-    threshold: float
-    search: SearchResult
-    closest: tuple[Hit, ...] = ()
-    mode: str = "extractive"
-    notes: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ScoredSentence:
-    """A candidate sentence of a retrieved chunk: span inside chunk.text and its scores."""
-
-    hit: Hit
-    start: int
-    end: int
-    score: float
-    cosine: float
-    passage: float
-    lexical: float
-    vector: np.ndarray = field(repr=False, compare=False)
-
-    @property
-    def text(self) -> str:
-        return self.hit.chunk.text[self.start : self.end]
-
-
-_TERM_CACHE: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
-_TERM_LOCK = threading.Lock()
-
-
-def term_frequencies(kb: KnowledgeBase) -> tuple[int, dict[str, int]]:
-    """(number of chunks, word -> number of chunks holding it) over the KB's retrieval texts.
-
-    Built once per committed snapshot (a sync changes the token) and shared by every retriever.
-    """
-    key = (str(kb.dir.resolve()), kb.token() or "")
-    with _TERM_LOCK:
-        if key in _TERM_CACHE:
-            return _TERM_CACHE[key]
-    _, texts = kb.chunk_texts()
-    df: Counter[str] = Counter()
-    for text in texts:
-        df.update(set(content_tokens(text)))
-    value = (len(texts), dict(df))
-    with _TERM_LOCK:
-        for stale in [k for k in _TERM_CACHE if k[0] == key[0]]:
-            del _TERM_CACHE[stale]
-        _TERM_CACHE[key] = value
-    return value
-
-
-def coverage(question: str, kb: KnowledgeBase, hits: tuple[Hit, ...]) -> float:
-    """IDF-weighted share (0..1) of the question's content words found in the hits' text, title or section."""
-    words = set(content_tokens(question))
-    if not words or not hits:
-        return 0.0
-    n, df = term_frequencies(kb)
-    have: set[str] = set()
-    for hit in hits:
-        c = hit.chunk
-        have.update(content_tokens(retrieval_text(c.doc_title, c.section, c.text)))
-    weights = {w: math.log((n + 1) / (df.get(w, 0) + 0.5)) for w in words}
-    found = sum(weight for w, weight in weights.items() if lexical_overlap((w,), tuple(have)) > 0)
-    return found / max(sum(weights.values()), 1e-9)
-
-
-def evidence_of(question: str, retriever: Retriever, hits: tuple[Hit, ...], scored: list["ScoredSentence"],
-                config: AnswerConfig) -> float:
-    """The abstention signal (see AnswerConfig): coverage mixed with the best sentence score."""
-    best = scored[0].score if scored else 0.0
-    return config.w_coverage * coverage(question, retriever.kb, hits) + (1 - config.w_coverage) * best
+    best = max((config.w_sentence * s.cosine + config.w_passage * s.passage + config.w_lexical * s.lexical
+                for s in scored), default=0.0)
+    cov = coverage(question, retriever.kb, hits)
+    if repaired and repaired != question:
+        cov = max(cov, coverage(repaired, retriever.kb, hits))
+    return config.w_coverage * cov + (1 - config.w_coverage) * best
 
 
 def _passage_cosines(retriever: Retriever, qvec: np.ndarray, hits: tuple[Hit, ...]) -> np.ndarray:
@@ -250,78 +68,101 @@ def _passage_cosines(retriever: Retriever, qvec: np.ndarray, hits: tuple[Hit, ..
 
 _SENTENCE_VECTORS: "OrderedDict[tuple[int, str], np.ndarray]" = OrderedDict()
 _SENTENCE_CACHE_SIZE = 8192
+_SENTENCE_LOCK = threading.Lock()
 
 
 def _embed_sentences(embedder, texts: list[str]) -> np.ndarray:
     """Sentence vectors, from a bounded per-process cache: the same passages come back for related questions."""
     keys = [(id(embedder), t) for t in texts]
-    with _TERM_LOCK:
-        missing = [k[1] for k in keys if k not in _SENTENCE_VECTORS]
-    if missing:
-        fresh = embedder.encode(list(dict.fromkeys(missing)))
-        with _TERM_LOCK:
-            for text, vec in zip(dict.fromkeys(missing), fresh):
-                _SENTENCE_VECTORS[(id(embedder), text)] = vec
-            while len(_SENTENCE_VECTORS) > _SENTENCE_CACHE_SIZE:
-                _SENTENCE_VECTORS.popitem(last=False)
-    with _TERM_LOCK:
+    with _SENTENCE_LOCK:
+        missing = list(dict.fromkeys(k[1] for k in keys if k not in _SENTENCE_VECTORS))
+    fresh = dict(zip(missing, embedder.encode(missing))) if missing else {}
+    with _SENTENCE_LOCK:
+        for text, vec in fresh.items():
+            _SENTENCE_VECTORS[(id(embedder), text)] = vec
+        while len(_SENTENCE_VECTORS) > _SENTENCE_CACHE_SIZE:
+            _SENTENCE_VECTORS.popitem(last=False)
         out = []
         for k in keys:
-            vec = _SENTENCE_VECTORS.get(k)
+            vec = fresh.get(k[1])
+            if vec is None:
+                vec = _SENTENCE_VECTORS.get(k)
             if vec is None:  # evicted by a concurrent caller between the two steps
                 vec = embedder.encode([k[1]])[0]
-            else:
-                _SENTENCE_VECTORS.move_to_end(k)
             out.append(vec)
     return np.stack(out)
 
 
+def _sentence_text(section: str | None, sentence: str) -> str:
+    """What a sentence is embedded as: under its section, since "It takes 3 days." needs its context.
+    (The document title as well, as passages have it, scored no better and costs ~30% more time.)"""
+    flat = " ".join(sentence.split())
+    return f"{section} | {flat}" if section else flat
+
+
+def _is_heading(sentence: str, hit: Hit) -> bool:
+    """A line that only repeats the chunk's section or document title (HTML and PDF headings carry no marker)."""
+    flat = " ".join(sentence.split()).rstrip(".:").casefold()
+    c = hit.chunk
+    return flat in {" ".join((c.section or "").split()).casefold(), " ".join(c.doc_title.split()).casefold()}
+
+
 def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], config: AnswerConfig,
                     qvec: np.ndarray | None = None) -> list[ScoredSentence]:
-    """Every candidate sentence of hits with its score, best first."""
+    """The max_embedded most promising candidate sentences of hits, scored, best first.
+
+    qvec: the question's embedding (embedded here when None).
+    """
     if not hits:
         return []
     if qvec is None:
         qvec = retriever.embed_queries([question])[0]
     passage_cos = _passage_cosines(retriever, qvec, hits)
     q_tokens = content_tokens(question)
-    spans: list[tuple[int, int, int]] = []
-    texts: list[str] = []
+    weights = idf_weights(set(q_tokens), retriever.kb)
+    rough: list[tuple[float, int, int, int, float]] = []  # (cheap score, hit, start, end, lexical)
     seen: set[str] = set()
     for i, hit in enumerate(hits):
         chunk = hit.chunk
         for span in split_sentences(chunk.text):
             sentence = chunk.text[span.start : span.end]
             key = " ".join(sentence.lower().split())
-            if key in seen or not is_candidate(sentence, span.heading):
+            if key in seen or not is_candidate(sentence, span.heading) or _is_heading(sentence, hit):
                 continue
             seen.add(key)
-            spans.append((i, span.start, span.end))
-            # Embedded under title and section, as passages are: "It takes 3 days." needs its context.
-            texts.append(retrieval_text(chunk.doc_title, chunk.section, " ".join(sentence.split())))
-    if not texts:
+            lex = weighted_overlap(weights, content_tokens(sentence))
+            prior = config.w_passage * float(passage_cos[i]) + config.w_rank / hit.rank
+            rough.append((prior + config.w_lexical * lex, i, span.start, span.end, lex))
+    if not rough:
         return []
+    rough.sort(key=lambda r: -r[0])
+    kept = rough[: config.max_embedded]
+    texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
     vectors = _embed_sentences(retriever.embedder, texts)
-    cosines = vectors @ qvec
     out = []
-    for (i, start, end), vec, cos in zip(spans, vectors, cosines):
-        hit = hits[i]
-        lex = lexical_overlap(q_tokens, content_tokens(hit.chunk.text[start:end]))
-        score = config.w_sentence * float(cos) + config.w_passage * float(passage_cos[i]) + config.w_lexical * lex
-        out.append(ScoredSentence(hit, start, end, score, float(cos), float(passage_cos[i]), lex, vec))
+    for (_, i, start, end, lex), vec in zip(kept, vectors):
+        cos = float(vec @ qvec)
+        score = (config.w_sentence * cos + config.w_passage * float(passage_cos[i]) + config.w_rank / hits[i].rank
+                 + config.w_lexical * lex)
+        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec))
     out.sort(key=lambda s: -s.score)
     return out
 
 
 def select_sentences(scored: list[ScoredSentence], config: AnswerConfig) -> list[ScoredSentence]:
-    """The best sentence, then others within margin of it, skipping near-duplicates, within the length caps."""
+    """The best sentence, then others that bear on the question as much (within margin of its score,
+    and as close in meaning or as close in words), skipping near-duplicates, within the length caps."""
     chosen: list[ScoredSentence] = []
     length = 0
     for s in scored:
         if len(chosen) >= config.max_sentences:
             break
-        if chosen and s.score < chosen[0].score - config.margin:
-            break
+        if chosen:
+            best = chosen[0]
+            if s.score < best.score - config.margin:
+                break
+            if s.cosine < config.related_cosine * best.cosine and s.lexical < best.lexical:
+                continue
         if any(float(s.vector @ c.vector) >= config.duplicate_cosine for c in chosen):
             continue
         size = len(" ".join(s.text.split()))
@@ -341,6 +182,7 @@ def _citation(n: int, s: ScoredSentence) -> Citation:
 
 def _clip(sentence: str, limit: int) -> str:
     flat = " ".join(sentence.split())
+    flat = flat + "." if TABLE_ROW.match(flat) and not flat.endswith(".") else flat
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
@@ -360,17 +202,17 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
     started = time.perf_counter()
     question = check_query(question)
     result = retriever.search(question)
-    qvec = retriever.embed_queries([question])[0]
-    scored = score_sentences(question, retriever, result.hits, config, qvec)
-    evidence = evidence_of(question, retriever, result.hits, scored, config)
+    repaired = result.diagnostics.query_used if result.diagnostics and result.diagnostics.query_used else question
+    # The reader's repaired question when it has one: "refnd" means refund to the sentences too.
+    qvec = retriever.embed_queries([repaired])[0]
+    scored = score_sentences(repaired, retriever, result.hits, config, qvec)
+    evidence = evidence_of(question, retriever, result.hits, scored, config, repaired)
     if evidence < config.min_evidence:
         return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
                       threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
                       seconds=time.perf_counter() - started)
     notes: tuple[str, ...] = ()
     if config.llm is not None:
-        from retriever.answer_llm import LLMError, generate
-
         try:
             text, citations, notes = generate(question, result.hits, scored, config)
             if not citations:  # an uncited claim cannot be checked: show the passages instead

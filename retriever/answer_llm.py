@@ -14,12 +14,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING
-
+from retriever.answer_types import AnswerConfig, Citation, ScoredSentence
 from retriever.results import Hit
-
-if TYPE_CHECKING:
-    from retriever.answer import AnswerConfig, Citation, ScoredSentence
 
 SYSTEM_PROMPT = (
     "You answer questions for customer-support staff using only the numbered sources you are given. "
@@ -99,11 +95,9 @@ def validate_markers(text: str, n_sources: int) -> tuple[str, list[int], list[in
     return cleaned, order, dropped
 
 
-def generate(question: str, hits: tuple[Hit, ...], scored: "list[ScoredSentence]",
-             config: "AnswerConfig") -> tuple[str, "tuple[Citation, ...]", tuple[str, ...]]:
+def generate(question: str, hits: tuple[Hit, ...], scored: list[ScoredSentence],
+             config: AnswerConfig) -> tuple[str, tuple[Citation, ...], tuple[str, ...]]:
     """(answer text, citations, notes) from config.llm. Citations are empty when the model cited nothing valid."""
-    from retriever.answer import Citation
-
     reply = chat(config.llm, build_messages(question, hits))
     text, order, dropped = validate_markers(reply, len(hits))
     notes = []

@@ -37,6 +37,10 @@ STOPWORDS = frozenset(
 )
 
 
+# A table row as ingest.tables renders it: "Plan: Team | Requests per minute: 300".
+TABLE_ROW = re.compile(r"^[^|\n]{1,80}: [^|\n]*(?: \| [^|\n]+)+$")
+
+
 @dataclass(frozen=True)
 class SentenceSpan:
     """text[start:end] is one candidate sentence; heading marks titles that never answer by themselves."""
@@ -111,6 +115,10 @@ def split_sentences(text: str) -> list[SentenceSpan]:
     spans: list[SentenceSpan] = []
     for b_start, b_end, heading in _blocks(text):
         block = text[b_start:b_end]
+        if TABLE_ROW.match(block.strip()):
+            start, end = _trim(text, b_start, b_end)
+            spans.append(SentenceSpan(start, end, False))  # a row is one statement, whatever its cells hold
+            continue
         cuts = [0]
         for m in _SENT_END.finditer(block):
             if _ABBREV.search(block[: m.start()]):
@@ -129,11 +137,15 @@ def is_candidate(sentence: str, heading: bool, min_words: int = 4) -> bool:
     # "...pay with these card networks:" introduces a list; on its own it answers nothing.
     if heading or sentence.rstrip().endswith(("?", ":")) or _FOOTER.search(sentence):
         return False
+    if TABLE_ROW.match(sentence):
+        return True
+    if "|" in sentence:
+        return False  # a raw pipe-table fragment (a KB ingested before tables were rendered as rows)
     words = _WORD.findall(sentence)
     if len(words) < min_words:
         return False
-    # Short unpunctuated lines are titles (PDF headings), unless they hold a table row's values.
-    return not (len(words) < 7 and sentence[-1:].isalpha() and "|" not in sentence)
+    # Short unpunctuated lines are titles (PDF headings).
+    return not (len(words) < 7 and sentence[-1:].isalpha())
 
 
 def content_tokens(text: str) -> tuple[str, ...]:
@@ -145,7 +157,9 @@ def content_tokens(text: str) -> tuple[str, ...]:
 def _similar(a: str, b: str) -> bool:
     if a == b:
         return True
-    if min(len(a), len(b)) < 4:
+    # Typos seldom hit the first letter, and words that differ there are different words
+    # (iphone / phone); short words are too close to tell apart.
+    if min(len(a), len(b)) < 4 or a[0] != b[0]:
         return False
     if a[:4] == b[:4] and (a.startswith(b) or b.startswith(a)):
         return True  # refund / refunds / refunded

@@ -277,3 +277,38 @@ def test_kb_ask_abstains_and_lists_closest_passages_or_fails_clearly(sample_kb_d
     assert missing.exit_code == 2 and "no knowledge base" in missing.output and "Traceback" not in missing.output
     half = CliRunner().invoke(main, ["ask", "refunds?", "--kb-dir", str(sample_kb_dir), "--llm-url", "http://x"])
     assert half.exit_code == 2 and "--llm-model" in half.output
+
+
+def test_a_question_about_one_table_row_quotes_that_row_with_its_headers(sample_kb, embedder):
+    retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+    ans = answer("What is the fee for American Express payments?", retriever)
+    assert not ans.abstained
+    first = ans.citations[0].quote
+    assert first == "Method: American Express | Fee per successful payment: 3.5% + $0.30"
+    assert ans.text.startswith(first + ". [1]")
+    assert_citations_are_grounded(ans, sample_kb)
+
+
+def test_answers_never_quote_headings_pipe_fragments_or_questions(sample_kb, embedder):
+    retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+    quoted = 0
+    for q in QUESTIONS:
+        ans = answer(q["question"], retriever, AnswerConfig(min_evidence=0.0))
+        for c in ans.citations:
+            quoted += 1
+            flat = " ".join(c.quote.split())
+            assert flat.casefold() not in {(c.section or "").casefold(), c.doc_title.casefold()}, flat
+            assert not flat.startswith(("|", "#", "- ", "* ")) and not flat.endswith(("?", ":", "|")), flat
+            assert len(flat.split()) >= 4, flat
+    assert quoted >= len(QUESTIONS)
+
+
+def test_extra_sentences_must_bear_on_the_question_as_much_as_the_first(sample_kb, embedder):
+    retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+    config = AnswerConfig()
+    for q in QUESTIONS[:20]:
+        ans = answer(q["question"], retriever, config)
+        if len(ans.citations) < 2:
+            continue
+        scores = [c.score for c in ans.citations]
+        assert all(s >= scores[0] - config.margin for s in scores[1:])

@@ -78,3 +78,22 @@ def test_non_utf8_text_is_read_with_a_warning(tmp_path):
     parsed = _load(path)
     assert "Café" in parsed.text
     assert parsed.warnings and "Windows-1252" in parsed.warnings[0]
+
+
+def test_markdown_and_html_tables_become_one_readable_row_per_paragraph(tmp_path):
+    md = ("# Limits\n\nIntro line.\n\n| Plan | Requests per minute |\n|---|---|\n| Team | 300 |\n| Business | 1,200 |\n\n"
+          "| Code | Meaning |\n|---|---|\n| D05 | Suspected fraud. Do not retry. |\n\nAfter the tables.\n")
+    parsed = load(tmp_path / "limits.md", md.encode())
+    assert "Plan: Team | Requests per minute: 300\n\nPlan: Business | Requests per minute: 1,200" in parsed.text
+    assert "Code: D05 | Meaning: Suspected fraud. Do not retry." in parsed.text
+    assert "|---" not in parsed.text and "| Team |" not in parsed.text
+    # The two tables never merge: the first table's last row and the second's first row are paragraphs apart.
+    assert "1,200\n\nCode: D05" in parsed.text
+    html = ("<html><body><h2>Fees</h2><table><caption>Card fees</caption><thead><tr><th>Method</th><th>Fee</th></tr>"
+            "</thead><tbody><tr><td>Domestic cards</td><td>2.6% + $0.30</td></tr><tr><td>Amex</td><td>3.5%"
+            "<table><tr><td>inner</td><td>cell</td></tr></table></td></tr></tbody></table><p>Done.</p></body></html>")
+    parsed = load(tmp_path / "fees.html", html.encode())
+    lines = parsed.text.split("\n\n")
+    assert "Card fees" in lines and "Method: Domestic cards | Fee: 2.6% + $0.30" in lines
+    assert any(line.startswith("Method: Amex | Fee: 3.5%") and "inner / cell" in line for line in lines)
+    assert parsed.blocks[-1].section == "Fees"

@@ -1,0 +1,79 @@
+"""Answer composition time against retrieval time, per question, on the warm path.
+
+Warm path: the model is loaded and the KB's indexes are built (one warm-up question), but
+no per-question cache helps: before each question the query-embedding and sentence-vector
+caches are emptied, so every question pays for its own embeddings, as a new question does.
+Prints the medians over the 60 sample questions and their ratio (goal: composition <= 1.5x
+retrieval), for the default reader and for dense retrieval.
+
+Usage:
+    .venv/bin/python bench/bench_answer.py [--kb-dir KB] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
+from ingest import IngestConfig, ingest  # noqa: E402
+from kb import KnowledgeBase, load_embedder  # noqa: E402
+from retriever import answer, make_retriever  # noqa: E402
+
+
+def clear_caches() -> None:
+    importlib.import_module("retriever.answer")._SENTENCE_VECTORS.clear()
+    importlib.import_module("retriever.base")._embed_one_cached.cache_clear()
+
+
+def measure(kb: KnowledgeBase, name: str, questions: list[str], embedder) -> dict:
+    retriever = make_retriever(name, kb, embedder, top_k=5)
+    answer(questions[0], retriever)  # warm-up: indexes, word statistics
+    search_ms, compose_ms = [], []
+    for q in questions:
+        clear_caches()
+        t = time.perf_counter()
+        ans = answer(q, retriever)
+        total = time.perf_counter() - t
+        search_ms.append(1000 * ans.search.seconds)
+        compose_ms.append(1000 * (total - ans.search.seconds))
+    s, c = statistics.median(search_ms), statistics.median(compose_ms)
+    return {"retrieval_ms": round(s, 1), "compose_ms": round(c, 1), "ratio": round(c / s, 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kb-dir", type=Path, default=None, help="KB built from data/docs (default: a temp one)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    args = parser.parse_args()
+    embedder = load_embedder()
+    tmp = None
+    kb_dir = args.kb_dir
+    if kb_dir is None:
+        tmp = tempfile.TemporaryDirectory()
+        kb_dir = Path(tmp.name) / "kb"
+        ingest([SAMPLE_DOCS], kb_dir, IngestConfig(), embedder=embedder)
+    questions = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line.strip()]
+    out = {name: measure(KnowledgeBase(kb_dir), name, questions, embedder) for name in ("hopfield", "dense")}
+    for name, r in out.items():
+        print(f"{name}: retrieval {r['retrieval_ms']} ms, composition {r['compose_ms']} ms (median of "
+              f"{len(questions)}), composition / retrieval {r['ratio']}x (goal <= 1.5x)")
+    if args.json:
+        print(json.dumps(out))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Word statistics the answer layer weighs sentences and abstention by: IDF over the KB's chunks.
+
+A question word the KB rarely uses (D05, Amex, SAML) says more about which sentence answers
+it than one every chunk holds (Tallyo, invoice); a question word the retrieved passages never
+use (Shopify, payroll) says the KB may not hold the answer at all.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+
+from kb import KnowledgeBase, retrieval_text
+from retriever.answer_sentences import content_tokens, lexical_overlap
+from retriever.results import Hit
+
+_TERM_CACHE: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+_TERM_LOCK = threading.Lock()
+
+
+def term_frequencies(kb: KnowledgeBase) -> tuple[int, dict[str, int]]:
+    """(number of chunks, word -> number of chunks holding it) over the KB's retrieval texts.
+
+    Built once per committed snapshot (a sync changes the token) and shared by every retriever.
+    """
+    key = (str(kb.dir.resolve()), kb.token() or "")
+    with _TERM_LOCK:
+        if key in _TERM_CACHE:
+            return _TERM_CACHE[key]
+    _, texts = kb.chunk_texts()
+    df: Counter[str] = Counter()
+    for text in texts:
+        df.update(set(content_tokens(text)))
+    value = (len(texts), dict(df))
+    with _TERM_LOCK:
+        for stale in [k for k in _TERM_CACHE if k[0] == key[0]]:
+            del _TERM_CACHE[stale]
+        _TERM_CACHE[key] = value
+    return value
+
+
+def idf_weights(words: set[str] | tuple[str, ...], kb: KnowledgeBase) -> dict[str, float]:
+    """log((N + 1) / (df + 0.5)) of each word over the KB's chunks: > 0, largest for words the KB lacks."""
+    n, df = term_frequencies(kb)
+    return {w: math.log((n + 1) / (df.get(w, 0) + 0.5)) for w in words}
+
+
+def weighted_overlap(weights: dict[str, float], tokens: tuple[str, ...]) -> float:
+    """IDF-weighted share (0..1) of the weighted words found among tokens, typos and inflections allowed."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    have = tuple(set(tokens))
+    return sum(w for word, w in weights.items() if lexical_overlap((word,), have) > 0) / total
+
+
+def coverage(question: str, kb: KnowledgeBase, hits: tuple[Hit, ...]) -> float:
+    """IDF-weighted share (0..1) of the question's content words found in the hits' text, title or section."""
+    words = set(content_tokens(question))
+    if not words or not hits:
+        return 0.0
+    have: list[str] = []
+    for hit in hits:
+        c = hit.chunk
+        have.extend(content_tokens(retrieval_text(c.doc_title, c.section, c.text)))
+    return weighted_overlap(idf_weights(words, kb), tuple(have))
