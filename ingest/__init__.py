@@ -7,15 +7,20 @@ Public surface:
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
     load, LoadError, ParsedText, Block, SUPPORTED   file loaders
     cl100k, count_tokens         the offline tiktoken encoding
+    save_upload, safe_upload_name, upload_dir, ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME   checked uploads
 """
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
-from ingest.pipeline import FileFailure, IngestConfig, IngestReport, TextRecord, discover, ingest, ingest_texts, parse_file
+from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord, discover, document_key, ingest,
+                             ingest_texts, parse_file)
 from ingest.tokens import cl100k, count_tokens
+from ingest.uploads import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir
 
 __all__ = [
     "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load",
-    "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "ingest", "ingest_texts", "parse_file",
+    "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
+    "parse_file",
     "cl100k", "count_tokens",
+    "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir",
 ]

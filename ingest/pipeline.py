@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText, load
-from kb import Embedder, EmbedderConfig, KnowledgeBase, NewDocument, load_embedder, retrieval_text
+from kb import Embedder, EmbedderConfig, KnowledgeBase, NewDocument, check_labels, load_embedder, retrieval_text
 
 # Vectors are saved to the KB's embedding cache every this many chunks, so a crashed
 # run's embedding work is reused by the next run.
@@ -29,8 +29,10 @@ CACHE_EVERY = 256
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """mirror: also remove stored documents under the given folders whose files are gone (sync).
-    wait: seconds to wait for another writer. max_bytes: larger files are refused."""
+    """mirror: also remove stored documents synced from the given folders whose files are gone (sync).
+    wait: seconds to wait for another writer. max_bytes: larger files are refused.
+    visibility, tags: labels given to every document of the run (see kb.DocumentFilter).
+    key_prefix: put before every document key, to keep two folders' documents apart."""
 
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -39,6 +41,12 @@ class IngestConfig:
     dry_run: bool = False
     wait: float = 0.0
     progress: bool = False
+    visibility: str = "internal"
+    tags: tuple[str, ...] = ()
+    key_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        check_labels(self.visibility, self.tags)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,19 @@ class IngestReport:
                 "removed": len(self.removed), "failed": len(self.failed)}
 
 
+def document_key(path: Path, roots: Sequence[Path], prefix: str = "") -> tuple[str, str]:
+    """(key, root) of a file: its path relative to the folder it was found in (POSIX separators), or
+    its name when it was given on its own; root is that folder, or "" for a file given on its own.
+
+    >>> document_key(Path("/srv/docs/policies/refunds.md"), [Path("/srv/docs")])
+    ('policies/refunds.md', '/srv/docs')
+    """
+    for root in roots:
+        if root.is_dir() and path.is_relative_to(root):
+            return prefix + path.relative_to(root).as_posix(), str(root)
+    return prefix + path.name, ""
+
+
 def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], list[FileFailure]]:
     """(files, roots, failures): every non-hidden file under paths, sorted, with the resolved roots."""
     files: list[Path] = []
@@ -101,6 +122,13 @@ def _under(source: str, roots: list[Path]) -> bool:
     return any(source == str(r) or source.startswith(str(r) + os.sep) for r in roots)
 
 
+def _mirrored(doc, roots: list[Path]) -> bool:
+    """Whether a stored document came from one of roots, so a sync of them removes it when its file is gone."""
+    if doc.root:
+        return any(doc.root == str(r) for r in roots)
+    return _under(doc.source, roots)  # keys from before relative keys were the absolute paths
+
+
 def _human_size(n: int) -> str:
     for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
         if n >= scale:
@@ -126,8 +154,9 @@ def _read(path: Path, max_bytes: int) -> bytes:
         raise LoadError(path, f"cannot read file ({exc.strerror})") from exc
 
 
-def parse_file(path: Path, data: bytes, chunking: ChunkConfig) -> tuple[NewDocument, tuple[str, ...]]:
-    """Parse and chunk one file's bytes; raises LoadError for unusable input."""
+def parse_file(path: Path, data: bytes, chunking: ChunkConfig, key: str | None = None, root: str = "",
+               visibility: str = "internal", tags: tuple[str, ...] = ()) -> tuple[NewDocument, tuple[str, ...]]:
+    """Parse and chunk one file's bytes into a document keyed key (default: the file name); raises LoadError."""
     try:
         parsed = load(path, data)
         chunks = chunk(parsed, chunking)
@@ -137,9 +166,9 @@ def parse_file(path: Path, data: bytes, chunking: ChunkConfig) -> tuple[NewDocum
         raise LoadError(path, f"could not parse ({type(exc).__name__}: {exc})") from exc
     if not chunks:
         raise LoadError(path, "no text content to index")
-    doc = NewDocument(source=str(path), name=path.name, title=parsed.title, kind=parsed.kind,
+    doc = NewDocument(source=key or path.name, name=path.name, title=parsed.title, kind=parsed.kind,
                       content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data), text=parsed.text,
-                      chunks=tuple(chunks))
+                      chunks=tuple(chunks), path=str(path), root=root, visibility=visibility, tags=tuple(tags))
     return doc, parsed.warnings
 
 
@@ -172,44 +201,73 @@ def ingest(
     # as the app's uploads/ hold documents and stay.
     kb_root = Path(kb_dir).resolve()
     files = [f for f in files if f.parent != kb_root]
+    keyed, failures = _keys(files, roots, failures, config.key_prefix)
     if config.dry_run:
         # A plan creates nothing: against a KB directory that does not exist yet, every file is "added".
-        stored = KnowledgeBase(kb_dir).hashes() if Path(kb_dir).exists() else {}
-        return _plan_only(stored, files, roots, failures, config, started)
+        stored_docs = KnowledgeBase(kb_dir).documents() if (Path(kb_dir) / "kb.sqlite").exists() else []
+        return _plan_only(stored_docs, keyed, roots, failures, config, started)
     kb = KnowledgeBase(kb_dir, create=True)
     embedder = embedder or load_embedder(config.embedder)
     added, updated, unchanged, warnings = [], [], [], []
     docs: list[NewDocument] = []
     with kb.writer(model=embedder.name, dim=embedder.dim, wait=config.wait) as writer:
-        stored = kb.hashes()
-        for i, path in enumerate(files):
+        stored_docs = {d.source: d for d in kb.documents()}
+        # A KB from before relative keys stored each file under its absolute path: move it to its key.
+        for path, key, _ in keyed:
+            old = stored_docs.get(str(path))
+            if old is not None and key != str(path) and key not in stored_docs:
+                writer.rename_document(old.source, key)
+                stored_docs[key] = old
+                del stored_docs[str(path)]
+        for i, (path, key, root) in enumerate(keyed):
             t = time.perf_counter()
             try:
                 data = _read(path, config.max_bytes)
                 digest = hashlib.sha256(data).hexdigest()
                 stages["read"] += time.perf_counter() - t
-                if stored.get(str(path)) == digest:
-                    unchanged.append(str(path))
+                old = stored_docs.get(key)
+                if old is not None and old.content_hash == digest and _same_labels(old, str(path), root, config):
+                    unchanged.append(key)
                     continue
                 t = time.perf_counter()
-                doc, doc_warnings = parse_file(path, data, config.chunking)
+                doc, doc_warnings = parse_file(path, data, config.chunking, key, root, config.visibility, config.tags)
                 stages["parse"] += time.perf_counter() - t
             except LoadError as exc:
                 failures.append(FileFailure(exc.path, exc.reason))
                 continue
             warnings.extend(doc_warnings)
             docs.append(doc)
-            (updated if str(path) in stored else added).append(str(path))
+            (updated if key in stored_docs else added).append(key)
             if on_progress:
-                on_progress("parse", (i + 1) / max(len(files), 1))
-        seen = {str(p) for p in files}
-        removed = sorted(s for s in stored if config.mirror and _under(s, roots) and s not in seen)
+                on_progress("parse", (i + 1) / max(len(keyed), 1))
+        seen = {key for _, key, _ in keyed}
+        removed = sorted(k for k, d in stored_docs.items() if config.mirror and _mirrored(d, roots) and k not in seen)
         written = _write(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
         failed=tuple(failures), warnings=tuple(warnings), seconds=time.perf_counter() - started,
         stage_seconds=tuple(stages.items()), **written,
     )
+
+
+def _keys(files: list[Path], roots: list[Path], failures: list[FileFailure],
+          prefix: str) -> tuple[list[tuple[Path, str, str]], list[FileFailure]]:
+    """(path, key, root) per file; a second file with the key of an earlier one fails, naming both."""
+    out, first = [], {}
+    for path in files:
+        key, root = document_key(path, roots, prefix)
+        if key in first:
+            failures.append(FileFailure(str(path), f"same document key {key!r} as {first[key]}; sync the folders "
+                                                   "one at a time, or give one a key prefix"))
+            continue
+        first[key] = str(path)
+        out.append((path, key, root))
+    return out, failures
+
+
+def _same_labels(doc, path: str, root: str, config: IngestConfig) -> bool:
+    """Whether a stored document already has the file path, folder, visibility and tags a run would give it."""
+    return (doc.path, doc.root, doc.visibility, tuple(doc.tags)) == (path, root, config.visibility, tuple(config.tags))
 
 
 def ingest_texts(
@@ -251,7 +309,8 @@ def ingest_texts(
             chunks = chunk(parsed, config.chunking)
             docs.append(NewDocument(source=rec.source, name=rec.name or rec.source, title=parsed.title, kind="text",
                                     content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
-                                    text=body, chunks=tuple(chunks)))
+                                    text=body, chunks=tuple(chunks), visibility=config.visibility,
+                                    tags=config.tags))
             (updated if rec.source in stored else added).append(rec.source)
         stages["parse"] = time.perf_counter() - t
         removed = sorted(s for s in stored if config.mirror and s not in seen)
@@ -302,18 +361,23 @@ def _embed_documents(docs, embedder, writer, progress, on_progress):
     return out, len(todo), len(texts) - len(todo)
 
 
-def _plan_only(stored, files, roots, failures, config, started) -> IngestReport:
+def _plan_only(stored_docs, keyed, roots, failures, config, started) -> IngestReport:
+    stored = {d.source: d for d in stored_docs}
+    for path, key, _ in keyed:  # keys from before relative keys (see ingest)
+        if str(path) in stored and key not in stored:
+            stored[key] = stored.pop(str(path))
     added, updated, unchanged = [], [], []
-    for path in files:
+    for path, key, root in keyed:
         try:
             data = _read(path, config.max_bytes)
         except LoadError as exc:
             failures.append(FileFailure(exc.path, exc.reason))
             continue
         digest = hashlib.sha256(data).hexdigest()
-        bucket = unchanged if stored.get(str(path)) == digest else updated if str(path) in stored else added
-        bucket.append(str(path))
-    seen = {str(p) for p in files}
-    removed = sorted(s for s in stored if config.mirror and _under(s, roots) and s not in seen)
+        old = stored.get(key)
+        same = old is not None and old.content_hash == digest and _same_labels(old, str(path), root, config)
+        (unchanged if same else updated if old is not None else added).append(key)
+    seen = {key for _, key, _ in keyed}
+    removed = sorted(k for k, d in stored.items() if config.mirror and _mirrored(d, roots) and k not in seen)
     return IngestReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
                         failed=tuple(failures), seconds=time.perf_counter() - started, dry_run=True)

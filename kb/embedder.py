@@ -173,7 +173,19 @@ class Embedder:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-@lru_cache(maxsize=4)
+_LOAD_LOCK = threading.Lock()
+
+
 def load_embedder(config: EmbedderConfig = EmbedderConfig()) -> Embedder:
-    """One Embedder per config per process: loading the model takes seconds."""
+    """One Embedder per config per process: loading the model takes seconds.
+
+    Thread-safe: two threads importing transformers at once (a server's warm-up and its first
+    request) make one of them fail with "cannot import name 'AutoModel'".
+    """
+    with _LOAD_LOCK:
+        return _load_embedder(config)
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(config: EmbedderConfig) -> Embedder:
     return Embedder(config)

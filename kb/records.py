@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -31,8 +32,12 @@ class NewChunk:
 class NewDocument:
     """A parsed document with its chunks, ready to be written with its vectors.
 
-    source is the document's key in the KB (its resolved path); text is the
-    full extracted text that chunk spans point into.
+    source is the document's stable key in the KB: its path relative to the folder it was
+    synced from, or the name an upload gives it, so the same document arriving by either route
+    becomes a new version of one document. path: where its file was read (for downloads);
+    root: the folder source is relative to ("" for single files, uploads and in-memory texts);
+    visibility: who may see it ("internal", "public", ...); tags: labels set at ingest, for
+    filters. text is the full extracted text that chunk spans point into.
     """
 
     source: str
@@ -43,11 +48,15 @@ class NewDocument:
     size_bytes: int
     text: str
     chunks: tuple[NewChunk, ...] = field(default_factory=tuple)
+    path: str = ""
+    root: str = ""
+    visibility: str = "internal"
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """A stored document. version counts content changes, starting at 1."""
+    """A stored document. version counts content changes, starting at 1; see NewDocument for the rest."""
 
     id: int
     source: str
@@ -59,6 +68,50 @@ class DocumentInfo:
     ingested_at: float
     n_chunks: int
     size_bytes: int
+    path: str = ""
+    root: str = ""
+    visibility: str = "internal"
+    tags: tuple[str, ...] = ()
+
+
+VISIBILITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+TAG = re.compile(r"^[\w][\w .:/-]{0,63}$", re.UNICODE)
+
+
+def check_labels(visibility: str, tags: tuple[str, ...] | list[str]) -> tuple[str, tuple[str, ...]]:
+    """(visibility, tags) checked: a visibility is a lower-case word (internal, public, ...); a tag is up to
+    64 word characters, spaces or .:/-. Raises KBError naming the bad value and the rule."""
+    from kb.errors import KBError
+
+    if not isinstance(visibility, str) or not VISIBILITY.match(visibility):
+        raise KBError(f"visibility {visibility!r} is not a label: use a lower-case word such as internal or public")
+    out = []
+    for tag in tags:
+        if not isinstance(tag, str) or not TAG.match(tag):
+            raise KBError(f"tag {tag!r} is not allowed: up to 64 letters, digits, spaces or . : / - _")
+        out.append(tag)
+    return visibility, tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """Which documents a search may use; None means no restriction on that field.
+
+    visibility: allowed labels (a key scoped to ("public",) never sees "internal" documents);
+    key_prefix: source keys starting with this (a folder "policies/" or a name); kinds: document
+    types ("pdf", "markdown", "html", "text"); tags: documents carrying at least one of these;
+    ingested_after: Unix time in seconds.
+    """
+
+    visibility: tuple[str, ...] | None = None
+    key_prefix: str | None = None
+    kinds: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    ingested_after: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == DocumentFilter()
 
 
 @dataclass(frozen=True)
@@ -78,6 +131,7 @@ class ChunkRecord:
     n_tokens: int
     page: int | None
     section: str | None
+    doc_visibility: str = "internal"
 
 
 @dataclass(frozen=True)
@@ -102,3 +156,4 @@ class Feedback:
     doc_source: str | None
     helpful: bool
     at: float
+    by: str | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import re
 import sqlite3
 import threading
@@ -32,7 +33,7 @@ import numpy as np
 from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError, storage_reason, write_failure
 from kb.faults import fault_point
 from kb.manifest import Manifest, read_manifest, write_manifest
-from kb.records import ChunkRecord, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
+from kb.records import ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
 from kb.vector_index import (
     IndexConfig,
     Snapshot,
@@ -87,11 +88,24 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
+# Columns added after the first release: (name, declaration). Older KBs get them on open.
+ADDED_DOC_COLUMNS = (
+    ("path", "TEXT NOT NULL DEFAULT ''"),
+    ("root", "TEXT NOT NULL DEFAULT ''"),
+    ("visibility", "TEXT NOT NULL DEFAULT 'internal'"),
+    ("tags", "TEXT NOT NULL DEFAULT '[]'"),
+)
+ADDED_FEEDBACK_COLUMNS = (("by_user", "TEXT"),)
+
 CHUNK_COLUMNS = (
     "c.id, c.doc_id, d.source, d.name, d.title, c.doc_version, c.ordinal, c.text, "
-    "c.char_start, c.char_end, c.n_tokens, c.page, c.section"
+    "c.char_start, c.char_end, c.n_tokens, c.page, c.section, d.visibility"
 )
-DOC_COLUMNS = "id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes"
+DOC_COLUMNS = "id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, visibility, tags"
+
+
+def _document(row) -> DocumentInfo:
+    return DocumentInfo(*row[:-1], tags=tuple(json.loads(row[-1] or "[]")))
 
 
 def text_hash(text: str) -> str:
@@ -136,6 +150,11 @@ class KnowledgeBase:
         if (self.dir / DB_NAME).exists() or create:
             with self._connect() as con:
                 con.executescript(SCHEMA)
+                for table, added in (("documents", ADDED_DOC_COLUMNS), ("feedback", ADDED_FEEDBACK_COLUMNS)):
+                    have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                    for name, declaration in added:
+                        if name not in have:
+                            con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     # ---- connections -------------------------------------------------------------
     @contextmanager
@@ -223,10 +242,21 @@ class KnowledgeBase:
             con.execute("COMMIT")
         return np.array([r[0] for r in rows], dtype=np.int64), [retrieval_text(r[1], r[2], r[3]) for r in rows]
 
-    def documents(self) -> list[DocumentInfo]:
+    def documents(self, where: DocumentFilter | None = None) -> list[DocumentInfo]:
+        """Stored documents (those where allows), ordered by name."""
+        clause, params = _filter_sql(where)
         with self._connect() as con:
-            rows = con.execute(f"SELECT {DOC_COLUMNS} FROM documents ORDER BY name, source").fetchall()
-        return [DocumentInfo(*r) for r in rows]
+            rows = con.execute(f"SELECT {DOC_COLUMNS} FROM documents d WHERE {clause} ORDER BY name, source",
+                               params).fetchall()
+        return [_document(r) for r in rows]
+
+    def chunk_ids(self, where: DocumentFilter) -> np.ndarray:
+        """Sorted ids of the chunks of the documents where allows: what a filtered search may return."""
+        clause, params = _filter_sql(where)
+        with self._connect() as con:
+            rows = con.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {clause} "
+                               "ORDER BY c.id", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def document(self, source_or_name: str) -> DocumentInfo | None:
         """A document by its source path, or by file name when that is unambiguous."""
@@ -238,7 +268,7 @@ class KnowledgeBase:
         rows = exact or rows
         if len(rows) > 1:
             raise KBError(f"{source_or_name!r} names {len(rows)} documents; give the full source path")
-        return DocumentInfo(*rows[0]) if rows else None
+        return _document(rows[0]) if rows else None
 
     def document_text(self, doc_id: int) -> str:
         with self._connect() as con:
@@ -342,18 +372,21 @@ class KnowledgeBase:
         return report, token_row[0] if token_row else None
 
     # ---- feedback ----------------------------------------------------------------
-    def add_feedback(self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool) -> int:
+    def add_feedback(self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool,
+                     by: str | None = None) -> int:
+        """Store a verdict on a cited passage; by names who gave it (an API key's id, an app session)."""
         with self._connect() as con:
             cur = con.execute(
-                "INSERT INTO feedback (question, chunk_id, doc_source, helpful, at) VALUES (?, ?, ?, ?, ?)",
-                (question, chunk_id, doc_source, int(helpful), time.time()),
+                "INSERT INTO feedback (question, chunk_id, doc_source, helpful, at, by_user) VALUES (?, ?, ?, ?, ?, ?)",
+                (question, chunk_id, doc_source, int(helpful), time.time(), by),
             )
             return int(cur.lastrowid)
 
     def feedback(self) -> list[Feedback]:
         with self._connect() as con:
-            rows = con.execute("SELECT id, question, chunk_id, doc_source, helpful, at FROM feedback ORDER BY id").fetchall()
-        return [Feedback(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+            rows = con.execute("SELECT id, question, chunk_id, doc_source, helpful, at, by_user FROM feedback "
+                               "ORDER BY id").fetchall()
+        return [Feedback(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
 
     # ---- writing -----------------------------------------------------------------
     @contextmanager
@@ -407,6 +440,7 @@ class Writer:
         self.dim = dim
         self._puts: dict[str, tuple[NewDocument, np.ndarray]] = {}
         self._removals: set[str] = set()
+        self._renames: dict[str, str] = {}
 
     def cached_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors for retrieval texts already embedded in this KB, keyed by text_hash."""
@@ -448,13 +482,20 @@ class Writer:
         self._puts.pop(source, None)
         self._removals.add(source)
 
+    def rename_document(self, old: str, new: str) -> None:
+        """Stage a change of a stored document's key (applied first at commit, history and feedback too).
+
+        Used to move a KB whose keys were absolute paths to keys relative to the synced folder.
+        """
+        self._renames[old] = new
+
     @property
     def pending(self) -> int:
-        return len(self._puts) + len(self._removals)
+        return len(self._puts) + len(self._removals) + len(self._renames)
 
     def commit(self) -> None:
         """Apply staged changes: SQLite rows and a new snapshot, visible together or not at all."""
-        if not self._puts and not self._removals:
+        if not self._puts and not self._removals and not self._renames:
             return
         kb = self.kb
         if kb.manifest is None:
@@ -472,6 +513,12 @@ class Writer:
                 removed_ids: list[int] = []
                 added_ids: list[int] = []
                 added_vecs: list[np.ndarray] = []
+                for old, new in self._renames.items():
+                    if con.execute("SELECT 1 FROM documents WHERE source = ?", (new,)).fetchone():
+                        raise KBError(f"cannot rename document {old!r} to {new!r}: that key is taken")
+                    con.execute("UPDATE documents SET source = ? WHERE source = ?", (new, old))
+                    con.execute("UPDATE history SET source = ? WHERE source = ?", (new, old))
+                    con.execute("UPDATE feedback SET doc_source = ? WHERE doc_source = ?", (new, old))
                 for source in sorted(self._removals):
                     removed_ids += self._delete(con, source, now, event="removed")
                 for source, (doc, vectors) in self._puts.items():
@@ -509,6 +556,7 @@ class Writer:
         remove_stale_snapshots(kb.dir, keep=token)
         self._puts.clear()
         self._removals.clear()
+        self._renames.clear()
 
     def _delete(self, con: sqlite3.Connection, source: str, now: float, event: str | None) -> list[int]:
         row = con.execute("SELECT id, version, content_hash FROM documents WHERE source = ?", (source,)).fetchone()
@@ -527,11 +575,14 @@ class Writer:
 
     def _insert(self, con: sqlite3.Connection, doc: NewDocument, vectors: np.ndarray, version: int, now: float) -> list[int]:
         con.execute(
-            "INSERT INTO documents (source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, text) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET name=excluded.name, title=excluded.title, "
-            "kind=excluded.kind, content_hash=excluded.content_hash, version=excluded.version, "
-            "ingested_at=excluded.ingested_at, n_chunks=excluded.n_chunks, size_bytes=excluded.size_bytes, text=excluded.text",
-            (doc.source, doc.name, doc.title, doc.kind, doc.content_hash, version, now, len(doc.chunks), doc.size_bytes, doc.text),
+            "INSERT INTO documents (source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, "
+            "text, path, root, visibility, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET "
+            "name=excluded.name, title=excluded.title, kind=excluded.kind, content_hash=excluded.content_hash, "
+            "version=excluded.version, ingested_at=excluded.ingested_at, n_chunks=excluded.n_chunks, "
+            "size_bytes=excluded.size_bytes, text=excluded.text, path=excluded.path, root=excluded.root, "
+            "visibility=excluded.visibility, tags=excluded.tags",
+            (doc.source, doc.name, doc.title, doc.kind, doc.content_hash, version, now, len(doc.chunks), doc.size_bytes,
+             doc.text, doc.path, doc.root, doc.visibility, json.dumps(list(doc.tags))),
         )
         doc_id = con.execute("SELECT id FROM documents WHERE source = ?", (doc.source,)).fetchone()[0]
         ids = []
@@ -573,3 +624,27 @@ class Writer:
         else:
             index = build_index(ids, vectors, kb.index_config)
         return Snapshot(token, ids, vectors, index)
+
+
+def _filter_sql(where: DocumentFilter | None) -> tuple[str, list]:
+    """A SQL condition on documents d (and its parameters) for where; "1" allows everything."""
+    if where is None or where.empty:
+        return "1", []
+    parts, params = [], []
+    if where.visibility is not None:
+        parts.append(f"d.visibility IN ({','.join('?' * len(where.visibility))})" if where.visibility else "0")
+        params += list(where.visibility)
+    if where.key_prefix:
+        parts.append("substr(d.source, 1, ?) = ?")
+        params += [len(where.key_prefix), where.key_prefix]
+    if where.kinds is not None:
+        parts.append(f"d.kind IN ({','.join('?' * len(where.kinds))})" if where.kinds else "0")
+        params += list(where.kinds)
+    if where.tags is not None:
+        parts.append("EXISTS (SELECT 1 FROM json_each(d.tags) t WHERE t.value IN "
+                     f"({','.join('?' * len(where.tags))}))" if where.tags else "0")
+        params += list(where.tags)
+    if where.ingested_after is not None:
+        parts.append("d.ingested_at > ?")
+        params.append(float(where.ingested_after))
+    return " AND ".join(parts), params

@@ -157,6 +157,24 @@ class Snapshot:
     def size(self) -> int:
         return int(self.ids.shape[0])
 
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, chunk ids), each (len(queries), k), best first; missing slots are -1.
+
+        allowed: sorted chunk ids the search may return (None: all), applied inside FAISS, so k
+        allowed hits come back whenever k exist.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is None:
+            return self.index.search(queries, k)
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        try:
+            ivf = faiss.extract_index_ivf(self.index)
+        except RuntimeError:  # flat or HNSW behind the id map
+            params = faiss.SearchParameters(sel=selector)
+        else:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+        return self.index.search(queries, k, params=params)
+
     def positions(self, chunk_ids: np.ndarray) -> np.ndarray:
         """Row numbers of chunk_ids in vectors; -1 for ids not in this snapshot."""
         chunk_ids = np.asarray(chunk_ids, dtype=np.int64)

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from kb import retrieval_text
+from kb import DocumentFilter, retrieval_text
 from retriever.answer_evidence import coverage, idf_weights, weighted_overlap
 from retriever.answer_llm import LLMError, generate
 from retriever.answer_sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
@@ -193,15 +193,16 @@ def compose(chosen: list[ScoredSentence], config: AnswerConfig) -> tuple[str, tu
     return text, citations
 
 
-def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerConfig()) -> Answer:
-    """Answer question from what retriever finds in its KB.
+def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerConfig(),
+           where: DocumentFilter | None = None) -> Answer:
+    """Answer question from what retriever finds in its KB (only in the documents where allows).
 
     Raises KBError for an empty question or KB. With config.llm set, the answer is generated
     (falling back to the extractive answer, with a note, when the endpoint fails).
     """
     started = time.perf_counter()
     question = check_query(question)
-    result = retriever.search(question)
+    result = retriever.search(question, where=where)
     repaired = result.diagnostics.query_used if result.diagnostics and result.diagnostics.query_used else question
     # The reader's repaired question when it has one: "refnd" means refund to the sentences too.
     qvec = retriever.embed_queries([repaired])[0]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
-from kb import Embedder, EmbedderConfig, KBError, KnowledgeBase, load_embedder
+from kb import DocumentFilter, Embedder, EmbedderConfig, KBError, KnowledgeBase, load_embedder
 from retriever.corpus import Corpus, corpus_for
 from retriever.results import Diagnostics, Hit, SearchResult
 
@@ -64,26 +66,35 @@ class Retriever:
             return _embed_one(self.embedder, queries[0])[None, :]
         return self.embedder.encode(list(queries))
 
-    def _rank(self, corpus: Corpus, queries: list[str], qvecs: np.ndarray | None, k: int) -> list[Ranked]:
+    def _rank(self, corpus: Corpus, queries: list[str], qvecs: np.ndarray | None, k: int,
+              allowed: np.ndarray | None = None) -> list[Ranked]:
         raise NotImplementedError
 
-    def rank(self, queries: Sequence[str], k: int | None = None, query_vectors: np.ndarray | None = None) -> list[Ranked]:
+    def rank(self, queries: Sequence[str], k: int | None = None, query_vectors: np.ndarray | None = None,
+             where: DocumentFilter | None = None, corpus: Corpus | None = None) -> list[Ranked]:
         """Rank chunk ids for each query (no chunk lookup): what eval uses.
 
         query_vectors: precomputed embeddings of queries (rows L2-normalised), to skip embedding.
+        where: only chunks of the documents it allows are ranked (None: all).
+        corpus: the snapshot's search structures to use (default: the KB's current one).
         """
         k = k or self.top_k
         queries = [check_query(q) for q in queries]
-        corpus = corpus_for(self.kb)
+        corpus = corpus or corpus_for(self.kb)
+        allowed = None if where is None or where.empty else allowed_ids(self.kb, corpus.snapshot.token, where)
         if self.uses_dense and query_vectors is None:
             query_vectors = self.embed_queries(queries)
-        return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size))
+        if allowed is not None and not len(allowed):
+            return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
+        return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size), allowed)
 
-    def search_batch(self, queries: Sequence[str], top_k: int | None = None) -> list[SearchResult]:
-        """Hits with chunk records for each query."""
+    def search_batch(self, queries: Sequence[str], top_k: int | None = None,
+                     where: DocumentFilter | None = None) -> list[SearchResult]:
+        """Hits with chunk records for each query (only from documents where allows)."""
         started = time.perf_counter()
         for attempt in range(3):
-            ranked = self.rank(queries, top_k)
+            corpus = corpus_for(self.kb)
+            ranked = self.rank(queries, top_k, where=where, corpus=corpus)
             records = self.kb.chunks([int(i) for r in ranked for i in r.ids])
             if all(rec is not None for rec in records):
                 break
@@ -96,11 +107,30 @@ class Retriever:
             hits = tuple(Hit(chunk=records[pos + j], score=float(s), rank=j + 1) for j, s in enumerate(r.scores))
             pos += len(r.ids)
             out.append(SearchResult(query=query, retriever=self.name, hits=hits, diagnostics=r.diagnostics,
-                                    seconds=elapsed))
+                                    seconds=elapsed, snapshot=corpus.snapshot.token))
         return out
 
-    def search(self, query: str, top_k: int | None = None) -> SearchResult:
-        return self.search_batch([query], top_k)[0]
+    def search(self, query: str, top_k: int | None = None, where: DocumentFilter | None = None) -> SearchResult:
+        return self.search_batch([query], top_k, where)[0]
+
+
+_ALLOWED: "OrderedDict[tuple[str, str, DocumentFilter], np.ndarray]" = OrderedDict()
+_ALLOWED_LOCK = threading.Lock()
+
+
+def allowed_ids(kb: KnowledgeBase, token: str, where: DocumentFilter) -> np.ndarray:
+    """Sorted chunk ids of the documents where allows, cached per (KB, snapshot, filter)."""
+    key = (str(kb.dir), token, where)
+    with _ALLOWED_LOCK:
+        if key in _ALLOWED:
+            _ALLOWED.move_to_end(key)
+            return _ALLOWED[key]
+    ids = kb.chunk_ids(where)
+    with _ALLOWED_LOCK:
+        _ALLOWED[key] = ids
+        while len(_ALLOWED) > 64:
+            _ALLOWED.popitem(last=False)
+    return ids
 
 
 @lru_cache(maxsize=512)

@@ -11,13 +11,24 @@ from retriever.corpus import Corpus
 _THREADS = faiss.omp_get_max_threads()
 
 
-def dense_candidates(corpus: Corpus, qvecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS top-k chunk ids and inner products for each query: (B, k) each; missing slots are -1."""
+def dense_candidates(corpus: Corpus, qvecs: np.ndarray, k: int,
+                     allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS top-k chunk ids and inner products for each query: (B, k) each; missing slots are -1.
+
+    allowed: sorted chunk ids a filtered search may return (None: every chunk).
+    """
     # FAISS's OpenMP threads cost more than they save on a few queries (20x slower on a busy
     # 2-core machine), so small batches search single-threaded.
     faiss.omp_set_num_threads(1 if len(qvecs) < 16 else _THREADS)
-    scores, ids = corpus.snapshot.index.search(np.ascontiguousarray(qvecs, dtype=np.float32), k)
+    scores, ids = corpus.snapshot.search(qvecs, k, allowed)
     return ids.astype(np.int64), scores
+
+
+def masked(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """scores with the rows a filter excludes set to -inf (mask: allowed snapshot rows; None keeps all)."""
+    if mask is None:
+        return scores
+    return np.where(mask, scores, -np.inf).astype(scores.dtype, copy=False)
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
@@ -31,8 +42,8 @@ class DenseRetriever(Retriever):
 
     name = "dense"
 
-    def _rank(self, corpus, queries, qvecs, k):
-        ids, scores = dense_candidates(corpus, qvecs, k)
+    def _rank(self, corpus, queries, qvecs, k, allowed=None):
+        ids, scores = dense_candidates(corpus, qvecs, k, allowed)
         return [Ranked(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores)]
 
 
@@ -42,11 +53,13 @@ class BM25Retriever(Retriever):
     name = "bm25"
     uses_dense = False
 
-    def _rank(self, corpus, queries, qvecs, k):
+    def _rank(self, corpus, queries, qvecs, k, allowed=None):
+        mask = corpus.mask(allowed)
         out = []
         for q in queries:
-            ids, scores = top_k(corpus.bm25_scores(q), corpus.ids, k)
-            out.append(Ranked(ids, scores))
+            ids, scores = top_k(masked(corpus.bm25_scores(q), mask), corpus.ids, k)
+            keep = np.isfinite(scores)
+            out.append(Ranked(ids[keep], scores[keep]))
         return out
 
 
@@ -63,12 +76,13 @@ class HybridRetriever(Retriever):
         super().__init__(*args, **kwargs)
         self.char_weight = char_weight
 
-    def _rank(self, corpus, queries, qvecs, k):
-        dense_ids, _ = dense_candidates(corpus, qvecs, self.candidates)
+    def _rank(self, corpus, queries, qvecs, k, allowed=None):
+        dense_ids, _ = dense_candidates(corpus, qvecs, self.candidates, allowed)
+        mask = corpus.mask(allowed)
         char = corpus.char_scores(queries)
         out = []
         for b in range(len(queries)):
-            pos = candidate_positions(corpus, dense_ids[b], char[b], self.candidates)
+            pos = candidate_positions(corpus, dense_ids[b], masked(char[b], mask), self.candidates)
             dense = np.asarray(corpus.snapshot.vectors[pos]) @ qvecs[b]
             fused = zscore(dense) + self.char_weight * zscore(char[b][pos])
             ids, scores = top_k(fused, corpus.ids[pos], k)
@@ -77,7 +91,11 @@ class HybridRetriever(Retriever):
 
 
 def candidate_positions(corpus: Corpus, dense_ids: np.ndarray, char_row: np.ndarray, k: int) -> np.ndarray:
-    """Snapshot row numbers of the union of dense top-k ids and the char top-k rows, sorted."""
+    """Snapshot row numbers of the union of dense top-k ids and the char top-k rows, sorted.
+
+    Rows a filter excluded carry -inf in char_row and are never candidates.
+    """
     dense_pos = corpus.snapshot.positions(dense_ids[dense_ids >= 0])
     char_pos = np.argpartition(-char_row, min(k, len(char_row)) - 1)[:k] if len(char_row) > k else np.arange(len(char_row))
+    char_pos = char_pos[np.isfinite(char_row[char_pos])]
     return np.union1d(dense_pos[dense_pos >= 0], char_pos)

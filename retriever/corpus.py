@@ -74,6 +74,12 @@ class Corpus:
 
         return VocabularyMemory.build(self.texts)
 
+    def mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        """Boolean (N,) over snapshot rows: True where the chunk id is in allowed (sorted ids); None for None."""
+        if allowed is None:
+            return None
+        return np.isin(self.ids, allowed, assume_unique=True)
+
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for query, aligned with ids: (N,)."""
         tokens = bm25_tokens([query])[0]

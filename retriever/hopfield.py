@@ -36,7 +36,7 @@ import torch
 
 from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
-from retriever.baselines import candidate_positions, dense_candidates, zscore
+from retriever.baselines import candidate_positions, dense_candidates, masked, zscore
 from retriever.hopfield_math import entropy, iterate_gram
 from retriever.results import Diagnostics
 from retriever.vocabulary import Repair
@@ -133,14 +133,17 @@ class HopfieldRetriever(Retriever):
         return _Cue(pos, zscore(evidence).astype(np.float32),
                     (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
 
-    def _rank(self, corpus, queries, qvecs, k):
+    def _rank(self, corpus, queries, qvecs, k, allowed=None):
         cfg = self.config
         repairs, rvecs = self._repair(corpus, queries, qvecs)
         gates = [cfg.gate(r.garble) for r in repairs]
-        dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates)
-        char = corpus.char_scores(queries)
+        dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates, allowed)
+        mask = corpus.mask(allowed)
+        char = masked(corpus.char_scores(queries), mask)
         cues = [self._cue(corpus, dense_ids[b], rvecs[b], char[b], corpus.bm25_scores(repairs[b].text), gates[b])
                 for b in range(len(queries))]
+        if not any(len(c.positions) for c in cues):
+            return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None) for _ in cues]
         width = max(len(c.positions) for c in cues)
         cue_t = torch.zeros(len(cues), width)
         gram_t = torch.zeros(len(cues), width, width)
@@ -149,12 +152,15 @@ class HopfieldRetriever(Retriever):
             n = len(c.positions)
             cue_t[b, :n] = torch.from_numpy(cfg.beta * c.evidence)
             gram_t[b, :n, :n] = torch.from_numpy(c.gram)
-            mask[b, :n] = True
+            mask[b, : max(n, 1)] = True  # a query a filter left without candidates gets a dummy row, dropped below
         res = iterate_gram(cue_t, gram_t, cfg.beta, mask, cfg.update_steps_max, cfg.update_steps_eps)
         ent = entropy(res.weights)
         out = []
         for b, c in enumerate(cues):
             n = len(c.positions)
+            if n == 0:
+                out.append(Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None))
+                continue
             settled = res.scores[b, :n].numpy()
             score = c.evidence + cfg.settled_weight * zscore(settled)
             ids, scores = top_k(score, corpus.ids[c.positions], k)

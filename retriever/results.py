@@ -43,8 +43,11 @@ class Diagnostics:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """hits of one query; snapshot: the token of the KB snapshot every hit comes from."""
+
     query: str
     retriever: str
     hits: tuple[Hit, ...]
     diagnostics: Diagnostics | None = None
     seconds: float = 0.0
+    snapshot: str = ""

@@ -35,7 +35,7 @@ def code(rev: int) -> str:
 
 @dataclass(frozen=True)
 class State:
-    """What the KB must hold after a sync of revision rev: source -> sha256 of the file bytes."""
+    """What the KB must hold after a sync of revision rev: document key -> sha256 of the file bytes."""
 
     rev: int
     hashes: dict[str, str]
@@ -66,8 +66,7 @@ def write_revision(folder: Path, rev: int, extra_sections: int = 0) -> State:
         path = folder / name
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
-    return State(rev, {str((folder / n).resolve()): hashlib.sha256((folder / n).read_bytes()).hexdigest()
-                       for n in files})
+    return State(rev, {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in files})
 
 
 def assert_consistent(kb_dir: Path, allowed: list[State], embedder) -> State:

@@ -192,7 +192,7 @@ def _bulk(docs: Path, n: int = 30) -> None:
 def _state_of(docs: Path, rev: int) -> State:
     import hashlib
 
-    return State(rev, {str(p.resolve()): hashlib.sha256(p.read_bytes()).hexdigest() for p in docs.iterdir()})
+    return State(rev, {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in docs.iterdir()})
 
 
 def test_disk_filling_up_mid_sync_fails_clearly_and_keeps_the_previous_kb(server, tmp_path, embedder):

@@ -156,3 +156,32 @@ def test_kb_search_cli_takes_retriever_and_beta(sample_kb_dir):
     assert len(payload["hits"]) == 3 and payload["diagnostics"]["beta"] == 8
     bad = runner.invoke(main, ["search", "refund", "--kb-dir", str(sample_kb_dir), "--beta", "0"])
     assert bad.exit_code == 2 and "beta must be" in bad.output
+
+
+@pytest.mark.parametrize("name", RETRIEVERS)
+def test_a_filter_keeps_every_retriever_inside_the_allowed_documents(sample_kb, embedder, name):
+    from kb import DocumentFilter
+
+    pdfs = DocumentFilter(kinds=("pdf",))
+    allowed = {d.source for d in sample_kb.documents(pdfs)}
+    assert allowed and len(allowed) < len(sample_kb.documents())
+    retriever = make_retriever(name, sample_kb, embedder, top_k=5)
+    for q in QUESTIONS[:12]:
+        hits = retriever.search(q["question"], where=pdfs).hits
+        assert hits and {h.chunk.doc_source for h in hits} <= allowed
+    # A filter that allows nothing returns nothing, never a document outside it.
+    none = DocumentFilter(key_prefix="no-such-folder/")
+    assert retriever.search("refund", where=none).hits == ()
+
+
+def test_filtered_dense_search_equals_the_unfiltered_ranking_with_other_documents_removed(sample_kb, embedder):
+    # Reference check against brute force: FAISS's selector must give the allowed documents' order.
+    from kb import DocumentFilter
+
+    where = DocumentFilter(kinds=("markdown",))
+    allowed = {d.source for d in sample_kb.documents(where)}
+    dense = make_retriever("dense", sample_kb, embedder, top_k=5)
+    for q in QUESTIONS[:10]:
+        filtered = [h.chunk.id for h in dense.search(q["question"], where=where).hits]
+        full = [h.chunk.id for h in dense.search(q["question"], top_k=200).hits if h.chunk.doc_source in allowed][:5]
+        assert filtered == full

@@ -250,10 +250,10 @@ def test_every_sample_chunk_points_at_its_exact_span_with_consistent_metadata(sa
         per_doc.setdefault(r.doc_id, []).append(r.ordinal)
     for doc in docs:
         assert sorted(per_doc[doc.id]) == list(range(doc.n_chunks)), doc.name
-        raw = Path(doc.source).read_bytes()
+        raw = Path(doc.path).read_bytes()
         assert doc.content_hash == hashlib.sha256(raw).hexdigest() and doc.size_bytes == len(raw)
         assert doc.version == 1 and doc.kind == {".pdf": "pdf", ".md": "markdown", ".html": "html",
-                                                 ".txt": "text"}[Path(doc.source).suffix]
+                                                 ".txt": "text"}[Path(doc.path).suffix]
         assert time.time() - 3600 < doc.ingested_at <= time.time()
     # The stored vector of a chunk is the embedding of its retrieval text (title | section + text).
     r = records[len(records) // 2]
@@ -286,7 +286,7 @@ def test_pdf_chunks_carry_the_page_their_text_was_printed_on(sample_kb):
     for doc in sample_kb.documents():
         if doc.kind != "pdf":
             continue
-        pages = [norm(p.extract_text() or "") for p in PdfReader(doc.source).pages]
+        pages = [norm(p.extract_text() or "") for p in PdfReader(doc.path).pages]
         assert len(pages) >= 2, f"{doc.name}: sample PDFs are meant to be multi-page"
         ids = [r.id for r in sample_kb.chunks(sample_kb.snapshot().ids) if r.doc_id == doc.id]
         for r in sample_kb.chunks(ids):
@@ -343,3 +343,38 @@ def test_history_by_file_name_treats_underscores_and_percents_literally(tmp_path
     for name in names:
         assert [(h.source, h.event) for h in kb.history(name)] == [(f"/virtual/{name}", "added")]
     assert kb.history("%.md") == [] and kb.history("a_b") == []
+
+
+def test_document_filters_select_exactly_what_a_brute_force_scan_selects(tmp_path, embedder, rng):
+    from ingest import IngestConfig, TextRecord, ingest_texts
+    from kb import DocumentFilter
+
+    kb_dir = tmp_path / "kb"
+    for visibility, tags, prefix in (("public", ("faq",), "help/"), ("internal", ("runbook", "faq"), "ops/"),
+                                     ("internal", (), "ops/old-")):
+        records = [TextRecord(source=f"{prefix}{i}", title=f"Doc {prefix}{i}", text=f"Text number {i} for {prefix}.")
+                   for i in range(int(rng.integers(2, 5)))]
+        ingest_texts(records, kb_dir, IngestConfig(visibility=visibility, tags=tags), embedder=embedder)
+    kb = KnowledgeBase(kb_dir)
+    docs = kb.documents()
+    chunks = [r for r in kb.chunks(kb.snapshot().ids)]
+    middle = sorted(d.ingested_at for d in docs)[len(docs) // 2]
+    filters = [DocumentFilter(visibility=("public",)), DocumentFilter(visibility=()), DocumentFilter(key_prefix="ops/"),
+               DocumentFilter(key_prefix="ops/old-"), DocumentFilter(tags=("faq",)), DocumentFilter(tags=("runbook",)),
+               DocumentFilter(kinds=("pdf",)), DocumentFilter(ingested_after=middle),
+               DocumentFilter(visibility=("internal",), tags=("faq",), key_prefix="ops/")]
+    for where in filters:
+        def allows(d) -> bool:
+            return ((where.visibility is None or d.visibility in where.visibility)
+                    and (where.key_prefix is None or d.source.startswith(where.key_prefix))
+                    and (where.kinds is None or d.kind in where.kinds)
+                    and (where.tags is None or bool(set(d.tags) & set(where.tags)))
+                    and (where.ingested_after is None or d.ingested_at > where.ingested_after))
+        expected_docs = {d.id for d in docs if allows(d)}
+        assert {d.id for d in kb.documents(where)} == expected_docs, where
+        assert kb.chunk_ids(where).tolist() == sorted(r.id for r in chunks if r.doc_id in expected_docs), where
+    assert kb.document("help/0").visibility == "public" and kb.document("ops/0").tags == ("runbook", "faq")
+    with pytest.raises(KBError, match="visibility"):
+        IngestConfig(visibility="Top Secret")
+    with pytest.raises(KBError, match="tag"):
+        IngestConfig(tags=("ok", "bad\nline"))

@@ -203,7 +203,7 @@ def test_history_lists_every_version_with_hash_time_and_chunk_count(tmp_path):
                    (3, "updated", str(counts[2]), expected[2][0][:12]), (3, "removed", "0", expected[2][0][:12])]
     for m in rows:
         assert started - 1 <= dt.datetime.fromisoformat(m[3]).timestamp() <= time.time() + 1
-        assert m[6] == str(doc.resolve())
+        assert m[6] == doc.name  # the key: the path relative to the synced folder
     as_json = json.loads(kb_cli("history", "refunds.md", "--kb-dir", kb_dir, "--json").stdout)
     assert [(e["version"], e["content_hash"], e["n_chunks"]) for e in as_json] == \
         [(1, expected[0][0], counts[0]), (2, expected[1][0], counts[1]), (3, expected[2][0], counts[2]),
@@ -235,7 +235,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):
     assert res.exit_code == 0, res.output
     assert "plan (dry run): 1 added, 1 updated, 1 unchanged, 1 removed, 0 failed" in res.stdout
     for label, name in (("added", "new.txt"), ("updated", "change.txt"), ("removed", "drop.txt")):
-        assert f"  {label}: {(docs / name).resolve()}" in res.stdout.splitlines()
+        assert f"  {label}: {name}" in res.stdout.splitlines()
     assert "keep.txt" not in res.stdout
     assert _kb_state(kb_dir) == before, "a dry run changed the KB"
 
@@ -243,3 +243,62 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):
     res = kb_cli("sync", docs, "--kb-dir", fresh, "--dry-run")
     assert res.exit_code == 0 and "plan (dry run): 3 added" in res.stdout, res.output
     assert not fresh.exists(), "a dry run created a KB directory"
+
+
+def test_a_document_keeps_one_identity_whether_it_arrives_by_sync_or_as_a_single_file(tmp_path, embedder):
+    from ingest import IngestConfig, ingest
+
+    docs, kb_dir = tmp_path / "docs", tmp_path / "kb"
+    (docs / "policies").mkdir(parents=True)
+    (docs / "policies" / "refunds.md").write_text("# Refunds\n\nRefunds are possible within 14 days.\n")
+    (docs / "hours.txt").write_text("Support hours are 9 to 5 on weekdays.\n")
+    first = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    assert sorted(first.added) == ["hours.txt", "policies/refunds.md"]
+    upload = tmp_path / "inbox" / "hours.txt"
+    upload.parent.mkdir()
+    upload.write_text("Support hours are 8 to 6 on weekdays.\n")
+    second = ingest([upload], kb_dir, IngestConfig(), embedder=embedder)
+    assert second.updated == ("hours.txt",) and not second.added
+    kb = KnowledgeBase(kb_dir)
+    doc = kb.document("hours.txt")
+    assert doc.version == 2 and doc.path == str(upload.resolve()) and doc.root == ""
+    assert [h.event for h in kb.history("hours.txt")] == ["added", "updated"]
+    assert len(kb.documents()) == 2
+    # The folder's own sync does not remove a document that now comes from elsewhere.
+    (docs / "hours.txt").unlink()
+    third = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    assert third.removed == () and kb.document("hours.txt").version == 2
+
+
+def test_two_folders_with_the_same_relative_name_fail_clearly_instead_of_overwriting(tmp_path, embedder):
+    from ingest import IngestConfig, ingest
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, text in ((a, "Alpha handbook."), (b, "Beta handbook.")):
+        folder.mkdir()
+        (folder / "README.txt").write_text(text + " It explains the team's on-call rota.\n")
+    report = ingest([a, b], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    assert report.added == ("README.txt",) and len(report.failed) == 1
+    assert "same document key 'README.txt'" in report.failed[0].reason and str(a / "README.txt") in report.failed[0].reason
+    prefixed = ingest([b], tmp_path / "kb", IngestConfig(key_prefix="beta/"), embedder=embedder)
+    assert prefixed.added == ("beta/README.txt",)
+
+
+def test_a_kb_keyed_by_absolute_paths_moves_to_relative_keys_on_the_next_sync(tmp_path, embedder):
+    import sqlite3
+
+    from ingest import IngestConfig, ingest
+
+    docs, kb_dir = tmp_path / "docs", tmp_path / "kb"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("# Refunds\n\nRefunds are possible within 14 days.\n")
+    ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    old = str((docs / "refunds.md").resolve())
+    with sqlite3.connect(kb_dir / "kb.sqlite") as con:  # what a KB written before relative keys holds
+        con.execute("UPDATE documents SET source = ?, root = '', path = ''", (old,))
+        con.execute("UPDATE history SET source = ?", (old,))
+    report = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    assert report.added == () and report.removed == () and report.chunks_embedded == 0
+    kb = KnowledgeBase(kb_dir)
+    assert [d.source for d in kb.documents()] == ["refunds.md"] and kb.check().ok
+    assert [(h.source, h.event) for h in kb.history("refunds.md")][0] == ("refunds.md", "added")

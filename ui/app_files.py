@@ -4,62 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ingest import SUPPORTED
-from kb import KBError, KnowledgeBase
-
-MAX_UPLOAD_MB = 20
-ALLOWED_EXTENSIONS = tuple(sorted(SUPPORTED))  # ".htm", ".html", ".markdown", ".md", ".pdf", ".txt"
-UPLOAD_DIR = "uploads"
-MAX_NAME = 120
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-MIME = {".pdf": "application/pdf", ".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
-        ".htm": "text/html", ".txt": "text/plain"}
-
-
-def safe_upload_name(name: str) -> str:
-    """A file name safe to create in the uploads folder: no directories, no odd characters, an allowed type.
-
-    Raises KBError naming the file and the reason when nothing usable is left or the type is not allowed.
-    """
-    base = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1].strip()
-    stem, dot, ext = base.rpartition(".")
-    ext = f".{ext.lower()}" if dot else ""
-    stem = _UNSAFE.sub("_", stem)
-    if ext not in ALLOWED_EXTENSIONS:
-        raise KBError(f"{name!r}: file type {ext or '(none)'} is not allowed; upload one of "
-                      f"{', '.join(ALLOWED_EXTENSIONS)}")
-    stem = re.sub(r"_{2,}", "_", stem).strip(" ._")
-    if not stem:
-        raise KBError(f"{name!r}: the name has no usable characters; rename the file and upload it again")
-    return stem[: MAX_NAME - len(ext)] + ext
-
-
-def upload_dir(kb_dir: Path) -> Path:
-    return Path(kb_dir).resolve() / UPLOAD_DIR
-
-
-def save_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Path:
-    """Write an uploaded file into KB_DIR/uploads under its sanitised name (replacing an older upload of that name)."""
-    if len(data) > max_mb * 2**20:
-        raise KBError(f"{name!r} is {len(data) / 2**20:.1f} MB, over the {max_mb} MB upload limit")
-    if not data.strip():
-        raise KBError(f"{name!r} is empty")
-    folder = upload_dir(kb_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = (folder / safe_upload_name(name)).resolve()
-    if dest.parent != folder:  # belt and braces: the sanitised name can never leave the folder
-        raise KBError(f"{name!r}: refused, the name points outside the uploads folder")
-    tmp = dest.with_name(f".{dest.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
-    return dest
+from ingest import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir  # noqa: F401
+from kb import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -83,10 +33,11 @@ def _page_of(path: Path, page: int) -> Callable[[], bytes]:
 def original_document(kb: KnowledgeBase, doc_source: str, doc_name: str, page: int | None) -> list[Download]:
     """Ways to open a cited document: the page of a PDF on its own, the original file, or the stored text.
 
-    The original is read from its source path (on click, not now); when that file is gone the
-    KB's extracted text is offered instead.
+    The original is read from the path it was ingested from (on click, not now); when that file is
+    gone the KB's extracted text is offered instead.
     """
-    path = Path(doc_source)
+    doc = kb.document(doc_source)
+    path = Path(doc.path or doc.source) if doc is not None else Path(doc_source)
     out: list[Download] = []
     if path.is_file():
         ext = path.suffix.lower()
@@ -95,7 +46,6 @@ def original_document(kb: KnowledgeBase, doc_source: str, doc_name: str, page: i
                                 f"Open page {page} (PDF)"))
         out.append(Download(_read(path), path.name, MIME.get(ext, "application/octet-stream"), "Original document"))
         return out
-    doc = kb.document(doc_source)
     if doc is not None:
         doc_id = doc.id
         out.append(Download(lambda: kb.document_text(doc_id).encode("utf-8"), f"{Path(doc_name).stem}.txt",

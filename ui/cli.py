@@ -215,5 +215,45 @@ main.add_command(ui)
 main.add_command(eval_cmd)
 
 
+def _plugins() -> None:
+    """Commands other packages add to `kb` (the HTTP API's `kb serve` and `kb keys`), by entry point, so
+    this package never imports theirs."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="hopfield_kb.commands"):
+        if entry.name not in main.commands:
+            main.add_command(_LazyCommand(entry), entry.name)
+
+
+class _LazyCommand(click.Command):
+    """A plug-in command loaded only when it runs or shows its help (loading the API costs ~1 s)."""
+
+    def __init__(self, entry) -> None:
+        super().__init__(entry.name, help=f"({entry.value.split(':')[0]}) see `kb {entry.name} --help`")
+        self.entry = entry
+        self._real: click.Command | None = None
+
+    def real(self) -> click.Command:
+        if self._real is None:
+            self._real = self.entry.load()
+        return self._real
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return {"serve": "Serve the HTTP API (search, answers, documents, sync).",
+                "keys": "Create, list and revoke API keys."}.get(self.name, super().get_short_help_str(limit))
+
+    def main(self, *args, **kwargs):
+        return self.real().main(*args, **kwargs)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        return self.real().invoke(ctx)
+
+
+_plugins()
+
+
 if __name__ == "__main__":
     main()

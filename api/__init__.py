@@ -1,0 +1,16 @@
+"""api: the HTTP service chatbots call (FastAPI), an interface on the top floor beside the app and the CLI.
+
+Public surface:
+    create_app(ServerConfig) -> FastAPI      the application (kb serve runs it with uvicorn)
+    ServerConfig, CollectionConfig, SourceConfig, load_config, single_collection   what it serves
+    KeyStore, ApiKey, ROLES                  API keys: created once, stored hashed, scoped
+    serve, keys                              the `kb serve` and `kb keys` commands (a `kb` plug-in)
+"""
+
+from api.app import create_app
+from api.commands import keys, serve
+from api.config import CollectionConfig, ServerConfig, SourceConfig, load_config, single_collection
+from api.keys import ROLES, ApiKey, KeyStore
+
+__all__ = ["create_app", "keys", "serve", "CollectionConfig", "ServerConfig", "SourceConfig", "load_config",
+           "single_collection", "ROLES", "ApiKey", "KeyStore"]

@@ -1,0 +1,148 @@
+"""`kb serve` (the HTTP API under uvicorn) and `kb keys create|list|revoke` (the key store).
+
+These are a plug-in of the `kb` command line (entry point group hopfield_kb.commands), so the
+CLI package and this one stay beside each other without importing each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from api.config import ServerConfig, load_config, single_collection
+from api.keys import ROLES, KeyStore
+from kb import KBError
+
+DEFAULT_KEYS = Path("kb_keys.sqlite")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...], visibility: str,
+                   keys_path: Path | None) -> ServerConfig:
+    if config is not None:
+        loaded = load_config(config)
+        return loaded if keys_path is None else ServerConfig(loaded.collections, keys_path.resolve(),
+                                                             loaded.max_upload_mb, loaded.max_request_kb)
+    return single_collection(kb_dir, keys_path or DEFAULT_KEYS, list(sources), visibility)
+
+
+@click.command("serve")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Server config (TOML): collections, their source folders, key store, limits.")
+@click.option("--kb-dir", type=click.Path(path_type=Path), default=Path("kb_data"), show_default=True,
+              help="Without --config: the one collection, named default.")
+@click.option("--source", "sources", multiple=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Without --config: a folder sync jobs may read (repeatable).")
+@click.option("--visibility", default="internal", show_default=True, help="Without --config: the sources' visibility.")
+@click.option("--keys", "keys_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(config_path, kb_dir, sources, visibility, keys_path, host, port):
+    """Serve the HTTP API (search, cited answers, documents, sync jobs; OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    try:
+        config = _server_config(config_path, kb_dir, sources, visibility, keys_path)
+        active = [k for k in KeyStore(config.keys_path).list() if k.revoked_at is None]
+    except KBError as exc:
+        _fail(str(exc))
+    if not active:
+        click.echo(f"warning: no API keys in {config.keys_path}: every request will be refused (401) until you "
+                   "run `kb keys create`", err=True)
+    names = ", ".join(config.collections)
+    click.echo(f"Serving {names} on http://{host}:{port} (API docs: /docs; Ctrl+C stops)", err=True)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+
+
+@click.group("keys")
+def keys() -> None:
+    """Create, list and revoke API keys (stored hashed; a key is shown once, when created)."""
+
+
+_store_options = [
+    click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                 help="Server config whose key store to use."),
+    click.option("--keys", "keys_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                 help=f"Key store file [default: the config's keys, else ./{DEFAULT_KEYS}]."),
+]
+
+
+def _store(config_path: Path | None, keys_path: Path | None) -> KeyStore:
+    if keys_path is not None:
+        return KeyStore(keys_path)
+    if config_path is not None:
+        return KeyStore(load_config(config_path).keys_path)
+    return KeyStore(DEFAULT_KEYS)
+
+
+def _with_store(func):
+    for option in reversed(_store_options):
+        func = option(func)
+    return func
+
+
+@keys.command("create")
+@_with_store
+@click.option("--name", required=True, help="Who or what uses the key (e.g. helpdesk-bot).")
+@click.option("--role", type=click.Choice(ROLES), default="read", show_default=True,
+              help="read: search, ask, documents, feedback; write: also upload, delete, sync; admin: also metrics.")
+@click.option("--collections", default="*", show_default=True, help="Comma-separated collection names, or *.")
+@click.option("--visibility", default="*", show_default=True,
+              help="Comma-separated labels the key may see (e.g. public), or * for all.")
+@click.option("--json", "as_json", is_flag=True)
+def create(config_path, keys_path, name, role, collections, visibility, as_json):
+    """Create a key and print it once (it is stored hashed and cannot be shown again)."""
+    try:
+        token, record = _store(config_path, keys_path).create(name, role, collections.split(","), visibility.split(","))
+    except KBError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"key": token, "id": record.id, "name": record.name, "role": record.role,
+                               "collections": list(record.collections), "visibility": list(record.visibility)}))
+        return
+    click.echo(token)
+    click.echo(f"key {record.id} ({record.name}): role {record.role}, collections {','.join(record.collections)}, "
+               f"visibility {','.join(record.visibility)}. Store it now: it is not kept and cannot be shown again.",
+               err=True)
+
+
+@keys.command("list")
+@_with_store
+@click.option("--json", "as_json", is_flag=True)
+def list_keys(config_path, keys_path, as_json):
+    """Every key's id, name, role and scope (never the key itself)."""
+    try:
+        records = _store(config_path, keys_path).list()
+    except KBError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in records], indent=2))
+        return
+    for r in records:
+        when = dt.datetime.fromtimestamp(r.created_at).isoformat(timespec="seconds")
+        state = "revoked" if r.revoked_at else "active"
+        click.echo(f"{r.id}  {state:<7}  {r.role:<5}  collections={','.join(r.collections)}  "
+                   f"visibility={','.join(r.visibility)}  created {when}  {json.dumps(r.name)}")
+
+
+@keys.command("revoke")
+@_with_store
+@click.argument("key_id")
+def revoke(config_path, keys_path, key_id):
+    """Revoke the key with id KEY_ID (see kb keys list); requests with it fail within 5 seconds."""
+    try:
+        record = _store(config_path, keys_path).revoke(key_id)
+    except KBError as exc:
+        _fail(str(exc))
+    click.echo(f"revoked {record.id} ({record.name})")

@@ -1,0 +1,107 @@
+"""Sync jobs: a collection's configured source folders synced in a background thread, with progress.
+
+One sync per collection runs at a time (a second request is told which job is running). Each
+source folder is one ingest run with mirror=True and that source's visibility and tags; each
+commits atomically on its own, so a job stopped halfway leaves every folder at its old or new
+version. Jobs live in memory: the last 100 are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from api.config import CollectionConfig, SourceConfig
+from ingest import IngestConfig, IngestReport, ingest
+from kb import Embedder, KBError
+
+KEEP = 100
+
+
+@dataclass
+class SyncJob:
+    """state: queued, running, done (every source synced, some files may have failed) or failed."""
+
+    id: str
+    collection: str
+    sources: tuple[str, ...]
+    dry_run: bool
+    state: str = "queued"
+    stage: str = ""
+    progress: float = 0.0
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    results: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def report_dict(source: str, report: IngestReport) -> dict:
+    return {"source": source, "counts": report.counts(), "added": list(report.added), "updated": list(report.updated),
+            "removed": list(report.removed), "failed": [{"path": f.path, "reason": f.reason} for f in report.failed],
+            "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
+            "seconds": round(report.seconds, 3)}
+
+
+class SyncJobs:
+    """Starts and tracks sync jobs. on_done(collection, job) runs after each job (e.g. to record metrics)."""
+
+    def __init__(self, embedder: Callable[[], Embedder], on_done: Callable[[str, SyncJob], None] | None = None) -> None:
+        self._embedder = embedder
+        self._on_done = on_done
+        self._jobs: dict[str, SyncJob] = {}
+        self._running: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def start(self, collection: CollectionConfig, sources: tuple[SourceConfig, ...], dry_run: bool = False) -> SyncJob:
+        """A new job (running in the background), or KBError naming the job already running for collection."""
+        if not sources:
+            raise KBError(f"collection {collection.name!r} has no source folders to sync: add sources to its "
+                          "[[collections.NAME.sources]] in the server config")
+        with self._lock:
+            running = self._running.get(collection.name)
+            if running:
+                raise KBError(f"a sync of {collection.name!r} is already running (job {running}); wait for it")
+            job = SyncJob(uuid.uuid4().hex[:12], collection.name, tuple(str(s.path) for s in sources), dry_run)
+            self._jobs[job.id] = job
+            self._running[collection.name] = job.id
+            while len(self._jobs) > KEEP:
+                oldest = next(iter(self._jobs))
+                if oldest in self._running.values():
+                    break
+                del self._jobs[oldest]
+        threading.Thread(target=self._run, args=(job, collection, sources), name=f"sync-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str) -> SyncJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def _run(self, job: SyncJob, collection: CollectionConfig, sources: tuple[SourceConfig, ...]) -> None:
+        job.state = "running"
+        try:
+            embedder = self._embedder()
+            for i, source in enumerate(sources):
+                def progress(stage: str, fraction: float, i: int = i) -> None:
+                    job.stage, job.progress = stage, round((i + min(max(fraction, 0.0), 1.0)) / len(sources), 3)
+
+                config = IngestConfig(mirror=True, dry_run=job.dry_run, wait=60.0, visibility=source.visibility,
+                                      tags=source.tags, key_prefix=source.key_prefix)
+                report = ingest([source.path], collection.kb_dir, config, embedder=embedder, on_progress=progress)
+                job.results.append(report_dict(str(source.path), report))
+            job.state, job.progress = "done", 1.0
+        except KBError as exc:
+            job.state, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a job reports every failure instead of dying silently
+            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished_at = time.time()
+            with self._lock:
+                self._running.pop(collection.name, None)
+            if self._on_done is not None:
+                self._on_done(collection.name, job)

@@ -1,0 +1,86 @@
+"""An OpenAI-compatible chat endpoint, so existing chat front ends and the openai client plug in.
+
+POST /v1/chat/completions: model names the collection; the last user message is the question.
+The reply's content is the cited answer followed by its numbered sources, and the citations
+also come as structured data (a "citations" list on the response and on the message), so a
+client that only shows text still shows where each claim comes from. stream=true sends the
+answer sentence by sentence as chat.completion.chunk events, the citations on the last one.
+GET /v1/models lists the collections the key may use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Callable, Iterator
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
+
+from api.payloads import answer_pieces, citation_payload, request_filter
+from api.schemas import ChatRequest
+from retriever import AnswerConfig, answer
+
+
+def _question(body: ChatRequest) -> str:
+    for message in reversed(body.messages):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+            if isinstance(content, str) and content.strip():
+                return content.strip()
+    raise HTTPException(422, "messages holds no user message with text to answer")
+
+
+def sources_text(citations) -> str:
+    lines = []
+    for c in citations:
+        where = f", p. {c.page}" if c.page is not None else (f", § {c.section}" if c.section else "")
+        lines.append(f"[{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}{where})")
+    return "\n\nSources:\n" + "\n".join(lines) if lines else ""
+
+
+def register(app: FastAPI, collections, authenticate: Callable[[Request], object]) -> None:
+    @app.get("/v1/models", tags=["answers"])
+    def models(key=Depends(authenticate)) -> dict:
+        names = [n for n in collections.config.collections if key.can_use(n)]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "hopfield-kb"}
+                                           for n in names]}
+
+    @app.post("/v1/chat/completions", tags=["answers"])
+    def chat(body: ChatRequest, key=Depends(authenticate)):
+        """The cited answer as an OpenAI chat completion (model = collection name)."""
+        name = body.model.removeprefix("hopfield-kb/")
+        if not key.can_use(name):
+            raise HTTPException(403, f"this key is not allowed to use collection {name!r}")
+        collections.get(name)
+        ans = answer(_question(body), collections.retriever(name, "hopfield", 5), AnswerConfig(),
+                     where=request_filter(key, None))
+        content = ans.text + sources_text(ans.citations)
+        cites = [citation_payload(c) for c in ans.citations]
+        reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if body.stream:
+            return StreamingResponse(_chunks(reply_id, created, name, ans, cites), media_type="text/event-stream")
+        return {"id": reply_id, "object": "chat.completion", "created": created, "model": name,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content, "citations": cites}}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot}
+
+
+def _chunks(reply_id: str, created: int, model: str, ans, cites: list[dict]) -> Iterator[str]:
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        payload = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in answer_pieces(ans.text):
+        yield chunk({"content": piece})
+    tail = sources_text(ans.citations)
+    if tail:
+        yield chunk({"content": tail})
+    yield chunk({}, "stop", citations=cites, abstained=ans.abstained, snapshot=ans.search.snapshot)
+    yield "data: [DONE]\n\n"

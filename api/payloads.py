@@ -1,0 +1,83 @@
+"""What the API sends: hits, citations, answers and documents as plain JSON values, and answers as events."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from typing import Iterator
+
+from api.keys import ApiKey
+from api.schemas import Filters
+from kb import DocumentFilter
+
+_PIECE = re.compile(r".*?\[\d+\]\s*|.+$", re.S)
+
+
+def request_filter(key: ApiKey, filters: Filters | None) -> DocumentFilter:
+    """The request's filters narrowed to what the key may see (its visibility scope always applies)."""
+    filters = filters or Filters()
+    allowed = key.visible()
+    visibility = tuple(filters.visibility) if filters.visibility is not None else None
+    if allowed is not None:
+        visibility = tuple(v for v in (allowed if visibility is None else visibility) if v in allowed)
+    return DocumentFilter(visibility=visibility, key_prefix=filters.key_prefix or None,
+                          kinds=tuple(filters.kinds) if filters.kinds is not None else None,
+                          tags=tuple(filters.tags) if filters.tags is not None else None,
+                          ingested_after=filters.ingested_after)
+
+
+def hit_payload(h) -> dict:
+    c = h.chunk
+    return {"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": c.id, "document": c.doc_source,
+            "name": c.doc_name, "title": c.doc_title, "version": c.doc_version, "visibility": c.doc_visibility,
+            "page": c.page, "section": c.section, "char_start": c.char_start, "char_end": c.char_end, "text": c.text}
+
+
+def citation_payload(c) -> dict:
+    return {"n": c.n, "chunk_id": c.chunk_id, "document": c.doc_source, "name": c.doc_name, "title": c.doc_title,
+            "version": c.doc_version, "page": c.page, "section": c.section, "start": c.start, "end": c.end,
+            "quote": c.quote}
+
+
+def diagnostics_payload(result, key: ApiKey) -> dict | None:
+    d = result.diagnostics
+    if d is None:
+        return None
+    out = asdict(d)
+    if not key.sees_everything:
+        # Query repair settles on any word of the KB, internal documents included: never show it to a scoped key.
+        out.pop("repairs", None)
+        out.pop("query_used", None)
+    return out
+
+
+def answer_payload(ans) -> dict:
+    return {"question": ans.question, "answer": ans.text, "abstained": ans.abstained,
+            "evidence": round(float(ans.evidence), 4), "threshold": ans.threshold, "snapshot": ans.search.snapshot,
+            "citations": [citation_payload(c) for c in ans.citations], "closest": [hit_payload(h) for h in ans.closest],
+            "notes": list(ans.notes), "seconds": round(ans.seconds, 4)}
+
+
+def document_payload(d) -> dict:
+    return {"key": d.source, "name": d.name, "title": d.title, "kind": d.kind, "version": d.version,
+            "ingested_at": d.ingested_at, "chunks": d.n_chunks, "size_bytes": d.size_bytes,
+            "visibility": d.visibility, "tags": list(d.tags)}
+
+
+def sse(event: str, data) -> str:
+    """One server-sent event: its name and a JSON payload."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def answer_pieces(text: str) -> list[str]:
+    """The answer text cut after each [n] marker: the sentences a stream sends one by one."""
+    return [p for p in _PIECE.findall(text) if p.strip()] or [text]
+
+
+def stream_answer(ans) -> Iterator[str]:
+    """The answer as server-sent events: one sentence per event (ending in its [n]), then the citations, then done."""
+    for piece in answer_pieces(ans.text):
+        yield sse("sentence", {"text": piece.strip()})
+    yield sse("citations", [citation_payload(c) for c in ans.citations])
+    yield sse("done", {k: v for k, v in answer_payload(ans).items() if k not in ("citations",)})

@@ -1,0 +1,133 @@
+"""The wire format: request bodies (validated, bad values are 422 with the field named) and responses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from retriever import RETRIEVERS
+
+Retriever = Literal[RETRIEVERS]  # type: ignore[valid-type]
+
+
+class Filters(BaseModel):
+    """Which documents a search or answer may use. Every field narrows; a key's visibility scope always applies."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_prefix: str | None = Field(None, max_length=500, description="document keys starting with this, e.g. 'policies/'")
+    kinds: list[Literal["pdf", "markdown", "html", "text"]] | None = Field(None, max_length=4)
+    tags: list[str] | None = Field(None, max_length=32, description="documents carrying at least one of these tags")
+    visibility: list[str] | None = Field(None, max_length=16, description="within what the key may see")
+    ingested_after: float | None = Field(None, ge=0, le=1e11, description="Unix time, seconds")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(..., min_length=1, max_length=2000)
+    k: int = Field(5, ge=1, le=50, description="hits returned")
+    retriever: Retriever = "hopfield"
+    beta: float = Field(2.0, gt=0, le=100, description="Hopfield inverse temperature")
+    candidates: int = Field(100, ge=1, le=1000, description="first-stage candidates K (>= k)")
+    filters: Filters = Field(default_factory=Filters)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(..., min_length=1, max_length=2000)
+    k: int = Field(5, ge=1, le=20, description="passages the answer is drawn from")
+    retriever: Retriever = "hopfield"
+    filters: Filters = Field(default_factory=Filters)
+    stream: bool = Field(False, description="answer as server-sent events: sentence..., citations, done")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(..., min_length=1, max_length=2000)
+    chunk_id: int | None = Field(None, ge=1, le=2**62)
+    helpful: bool
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sources: list[str] | None = Field(None, max_length=64, description="configured source folders (default: all)")
+    dry_run: bool = False
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list | None = None
+
+
+class ChatRequest(BaseModel):
+    """OpenAI chat completions: model names the collection; the last user message is the question."""
+
+    model: str = Field(..., min_length=1, max_length=100)
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
+    stream: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class DocumentOut(BaseModel):
+    key: str
+    name: str
+    title: str
+    kind: str
+    version: int
+    ingested_at: float
+    chunks: int
+    size_bytes: int
+    visibility: str
+    tags: list[str]
+
+
+class Citation(BaseModel):
+    n: int
+    chunk_id: int
+    document: str
+    name: str
+    title: str
+    version: int
+    page: int | None
+    section: str | None
+    start: int
+    end: int
+    quote: str
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    chunk_id: int
+    document: str
+    name: str
+    title: str
+    version: int
+    visibility: str
+    page: int | None
+    section: str | None
+    char_start: int
+    char_end: int
+    text: str
+
+
+class SearchResponse(BaseModel):
+    query: str
+    retriever: str
+    snapshot: str
+    hits: list[HitOut]
+    diagnostics: dict | None = None
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    answer: str
+    abstained: bool
+    evidence: float
+    threshold: float
+    snapshot: str
+    citations: list[Citation]
+    closest: list[HitOut]
+    notes: list[str]
+    seconds: float

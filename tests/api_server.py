@@ -1,0 +1,73 @@
+"""A real `kb serve` in a child process for the API tests: started on a free port, waited for, stopped."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
+    """Poll condition() until it returns something truthy; fail naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(config: Path, log_path: Path) -> Iterator[tuple[str, httpx.Client, subprocess.Popen]]:
+    """`kb serve --config config` on a free port: yields (base URL, client, process); SIGTERM on exit."""
+    port = free_port()
+    log = open(log_path, "w")
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=url, timeout=120)
+    try:
+        wait_for(lambda: proc.poll() is None and client.get("/v1/health").status_code == 200, 120, "the server")
+        yield url, client, proc
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def sync_collection(client: httpx.Client, name: str, key: str, timeout: float = 300) -> dict:
+    """Start a sync job of every source of collection name and wait for it to end; returns the job."""
+    headers = {"Authorization": f"Bearer {key}"}
+    job = client.post(f"/v1/collections/{name}/sync", headers=headers, json={}).json()
+
+    def finished():
+        state = client.get(f"/v1/collections/{name}/sync/{job['id']}", headers=headers).json()
+        return state if state["state"] in ("done", "failed") else None
+
+    return wait_for(finished, timeout, f"the sync of {name}")
