@@ -19,6 +19,8 @@ Sections:
     eval     300 SciFact queries x 4 conditions through run_eval (goal: under 30 s)
     sync     1% re-sync vs full ingest of a --sync-docs document folder (goal: under 3%)
     startup  the app (real Chromium) and `kb ask` answering the first question after start (goal: 5 s)
+    answer   answer composition time against retrieval time, warm path, no per-question cache (goal: 1.5x)
+    api      the HTTP API under 32 concurrent clients, steady and while 10 documents change (sample, SciFact)
 
 Needs ../shared/datasets/scifact for ingest, query (beyond the sample KB), index and eval; those
 sections say so and are skipped when it is absent. The figures and the table are also written
@@ -42,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (ROOT, Row, default_workdir, fmt_bytes, fmt_ms, fmt_s, have_scifact, machine,  # noqa: E402
                           print_table, ratio_rate, ratio_time)
 
-SECTIONS = ("ingest", "query", "index", "eval", "sync", "startup")
+SECTIONS = ("ingest", "query", "index", "eval", "sync", "startup", "answer", "api")
 # KBs above this many chunks are "big": the Hopfield reader is not timed on them (its lexical views
 # of every chunk grow past this machine's memory; the query table prints the estimate), and their
 # index section builds only the SQ8 compact variant (each variant is another IVF training, ~1 min at 1M).
@@ -206,6 +208,33 @@ def section_startup(kbs: dict) -> list[Row]:
     return rows
 
 
+def section_answer(kbs: dict) -> list[Row]:
+    r = run_json("bench_answer", "--kb-dir", str(kbs["sample"][0]), "--json")
+    rows = []
+    for name in ("hopfield", "dense"):
+        f = r[name]
+        rows.append(Row(f"answer composition vs retrieval, {name}, sample questions (median, warm, uncached)",
+                        f"{f['compose_ms']:.0f} ms", f"retrieval {f['retrieval_ms']:.0f} ms", None,
+                        f"composition / retrieval {f['ratio']:.2f}x (goal <= 1.5x); bench/bench_answer.py"))
+    return rows
+
+
+def section_api(kbs: dict, seconds: float) -> list[Row]:
+    rows = []
+    for kb in ("sample", "scifact") if have_scifact() else ("sample",):
+        args = ["--kb", kb, "--seconds", str(seconds), "--json"]
+        if kb == "scifact":
+            args += ["--scifact-kb", str(kbs["scifact"][0])]
+        r = run_json("bench_api_load", *args, timeout=3600)
+        for phase, label in (("steady", "steady"), ("during_sync", "while 10 documents change")):
+            f = r[phase]
+            lat = "; ".join(f"{k} p50 {f[k]['p50_ms']:.0f} / p95 {f[k]['p95_ms']:.0f} ms" for k in ("search", "ask") if k in f)
+            rows.append(Row(f"HTTP API, {kb} KB, {r['clients']} clients x {f['seconds']:.0f} s, {label}",
+                            f"{f['requests_per_s']:.1f} req/s, {f['errors']} errors, {f['mixed_version_responses']} mixed",
+                            note=f"{f['requests']} requests; {lat}; snapshots seen {f['snapshots_seen']}"))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=None, help=f"KBs and results [default: {default_workdir()}]")
@@ -213,7 +242,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="100000,1000000", help="synthetic KB sizes in chunks")
     parser.add_argument("--sync-docs", type=int, default=3_000,
                         help="documents in the sync benchmark (bench/bench_sync.py -n 10000 for the 10k figure)")
-    parser.add_argument("--quick", action="store_true", help="sizes 100000, sync 1000 documents")
+    parser.add_argument("--api-seconds", type=float, default=60.0, help="seconds per load phase of the api section")
+    parser.add_argument("--quick", action="store_true", help="sizes 100000, sync 1000 documents, 15 s API phases")
     args = parser.parse_args()
     workdir = args.workdir or default_workdir()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -223,6 +253,8 @@ def main() -> int:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     sync_docs = 1_000 if args.quick else args.sync_docs
+    if args.quick:
+        args.api_seconds = min(args.api_seconds, 15.0)
 
     print(f"machine: {machine()}", flush=True)
     scifact = have_scifact()
@@ -230,7 +262,7 @@ def main() -> int:
         print("../shared/datasets/scifact is absent: ingest, index and eval are skipped, query runs on the "
               "sample KB only", flush=True)
     t = time.perf_counter()
-    need_big = scifact and bool({"ingest", "query", "index", "eval"} & set(only))
+    need_big = scifact and bool({"ingest", "query", "index", "eval", "api"} & set(only))
     kbs = build_kbs(workdir, sizes if {"query", "index"} & set(only) else [], need_big)
     for name, (d, info) in kbs.items():
         how = "reused" if info.get("reused") else f"built in {info['seconds']:.0f} s"
@@ -242,6 +274,7 @@ def main() -> int:
         "ingest": lambda: section_ingest(kbs), "query": lambda: section_query(kbs),
         "index": lambda: section_index(kbs), "eval": lambda: section_eval(kbs),
         "sync": lambda: section_sync(sync_docs), "startup": lambda: section_startup(kbs),
+        "answer": lambda: section_answer(kbs), "api": lambda: section_api(kbs, args.api_seconds),
     }
     needs_scifact = {"ingest", "index", "eval"}
     rows: list[Row] = []

@@ -2,7 +2,7 @@
 # The main job, from scratch, in one command: set up .venv, sync the sample docs (data/docs)
 # into ./kb_data, answer a sample question with citations, then serve the app on the sample KB.
 # Usage: bash scripts/demo.sh            (then open http://127.0.0.1:8501; Ctrl+C stops)
-#        PORT=8600 HOST=0.0.0.0 bash scripts/demo.sh
+#        PORT=8600 HOST=0.0.0.0 HOPFIELD_KB_UI_PASSWORD=... bash scripts/demo.sh   (other machines need a sign-in)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -16,4 +16,4 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 "$VENV/bin/kb" sync data/docs --kb-dir kb_data
 "$VENV/bin/kb" search "refnd polcy for anual plan cancelation" --kb-dir kb_data -k 3
 "$VENV/bin/kb" ask "refnd polcy for anual plan cancelation" --kb-dir kb_data
-exec "$VENV/bin/kb" ui --kb-dir kb_data --port "$PORT" --host "$HOST"
+exec "$VENV/bin/kb" ui --kb-dir kb_data --port "$PORT" --host "$HOST" --source data/docs

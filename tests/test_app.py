@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from kb import KnowledgeBase
 from tests.helpers import read_questions
-from ui.ui_command import KB_DIR_ENV
+from ui.ui_command import KB_DIR_ENV, SOURCES_ENV
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 QUESTIONS = read_questions(SAMPLE_QUESTIONS)
@@ -107,15 +107,41 @@ def test_feedback_is_stored_and_exported_as_a_labelled_question(kb_copy, monkeyp
 
 
 def test_kb_page_lists_documents_and_reingests_a_folder_with_a_summary(kb_copy, monkeypatch):
+    monkeypatch.setenv(SOURCES_ENV, json.dumps([str(SAMPLE_DOCS.resolve())]))
     at = open_app(kb_copy, monkeypatch, page="pages/knowledge_base.py")
     table = at.dataframe[0].value
     assert len(table) == 12 and {"version", "ingested", "chunks"} <= set(table.columns)
     assert set(table["version"]) == {1}
-    assert at.text_input(key="reingest_folder").value == str(SAMPLE_DOCS.resolve())
+    folder = at.selectbox(key="reingest_folder")
+    assert folder.value == str(SAMPLE_DOCS.resolve()) and list(folder.options) == [str(SAMPLE_DOCS.resolve())]
+    assert not at.text_input  # there is no box to type a path into
     at.button[1].click().run()  # Re-ingest folder
     assert not at.exception
     summary = " ".join(s.value for s in at.success)
     assert "12 unchanged" in summary.replace("\\", "") and "0 failed" in summary
+
+
+def test_without_configured_source_folders_no_folder_can_be_reingested(kb_copy, monkeypatch):
+    monkeypatch.delenv(SOURCES_ENV, raising=False)
+    at = open_app(kb_copy, monkeypatch, page="pages/knowledge_base.py")
+    assert not at.exception and not at.text_input and not at.selectbox
+    assert any("kb ui --source" in i.value for i in at.info)
+    assert all(b.label != "Re-ingest folder" for b in at.button)
+
+
+def test_a_sign_in_password_guards_every_page(kb_copy, monkeypatch):
+    from ui.ui_command import SIGN_IN_ENV, sign_in_token
+
+    monkeypatch.setenv(SIGN_IN_ENV, sign_in_token("correct horse battery"))
+    at = open_app(kb_copy, monkeypatch)
+    assert [t.value for t in at.title] == ["Sign in"] and not at.chat_input
+    # A form's fields count when it is submitted: type and press Sign in in the same run.
+    at.text_input(key="sign_in_password").input("wrong password")
+    at.button[0].click().run()
+    assert at.error and not at.chat_input
+    at.text_input(key="sign_in_password").input("correct horse battery")
+    at.button[0].click().run()
+    assert not at.exception and at.chat_input
 
 
 def test_uploads_are_sanitised_typed_and_ingested_as_new_versions(kb_copy, monkeypatch):

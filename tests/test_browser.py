@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-from data import SAMPLE_QUESTIONS
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
 from tests.helpers import read_questions
@@ -47,7 +47,7 @@ def app_kb(sample_kb_dir, tmp_path_factory, embedder) -> Path:
 @pytest.fixture(scope="module")
 def app_url(app_kb):
     ARTIFACTS.mkdir(exist_ok=True)
-    with running_app(app_kb, log_path=ARTIFACTS / "browser-app.log") as url:
+    with running_app(app_kb, log_path=ARTIFACTS / "browser-app.log", sources=(SAMPLE_DOCS,)) as url:
         yield url
 
 

@@ -130,3 +130,51 @@ def test_ingesting_the_folder_that_holds_the_kb_skips_the_kbs_own_files(folder, 
     (folder / "kb_data" / "uploads" / "parking.md").write_text("# Parking\n\nPermits renew in January.\n")
     report = json.loads(kb_cli("ingest", ".", "--json").stdout)
     assert [Path(s).name for s in report["added"]] == ["parking.md"] and report["counts"]["failed"] == 0
+
+
+def test_kb_ui_refuses_other_machines_without_a_password_and_stops_with_its_server(tmp_path, sample_kb_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from click.testing import CliRunner
+
+    from ui.app_server import free_port
+    from ui.cli import main
+
+    refused = CliRunner().invoke(main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"],
+                                 env={"HOPFIELD_KB_UI_PASSWORD": ""})
+    assert refused.exit_code == 2 and "sign-in password" in refused.output
+    short = CliRunner().invoke(main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"],
+                               env={"HOPFIELD_KB_UI_PASSWORD": "short"})
+    assert short.exit_code == 2
+
+    port = free_port()
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "ui", "--kb-dir", str(sample_kb_dir), "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 120
+    while not healthy():
+        assert proc.poll() is None and time.monotonic() < deadline, "kb ui did not come up"
+        time.sleep(0.3)
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "kb ui should run streamlit as a child process"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
+              for pid in children):
+        assert time.monotonic() < deadline, "the streamlit child outlived kb ui"
+        time.sleep(0.2)
+    assert not healthy()

@@ -17,6 +17,11 @@ import streamlit as st  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="Knowledge base", page_icon=":material/menu_book:", layout="wide")
+
+from ui.app_state import signed_in  # noqa: E402
+
+if not signed_in():
+    st.stop()
 pages = [
     st.Page(str(HERE / "pages" / "chat.py"), title="Ask", icon=":material/chat:", default=True),
     st.Page(str(HERE / "pages" / "knowledge_base.py"), title="Knowledge base", icon=":material/folder_open:"),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections import Counter
 from pathlib import Path
 
 import streamlit as st
@@ -12,7 +10,7 @@ import streamlit as st
 from ingest import IngestConfig, IngestReport, ingest
 from kb import KBError, KnowledgeBase
 from ui import app_state
-from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload, upload_dir
+from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
 from ui.app_render import md_escape
 
 STAGES = {"parse": "Reading and chunking", "embed": "Embedding", "write": "Writing"}
@@ -76,7 +74,8 @@ def _run_ingest(paths: list[Path], path: Path, mirror: bool) -> None:
 def _uploads(path: Path) -> None:
     st.subheader("Upload documents")
     st.caption(md_escape(f"Allowed: {', '.join(ALLOWED_EXTENSIONS)}; up to {MAX_UPLOAD_MB} MB each. "
-                         "A file with the name of an earlier upload replaces it as a new version."))
+                         "A file with the name of a document already in the KB (uploaded or synced from a "
+                         "folder) becomes a new version of that document, not a second copy."))
     key = f"uploader_{st.session_state.get('uploader_round', 0)}"
     files = st.file_uploader("Files to add or update", type=[e.lstrip(".") for e in ALLOWED_EXTENSIONS],
                              accept_multiple_files=True, key=key, max_upload_size=MAX_UPLOAD_MB)
@@ -97,25 +96,21 @@ def _uploads(path: Path) -> None:
         st.rerun()
 
 
-def _default_folder(kb: KnowledgeBase | None, path: Path) -> str:
-    """The folder most documents came from (uploads aside)."""
-    if kb is None:
-        return ""
-    uploads = str(upload_dir(path))
-    parents = Counter(str(Path(d.source).parent) for d in kb.documents() if not d.source.startswith(uploads))
-    return parents.most_common(1)[0][0] if parents else ""
-
-
-def _folder(kb: KnowledgeBase | None, path: Path) -> None:
+def _folder(path: Path) -> None:
     st.subheader("Re-ingest a folder")
-    st.caption("New and changed files are ingested; unchanged files are skipped without re-embedding.")
-    folder = st.text_input("Folder on the server", value=_default_folder(kb, path), key="reingest_folder")
+    folders = app_state.source_folders()
+    if not folders:
+        st.info("No source folders are configured, so none can be re-ingested from here: start the app with "
+                "`kb ui --source FOLDER` to allow one.", icon=":material/info:")
+        return
+    st.caption("New and changed files are ingested; unchanged files are skipped without re-embedding. "
+               "A document keeps one identity (its path inside the folder): a changed file becomes a new version.")
+    folder = st.selectbox("Configured source folder", [str(f) for f in folders], key="reingest_folder")
     mirror = st.checkbox("Also remove documents whose files are gone from the folder (sync)", key="reingest_mirror")
-    if st.button("Re-ingest folder", icon=":material/sync:", disabled=not folder.strip()):
-        target = Path(os.path.expanduser(folder.strip()))
-        if not target.is_dir():
-            st.error(md_escape(f"{target} is not a folder on the server; type the path of a folder of documents"),
-                     icon=":material/error:")
+    if st.button("Re-ingest folder", icon=":material/sync:"):
+        target = Path(folder)
+        if target not in folders or not target.is_dir():  # the list is the only way in; the folder may have gone
+            st.error(md_escape(f"{target} is not an available source folder"), icon=":material/error:")
             return
         with app_state.shown_errors("Re-ingesting the folder"):
             _run_ingest([target], path, mirror=mirror)
@@ -146,4 +141,4 @@ def render() -> None:
         with app_state.shown_errors("Listing documents"):
             _documents_table(kb)
     _uploads(path)
-    _folder(kb, path)
+    _folder(path)

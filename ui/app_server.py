@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ui.ui_command import KB_DIR_ENV, streamlit_command
+from ui.ui_command import KB_DIR_ENV, SOURCES_ENV, streamlit_command
 
 
 def free_port() -> int:
@@ -40,10 +40,14 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: floa
 
 
 @contextmanager
-def running_app(kb_dir: Path, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
-    """Serve the app on kb_dir; yields its base URL and stops the server on exit."""
+def running_app(kb_dir: Path, port: int | None = None, log_path: Path | None = None,
+                sources: tuple[Path, ...] = ()) -> Iterator[str]:
+    """Serve the app on kb_dir (re-ingest allowed for sources); yields its base URL and stops the server on exit."""
+    import json
+
     port = port or free_port()
-    env = dict(os.environ, **{KB_DIR_ENV: str(Path(kb_dir).resolve())})
+    env = dict(os.environ, **{KB_DIR_ENV: str(Path(kb_dir).resolve()),
+                              SOURCES_ENV: json.dumps([str(Path(s).resolve()) for s in sources])})
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     tmp = None
     if log_path is None:

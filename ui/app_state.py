@@ -8,6 +8,9 @@ its snapshot by itself when a sync commits, so nothing here needs clearing after
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
+import json
 import logging
 import os
 import sys
@@ -21,7 +24,7 @@ import streamlit as st
 from kb import Embedder, KBError, KnowledgeBase, load_embedder
 from retriever import RETRIEVERS, AnswerConfig, HopfieldConfig, LLMConfig, make_retriever
 from retriever.base import Retriever
-from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV
+from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
 log = logging.getLogger("hopfield_kb.app")
 
@@ -33,6 +36,34 @@ def kb_dir() -> Path:
     parser.add_argument("--kb-dir", default=None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     return Path(args.kb_dir or os.environ.get(KB_DIR_ENV) or "kb_data").resolve()
+
+
+def source_folders() -> list[Path]:
+    """The folders the Knowledge base page may re-ingest (`kb ui --source`); none means re-ingest is off."""
+    try:
+        return [Path(p) for p in json.loads(os.environ.get(SOURCES_ENV, "[]"))]
+    except (ValueError, TypeError):
+        return []
+
+
+def signed_in() -> bool:
+    """True when no sign-in is set (the app is on loopback) or this browser session signed in; otherwise
+    shows the sign-in form and returns False."""
+    expected = os.environ.get(SIGN_IN_ENV)
+    if not expected or st.session_state.get("signed_in"):
+        return True
+    salt, _, digest = expected.partition(":")
+    st.title("Sign in")
+    with st.form("sign_in"):
+        password = st.text_input("Password", type="password", key="sign_in_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        given = hashlib.sha256((salt + password).encode("utf-8")).hexdigest()
+        if hmac.compare_digest(given, digest):
+            st.session_state["signed_in"] = True
+            st.rerun()
+        st.error("Wrong password.", icon=":material/lock:")
+    return False
 
 
 @st.cache_resource(show_spinner="Loading the embedding model...")

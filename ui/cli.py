@@ -66,14 +66,14 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror, precision):
-    config = IngestConfig(chunking=ChunkConfig(size=chunk_size, overlap=overlap), mirror=mirror, dry_run=dry_run,
-                          wait=wait, progress=not as_json and sys.stderr.isatty())
-    if precision:
-        from kb import EmbedderConfig
+def _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror, precision, visibility=
+                    "internal", tags=(), key_prefix=""):
+    from kb import EmbedderConfig
 
-        config = IngestConfig(chunking=config.chunking, embedder=EmbedderConfig(precision=precision), mirror=mirror,
-                              dry_run=dry_run, wait=wait, progress=config.progress)
+    config = IngestConfig(chunking=ChunkConfig(size=chunk_size, overlap=overlap), mirror=mirror, dry_run=dry_run,
+                          wait=wait, progress=not as_json and sys.stderr.isatty(),
+                          embedder=EmbedderConfig(precision=precision) if precision else EmbedderConfig(),
+                          visibility=visibility, tags=tuple(tags), key_prefix=key_prefix)
     _print_report(ingest(paths, kb_dir, config), as_json)
 
 
@@ -86,6 +86,10 @@ _ingest_options = [
     click.option("--dry-run", is_flag=True, help="Print the plan; change nothing."),
     click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default=None,
                  help="Embedding precision (default auto: bf16 where the CPU has it)."),
+    click.option("--visibility", default="internal", show_default=True,
+                 help="Who may see these documents through the HTTP API (e.g. public); keys are scoped to labels."),
+    click.option("--tag", "tags", multiple=True, help="A tag for these documents, for search filters (repeatable)."),
+    click.option("--key-prefix", default="", help="Put before every document key (keeps two folders' keys apart)."),
 ]
 
 
@@ -97,16 +101,21 @@ def _with_options(func):
 
 @main.command("ingest")
 @_with_options
-def ingest_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision):
-    """Add new and changed files under PATHS to the KB (only changed files are re-embedded)."""
-    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror=False, precision=precision)
+def ingest_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision, visibility, tags, key_prefix):
+    """Add new and changed files under PATHS to the KB (only changed files are re-embedded).
+
+    A document's key is its path inside the folder given (or its file name): the same file arriving
+    again, from any folder or as an upload, is a new version of the same document."""
+    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, False, precision, visibility, tags,
+                    key_prefix)
 
 
 @main.command("sync")
 @_with_options
-def sync_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision):
+def sync_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision, visibility, tags, key_prefix):
     """Make the KB mirror PATHS: add new, update changed, remove documents whose files are gone."""
-    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror=True, precision=precision)
+    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, True, precision, visibility, tags,
+                    key_prefix)
 
 
 @main.command()
