@@ -35,6 +35,7 @@ def variants(base: HopfieldConfig = HopfieldConfig()) -> list[RetrieverSpec]:
         RetrieverSpec("dense", "dense"),
         RetrieverSpec("hopfield", "hopfield", base),
         RetrieverSpec("char view always on (no gate)", "hopfield", replace(base, gated=False)),
+        RetrieverSpec("gate by garble only (no rare-word term)", "hopfield", replace(base, rare_idf=99.0)),
         RetrieverSpec("no BM25", "hopfield", replace(base, bm25_weight=0.0)),
         RetrieverSpec("no settled state (evidence only)", "hopfield", replace(base, settled_weight=0.0)),
         RetrieverSpec("no query repair", "hopfield", replace(base, repair=False)),

@@ -8,8 +8,9 @@
    character n-gram top-K of the question as typed) are stored as patterns, their dense
    embeddings x_c. The cue is the candidates' evidence, each view z-scored over them:
        z(dense of the repaired question) + bm25_weight * z(BM25 of the repaired question)
-       + s(g) * char_weight * z(char n-gram TF-IDF of the question as typed),
-   with s(g) = min(1, g / garble_full), and the state follows
+       + s * char_weight * z(char n-gram TF-IDF of the question as typed),
+   with the gate s = min(1, max(g / garble_full, (rarest IDF - rare_idf) / rare_width)),
+   and the state follows
    xi <- X^T softmax(beta X xi) until it stops moving: it settles on what the question
    means, a blend of the passages the evidence agrees on.
 3. Ranking rule: z(evidence) + settled_weight * z(X xi*): the settled state lifts passages
@@ -20,8 +21,10 @@ mislead a clean one that is worded differently from the passage, pulling it towa
 sibling passage that shares more of its letters. Measured on real user questions
 (covidfaq) and SciFact, a fixed character weight lost to plain dense search on clean,
 truncated and shortened questions; gated by g it does not (README, "Retrieval quality";
-`python -m eval.ablation` reproduces the ablation). BM25 over repaired words stays on:
-word matches helped or tied on every set and condition at this weight.
+`python -m eval.ablation` reproduces the ablation). The second term opens the gate for a
+question naming a word rare enough that only a large KB holds it (SciFact's "chenodeoxycholic"):
+there the characters helped even clean questions. BM25 over repaired words stays on: word
+matches helped or tied on every set and condition at this weight.
 
 beta is unitless: the evidence is z-scored and the Gram matrix X X^T divided by
 its standard deviation over the candidates, so one default works across KBs.
@@ -51,6 +54,10 @@ class HopfieldConfig:
     bm25_weight: weight of BM25 (repaired words) in the cue, relative to dense (1).
     char_weight: weight of the character n-gram view in the cue at full garble;
     garble_full: garble level (unknown words / words) at which it reaches its full weight;
+    rare_idf, rare_width: the character view also opens, from 0 at IDF rare_idf to full at
+    rare_idf + rare_width, when the question names a KB word that rare (IDF = ln((N+1)/(n+0.5)),
+    n its occurrences in N chunks): only KBs of ~1,000+ chunks hold such words at all, and there a
+    rare technical term is what the small embedding model blurs and the characters catch.
     gated: False turns the character view fully on for every question (the reader before the
     gate, kept for the ablation).
     repair: repair unknown words first; repair_beta, repair_prior, repair_min_similarity: the
@@ -64,6 +71,8 @@ class HopfieldConfig:
     bm25_weight: float = 0.25
     char_weight: float = 0.5
     garble_full: float = 0.25
+    rare_idf: float = 6.0
+    rare_width: float = 0.5
     gated: bool = True
     repair: bool = True
     repair_beta: float = 40.0
@@ -85,9 +94,13 @@ class HopfieldConfig:
         if not self.repair_beta > 0:
             raise KBError(f"repair_beta must be > 0, not {self.repair_beta}")
 
-    def gate(self, garble: float) -> float:
-        """s(g): how far the character view is switched on for a question of garble level g, 0..1."""
-        return min(1.0, garble / self.garble_full) if self.gated else 1.0
+    def gate(self, garble: float, rarest_idf: float = 0.0) -> float:
+        """How far the character view is switched on (0..1) for a question of garble level g whose
+        rarest KB word has IDF rarest_idf."""
+        if not self.gated:
+            return 1.0
+        rare = (rarest_idf - self.rare_idf) / self.rare_width
+        return float(min(1.0, max(garble / self.garble_full, rare, 0.0)))
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,7 @@ class HopfieldRetriever(Retriever):
     def _rank(self, corpus, queries, qvecs, k, allowed=None):
         cfg = self.config
         repairs, rvecs = self._repair(corpus, queries, qvecs)
-        gates = [cfg.gate(r.garble) for r in repairs]
+        gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
         dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates, allowed)
         mask = corpus.mask(allowed)
         char = masked(corpus.char_scores(queries), mask)

@@ -126,6 +126,16 @@ class VocabularyMemory:
                                    transfer_casing=False)
         return found[0].term if found else None
 
+    def rarest_idf(self, query: str, n_chunks: int) -> float:
+        """ln((N+1)/(n+0.5)) of the query's rarest KB word (n: its occurrences in the KB's N chunks), 0 if none.
+
+        Occurrences stand in for document frequency (n >= df), which errs towards calling a word common.
+        """
+        counts = [self.log_counts[self.index[w]] for w in LATIN_WORD.findall(query.lower()) if w in self.index]
+        if not counts:
+            return 0.0
+        return float(np.log((n_chunks + 1) / (np.expm1(min(counts)) + 0.5)))
+
     def unrepaired(self, query: str) -> Repair:
         """query as it is, with its unknown and total word counts (the garble level without repair)."""
         words = _PIECES.split(query)[1::2]

@@ -185,3 +185,16 @@ def test_filtered_dense_search_equals_the_unfiltered_ranking_with_other_document
         filtered = [h.chunk.id for h in dense.search(q["question"], where=where).hits]
         full = [h.chunk.id for h in dense.search(q["question"], top_k=200).hits if h.chunk.doc_source in allowed][:5]
         assert filtered == full
+
+
+def test_a_rare_kb_word_opens_the_character_view_only_in_a_large_kb():
+    config = HopfieldConfig()
+    filler = [f"routine note number {i} about invoices and refunds" for i in range(1999)]
+    large = VocabularyMemory.build(filler + ["chenodeoxycholic acid lowers cholesterol"])
+    small = VocabularyMemory.build(filler[:76] + ["chenodeoxycholic acid lowers cholesterol"])
+    question = "does chenodeoxycholic acid help"
+    assert large.rarest_idf(question, 2000) == pytest.approx(math.log(2001 / 1.5))
+    assert config.gate(0.0, large.rarest_idf(question, 2000)) == 1.0
+    assert config.gate(0.0, small.rarest_idf(question, 77)) == 0.0
+    assert config.gate(0.0, large.rarest_idf("invoices and refunds", 2000)) == 0.0
+    assert config.gate(0.5, 0.0) == 1.0 and HopfieldConfig(gated=False).gate(0.0, 0.0) == 1.0
