@@ -62,7 +62,9 @@ def serve(config_path, kb_dir, sources, visibility, keys_path, host, port):
                    "run `kb keys create`", err=True)
     names = ", ".join(config.collections)
     click.echo(f"Serving {names} on http://{host}:{port} (API docs: /docs; Ctrl+C stops)", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+    # On SIGTERM, requests in flight get 10 s to finish; then the server stops regardless.
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False,
+                timeout_graceful_shutdown=10)
 
 
 @click.group("keys")

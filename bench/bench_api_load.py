@@ -227,7 +227,12 @@ def main() -> int:
                 during = asyncio.run(load(url, token, questions, args.clients, args.seconds, during=sync_ten))
         finally:
             proc.terminate()
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print("warning: the server did not stop within 60 s of SIGTERM; killed", file=sys.stderr)
+                proc.kill()
+                proc.wait()
             log.close()
         figures = {"kb": args.kb, "clients": args.clients, "steady": steady, "during_sync": during}
         for phase in ("steady", "during_sync"):

@@ -97,22 +97,33 @@ class Corpus:
 
 _CACHE: dict[str, Corpus] = {}
 _CACHE_LOCK = threading.Lock()
+_BUILD_LOCKS: dict[str, threading.Lock] = {}
 
 
 def corpus_for(kb: KnowledgeBase) -> Corpus:
-    """The Corpus of kb's current snapshot; cached per KB directory and rebuilt after a commit."""
+    """The Corpus of kb's current snapshot; cached per KB directory and rebuilt after a commit.
+
+    One thread builds the new Corpus while the others wait for it: 32 server threads that all
+    saw a sync's new token each built their own lexical views of a 12k-chunk KB at once.
+    """
     snap = kb.snapshot()
     key = str(kb.dir.resolve())
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached.snapshot.token == snap.token:
             return cached
-    ids, texts = kb.chunk_texts()
-    if not np.array_equal(ids, snap.ids):
-        # A commit landed between reading the snapshot and the texts: take both again.
-        snap = kb.snapshot()
+        build_lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
+    with build_lock:
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None and cached.snapshot.token == snap.token:
+            return cached
         ids, texts = kb.chunk_texts()
-    corpus = Corpus(snapshot=snap, texts=texts)
-    with _CACHE_LOCK:
-        _CACHE[key] = corpus
-    return corpus
+        if not np.array_equal(ids, snap.ids):
+            # A commit landed between reading the snapshot and the texts: take both again.
+            snap = kb.snapshot()
+            ids, texts = kb.chunk_texts()
+        corpus = Corpus(snapshot=snap, texts=texts)
+        with _CACHE_LOCK:
+            _CACHE[key] = corpus
+        return corpus
