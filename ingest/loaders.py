@@ -7,9 +7,10 @@ Unreadable input raises LoadError naming the file and the reason.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ingest.tables import html_table_lines, markdown_tables
@@ -39,11 +40,18 @@ class Block:
 
 @dataclass(frozen=True)
 class ParsedText:
+    """title and section names are capped at MAX_LABEL characters; encoding: how text files were decoded."""
+
     title: str
     kind: str
     text: str
     blocks: tuple[Block, ...]
     warnings: tuple[str, ...] = ()
+    encoding: str = ""
+
+
+MAX_LABEL = 200       # characters of a title or section name: a 1.2 MB heading is not a title
+MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its square (3,000 levels: ~2 s)
 
 
 def kind_of(path: Path) -> str | None:
@@ -60,29 +68,81 @@ def load(path: Path, data: bytes) -> ParsedText:
     if not data.strip():
         raise LoadError(path, "empty file")
     if kind == "pdf":
-        return load_pdf(path, data)
-    text, warnings = decode_text(path, data)
+        return _capped(load_pdf(path, data))
+    text, encoding, warnings = decode_text(path, data)
     if kind == "markdown":
-        return load_markdown(path, text, warnings)
-    if kind == "html":
-        return load_html(path, text, warnings)
-    return _single_block(path, text.strip("\ufeff"), "text", _first_line(text) or path.stem, warnings)
+        parsed = load_markdown(path, text, warnings)
+    elif kind == "html":
+        parsed = load_html(path, text, warnings)
+    else:
+        parsed = _single_block(path, text.strip("\ufeff"), "text", _first_line(text) or path.stem, warnings)
+    return replace(_capped(parsed), encoding=encoding)
 
 
-def decode_text(path: Path, data: bytes) -> tuple[str, tuple[str, ...]]:
-    """UTF-8 text, or cp1252 with a warning; binary data raises LoadError."""
-    head = data[:65536]
-    if b"\x00" in head:
+def _label(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_LABEL:
+        return text
+    return text[: MAX_LABEL - 1].rstrip() + "…"
+
+
+def _capped(parsed: ParsedText) -> ParsedText:
+    blocks = tuple(replace(b, section=_label(b.section)) for b in parsed.blocks)
+    return replace(parsed, title=_label(parsed.title) or "", blocks=blocks)
+
+
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode_text(path: Path, data: bytes) -> tuple[str, str, tuple[str, ...]]:
+    """(text, encoding, warnings). A byte-order mark (UTF-8/16/32) decides; else UTF-8; else the encoding
+    charset-normalizer detects, with a warning. Binary data, or text whose encoding cannot be told with
+    confidence, raises LoadError."""
+    for bom, encoding in BOMS:  # UTF-32 LE's mark starts with UTF-16 LE's: longest first
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding.removesuffix("-sig"), ()
+            except UnicodeDecodeError as exc:
+                raise LoadError(path, f"starts with a {encoding} byte-order mark but is not valid {encoding} "
+                                      f"(byte {exc.start})") from None
+    nul = b"\x00" in data[:65536]
+    if not nul:
+        try:
+            return _not_binary(path, data.decode("utf-8"), share=0.1), "utf-8", ()
+        except UnicodeDecodeError:
+            pass
+    from charset_normalizer import from_bytes
+
+    results = from_bytes(data[: 1 << 20])
+    best = results.best()
+    if best is not None:
+        # Short texts fit several single-byte code pages equally well (cp1250, cp1252, cp1257 all read
+        # "crème" without error, differently); among equals, the commonest Western one wins.
+        best = next((m for m in results if m.encoding == "cp1252" and m.chaos <= best.chaos + 0.01
+                     and m.coherence >= best.coherence - 0.01), best)
+    if nul and (best is None or not (best.encoding or "").startswith(("utf_16", "utf_32"))):
+        # NUL bytes belong to UTF-16/32 text (which charset-normalizer recognises without a mark) or to binary.
         raise LoadError(path, "binary content (NUL bytes) in a text file")
+    if best is None or best.encoding is None:
+        raise LoadError(path, "cannot tell the text encoding (not UTF-8, no byte-order mark, and no legacy "
+                              "encoding fits with confidence); save it as UTF-8")
     try:
-        return data.decode("utf-8-sig"), ()
-    except UnicodeDecodeError:
-        pass
-    text = data.decode("cp1252", errors="replace")
-    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
-    if controls > 0.01 * min(len(text), 65536):
-        raise LoadError(path, "binary content: not UTF-8 and full of control bytes")
-    return text, (f"{path}: not valid UTF-8; read as Windows-1252",)
+        text = data.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise LoadError(path, f"cannot tell the text encoding ({best.encoding} was likeliest but fails: {exc})") from None
+    if best.chaos > 0.3:
+        raise LoadError(path, "binary content: not UTF-8, and no text encoding reads it cleanly")
+    return _not_binary(path, text), best.encoding, (f"{path}: not valid UTF-8; read as {best.encoding} (detected)",)
+
+
+def _not_binary(path: Path, text: str, share: float = 0.01) -> str:
+    """text, unless more than share of its first 64K characters are control characters (binary data).
+    Valid UTF-8 gets a lenient share: a few form feeds or separators are real text."""
+    head = text[:65536]
+    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\t\n\r\f")
+    if controls > share * max(len(head), 1):
+        raise LoadError(path, "binary content: full of control bytes, not text")
+    return text
 
 
 def _first_line(text: str) -> str:
@@ -207,6 +267,31 @@ def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> Pars
 
 
 # ---- HTML ------------------------------------------------------------------------
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+def html_depth(html: str) -> int:
+    """The deepest element nesting in html, by one linear scan of its tags (void and self-closed tags
+    do not nest; an end tag closes the nearest open element of its name or is ignored)."""
+    open_tags: list[str] = []
+    open_count: dict[str, int] = {}
+    deepest = 0
+    for closing, name, self_closing in _TAG.findall(html):
+        name = name.lower()
+        if closing:
+            if open_count.get(name):
+                while open_tags:  # each tag is popped once: linear overall
+                    top = open_tags.pop()
+                    open_count[top] -= 1
+                    if top == name:
+                        break
+        elif name not in _VOID and not self_closing:
+            open_tags.append(name)
+            open_count[name] = open_count.get(name, 0) + 1
+            deepest = max(deepest, len(open_tags))
+    return deepest
+
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "svg", "iframe", "form", "button")
 HEADING_MARK = "@@heading@@"
 BLOCK_TAGS = ("p", "div", "li", "tr", "td", "th", "dd", "dt", "pre", "blockquote", "section", "article",
@@ -219,6 +304,9 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
     keeps its header (ingest.tables)."""
     from bs4 import BeautifulSoup
 
+    depth = html_depth(html)
+    if depth > MAX_HTML_DEPTH:
+        raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
     try:
         soup = BeautifulSoup(html, "html.parser")
         title = soup.title.get_text(" ", strip=True) if soup.title else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ingest.chunker import ChunkConfig, chunk
-from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText, load
-from kb import Embedder, EmbedderConfig, KnowledgeBase, NewDocument, check_labels, load_embedder, retrieval_text
+from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText
+from ingest.parse import parse_file, shown
+from ingest.worker import Budget, worker_for
+from kb import (Embedder, EmbedderConfig, KBWriteError, KnowledgeBase, NewDocument, check_labels, load_embedder,
+                retrieval_text)
 
 # Vectors are saved to the KB's embedding cache every this many chunks, so a crashed
 # run's embedding work is reused by the next run.
@@ -32,7 +36,10 @@ class IngestConfig:
     """mirror: also remove stored documents synced from the given folders whose files are gone (sync).
     wait: seconds to wait for another writer. max_bytes: larger files are refused.
     visibility, tags: labels given to every document of the run (see kb.DocumentFilter).
-    key_prefix: put before every document key, to keep two folders' documents apart."""
+    key_prefix: put before every document key, to keep two folders' documents apart.
+    budget: time and memory each file may take to parse and chunk (ingest.worker).
+    follow_links: follow symbolic links that lead outside the folder being ingested (default: such
+    links fail with a reason, so syncing a folder others can write never publishes /etc/passwd)."""
 
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -44,6 +51,8 @@ class IngestConfig:
     visibility: str = "internal"
     tags: tuple[str, ...] = ()
     key_prefix: str = ""
+    budget: Budget = field(default_factory=Budget)
+    follow_links: bool = False
 
     def __post_init__(self) -> None:
         check_labels(self.visibility, self.tags)
@@ -89,19 +98,23 @@ def document_key(path: Path, roots: Sequence[Path], prefix: str = "") -> tuple[s
     """
     for root in roots:
         if root.is_dir() and path.is_relative_to(root):
-            return prefix + path.relative_to(root).as_posix(), str(root)
-    return prefix + path.name, ""
+            return shown(prefix + path.relative_to(root).as_posix()), shown(root)
+    return shown(prefix + path.name), ""
 
 
-def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], list[FileFailure]]:
-    """(files, roots, failures): every non-hidden file under paths, sorted, with the resolved roots."""
+def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[list[Path], list[Path], list[FileFailure]]:
+    """(files, roots, failures): every non-hidden file under paths, sorted, with the resolved roots.
+
+    A symbolic link inside a folder is followed only when it leads to a file inside that folder
+    (or follow_links is set); links to folders are not walked (their files would come twice).
+    """
     files: list[Path] = []
     roots: list[Path] = []
     failures: list[FileFailure] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            failures.append(FileFailure(str(path), "no such file or directory"))
+            failures.append(FileFailure(shown(path), "no such file or directory"))
             continue
         root = path.resolve()
         roots.append(root)
@@ -109,12 +122,23 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], list[
             files.append(root)
             continue
         if not os.access(root, os.R_OK | os.X_OK):
-            failures.append(FileFailure(str(path), "directory is not readable (permission denied)"))
+            failures.append(FileFailure(shown(path), "directory is not readable (permission denied)"))
             continue
         for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: failures.append(
-                FileFailure(str(e.filename), f"cannot list directory ({e.strerror})"))):
+                FileFailure(shown(e.filename), f"cannot list directory ({e.strerror})"))):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                file = Path(dirpath) / name
+                if file.is_symlink() and not follow_links:
+                    target = file.resolve()
+                    if not target.is_relative_to(root):
+                        failures.append(FileFailure(shown(file), f"a symbolic link to {shown(target)}, outside "
+                                                                  f"{shown(root)}: not followed (--follow-links "
+                                                                  "allows it)"))
+                        continue
+                files.append(file)
     return sorted(set(files)), roots, failures
 
 
@@ -146,30 +170,14 @@ def _read(path: Path, max_bytes: int) -> bytes:
         if size > max_bytes:
             # Units follow the numbers: a small test limit must not read "0.0 MB, over the 0 MB limit".
             raise LoadError(path, f"file is {_human_size(size)}, over the {_human_size(max_bytes)} size limit")
-        with open(path, "rb") as fh:
+        # O_NOFOLLOW: a file that became a link since discovery is not read through it.
+        flags = os.O_RDONLY | (0 if path.is_symlink() else os.O_NOFOLLOW)
+        with os.fdopen(os.open(path, flags), "rb") as fh:
             return fh.read()
     except PermissionError as exc:
         raise LoadError(path, "permission denied") from exc
     except OSError as exc:
         raise LoadError(path, f"cannot read file ({exc.strerror})") from exc
-
-
-def parse_file(path: Path, data: bytes, chunking: ChunkConfig, key: str | None = None, root: str = "",
-               visibility: str = "internal", tags: tuple[str, ...] = ()) -> tuple[NewDocument, tuple[str, ...]]:
-    """Parse and chunk one file's bytes into a document keyed key (default: the file name); raises LoadError."""
-    try:
-        parsed = load(path, data)
-        chunks = chunk(parsed, chunking)
-    except LoadError:
-        raise
-    except Exception as exc:  # a parser bug on odd input must not stop the run
-        raise LoadError(path, f"could not parse ({type(exc).__name__}: {exc})") from exc
-    if not chunks:
-        raise LoadError(path, "no text content to index")
-    doc = NewDocument(source=key or path.name, name=path.name, title=parsed.title, kind=parsed.kind,
-                      content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data), text=parsed.text,
-                      chunks=tuple(chunks), path=str(path), root=root, visibility=visibility, tags=tuple(tags))
-    return doc, parsed.warnings
 
 
 @dataclass(frozen=True)
@@ -195,23 +203,51 @@ def ingest(
     """
     started = time.perf_counter()
     stages: dict[str, float] = {"read": 0.0, "parse": 0.0}
-    files, roots, failures = discover(paths)
+    files, roots, failures = discover(paths, config.follow_links)
     # `kb ingest .` with the default ./kb_data: the KB's own files (directly in kb_dir) are not
     # documents; each run would report its sqlite, npy and faiss files as failed. Subfolders such
     # as the app's uploads/ hold documents and stay.
     kb_root = Path(kb_dir).resolve()
     files = [f for f in files if f.parent != kb_root]
     keyed, failures = _keys(files, roots, failures, config.key_prefix)
+    exists = (Path(kb_dir) / "kb.sqlite").exists()
     if config.dry_run:
         # A plan creates nothing: against a KB directory that does not exist yet, every file is "added".
-        stored_docs = KnowledgeBase(kb_dir).documents() if (Path(kb_dir) / "kb.sqlite").exists() else []
-        return _plan_only(stored_docs, keyed, roots, failures, config, started)
+        return _plan_only(KnowledgeBase(kb_dir).documents() if exists else [], keyed, roots, failures, config, started)
+    if exists and not os.access(kb_dir, os.W_OK):
+        # Say so now, not after parsing every file: nothing can be committed here.
+        raise KBWriteError(f"cannot write the knowledge base at {kb_dir}: the directory is read-only (or not "
+                           "yours). Nothing was committed: the KB still holds its previous version. Fix the "
+                           "directory's permissions, then run the command again.")
+    # Parse before taking the write lock: a slow file must not keep every other writer waiting.
+    before = _stored(KnowledgeBase(kb_dir)) if exists else {}
+    parsed: dict[str, tuple[NewDocument, tuple[str, ...]]] = {}
+    digests: dict[str, str] = {}
+    warnings: list[str] = []
+    for i, (path, key, root) in enumerate(keyed):
+        t = time.perf_counter()
+        try:
+            data = _read(path, config.max_bytes)
+            digests[key] = hashlib.sha256(data).hexdigest()
+            stages["read"] += time.perf_counter() - t
+            old = before.get(key) or before.get(str(path))
+            if old is not None and old.content_hash == digests[key] and _same_labels(old, shown(path), root, config):
+                continue
+            t = time.perf_counter()
+            parsed[key] = worker_for(config.budget).parse(path, data, config.chunking, key=key, root=root,
+                                                          visibility=config.visibility, tags=config.tags)
+            stages["parse"] += time.perf_counter() - t
+        except LoadError as exc:
+            stages["parse"] += time.perf_counter() - t
+            failures.append(FileFailure(shown(exc.path), exc.reason))
+        if on_progress:
+            on_progress("parse", (i + 1) / max(len(keyed), 1))
     kb = KnowledgeBase(kb_dir, create=True)
     embedder = embedder or load_embedder(config.embedder)
-    added, updated, unchanged, warnings = [], [], [], []
+    added, updated, unchanged = [], [], []
     docs: list[NewDocument] = []
     with kb.writer(model=embedder.name, dim=embedder.dim, wait=config.wait) as writer:
-        stored_docs = {d.source: d for d in kb.documents()}
+        stored_docs = _stored(kb)  # again, under the lock: another writer may have committed meanwhile
         # A KB from before relative keys stored each file under its absolute path: move it to its key.
         for path, key, _ in keyed:
             old = stored_docs.get(str(path))
@@ -219,27 +255,27 @@ def ingest(
                 writer.rename_document(old.source, key)
                 stored_docs[key] = old
                 del stored_docs[str(path)]
-        for i, (path, key, root) in enumerate(keyed):
-            t = time.perf_counter()
-            try:
-                data = _read(path, config.max_bytes)
-                digest = hashlib.sha256(data).hexdigest()
-                stages["read"] += time.perf_counter() - t
-                old = stored_docs.get(key)
-                if old is not None and old.content_hash == digest and _same_labels(old, str(path), root, config):
-                    unchanged.append(key)
-                    continue
-                t = time.perf_counter()
-                doc, doc_warnings = parse_file(path, data, config.chunking, key, root, config.visibility, config.tags)
-                stages["parse"] += time.perf_counter() - t
-            except LoadError as exc:
-                failures.append(FileFailure(exc.path, exc.reason))
+        failed_paths = {f.path for f in failures}
+        for path, key, root in keyed:
+            if key not in digests or shown(path) in failed_paths:
+                continue  # unreadable or unparsable: reported above; its stored version (if any) stays
+            old = stored_docs.get(key)
+            if old is not None and old.content_hash == digests[key] and _same_labels(old, shown(path), root, config):
+                unchanged.append(key)
                 continue
+            if key not in parsed:
+                # Looked unchanged before the lock, but another writer changed the KB since: parse it now.
+                try:
+                    parsed[key] = worker_for(config.budget).parse(path, _read(path, config.max_bytes), config.chunking,
+                                                                  key=key, root=root, visibility=config.visibility,
+                                                                  tags=config.tags)
+                except LoadError as exc:
+                    failures.append(FileFailure(shown(exc.path), exc.reason))
+                    continue
+            doc, doc_warnings = parsed[key]
             warnings.extend(doc_warnings)
             docs.append(doc)
             (updated if key in stored_docs else added).append(key)
-            if on_progress:
-                on_progress("parse", (i + 1) / max(len(keyed), 1))
         seen = {key for _, key, _ in keyed}
         removed = sorted(k for k, d in stored_docs.items() if config.mirror and _mirrored(d, roots) and k not in seen)
         written = _write(writer, docs, removed, embedder, config, on_progress, stages)
@@ -248,6 +284,10 @@ def ingest(
         failed=tuple(failures), warnings=tuple(warnings), seconds=time.perf_counter() - started,
         stage_seconds=tuple(stages.items()), **written,
     )
+
+
+def _stored(kb: KnowledgeBase) -> dict:
+    return {d.source: d for d in kb.documents()}
 
 
 def _keys(files: list[Path], roots: list[Path], failures: list[FileFailure],

@@ -69,3 +69,12 @@ def write_failure(kb_dir: object, exc: BaseException) -> KBWriteError:
         "KB still holds its previous version. Free disk space or fix the directory's permissions, then run "
         "the command again."
     )
+
+
+def damaged_database(kb_dir: object, exc: BaseException) -> KBError:
+    """The KBError for a kb.sqlite that SQLite cannot read (truncated, overwritten, malformed)."""
+    return KBError(
+        f"the knowledge base database {kb_dir}/kb.sqlite is damaged ({exc}); it is the source of truth and "
+        "cannot be rebuilt from the snapshot files: restore it from a backup, or rebuild the KB by syncing its "
+        "folders into a new --kb-dir"
+    )

@@ -6,6 +6,7 @@ Two environment variables, read at each point (unset, the normal case, costs one
                                              no finally blocks, no flush) when it reaches a point
     HOPFIELD_KB_PAUSE=<point>=<seconds>      the process sleeps there instead, holding whatever it
                                              holds (the write lock, an open transaction)
+    HOPFIELD_KB_INTERRUPT=<point>            KeyboardInterrupt is raised there, as Ctrl+C would
 
 Points, in the order a sync reaches them:
 
@@ -27,14 +28,17 @@ import time
 
 FAULT_ENV = "HOPFIELD_KB_FAULT"
 PAUSE_ENV = "HOPFIELD_KB_PAUSE"
+INTERRUPT_ENV = "HOPFIELD_KB_INTERRUPT"
 POINTS = ("locked", "embedding", "snapshot-partial", "snapshot-written", "before-sqlite-commit", "after-sqlite-commit")
 
 
 def fault_point(name: str) -> None:
-    """Die (SIGKILL) or sleep here when the environment asks for it; otherwise do nothing."""
+    """Die (SIGKILL), raise KeyboardInterrupt or sleep here when the environment asks; otherwise do nothing."""
     kill = os.environ.get(FAULT_ENV)
     if kill and name in kill.split(","):
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(INTERRUPT_ENV) == name:
+        raise KeyboardInterrupt
     pause = os.environ.get(PAUSE_ENV)
     if pause:
         point, _, seconds = pause.partition("=")

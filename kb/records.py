@@ -37,7 +37,8 @@ class NewDocument:
     becomes a new version of one document. path: where its file was read (for downloads);
     root: the folder source is relative to ("" for single files, uploads and in-memory texts);
     visibility: who may see it ("internal", "public", ...); tags: labels set at ingest, for
-    filters. text is the full extracted text that chunk spans point into.
+    filters. encoding: how a text file was decoded ("utf-8", "cp1252", ...; "" for PDFs and texts).
+    text is the full extracted text that chunk spans point into.
     """
 
     source: str
@@ -52,6 +53,7 @@ class NewDocument:
     root: str = ""
     visibility: str = "internal"
     tags: tuple[str, ...] = ()
+    encoding: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class DocumentInfo:
     root: str = ""
     visibility: str = "internal"
     tags: tuple[str, ...] = ()
+    encoding: str = ""
 
 
 VISIBILITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")

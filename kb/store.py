@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -27,22 +28,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
+from urllib.parse import quote
 
 import numpy as np
 
-from kb.errors import EmptyKBError, KBError, KBLockedError, ManifestError, storage_reason, write_failure
+from kb.errors import (EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, damaged_database,
+                       storage_reason, write_failure)
 from kb.faults import fault_point
 from kb.manifest import Manifest, read_manifest, write_manifest
 from kb.records import ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
 from kb.vector_index import (
     IndexConfig,
     Snapshot,
+    SnapshotDamaged,
     build_index,
+    file_sha256,
     index_ids,
     load_snapshot,
     remove_stale_snapshots,
     save_snapshot,
+    snapshot_paths,
 )
+
+log = logging.getLogger("hopfield_kb.kb")
 
 DB_NAME = "kb.sqlite"
 LOCK_NAME = "write.lock"
@@ -94,6 +102,7 @@ ADDED_DOC_COLUMNS = (
     ("root", "TEXT NOT NULL DEFAULT ''"),
     ("visibility", "TEXT NOT NULL DEFAULT 'internal'"),
     ("tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("encoding", "TEXT NOT NULL DEFAULT ''"),
 )
 ADDED_FEEDBACK_COLUMNS = (("by_user", "TEXT"),)
 
@@ -101,11 +110,12 @@ CHUNK_COLUMNS = (
     "c.id, c.doc_id, d.source, d.name, d.title, c.doc_version, c.ordinal, c.text, "
     "c.char_start, c.char_end, c.n_tokens, c.page, c.section, d.visibility"
 )
-DOC_COLUMNS = "id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, visibility, tags"
+DOC_COLUMNS = ("id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, "
+               "visibility, encoding, tags")
 
 
 def _document(row) -> DocumentInfo:
-    return DocumentInfo(*row[:-1], tags=tuple(json.loads(row[-1] or "[]")))
+    return DocumentInfo(*row[:-2], encoding=row[-2], tags=tuple(json.loads(row[-1] or "[]")))
 
 
 def text_hash(text: str) -> str:
@@ -115,12 +125,20 @@ def text_hash(text: str) -> str:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Result of KnowledgeBase.check(): ok is True when problems is empty."""
+    """Result of KnowledgeBase.check(): ok is True when problems is empty.
+
+    damaged: snapshot files (names) that are missing, unreadable or changed since their commit;
+    vectors_compared: snapshot vectors checked against kb.sqlite (all with deep=True, else a sample);
+    notes: facts that are not problems (e.g. a snapshot written before checksums were recorded).
+    """
 
     n_documents: int
     n_chunks: int
     n_vectors: int
     problems: tuple[str, ...]
+    damaged: tuple[str, ...] = ()
+    vectors_compared: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -147,33 +165,79 @@ class KnowledgeBase:
         self.manifest: Manifest | None = read_manifest(self.dir)
         self._snapshot: Snapshot | None = None
         self._snapshot_lock = threading.Lock()
-        if (self.dir / DB_NAME).exists() or create:
-            with self._connect() as con:
+        self._immutable = False
+        if create and not (self.dir / DB_NAME).exists():
+            self._upgrade_schema()
+        elif self._needs_upgrade():
+            # Reads never write, except this once: an older KB gets its new columns (a few ALTERs).
+            self._upgrade_schema()
+
+    def _needs_upgrade(self) -> bool:
+        with self._connect() as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "documents", "chunks", "embeddings", "history", "feedback"} <= tables:
+                return True
+            have = {r[1] for r in con.execute("PRAGMA table_info(documents)")}
+            have_fb = {r[1] for r in con.execute("PRAGMA table_info(feedback)")}
+        return not ({n for n, _ in ADDED_DOC_COLUMNS} <= have and {n for n, _ in ADDED_FEEDBACK_COLUMNS} <= have_fb)
+
+    def _upgrade_schema(self) -> None:
+        try:
+            with self._connect(write=True) as con:
                 con.executescript(SCHEMA)
                 for table, added in (("documents", ADDED_DOC_COLUMNS), ("feedback", ADDED_FEEDBACK_COLUMNS)):
                     have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
                     for name, declaration in added:
                         if name not in have:
                             con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        except KBWriteError as exc:
+            raise KBError(f"the knowledge base at {self.dir} was written by an older version and needs a one-time "
+                          f"upgrade, which needs write access: {exc}") from exc
 
     # ---- connections -------------------------------------------------------------
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection; write=False opens read-only and never creates or changes a file (read-only media,
+        a full disk), falling back to SQLite's immutable mode when even the shared-memory file cannot be made."""
         con = None
         try:
-            con = sqlite3.connect(self.dir / DB_NAME, timeout=60.0, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
+            con = self._open(write)
             yield con
-        except sqlite3.Error as exc:
+        except sqlite3.DatabaseError as exc:
             # Disk full, file-size limit, read-only directory: one clear KBError instead of a
-            # traceback. Query bugs (syntax, missing table) have other codes and stay as they are.
-            if storage_reason(exc) is None:
-                raise
-            raise write_failure(self.dir, exc) from exc
+            # traceback. A damaged file gets its own message; query bugs stay as they are.
+            if storage_reason(exc) is not None:
+                if write:
+                    raise write_failure(self.dir, exc) from exc
+                raise KBError(f"cannot read the knowledge base at {self.dir}: {storage_reason(exc)}") from exc
+            if _damaged(exc):
+                raise damaged_database(self.dir, exc) from exc
+            raise
         finally:
             if con is not None:
                 con.close()
+
+    def _open(self, write: bool) -> sqlite3.Connection:
+        path = self.dir / DB_NAME
+        if write:
+            con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            return con
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if self._immutable else "")
+        try:
+            con = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+            con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return con
+        except sqlite3.OperationalError as exc:
+            if self._immutable or storage_reason(exc) is None and "unable to open" not in str(exc):
+                raise
+            # WAL mode needs a -shm file next to the database; on read-only media or a full disk it
+            # cannot be created. With no -wal file there is nothing uncommitted to miss: read the file as is.
+            if (self.dir / f"{DB_NAME}-wal").exists() and (self.dir / f"{DB_NAME}-wal").stat().st_size > 0:
+                raise
+            self._immutable = True
+            return self._open(write=False)
 
     # ---- reading -----------------------------------------------------------------
     def token(self) -> str | None:
@@ -183,15 +247,35 @@ class KnowledgeBase:
         return row[0] if row else None
 
     def snapshot(self) -> Snapshot:
-        """The current vector snapshot, reloaded only when a commit has changed it."""
+        """The current vector snapshot, reloaded only when a commit has changed it.
+
+        A snapshot file that is damaged (changed since its commit, truncated, missing) is never used:
+        the snapshot is rebuilt in memory from SQLite, nothing is written, and `kb check` names the file.
+        """
         token = self.token()
         if token is None:
             raise EmptyKBError(f"the knowledge base at {self.dir} is empty: ingest documents first")
         with self._snapshot_lock:
             if self._snapshot is None or self._snapshot.token != token:
-                snap = load_snapshot(self.dir, token, self.index_config.nprobe)
+                try:
+                    snap = load_snapshot(self.dir, token, self.index_config.nprobe, self.recorded_checksums(token))
+                except SnapshotDamaged as exc:
+                    log.warning("%s: snapshot file %s; answering from vectors rebuilt from kb.sqlite "
+                                "(kb check --repair rewrites the files)", self.dir, exc)
+                    snap = None
                 self._snapshot = snap if snap is not None else self._rebuild_snapshot(token)
             return self._snapshot
+
+    def recorded_checksums(self, token: str, con: sqlite3.Connection | None = None) -> dict[str, str] | None:
+        """{file name: SHA-256} recorded when token's snapshot was committed (None before checksums existed)."""
+        if con is None:
+            with self._connect() as own:
+                return self.recorded_checksums(token, own)
+        row = con.execute("SELECT value FROM meta WHERE key='snapshot_sha256'").fetchone()
+        if not row:
+            return None
+        record = json.loads(row[0])
+        return record["files"] if record.get("token") == token else None
 
     def _rebuild_snapshot(self, token: str) -> Snapshot:
         # The files of the committed token are gone (deleted by a later commit while we
@@ -312,18 +396,22 @@ class KnowledgeBase:
             return dict(con.execute("SELECT source, content_hash FROM documents").fetchall())
 
     # ---- integrity ---------------------------------------------------------------
-    def check(self) -> CheckReport:
-        """Cross-check SQLite, the snapshot files and the FAISS index."""
+    def check(self, deep: bool = False, sample: int = 512) -> CheckReport:
+        """Cross-check SQLite, the snapshot files (against their recorded checksums) and the FAISS index;
+        compare snapshot vectors with kb.sqlite's (every one with deep, else `sample` of them, seeded)
+        and check they are finite and unit-length. Damage is named, file by file."""
         for _ in range(5):
-            report, token = self._check_once()
+            report, token = self._check_once(deep, sample)
             # A sync that commits while we look deletes the snapshot files of the token we read:
             # that is the KB moving on, not damage. Look again at the new token.
             if report.ok or token == self.token():
                 return report
         return report
 
-    def _check_once(self) -> tuple[CheckReport, str | None]:
+    def _check_once(self, deep: bool, sample: int) -> tuple[CheckReport, str | None]:
         problems: list[str] = []
+        notes: list[str] = []
+        damaged: list[str] = []
         with self._connect() as con:
             con.execute("BEGIN")
             token_row = con.execute("SELECT value FROM meta WHERE key='token'").fetchone()
@@ -340,42 +428,98 @@ class KnowledgeBase:
             orphans = con.execute(
                 "SELECT COUNT(*) FROM chunks c LEFT JOIN documents d ON d.id = c.doc_id WHERE d.id IS NULL"
             ).fetchone()[0]
+            checksums = self.recorded_checksums(token_row[0], con) if token_row else None
             con.execute("COMMIT")
         if missing_vec:
-            problems.append(f"{missing_vec} chunks have no stored vector")
+            problems.append(f"{missing_vec} chunks have no stored vector (only re-ingesting their documents restores them)")
         for (source,) in bad_counts:
             problems.append(f"{source}: chunk count differs from the document row")
         if orphans:
             problems.append(f"{orphans} chunks belong to no document")
         if self.manifest is None and n_docs:
             problems.append("manifest.json is missing")
-        n_vectors = 0
+        n_vectors = compared = 0
         if token_row is None:
             if len(db_ids):
                 problems.append("chunks are stored but no snapshot token is committed")
         else:
-            snap = load_snapshot(self.dir, token_row[0])
-            if snap is None:
-                problems.append(f"snapshot files for token {token_row[0]} are missing (they can be rebuilt)")
-            else:
+            token = token_row[0]
+            if checksums is None:
+                notes.append("no checksums are recorded for this snapshot (written before they were); "
+                             "kb check --repair records them")
+            try:
+                snap = load_snapshot(self.dir, token, checksums=checksums)
+            except SnapshotDamaged as exc:
+                snap = None
+                damaged = list(exc.files)
+                problems.append(f"snapshot files damaged: {', '.join(exc.files)} ({exc.reason}); searches use "
+                                "vectors rebuilt from kb.sqlite; kb check --repair rewrites the files")
+            if snap is None and not damaged:
+                others = sorted({p.name.split(".", 1)[0].partition("-")[2] for p in self.dir.glob("vectors-*.npy")})
+                lost = f"; files of another snapshot ({', '.join(others)}) are present: a commit may have been lost " \
+                       "(was kb.sqlite-wal deleted?)" if others else ""
+                damaged = [p.name for p in snapshot_paths(self.dir, token)]
+                problems.append(f"snapshot files for token {token} are missing{lost}; kb check --repair rebuilds "
+                                "them from kb.sqlite")
+            if snap is not None:
                 n_vectors = snap.index.ntotal
                 faiss_ids = index_ids(snap.index)
                 if not np.array_equal(faiss_ids, db_ids):
                     extra = np.setdiff1d(faiss_ids, db_ids).size
-                    lost = np.setdiff1d(db_ids, faiss_ids).size
-                    problems.append(f"FAISS ids differ from chunk rows: {extra} without a chunk, {lost} chunks not indexed")
+                    lost_ids = np.setdiff1d(db_ids, faiss_ids).size
+                    problems.append(f"FAISS ids differ from chunk rows: {extra} without a chunk, {lost_ids} chunks not indexed")
                 if not np.array_equal(snap.ids, db_ids):
                     problems.append("snapshot id list differs from chunk rows")
                 if self.manifest and snap.vectors.shape[1:] != (self.manifest.dim,) and snap.size:
                     problems.append(f"vector dimension {snap.vectors.shape[1]} != manifest dim {self.manifest.dim}")
-        report = CheckReport(n_documents=n_docs, n_chunks=len(db_ids), n_vectors=n_vectors, problems=tuple(problems))
+                elif snap.size:
+                    compared, vector_problems = self._compare_vectors(snap, deep, sample)
+                    problems += vector_problems
+        report = CheckReport(n_documents=n_docs, n_chunks=len(db_ids), n_vectors=n_vectors, problems=tuple(problems),
+                             damaged=tuple(damaged), vectors_compared=compared, notes=tuple(notes))
         return report, token_row[0] if token_row else None
+
+    def _compare_vectors(self, snap: Snapshot, deep: bool, sample: int) -> tuple[int, list[str]]:
+        """(vectors compared, problems): snapshot rows against kb.sqlite's vectors, finite and unit-length."""
+        rows = np.arange(snap.size) if deep or snap.size <= sample else \
+            np.sort(np.random.default_rng(0).choice(snap.size, sample, replace=False))
+        ids = snap.ids[rows]
+        stored: dict[int, np.ndarray] = {}
+        with self._connect() as con:
+            for start in range(0, len(ids), 900):
+                part = [int(i) for i in ids[start : start + 900]]
+                marks = ",".join("?" * len(part))
+                for cid, blob in con.execute(f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON "
+                                             f"e.text_hash = c.text_hash WHERE c.id IN ({marks})", part):
+                    stored[cid] = np.frombuffer(blob, dtype=np.float32)
+        vectors = np.asarray(snap.vectors[rows], dtype=np.float32)
+        problems = []
+        bad = ~np.isfinite(vectors).all(axis=1)
+        if bad.any():
+            problems.append(f"{int(bad.sum())} snapshot vectors hold NaN or infinity (chunk {int(ids[bad][0])} ...)")
+        norms = np.linalg.norm(np.nan_to_num(vectors), axis=1)
+        off = np.abs(norms - 1) > 1e-3
+        if off.any():
+            problems.append(f"{int(off.sum())} snapshot vectors are not unit length (chunk {int(ids[off][0])} ...)")
+        differ = [int(i) for i, v in zip(ids, vectors) if int(i) in stored and not np.allclose(v, stored[int(i)], atol=1e-6)]
+        if differ:
+            problems.append(f"{len(differ)} snapshot vectors differ from kb.sqlite (chunk {differ[0]} ...)")
+        return len(rows), problems
+
+    def repair(self, wait: float = 0.0) -> CheckReport:
+        """Rewrite every derived file (snapshot vectors, ids, FAISS index, checksums) from kb.sqlite, without
+        re-embedding, under the write lock; returns the deep check that proves the result."""
+        if self.manifest is None:
+            raise KBError(f"{self.dir} has no manifest.json, so its model is unknown: restore manifest.json")
+        with self.writer(model=self.manifest.model, dim=self.manifest.dim, wait=wait) as w:
+            w.rebuild()
+        return self.check(deep=True)
 
     # ---- feedback ----------------------------------------------------------------
     def add_feedback(self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool,
                      by: str | None = None) -> int:
         """Store a verdict on a cited passage; by names who gave it (an API key's id, an app session)."""
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             cur = con.execute(
                 "INSERT INTO feedback (question, chunk_id, doc_source, helpful, at, by_user) VALUES (?, ?, ?, ?, ?, ?)",
                 (question, chunk_id, doc_source, int(helpful), time.time(), by),
@@ -441,6 +585,7 @@ class Writer:
         self._puts: dict[str, tuple[NewDocument, np.ndarray]] = {}
         self._removals: set[str] = set()
         self._renames: dict[str, str] = {}
+        self._rebuild = False
 
     def cached_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors for retrieval texts already embedded in this KB, keyed by text_hash."""
@@ -458,7 +603,7 @@ class Writer:
         """Save vectors at once, outside the staged commit, so a crashed run's work is reused."""
         self._check_dim(vectors)
         rows = [(text_hash(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
-        with self.kb._connect() as con:
+        with self.kb._connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             con.executemany("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)", rows)
             con.execute("COMMIT")
@@ -482,6 +627,10 @@ class Writer:
         self._puts.pop(source, None)
         self._removals.add(source)
 
+    def rebuild(self) -> None:
+        """Stage a full rebuild of the snapshot files from SQLite (no re-embedding): what `kb check --repair` does."""
+        self._rebuild = True
+
     def rename_document(self, old: str, new: str) -> None:
         """Stage a change of a stored document's key (applied first at commit, history and feedback too).
 
@@ -495,7 +644,7 @@ class Writer:
 
     def commit(self) -> None:
         """Apply staged changes: SQLite rows and a new snapshot, visible together or not at all."""
-        if not self._puts and not self._removals and not self._renames:
+        if not self._puts and not self._removals and not self._renames and not self._rebuild:
             return
         kb = self.kb
         if kb.manifest is None:
@@ -506,7 +655,7 @@ class Writer:
                 raise write_failure(kb.dir, exc) from exc
             kb.manifest = manifest
         now = time.time()
-        with kb._connect() as con:
+        with kb._connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 old_token = con.execute("SELECT value FROM meta WHERE key='token'").fetchone()
@@ -538,9 +687,11 @@ class Writer:
                 token = uuid.uuid4().hex[:16]
                 snap = self._next_snapshot(con, old_token[0] if old_token else None, token,
                                            np.array(removed_ids, dtype=np.int64), added_ids, added_vecs)
-                save_snapshot(kb.dir, snap)
+                checksums = save_snapshot(kb.dir, snap)
                 fault_point("snapshot-written")
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))
+                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot_sha256', ?)",
+                            (json.dumps({"token": token, "files": checksums}),))
                 fault_point("before-sqlite-commit")
                 con.execute("COMMIT")
             except BaseException:
@@ -557,6 +708,7 @@ class Writer:
         self._puts.clear()
         self._removals.clear()
         self._renames.clear()
+        self._rebuild = False
 
     def _delete(self, con: sqlite3.Connection, source: str, now: float, event: str | None) -> list[int]:
         row = con.execute("SELECT id, version, content_hash FROM documents WHERE source = ?", (source,)).fetchone()
@@ -576,13 +728,13 @@ class Writer:
     def _insert(self, con: sqlite3.Connection, doc: NewDocument, vectors: np.ndarray, version: int, now: float) -> list[int]:
         con.execute(
             "INSERT INTO documents (source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, "
-            "text, path, root, visibility, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET "
-            "name=excluded.name, title=excluded.title, kind=excluded.kind, content_hash=excluded.content_hash, "
-            "version=excluded.version, ingested_at=excluded.ingested_at, n_chunks=excluded.n_chunks, "
-            "size_bytes=excluded.size_bytes, text=excluded.text, path=excluded.path, root=excluded.root, "
-            "visibility=excluded.visibility, tags=excluded.tags",
+            "text, path, root, visibility, tags, encoding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source) "
+            "DO UPDATE SET name=excluded.name, title=excluded.title, kind=excluded.kind, "
+            "content_hash=excluded.content_hash, version=excluded.version, ingested_at=excluded.ingested_at, "
+            "n_chunks=excluded.n_chunks, size_bytes=excluded.size_bytes, text=excluded.text, path=excluded.path, "
+            "root=excluded.root, visibility=excluded.visibility, tags=excluded.tags, encoding=excluded.encoding",
             (doc.source, doc.name, doc.title, doc.kind, doc.content_hash, version, now, len(doc.chunks), doc.size_bytes,
-             doc.text, doc.path, doc.root, doc.visibility, json.dumps(list(doc.tags))),
+             doc.text, doc.path, doc.root, doc.visibility, json.dumps(list(doc.tags)), doc.encoding),
         )
         doc_id = con.execute("SELECT id FROM documents WHERE source = ?", (doc.source,)).fetchone()[0]
         ids = []
@@ -601,7 +753,13 @@ class Writer:
     def _next_snapshot(self, con: sqlite3.Connection, old_token: str | None, token: str,
                        removed: np.ndarray, added_ids: list[int], added_vecs: list[np.ndarray]) -> Snapshot:
         kb = self.kb
-        old = load_snapshot(kb.dir, old_token) if old_token else None
+        old = None
+        if old_token and not self._rebuild:
+            try:
+                # Verified against its recorded checksums: a damaged file is never copied forward.
+                old = load_snapshot(kb.dir, old_token, checksums=kb.recorded_checksums(old_token, con))
+            except SnapshotDamaged as exc:
+                log.warning("%s: snapshot file %s; the new snapshot is built from kb.sqlite", kb.dir, exc)
         new_ids = np.array(added_ids, dtype=np.int64)
         new_vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, self.dim), np.float32)
         if old is None:
@@ -648,3 +806,8 @@ def _filter_sql(where: DocumentFilter | None) -> tuple[str, list]:
         parts.append("d.ingested_at > ?")
         params.append(float(where.ingested_after))
     return " AND ".join(parts), params
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc) or "not a database" in str(exc)

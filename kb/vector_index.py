@@ -9,6 +9,7 @@ the candidates' patterns, whatever the index type.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -194,8 +195,25 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def save_snapshot(kb_dir: Path, snap: Snapshot) -> None:
-    """Write the snapshot's three files; each appears whole or not at all."""
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class SnapshotDamaged(Exception):
+    """A snapshot file is missing, unreadable or differs from its recorded checksum; files names them."""
+
+    def __init__(self, files: list[str], reason: str) -> None:
+        super().__init__(f"{', '.join(files)}: {reason}")
+        self.files = files
+        self.reason = reason
+
+
+def save_snapshot(kb_dir: Path, snap: Snapshot) -> dict[str, str]:
+    """Write the snapshot's three files, each whole or not at all; returns {file name: SHA-256} to record."""
     ids_path, vec_path, index_path = snapshot_paths(kb_dir, snap.token)
     tmp_ids, tmp_vec, tmp_index = (p.with_name(p.name + ".tmp") for p in (ids_path, vec_path, index_path))
     try:
@@ -204,6 +222,8 @@ def save_snapshot(kb_dir: Path, snap: Snapshot) -> None:
         with open(tmp_vec, "wb") as fh:
             np.save(fh, np.asarray(snap.vectors, dtype=np.float32))
         faiss.write_index(snap.index, str(tmp_index))
+        checksums = {final.name: file_sha256(tmp) for tmp, final in
+                     ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path))}
         for tmp, final in ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path)):
             _fsync_replace(tmp, final)
             fault_point("snapshot-partial")
@@ -224,17 +244,35 @@ def save_snapshot(kb_dir: Path, snap: Snapshot) -> None:
     finally:
         for tmp in (tmp_ids, tmp_vec, tmp_index):
             tmp.unlink(missing_ok=True)
+    return checksums
 
 
-def load_snapshot(kb_dir: Path, token: str, nprobe: int | None = None) -> Snapshot | None:
-    """The snapshot saved under token, or None if any of its files is missing."""
-    ids_path, vec_path, index_path = snapshot_paths(kb_dir, token)
+def load_snapshot(kb_dir: Path, token: str, nprobe: int | None = None,
+                  checksums: dict[str, str] | None = None) -> Snapshot | None:
+    """The snapshot saved under token; None if all its files are gone (a later commit removed them).
+
+    Raises SnapshotDamaged when some file is missing, unreadable, inconsistent or (with checksums, as
+    recorded at its commit) changed since it was written: such a file must never be used or copied.
+    """
+    paths = snapshot_paths(kb_dir, token)
+    present = [p for p in paths if p.exists()]
+    if not present:
+        return None
+    if len(present) < len(paths):
+        raise SnapshotDamaged([p.name for p in paths if not p.exists()], "missing")
+    if checksums:
+        changed = [p.name for p in paths if checksums.get(p.name) not in (None, file_sha256(p))]
+        if changed:
+            raise SnapshotDamaged(changed, "differs from the checksum recorded when it was written")
+    ids_path, vec_path, index_path = paths
     try:
         ids = np.load(ids_path)
         vectors = np.load(vec_path, mmap_mode="r")
         index = faiss.read_index(str(index_path))
-    except (FileNotFoundError, RuntimeError):
-        return None
+    except (OSError, ValueError, RuntimeError, EOFError) as exc:
+        raise SnapshotDamaged([p.name for p in paths], f"unreadable ({type(exc).__name__}: {exc})") from None
+    if ids.ndim != 1 or vectors.ndim != 2 or len(ids) != len(vectors) or index.ntotal != len(ids):
+        raise SnapshotDamaged([p.name for p in paths], "ids, vectors and index disagree in length")
     if nprobe is not None and not isinstance(index, faiss.IndexIDMap2):
         faiss.extract_index_ivf(index).nprobe = nprobe
     return Snapshot(token=token, ids=ids, vectors=vectors, index=index)

@@ -10,6 +10,7 @@ import click
 
 from kb import KnowledgeBase
 from retriever import RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer, make_retriever
+from ui.terminal import safe_text
 
 
 def _where(page: int | None, section: str | None) -> str:
@@ -64,19 +65,19 @@ def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_
     if as_json:
         click.echo(json.dumps(answer_json(ans), indent=2))
         return
-    click.echo(ans.text)
+    click.echo(safe_text(ans.text))
     for note in ans.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {safe_text(note)}", err=True)
     if ans.abstained:
         click.echo(f"\n(evidence {ans.evidence:.2f} < {ans.threshold:.2f}) Closest passages:")
         for h in ans.closest:
             c = h.chunk
             snippet = " ".join(c.text.split())
-            click.echo(f"  - {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)})")
-            click.echo(f"    {snippet[:240]}{'...' if len(snippet) > 240 else ''}")
+            click.echo(safe_text(f"  - {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)})"))
+            click.echo(f"    {safe_text(snippet[:240])}{'...' if len(snippet) > 240 else ''}")
         return
     click.echo("\nSources:")
     for c in ans.citations:
-        click.echo(f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)}, "
-                   f"chars {c.start}-{c.end}, chunk {c.chunk_id})")
-        click.echo(f"      \"{' '.join(c.quote.split())}\"")
+        click.echo(safe_text(f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)}, "
+                             f"chars {c.start}-{c.end}, chunk {c.chunk_id})"))
+        click.echo(f"      \"{safe_text(' '.join(c.quote.split()))}\"")

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 some files failed (ingest/sync) or check found problems,
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +17,7 @@ import click
 from ingest import ChunkConfig, IngestConfig, IngestReport, ingest
 from kb import KBError, KnowledgeBase
 from retriever import RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
+from ui.terminal import safe_text
 
 KB_DIR = click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
                       help="Knowledge-base directory.")
@@ -23,18 +25,29 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead 
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {safe_text(message)}", err=True)
     sys.exit(2)
 
 
 class KBGroup(click.Group):
-    """Turns KBError into one clear line and exit code 2 instead of a traceback."""
+    """Turns every error into one clear line and exit code 2 instead of a traceback (HOPFIELD_KB_DEBUG=1
+    shows the traceback of an unexpected one); Ctrl+C exits 130 with a line saying what was kept."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except KBError as exc:
             _fail(str(exc))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a user never sees a traceback; the message says what broke
+            if os.environ.get("HOPFIELD_KB_DEBUG"):
+                raise
+            _fail(f"unexpected failure ({type(exc).__name__}: {exc}); nothing more was changed. "
+                  "Run again with HOPFIELD_KB_DEBUG=1 for the details")
 
 
 @click.group(cls=KBGroup)
@@ -51,9 +64,9 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         click.echo(json.dumps(payload, indent=2))
     else:
         for failure in report.failed:
-            click.echo(f"failed: {failure}", err=True)
+            click.echo(f"failed: {safe_text(failure)}", err=True)
         for warning in report.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {safe_text(warning)}", err=True)
         counts = ", ".join(f"{v} {k}" for k, v in report.counts().items())
         prefix = "plan (dry run): " if report.dry_run else ""
         click.echo(f"{prefix}{counts}; {report.chunks_embedded} chunks embedded, "
@@ -61,20 +74,40 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         if report.dry_run:
             for label in ("added", "updated", "removed"):
                 for source in getattr(report, label):
-                    click.echo(f"  {label}: {source}")
+                    click.echo(f"  {label}: {safe_text(source)}")
     if report.failed:
         sys.exit(1)
 
 
-def _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, mirror, precision, visibility=
-                    "internal", tags=(), key_prefix=""):
+def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
+    from ingest.worker import Budget
     from kb import EmbedderConfig
 
-    config = IngestConfig(chunking=ChunkConfig(size=chunk_size, overlap=overlap), mirror=mirror, dry_run=dry_run,
-                          wait=wait, progress=not as_json and sys.stderr.isatty(),
-                          embedder=EmbedderConfig(precision=precision) if precision else EmbedderConfig(),
-                          visibility=visibility, tags=tuple(tags), key_prefix=key_prefix)
-    _print_report(ingest(paths, kb_dir, config), as_json)
+    o = options
+    config = IngestConfig(chunking=ChunkConfig(size=o["chunk_size"], overlap=o["overlap"]), mirror=mirror,
+                          dry_run=o["dry_run"], wait=o["wait"], progress=not as_json and sys.stderr.isatty(),
+                          embedder=EmbedderConfig(precision=o["precision"]) if o["precision"] else EmbedderConfig(),
+                          visibility=o["visibility"], tags=tuple(o["tags"]), key_prefix=o["key_prefix"],
+                          budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
+                          follow_links=o["follow_links"])
+    before = _token(kb_dir)
+    try:
+        report = ingest(paths, kb_dir, config)
+    except KeyboardInterrupt:
+        # Ctrl+C may land after the commit: say which, so nobody re-runs a sync in doubt or trusts a half one.
+        if _token(kb_dir) != before:
+            click.echo("interrupted after the commit: the changes are saved in the KB", err=True)
+        else:
+            click.echo("interrupted before the commit: nothing was changed; the KB is as it was", err=True)
+        sys.exit(130)
+    _print_report(report, as_json)
+
+
+def _token(kb_dir: Path) -> str | None:
+    try:
+        return KnowledgeBase(kb_dir).token() if (Path(kb_dir) / "kb.sqlite").exists() else None
+    except KBError:
+        return None
 
 
 _ingest_options = [
@@ -90,6 +123,11 @@ _ingest_options = [
                  help="Who may see these documents through the HTTP API (e.g. public); keys are scoped to labels."),
     click.option("--tag", "tags", multiple=True, help="A tag for these documents, for search filters (repeatable)."),
     click.option("--key-prefix", default="", help="Put before every document key (keeps two folders' keys apart)."),
+    click.option("--parse-seconds", default=60.0, show_default=True,
+                 help="Time one file may take to parse and chunk; past it the file fails and the run goes on."),
+    click.option("--parse-memory-mb", default=3072, show_default=True, help="Memory one file's parsing may use."),
+    click.option("--follow-links", is_flag=True,
+                 help="Follow symbolic links that lead outside the folder (default: they fail with a reason)."),
 ]
 
 
@@ -101,21 +139,19 @@ def _with_options(func):
 
 @main.command("ingest")
 @_with_options
-def ingest_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision, visibility, tags, key_prefix):
+def ingest_cmd(paths, kb_dir, as_json, **options):
     """Add new and changed files under PATHS to the KB (only changed files are re-embedded).
 
     A document's key is its path inside the folder given (or its file name): the same file arriving
     again, from any folder or as an upload, is a new version of the same document."""
-    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, False, precision, visibility, tags,
-                    key_prefix)
+    _ingest_command(paths, kb_dir, as_json, False, options)
 
 
 @main.command("sync")
 @_with_options
-def sync_cmd(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, precision, visibility, tags, key_prefix):
+def sync_cmd(paths, kb_dir, as_json, **options):
     """Make the KB mirror PATHS: add new, update changed, remove documents whose files are gone."""
-    _ingest_command(paths, kb_dir, as_json, chunk_size, overlap, wait, dry_run, True, precision, visibility, tags,
-                    key_prefix)
+    _ingest_command(paths, kb_dir, as_json, True, options)
 
 
 @main.command()
@@ -135,16 +171,36 @@ def stats(kb_dir, as_json):
 @main.command()
 @KB_DIR
 @JSON
-def check(kb_dir, as_json):
-    """Integrity check: every FAISS id has a chunk row and vice versa, counts and model match."""
-    report = KnowledgeBase(kb_dir).check()
-    if as_json:
-        click.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+@click.option("--deep", is_flag=True, help="Compare every snapshot vector with kb.sqlite (default: a sample of 512).")
+@click.option("--repair", is_flag=True, help="Rewrite the snapshot files and checksums from kb.sqlite (no re-embedding), "
+                                             "then check deeply.")
+@click.option("--wait", default=0.0, show_default=True, help="Seconds to wait for another writer (with --repair).")
+def check(kb_dir, as_json, deep, repair, wait):
+    """Integrity check: checksums of the snapshot files, FAISS ids against chunk rows, vectors against kb.sqlite."""
+    kb = KnowledgeBase(kb_dir)
+    before = None
+    if repair:
+        before = kb.check()
+        report = kb.repair(wait=wait)
     else:
-        click.echo(f"{report.n_documents} documents, {report.n_chunks} chunks, {report.n_vectors} vectors: "
-                   + ("ok" if report.ok else "PROBLEMS"))
+        report = kb.check(deep=deep)
+    if as_json:
+        payload = {**asdict(report), "ok": report.ok}
+        if before is not None:
+            payload["before_repair"] = {**asdict(before), "ok": before.ok}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        if before is not None:
+            click.echo("before repair: " + ("ok" if before.ok else f"{len(before.problems)} problem(s)"))
+            for problem in before.problems:
+                click.echo(f"  {safe_text(problem)}")
+            click.echo("repaired: snapshot files rewritten from kb.sqlite; checked again:")
+        click.echo(f"{report.n_documents} documents, {report.n_chunks} chunks, {report.n_vectors} vectors "
+                   f"({report.vectors_compared} compared with kb.sqlite): " + ("ok" if report.ok else "PROBLEMS"))
         for problem in report.problems:
-            click.echo(f"  {problem}")
+            click.echo(f"  {safe_text(problem)}")
+        for note in report.notes:
+            click.echo(f"  note: {safe_text(note)}")
     if not report.ok:
         sys.exit(1)
 
@@ -165,7 +221,8 @@ def history(doc, kb_dir, as_json):
 
     for e in entries:
         when = dt.datetime.fromtimestamp(e.at).isoformat(timespec="seconds")
-        click.echo(f"v{e.version:<3} {e.event:<8} {when}  {e.n_chunks:>4} chunks  {e.content_hash[:12]}  {e.source}")
+        click.echo(f"v{e.version:<3} {e.event:<8} {when}  {e.n_chunks:>4} chunks  {e.content_hash[:12]}  "
+                   f"{safe_text(e.source)}")
 
 
 def _result_json(result: SearchResult) -> dict:
@@ -203,15 +260,16 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
         return
     for hit in result.hits:
         c = hit.chunk
-        click.echo(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c)}) score {hit.score:.3f}")
+        click.echo(safe_text(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c)}) "
+                             f"score {hit.score:.3f}"))
         snippet = " ".join(c.text.split())
-        click.echo(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+        click.echo(f"    {safe_text(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
     if result.diagnostics:
         d = result.diagnostics
         click.echo(f"hopfield: beta {d.beta}, {d.steps} steps, converged {d.converged}, "
                    f"entropy {d.entropy:.3f}, {d.candidates} candidates")
         if d.repairs:
-            click.echo("repaired: " + ", ".join(f"{a} -> {b}" for a, b in d.repairs))
+            click.echo("repaired: " + safe_text(", ".join(f"{a} -> {b}" for a, b in d.repairs)))
 
 
 # Commands that live in their own modules.

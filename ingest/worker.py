@@ -1,0 +1,143 @@
+"""Parsing under a budget: each file is parsed and chunked in a separate process with a time and memory limit.
+
+A hostile file (a PDF whose pages share one 70 MB content stream, HTML nested 100,000 deep, a
+10 MB line of base64) must cost at most its budget and then fail with a one-line reason, while the
+rest of the run goes on. Python cannot stop a thread, so the work runs in a worker process: past
+`seconds` the worker is killed (and a new one started for the next file), and its address space is
+capped at `memory_mb` so an allocation beyond it fails inside the worker, not on the machine.
+
+The worker is started with the "spawn" method (it never inherits the parent's locks, threads or
+model) once per process and reused; it exits when its parent goes away (its pipe closes).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.chunker import ChunkConfig
+from ingest.loaders import LoadError
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-file limits: seconds of wall time and MB of address space for parsing and chunking one file."""
+
+    seconds: float = 60.0
+    memory_mb: int = 3072
+
+    def __post_init__(self) -> None:
+        from kb import KBError
+
+        if not self.seconds > 0 or self.memory_mb < 256:
+            raise KBError(f"a parse budget needs seconds > 0 and memory_mb >= 256, not {self.seconds} s, {self.memory_mb} MB")
+
+
+def _serve(conn, memory_mb: int) -> None:
+    """The worker's loop: parse requests until the pipe closes."""
+    import resource
+
+    limit = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from ingest.parse import parse_file
+
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        path, data, chunking, kwargs = request
+        try:
+            result = ("ok", parse_file(Path(path), data, chunking, **kwargs))
+        except LoadError as exc:
+            result = ("failed", exc.reason)
+        except MemoryError:
+            result = ("failed", f"needed more than the {memory_mb} MB parse budget")
+        except RecursionError:
+            result = ("failed", "nested too deeply to parse")
+        except Exception as exc:  # noqa: BLE001 - a parser bug on odd input fails the file, not the run
+            result = ("failed", f"could not parse ({type(exc).__name__}: {exc})")
+        try:
+            conn.send(result)
+        except MemoryError:
+            conn.send(("failed", f"its parsed text needed more than the {memory_mb} MB parse budget"))
+        except (OSError, EOFError):
+            return
+
+
+class ParseWorker:
+    """One worker process; parse() sends it a file and waits at most the budget's seconds."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self.budget.memory_mb), daemon=True, name="kb-parse")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(timeout=10)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def parse(self, path: Path, data: bytes, chunking: ChunkConfig, **kwargs):
+        """(NewDocument, warnings) of one file, or LoadError with the reason (the budget's included).
+
+        Where no worker process can be started (a sandbox without fork/exec rights, an interpreter
+        the current user cannot run), the file is parsed here, without the budget, and says so.
+        """
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                try:
+                    self._start()
+                except Exception as exc:  # noqa: BLE001 - any failure to start means: parse in-process
+                    self.stop()
+                    from ingest.parse import parse_file
+
+                    doc, warnings = parse_file(path, data, chunking, **kwargs)
+                    note = f"{path}: parsed without a time budget (no parse worker: {type(exc).__name__}: {exc})"
+                    return doc, tuple(warnings) + (note,)
+            try:
+                self._conn.send((str(path), data, chunking, kwargs))
+                ready = self._conn.poll(self.budget.seconds)
+            except (OSError, EOFError):
+                ready = False
+            if not ready:
+                self.stop()
+                raise LoadError(path, f"took more than the {self.budget.seconds:g} s parse budget; skipped "
+                                      "(raise it with --parse-seconds if the file is genuine)")
+            try:
+                status, value = self._conn.recv()
+            except (EOFError, OSError):
+                code = self._proc.exitcode if self._proc is not None else None
+                self.stop()
+                raise LoadError(path, f"the parser stopped (exit code {code}), likely over the "
+                                      f"{self.budget.memory_mb} MB parse budget") from None
+        if status == "failed":
+            raise LoadError(path, value)
+        return value
+
+
+_WORKERS: dict[Budget, ParseWorker] = {}
+_WORKERS_LOCK = threading.Lock()
+
+
+def worker_for(budget: Budget) -> ParseWorker:
+    """The process's worker for budget (started on first use, restarted after a kill)."""
+    with _WORKERS_LOCK:
+        if budget not in _WORKERS:
+            _WORKERS[budget] = ParseWorker(budget)
+        return _WORKERS[budget]
