@@ -262,6 +262,8 @@ def ingest(
             old = stored_docs.get(key)
             if old is not None and old.content_hash == digests[key] and _same_labels(old, shown(path), root, config):
                 unchanged.append(key)
+                if (old.path, old.root) != (shown(path), root):
+                    writer.relocate(key, shown(path), root)  # the folder moved: keep mirroring it, no new version
                 continue
             if key not in parsed:
                 # Looked unchanged before the lock, but another writer changed the KB since: parse it now.
@@ -306,8 +308,9 @@ def _keys(files: list[Path], roots: list[Path], failures: list[FileFailure],
 
 
 def _same_labels(doc, path: str, root: str, config: IngestConfig) -> bool:
-    """Whether a stored document already has the file path, folder, visibility and tags a run would give it."""
-    return (doc.path, doc.root, doc.visibility, tuple(doc.tags)) == (path, root, config.visibility, tuple(config.tags))
+    """Whether a stored document already has the visibility and tags a run would give it. (A folder that
+    moved is not a new version: where the file lives is not what it says.)"""
+    return (doc.visibility, tuple(doc.tags)) == (config.visibility, tuple(config.tags))
 
 
 def ingest_texts(

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -224,6 +225,10 @@ class KnowledgeBase:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             return con
+        wal = self.dir / f"{DB_NAME}-wal"
+        if not self._immutable and not os.access(self.dir, os.W_OK) and not (wal.exists() and wal.stat().st_size):
+            # Read-only media: no writer can exist, and SQLite could not make its -shm file anyway.
+            self._immutable = True
         uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if self._immutable else "")
         try:
             con = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
@@ -234,7 +239,7 @@ class KnowledgeBase:
                 raise
             # WAL mode needs a -shm file next to the database; on read-only media or a full disk it
             # cannot be created. With no -wal file there is nothing uncommitted to miss: read the file as is.
-            if (self.dir / f"{DB_NAME}-wal").exists() and (self.dir / f"{DB_NAME}-wal").stat().st_size > 0:
+            if wal.exists() and wal.stat().st_size > 0:
                 raise
             self._immutable = True
             return self._open(write=False)
@@ -585,6 +590,7 @@ class Writer:
         self._puts: dict[str, tuple[NewDocument, np.ndarray]] = {}
         self._removals: set[str] = set()
         self._renames: dict[str, str] = {}
+        self._relocations: dict[str, tuple[str, str]] = {}
         self._rebuild = False
 
     def cached_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -627,6 +633,10 @@ class Writer:
         self._puts.pop(source, None)
         self._removals.add(source)
 
+    def relocate(self, source: str, path: str, root: str) -> None:
+        """Stage a new file path and folder for an unchanged document (its folder moved): no new version."""
+        self._relocations[source] = (path, root)
+
     def rebuild(self) -> None:
         """Stage a full rebuild of the snapshot files from SQLite (no re-embedding): what `kb check --repair` does."""
         self._rebuild = True
@@ -645,6 +655,12 @@ class Writer:
     def commit(self) -> None:
         """Apply staged changes: SQLite rows and a new snapshot, visible together or not at all."""
         if not self._puts and not self._removals and not self._renames and not self._rebuild:
+            if self._relocations:
+                with self.kb._connect(write=True) as con:
+                    con.execute("BEGIN IMMEDIATE")
+                    self._apply_relocations(con)
+                    con.execute("COMMIT")
+                self._relocations.clear()
             return
         kb = self.kb
         if kb.manifest is None:
@@ -668,6 +684,7 @@ class Writer:
                     con.execute("UPDATE documents SET source = ? WHERE source = ?", (new, old))
                     con.execute("UPDATE history SET source = ? WHERE source = ?", (new, old))
                     con.execute("UPDATE feedback SET doc_source = ? WHERE doc_source = ?", (new, old))
+                self._apply_relocations(con)
                 for source in sorted(self._removals):
                     removed_ids += self._delete(con, source, now, event="removed")
                 for source, (doc, vectors) in self._puts.items():
@@ -708,7 +725,12 @@ class Writer:
         self._puts.clear()
         self._removals.clear()
         self._renames.clear()
+        self._relocations.clear()
         self._rebuild = False
+
+    def _apply_relocations(self, con: sqlite3.Connection) -> None:
+        for source, (path, root) in self._relocations.items():
+            con.execute("UPDATE documents SET path = ?, root = ? WHERE source = ?", (path, root, source))
 
     def _delete(self, con: sqlite3.Connection, source: str, now: float, event: str | None) -> list[int]:
         row = con.execute("SELECT id, version, content_hash FROM documents WHERE source = ?", (source,)).fetchone()

@@ -304,3 +304,22 @@ def test_a_kb_keyed_by_absolute_paths_moves_to_relative_keys_on_the_next_sync(tm
     kb = KnowledgeBase(kb_dir)
     assert [d.source for d in kb.documents()] == ["refunds.md"] and kb.check().ok
     assert [(h.source, h.event) for h in kb.history("refunds.md")][0] == ("refunds.md", "added")
+
+
+def test_a_moved_folder_keeps_versions_and_its_sync_still_removes_deleted_files(tmp_path, embedder):
+    from ingest import IngestConfig, ingest
+
+    first, kb_dir = tmp_path / "first", tmp_path / "kb"
+    first.mkdir()
+    (first / "keep.txt").write_text("Invoices are sent on the first working day of the month.\n")
+    (first / "drop.txt").write_text("The old office closes on Fridays at noon.\n")
+    ingest([first], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    again = ingest([moved], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    assert again.counts()["unchanged"] == 2 and again.chunks_embedded == 0
+    kb = KnowledgeBase(kb_dir)
+    assert kb.document("keep.txt").version == 1 and kb.document("keep.txt").root == str(moved.resolve())
+    (moved / "drop.txt").unlink()
+    third = ingest([moved], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    assert third.removed == ("drop.txt",) and kb.document("drop.txt") is None and kb.check().ok
