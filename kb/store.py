@@ -35,6 +35,7 @@ import numpy as np
 
 from kb.errors import (EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, damaged_database,
                        storage_reason, write_failure)
+from kb import lexical_index
 from kb.faults import fault_point
 from kb.manifest import Manifest, read_manifest, write_manifest
 from kb.records import ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
@@ -95,7 +96,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT, question TEXT NOT NULL, chunk_id INTEGER,
     doc_source TEXT, helpful INTEGER NOT NULL, at REAL NOT NULL
 );
-"""
+""" + lexical_index.SCHEMA
 
 # Columns added after the first release: (name, declaration). Older KBs get them on open.
 ADDED_DOC_COLUMNS = (
@@ -176,7 +177,10 @@ class KnowledgeBase:
     def _needs_upgrade(self) -> bool:
         with self._connect() as con:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not {"meta", "documents", "chunks", "embeddings", "history", "feedback"} <= tables:
+            if not {"meta", "documents", "chunks", "embeddings", "history", "feedback", "chunk_fts", "lex_terms",
+                    "lex_words", "chunk_grams"} <= tables:
+                return True
+            if not lexical_index.is_current(con) and con.execute("SELECT 1 FROM chunks LIMIT 1").fetchone():
                 return True
             have = {r[1] for r in con.execute("PRAGMA table_info(documents)")}
             have_fb = {r[1] for r in con.execute("PRAGMA table_info(feedback)")}
@@ -191,6 +195,12 @@ class KnowledgeBase:
                     for name, declaration in added:
                         if name not in have:
                             con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+                if not lexical_index.is_current(con):
+                    # A KB from before the lexical index: build it once from the chunks (what every
+                    # process used to build in memory at start-up).
+                    con.execute("BEGIN IMMEDIATE")
+                    lexical_index.rebuild(con, self._retrieval_texts(con))
+                    con.execute("COMMIT")
         except KBWriteError as exc:
             raise KBError(f"the knowledge base at {self.dir} was written by an older version and needs a one-time "
                           f"upgrade, which needs write access: {exc}") from exc
@@ -331,6 +341,61 @@ class KnowledgeBase:
             con.execute("COMMIT")
         return np.array([r[0] for r in rows], dtype=np.int64), [retrieval_text(r[1], r[2], r[3]) for r in rows]
 
+    @staticmethod
+    def _retrieval_texts(con: sqlite3.Connection, chunk_ids: Sequence[int] | None = None):
+        """(chunk id, retrieval text) of every chunk (or of chunk_ids), as the lexical index holds them."""
+        query = "SELECT c.id, d.title, c.section, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        if chunk_ids is None:
+            for cid, title, section, text in con.execute(query + " ORDER BY c.id"):
+                yield cid, retrieval_text(title, section, text)
+            return
+        ids = [int(i) for i in chunk_ids]
+        for start in range(0, len(ids), 900):
+            part = ids[start : start + 900]
+            marks = ",".join("?" * len(part))
+            for cid, title, section, text in con.execute(query + f" WHERE c.id IN ({marks})", part):
+                yield cid, retrieval_text(title, section, text)
+
+    # ---- the lexical index (kb.lexicon) --------------------------------------------------------
+    def bm25_top(self, terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, scores) of the k chunks best matching any of terms by BM25, best first."""
+        with self._connect() as con:
+            return lexical_index.bm25_top(con, terms, k)
+
+    def retrieval_texts(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        """{chunk id: retrieval text (title | section + text, what was embedded and indexed)} for chunk_ids."""
+        with self._connect() as con:
+            return dict(self._retrieval_texts(con, chunk_ids))
+
+    def chunk_grams(self, chunk_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{chunk id: (character n-gram buckets, counts)}."""
+        with self._connect() as con:
+            return lexical_index.grams_of(con, chunk_ids)
+
+    def char_df(self) -> np.ndarray:
+        """Chunks holding each character n-gram bucket, (GRAM_BUCKETS,) int64."""
+        with self._connect() as con:
+            return lexical_index.char_df(con)
+
+    def bm25_length(self) -> int:
+        """BM25 tokens (words less stopwords) in all chunks together."""
+        with self._connect() as con:
+            return lexical_index.bm25_length(con)
+
+    def term_df(self, terms: Sequence[str]) -> dict[str, int]:
+        """{word: chunks holding it} for the given lower-case words the KB holds."""
+        with self._connect() as con:
+            return lexical_index.term_df(con, terms)
+
+    def vocabulary(self) -> list[tuple[str, int]]:
+        """(word, occurrences) of every Latin word of 3+ letters in the KB's chunks, alphabetically."""
+        with self._connect() as con:
+            return lexical_index.words(con)
+
+    def n_chunks(self) -> int:
+        with self._connect() as con:
+            return con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
     def documents(self, where: DocumentFilter | None = None) -> list[DocumentInfo]:
         """Stored documents (those where allows), ordered by name."""
         clause, params = _filter_sql(where)
@@ -434,6 +499,7 @@ class KnowledgeBase:
                 "SELECT COUNT(*) FROM chunks c LEFT JOIN documents d ON d.id = c.doc_id WHERE d.id IS NULL"
             ).fetchone()[0]
             checksums = self.recorded_checksums(token_row[0], con) if token_row else None
+            problems += lexical_index.problems(con, db_ids)
             con.execute("COMMIT")
         if missing_vec:
             problems.append(f"{missing_vec} chunks have no stored vector (only re-ingesting their documents restores them)")
@@ -512,7 +578,7 @@ class KnowledgeBase:
         return len(rows), problems
 
     def repair(self, wait: float = 0.0) -> CheckReport:
-        """Rewrite every derived file (snapshot vectors, ids, FAISS index, checksums) from kb.sqlite, without
+        """Rewrite everything derived (snapshot vectors, ids, FAISS index, checksums, the lexical index) from kb.sqlite, without
         re-embedding, under the write lock; returns the deep check that proves the result."""
         if self.manifest is None:
             raise KBError(f"{self.dir} has no manifest.json, so its model is unknown: restore manifest.json")
@@ -671,6 +737,7 @@ class Writer:
                 raise write_failure(kb.dir, exc) from exc
             kb.manifest = manifest
         now = time.time()
+        self._lexicon = lexical_index.LexiconDelta()
         with kb._connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -706,6 +773,12 @@ class Writer:
                                            np.array(removed_ids, dtype=np.int64), added_ids, added_vecs)
                 checksums = save_snapshot(kb.dir, snap)
                 fault_point("snapshot-written")
+                # The lexical index's largest write (16 MiB of n-gram frequencies) comes last: a full
+                # disk then fails here, inside the transaction, and the old snapshot stays committed.
+                if self._rebuild:
+                    lexical_index.rebuild(con, kb._retrieval_texts(con))
+                else:
+                    self._lexicon.apply(con)
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot_sha256', ?)",
                             (json.dumps({"token": token, "files": checksums}),))
@@ -738,6 +811,7 @@ class Writer:
             return []
         doc_id = row[0]
         ids = [r[0] for r in con.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self._lexicon.remove(con, list(self.kb._retrieval_texts(con, ids)))
         con.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         if event:
             con.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
@@ -760,8 +834,10 @@ class Writer:
         )
         doc_id = con.execute("SELECT id FROM documents WHERE source = ?", (doc.source,)).fetchone()[0]
         ids = []
+        indexed = []
         for ordinal, (chunk, vector) in enumerate(zip(doc.chunks, vectors)):
-            h = text_hash(retrieval_text(doc.title, chunk.section, chunk.text))
+            body = retrieval_text(doc.title, chunk.section, chunk.text)
+            h = text_hash(body)
             con.execute("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)", (h, vector.tobytes()))
             cur = con.execute(
                 "INSERT INTO chunks (doc_id, doc_version, ordinal, text, char_start, char_end, n_tokens, page, section, text_hash) "
@@ -770,6 +846,8 @@ class Writer:
                  chunk.page, chunk.section, h),
             )
             ids.append(int(cur.lastrowid))
+            indexed.append((ids[-1], body))
+        self._lexicon.add(con, indexed)
         return ids
 
     def _next_snapshot(self, con: sqlite3.Connection, old_token: str | None, token: str,

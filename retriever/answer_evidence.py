@@ -7,43 +7,16 @@ use (Shopify, payroll) says the KB may not hold the answer at all.
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import Counter
-
 from kb import KnowledgeBase, retrieval_text
 from retriever.answer_sentences import content_tokens, lexical_overlap
+from retriever.corpus import corpus_for
 from retriever.results import Hit
-
-_TERM_CACHE: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
-_TERM_LOCK = threading.Lock()
-
-
-def term_frequencies(kb: KnowledgeBase) -> tuple[int, dict[str, int]]:
-    """(number of chunks, word -> number of chunks holding it) over the KB's retrieval texts.
-
-    Built once per committed snapshot (a sync changes the token) and shared by every retriever.
-    """
-    key = (str(kb.dir.resolve()), kb.token() or "")
-    with _TERM_LOCK:
-        if key in _TERM_CACHE:
-            return _TERM_CACHE[key]
-    _, texts = kb.chunk_texts()
-    df: Counter[str] = Counter()
-    for text in texts:
-        df.update(set(content_tokens(text)))
-    value = (len(texts), dict(df))
-    with _TERM_LOCK:
-        for stale in [k for k in _TERM_CACHE if k[0] == key[0]]:
-            del _TERM_CACHE[stale]
-        _TERM_CACHE[key] = value
-    return value
 
 
 def idf_weights(words: set[str] | tuple[str, ...], kb: KnowledgeBase) -> dict[str, float]:
-    """log((N + 1) / (df + 0.5)) of each word over the KB's chunks: > 0, largest for words the KB lacks."""
-    n, df = term_frequencies(kb)
-    return {w: math.log((n + 1) / (df.get(w, 0) + 0.5)) for w in words}
+    """ln((N + 1) / (df + 0.5)) of each word over the KB's chunks: > 0, largest for words the KB lacks
+    (read from the KB's word index, kept current by every commit)."""
+    return corpus_for(kb).idf(set(words))
 
 
 def weighted_overlap(weights: dict[str, float], tokens: tuple[str, ...]) -> float:

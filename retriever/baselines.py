@@ -1,4 +1,4 @@
-"""Baselines behind the same interface: dense (FAISS), BM25 (bm25s), hybrid (dense + char n-grams)."""
+"""Baselines behind the same interface: dense (FAISS), BM25 (SQLite FTS5), hybrid (dense + char n-grams)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,6 @@ def dense_candidates(corpus: Corpus, qvecs: np.ndarray, k: int,
     return ids.astype(np.int64), scores
 
 
-def masked(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """scores with the rows a filter excludes set to -inf (mask: allowed snapshot rows; None keeps all)."""
-    if mask is None:
-        return scores
-    return np.where(mask, scores, -np.inf).astype(scores.dtype, copy=False)
-
-
 def zscore(x: np.ndarray) -> np.ndarray:
     """(x - mean) / std along the last axis; a constant row becomes zeros."""
     sd = x.std(axis=-1, keepdims=True)
@@ -48,26 +41,24 @@ class DenseRetriever(Retriever):
 
 
 class BM25Retriever(Retriever):
-    """Okapi BM25 over word tokens (bm25s, English stopwords)."""
+    """Okapi BM25 over words (SQLite FTS5 over the KB's chunks; English stopwords dropped from the question)."""
 
     name = "bm25"
     uses_dense = False
 
     def _rank(self, corpus, queries, qvecs, k, allowed=None):
-        mask = corpus.mask(allowed)
         out = []
         for q in queries:
-            ids, scores = top_k(masked(corpus.bm25_scores(q), mask), corpus.ids, k)
-            keep = np.isfinite(scores)
-            out.append(Ranked(ids[keep], scores[keep]))
+            pos, scores = corpus.bm25_top(q, k, allowed)
+            out.append(Ranked(corpus.ids[pos], scores))
         return out
 
 
 class HybridRetriever(Retriever):
     """Dense cosine plus character 3-5-gram TF-IDF cosine, z-scored over the candidate pool and summed.
 
-    Candidates: the dense top-K united with the char top-K. char_weight scales the
-    char signal (1.0 = equal say).
+    Candidates: the dense top-K united with the BM25 top-K. char_weight scales the char signal
+    (1.0 = equal say).
     """
 
     name = "hybrid"
@@ -78,24 +69,17 @@ class HybridRetriever(Retriever):
 
     def _rank(self, corpus, queries, qvecs, k, allowed=None):
         dense_ids, _ = dense_candidates(corpus, qvecs, self.candidates, allowed)
-        mask = corpus.mask(allowed)
-        char = corpus.char_scores(queries)
         out = []
-        for b in range(len(queries)):
-            pos = candidate_positions(corpus, dense_ids[b], masked(char[b], mask), self.candidates)
+        for b, q in enumerate(queries):
+            pos = candidate_positions(corpus, dense_ids[b], corpus.bm25_top(q, self.candidates, allowed)[0])
             dense = np.asarray(corpus.snapshot.vectors[pos]) @ qvecs[b]
-            fused = zscore(dense) + self.char_weight * zscore(char[b][pos])
+            fused = zscore(dense) + self.char_weight * zscore(corpus.char_at(q, pos))
             ids, scores = top_k(fused, corpus.ids[pos], k)
             out.append(Ranked(ids, scores))
         return out
 
 
-def candidate_positions(corpus: Corpus, dense_ids: np.ndarray, char_row: np.ndarray, k: int) -> np.ndarray:
-    """Snapshot row numbers of the union of dense top-k ids and the char top-k rows, sorted.
-
-    Rows a filter excluded carry -inf in char_row and are never candidates.
-    """
+def candidate_positions(corpus: Corpus, dense_ids: np.ndarray, lexical_pos: np.ndarray) -> np.ndarray:
+    """Snapshot rows of the union of the dense top-K ids and the lexical top-K rows, sorted."""
     dense_pos = corpus.snapshot.positions(dense_ids[dense_ids >= 0])
-    char_pos = np.argpartition(-char_row, min(k, len(char_row)) - 1)[:k] if len(char_row) > k else np.arange(len(char_row))
-    char_pos = char_pos[np.isfinite(char_row[char_pos])]
-    return np.union1d(dense_pos[dense_pos >= 0], char_pos)
+    return np.union1d(dense_pos[dense_pos >= 0], lexical_pos).astype(np.int64)

@@ -1,78 +1,54 @@
-"""Per-snapshot search structures shared by every retriever over one KB.
+"""What every retriever reads from one KB snapshot: the dense vectors and the lexical index.
 
-Built lazily from the KB's committed snapshot and rebuilt when a commit changes
-it, so readers follow a sync without a restart. Lexical indexes are built from
-the same retrieval texts that were embedded (title | section + chunk text).
+Nothing here is built from the chunk texts when a process starts or after a sync: the lexical
+index (BM25 over words, character n-grams, word document frequencies) lives in kb.sqlite and is
+kept up to date by each commit (kb.lexicon). A Corpus only reads it: the BM25 top-K of all chunks
+through SQLite's FTS5; for the candidates a question has (a few hundred, not every chunk), Okapi
+BM25 as bm25s computes it (Lucene IDF, k1 1.5, b 0.75) from the stored word document frequencies,
+and character TF-IDF cosines from each chunk's stored n-gram counts and n-gram document frequencies.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-import scipy.sparse as sp
 
 from kb import KnowledgeBase, Snapshot
+from kb.lexicon import bm25_terms, char_grams
+
+# Chunks whose n-gram vectors and word counts stay in memory (an eval re-reads the same candidates under
+# every condition): about 7 KiB each, so at most ~200 MiB.
+CACHED_CHUNKS = 30_000
+BM25_K1, BM25_B = 1.5, 0.75
 
 
-def bm25_tokens(texts: list[str]) -> list[list[str]]:
-    """Lower-cased word tokens without English stopwords, as bm25s makes them."""
-    import bm25s
+def bm25_weights(tf: np.ndarray, length: np.ndarray, avg_length: float, idf: np.ndarray) -> np.ndarray:
+    """Okapi BM25 (Lucene form, as bm25s): sum over query terms of idf * tf / (tf + k1 (1 - b + b dl/avgdl)).
 
-    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+    tf: (chunks, terms) counts; length: (chunks,) BM25 tokens per chunk; idf: (terms,). Returns (chunks,).
+    """
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avg_length, 1e-9))
+    return (idf * tf / (tf + norm[:, None])).sum(axis=1)
 
 
 @dataclass
 class Corpus:
-    """Dense snapshot plus lazily built lexical views, all over the same chunk ids (sorted)."""
+    """One snapshot of one KB, with reads of its lexical index. Thread-safe."""
 
+    kb: KnowledgeBase
     snapshot: Snapshot
-    texts: list[str]
+    _grams: "OrderedDict[int, tuple[np.ndarray, np.ndarray]]" = field(default_factory=OrderedDict, repr=False)
+    _words: "OrderedDict[int, Counter[str]]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ids(self) -> np.ndarray:
         return self.snapshot.ids
-
-    @cached_property
-    def bm25(self):
-        import bm25s
-
-        model = bm25s.BM25()
-        model.index(bm25_tokens(self.texts), show_progress=False)
-        return model
-
-    @cached_property
-    def char_vectorizer(self):
-        """Character 3-5-gram TF-IDF (within word boundaries): robust to typos, unlike wordpieces."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2 if len(self.texts) > 50 else 1,
-                              dtype=np.float32)
-        # Only the transpose is kept: queries need n-gram -> chunks rows, and a second, row-major
-        # copy would double the largest structure in memory (~10 KiB per chunk).
-        self.__dict__["char_matrix_t"] = vec.fit_transform(self.texts).T.tocsr()
-        return vec
-
-    @cached_property
-    def char_matrix_t(self) -> sp.csr_matrix:
-        """(n-grams, N) TF-IDF, CSR: a query's scores over all chunks are one sparse product."""
-        _ = self.char_vectorizer
-        return self.__dict__["char_matrix_t"]
-
-    @property
-    def char_matrix(self) -> sp.csc_matrix:
-        """(N, n-grams) TF-IDF rows (unit length), a transposed view of char_matrix_t (no copy)."""
-        return self.char_matrix_t.T
-
-    @cached_property
-    def vocabulary(self):
-        """The Hopfield memory of the KB's words, for query repair."""
-        from retriever.vocabulary import VocabularyMemory
-
-        return VocabularyMemory.build(self.texts)
 
     def mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
         """Boolean (N,) over snapshot rows: True where the chunk id is in allowed (sorted ids); None for None."""
@@ -80,50 +56,129 @@ class Corpus:
             return None
         return np.isin(self.ids, allowed, assume_unique=True)
 
-    def bm25_scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk for query, aligned with ids: (N,)."""
-        tokens = bm25_tokens([query])[0]
-        if not tokens:
-            return np.zeros(len(self.texts), dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+    # ---- BM25 (words) --------------------------------------------------------------------------
+    def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first; only allowed ids
+        when given (sorted). Chunks a newer commit added are skipped: they are not in this snapshot."""
+        terms = bm25_terms(query)
+        want = k
+        while True:
+            ids, scores = self.kb.bm25_top(terms, want)
+            pos = self.snapshot.positions(ids)
+            keep = pos >= 0
+            if allowed is not None:
+                keep &= np.isin(ids, allowed)
+            if keep.sum() >= k or len(ids) < want:
+                return pos[keep][:k], scores[keep][:k]
+            want *= 4  # a filter or a newer commit took some: look deeper
 
-    def char_query(self, queries: list[str]) -> sp.csr_matrix:
-        return self.char_vectorizer.transform(queries)
+    def bm25_at(self, query: str, positions: np.ndarray) -> np.ndarray:
+        """BM25 scores of query's words for the given snapshot rows (0 where none of them occurs), exactly as
+        bm25s would score them over this snapshot. Query terms the KB lacks add nothing; repeats count twice."""
+        terms = bm25_terms(query)
+        df = self.kb.term_df(terms)
+        terms = [t for t in terms if t in df]
+        if not terms or not len(positions):
+            return np.zeros(len(positions), dtype=np.float32)
+        n = self.snapshot.size
+        idf = np.array([math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in terms])
+        counts = self._cached(self._words, self.ids[positions], self._count_words)
+        tf = np.array([[c.get(t, 0) for t in terms] for c in counts], dtype=np.float64)
+        length = np.array([c.total() for c in counts], dtype=np.float64)
+        return bm25_weights(tf, length, self._avg_length, idf).astype(np.float32)
 
-    def char_scores(self, queries: list[str]) -> np.ndarray:
-        """Cosine of each query's char n-gram TF-IDF with every chunk: (B, N)."""
-        return (self.char_query(queries) @ self.char_matrix_t).toarray().astype(np.float32, copy=False)
+    @cached_property
+    def _avg_length(self) -> float:
+        return self.kb.bm25_length() / max(self.snapshot.size, 1)
+
+    def _count_words(self, ids: list[int]) -> dict[int, Counter]:
+        return {cid: Counter(bm25_terms(text)) for cid, text in self.kb.retrieval_texts(ids).items()}
+
+    def _cached(self, cache: OrderedDict, ids: np.ndarray, load) -> list:
+        """cache's entries for ids, loading the missing ones with load(list of ids) -> {id: entry}."""
+        with self._lock:
+            missing = [int(i) for i in ids if int(i) not in cache]
+        if missing:
+            fresh = load(missing)
+            with self._lock:
+                cache.update(fresh)
+                while len(cache) > CACHED_CHUNKS:
+                    cache.popitem(last=False)
+        with self._lock:
+            return [cache.get(int(i)) for i in ids]
+
+    # ---- character n-grams ---------------------------------------------------------------------
+    @cached_property
+    def _char_idf(self) -> np.ndarray:
+        """idf of each n-gram bucket, 0 where too rare to count: sklearn's smoothed TF-IDF with min_df 2 (1 for
+        KBs of 50 chunks or fewer), as a TfidfVectorizer fitted on this snapshot's chunks would weigh them."""
+        df = self.kb.char_df()
+        n = max(self.snapshot.size, 1)
+        idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+        idf[df < (2 if n > 50 else 1)] = 0.0
+        return idf
+
+    def _char_vectors(self, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{chunk id: (its n-gram buckets, their unit-length sublinear TF-IDF weights)} under this snapshot's idf."""
+        idf = self._char_idf
+        out = {}
+        for cid, (buckets, counts) in self.kb.chunk_grams(ids).items():
+            weights = (1 + np.log(np.maximum(counts, 1))) * idf[buckets]
+            norm = np.linalg.norm(weights)
+            keep = weights > 0
+            out[cid] = (buckets[keep], (weights[keep] / norm).astype(np.float32) if norm > 0 else weights[keep])
+        return out
+
+    def char_at(self, query: str, positions: np.ndarray) -> np.ndarray:
+        """Cosine of the character 3-5-gram TF-IDF (sublinear tf) of query with each given snapshot row."""
+        q = char_grams([query])
+        q.sort_indices()
+        q_w = (1 + np.log(q.data)) * self._char_idf[q.indices]
+        q_norm = np.linalg.norm(q_w)
+        if q_norm == 0 or not len(positions):
+            return np.zeros(len(positions), dtype=np.float32)
+        q_w = q_w / q_norm
+        empty = (np.zeros(0, np.uint32), np.zeros(0, np.float32))
+        rows = [r or empty for r in self._cached(self._grams, self.ids[positions], self._char_vectors)]
+        buckets = np.concatenate([b for b, _ in rows])
+        weights = np.concatenate([w for _, w in rows])
+        row_of = np.repeat(np.arange(len(rows)), [len(b) for b, _ in rows])
+        # Both sides are sparse over 4M buckets: match the chunks' buckets against the question's few hundred.
+        at = np.minimum(np.searchsorted(q.indices, buckets), len(q.indices) - 1)
+        hit = q.indices[at] == buckets
+        dots = np.bincount(row_of[hit], weights=weights[hit] * q_w[at[hit]], minlength=len(rows))
+        return dots.astype(np.float32)
+
+    # ---- words ---------------------------------------------------------------------------------
+    @cached_property
+    def vocabulary(self):
+        """The Hopfield memory of the KB's words, for query repair (its heavy parts build on first need)."""
+        from retriever.vocabulary import VocabularyMemory
+
+        pairs = self.kb.vocabulary()
+        return VocabularyMemory([w for w, _ in pairs], np.array([c for _, c in pairs], dtype=np.int64))
+
+    def idf(self, words: set[str] | list[str]) -> dict[str, float]:
+        """ln((N+1)/(df+0.5)) of each word over this KB's chunks (largest for words it lacks)."""
+        n = self.snapshot.size
+        df = self.kb.term_df([w for w in words if len(w) > 1])
+        # One-character tokens ("5", "x") are not in the word index; call them common, not rare.
+        return {w: math.log((n + 1) / ((df.get(w, 0) if len(w) > 1 else n) + 0.5)) for w in words}
 
 
 _CACHE: dict[str, Corpus] = {}
 _CACHE_LOCK = threading.Lock()
-_BUILD_LOCKS: dict[str, threading.Lock] = {}
 
 
 def corpus_for(kb: KnowledgeBase) -> Corpus:
-    """The Corpus of kb's current snapshot; cached per KB directory and rebuilt after a commit.
-
-    One thread builds the new Corpus while the others wait for it: 32 server threads that all
-    saw a sync's new token each built their own lexical views of a 12k-chunk KB at once.
-    """
+    """The Corpus of kb's current snapshot; cached per KB directory and replaced after a commit (cheaply:
+    loading a snapshot reads its files and nothing else)."""
     snap = kb.snapshot()
     key = str(kb.dir.resolve())
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached.snapshot.token == snap.token:
             return cached
-        build_lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
-    with build_lock:
-        with _CACHE_LOCK:
-            cached = _CACHE.get(key)
-        if cached is not None and cached.snapshot.token == snap.token:
-            return cached
-        ids, texts = kb.chunk_texts()
-        if not np.array_equal(ids, snap.ids):
-            # A commit landed between reading the snapshot and the texts: take both again.
-            snap = kb.snapshot()
-            ids, texts = kb.chunk_texts()
-        corpus = Corpus(snapshot=snap, texts=texts)
-        with _CACHE_LOCK:
-            _CACHE[key] = corpus
+        corpus = Corpus(kb=kb, snapshot=snap)
+        _CACHE[key] = corpus
         return corpus

@@ -4,8 +4,8 @@
    knows are corrupted cues that settle on the KB's own words. Their share of the
    question is its garble level g (0 for a question typed correctly, however loosely
    worded; see Repair.garble).
-2. Passage memory: the candidates (FAISS top-K of the repaired question united with the
-   character n-gram top-K of the question as typed) are stored as patterns, their dense
+2. Passage memory: the candidates (FAISS top-K of the repaired question united with its
+   BM25 top-K) are stored as patterns, their dense
    embeddings x_c. The cue is the candidates' evidence, each view z-scored over them:
        z(dense of the repaired question) + bm25_weight * z(BM25 of the repaired question)
        + s * char_weight * z(char n-gram TF-IDF of the question as typed),
@@ -39,7 +39,7 @@ import torch
 
 from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
-from retriever.baselines import candidate_positions, dense_candidates, masked, zscore
+from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.hopfield_math import entropy, iterate_gram
 from retriever.results import Diagnostics
 from retriever.vocabulary import Repair
@@ -134,13 +134,14 @@ class HopfieldRetriever(Retriever):
             rvecs[changed] = self.embed_queries([repairs[i].text for i in changed])
         return repairs, rvecs
 
-    def _cue(self, corpus, dense_ids, rvec, char_row, bm25_row, gate: float) -> _Cue:
+    def _cue(self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed) -> _Cue:
         cfg = self.config
-        pos = candidate_positions(corpus, dense_ids, char_row, self.candidates)
+        lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed)
+        pos = candidate_positions(corpus, dense_ids, lexical)
         dense = np.asarray(corpus.snapshot.vectors[pos])
-        evidence = zscore(dense @ rvec) + cfg.bm25_weight * zscore(bm25_row[pos])
-        if gate > 0:
-            evidence = evidence + gate * cfg.char_weight * zscore(char_row[pos])
+        evidence = zscore(dense @ rvec) + cfg.bm25_weight * zscore(corpus.bm25_at(repair.text, pos))
+        if gate > 0:  # the character view costs a read of the candidates' n-grams: only when it counts
+            evidence = evidence + gate * cfg.char_weight * zscore(corpus.char_at(query, pos))
         gram = dense @ dense.T
         spread = gram.std()
         return _Cue(pos, zscore(evidence).astype(np.float32),
@@ -151,9 +152,7 @@ class HopfieldRetriever(Retriever):
         repairs, rvecs = self._repair(corpus, queries, qvecs)
         gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
         dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates, allowed)
-        mask = corpus.mask(allowed)
-        char = masked(corpus.char_scores(queries), mask)
-        cues = [self._cue(corpus, dense_ids[b], rvecs[b], char[b], corpus.bm25_scores(repairs[b].text), gates[b])
+        cues = [self._cue(corpus, dense_ids[b], rvecs[b], repairs[b], queries[b], gates[b], allowed)
                 for b in range(len(queries))]
         if not any(len(c.positions) for c in cues):
             return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None) for _ in cues]

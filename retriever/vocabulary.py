@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import collections
 import re
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
-LATIN_WORD = re.compile(r"[a-z]+")
+from kb.lexicon import LATIN_WORD, VOCABULARY_MIN_LENGTH, latin_words
+
 # A word with its apostrophe forms (don't, customer's) is one piece: "shouldn" is no typo.
 _PIECES = re.compile(r"([^\W\d_]+(?:['’][^\W\d_]+)*)", re.UNICODE)
 # Words shorter than this are repaired by edit distance only: the n-gram memory turned
@@ -78,29 +80,43 @@ class VocabularyMemory:
     """
 
     def __init__(self, words: Sequence[str], counts: np.ndarray, min_length: int = 3):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from symspellpy import SymSpell
-
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
-        self.log_counts = np.log1p(np.asarray(counts, dtype=np.float32))
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.log_counts = np.log1p(self.counts.astype(np.float32))
         self.min_length = min_length
         self._english = english_words()
-        self._edits = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
-        for word, count in zip(self.words, counts):
-            self._edits.create_dictionary_entry(word, int(count))
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _edits(self):
+        """symspellpy's symmetric-delete dictionary of the KB's words: built the first time a question has an
+        unknown word (a clean question never pays for it)."""
+        from symspellpy import SymSpell
+
+        edits = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+        for word, count in zip(self.words, self.counts):
+            edits.create_dictionary_entry(word, int(count))
+        return edits
+
+    @cached_property
+    def _ngram_memory(self):
+        """(vectorizer, patterns transposed): the KB's words as character 1-3-gram vectors."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         # char_wb pads each word with spaces, so the n-grams mark its first and last letters.
-        self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), use_idf=False, dtype=np.float32)
-        patterns = self._vectorizer.fit_transform(self.words) if self.words else sp.csr_matrix((0, 0))
-        self._patterns_t = patterns.T.tocsr()
+        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), use_idf=False, dtype=np.float32)
+        patterns = vectorizer.fit_transform(self.words) if self.words else sp.csr_matrix((0, 0))
+        return vectorizer, patterns.T.tocsr()
 
     @classmethod
-    def build(cls, texts: Sequence[str], min_length: int = 3) -> "VocabularyMemory":
+    def build(cls, texts: Sequence[str]) -> "VocabularyMemory":
+        """From texts, counting each word's occurrences (as the KB's word index stores them)."""
         counts: collections.Counter[str] = collections.Counter()
         for text in texts:
-            counts.update(w for w in LATIN_WORD.findall(text.lower()) if len(w) >= min_length)
+            counts.update(latin_words(text))
         words = sorted(counts)
-        return cls(words, np.array([counts[w] for w in words], dtype=np.int64), min_length)
+        return cls(words, np.array([counts[w] for w in words], dtype=np.int64), VOCABULARY_MIN_LENGTH)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -118,7 +134,9 @@ class VocabularyMemory:
         """The stored word each cue settles on in the n-gram memory, and their cosine: (len(cues),)."""
         if not cues or not self.words:
             return list(cues), np.zeros(len(cues), dtype=np.float32)
-        similarity = (self._vectorizer.transform(cues) @ self._patterns_t).toarray()
+        with self._lock:
+            vectorizer, patterns_t = self._ngram_memory
+        similarity = (vectorizer.transform(cues) @ patterns_t).toarray()
         logits = beta * similarity + prior * self.log_counts
         best = logits.argmax(axis=1)
         return [self.words[i] for i in best], similarity[np.arange(len(cues)), best]
@@ -127,8 +145,9 @@ class VocabularyMemory:
         """The most frequent KB word within 1 edit (4 letters or fewer) or 2 edits, or None."""
         from symspellpy import Verbosity
 
-        found = self._edits.lookup(word, Verbosity.TOP, max_edit_distance=1 if len(word) <= 4 else 2,
-                                   transfer_casing=False)
+        with self._lock:
+            edits = self._edits
+        found = edits.lookup(word, Verbosity.TOP, max_edit_distance=1 if len(word) <= 4 else 2, transfer_casing=False)
         return found[0].term if found else None
 
     def rarest_idf(self, query: str, n_chunks: int) -> float:
@@ -136,10 +155,10 @@ class VocabularyMemory:
 
         Occurrences stand in for document frequency (n >= df), which errs towards calling a word common.
         """
-        counts = [self.log_counts[self.index[w]] for w in LATIN_WORD.findall(query.lower()) if w in self.index]
+        counts = [self.counts[self.index[w]] for w in LATIN_WORD.findall(query.lower()) if w in self.index]
         if not counts:
             return 0.0
-        return float(np.log((n_chunks + 1) / (np.expm1(min(counts)) + 0.5)))
+        return float(np.log((n_chunks + 1) / (min(counts) + 0.5)))
 
     def unrepaired(self, query: str) -> Repair:
         """query as it is, with its unknown and total word counts (the garble level without repair)."""

@@ -1,0 +1,139 @@
+"""The lexical index at scale (issue 15): build time, freshness after a sync, query latency and memory.
+
+Runs on a private copy of the given KB (the benchmark KBs stay as built) in one fresh process:
+
+    build       the whole lexical index rebuilt from the chunk texts (what an upgrade or
+                `kb check --repair` does; a sync pays it only for new and changed chunks), against
+                training and filling the KB's vector index from the same chunks' vectors
+    query       Hopfield question -> top-10 latency, warm (p50 / p95); dense for reference
+    memory      resident growth per chunk: snapshot loaded, then after 100 Hopfield questions
+    fresh       10 documents change in ANOTHER process (ingest_texts appends a sentence to each, as
+                `kb sync` of 10 edited files would); the first question answered afterwards, from the
+                new snapshot, against the warm median
+
+    python -m bench.bench_views --kb-dir KB [-n 100] [--skip-build]     # prints one JSON object
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from bench.common import ROOT, have_scifact, latency, rss_bytes, sample_questions, scifact_queries  # noqa: E402
+
+# Edits ten documents of the KB at argv[1] in a separate process: each chunk's text gets a sentence
+# appended and is re-embedded (a real sync of ten changed files, without needing the files).
+EDIT_TEN = """
+import sys
+from kb import KnowledgeBase
+from ingest import IngestConfig, TextRecord, ingest_texts
+kb = KnowledgeBase(sys.argv[1])
+docs = kb.documents()[:: max(1, len(kb.documents()) // 10)][:10]
+records = [TextRecord(d.source, d.title, kb.document_text(d.id) + " Reviewed in the December policy audit.", name=d.name)
+           for d in docs]
+report = ingest_texts(records, sys.argv[1], IngestConfig())
+print(report.counts())
+"""
+
+
+def _questions(n: int) -> list[str]:
+    pool = scifact_queries()[3] if have_scifact() else sample_questions()
+    return list(dict.fromkeys(pool))[:n]
+
+
+def build_times(kb_dir: Path) -> dict:
+    """Seconds to rebuild the lexical index from all chunk texts, and to build the vector index."""
+    import sqlite3
+
+    from kb import IndexConfig, KnowledgeBase
+    from kb.lexical_index import rebuild
+    from kb.vector_index import build_index
+
+    kb = KnowledgeBase(kb_dir)
+    snap = kb.snapshot()
+    vectors = np.ascontiguousarray(np.asarray(snap.vectors, dtype=np.float32))
+    t = time.perf_counter()
+    index = build_index(snap.ids, vectors, IndexConfig())
+    vector_s = time.perf_counter() - t
+    del index, vectors
+    con = sqlite3.connect(kb_dir / "kb.sqlite", isolation_level=None)
+    t = time.perf_counter()
+    con.execute("BEGIN IMMEDIATE")
+    rebuild(con, kb._retrieval_texts(con))
+    con.execute("COMMIT")
+    lexical_s = time.perf_counter() - t
+    con.close()
+    return {"lexical_build_s": lexical_s, "vector_index_build_s": vector_s, "index": type(snap.index).__name__}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kb-dir", type=Path, required=True)
+    parser.add_argument("-n", type=int, default=100, help="measured questions per figure (default 100)")
+    parser.add_argument("--skip-build", action="store_true", help="skip the build timing (saves its minutes at 1M)")
+    parser.add_argument("--skip-fresh", action="store_true", help="skip the sync and the first question after it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.kb_dir.parent, prefix="views-") as tmp:
+        kb_dir = Path(tmp) / "kb"
+        shutil.copytree(args.kb_dir, kb_dir)
+        out: dict = {"kb_dir": str(args.kb_dir)}
+        if not args.skip_build:
+            out.update(build_times(kb_dir))
+
+        from kb import KnowledgeBase, load_embedder
+        from retriever import make_retriever
+
+        embedder = load_embedder()
+        questions = _questions(3 * args.n + 20)
+        embedder.encode(questions)  # the query embedding cache: what is timed below is retrieval, not the model
+        rss0 = rss_bytes()
+        kb = KnowledgeBase(kb_dir)
+        snap = kb.snapshot()
+        out["chunks"] = snap.size
+        out["rss_snapshot_per_chunk"] = (rss_bytes() - rss0) / snap.size
+        hop = make_retriever("hopfield", kb, embedder, top_k=10)
+        dense = make_retriever("dense", kb, embedder, top_k=10)
+        t = time.perf_counter()
+        hop.search(questions[0])
+        out["first_hopfield_s"] = time.perf_counter() - t
+        for q in questions[1:20]:
+            hop.search(q)
+        warm = latency(lambda q: hop.search(q, 10), questions[20 : 20 + args.n])
+        out["hopfield_p50_s"], out["hopfield_p95_s"] = float(np.median(warm)), float(np.percentile(warm, 95))
+        out["rss_per_chunk"] = (rss_bytes() - rss0) / snap.size
+        d = latency(lambda q: dense.search(q, 10), questions[20 + args.n : 20 + 2 * args.n])
+        out["dense_p50_s"], out["dense_p95_s"] = float(np.median(d)), float(np.percentile(d, 95))
+        if not args.skip_fresh:
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", EDIT_TEN, str(kb_dir)], cwd=ROOT, capture_output=True,
+                                  text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"the sync of ten documents failed:\n{proc.stderr[-2000:]}")
+            out["sync_s"] = time.perf_counter() - started
+            out["sync_counts"] = proc.stdout.strip()
+            fresh = questions[20 + 2 * args.n :]
+            t = time.perf_counter()
+            result = hop.search(fresh[0], 10)
+            out["first_after_sync_s"] = time.perf_counter() - t
+            out["answered_from_new_snapshot"] = result.snapshot == kb.token() != snap.token
+            after = latency(lambda q: hop.search(q, 10), fresh[1:21])
+            out["after_sync_p50_s"] = float(np.median(after))
+        out["first_after_sync_vs_warm"] = out.get("first_after_sync_s", 0.0) / out["hopfield_p50_s"]
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The lexical index in kb.sqlite: what each commit leaves equals a full rebuild, its BM25 and character
+TF-IDF scores equal bm25s's and scikit-learn's computed from the texts, and an index that is missing,
+old or damaged is found by `kb check` and rebuilt by repair or on open.
+
+KBs are written through the public writer with seeded synthetic texts and random vectors (no model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from ingest import count_tokens
+from kb import KnowledgeBase, NewChunk, NewDocument
+from retriever.corpus import Corpus
+
+MODEL, DIM = "synthetic-test-model", 16
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "zen", "pra", "qui", "dor"]
+
+
+def _words(rng: np.random.Generator, n: int) -> list[str]:
+    return ["".join(rng.choice(SYLLABLES, size=rng.integers(2, 4))) for _ in range(n)]
+
+
+VOCAB = _words(np.random.default_rng(7), 300)
+
+
+def _doc(name: str, rng: np.random.Generator, n_chunks: int) -> NewDocument:
+    """A document of n_chunks sentences drawn from VOCAB (Zipf-like, with stopwords), one chunk each."""
+    weights = 1.0 / np.arange(1, len(VOCAB) + 1)
+    weights /= weights.sum()
+    sentences = []
+    for _ in range(n_chunks):
+        words = list(rng.choice(VOCAB, size=rng.integers(5, 40), p=weights))
+        words[1:1] = ["the", "and"]  # stopwords: in the word index, never in BM25
+        sentences.append(" ".join(words).capitalize() + ".")
+    text = " ".join(sentences)
+    chunks, pos = [], 0
+    for s in sentences:
+        start = text.index(s, pos)
+        chunks.append(NewChunk(text=s, char_start=start, char_end=start + len(s), n_tokens=count_tokens(s),
+                               section=f"Part {len(chunks) // 4}"))
+        pos = start + len(s)
+    return NewDocument(source=f"/virtual/{name}", name=name, title=name.title(), kind="text",
+                       content_hash=hashlib.sha256(text.encode()).hexdigest(), size_bytes=len(text), text=text,
+                       chunks=tuple(chunks))
+
+
+def _put(kb: KnowledgeBase, rng: np.random.Generator, docs: dict[str, int], removals: tuple[str, ...] = ()) -> None:
+    with kb.writer(model=MODEL, dim=DIM) as w:
+        for name, n in docs.items():
+            vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+            w.put_document(_doc(name, rng, n), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+        for name in removals:
+            w.remove_document(f"/virtual/{name}")
+
+
+def _state(kb: KnowledgeBase) -> dict:
+    """Everything the lexical index answers, keyed by what it is about (chunk ids, words, buckets)."""
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    try:
+        state = {
+            "terms": dict(con.execute("SELECT term, df FROM lex_terms")),
+            "words": dict(con.execute("SELECT word, n FROM lex_words")),
+            "grams": {cid: bytes(blob) for cid, blob in con.execute("SELECT chunk_id, grams FROM chunk_grams")},
+        }
+    finally:
+        con.close()
+    state["char_df"] = kb.char_df()
+    state["bm25_length"] = kb.bm25_length()
+    state["top"] = [kb.bm25_top(list(VOCAB[i : i + 3]), 15) for i in range(0, 60, 6)]
+    return state
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a["terms"] == b["terms"]
+    assert a["words"] == b["words"]
+    assert a["grams"] == b["grams"]
+    assert np.array_equal(a["char_df"], b["char_df"])
+    assert a["bm25_length"] == b["bm25_length"]
+    for (ids_a, scores_a), (ids_b, scores_b) in zip(a["top"], b["top"]):
+        np.testing.assert_allclose(scores_a, scores_b, rtol=1e-9)
+        assert sorted(ids_a.tolist()) == sorted(ids_b.tolist())
+
+
+@pytest.fixture
+def changed_kb(tmp_path: Path) -> KnowledgeBase:
+    """A KB after three commits: four documents, then one changed, one added, one removed."""
+    rng = np.random.default_rng(2024)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"alpha": 30, "beta": 25, "gamma": 20, "delta": 10})
+    _put(kb, rng, {"beta": 28, "epsilon": 15}, removals=("gamma",))
+    _put(kb, rng, {"zeta": 12}, removals=("delta",))
+    return kb
+
+
+def test_the_index_left_by_incremental_commits_equals_a_full_rebuild(changed_kb):
+    incremental = _state(changed_kb)
+    assert len(incremental["grams"]) == changed_kb.n_chunks() == 30 + 28 + 15 + 12
+    changed_kb.repair()
+    _assert_same(incremental, _state(changed_kb))
+
+
+def test_removed_documents_leave_nothing_in_the_lexical_index(tmp_path):
+    rng = np.random.default_rng(5)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"alpha": 10, "beta": 10})
+    _put(kb, rng, {}, removals=("alpha", "beta"))
+    state = _state(kb)
+    assert state["terms"] == {} and state["words"] == {} and state["grams"] == {}
+    assert not state["char_df"].any() and state["bm25_length"] == 0
+    assert all(len(ids) == 0 for ids, _ in state["top"])
+
+
+def _texts(kb: KnowledgeBase) -> tuple[np.ndarray, list[str]]:
+    corpus = Corpus(kb=kb, snapshot=kb.snapshot())
+    texts = kb.retrieval_texts(corpus.ids)
+    return corpus.ids, [texts[int(i)] for i in corpus.ids]
+
+
+def test_bm25_over_candidates_equals_bm25s_over_the_whole_snapshot(changed_kb):
+    corpus = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
+    _, texts = _texts(changed_kb)
+    reference = bm25s.BM25()  # Lucene IDF, k1 1.5, b 0.75: the defaults the corpus follows
+    reference.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+    rng = np.random.default_rng(11)
+    everything = np.arange(corpus.snapshot.size)
+    for _ in range(20):
+        question = " ".join(rng.choice(VOCAB[:120], size=rng.integers(1, 6))) + " and the unknownword"
+        tokens = bm25s.tokenize([question], stopwords="en", show_progress=False, return_ids=False)[0]
+        expected = reference.get_scores(tokens)
+        np.testing.assert_allclose(corpus.bm25_at(question, everything), expected, atol=1e-4)
+        some = rng.choice(everything, size=12, replace=False)
+        np.testing.assert_allclose(corpus.bm25_at(question, some), expected[some], atol=1e-4)
+
+
+def test_bm25_top_returns_chunks_holding_a_question_word_best_first(changed_kb):
+    corpus = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
+    ids, texts = _texts(changed_kb)
+    rare = [w for w in VOCAB[150:] if sum(w in t.lower().split() for t in texts) == 1][0]
+    rows, scores = corpus.bm25_top(f"{rare} {VOCAB[0]}", k=10)
+    assert rare in texts[rows[0]].lower()  # a rare word outweighs a common one
+    assert np.all(np.diff(scores) <= 1e-9)
+    assert all(rare in texts[r].lower() or VOCAB[0] in texts[r].lower() for r in rows)
+    allowed = np.sort(ids[rows[3:]])
+    only, _ = corpus.bm25_top(f"{rare} {VOCAB[0]}", k=10, allowed=allowed)
+    assert set(ids[only].tolist()) <= set(allowed.tolist()) and len(only) > 0
+
+
+def test_character_cosines_equal_scikit_learn_tfidf_fitted_on_the_snapshot(changed_kb):
+    corpus = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
+    _, texts = _texts(changed_kb)
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
+                                dtype=np.float32)
+    matrix = reference.fit_transform(texts)
+    rng = np.random.default_rng(3)
+    everything = np.arange(corpus.snapshot.size)
+    for _ in range(10):
+        words = list(rng.choice(VOCAB[:100], size=4))
+        words[0] = words[0][:-1] + "x" + words[0][-1]  # a typo
+        question = " ".join(words)
+        expected = (matrix @ reference.transform([question]).T).toarray().ravel()
+        got = corpus.char_at(question, everything)
+        # Hashing 3-5-grams into 2^22 buckets: a rare collision may move a cosine in the fourth decimal.
+        np.testing.assert_allclose(got, expected, atol=2e-3)
+        assert np.argmax(got) == np.argmax(expected) or np.isclose(got.max(), expected[np.argmax(got)], atol=2e-3)
+
+
+def test_a_kb_without_a_lexical_index_gets_one_on_open(changed_kb):
+    before = _state(changed_kb)
+    con = sqlite3.connect(changed_kb.dir / "kb.sqlite")
+    con.executescript("DROP TABLE chunk_fts; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE chunk_grams; "
+                      "DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version');")
+    con.close()
+    reopened = KnowledgeBase(changed_kb.dir)
+    _assert_same(before, _state(reopened))
+    assert reopened.check().ok
+
+
+def test_check_names_a_damaged_lexical_index_and_repair_rebuilds_it(changed_kb):
+    before = _state(changed_kb)
+    con = sqlite3.connect(changed_kb.dir / "kb.sqlite")
+    con.execute("DELETE FROM chunk_grams WHERE chunk_id IN (SELECT chunk_id FROM chunk_grams LIMIT 5)")
+    con.commit()
+    con.close()
+    report = changed_kb.check()
+    assert not report.ok
+    assert any("lexical index covers" in p and "kb check --repair" in p for p in report.problems), report.problems
+    assert changed_kb.repair().ok
+    _assert_same(before, _state(changed_kb))
+
+
+def test_a_corpus_reads_its_own_snapshot_while_a_later_commit_adds_chunks(changed_kb):
+    old = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
+    rng = np.random.default_rng(9)
+    _put(changed_kb, rng, {"eta": 20})
+    rows, _ = old.bm25_top(" ".join(VOCAB[:5]), k=200)
+    assert rows.max() < old.snapshot.size  # rows of its own snapshot only
+    texts = changed_kb.retrieval_texts(old.ids[rows])
+    assert not any(t.startswith("Eta |") for t in texts.values())
