@@ -14,7 +14,7 @@ alternative is given the same setting, its faster one on this machine). Every me
 distinct and none was seen during warm-up, so no cache answers it.
 
 Memory: resident set (VmRSS) after the model loaded, after the snapshot loaded, and after the first
-Hopfield answer (which builds the lexical views); per chunk = growth / chunks. The snapshot's vectors
+Hopfield answer (which reads the lexical index: nothing is built); per chunk = growth / chunks. The snapshot's vectors
 file is memory-mapped, so only the pages queries touch count as resident.
 
 Prints one JSON object (see measure()).
@@ -43,8 +43,9 @@ PARTS = {
     "embed query": ("embedder.py", "encode"),
     "vocabulary repair": ("vocabulary.py", "repair"),
     "FAISS candidates": ("baselines.py", "dense_candidates"),
-    "char n-gram scores (all chunks)": ("corpus.py", "char_scores"),
-    "BM25 scores (all chunks)": ("corpus.py", "bm25_scores"),
+    "BM25 top-K over all chunks (FTS5)": ("corpus.py", "bm25_top"),
+    "BM25 of the candidates": ("corpus.py", "bm25_at"),
+    "char n-gram cosines of the candidates": ("corpus.py", "char_at"),
     "cue + Gram matrix": ("hopfield.py", "_cue"),
     "Hopfield iterations": ("hopfield_math.py", "iterate_gram"),
     "chunk lookup (SQLite)": ("store.py", "chunks"),
@@ -138,7 +139,7 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int, methods: tup
         hop = make_retriever("hopfield", kb, embedder, top_k=10)
         t = time.perf_counter()
         hop.search(queries[0])
-        out["first_hopfield_s"] = time.perf_counter() - t  # builds BM25, char n-grams, vocabulary
+        out["first_hopfield_s"] = time.perf_counter() - t  # reads the n-gram frequencies, vocabulary on need
         out["rss_after_first_query"] = rss_bytes() - rss_model
         for q in warm:
             hop.search(q)

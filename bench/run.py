@@ -18,7 +18,11 @@ Sections:
     index    recall@10 of the index the KB chooses vs exact search, and the compact fp16 / SQ8 options
     eval     300 SciFact queries x 4 conditions through run_eval (goal: under 30 s)
     sync     1% re-sync vs full ingest of a --sync-docs document folder (goal: under 3%)
-    startup  the app (real Chromium) and `kb ask` answering the first question after start (goal: 5 s)
+    views    the lexical index on SciFact, 100k and 1M: rebuild time vs the vector index's, Hopfield latency
+             and resident memory per chunk, and the first question after another process synced 10
+             changed documents vs the warm median (bench/bench_views.py)
+    startup  the app (real Chromium) and `kb ask` answering the first question after start (goal: 5 s),
+             and `kb ask` on SciFact vs `import torch` + loading the model (goal: 1.5x)
     answer   answer composition time against retrieval time, warm path, no per-question cache (goal: 1.5x)
     api      the HTTP API under 32 concurrent clients, steady and while 10 documents change (sample, SciFact)
 
@@ -44,10 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (ROOT, Row, default_workdir, fmt_bytes, fmt_ms, fmt_s, have_scifact, machine,  # noqa: E402
                           print_table, ratio_rate, ratio_time)
 
-SECTIONS = ("ingest", "query", "index", "eval", "sync", "startup", "answer", "api")
-# KBs above this many chunks are "big": the Hopfield reader is not timed on them (its lexical views
-# of every chunk grow past this machine's memory; the query table prints the estimate), and their
-# index section builds only the SQ8 compact variant (each variant is another IVF training, ~1 min at 1M).
+SECTIONS = ("ingest", "query", "views", "index", "eval", "sync", "startup", "answer", "api")
+# KBs above this many chunks are "big": their index section builds only the SQ8 compact variant (each
+# variant is another IVF training, ~1 min at 1M).
 BIG_KB = 200_000
 
 
@@ -107,45 +110,47 @@ def section_query(kbs: dict) -> list[Row]:
     import numpy as np
 
     rows = []
-    mem_per_chunk = build_per_chunk = None
     for name in [k for k in kbs if k != "sample"] or ["sample"]:
         kb_dir = kbs[name][0]
-        chunks = kbs[name][1]["chunks"]
-        lexical = chunks <= BIG_KB
-        methods = "hopfield,dense,faiss_flat,bm25s" if lexical else "dense,faiss_flat"
-        r = run_json("bench_query", "--kb-dir", str(kb_dir), "-n", "100", "--profile", "0", "--methods", methods)
-        dense, flat = (np.asarray(r[k]) for k in ("dense", "faiss_flat"))
+        r = run_json("bench_query", "--kb-dir", str(kb_dir), "-n", "100", "--profile", "0", "--methods",
+                     "hopfield,dense,faiss_flat,bm25s" if kbs[name][1]["chunks"] <= BIG_KB else "hopfield,dense,faiss_flat")
+        dense, flat, hop = (np.asarray(r[k]) for k in ("dense", "faiss_flat", "hopfield"))
         label = f"{r['chunks']:,} chunks"
         p50 = lambda a: float(np.median(a))  # noqa: E731
         p95 = lambda a: float(np.percentile(a, 95))  # noqa: E731
-        if lexical:
-            hop = np.asarray(r["hopfield"])
-            mem_per_chunk = (r["rss_snapshot"] + r["rss_after_first_query"]) / r["chunks"]
-            build_per_chunk = r["first_hopfield_s"] / r["chunks"]
-            alt_mem = (r["rss_plain_flat"] + r["rss_plain_bm25s"]) / r["chunks"]
-            mem_row = (mem_per_chunk, alt_mem, f"ours: snapshot + lexical views after the first Hopfield query "
-                       f"(built in {r['first_hopfield_s']:.1f} s); alt: plain IndexFlatIP + bm25s index")
-            rows.append(Row(f"query -> top-10, hopfield, {label} [{r['index']}]",
-                            f"{fmt_ms(p50(hop))} (p95 {fmt_ms(p95(hop))})",
-                            f"{fmt_ms(p50(flat))} (p95 {fmt_ms(p95(flat))})", ratio_time(p50(hop), p50(flat)),
-                            "alt: embed + faiss.IndexFlatIP top 10, no rerank; ours adds repair, BM25/char evidence, "
-                            "Hopfield rerank, chunk lookup"))
-        else:
-            if mem_per_chunk:
-                need = (f"~{fmt_bytes(mem_per_chunk * chunks)} resident and ~{build_per_chunk * chunks / 60:.0f} min "
-                        f"to build its lexical views (scaled from the largest KB measured)")
-            else:
-                need = "more memory than this machine has"
-            rows.append(Row(f"query -> top-10, hopfield, {label}", "not measured", "-", None,
-                            f"the Hopfield reader would need {need}; dense only"))
-            mem_row = (r["rss_snapshot"] / r["chunks"], r["rss_plain_flat"] / r["chunks"],
-                       "ours: the loaded snapshot (index + memory-mapped vectors); alt: plain IndexFlatIP")
+        rows.append(Row(f"query -> top-10, hopfield, {label} [{r['index']}]",
+                        f"{fmt_ms(p50(hop))} (p95 {fmt_ms(p95(hop))})",
+                        f"{fmt_ms(p50(flat))} (p95 {fmt_ms(p95(flat))})", ratio_time(p50(hop), p50(flat)),
+                        "alt: embed + faiss.IndexFlatIP top 10, no rerank; ours adds repair, BM25/char evidence, "
+                        "Hopfield rerank, chunk lookup"))
         rows.append(Row(f"query -> top-10, dense, {label}", f"{fmt_ms(p50(dense))} (p95 {fmt_ms(p95(dense))})",
                         f"{fmt_ms(p50(flat))} (p95 {fmt_ms(p95(flat))})", ratio_time(p50(dense), p50(flat)),
                         "ours: the KB's chosen index + chunk lookup"))
-        ours_mem, alt_mem, note = mem_row
-        rows.append(Row(f"resident memory per chunk, {label}", fmt_bytes(ours_mem), fmt_bytes(alt_mem),
-                        ratio_time(ours_mem, alt_mem), note + f"; model {fmt_bytes(r['rss_model'])} once"))
+        ours = (r["rss_snapshot"] + r["rss_after_first_query"]) / r["chunks"]
+        alt = (r["rss_plain_flat"] + r.get("rss_plain_bm25s", 0)) / r["chunks"]
+        rows.append(Row(f"resident memory per chunk, {label}", fmt_bytes(ours), fmt_bytes(alt), ratio_time(ours, alt),
+                        "ours: snapshot + everything the first Hopfield question reads; alt: plain IndexFlatIP"
+                        + (" + bm25s index" if "rss_plain_bm25s" in r else "") + f"; model {fmt_bytes(r['rss_model'])} once"))
+    return rows
+
+
+def section_views(kbs: dict) -> list[Row]:
+    rows = []
+    for name in [k for k in kbs if k != "sample"] or ["sample"]:
+        r = run_json("bench_views", "--kb-dir", str(kbs[name][0]), timeout=7200)
+        label = f"{r['chunks']:,} chunks"
+        rows.append(Row(f"lexical index rebuild, {label}", fmt_s(r["lexical_build_s"]),
+                        f"{r['index']} build {fmt_s(r['vector_index_build_s'])}",
+                        ratio_time(r["lexical_build_s"], r["vector_index_build_s"]),
+                        "goal: within 1.5x of the vector index (ratio >= 0.67); a sync pays it only for changed chunks"))
+        rows.append(Row(f"first question after 10 documents changed, {label}", fmt_ms(r["first_after_sync_s"]),
+                        f"warm median {fmt_ms(r['hopfield_p50_s'])}", ratio_time(r["first_after_sync_s"], r["hopfield_p50_s"]),
+                        f"goal: within 2x warm (ratio >= 0.5); sync in another process {fmt_s(r['sync_s'])} "
+                        f"({r['sync_counts']}); answered from the new snapshot: {r['answered_from_new_snapshot']}"))
+        rows.append(Row(f"hopfield warm, {label}", f"{fmt_ms(r['hopfield_p50_s'])} (p95 {fmt_ms(r['hopfield_p95_s'])})",
+                        f"dense {fmt_ms(r['dense_p50_s'])} (p95 {fmt_ms(r['dense_p95_s'])})", None,
+                        f"resident {fmt_bytes(r['rss_per_chunk'])} per chunk after 100 questions (goal < 4 KiB at 1M); "
+                        f"first question in the process {fmt_s(r['first_hopfield_s'])}"))
     return rows
 
 
@@ -205,7 +210,23 @@ def section_startup(kbs: dict) -> list[Row]:
     cli = time.perf_counter() - t
     rows.append(Row("CLI: `kb ask` fresh process -> answer printed", fmt_s(cli), "goal 5.0 s", ratio_time(cli, 5.0),
                     "includes Python start-up, imports, model load"))
+    if "scifact" in kbs:
+        base = _median_seconds([sys.executable, "-c", "import torch; from kb import load_embedder; load_embedder()"])
+        ask = _median_seconds([str(kb), "ask", "What does vitamin D do for bone health?", "--kb-dir",
+                               str(kbs["scifact"][0])])
+        rows.append(Row(f"CLI: `kb ask` fresh process, SciFact ({kbs['scifact'][1]['chunks']:,} chunks)", fmt_s(ask),
+                        f"import torch + load the model {fmt_s(base)}", ratio_time(ask, base),
+                        "median of 3 runs each; goal: within 1.5x (ratio >= 0.67)"))
     return rows
+
+
+def _median_seconds(cmd: list[str], runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
 
 
 def section_answer(kbs: dict) -> list[Row]:
@@ -262,8 +283,8 @@ def main() -> int:
         print("../shared/datasets/scifact is absent: ingest, index and eval are skipped, query runs on the "
               "sample KB only", flush=True)
     t = time.perf_counter()
-    need_big = scifact and bool({"ingest", "query", "index", "eval", "api"} & set(only))
-    kbs = build_kbs(workdir, sizes if {"query", "index"} & set(only) else [], need_big)
+    need_big = scifact and bool({"ingest", "query", "views", "index", "eval", "startup", "api"} & set(only))
+    kbs = build_kbs(workdir, sizes if {"query", "views", "index"} & set(only) else [], need_big)
     for name, (d, info) in kbs.items():
         how = "reused" if info.get("reused") else f"built in {info['seconds']:.0f} s"
         print(f"KB {name}: {info['chunks']:,} chunks at {d} ({how})", flush=True)
@@ -271,7 +292,7 @@ def main() -> int:
 
     started = time.perf_counter()
     runners: dict[str, Callable[[], list[Row]]] = {
-        "ingest": lambda: section_ingest(kbs), "query": lambda: section_query(kbs),
+        "ingest": lambda: section_ingest(kbs), "query": lambda: section_query(kbs), "views": lambda: section_views(kbs),
         "index": lambda: section_index(kbs), "eval": lambda: section_eval(kbs),
         "sync": lambda: section_sync(sync_docs), "startup": lambda: section_startup(kbs),
         "answer": lambda: section_answer(kbs), "api": lambda: section_api(kbs, args.api_seconds),

@@ -38,18 +38,25 @@ class LexiconDelta:
         self.words: Counter[str] = Counter()
         self.grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
+        self._pending: list[tuple[int, str]] = []
 
     def add(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
-        """Index chunks (id, retrieval text) that were just inserted."""
+        """Index chunks (id, retrieval text) that were just inserted (in batches: documents are often small)."""
+        self._pending.extend(rows)
+        if len(self._pending) >= BATCH:
+            self._flush(con)
+
+    def _flush(self, con: sqlite3.Connection) -> None:
+        rows, self._pending = self._pending, []
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
             grams = char_grams([text for _, text in part])
-            con.executemany("INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)", [(cid, fts_body(t)) for cid, t in part])
             cut = grams.indptr
+            con.executemany("INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)", [(cid, fts_body(t)) for cid, t in part])
             con.executemany("INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
                             [(cid, pack_grams(grams.indices[cut[i]:cut[i + 1]], grams.data[cut[i]:cut[i + 1]]))
                              for i, (cid, _) in enumerate(part)])
-            np.add.at(self.grams, grams.indices, 1)
+            self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
             for _, text in part:
                 self.terms.update(set(word_terms(text)))
                 self.words.update(latin_words(text))
@@ -59,6 +66,7 @@ class LexiconDelta:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted."""
         if not rows:
             return
+        self._flush(con)
         con.executemany("INSERT INTO chunk_fts (chunk_fts, rowid, body) VALUES ('delete', ?, ?)",
                         [(cid, fts_body(t)) for cid, t in rows])
         ids = [cid for cid, _ in rows]
@@ -76,6 +84,7 @@ class LexiconDelta:
 
     def apply(self, con: sqlite3.Connection) -> None:
         """Write the accumulated document-frequency changes (terms and character n-gram buckets)."""
+        self._flush(con)
         changed = [(t, d) for t, d in self.terms.items() if d]
         con.executemany("INSERT INTO lex_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
                         changed)
