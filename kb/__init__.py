@@ -9,8 +9,10 @@ Public surface:
     DocumentFilter, check_labels             which documents a search may use; visibility / tag rules
     KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
     FAULT_POINTS                             named crash points for fault tests (see kb/faults.py)
+    ConversationStore, ConversationConfig, Conversation, ConversationTurn   saved chats (kb/conversations.py)
 """
 
+from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn
 from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError
 from kb.faults import POINTS as FAULT_POINTS
@@ -28,4 +30,5 @@ __all__ = [
     "check_labels", "retrieval_text",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",
     "IndexConfig", "Snapshot",
+    "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn",
 ]
