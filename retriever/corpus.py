@@ -45,6 +45,7 @@ class Corpus:
     _grams: "OrderedDict[int, tuple[np.ndarray, np.ndarray]]" = field(default_factory=OrderedDict, repr=False)
     _words: "OrderedDict[int, Counter[str]]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    previous: "Corpus | None" = field(default=None, repr=False)  # the KB's snapshot before: what can carry over
 
     @property
     def ids(self) -> np.ndarray:
@@ -156,7 +157,11 @@ class Corpus:
         from retriever.vocabulary import VocabularyMemory
 
         pairs = self.kb.vocabulary()
-        return VocabularyMemory([w for w, _ in pairs], np.array([c for _, c in pairs], dtype=np.int64))
+        words, counts = [w for w, _ in pairs], np.array([c for _, c in pairs], dtype=np.int64)
+        before, self.previous = self.previous, None
+        if before is not None and "vocabulary" in before.__dict__:
+            return before.vocabulary.updated(words, counts)
+        return VocabularyMemory(words, counts)
 
     def idf(self, words: set[str] | list[str]) -> dict[str, float]:
         """ln((N+1)/(df+0.5)) of each word over this KB's chunks (largest for words it lacks)."""
@@ -179,6 +184,8 @@ def corpus_for(kb: KnowledgeBase) -> Corpus:
         cached = _CACHE.get(key)
         if cached is not None and cached.snapshot.token == snap.token:
             return cached
-        corpus = Corpus(kb=kb, snapshot=snap)
+        corpus = Corpus(kb=kb, snapshot=snap, previous=cached)
+        if cached is not None:
+            cached.previous = None  # keep one generation, not a chain
         _CACHE[key] = corpus
         return corpus

@@ -88,6 +88,26 @@ class VocabularyMemory:
         self._english = english_words()
         self._lock = threading.Lock()
 
+    def updated(self, words: Sequence[str], counts: np.ndarray) -> "VocabularyMemory":
+        """The memory of a later snapshot's words, keeping what this one already built.
+
+        The edit dictionary (seconds to build for a large KB) is shared and given the new words only:
+        lookups keep to the words the asking memory holds, so words a sync removed are never
+        suggested. The n-gram memory is kept when the words are the same.
+        """
+        new = VocabularyMemory(words, counts, self.min_length)
+        new._lock = self._lock  # one lock for the shared dictionary
+        with self._lock:
+            edits = self.__dict__.get("_edits")
+            if edits is not None:
+                for word, count in zip(new.words, new.counts):
+                    if word not in self.index:
+                        edits.create_dictionary_entry(word, int(count))
+                new.__dict__["_edits"] = edits
+            if "_ngram_memory" in self.__dict__ and new.words == self.words:
+                new.__dict__["_ngram_memory"] = self.__dict__["_ngram_memory"]
+        return new
+
     @cached_property
     def _edits(self):
         """symspellpy's symmetric-delete dictionary of the KB's words: built the first time a question has an
@@ -146,9 +166,11 @@ class VocabularyMemory:
         from symspellpy import Verbosity
 
         with self._lock:
-            edits = self._edits
-        found = edits.lookup(word, Verbosity.TOP, max_edit_distance=1 if len(word) <= 4 else 2, transfer_casing=False)
-        return found[0].term if found else None
+            found = self._edits.lookup(word, Verbosity.CLOSEST, max_edit_distance=1 if len(word) <= 4 else 2,
+                                       transfer_casing=False)
+        # The dictionary may be shared with later snapshots (see updated): keep to this memory's words.
+        held = [s.term for s in found if s.term in self.index]
+        return max(held, key=lambda w: self.counts[self.index[w]]) if held else None
 
     def rarest_idf(self, query: str, n_chunks: int) -> float:
         """ln((N+1)/(n+0.5)) of the query's rarest KB word (n: its occurrences in the KB's N chunks), 0 if none.

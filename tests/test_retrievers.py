@@ -73,6 +73,19 @@ def test_vocabulary_memory_leaves_known_and_foreign_words_alone():
     assert memory.repair("invoces").text == "invoices"
 
 
+def test_a_later_snapshot_memory_reuses_the_edit_dictionary_and_repairs_like_a_fresh_one():
+    before = VocabularyMemory.build(["Refund policy for annual plans, invoices and the quarterly warranty."])
+    assert before.repair("quartrly warrnty").text == "quarterly warranty"  # builds the edit dictionary
+    texts = ["Refund policy for annual plans and invoices.", "Chargeback disputes and subscription renewals."]
+    fresh = VocabularyMemory.build(texts)
+    later = before.updated(fresh.words, fresh.counts)
+    assert later.__dict__["_edits"] is before.__dict__["_edits"]  # shared, not rebuilt
+    for typo in ("chargebak", "subscripton renewls", "quartrly warrnty", "invoces polcy", "disputs"):
+        assert later.repair(typo).text == fresh.repair(typo).text, typo
+    assert later.repair("quartrly warrnty").changes == ()  # words the sync removed are never suggested
+    assert before.repair("chargebak").changes == ()  # nor words only a later snapshot holds
+
+
 def test_correct_english_words_the_kb_lacks_are_never_rewritten():
     # The old memory rewrote every word the KB lacked: wife -> life, despise -> despite, yes -> years.
     memory = VocabularyMemory.build(["Life insurance years: despite the mandatory invitation, commit to many plans."])
