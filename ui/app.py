@@ -18,10 +18,22 @@ HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="Knowledge base", page_icon=":material/menu_book:", layout="wide")
 
-from ui.app_state import signed_in  # noqa: E402
+import sys  # noqa: E402
+
+if "ui.app_state" in sys.modules:
+    from ui.app_state import signed_in
+else:
+    # The first page view after a start imports torch, FAISS and the retrievers (seconds, up to a
+    # minute on a busy machine): say so instead of showing a blank page.
+    with st.spinner("Loading the model and the knowledge base (first page view after a start)...", show_time=True):
+        from ui.app_state import signed_in
 
 if not signed_in():
     st.stop()
+
+from ui.app_session import browser_session  # noqa: E402
+
+browser_session()  # the ?s= session id stays in the URL on every page, so a reload finds the conversations
 pages = [
     st.Page(str(HERE / "pages" / "chat.py"), title="Ask", icon=":material/chat:", default=True),
     st.Page(str(HERE / "pages" / "knowledge_base.py"), title="Knowledge base", icon=":material/folder_open:"),

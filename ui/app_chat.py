@@ -1,37 +1,32 @@
-"""The chat page: ask, read the cited answer, open each source at the quoted sentence, give feedback."""
+"""The chat page: ask, read the cited answer, open each source at the quoted sentence, give feedback.
+
+Agents see the conversation and the question box; the sidebar lists their saved conversations
+(ui/app_conversations.py). Retrieval settings and diagnostics sit in the sidebar's Advanced section.
+"""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from kb import EmptyKBError, KBError
-from retriever import Answer, answer
-from ui import app_state
-from ui.app_files import original_document, record_feedback
-from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html, where
+from kb import ConversationStore, EmptyKBError, KBError
+from retriever import answer
+from ui import app_session, app_state
+from ui.app_cite import citation_script, copy_button
+from ui.app_conversations import render_conversations
+from ui.app_diagnostics import render_diagnostics
+from ui.app_files import original_document, pdf_page_of, record_feedback
+from ui.app_input import question_problem
+from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
+from ui.app_turns import SourceView, TurnView, copy_text, from_answer
+
+PDF_VIEW_HEIGHT_PX = 640
 
 
-@dataclass(frozen=True)
-class Turn:
-    """One question and what came back: an Answer, or an error message for the page."""
-
-    id: int
-    question: str
-    answer: Answer | None
-    settings: app_state.Settings
-    error: str | None = None
-
-
-def _history() -> list[Turn]:
-    return st.session_state.setdefault("chat_history", [])
-
-
-def _download_buttons(doc_source: str, doc_name: str, page: int | None, key: str) -> None:
-    files = original_document(app_state.knowledge_base(), doc_source, doc_name, page)
+def _download_buttons(s: SourceView, key: str) -> None:
+    files = original_document(app_state.knowledge_base(), s.doc_source, s.doc_name, s.page)
     if not files:
         st.caption("The original document is no longer available.")
         return
@@ -42,119 +37,120 @@ def _download_buttons(doc_source: str, doc_name: str, page: int | None, key: str
                             on_click="ignore", icon=":material/description:")
 
 
-def _on_feedback(turn_id: int) -> None:
-    turn = next((t for t in _history() if t.id == turn_id), None)
-    value = st.session_state.get(f"fb_{turn_id}")
-    if turn is None or turn.answer is None or value is None:
+def _pdf_view(s: SourceView, key: str) -> None:
+    """A toggle that shows the cited PDF page in the page (st.pdf), for sources with a page."""
+    if s.page is None or not s.doc_name.lower().endswith(".pdf"):
+        return
+    if st.toggle(f"Show page {s.page} here", key=f"{key}-pdf"):
+        data = pdf_page_of(app_state.knowledge_base(), s.doc_source, s.page)
+        if data is None:
+            st.caption("The original PDF is no longer available; the passage above is the stored text.")
+        else:
+            st.pdf(data, height=PDF_VIEW_HEIGHT_PX, key=f"{key}-pdfview")
+
+
+def _feedback_key(conv: str | None, index: int) -> str:
+    return f"fb_{conv}_{index}"
+
+
+def _on_feedback(key: str, turn: TurnView) -> None:
+    value = st.session_state.get(key)
+    if value is None:
         return
     try:
-        kb = app_state.knowledge_base()
-        record_feedback(kb, turn.question, list(turn.answer.citations), helpful=value == 1)
+        record_feedback(app_state.knowledge_base(), turn.question, list(turn.sources), helpful=value == 1)
         st.toast("Thanks, feedback saved." if value == 1 else "Thanks, noted as not helpful.")
     except KBError as exc:
         st.toast(md_escape(f"Could not save feedback: {exc}"))
 
 
-def _render_answer(turn: Turn) -> None:
-    ans = turn.answer
-    assert ans is not None
-    if ans.abstained:
-        st.html(f'<div class="kb-answer kb-abstained" style="font-weight: 600;">{html.escape(ans.text)}</div>')
-        st.caption(f"The evidence ({ans.evidence:.2f}) is below the threshold ({ans.threshold:.2f}); "
+def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
+    if turn.abstained:
+        st.html(f'<div class="kb-answer kb-abstained" style="font-weight: 600;">{html.escape(turn.text)}</div>')
+        st.caption(f"The evidence ({turn.evidence:.2f}) is below the threshold ({turn.threshold:.2f}); "
                    "these are the closest passages:")
-        for h in ans.closest:
-            c = h.chunk
-            place = where(c.page, c.section)
-            label = md_escape(f"{c.doc_title}" + (f" — {place}" if place else "") + f" · {c.doc_name} v{c.doc_version}")
-            with st.expander(label):
-                st.html(passage_html(c.text))
-                _download_buttons(c.doc_source, c.doc_name, c.page, key=f"t{turn.id}-c{c.id}")
+        for j, s in enumerate(turn.closest):
+            with st.expander(citation_label(s)):
+                st.html(passage_html(s.passage))
+                _download_buttons(s, key=f"t{index}-c{j}")
     else:
-        st.html(answer_html(ans, turn.id))
-        st.caption(f"{len(ans.citations)} source{'s' if len(ans.citations) != 1 else ''} · "
-                   f"{ans.search.retriever} · {ans.mode} · {ans.seconds * 1000:.0f} ms")
-        for c in ans.citations:
-            st.html(f'<span id="{anchor_id(turn.id, c.n)}"></span>')
-            with st.expander(citation_label(c)):
-                a, b = c.chunk_span
-                st.html(highlight_html(c.chunk.text, a, b))
-                st.caption(md_escape(f"{c.doc_title} · {where(c.page, c.section) or 'whole document'} · chunk "
-                                     f"{c.chunk_id} · characters {c.start}–{c.end} of the document · "
-                                     f"version {c.doc_version}"))
-                _download_buttons(c.doc_source, c.doc_name, c.page, key=f"t{turn.id}-n{c.n}")
-    for note in ans.notes:
+        st.html(answer_html(turn, index))
+        st.caption(f"{len(turn.sources)} source{'s' if len(turn.sources) != 1 else ''} · "
+                   f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms")
+        for s in turn.sources:
+            anchor = anchor_id(index, s.n)
+            with st.container(key=anchor), st.expander(citation_label(s)):
+                a, b = s.span or (0, 0)
+                st.html(highlight_html(s.passage, a, b, anchor=f"{anchor}-passage"))
+                st.caption(md_escape(f"{s.doc_title} · {_where(s) or 'whole document'} · chunk {s.chunk_id} · "
+                                     f"characters {s.start}–{s.end} of the document · version {s.doc_version}"))
+                _pdf_view(s, key=f"t{index}-n{s.n}")
+                _download_buttons(s, key=f"t{index}-n{s.n}")
+    for note in turn.notes:
         st.info(md_escape(note), icon=":material/info:")
-    st.feedback("thumbs", key=f"fb_{turn.id}", on_change=_on_feedback, args=(turn.id,))
+    left, right = st.columns([1, 4], vertical_alignment="center")
+    with left:
+        copy_button(copy_text(turn))
+    with right:
+        key = _feedback_key(conv, index)
+        st.feedback("thumbs", key=key, on_change=_on_feedback, args=(key, turn))
 
 
-def _render_turn(turn: Turn) -> None:
+def _where(s: SourceView) -> str:
+    from ui.app_turns import where
+
+    return where(s.page, s.section)
+
+
+def _render_turn(turn: TurnView, index: int, conv: str | None) -> None:
     with st.chat_message("user"):
         st.html(f'<div class="kb-question">{html.escape(turn.question)}</div>')
     with st.chat_message("assistant"):
         if turn.error:
             st.error(turn.error, icon=":material/error:")
         else:
-            _render_answer(turn)
+            _render_answer(turn, index, conv)
 
 
-def _energy_chart(energy: tuple[float, ...]):
-    """Energy per update step; the y axis hugs the values (the changes are small next to the level)."""
-    import altair as alt
-
-    data = [{"step": i, "energy": e} for i, e in enumerate(energy)]
-    return (alt.Chart(alt.Data(values=data)).mark_line(point=True)
-            .encode(x=alt.X("step:O", title="step"), y=alt.Y("energy:Q", scale=alt.Scale(zero=False), title="energy"))
-            .properties(height=170))
-
-
-def _diagnostics(box, turn: Turn | None) -> None:
-    """The sidebar panel for the last question: timing, evidence, and the Hopfield reader's state."""
-    with box:
-        st.subheader("Last question")
-        if turn is None or turn.answer is None:
-            st.caption("Ask a question to see the reader's diagnostics.")
-            return
-        ans = turn.answer
-        st.caption(f"{ans.search.retriever} · retrieval {ans.search.seconds * 1000:.0f} ms · "
-                   f"answer {ans.seconds * 1000:.0f} ms")
-        c1, c2 = st.columns(2)
-        c1.metric("Evidence", f"{ans.evidence:.2f}")
-        c2.metric("Threshold", f"{ans.threshold:.2f}")
-        d = ans.search.diagnostics
-        if d is None:
-            st.caption(f"The {ans.search.retriever} retriever has no Hopfield diagnostics; choose hopfield to see them.")
-            return
-        c1, c2 = st.columns(2)
-        c1.metric("Steps", d.steps)
-        c2.metric("Converged", "yes" if d.converged else "no")
-        c1.metric("Attention entropy", f"{d.entropy:.3f}")
-        c2.metric("Candidates", d.candidates)
-        st.caption(f"beta {d.beta:g}; entropy in nats (0 = one passage, ln K = uniform)")
-        if d.energy:
-            st.caption("Energy after each update (step 0 = the query)")
-            st.altair_chart(_energy_chart(d.energy), width="stretch")
-
-
-def _answer_turn(turn_id: int, question: str, settings: app_state.Settings, path: Path) -> Turn:
+def _answer_turn(question: str, settings: app_state.Settings, path: Path) -> TurnView:
     try:
         with st.spinner("Searching the knowledge base..."):
             ans = answer(question, settings.retriever_for(path), settings.answer_config())
-        return Turn(turn_id, question, ans, settings)
+        return from_answer(question, ans, k=settings.candidates)
     except EmptyKBError:
-        return Turn(turn_id, question, None, settings,
-                    error="The knowledge base is empty: add documents on the Knowledge base page.")
+        return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")
     except KBError as exc:
-        return Turn(turn_id, question, None, settings, error=md_escape(str(exc)))
+        return TurnView(question, error=md_escape(str(exc)))
     except Exception as exc:  # noqa: BLE001 - show a clear message, keep the session alive
-        app_state.log.exception("answering %r failed", question)
-        return Turn(turn_id, question, None, settings,
-                    error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
-                                    "The server log has the details."))
+        app_state.log.exception("answering a question failed")
+        return TurnView(question, error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
+                                                  "The server log has the details."))
+
+
+def _saved_turns(store: ConversationStore | None, conv: str | None) -> list[TurnView]:
+    if store is None or conv is None:
+        return []
+    return [TurnView.from_dict(t.answer) for t in store.turns(conv)]
+
+
+def _save(store: ConversationStore | None, session: str, turn: TurnView) -> None:
+    """Append turn to the current conversation, starting one (titled by the question) when there is none."""
+    if store is None:
+        return
+    conv = app_session.current_conversation()
+    if conv is None or store.get(conv) is None:
+        conv = store.create(session, title=turn.question).id
+        app_session.set_conversation(conv)
+    elif store.get(conv).n_turns == 0 and store.get(conv).title == "New conversation":
+        store.rename(conv, turn.question)
+    store.add_turn(conv, turn.question, turn.to_dict())
 
 
 def render() -> None:
-    settings = app_state.sidebar_settings()
-    diag_box = st.sidebar.container()
+    conv_box = st.sidebar.container()
+    advanced = st.sidebar.expander("Advanced: retrieval settings and diagnostics", icon=":material/tune:")
+    settings = app_state.sidebar_settings(advanced)
+    diag_box = advanced.container()
     st.title("Ask the knowledge base")
     path = app_state.kb_dir()
     try:
@@ -163,30 +159,48 @@ def render() -> None:
     except KBError as exc:
         st.warning(f"{md_escape(str(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:")
         return
+    session = app_session.browser_session()
+    store: ConversationStore | None = None
+    with app_state.shown_errors("Opening the saved conversations"):
+        store = app_state.conversations(path)
     if not docs:
         st.info("The knowledge base is empty: add documents on the Knowledge base page.", icon=":material/info:")
-    st.caption(md_escape(f"{docs} documents in {path}. Answers quote the documents; click a source to see the "
-                         "passage."))
+    st.caption(md_escape(f"{docs} documents. Answers quote the documents; click a marker such as [1] to open "
+                         "its source."))
     question = st.chat_input("Ask a question, e.g. how long do customers have to ask for a refund?")
-    history = _history()
     if docs:
         # Loads the model and builds the indexes on the first page view (cached per process after that).
-        with app_state.shown_errors("Loading the retriever"), st.spinner("Loading the model and the index..."):
+        with app_state.shown_errors("Loading the retriever"), \
+                st.spinner("Loading the model and the knowledge base (first visit after a restart)..."):
             settings.retriever_for(path)
-    for turn in history:
-        _render_turn(turn)
-    if question:
-        # The question shows at once; the answer fills in below it when ready.
-        with st.chat_message("user"):
-            st.html(f'<div class="kb-question">{html.escape(question)}</div>')
-        with st.chat_message("assistant"):
-            turn = _answer_turn(len(history), question, settings, path)
+    conv = app_session.current_conversation()
+    history: list[TurnView] = []
+    with app_state.shown_errors("Reading the conversation"):
+        if store is not None and conv is not None and store.get(conv) is None:
+            app_session.set_conversation(None)  # deleted, expired, or from another KB: start afresh
+            conv = None
+        history = _saved_turns(store, conv)
+    citation_script()
+    for i, turn in enumerate(history):
+        _render_turn(turn, i, conv)
+    if question is not None:
+        problem = question_problem(question)
+        if problem:
+            # No chat bubble: the text is not a question we will answer, so it is not echoed either.
+            st.warning(problem, icon=":material/edit_note:")
+        else:
+            question = question.strip()
+            with st.chat_message("user"):
+                st.html(f'<div class="kb-question">{html.escape(question)}</div>')
+            with st.chat_message("assistant"):
+                turn = _answer_turn(question, settings, path)
+                with app_state.shown_errors("Saving the conversation"):
+                    _save(store, session, turn)
+                conv = app_session.current_conversation()
+                if turn.error:
+                    st.error(turn.error, icon=":material/error:")
+                else:
+                    _render_answer(turn, len(history), conv)
             history.append(turn)
-            if turn.error:
-                st.error(turn.error, icon=":material/error:")
-            else:
-                _render_answer(turn)
-    _diagnostics(diag_box, history[-1] if history else None)
-    if history and st.sidebar.button("Clear conversation", icon=":material/delete:"):
-        history.clear()
-        st.rerun()
+    render_diagnostics(diag_box, history[-1] if history else None)
+    render_conversations(conv_box, store, session, history)

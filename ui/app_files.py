@@ -53,6 +53,16 @@ def original_document(kb: KnowledgeBase, doc_source: str, doc_name: str, page: i
     return out
 
 
+def pdf_page_of(kb: KnowledgeBase, doc_source: str, page: int) -> bytes | None:
+    """Page `page` (1-based) of a cited PDF as its own PDF, read from where it was ingested; None when the file
+    is gone or unreadable."""
+    doc = kb.document(doc_source)
+    path = Path(doc.path or doc.source) if doc is not None else Path(doc_source)
+    if not path.is_file() or path.suffix.lower() != ".pdf":
+        return None
+    return pdf_page(path.read_bytes(), page)
+
+
 def pdf_page(data: bytes, page: int) -> bytes | None:
     """One page (1-based) of a PDF as its own PDF, or None if the PDF cannot be read."""
     from pypdf import PdfReader, PdfWriter

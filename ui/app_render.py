@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 
-from retriever import Answer, Citation
+from ui.app_turns import SourceView, TurnView, where
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'])")
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -36,23 +36,26 @@ def _cite_link(turn: int, n: int) -> str:
     return f'<a class="kb-cite" href="#{anchor_id(turn, n)}" style="{CITE_STYLE}">[{n}]</a>'
 
 
-def answer_html(ans: Answer, turn: int) -> str:
-    """The answer as escaped HTML whose [n] markers link to the sources below it."""
-    if ans.mode == "extractive" and ans.citations:
-        parts = [f"{html.escape(' '.join(c.quote.split()))} {_cite_link(turn, c.n)}" for c in ans.citations]
+def answer_html(turn: TurnView, index: int) -> str:
+    """The answer as escaped HTML whose [n] markers link to (and open) the sources below it."""
+    if turn.mode == "extractive" and turn.sources:
+        parts = [f"{html.escape(' '.join(s.quote.split()))} {_cite_link(index, s.n)}" for s in turn.sources]
         body = " ".join(parts)
     else:
-        valid = {c.n for c in ans.citations}
-        body = _MARKER.sub(lambda m: _cite_link(turn, int(m.group(1))) if int(m.group(1)) in valid else m.group(0),
-                           html.escape(ans.text))
+        valid = {s.n for s in turn.sources}
+        body = _MARKER.sub(lambda m: _cite_link(index, int(m.group(1))) if int(m.group(1)) in valid else m.group(0),
+                           html.escape(turn.text))
     return f'<div class="kb-answer" style="font-size: 1rem; line-height: 1.6;">{body}</div>'
 
 
-def highlight_html(text: str, start: int, end: int) -> str:
-    """text escaped, with text[start:end] wrapped in <mark>; whitespace and line breaks kept."""
+def highlight_html(text: str, start: int, end: int, anchor: str | None = None) -> str:
+    """text escaped, with text[start:end] wrapped in <mark>; whitespace and line breaks kept.
+
+    anchor: an id for the passage, the target of the answer's [n] link (see ui/app_cite.py)."""
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     before, quote, after = (html.escape(p) for p in (text[:start], text[start:end], text[end:]))
-    return (f'<div class="kb-passage" style="{PASSAGE_STYLE}">{before}'
+    id_attr = f' id="{html.escape(anchor)}"' if anchor else ""
+    return (f'<div class="kb-passage"{id_attr} style="{PASSAGE_STYLE}">{before}'
             f'<mark class="kb-quote" style="{MARK_STYLE}">{quote}</mark>{after}</div>')
 
 
@@ -61,13 +64,9 @@ def passage_html(text: str) -> str:
     return f'<div class="kb-passage" style="{PASSAGE_STYLE}">{html.escape(text)}</div>'
 
 
-def where(page: int | None, section: str | None) -> str:
-    if page is not None:
-        return f"page {page}"
-    return f"section “{section}”" if section else ""
-
-
-def citation_label(c: Citation) -> str:
-    """Expander label for source [n]: title, page/section, file and version (Markdown-escaped)."""
-    place = where(c.page, c.section)
-    return md_escape(f"[{c.n}] {c.doc_title}" + (f" — {place}" if place else "") + f" · {c.doc_name} v{c.doc_version}")
+def citation_label(s: SourceView) -> str:
+    """Expander label for source [n] (or a closest passage, n = 0): title, page/section, file and version
+    (Markdown-escaped)."""
+    place = where(s.page, s.section)
+    prefix = f"[{s.n}] " if s.n else ""
+    return md_escape(f"{prefix}{s.doc_title}" + (f" — {place}" if place else "") + f" · {s.doc_name} v{s.doc_version}")

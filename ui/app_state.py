@@ -21,7 +21,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from kb import Embedder, KBError, KnowledgeBase, load_embedder
+from kb import ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder
 from retriever import RETRIEVERS, AnswerConfig, HopfieldConfig, LLMConfig, make_retriever
 from retriever.base import Retriever
 from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
@@ -81,6 +81,17 @@ def knowledge_base(path: Path | None = None) -> KnowledgeBase:
     return _knowledge_base(str(path or kb_dir()))
 
 
+@st.cache_resource(show_spinner=False)
+def _conversations(path: str) -> ConversationStore:
+    return ConversationStore(path, ConversationConfig())
+
+
+def conversations(path: Path | None = None) -> ConversationStore:
+    """The saved conversations of the KB (cached per process; 30-day retention, see kb/conversations.py).
+    Raises KBError when there is no KB yet."""
+    return _conversations(str(path or kb_dir()))
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _retriever(path: str, name: str, top_k: int, candidates: int, beta: float) -> Retriever:
     retriever = make_retriever(name, _knowledge_base(path), embedder(), top_k=top_k, candidates=candidates,
@@ -111,10 +122,11 @@ class Settings:
         return AnswerConfig(min_evidence=self.min_evidence, llm=llm)
 
 
-def sidebar_settings() -> Settings:
-    """Retriever, beta, K and top_k widgets in the sidebar (keyed, so they persist across pages)."""
-    side = st.sidebar
-    side.subheader("Retrieval")
+def sidebar_settings(side=None) -> Settings:
+    """Retriever, beta, K and top_k widgets in side (a container; the sidebar by default), keyed so they
+    persist across pages."""
+    side = side if side is not None else st.sidebar
+    side.markdown("**Retrieval settings**")
     name = side.selectbox("Retriever", RETRIEVERS, key="set_retriever",
                           help="hopfield: dense + lexical candidates re-read by a modern-Hopfield memory; "
                                "dense: embeddings only; bm25: words only; hybrid: both, fused.")
@@ -122,7 +134,9 @@ def sidebar_settings() -> Settings:
                        key="set_beta", disabled=name != "hopfield",
                        help="Larger values settle on fewer passages.")
     candidates = side.select_slider("K (first-stage candidates)", options=[10, 20, 50, 100, 200, 500], value=100,
-                                    key="set_candidates")
+                                    key="set_candidates",
+                                    help="Passages each first-stage view (dense, lexical) proposes; the Hopfield "
+                                         "reader weighs their union, so between K and 2K candidates.")
     top_k = side.slider("top_k (passages read)", 1, 10, 5, key="set_top_k")
     min_evidence = side.slider("Abstain below evidence", 0.0, 1.0, float(AnswerConfig().min_evidence), 0.01,
                                key="set_min_evidence",

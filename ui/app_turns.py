@@ -1,0 +1,183 @@
+"""A chat turn as plain data: what the page shows, what the KB stores, what the export and copy button write.
+
+An Answer holds live objects (chunks, the search result); a saved conversation needs only what
+the page draws, so each turn is turned into a TurnView once (from_answer) and stored as its
+to_dict() JSON. A reload draws the same turn from that JSON, with the passages as they were when
+answered (the document may have a newer version since; the label names the version quoted).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from retriever import Answer, Diagnostics
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """Source [n] (n = 0 for a closest passage of an abstention).
+
+    passage: the chunk's text; span: the quote's [start, end) inside passage (None: no quote);
+    start/end: the quote's characters in the whole document's text.
+    """
+
+    n: int
+    chunk_id: int
+    doc_source: str
+    doc_name: str
+    doc_title: str
+    doc_version: int
+    page: int | None
+    section: str | None
+    passage: str
+    quote: str = ""
+    span: tuple[int, int] | None = None
+    start: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True)
+class DiagnosticsView:
+    """The Hopfield reader's state for one question, in the units the Advanced panel shows.
+
+    k: first-stage pool per view (the K setting); candidates: passages the reader weighed, the
+    union of the dense top-K and the lexical top-K (so between K and 2K); steps: Hopfield updates
+    applied, step 1 being the first update from the question's evidence; energy[i]: the energy
+    after update i + 1 (one value per step; non-finite values are None); entropy: of the final
+    attention over the candidates, in nats (0 = all weight on one passage, ln(candidates) = uniform).
+    """
+
+    beta: float
+    k: int
+    candidates: int
+    steps: int
+    converged: bool
+    entropy: float
+    energy: tuple[float | None, ...]
+    repairs: tuple[tuple[str, str], ...] = ()
+    query_used: str = ""
+
+    @property
+    def max_entropy(self) -> float:
+        return math.log(self.candidates) if self.candidates > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class TurnView:
+    """One question and its answer (or the error message shown instead)."""
+
+    question: str
+    text: str = ""
+    abstained: bool = False
+    mode: str = "extractive"
+    evidence: float = 0.0
+    threshold: float = 0.0
+    retriever: str = ""
+    seconds: float = 0.0
+    search_seconds: float = 0.0
+    sources: tuple[SourceView, ...] = ()
+    closest: tuple[SourceView, ...] = ()
+    notes: tuple[str, ...] = ()
+    diagnostics: DiagnosticsView | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TurnView":
+        def source(s: dict) -> SourceView:
+            span = s.get("span")
+            return SourceView(**{**s, "span": tuple(span) if span is not None else None})
+
+        diag = d.get("diagnostics")
+        return cls(**{
+            **d,
+            "sources": tuple(source(s) for s in d.get("sources", ())),
+            "closest": tuple(source(s) for s in d.get("closest", ())),
+            "notes": tuple(d.get("notes", ())),
+            "diagnostics": DiagnosticsView(**{**diag, "energy": tuple(diag["energy"]),
+                                              "repairs": tuple(tuple(r) for r in diag.get("repairs", ()))})
+            if diag else None,
+        })
+
+
+def diagnostics_view(d: Diagnostics, k: int) -> DiagnosticsView:
+    """The retriever's Diagnostics with non-finite energies replaced by None (a chart cannot place them)."""
+    energy = tuple(float(e) if math.isfinite(e) else None for e in d.energy)
+    return DiagnosticsView(beta=float(d.beta), k=int(k), candidates=int(d.candidates), steps=int(d.steps),
+                           converged=bool(d.converged), entropy=float(d.entropy), energy=energy,
+                           repairs=tuple(tuple(r) for r in d.repairs), query_used=d.query_used)
+
+
+def from_answer(question: str, ans: Answer, k: int) -> TurnView:
+    sources = tuple(SourceView(c.n, c.chunk_id, c.doc_source, c.doc_name, c.doc_title, c.doc_version, c.page,
+                               c.section, c.chunk.text, c.quote, c.chunk_span, c.start, c.end) for c in ans.citations)
+    closest = tuple(SourceView(0, h.chunk.id, h.chunk.doc_source, h.chunk.doc_name, h.chunk.doc_title,
+                               h.chunk.doc_version, h.chunk.page, h.chunk.section, h.chunk.text) for h in ans.closest)
+    diag = diagnostics_view(ans.search.diagnostics, k) if ans.search.diagnostics is not None else None
+    return TurnView(question=question, text=ans.text, abstained=ans.abstained, mode=ans.mode, evidence=ans.evidence,
+                    threshold=ans.threshold, retriever=ans.search.retriever, seconds=ans.seconds,
+                    search_seconds=ans.search.seconds, sources=sources, closest=closest, notes=tuple(ans.notes),
+                    diagnostics=diag)
+
+
+def where(page: int | None, section: str | None) -> str:
+    if page is not None:
+        return f"page {page}"
+    return f"section “{section}”" if section else ""
+
+
+def source_line(s: SourceView) -> str:
+    """"Title — page 2 · file.pdf v1" for the copy text and the export."""
+    place = where(s.page, s.section)
+    return f"{s.doc_title}" + (f" — {place}" if place else "") + f" · {s.doc_name} v{s.doc_version}"
+
+
+def answer_text(turn: TurnView) -> str:
+    """The answer as the page shows it: the quotes with their [n] markers (extractive), or the text."""
+    if turn.mode == "extractive" and turn.sources and not turn.abstained:
+        return " ".join(f"{' '.join(s.quote.split())} [{s.n}]" for s in turn.sources)
+    return turn.text
+
+
+def copy_text(turn: TurnView) -> str:
+    """What the copy button puts on the clipboard: the answer, then its numbered sources."""
+    lines = [answer_text(turn)]
+    if turn.sources:
+        lines += ["", "Sources:"] + [f"[{s.n}] {source_line(s)}" for s in turn.sources]
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown body: characters Markdown would read as markup are escaped."""
+    out = []
+    for ch in " ".join(str(text).split()):
+        out.append("\\" + ch if ch in "\\`*_[]<>#|" else ch)
+    return "".join(out)
+
+
+def conversation_markdown(title: str, turns: list[TurnView]) -> str:
+    """The conversation as Markdown: each question, each answer with [^t-n] footnotes naming its sources."""
+    out = [f"# {_md(title)}", ""]
+    for i, turn in enumerate(turns, start=1):
+        out += [f"## Question {i}", "", f"> {_md(turn.question)}", ""]
+        if turn.error:
+            out += [f"*{_md(turn.error)}*", ""]
+            continue
+        if turn.mode == "extractive" and turn.sources and not turn.abstained:
+            body = " ".join(f"{_md(s.quote)}[^{i}-{s.n}]" for s in turn.sources)
+        else:
+            body = _md(turn.text)
+            for s in turn.sources:
+                body = body.replace(f"\\[{s.n}\\]", f"[^{i}-{s.n}]")
+        out += [body, ""]
+        for s in turn.sources:
+            out.append(f"[^{i}-{s.n}]: {_md(source_line(s))}, characters {s.start}–{s.end}: “{_md(s.quote)}”")
+        if turn.closest:
+            out.append("Closest passages: " + "; ".join(_md(source_line(s)) for s in turn.closest))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
