@@ -25,6 +25,10 @@ from kb.lexicon import bm25_terms, char_grams
 # every condition): about 7 KiB each, so at most ~200 MiB.
 CACHED_CHUNKS = 30_000
 BM25_K1, BM25_B = 1.5, 0.75
+# FTS5 scores every chunk holding any query word, so a common word costs time in proportion to the KB
+# (at 1M chunks "patients" is in ~100k of them). Words are searched rarest first until their chunk
+# counts reach this budget; the candidates are rescored exactly with all the words.
+POSTINGS_BUDGET = 20_000
 
 
 def bm25_weights(tf: np.ndarray, length: np.ndarray, avg_length: float, idf: np.ndarray) -> np.ndarray:
@@ -60,18 +64,39 @@ class Corpus:
     # ---- BM25 (words) --------------------------------------------------------------------------
     def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first; only allowed ids
-        when given (sorted). Chunks a newer commit added are skipped: they are not in this snapshot."""
-        terms = bm25_terms(query)
-        want = k
+        when given (sorted). Chunks a newer commit added are skipped: they are not in this snapshot.
+
+        FTS5 finds the chunks holding the query's rarest words (see POSTINGS_BUDGET), 2k + 50 deep; they are
+        then scored exactly as bm25s would (bm25_at), so only a chunk that matches nothing but very common
+        words, and so scores low anyway, can be missed.
+        """
+        terms = self._search_terms(bm25_terms(query))
+        want = 2 * k + 50
         while True:
-            ids, scores = self.kb.bm25_top(terms, want)
+            ids, _ = self.kb.bm25_top(terms, want)
             pos = self.snapshot.positions(ids)
             keep = pos >= 0
             if allowed is not None:
                 keep &= np.isin(ids, allowed)
-            if keep.sum() >= k or len(ids) < want:
-                return pos[keep][:k], scores[keep][:k]
+            if keep.sum() >= want or len(ids) < want:
+                break
             want *= 4  # a filter or a newer commit took some: look deeper
+        pos = pos[keep]
+        scores = self.bm25_at(query, pos)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return pos[order], scores[order]
+
+    def _search_terms(self, terms: list[str]) -> list[str]:
+        """The query's distinct words the KB holds, rarest first, while their chunk counts add up to at most
+        POSTINGS_BUDGET (the rarest always)."""
+        df = self.kb.term_df(terms)
+        chosen, postings = [], 0
+        for term in sorted(set(terms) & df.keys(), key=lambda t: (df[t], t)):
+            if chosen and postings + df[term] > POSTINGS_BUDGET:
+                break
+            chosen.append(term)
+            postings += df[term]
+        return chosen
 
     def bm25_at(self, query: str, positions: np.ndarray) -> np.ndarray:
         """BM25 scores of query's words for the given snapshot rows (0 where none of them occurs), exactly as
