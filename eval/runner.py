@@ -15,7 +15,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+# progress(retriever label, batches done, batches in all), called as each batch of questions is ranked.
+Progress = Callable[[str, int, int], None]
 
 from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, Tally
@@ -234,13 +237,16 @@ def _default_embedder(kb_dir: Path) -> Embedder:
 
 
 def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: EvalConfig = EvalConfig(),
-             embedder: Embedder | None = None, specs: Sequence[RetrieverSpec] | None = None) -> EvalReport:
+             embedder: Embedder | None = None, specs: Sequence[RetrieverSpec] | None = None,
+             progress: Progress | None = None) -> EvalReport:
     """Evaluate config.retrievers under config.conditions on labelled, against kb (a KB or its directory).
 
     A set with a corpus (BEIR) is first ingested into the KB directory. specs: report rows to run
     instead of config.retrievers and config.betas (e.g. Hopfield variants for an ablation; the
     first is the baseline). Raises EvalError (a KBError) for unusable input; skipped items are
-    counted in the report's warnings.
+    counted in the report's warnings. progress: told (label, done, total) before and after each batch of
+    questions a retriever ranks (per condition); an exception it raises stops the run. Results do not
+    depend on it.
     """
     started = time.perf_counter()
     kb_dir = kb.dir if isinstance(kb, KnowledgeBase) else Path(kb)
@@ -313,12 +319,16 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
                 retriever = retrievers[spec.label]
                 out: dict[str, list[str]] = {}
                 t0 = time.perf_counter()
+                if progress is not None:
+                    progress(spec.label, 0, batches)
                 for start in range(0, len(qids), config.batch_size):
                     stop = start + config.batch_size
                     vecs = qvecs[start:stop] if retriever.uses_dense else None
                     for qid, r in zip(qids[start:stop], retriever.rank(qtexts[start:stop], k=depth, query_vectors=vecs)):
                         out[qid] = to_targets(r.ids, doc_of, config.cutoff)
                     bar.update(1)
+                    if progress is not None:
+                        progress(spec.label, start // config.batch_size + 1, batches)
                 ms.setdefault(cond.name, {})[spec.label] = 1000 * (time.perf_counter() - t0) / max(len(qids), 1)
                 rankings[spec.label] = out
                 means, pq = score(qrels, out, config.metrics)
@@ -366,18 +376,21 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
 
 def evaluate(kb: KnowledgeBase | str | Path, records: LabelledSet | Sequence[dict],
              retrievers: Sequence[str] = RETRIEVERS, k: int = 10, embedder: Embedder | None = None,
-             name: str = "labelled set") -> list[dict[str, Any]]:
+             name: str = "labelled set", progress: Progress | None = None,
+             batch_size: int = 64) -> list[dict[str, Any]]:
     """A quick table for the app: one row per retriever with recall, MRR, nDCG and hit rate at k
     on clean queries, the p-value of recall@k against the first retriever, and ms per query.
 
     records: a LabelledSet, or {"question", "relevant" | "relevant_chunks", "id"?} dicts.
+    progress: see run_eval; batch_size: questions ranked per call (smaller: finer progress, same results).
     """
     from eval.datasets import from_records
 
     labelled = records if isinstance(records, LabelledSet) else from_records(list(records), name)
     metrics = (f"recall@{k}", f"mrr@{k}", f"ndcg@{k}", f"hit_rate@{k}")
-    config = EvalConfig(retrievers=tuple(retrievers), metrics=metrics, cutoff=max(k, 10), depth=max(k, 10) * 3)
-    report = run_eval(labelled, kb, config, embedder=embedder)
+    config = EvalConfig(retrievers=tuple(retrievers), metrics=metrics, cutoff=max(k, 10), depth=max(k, 10) * 3,
+                        batch_size=batch_size)
+    report = run_eval(labelled, kb, config, embedder=embedder, progress=progress)
     rows = []
     for r in report.retrievers:
         p = report.pvalues["clean"].get(r, {}).get(f"recall@{k}")

@@ -20,7 +20,8 @@ QUESTIONS = read_questions(SAMPLE_QUESTIONS)
 
 def open_app(kb_dir: Path, monkeypatch, page: str | None = None) -> AppTest:
     monkeypatch.setenv(KB_DIR_ENV, str(kb_dir))
-    at = AppTest.from_file(APP, default_timeout=120)
+    # default_timeout is a ceiling on each run, not a wait: a run returns as soon as the script ends.
+    at = AppTest.from_file(APP, default_timeout=600)
     at.run()
     if page:
         at.switch_page(page).run()
@@ -55,13 +56,43 @@ def test_chat_answers_with_a_cited_pdf_page_and_the_sentence_highlighted(sample_
     assert f"Open page {q['page']} (PDF)" in downloads and "Original document" in downloads
 
 
-def test_sidebar_shows_hopfield_diagnostics_and_says_when_a_retriever_has_none(sample_kb_dir, monkeypatch):
+def _chart_points(chart) -> list[dict]:
+    """The rows a Vega-Lite chart draws: inline in the spec, or Streamlit's Arrow datasets."""
+    import pyarrow as pa
+
+    spec = json.loads(chart.proto.spec)
+    for values in [spec.get("data", {}).get("values"), *spec.get("datasets", {}).values()]:
+        if values:
+            return values
+    for blob in [chart.proto.data.data, *(ds.data.data for ds in chart.proto.datasets)]:
+        if blob:
+            return pa.ipc.open_stream(blob).read_all().to_pylist()
+    return []
+
+
+def test_settings_and_diagnostics_sit_in_the_advanced_section_and_agree(sample_kb_dir, monkeypatch):
+    import math
+
     at = ask(open_app(sample_kb_dir, monkeypatch), QUESTIONS[1]["question"])
-    metrics = {m.label: m.value for m in at.sidebar.get("metric")}
+    advanced = next(e for e in at.sidebar.expander if e.label.startswith("Advanced"))
+    # every retrieval setting is inside Advanced; the main area has none
+    assert {w.key for w in advanced.get("slider")} >= {"set_beta", "set_top_k", "set_min_evidence"}
+    assert advanced.selectbox(key="set_retriever").value == "hopfield"
+    assert not at.main.get("slider") and not at.main.get("select_slider")
+    metrics = {m.label: m.value for m in advanced.get("metric")}
     assert {"Evidence", "Threshold", "Steps", "Converged", "Attention entropy", "Candidates"} <= set(metrics)
-    assert int(metrics["Steps"]) >= 1
-    assert at.sidebar.get("arrow_vega_lite_chart") or at.sidebar.get("vega_lite_chart"), "no energy plot"
-    at.sidebar.selectbox(key="set_retriever").set_value("bm25").run()
+    k = advanced.select_slider(key="set_candidates").value
+    candidates, steps, entropy = int(metrics["Candidates"]), int(metrics["Steps"]), float(metrics["Attention entropy"])
+    assert k <= candidates <= 2 * k, "candidates are the union of two top-K lists"
+    assert 0.0 < entropy <= math.log(candidates) + 1e-6
+    charts = advanced.get("arrow_vega_lite_chart") or advanced.get("vega_lite_chart")
+    assert charts, "no energy plot"
+    points = _chart_points(charts[0])
+    assert [p["step"] for p in points] == list(range(1, steps + 1)), "one point per step, numbered like the text"
+    assert all(math.isfinite(p["energy"]) for p in points)
+    captions = " ".join(c.value for c in advanced.caption)
+    assert f"each of the {steps} update steps" in captions
+    advanced.selectbox(key="set_retriever").set_value("bm25").run()
     ask(at, QUESTIONS[2]["question"])
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "no Hopfield diagnostics" in captions
@@ -71,14 +102,30 @@ def test_sidebar_shows_hopfield_diagnostics_and_says_when_a_retriever_has_none(s
 def test_out_of_scope_question_says_not_found_and_lists_closest_passages(sample_kb_dir, monkeypatch):
     at = ask(open_app(sample_kb_dir, monkeypatch), "Who is the CEO of Tallyo?")
     assert any("Not found in the knowledge base." in b for b in html_bodies(at))
-    assert 1 <= len(at.expander) <= 3
+    assert 1 <= len(at.main.expander) <= 3
     assert any("closest passages" in c.value for c in at.caption)
 
 
-def test_punctuation_only_question_shows_a_clear_error_not_a_traceback(sample_kb_dir, monkeypatch):
-    at = ask(open_app(sample_kb_dir, monkeypatch), "?!")
+@pytest.mark.parametrize("text", ["?!", "   ", " \n\t ", "... --- ???"])
+def test_empty_or_punctuation_only_input_shows_a_message_and_adds_no_bubble(sample_kb_dir, monkeypatch, text):
+    at = ask(open_app(sample_kb_dir, monkeypatch), text)
     assert not at.exception
-    assert any("empty or only punctuation" in e.value for e in at.error)
+    assert any("empty or only punctuation" in w.value for w in at.warning)
+    assert len(at.chat_message) == 0
+
+
+def test_an_overlong_question_is_refused_with_the_limit_and_not_echoed(sample_kb_dir, monkeypatch):
+    from ui.app_input import MAX_QUESTION_CHARS
+
+    at = open_app(sample_kb_dir, monkeypatch)
+    ask(at, ("refund " * 3000).strip() + "?")
+    assert len(at.chat_message) == 0
+    message = " ".join(w.value for w in at.warning)
+    assert "21,000 characters" in message and f"{MAX_QUESTION_CHARS:,}" in message
+    assert "refund refund refund" not in " ".join(html_bodies(at))
+    # exactly at the limit is a question like any other
+    ask(at, ("How long do customers have to ask for a refund? " * 60)[:MAX_QUESTION_CHARS])
+    assert len(at.chat_message) == 2 and not at.warning
 
 
 def test_missing_kb_is_explained_on_every_page(tmp_path, monkeypatch):
@@ -192,12 +239,87 @@ def test_labelled_set_upload_errors_name_the_line(sample_kb_dir, monkeypatch):
     assert any("set.jsonl line 2" in e.value for e in at.error)
 
 
-def test_evaluation_page_runs_eval_on_the_sample_questions_and_plots_it(sample_kb_dir, monkeypatch):
+SMALL_SET = QUESTIONS[:12]  # the evaluation page on a small set: the test's time does not grow with the sample
+
+
+def small_set_bytes() -> bytes:
+    return "".join(json.dumps({"question": q["question"], "relevant": q["relevant"]}) + "\n"
+                   for q in SMALL_SET).encode()
+
+
+def test_evaluation_page_runs_eval_with_progress_per_retriever_and_clears_stale_results(sample_kb_dir, monkeypatch):
     at = open_app(sample_kb_dir, monkeypatch, page="pages/evaluation.py")
+    at.radio(key="eval_source").set_value("Upload a JSONL file").run()
+    at.file_uploader(key="eval_upload").set_value(("small.jsonl", small_set_bytes(), "application/json")).run()
     at.multiselect(key="eval_retrievers").set_value(["dense", "bm25"]).run()
-    at.button[0].click().run()  # Run evaluation
+    at.button(key="eval_run").click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["retriever"]) == ["dense", "bm25"] and set(table["questions"]) == {len(QUESTIONS)}
+    assert list(table["retriever"]) == ["dense", "bm25"] and set(table["questions"]) == {len(SMALL_SET)}
     assert all(0.0 <= v <= 1.0 for v in table["recall@5"]) and table["recall@5"].max() > 0.5
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "no metrics plot"
+    bars = [p.proto.text for p in at.get("progress")]
+    assert bars == [f"dense: {len(SMALL_SET)} of {len(SMALL_SET)} questions (done)",
+                    f"bm25: {len(SMALL_SET)} of {len(SMALL_SET)} questions (done)"]
+    assert any(s.value.startswith("Results on small") for s in at.subheader)
+    # another source, other retrievers or another k: the old table goes
+    at.slider(key="eval_k").set_value(3).run()
+    assert not any(s.value.startswith("Results on") for s in at.subheader)
+    at.slider(key="eval_k").set_value(5).run()
+    assert not any(s.value.startswith("Results on") for s in at.subheader), "a stale result is gone for good"
+    at.button(key="eval_run").click().run()
+    assert any(s.value.startswith("Results on small") for s in at.subheader)
+    at.radio(key="eval_source").set_value("Sample questions (data/questions.jsonl)").run()
+    assert not at.exception and not any(s.value.startswith("Results on") for s in at.subheader)
+
+
+def test_conversations_survive_a_reload_and_are_listed_renamed_exported_and_deleted(kb_copy, monkeypatch):
+    from kb import ConversationStore
+    from kb.conversations import clean_title
+    from ui.app_turns import TurnView, conversation_markdown, copy_text
+
+    at = open_app(kb_copy, monkeypatch)
+    ask(at, QUESTIONS[0]["question"])
+    ask(at, QUESTIONS[1]["question"])
+    session, conv = at.query_params["s"], at.query_params["c"]
+    session = session[0] if isinstance(session, list) else session
+    conv = conv[0] if isinstance(conv, list) else conv
+    # A reload is a new Streamlit session with the same URL: the conversation comes back from the KB.
+    again = AppTest.from_file(APP, default_timeout=600)
+    again.query_params["s"], again.query_params["c"] = session, conv
+    again.run()
+    assert not again.exception
+    assert [m.name for m in again.chat_message] == ["user", "assistant"] * 2
+    questions = [b for b in html_bodies(again) if 'class="kb-question' in b]
+    assert html.escape(QUESTIONS[1]["question"]) in questions[1]
+    assert any("kb-cite" in b for b in html_bodies(again)), "the cited answer is drawn again"
+    picker = again.sidebar.selectbox(key="conv_pick")
+    assert picker.value == f"{clean_title(QUESTIONS[0]['question'])} (2)" and len(picker.options) == 1
+    # rename
+    again.sidebar.text_input(key="conv_title").input("Refunds for Acme")
+    again.sidebar.button(key="conv_rename").click().run()
+    assert again.sidebar.selectbox(key="conv_pick").value == "Refunds for Acme (2)"
+    store = ConversationStore(kb_copy)
+    assert store.get(conv).title == "Refunds for Acme"
+    # export: Markdown with the citations as footnotes; the copy text carries the sources
+    assert any(b.proto.label == "Export" for b in again.sidebar.get("download_button"))
+    turns = [TurnView.from_dict(t.answer) for t in store.turns(conv)]
+    md = conversation_markdown("Refunds for Acme", turns)
+    assert md.startswith("# Refunds for Acme") and "[^1-1]" in md and "\n[^1-1]: " in md
+    assert turns[0].sources[0].doc_name.replace("-", "-") in md
+    assert copy_text(turns[0]).splitlines()[-len(turns[0].sources) - 1] == "Sources:"
+    # a new conversation, then the old one is still listed and can be picked again
+    again.sidebar.button(key="conv_new").click().run()
+    assert len(again.chat_message) == 0 and "c" not in again.query_params
+    ask(again, QUESTIONS[2]["question"])
+    assert len(again.sidebar.selectbox(key="conv_pick").options) == 2
+    again.sidebar.selectbox(key="conv_pick").set_value("Refunds for Acme (2)").run()
+    assert len(again.chat_message) == 4
+    # delete
+    again.sidebar.button(key="conv_delete").click().run()
+    assert not again.exception and store.get(conv) is None and len(again.chat_message) == 0
+    assert len(again.sidebar.selectbox(key="conv_pick").options) == 1
+    # another browser session sees none of these
+    other = AppTest.from_file(APP, default_timeout=600)
+    other.run()
+    assert not other.sidebar.get("selectbox") or all(s.key != "conv_pick" for s in other.sidebar.selectbox)

@@ -66,20 +66,52 @@ def metric_chart(rows: list[dict]):
             .properties(height=320))
 
 
+EVAL_BATCH = 10  # questions per progress step; each step is also where Cancel takes effect
+
+
+def _signature(name: str, records: list[dict], retrievers: list[str], k: int) -> tuple:
+    """What a result was computed for: a result for anything else is stale and is not shown."""
+    return name, tuple(r["question"] for r in records), tuple(retrievers), k
+
+
+def _on_cancel() -> None:
+    st.session_state["eval_cancelled"] = True
+
+
 def _run(kb: KnowledgeBase, name: str, records: list[dict], retrievers: list[str], k: int) -> None:
-    """eval.evaluate on records: one row per retriever (recall, MRR, nDCG, hit rate at k, p-value, ms/query)."""
+    """eval.evaluate on records with one progress bar per retriever and a Cancel button.
+
+    Cancel works through Streamlit: its click starts a new run of the page, which stops this one at
+    the next progress update (within one batch of EVAL_BATCH questions); the new run says so.
+    """
     from eval import evaluate  # the project's eval package, not the builtin
 
-    with st.spinner(f"Evaluating {len(retrievers)} retriever(s) on {len(records)} questions..."):
-        rows = evaluate(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder(), name=name)
-    st.session_state["eval_result"] = (name, k, rows)
+    cancel = st.empty()
+    cancel.button("Cancel evaluation", icon=":material/cancel:", on_click=_on_cancel, key="eval_cancel")
+    st.caption(f"Evaluating {len(retrievers)} retriever(s) on {len(records)} questions...")
+    bars = {r: st.progress(0.0, text=f"{r}: waiting") for r in retrievers}
+
+    def progress(label: str, done: int, total: int) -> None:
+        bar = bars.get(label)
+        if bar is not None:
+            n = min(done * EVAL_BATCH, len(records)) if done else 0
+            bar.progress(done / max(total, 1), text=f"{label}: {n} of {len(records)} questions"
+                         + (" (done)" if done == total else ""))
+
+    rows = evaluate(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder(), name=name,
+                    progress=progress, batch_size=EVAL_BATCH)
+    cancel.empty()
+    st.session_state["eval_result"] = (_signature(name, records, retrievers, k), name, k, rows)
 
 
-def _show_result() -> None:
+def _show_result(signature: tuple | None) -> None:
     result = st.session_state.get("eval_result")
     if not result:
         return
-    name, k, rows = result
+    if result[0] != signature:  # the set, retrievers or k changed since: the table would be for something else
+        st.session_state.pop("eval_result")
+        return
+    _, name, k, rows = result
     st.subheader(md_escape(f"Results on {name} (k = {k})"))
     st.dataframe(rows, hide_index=True, key="eval_table")
     st.altair_chart(metric_chart(rows), width="stretch")
@@ -114,10 +146,16 @@ def render() -> None:
         chosen = _labelled_set(kb)
     retrievers = st.multiselect("Retrievers", RETRIEVERS, default=list(RETRIEVERS), key="eval_retrievers")
     k = st.slider("k (cut-off)", 1, 20, 5, key="eval_k")
-    if st.button("Run evaluation", type="primary", disabled=chosen is None or not retrievers, icon=":material/play_arrow:"):
+    signature = _signature(chosen[0], chosen[1], retrievers, k) if chosen else None
+    run = st.button("Run evaluation", type="primary", disabled=chosen is None or not retrievers,
+                    icon=":material/play_arrow:", key="eval_run")
+    if st.session_state.pop("eval_cancelled", False) and not run:
+        st.info("Evaluation cancelled; no results were kept.", icon=":material/cancel:")
+    if run and chosen is not None:
+        st.session_state.pop("eval_result", None)
         name, records = chosen
         with app_state.shown_errors("Evaluation"):
             _run(kb, name, records, retrievers, k)
-    _show_result()
+    _show_result(signature)
     with app_state.shown_errors("Reading feedback"):
         _feedback_export(kb)

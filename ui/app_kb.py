@@ -63,12 +63,25 @@ def _summary(report: IngestReport) -> None:
         st.caption(md_escape(f"warning: {warning}"))
 
 
-def _run_ingest(paths: list[Path], path: Path, mirror: bool) -> None:
+def _run_ingest(paths: list[Path], path: Path, mirror: bool, origin: str) -> None:
+    """Ingest with a progress bar where it runs; the report is shown next to the button named by origin
+    ("upload" or "folder") after the rerun."""
     bar = st.progress(0.0, text="Starting...")
     report = ingest(paths, path, IngestConfig(mirror=mirror, wait=30.0), embedder=app_state.embedder(),
                     on_progress=_progress_callback(bar))
     bar.progress(1.0, text="Done")
-    st.session_state["kb_last_report"] = report
+    st.session_state["kb_last_report"] = (origin, report)
+
+
+def _report_here(origin: str) -> None:
+    """The last ingest's summary (and refused uploads) when the button for origin started it."""
+    last = st.session_state.get("kb_last_report")
+    if last is not None and last[0] == origin:
+        st.session_state.pop("kb_last_report")
+        _summary(last[1])
+    if origin == "upload":
+        for message in st.session_state.pop("kb_refused_uploads", []):
+            st.error(md_escape(message), icon=":material/error:")
 
 
 def _uploads(path: Path) -> None:
@@ -92,8 +105,9 @@ def _uploads(path: Path) -> None:
         st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1
         if saved:
             with app_state.shown_errors("Ingesting the uploads"):
-                _run_ingest(saved, path, mirror=False)
+                _run_ingest(saved, path, mirror=False, origin="upload")
         st.rerun()
+    _report_here("upload")
 
 
 def _folder(path: Path) -> None:
@@ -113,8 +127,9 @@ def _folder(path: Path) -> None:
             st.error(md_escape(f"{target} is not an available source folder"), icon=":material/error:")
             return
         with app_state.shown_errors("Re-ingesting the folder"):
-            _run_ingest([target], path, mirror=mirror)
+            _run_ingest([target], path, mirror=mirror, origin="folder")
             st.rerun()
+    _report_here("folder")
 
 
 def render() -> None:
@@ -132,11 +147,6 @@ def render() -> None:
             c2.metric("Chunks", stats["chunks"])
             c3.metric("Model", str(stats["model"]))
             st.caption(md_escape(f"Folder: {path}"))
-    report = st.session_state.pop("kb_last_report", None)
-    if report is not None:
-        _summary(report)
-    for message in st.session_state.pop("kb_refused_uploads", []):
-        st.error(md_escape(message), icon=":material/error:")
     if kb is not None:
         with app_state.shown_errors("Listing documents"):
             _documents_table(kb)
