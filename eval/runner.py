@@ -43,6 +43,8 @@ class EvalConfig:
     cutoff: targets scored per query. candidates: first-stage pool K of hybrid and Hopfield.
     stat_test: "fisher" (randomisation), "student" (paired t) or "tukey".
     cache_dir: where query embeddings are cached (None: not on disk).
+    history: a labelled set (JSONL) replayed as confirmed pairs into a scratch question memory before
+    scoring; each Hopfield row gets a "+memory" twin and replayed questions are not scored (eval.history).
     """
 
     retrievers: tuple[str, ...] = ("dense", "bm25", "hybrid", "hopfield")
@@ -58,6 +60,7 @@ class EvalConfig:
     batch_size: int = 64
     cache_dir: Path | None = None
     progress: bool = False
+    history: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.retrievers:
@@ -86,6 +89,7 @@ class RetrieverSpec:
     label: str
     name: str
     hopfield: HopfieldConfig | None = None
+    memory: Any = None  # a kb.question_memory.QuestionMemory the Hopfield row reads (None: no question memory)
 
 
 def retriever_specs(retrievers: Sequence[str], betas: Sequence[float]) -> list[RetrieverSpec]:
@@ -263,6 +267,13 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
     qrels, more = resolve_qrels(labelled, kb)
     warnings += more
     order = [q for q in labelled.queries if q in qrels]
+    replay = None
+    if config.history is not None:
+        from eval.history import replay_history
+
+        replay = replay_history(config.history, kb, embedder, config.cache_dir)
+        order = [q for q in order if not replay.holds(labelled.queries[q])]
+        warnings += replay.warnings
     if config.limit is not None:
         if config.limit < 1:
             raise EvalError(f"--limit must be at least 1, not {config.limit}")
@@ -273,9 +284,10 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
     depth = config.depth if doc_of is not None else config.cutoff
 
     specs = list(specs) if specs else retriever_specs(config.retrievers, config.betas)
+    specs = replay.with_memory(specs) if replay is not None else specs
     retrievers: dict[str, Retriever] = {
         s.label: make_retriever(s.name, kb, embedder=embedder, top_k=min(10, config.candidates),
-                                candidates=config.candidates, hopfield=s.hopfield)
+                                candidates=config.candidates, hopfield=s.hopfield, memory=s.memory)
         for s in specs
     }
     conditions = parse_conditions(list(config.conditions))
@@ -362,6 +374,8 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
                     "chunks_reused": ingest_report.chunks_reused, "seconds": round(ingest_report.seconds, 2)}
                    if ingest_report is not None else None),
         "seconds": round(time.perf_counter() - started, 2),
+        "history": ({"file": str(config.history), "pairs": replay.pairs, "questions": len(replay.questions)}
+                    if replay is not None else None),
     }
     return EvalReport(
         dataset=labelled.name, level=labelled.level, n_queries=len(order),

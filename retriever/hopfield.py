@@ -15,6 +15,10 @@
    means, a blend of the passages the evidence agrees on.
 3. Ranking rule: z(evidence) + settled_weight * z(X xi*): the settled state lifts passages
    close in meaning to the ones the evidence agrees on.
+4. Question memory (retriever.question_recall), when the KB has one: earlier questions confirmed to be
+   answered by a passage are a second memory; the question recalls them by one Hopfield step, and each
+   passage's recalled mass m_c (0..1) joins the candidates and the cue as + memory_weight * m_c.
+   An empty memory changes nothing.
 
 Why the gate: characters rescue a garbled question (its dense embedding is noise) but
 mislead a clean one that is worded differently from the passage, pulling it toward a
@@ -41,6 +45,7 @@ from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.hopfield_math import entropy, iterate_gram
+from retriever.question_recall import QuestionRecall, Recall
 from retriever.results import Diagnostics
 from retriever.vocabulary import Repair
 
@@ -62,7 +67,11 @@ class HopfieldConfig:
     gate, kept for the ablation).
     repair: repair unknown words first; repair_beta, repair_prior, repair_min_similarity: the
     vocabulary memory's inverse temperature (over cosines in [0, 1]), log-frequency weight and
-    the cosine a far repair must reach (see retriever.vocabulary)."""
+    the cosine a far repair must reach (see retriever.vocabulary).
+    memory_weight: weight of the question memory's recalled mass in the cue (0 turns it off);
+    memory_beta, memory_threshold: inverse temperature and null-pattern similarity of its recall step;
+    memory_char_share: share of the character view in its similarity at full character gate
+    (see retriever.question_recall)."""
 
     beta: float = 2.0
     update_steps_max: int = 5
@@ -78,6 +87,10 @@ class HopfieldConfig:
     repair_beta: float = 40.0
     repair_prior: float = 0.02
     repair_min_similarity: float = 0.6
+    memory_weight: float = 3.0
+    memory_beta: float = 20.0
+    memory_threshold: float = 0.6
+    memory_char_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not (isinstance(self.beta, (int, float)) and np.isfinite(self.beta) and self.beta > 0):
@@ -86,7 +99,7 @@ class HopfieldConfig:
             raise KBError(f"update_steps_max must be >= 1, not {self.update_steps_max}")
         if self.update_steps_eps < 0:
             raise KBError(f"update_steps_eps must be >= 0, not {self.update_steps_eps}")
-        for name in ("settled_weight", "bm25_weight", "char_weight"):
+        for name in ("settled_weight", "bm25_weight", "char_weight", "memory_weight"):
             if not getattr(self, name) >= 0:
                 raise KBError(f"{name} must be >= 0, not {getattr(self, name)}")
         if not 0 < self.garble_full <= 1:
@@ -117,9 +130,15 @@ class HopfieldRetriever(Retriever):
 
     name = "hopfield"
 
-    def __init__(self, *args, config: HopfieldConfig = HopfieldConfig(), **kwargs):
+    def __init__(self, *args, config: HopfieldConfig = HopfieldConfig(), memory="kb", **kwargs):
+        """memory: "kb" (the KB's own question memory), None (none), or a kb.QuestionMemory."""
         super().__init__(*args, **kwargs)
         self.config = config
+        if memory == "kb":
+            from kb.question_memory import QuestionMemory
+
+            memory = QuestionMemory(self.kb)
+        self.recall = QuestionRecall(memory) if memory is not None and config.memory_weight > 0 else None
 
     def _repair(self, corpus, queries: list[str], qvecs: np.ndarray) -> tuple[list[Repair], np.ndarray]:
         """Each query's Repair, and the embeddings of the repaired texts (re-embedded only where changed)."""
@@ -134,14 +153,20 @@ class HopfieldRetriever(Retriever):
             rvecs[changed] = self.embed_queries([repairs[i].text for i in changed])
         return repairs, rvecs
 
-    def _cue(self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed) -> _Cue:
+    def _cue(self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed,
+             recall: Recall | None = None) -> _Cue:
         cfg = self.config
         lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed)
         pos = candidate_positions(corpus, dense_ids, lexical)
+        if recall is not None:  # the passages earlier questions like this one were answered by join the candidates
+            recalled = corpus.snapshot.positions(recall.chunk_ids)
+            pos = np.union1d(pos, recalled[recalled >= 0]).astype(np.int64)
         dense = np.asarray(corpus.snapshot.vectors[pos])
         evidence = zscore(dense @ rvec) + cfg.bm25_weight * zscore(corpus.bm25_at(repair.text, pos))
         if gate > 0:  # the character view costs a read of the candidates' n-grams: only when it counts
             evidence = evidence + gate * cfg.char_weight * zscore(corpus.char_at(query, pos))
+        if recall is not None:
+            evidence = evidence + cfg.memory_weight * _mass_at(corpus.ids[pos], recall)
         gram = dense @ dense.T
         spread = gram.std()
         return _Cue(pos, zscore(evidence).astype(np.float32),
@@ -152,7 +177,10 @@ class HopfieldRetriever(Retriever):
         repairs, rvecs = self._repair(corpus, queries, qvecs)
         gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
         dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates, allowed)
-        cues = [self._cue(corpus, dense_ids[b], rvecs[b], repairs[b], queries[b], gates[b], allowed)
+        recalls = (self.recall.lookup(corpus.snapshot.token, rvecs, queries, gates, cfg.memory_beta,
+                                      cfg.memory_threshold, cfg.memory_char_share, allowed)
+                   if self.recall is not None else None) or [None] * len(queries)
+        cues = [self._cue(corpus, dense_ids[b], rvecs[b], repairs[b], queries[b], gates[b], allowed, recalls[b])
                 for b in range(len(queries))]
         if not any(len(c.positions) for c in cues):
             return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None) for _ in cues]
@@ -180,7 +208,14 @@ class HopfieldRetriever(Retriever):
             diag = Diagnostics(beta=cfg.beta, steps=steps, converged=bool(res.converged[b]),
                                energy=tuple(float(e) for e in res.energies[b, :steps]),
                                entropy=float(ent[b]), candidates=n, repairs=repairs[b].changes,
-                               query_used=repairs[b].text, garble=repairs[b].garble, char_gate=gates[b])
+                               query_used=repairs[b].text, garble=repairs[b].garble, char_gate=gates[b],
+                               memory=recalls[b].suggestions if recalls[b] is not None else ())
             out.append(Ranked(ids, scores, diag))
         return out
 
+
+
+def _mass_at(chunk_ids: np.ndarray, recall: Recall) -> np.ndarray:
+    """The recalled mass of each of chunk_ids (0 for chunks the memory did not suggest)."""
+    mass = dict(zip(recall.chunk_ids.tolist(), recall.mass.tolist()))
+    return np.array([mass.get(int(i), 0.0) for i in chunk_ids], dtype=np.float32)

@@ -17,11 +17,14 @@ def make_retriever(
     top_k: int = 5,
     candidates: int = 100,
     hopfield: HopfieldConfig | None = None,
+    memory="kb",
 ) -> Retriever:
-    """A retriever by name (one of RETRIEVERS); hopfield is used only by "hopfield"."""
+    """A retriever by name (one of RETRIEVERS); hopfield and memory ("kb": the KB's question memory, None: none,
+    or a kb.question_memory.QuestionMemory) are used only by "hopfield"."""
     classes = {"dense": DenseRetriever, "bm25": BM25Retriever, "hybrid": HybridRetriever}
     if name == "hopfield":
-        return HopfieldRetriever(kb, embedder, top_k=top_k, candidates=candidates, config=hopfield or HopfieldConfig())
+        return HopfieldRetriever(kb, embedder, top_k=top_k, candidates=candidates, config=hopfield or HopfieldConfig(),
+                                 memory=memory)
     if name not in classes:
         raise KBError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
     return classes[name](kb, embedder, top_k=top_k, candidates=candidates)

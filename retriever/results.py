@@ -17,6 +17,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class MemorySuggestion:
+    """A passage the question memory suggested: its chunk id, the recalled mass (0..1), the closest
+    earlier questions that were answered by it, and how many earlier questions took part."""
+
+    chunk_id: int
+    mass: float
+    questions: tuple[str, ...]
+    n_questions: int
+
+
+@dataclass(frozen=True)
 class Diagnostics:
     """How the Hopfield state moved for one query.
 
@@ -26,7 +37,8 @@ class Diagnostics:
     of the final attention over candidates, in nats (0 = settled on one passage,
     log(K) = uniform mix); repairs: (garbled word, stored word) pairs the vocabulary
     memory replaced; query_used: the query after repair; garble: share of the question's
-    words that were unknown (0..1); char_gate: how far that switched the character view on (0..1).
+    words that were unknown (0..1); char_gate: how far that switched the character view on (0..1);
+    memory: the passages the question memory suggested, most recalled first (empty when it suggested none).
     """
 
     beta: float
@@ -39,6 +51,7 @@ class Diagnostics:
     query_used: str = ""
     garble: float = 0.0
     char_gate: float = 0.0
+    memory: tuple[MemorySuggestion, ...] = ()
 
 
 @dataclass(frozen=True)

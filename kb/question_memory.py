@@ -1,0 +1,496 @@
+"""The question memory: questions confirmed to be answered by a passage, kept to answer their paraphrases.
+
+Each *association* is one (question, passage version, user) triple: the question's text, its embedding
+(float32) and character 3-5-gram counts (its character view), the passage's *version* (`text_hash` of the
+chunk's retrieval text, as kb/store.py keys embeddings), the document it came from and who confirmed it
+(None: no user, as in the local app, the CLI or an imported labelled set). The reader
+(retriever/question_recall.py) treats the associations as stored patterns and a new question as a cue.
+
+Learning (Hebbian): a confirmation (thumbs up, a cited source marked helpful, an imported labelled pair)
+adds +1 to the association's strength, a thumbs down subtracts 1 (anti-Hebbian); a single association's
+strength stays within [-user_cap, user_cap], so repeating the same thumb is worth at most user_cap.
+A named user's associations to one passage together add at most user_cap to it (see `patterns`): one
+user's clicks cannot swamp everyone's ranking. Every change is an event in the history table.
+
+Forgetting: strength halves every `half_life_days` (30 by default) without a new confirmation or
+rejection: effective strength = strength * 0.5 ** (days since last_confirmed_at / half_life_days).
+Associations below `min_strength` are not used (after ~4.3 half-lives for one confirmation). `forget`
+deletes one association (its events stay, as history).
+
+Versions: an association points at a passage version, never at a chunk id. At read time it resolves to
+whichever current chunk has the same text_hash, so a passage whose text is unchanged by a sync carries
+over to its new chunk, and one whose text changed finds no chunk and is never used. `prune` (run lazily
+once per committed snapshot, and by sync) makes that visible: such associations are *retired* (kept, with
+their history, never used again, even if the old text comes back), associations of a deleted document are
+removed, and a renamed document's are moved with it.
+
+The tables are created here on first use (CREATE TABLE IF NOT EXISTS), not by kb/store.py's schema.
+The memory normally lives in the KB's kb.sqlite; `path` puts it in a file of its own (eval's replays).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+from urllib.parse import quote
+
+import numpy as np
+
+from kb.errors import KBError
+from kb.lexicon import char_grams, pack_grams, unpack_grams
+from kb.store import DB_NAME, KnowledgeBase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS qmem_associations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    question TEXT NOT NULL,
+    question_key TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    grams BLOB NOT NULL,
+    text_hash TEXT NOT NULL,
+    doc_source TEXT NOT NULL,
+    doc_version INTEGER NOT NULL,
+    by_user TEXT NOT NULL DEFAULT '',
+    strength REAL NOT NULL,
+    confirmations INTEGER NOT NULL DEFAULT 0,
+    rejections INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    last_confirmed_at REAL NOT NULL,
+    retired INTEGER NOT NULL DEFAULT 0,
+    retired_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX IF NOT EXISTS qmem_key ON qmem_associations(question_key, text_hash, by_user);
+CREATE TABLE IF NOT EXISTS qmem_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    association_id INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    delta REAL NOT NULL DEFAULT 0,
+    by_user TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS qmem_events_assoc ON qmem_events(association_id);
+CREATE TABLE IF NOT EXISTS qmem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+DAY = 86400.0
+ORIGINS = ("thumbs_up", "thumbs_down", "cited_helpful", "import", "replay")
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """half_life_days: an association's strength halves every this many days without feedback (30).
+    user_cap: the most one association, and one named user's associations to one passage together,
+    add to that passage's strength (3: a fourth identical thumbs up changes nothing).
+    min_strength: effective strength below which an association is not used."""
+
+    half_life_days: float = 30.0
+    user_cap: float = 3.0
+    min_strength: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.half_life_days > 0:
+            raise KBError(f"half_life_days must be > 0, not {self.half_life_days}")
+        if not self.user_cap > 0:
+            raise KBError(f"user_cap must be > 0, not {self.user_cap}")
+
+    def decay(self, elapsed_seconds: np.ndarray | float) -> np.ndarray | float:
+        """0.5 ** (days / half_life_days): the factor an association keeps after elapsed_seconds unconfirmed."""
+        return 0.5 ** (np.maximum(elapsed_seconds, 0.0) / (self.half_life_days * DAY))
+
+
+@dataclass(frozen=True)
+class Association:
+    """One stored (question, passage version, user). strength: as last written (see effective());
+    user: "" for none; retired: the passage's text changed (never used again)."""
+
+    id: int
+    question: str
+    text_hash: str
+    doc_source: str
+    doc_version: int
+    user: str
+    strength: float
+    confirmations: int
+    rejections: int
+    created_at: float
+    last_confirmed_at: float
+    retired: bool
+    retired_reason: str
+
+    def effective(self, config: MemoryConfig, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        return float(self.strength * config.decay(now - self.last_confirmed_at))
+
+
+@dataclass(frozen=True)
+class MemoryEvent:
+    """One change: confirmed, rejected, retired, removed, moved, carried or forgotten."""
+
+    association_id: int
+    event: str
+    delta: float
+    user: str
+    origin: str
+    note: str
+    at: float
+
+
+@dataclass(frozen=True)
+class MemoryPatterns:
+    """The usable associations, one row per (question, passage version), resolved to current chunks.
+
+    vectors (M, d) float32 unit rows; grams: M (buckets, counts) character views; weights (M,) > 0:
+    effective strength summed over users (decayed, capped); chunk_ids (M,) the current chunk of each;
+    questions: their texts; support (M,): how many associations (users) each row sums.
+    """
+
+    vectors: np.ndarray
+    grams: tuple[tuple[np.ndarray, np.ndarray], ...]
+    weights: np.ndarray
+    chunk_ids: np.ndarray
+    questions: tuple[str, ...]
+    support: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+
+def question_key(question: str) -> str:
+    """What makes two questions the same: case and spacing ignored."""
+    return " ".join(question.lower().split())
+
+
+_COLUMNS = ("id, question, text_hash, doc_source, doc_version, by_user, strength, confirmations, rejections, "
+            "created_at, last_confirmed_at, retired, retired_reason")
+
+
+def _association(row) -> Association:
+    return Association(int(row[0]), row[1], row[2], row[3], int(row[4]), row[5], float(row[6]), int(row[7]),
+                       int(row[8]), float(row[9]), float(row[10]), bool(row[11]), row[12])
+
+
+class QuestionMemory:
+    """The question memory of the KB at kb (a KnowledgeBase or its directory).
+
+    path: keep the associations in this SQLite file instead of the KB's kb.sqlite (eval replays use a
+    scratch file, so a benchmark never writes into a real KB's memory).
+    """
+
+    def __init__(self, kb: KnowledgeBase | str | Path, config: MemoryConfig | None = None,
+                 path: str | Path | None = None) -> None:
+        self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
+        self.config = config or MemoryConfig()
+        self.path = Path(path) if path is not None else self.kb.dir / DB_NAME
+        self._ready = False
+
+    # ---- connections -------------------------------------------------------------
+    @contextmanager
+    def _connect(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        try:
+            if write:
+                con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            else:
+                con = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=60.0,
+                                      isolation_level=None)
+        except sqlite3.Error as exc:
+            raise KBError(f"cannot open the question memory in {self.path}: {exc}") from exc
+        try:
+            if write and not self._ready:
+                con.executescript(SCHEMA)
+                self._ready = True
+            yield con
+        except sqlite3.OperationalError as exc:
+            raise KBError(f"cannot read or write the question memory in {self.path}: {exc}") from exc
+        finally:
+            con.close()
+
+    def exists(self) -> bool:
+        """Whether the memory's tables exist (no write needed to ask)."""
+        if not self.path.exists():
+            return False
+        try:
+            with self._connect(write=False) as con:
+                return con.execute("SELECT 1 FROM sqlite_master WHERE name = 'qmem_meta'").fetchone() is not None
+        except KBError:
+            return False
+
+    def version(self) -> int:
+        """A counter that changes with every write (0 for a memory never written): what readers cache on."""
+        if not self.exists():
+            return 0
+        with self._connect(write=False) as con:
+            row = con.execute("SELECT value FROM qmem_meta WHERE key = 'version'").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _bump(con: sqlite3.Connection) -> None:
+        con.execute("INSERT INTO qmem_meta (key, value) VALUES ('version', '1') ON CONFLICT(key) DO UPDATE SET "
+                    "value = CAST(value AS INTEGER) + 1")
+
+    # ---- the KB side -------------------------------------------------------------
+    def _chunks(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
+        """{chunk id: (text_hash, document source, document version)} of current chunks; KBError for a missing one."""
+        ids = sorted({int(i) for i in chunk_ids})
+        out: dict[int, tuple[str, str, int]] = {}
+        with self.kb._connect() as con:
+            for start in range(0, len(ids), 900):
+                part = ids[start:start + 900]
+                for cid, h, source, version in con.execute(
+                        "SELECT c.id, c.text_hash, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                        f"WHERE c.id IN ({','.join('?' * len(part))})", part):
+                    out[int(cid)] = (h, source, int(version))
+        missing = [i for i in ids if i not in out]
+        if missing:
+            raise KBError(f"no passage {missing[0]} in the knowledge base (it changed or was removed by a sync)")
+        return out
+
+    def _resolve(self, hashes: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
+        """{text_hash: [(chunk id, document source, document version), ...]} for the current chunks."""
+        out: dict[str, list[tuple[int, str, int]]] = {}
+        hashes = list(dict.fromkeys(hashes))
+        with self.kb._connect() as con:
+            for start in range(0, len(hashes), 900):
+                part = hashes[start:start + 900]
+                marks = ",".join("?" * len(part))
+                for h, cid, source, version in con.execute(
+                        f"SELECT c.text_hash, c.id, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                        f"WHERE c.text_hash IN ({marks}) ORDER BY c.id", part):
+                    out.setdefault(h, []).append((int(cid), source, int(version)))
+        return out
+
+    # ---- learning ----------------------------------------------------------------
+    def confirm(self, question: str, vector: np.ndarray, chunk_id: int, user: str | None = None,
+                origin: str = "thumbs_up", now: float | None = None) -> Association:
+        """Hebbian: chunk_id answers question (embedding vector, unit length); +1 to the association."""
+        return self.learn([(question, vector, chunk_id)], +1.0, user, origin, now)[0]
+
+    def reject(self, question: str, vector: np.ndarray, chunk_id: int, user: str | None = None,
+               origin: str = "thumbs_down", now: float | None = None) -> Association:
+        """Anti-Hebbian: chunk_id does not answer question; -1 to the association (it may go negative)."""
+        return self.learn([(question, vector, chunk_id)], -1.0, user, origin, now)[0]
+
+    def learn(self, items: Sequence[tuple[str, np.ndarray, int]], delta: float, user: str | None = None,
+              origin: str = "import", now: float | None = None) -> list[Association]:
+        """Add delta (+1 confirm, -1 reject) to the association of each (question, vector, chunk id), in one
+        transaction; the rows as written. The strength kept so far decays to now first, and stays within
+        [-user_cap, user_cap]."""
+        now = time.time() if now is None else float(now)
+        user = user or ""
+        cap = self.config.user_cap
+        manifest = self.kb.manifest
+        chunks = self._chunks([c for _, _, c in items])
+        prepared = []
+        for question, vector, chunk_id in items:
+            if not isinstance(question, str) or not question.strip():
+                raise KBError("an empty question cannot be remembered")
+            vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+            if manifest is not None and vec.shape[0] != manifest.dim:
+                raise KBError(f"question vector has {vec.shape[0]} dimensions, the KB's model {manifest.dim}")
+            prepared.append((question.strip(), vec, chunks[int(chunk_id)]))
+        grams = char_grams([q for q, _, _ in prepared]) if prepared else None
+        out = []
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            for n, (question, vec, (h, source, version)) in enumerate(prepared):
+                key = question_key(question)
+                row = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE question_key = ? AND text_hash = ? "
+                                  "AND by_user = ?", (key, h, user)).fetchone()
+                if row is None:
+                    g = grams[n]
+                    cur = con.execute(
+                        "INSERT INTO qmem_associations (question, question_key, vector, grams, text_hash, doc_source, "
+                        "doc_version, by_user, strength, confirmations, rejections, created_at, last_confirmed_at) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (question, key, vec.tobytes(), pack_grams(g.indices.astype(np.uint32), g.data), h, source,
+                         version, user, float(np.clip(delta, -cap, cap)), int(delta > 0), int(delta < 0), now, now))
+                    aid = int(cur.lastrowid)
+                else:
+                    old = _association(row)
+                    aid = old.id
+                    # A retired association whose old text is current again starts afresh: its old weight is history.
+                    kept = 0.0 if old.retired else old.strength * float(self.config.decay(now - old.last_confirmed_at))
+                    con.execute("UPDATE qmem_associations SET strength = ?, confirmations = confirmations + ?, "
+                                "rejections = rejections + ?, last_confirmed_at = ?, doc_version = ?, retired = 0, "
+                                "retired_reason = '' WHERE id = ?",
+                                (float(np.clip(kept + delta, -cap, cap)), int(delta > 0), int(delta < 0), now,
+                                 version, aid))
+                con.execute("INSERT INTO qmem_events (association_id, event, delta, by_user, origin, at) "
+                            "VALUES (?,?,?,?,?,?)",
+                            (aid, "confirmed" if delta > 0 else "rejected", delta, user, origin, now))
+                out.append(aid)
+            if out:
+                self._bump(con)
+            con.execute("COMMIT")
+            return [_association(con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE id = ?",
+                                             (aid,)).fetchone()) for aid in out]
+
+    def forget(self, association_id: int, now: float | None = None) -> bool:
+        """Delete one association (its events stay, with a 'forgotten' one); False when there was none."""
+        now = time.time() if now is None else now
+        if not self.exists():
+            return False
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            n = con.execute("DELETE FROM qmem_associations WHERE id = ?", (int(association_id),)).rowcount
+            if n:
+                con.execute("INSERT INTO qmem_events (association_id, event, at) VALUES (?, 'forgotten', ?)",
+                            (int(association_id), now))
+                self._bump(con)
+            con.execute("COMMIT")
+        return bool(n)
+
+    # ---- versions ----------------------------------------------------------------
+    def prune(self, now: float | None = None) -> dict[str, int]:
+        """Bring the associations in line with the KB after a sync; counts of what happened.
+
+        retired: the passage's text changed (its document is still there); removed: the document was deleted;
+        moved: the document was renamed (same text, new key); carried: same text in a new document version.
+        """
+        now = time.time() if now is None else now
+        counts = {"retired": 0, "removed": 0, "moved": 0, "carried": 0}
+        token = self.kb.token()
+        if not self.exists():
+            return counts
+        with self._connect() as con:
+            rows = con.execute("SELECT id, text_hash, doc_source, doc_version FROM qmem_associations "
+                               "WHERE retired = 0").fetchall()
+        found = self._resolve([r[1] for r in rows])
+        with self.kb._connect() as con:
+            live = {r[0]: int(r[1]) for r in con.execute("SELECT source, version FROM documents")}
+        events = []
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            for aid, h, source, version in rows:
+                chunks = found.get(h)
+                if chunks:
+                    here = [c for c in chunks if c[1] == source] or chunks
+                    _, new_source, new_version = here[0]
+                    if new_source != source:
+                        con.execute("UPDATE qmem_associations SET doc_source = ?, doc_version = ? WHERE id = ?",
+                                    (new_source, new_version, aid))
+                        events.append((aid, "moved", f"{source} -> {new_source}"))
+                        counts["moved"] += 1
+                    elif new_version != version:
+                        con.execute("UPDATE qmem_associations SET doc_version = ? WHERE id = ?", (new_version, aid))
+                        events.append((aid, "carried", f"{source} v{version} -> v{new_version} (text unchanged)"))
+                        counts["carried"] += 1
+                elif source in live:
+                    con.execute("UPDATE qmem_associations SET retired = 1, retired_reason = ? WHERE id = ?",
+                                (f"passage changed in {source} v{live[source]}", aid))
+                    events.append((aid, "retired", f"passage text changed in v{live[source]}"))
+                    counts["retired"] += 1
+                else:
+                    con.execute("DELETE FROM qmem_associations WHERE id = ?", (aid,))
+                    events.append((aid, "removed", f"document {source} deleted"))
+                    counts["removed"] += 1
+            con.executemany("INSERT INTO qmem_events (association_id, event, note, at) VALUES (?,?,?,?)",
+                            [(a, e, n, now) for a, e, n in events])
+            con.execute("INSERT OR REPLACE INTO qmem_meta (key, value) VALUES ('pruned_token', ?)", (token or "",))
+            if events:
+                self._bump(con)
+            con.execute("COMMIT")
+        return counts
+
+    def prune_if_stale(self) -> None:
+        """prune() when the KB committed a snapshot since the last one; silently skipped where it cannot write
+        (read-only media): reads check versions themselves."""
+        if not self.exists():
+            return
+        try:
+            with self._connect(write=False) as con:
+                row = con.execute("SELECT value FROM qmem_meta WHERE key = 'pruned_token'").fetchone()
+            if (row[0] if row else None) != self.kb.token():
+                self.prune()
+        except (KBError, sqlite3.Error):
+            pass
+
+    # ---- reading -----------------------------------------------------------------
+    def associations(self, include_retired: bool = False) -> list[Association]:
+        if not self.exists():
+            return []
+        where = "" if include_retired else " WHERE retired = 0"
+        with self._connect(write=False) as con:
+            rows = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations{where} ORDER BY id").fetchall()
+        return [_association(r) for r in rows]
+
+    def get(self, association_id: int) -> Association | None:
+        if not self.exists():
+            return None
+        with self._connect(write=False) as con:
+            row = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE id = ?", (int(association_id),)).fetchone()
+        return _association(row) if row else None
+
+    def events(self, association_id: int | None = None) -> list[MemoryEvent]:
+        if not self.exists():
+            return []
+        sql = "SELECT association_id, event, delta, by_user, origin, note, at FROM qmem_events"
+        args: tuple = ()
+        if association_id is not None:
+            sql, args = sql + " WHERE association_id = ?", (int(association_id),)
+        with self._connect(write=False) as con:
+            rows = con.execute(sql + " ORDER BY id", args).fetchall()
+        return [MemoryEvent(int(r[0]), r[1], float(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows]
+
+    def current_chunk(self, assoc: Association) -> int | None:
+        """The current chunk an active association resolves to (None: retired, or its passage is gone)."""
+        if assoc.retired:
+            return None
+        chunks = self._resolve([assoc.text_hash]).get(assoc.text_hash, [])
+        here = [c for c in chunks if c[1] == assoc.doc_source] or chunks
+        return here[0][0] if here else None
+
+    def patterns(self, now: float | None = None) -> MemoryPatterns:
+        """The usable associations as the reader's patterns: active, resolved to a current chunk (same text),
+        decayed, each row capped at user_cap, each named user's total per passage capped at user_cap, summed
+        over users per (question, passage); rows whose sum is below min_strength are left out."""
+        now = time.time() if now is None else now
+        empty = MemoryPatterns(np.zeros((0, self.kb.manifest.dim if self.kb.manifest else 0), np.float32), (),
+                               np.zeros(0, np.float32), np.zeros(0, np.int64), (), np.zeros(0, np.int64))
+        if not self.exists():
+            return empty
+        with self._connect(write=False) as con:
+            rows = con.execute("SELECT question, question_key, vector, grams, text_hash, doc_source, by_user, strength, "
+                               "last_confirmed_at FROM qmem_associations WHERE retired = 0").fetchall()
+        if not rows:
+            return empty
+        found = self._resolve([r[4] for r in rows])
+        cfg = self.config
+        eff = np.array([r[7] for r in rows], dtype=np.float64) * cfg.decay(now - np.array([r[8] for r in rows]))
+        eff = np.clip(eff, -cfg.user_cap, cfg.user_cap)
+        # A named user's positive weight on one passage, over all their questions, adds up to at most user_cap.
+        per_user: dict[tuple[str, str], float] = {}
+        for r, e in zip(rows, eff):
+            if r[6] and e > 0:
+                per_user[(r[6], r[4])] = per_user.get((r[6], r[4]), 0.0) + e
+        groups: dict[tuple[str, str], list] = {}
+        for r, e in zip(rows, eff):
+            chunks = found.get(r[4])
+            if not chunks:
+                continue  # the passage's text changed or its document went: never used
+            total = per_user.get((r[6], r[4]), 0.0)
+            if e > 0 and total > cfg.user_cap:
+                e = e * cfg.user_cap / total
+            g = groups.setdefault((r[1], r[4]), [0.0, 0, r, chunks])
+            g[0] += e
+            g[1] += 1
+        keep = [g for g in groups.values() if g[0] >= cfg.min_strength]
+        if not keep:
+            return empty
+        chunk_ids = []
+        for _, _, r, chunks in keep:
+            here = [c for c in chunks if c[1] == r[5]] or chunks
+            chunk_ids.append(here[0][0])
+        return MemoryPatterns(
+            vectors=np.stack([np.frombuffer(g[2][2], dtype=np.float32) for g in keep]),
+            grams=tuple(unpack_grams(g[2][3]) for g in keep),
+            weights=np.array([g[0] for g in keep], dtype=np.float32),
+            chunk_ids=np.array(chunk_ids, dtype=np.int64),
+            questions=tuple(g[2][0] for g in keep),
+            support=np.array([g[1] for g in keep], dtype=np.int64),
+        )
