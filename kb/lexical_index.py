@@ -12,8 +12,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from kb.lexicon import (GRAM_BUCKETS, LEXICON_VERSION, bm25_terms, char_grams, fts_query, latin_words, pack_grams,
-                        unpack_grams, word_terms)
+from kb.lexicon import (GRAM_BUCKETS, LEXICON_VERSION, char_grams, fts_query, latin_words, pack_grams,
+                        stopwords, unpack_grams, word_terms)
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
@@ -24,10 +24,13 @@ CREATE TABLE IF NOT EXISTS chunk_grams (chunk_id INTEGER PRIMARY KEY, grams BLOB
 BATCH = 512
 
 
-def fts_body(text: str) -> str:
-    """What FTS5 indexes of a chunk: its BM25 terms, so its length and tokens are those BM25 counts
-    (stopwords would lengthen every chunk alike and blur the length normalisation)."""
-    return " ".join(bm25_terms(text))
+def _tokens(text: str) -> tuple[list[str], list[str]]:
+    """(every word token, the BM25 terms among them) of text: one tokenisation for all the counts. FTS5
+    indexes the BM25 terms only, so a chunk's length there is what BM25 counts (stopwords would lengthen
+    every chunk alike and blur the length normalisation)."""
+    terms = word_terms(text)
+    stop = stopwords()
+    return terms, [t for t in terms if t not in stop]
 
 
 class LexiconDelta:
@@ -52,23 +55,34 @@ class LexiconDelta:
             part = rows[start : start + BATCH]
             grams = char_grams([text for _, text in part])
             cut = grams.indptr
-            con.executemany("INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)", [(cid, fts_body(t)) for cid, t in part])
+            bodies = []
+            for _, text in part:
+                terms, kept = _tokens(text)
+                self.terms.update(set(terms))
+                self.words.update(latin_words(text))
+                self.length += len(kept)
+                bodies.append(" ".join(kept))
+            con.executemany("INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)",
+                            [(cid, body) for (cid, _), body in zip(part, bodies)])
             con.executemany("INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
                             [(cid, pack_grams(grams.indices[cut[i]:cut[i + 1]], grams.data[cut[i]:cut[i + 1]]))
                              for i, (cid, _) in enumerate(part)])
             self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
-            for _, text in part:
-                self.terms.update(set(word_terms(text)))
-                self.words.update(latin_words(text))
-                self.length += len(bm25_terms(text))
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted."""
         if not rows:
             return
         self._flush(con)
+        bodies = []
+        for _, text in rows:
+            terms, kept = _tokens(text)
+            self.terms.subtract(set(terms))
+            self.words.subtract(latin_words(text))
+            self.length -= len(kept)
+            bodies.append(" ".join(kept))
         con.executemany("INSERT INTO chunk_fts (chunk_fts, rowid, body) VALUES ('delete', ?, ?)",
-                        [(cid, fts_body(t)) for cid, t in rows])
+                        [(cid, body) for (cid, _), body in zip(rows, bodies)])
         ids = [cid for cid, _ in rows]
         for start in range(0, len(ids), 900):
             part = ids[start : start + 900]
@@ -77,10 +91,6 @@ class LexiconDelta:
                 buckets, _ = unpack_grams(blob)
                 np.subtract.at(self.grams, buckets.astype(np.int64), 1)
             con.execute(f"DELETE FROM chunk_grams WHERE chunk_id IN ({marks})", part)
-        for _, text in rows:
-            self.terms.subtract(set(word_terms(text)))
-            self.words.subtract(latin_words(text))
-            self.length -= len(bm25_terms(text))
 
     def apply(self, con: sqlite3.Connection) -> None:
         """Write the accumulated document-frequency changes (terms and character n-gram buckets)."""
