@@ -302,7 +302,7 @@ def test_conversations_survive_a_reload_and_are_listed_renamed_exported_and_dele
     store = ConversationStore(kb_copy)
     assert store.get(conv).title == "Refunds for Acme"
     # export: Markdown with the citations as footnotes; the copy text carries the sources
-    assert any(b.proto.label == "Export" for b in again.sidebar.get("download_button"))
+    assert any(b.proto.label == "Export as Markdown" for b in again.sidebar.get("download_button"))
     turns = [TurnView.from_dict(t.answer) for t in store.turns(conv)]
     md = conversation_markdown("Refunds for Acme", turns)
     assert md.startswith("# Refunds for Acme") and "[^1-1]" in md and "\n[^1-1]: " in md

@@ -54,6 +54,9 @@ _CITE_SCRIPT = """
 """
 
 
+_ICON = ('<svg width="13" height="13" viewBox="0 0 24 24" fill="currentColor" style="vertical-align:-2px"><path d="M16 1H4a2 2 0 0 0-2 2v14h2V3h12V1zm3 4H8a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h11a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm0 16H8V7h11v14z"/></svg>')
+
+
 def citation_script() -> None:
     """Make every [n] marker on the page open its source (call once per page run; draws nothing visible)."""
     st.iframe(_CITE_SCRIPT, height=1)
@@ -71,7 +74,7 @@ def copy_button(text: str, label: str = "Copy answer") -> None:
            border: 1px solid rgba(128,128,128,0.45); background: transparent; color: #808495; }}
   button:hover {{ border-color: #ff4b4b; color: #ff4b4b; }}
 </style>
-<button id="copy" type="button" title="Copy the answer with its sources">&#x2398; {json.dumps(label)[1:-1]}</button>
+<button id="copy" type="button" title="Copy the answer with its sources">{_ICON} {json.dumps(label)[1:-1]}</button>
 <script>
   const text = {payload};
   const button = document.getElementById("copy");
@@ -84,6 +87,6 @@ def copy_button(text: str, label: str = "Copy answer") -> None:
       document.execCommand("copy"); area.remove();
     }}
     button.textContent = "\\u2713 Copied";
-    setTimeout(() => {{ button.innerHTML = "&#x2398; {json.dumps(label)[1:-1]}"; }}, 2000);
+    setTimeout(() => {{ button.innerHTML = {json.dumps(_ICON + " " + label)}; }}, 2000);
   }});
 </script>""", height=34)
