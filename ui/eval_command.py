@@ -57,9 +57,12 @@ def _slug(name: str) -> str:
               help="Chunks ranked per query before documents are counted (document-level sets).")
 @click.option("--candidates", "-K", type=int, default=100, show_default=True,
               help="First-stage candidates of hybrid and Hopfield.")
+@click.option("--history", "history", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Replay this labelled set (JSONL: question, relevant) as thumbs up into a scratch question memory "
+                   "first; each hopfield row gets a +memory twin, and replayed questions are not scored.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr [default: when stderr is a terminal].")
 def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, cache_dir, as_json, limit, seed, split,
-             stat_test, depth, candidates, progress):
+             stat_test, depth, candidates, history, progress):
     """Recall@k, MRR, nDCG and hit rate of each retriever on a labelled set, clean and garbled."""
     labelled = load_dataset(dataset_path, split=split)
     name = _slug(labelled.name if not dataset_path.is_file() else dataset_path.stem)
@@ -71,13 +74,14 @@ def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, c
     betas = _betas(beta_text)
     config = EvalConfig(retrievers=_names(retrievers), betas=betas, conditions=_names(conditions), seed=seed,
                         limit=limit, depth=depth, candidates=candidates, stat_test=stat_test, cache_dir=cache_dir,
-                        progress=progress)
+                        progress=progress, history=history)
     command = ["kb", "eval", "--dataset", str(dataset_path), "--retrievers", ",".join(config.retrievers),
                "--conditions", ",".join(config.conditions)]
     command += ["--beta", ",".join(f"{b:g}" for b in betas)] if betas else []
     command += ["--kb-dir", str(kb_dir), "--out", str(out_dir)]
     command += ["--limit", str(limit)] if limit else []
     command += ["--seed", str(seed)] if seed else []
+    command += ["--history", str(history)] if history else []
     report = run_eval(labelled, kb_dir, config)
     written = write_report(report, out_dir, command=shlex.join(command))
     for warning in report.warnings:
