@@ -34,6 +34,7 @@ from ingest import IngestConfig, ingest, save_upload, upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
 from retriever import AnswerConfig, HopfieldConfig, answer, make_retriever
 from retriever.base import Retriever
+from retriever.question_recall import learn_from_feedback
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
@@ -298,6 +299,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 raise HTTPException(404, f"no passage {body.chunk_id} in {collection!r}")
             source = record.doc_source
         row = kb.add_feedback(body.question, body.chunk_id, source, body.helpful, by=f"key:{key.id}")
+        learn_from_feedback(kb, body.question, [body.chunk_id], body.helpful, user=f"key:{key.id}")  # question memory
         return {"id": row}
 
     app.state.collections = collections

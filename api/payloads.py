@@ -49,6 +49,7 @@ def diagnostics_payload(result, key: ApiKey) -> dict | None:
         # Query repair settles on any word of the KB, internal documents included: never show it to a scoped key.
         out.pop("repairs", None)
         out.pop("query_used", None)
+        out.pop("memory", None)  # earlier questions, other keys' included
     return out
 
 

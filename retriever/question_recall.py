@@ -150,3 +150,29 @@ class QuestionRecall:
                                         questions=tuple(index.patterns.questions[i] for i in rows[:SHOWN_QUESTIONS]),
                                         n_questions=int((attn[rows] >= MIN_MASS / 10).sum())))
         return tuple(out)
+
+
+def learn_from_feedback(kb, question: str, chunk_ids, helpful: bool, user: str | None = None, embedder=None,
+                        origin: str | None = None) -> int:
+    """A thumbs up (Hebbian) or down (anti-Hebbian) on the passages cited for question, into the KB's question
+    memory; returns how many associations changed. Passages a sync has changed since are skipped (their
+    feedback still lands in the feedback table). user: who gave it (an API key's id), None for nobody."""
+    from kb import EmbedderConfig, KBError, load_embedder
+
+    ids = [int(c) for c in chunk_ids if c is not None]
+    if not ids or not question or not question.strip():
+        return 0
+    if embedder is None:
+        model = kb.manifest.model if kb.manifest else EmbedderConfig().model
+        embedder = load_embedder(EmbedderConfig(model=model))
+    vector = embedder.encode([question])[0]
+    memory = QuestionMemory(kb)
+    changed = 0
+    for cid in ids:
+        try:
+            memory.learn([(question, vector, cid)], +1.0 if helpful else -1.0, user,
+                         origin or ("thumbs_up" if helpful else "thumbs_down"))
+            changed += 1
+        except KBError:
+            continue
+    return changed

@@ -220,3 +220,23 @@ def test_memory_commands(kb_copy, embedder):
     assert out.exit_code == 0 and memory.get(a.id) is None
     out = runner.invoke(main, ["memory", "forget", str(a.id), "--kb-dir", str(kb_copy)])
     assert out.exit_code == 2
+
+
+def test_app_thumbs_up_and_down_teach_the_memory(kb_copy, embedder):
+    from types import SimpleNamespace
+
+    from ui.app_files import record_feedback
+
+    kb = KnowledgeBase(kb_copy)
+    chunk = _chunk_with(kb, "you may request a prorated refund")
+    cited = [SimpleNamespace(chunk_id=chunk, doc_source=POLICY)]
+    q = "Can I get part of my annual plan back if I cancel?"
+    assert record_feedback(kb, q, cited, helpful=True) == 1
+    memory = QuestionMemory(kb)
+    [a] = memory.associations()
+    assert a.question == q and a.confirmations == 1 and a.user == "" and memory.current_chunk(a) == chunk
+    result = HopfieldRetriever(kb, embedder).search("if I cancel my annual plan do I get part of it back")
+    assert result.hits[0].chunk.id == chunk and result.diagnostics.memory[0].questions == (q,)
+    record_feedback(kb, q, cited, helpful=False)
+    assert memory.get(a.id).strength == pytest.approx(0.0, abs=1e-3) and memory.get(a.id).rejections == 1
+    assert kb.feedback()[-1].helpful is False  # the feedback table keeps every verdict as before

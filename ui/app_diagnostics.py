@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.app_render import md_escape
 from ui.app_turns import DiagnosticsView, TurnView
 
 
@@ -64,6 +65,8 @@ def render_diagnostics(box, turn: TurnView | None) -> None:
                   help="yes: the state stopped moving before the step limit.")
         st.caption(f"beta {d.beta:g}; K = {d.k} per view; entropy {d.entropy:.3f} of at most {d.max_entropy:.2f} "
                    "nats" + (" (the attention settled on one passage)" if d.entropy < 0.005 else ""))
+        for line in d.memory:  # the question memory: earlier questions confirmed to be answered by a passage
+            st.caption(md_escape(line))
         points = energy_points(d)
         if points:
             st.caption(f"Energy after each of the {d.steps} update steps")

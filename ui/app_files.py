@@ -10,6 +10,7 @@ from typing import Callable
 
 from ingest import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir  # noqa: F401
 from kb import KnowledgeBase
+from retriever.question_recall import learn_from_feedback
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def record_feedback(kb: KnowledgeBase, question: str, citations, helpful: bool) 
     for c in citations or [None]:
         kb.add_feedback(question, c.chunk_id if c else None, c.doc_source if c else None, helpful)
         rows += 1
+    # The question memory learns from it too: a later paraphrase finds the passages confirmed here.
+    learn_from_feedback(kb, question, [c.chunk_id for c in citations or []], helpful)
     return rows
 
 

@@ -47,6 +47,7 @@ class DiagnosticsView:
     applied, step 1 being the first update from the question's evidence; energy[i]: the energy
     after update i + 1 (one value per step; non-finite values are None); entropy: of the final
     attention over the candidates, in nats (0 = all weight on one passage, ln(candidates) = uniform).
+    memory: one line per passage the question memory suggested ("also suggested by 3 earlier questions like ...").
     """
 
     beta: float
@@ -58,6 +59,7 @@ class DiagnosticsView:
     energy: tuple[float | None, ...]
     repairs: tuple[tuple[str, str], ...] = ()
     query_used: str = ""
+    memory: tuple[str, ...] = ()
 
     @property
     def max_entropy(self) -> float:
@@ -100,7 +102,8 @@ class TurnView:
             "closest": tuple(source(s) for s in d.get("closest", ())),
             "notes": tuple(d.get("notes", ())),
             "diagnostics": DiagnosticsView(**{**diag, "energy": tuple(diag["energy"]),
-                                              "repairs": tuple(tuple(r) for r in diag.get("repairs", ()))})
+                                              "repairs": tuple(tuple(r) for r in diag.get("repairs", ())),
+                                              "memory": tuple(diag.get("memory", ()))})
             if diag else None,
         })
 
@@ -110,7 +113,16 @@ def diagnostics_view(d: Diagnostics, k: int) -> DiagnosticsView:
     energy = tuple(float(e) if math.isfinite(e) else None for e in d.energy)
     return DiagnosticsView(beta=float(d.beta), k=int(k), candidates=int(d.candidates), steps=int(d.steps),
                            converged=bool(d.converged), entropy=float(d.entropy), energy=energy,
-                           repairs=tuple(tuple(r) for r in d.repairs), query_used=d.query_used)
+                           repairs=tuple(tuple(r) for r in d.repairs), query_used=d.query_used,
+                           memory=tuple(memory_line(m) for m in d.memory))
+
+
+def memory_line(m) -> str:
+    """'passage 12 (mass 0.83): also suggested by 3 earlier questions like "..."' for a MemorySuggestion."""
+    like = "; ".join(f"\u201c{q}\u201d" for q in m.questions[:2])
+    n = m.n_questions
+    return (f"passage {m.chunk_id} (recalled {m.mass:.2f}): also suggested by {n} earlier question"
+            f"{'s' if n != 1 else ''} like {like}")
 
 
 def from_answer(question: str, ans: Answer, k: int) -> TurnView:
