@@ -61,8 +61,16 @@ class Collections:
                 path = self.get(name).kb_dir
                 if not (path / "kb.sqlite").exists() and not create:
                     raise HTTPException(409, f"collection {name!r} is empty: upload documents or start a sync first")
-                self._kbs[name] = KnowledgeBase(path, create=create)
+                # A sync by another process must not make questions wait for the new snapshot's load.
+                self._kbs[name] = KnowledgeBase(path, create=create, background_refresh=True)
             return self._kbs[name]
+
+    def refresh(self, name: str) -> None:
+        """After this server committed to a collection (upload, sync job): serve the new version now."""
+        with self._lock:
+            kb = self._kbs.get(name)
+        if kb is not None and (kb.dir / "kb.sqlite").exists():
+            kb.refresh()
 
     def retriever(self, name: str, kind: str, top_k: int, candidates: int = 100, beta: float = 2.0) -> Retriever:
         key = (name, kind, top_k, candidates, beta)
@@ -81,7 +89,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     keys = KeyStore(config.keys_path)
     collections = Collections(config)
     metrics = Metrics(collections)
-    jobs = SyncJobs(load_embedder, on_done=metrics.sync_done)
+    jobs = SyncJobs(load_embedder, on_done=metrics.sync_done, on_committed=collections.refresh)
     key_cache: dict[str, tuple[float, ApiKey | None]] = {}
     ready = threading.Event()
     app = FastAPI(title="hopfield-kb", version="1", description=__doc__,
@@ -244,6 +252,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                         embedder=load_embedder())
         if report.failed:
             raise HTTPException(422, "; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed))
+        collections.refresh(collection)
         stored = collections.kb(collection, create=True).document(saved.name)
         status = "added" if report.added else "updated" if report.updated else "unchanged"
         return {"status": status, "document": document_payload(stored)}

@@ -51,9 +51,11 @@ def report_dict(source: str, report: IngestReport) -> dict:
 class SyncJobs:
     """Starts and tracks sync jobs. on_done(collection, job) runs after each job (e.g. to record metrics)."""
 
-    def __init__(self, embedder: Callable[[], Embedder], on_done: Callable[[str, SyncJob], None] | None = None) -> None:
+    def __init__(self, embedder: Callable[[], Embedder], on_done: Callable[[str, SyncJob], None] | None = None,
+                 on_committed: Callable[[str], None] | None = None) -> None:
         self._embedder = embedder
         self._on_done = on_done
+        self._on_committed = on_committed  # runs before a job is seen as done (to serve the new version)
         self._jobs: dict[str, SyncJob] = {}
         self._running: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -94,6 +96,8 @@ class SyncJobs:
                                       tags=source.tags, key_prefix=source.key_prefix)
                 report = ingest([source.path], collection.kb_dir, config, embedder=embedder, on_progress=progress)
                 job.results.append(report_dict(str(source.path), report))
+            if self._on_committed is not None and not job.dry_run:
+                self._on_committed(collection.name)
             job.state, job.progress = "done", 1.0
         except KBError as exc:
             job.state, job.error = "failed", str(exc)

@@ -378,3 +378,20 @@ def test_document_filters_select_exactly_what_a_brute_force_scan_selects(tmp_pat
         IngestConfig(visibility="Top Secret")
     with pytest.raises(KBError, match="tag"):
         IngestConfig(tags=("ok", "bad\nline"))
+
+
+def test_a_background_refreshing_kb_keeps_answering_from_the_loaded_snapshot_while_the_new_one_loads(tmp_path, rng):
+    kb, vectors = _synthetic_kb(tmp_path / "kb", rng, {"alpha": 4})
+    server = KnowledgeBase(kb.dir, background_refresh=True)
+    old = server.snapshot()
+    _write(KnowledgeBase(kb.dir), {"beta": _doc("beta", 3)}, {"beta": _unit(rng, 3)})  # another writer
+    new_token = kb.token()
+    assert server.snapshot().token == old.token  # not blocked on the load: the loaded one answers
+    deadline = time.monotonic() + 120
+    while server.snapshot().token != new_token:
+        assert time.monotonic() < deadline, "the new snapshot was never loaded in the background"
+        time.sleep(0.05)
+    assert server.snapshot().size == old.size + 3
+    # A commit through the server's own writer is served as soon as commit() returns.
+    _write(server, {"gamma": _doc("gamma", 2)}, {"gamma": _unit(rng, 2)})
+    assert server.snapshot().token == kb.token() and server.snapshot().size == old.size + 5
