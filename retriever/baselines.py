@@ -71,7 +71,7 @@ class HybridRetriever(Retriever):
         dense_ids, _ = dense_candidates(corpus, qvecs, self.candidates, allowed)
         out = []
         for b, q in enumerate(queries):
-            pos = candidate_positions(corpus, dense_ids[b], corpus.bm25_top(q, self.candidates, allowed)[0])
+            pos = candidate_positions(corpus, dense_ids[b], corpus.bm25_top(q, self.candidates, allowed, exact=False)[0])
             dense = np.asarray(corpus.snapshot.vectors[pos]) @ qvecs[b]
             fused = zscore(dense) + self.char_weight * zscore(corpus.char_at(q, pos))
             ids, scores = top_k(fused, corpus.ids[pos], k)

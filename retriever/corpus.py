@@ -62,18 +62,20 @@ class Corpus:
         return np.isin(self.ids, allowed, assume_unique=True)
 
     # ---- BM25 (words) --------------------------------------------------------------------------
-    def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None,
+                 exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first; only allowed ids
         when given (sorted). Chunks a newer commit added are skipped: they are not in this snapshot.
 
-        FTS5 finds the chunks holding the query's rarest words (see POSTINGS_BUDGET), 2k + 50 deep; they are
-        then scored exactly as bm25s would (bm25_at), so only a chunk that matches nothing but very common
-        words, and so scores low anyway, can be missed.
+        FTS5 finds the chunks holding the query's rarest words (see POSTINGS_BUDGET). exact: 2k + 50 of them
+        are scored exactly as bm25s would (bm25_at), so only a chunk that matches nothing but very common
+        words, and so scores low anyway, can be missed; otherwise FTS5's own top k and scores (k1 1.2), a
+        candidate pool for a reader that scores its candidates itself.
         """
         terms = self._search_terms(bm25_terms(query))
-        want = 2 * k + 50
+        want = 2 * k + 50 if exact else k
         while True:
-            ids, _ = self.kb.bm25_top(terms, want)
+            ids, fts_scores = self.kb.bm25_top(terms, want)
             pos = self.snapshot.positions(ids)
             keep = pos >= 0
             if allowed is not None:
@@ -82,6 +84,8 @@ class Corpus:
                 break
             want *= 4  # a filter or a newer commit took some: look deeper
         pos = pos[keep]
+        if not exact:
+            return pos[:k], fts_scores[keep][:k]
         scores = self.bm25_at(query, pos)
         order = np.argsort(-scores, kind="stable")[:k]
         return pos[order], scores[order]
