@@ -31,6 +31,7 @@ The memory normally lives in the KB's kb.sqlite; `path` puts it in a file of its
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,6 +189,7 @@ class QuestionMemory:
         self.config = config or MemoryConfig()
         self.path = Path(path) if path is not None else self.kb.dir / DB_NAME
         self._ready = False
+        self._local = threading.local()
 
     # ---- connections -------------------------------------------------------------
     @contextmanager
@@ -221,11 +223,22 @@ class QuestionMemory:
             return False
 
     def version(self) -> int:
-        """A counter that changes with every write (0 for a memory never written): what readers cache on."""
-        if not self.exists():
+        """A counter that changes with every write (0 for a memory never written): what readers cache on.
+        Asked on every question, so it reads through one read-only connection kept open per thread."""
+        if not self.path.exists():
             return 0
-        with self._connect(write=False) as con:
+        con = getattr(self._local, "con", None)
+        try:
+            if con is None:
+                con = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=60.0,
+                                      isolation_level=None, check_same_thread=True)
+                self._local.con = con
             row = con.execute("SELECT value FROM qmem_meta WHERE key = 'version'").fetchone()
+        except sqlite3.Error:
+            if con is not None:
+                con.close()
+                self._local.con = None
+            return 0  # no memory tables yet (or unreadable): nothing to recall
         return int(row[0]) if row else 0
 
     @staticmethod

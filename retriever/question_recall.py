@@ -27,6 +27,7 @@ from kb.question_memory import MemoryPatterns, QuestionMemory
 from retriever.results import MemorySuggestion
 
 MIN_MASS = 0.01  # passages with less recalled mass are left out (no candidate, no cue term)
+MAX_RECALLED = 10  # at most this many recalled passages (the most recalled) join a question's candidates
 SHOWN_QUESTIONS = 3
 
 
@@ -124,7 +125,7 @@ class QuestionRecall:
         index = self.index(token)
         if index is None:
             return None
-        sims = qvecs.astype(np.float32) @ index.vectors.T
+        sims = (index.vectors @ np.ascontiguousarray(qvecs, dtype=np.float32).T).T  # (M, d) @ (d, B): BLAS's fast path
         share = char_share * np.asarray(gates, dtype=np.float32)[:, None]
         if share.any():
             sims = (1 - share) * sims + share * index.char_sims(queries)
@@ -135,7 +136,7 @@ class QuestionRecall:
         out = []
         for b in range(len(queries)):
             keep = np.flatnonzero(mass[b] >= MIN_MASS)
-            keep = keep[np.argsort(-mass[b, keep], kind="stable")]
+            keep = keep[np.argsort(-mass[b, keep], kind="stable")][:MAX_RECALLED]
             out.append(Recall(index.chunks[keep], mass[b, keep].astype(np.float32),
                               self._suggestions(index, attn[b], keep, mass[b])))
         return out
