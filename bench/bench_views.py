@@ -90,10 +90,12 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.kb_dir.parent, prefix="views-") as tmp:
         kb_dir = Path(tmp) / "kb"
-        shutil.copytree(args.kb_dir, kb_dir)
+        if args.skip_build and args.skip_fresh:
+            kb_dir = args.kb_dir  # nothing is written: no copy (a 1M-chunk KB is ~14 GB)
+        else:
+            shutil.copytree(args.kb_dir, kb_dir)
         out: dict = {"kb_dir": str(args.kb_dir)}
-        if not args.skip_build:
-            out.update(build_times(kb_dir))
+        out.update(build_times(kb_dir) if not args.skip_build else {})
 
         from kb import KnowledgeBase, load_embedder
         from retriever import make_retriever
