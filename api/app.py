@@ -33,8 +33,8 @@ from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest
 from ingest import IngestConfig, ingest, save_upload, upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
 from retriever import AnswerConfig, HopfieldConfig, answer, make_retriever
-from retriever.base import Retriever
-from retriever.question_recall import learn_from_feedback
+from retriever import Retriever
+from retriever import learn_from_feedback
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds

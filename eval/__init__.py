@@ -9,6 +9,7 @@ Public surface:
     RetrieverSpec                                 one report row: label, retriever name, Hopfield config
     evaluate(kb, records, retrievers, k, embedder) -> table rows   the app's quick evaluation
     write_report(report, out_dir, command), markdown(report)          results.md/json, per_query.json, PNGs
+    headline_metric(report)                        the one-line summary the CLI prints
     QueryVectorCache                              query embeddings cached on disk by (model, text)
     EvalError                                     bad labelled sets, conditions or options (a KBError)
 """
@@ -19,12 +20,12 @@ from eval.errors import EvalError
 from eval.garble import KINDS as CONDITION_KINDS
 from eval.garble import Condition, garble, garble_queries, parse_condition, parse_conditions
 from eval.metrics import METRICS, STAT_TESTS, score, significance
-from eval.report import markdown, write_report
+from eval.report import headline_metric, markdown, write_report
 from eval.runner import EvalConfig, EvalReport, RetrieverSpec, evaluate, run_eval
 
 __all__ = [
     "QueryVectorCache", "LabelledSet", "from_records", "load_beir", "load_csv", "load_dataset", "load_jsonl",
     "EvalError", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition", "parse_conditions",
-    "METRICS", "STAT_TESTS", "score", "significance", "markdown", "write_report",
+    "METRICS", "STAT_TESTS", "score", "significance", "headline_metric", "markdown", "write_report",
     "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
 ]

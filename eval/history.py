@@ -23,7 +23,7 @@ from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, Tally, load_dataset
 from eval.errors import EvalError
 from kb import Embedder, KnowledgeBase
-from kb.question_memory import QuestionMemory, question_key
+from kb import QuestionMemory, question_key
 
 
 @dataclass

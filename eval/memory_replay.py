@@ -97,7 +97,7 @@ def latency(labelled, kb_dir: Path, seed: int, embedder, n_assoc: int = 10_000, 
     minus without: the history questions' real embeddings, topped up with perturbed copies (noise 0.05,
     renormalised; random entries) up to n_assoc."""
     from eval.history import replay_history
-    from kb.question_memory import QuestionMemory
+    from kb import QuestionMemory
     from retriever import HopfieldRetriever
 
     history, scored = split_history(labelled, seed)

@@ -3,6 +3,7 @@
 Public surface:
     ingest(paths, kb_dir, config, embedder) -> IngestReport   add/update (and with mirror=True, remove)
     ingest_texts(records, kb_dir, config, embedder)         the same for in-memory TextRecords (BEIR corpora)
+    Budget                       the time and memory one file's parsing may use
     IngestConfig, IngestReport, FileFailure
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
     load, LoadError, ParsedText, Block, SUPPORTED   file loaders
@@ -15,9 +16,11 @@ from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
 from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord, discover, document_key, ingest,
                              ingest_texts, parse_file)
 from ingest.tokens import cl100k, count_tokens
+from ingest.worker import Budget
 from ingest.uploads import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir
 
 __all__ = [
+    "Budget",
     "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load",
     "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
     "parse_file",

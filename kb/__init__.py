@@ -9,10 +9,15 @@ Public surface:
     DocumentFilter, check_labels             which documents a search may use; visibility / tag rules
     KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
     FAULT_POINTS                             named crash points for fault tests (see kb/faults.py)
-    ConversationStore, ConversationConfig, Conversation, ConversationTurn   saved chats (kb/conversations.py)
+    ConversationStore, ConversationConfig, Conversation, ConversationTurn, new_id   saved chats (kb/conversations.py)
+    bm25_terms, latin_words, char_grams, GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH   how the lexical index
+                                             cuts text (kb/lexicon.py): readers must cut questions the same way
+    QuestionMemory, MemoryPatterns, question_key   confirmed (question, passage) pairs (kb/question_memory.py)
 """
 
-from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn
+from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
+from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
 from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError
 from kb.faults import POINTS as FAULT_POINTS
@@ -30,5 +35,7 @@ __all__ = [
     "check_labels", "retrieval_text",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",
     "IndexConfig", "Snapshot",
-    "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn",
+    "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",
+    "GRAM_BUCKETS", "LATIN_WORD", "VOCABULARY_MIN_LENGTH", "bm25_terms", "char_grams", "latin_words",
+    "MemoryPatterns", "QuestionMemory", "question_key",
 ]

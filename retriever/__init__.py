@@ -10,16 +10,20 @@ Public surface:
     hopfield_math                            the pure update / energy functions
     answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention)
     Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
+    learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
+    content_tokens, lexical_overlap          the answer layer's word overlap (eval scores answers with it)
 """
 
 from retriever import hopfield_math
 from retriever.answer import answer
+from retriever.answer_sentences import content_tokens, lexical_overlap
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
 from retriever.registry import RETRIEVERS, make_retriever
 from retriever.results import Diagnostics, Hit, SearchResult
+from retriever.question_recall import learn_from_feedback
 from retriever.vocabulary import Repair, VocabularyMemory
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
     "KBLangChainRetriever", "to_documents", "Repair", "VocabularyMemory",
     "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
+    "learn_from_feedback", "content_tokens", "lexical_overlap",
 ]
 
 

@@ -136,7 +136,7 @@ class HopfieldRetriever(Retriever):
         super().__init__(*args, **kwargs)
         self.config = config
         if memory == "kb":
-            from kb.question_memory import QuestionMemory
+            from kb import QuestionMemory
 
             memory = QuestionMemory(self.kb)
         self.recall = QuestionRecall(memory) if memory is not None and config.memory_weight > 0 else None

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kb.lexicon import char_grams
-from kb.question_memory import MemoryPatterns, QuestionMemory
+from kb import char_grams
+from kb import MemoryPatterns, QuestionMemory
 from retriever.results import MemorySuggestion
 
 MIN_MASS = 0.01  # passages with less recalled mass are left out (no candidate, no cue term)
@@ -71,7 +71,7 @@ class _Index:
         rows = np.repeat(np.arange(len(patterns)), [len(b) for b, _ in patterns.grams])
         buckets = np.concatenate([b for b, _ in patterns.grams]).astype(np.int64) if len(patterns) else np.zeros(0)
         counts = np.concatenate([c for _, c in patterns.grams]) if len(patterns) else np.zeros(0)
-        from kb.lexicon import GRAM_BUCKETS
+        from kb import GRAM_BUCKETS
 
         m = sparse.csr_matrix(((1 + np.log(np.maximum(counts, 1))).astype(np.float32), (rows, buckets)),
                               shape=(len(patterns), GRAM_BUCKETS))

@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from kb.lexicon import LATIN_WORD, VOCABULARY_MIN_LENGTH, latin_words
+from kb import LATIN_WORD, VOCABULARY_MIN_LENGTH, latin_words
 
 # A word with its apostrophe forms (don't, customer's) is one piece: "shouldn" is no typo.
 _PIECES = re.compile(r"([^\W\d_]+(?:['’][^\W\d_]+)*)", re.UNICODE)

@@ -66,3 +66,15 @@ def test_no_import_cycles_between_modules():
     for m in sorted(graph):
         if m not in seen:
             visit(m)
+
+
+@pytest.mark.parametrize("package", sorted(FLOORS))
+def test_packages_use_each_others_public_surface_only(package):
+    """Another package is imported by its name (its __init__'s public surface), never by one of its modules."""
+    bad = []
+    for path in package_files(package):
+        for module in imports_of(path):
+            top = module.split(".")[0]
+            if top in FLOORS and top != package and module != top:
+                bad.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not bad, bad

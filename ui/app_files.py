@@ -10,7 +10,7 @@ from typing import Callable
 
 from ingest import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir  # noqa: F401
 from kb import KnowledgeBase
-from retriever.question_recall import learn_from_feedback
+from retriever import learn_from_feedback
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import re
 
 import streamlit as st
 
-from kb.conversations import new_id
+from kb import new_id
 
 SESSION_PARAM = "s"
 CONVERSATION_PARAM = "c"

@@ -80,7 +80,7 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
 
 
 def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
-    from ingest.worker import Budget
+    from ingest import Budget
     from kb import EmbedderConfig
 
     o = options

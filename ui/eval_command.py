@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from eval import STAT_TESTS, EvalConfig, EvalError, load_dataset, run_eval, write_report
-from eval.report import headline_metric
+from eval import headline_metric
 from retriever import RETRIEVERS
 
 
