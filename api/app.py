@@ -32,9 +32,7 @@ from api.payloads import (answer_payload, diagnostics_payload, document_payload,
 from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest, SearchRequest, SearchResponse, SyncRequest
 from ingest import IngestConfig, ingest, save_upload, upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
-from retriever import AnswerConfig, HopfieldConfig, answer, make_retriever
-from retriever import Retriever
-from retriever import learn_from_feedback
+from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, learn_from_feedback, make_retriever
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds

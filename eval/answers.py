@@ -27,8 +27,7 @@ from pathlib import Path
 
 from data import DATA_DIR, SAMPLE_DOCS, SAMPLE_QUESTIONS
 from kb import KnowledgeBase, load_embedder
-from retriever import AnswerConfig, answer, make_retriever
-from retriever import content_tokens, lexical_overlap
+from retriever import AnswerConfig, answer, content_tokens, lexical_overlap, make_retriever
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 KEY_FACT_RECALL = 0.6

@@ -22,8 +22,7 @@ import numpy as np
 from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, Tally, load_dataset
 from eval.errors import EvalError
-from kb import Embedder, KnowledgeBase
-from kb import QuestionMemory, question_key
+from kb import Embedder, KnowledgeBase, QuestionMemory, question_key
 
 
 @dataclass

@@ -18,8 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-from kb import KnowledgeBase, Snapshot
-from kb import bm25_terms, char_grams
+from kb import KnowledgeBase, Snapshot, bm25_terms, char_grams
 
 # Chunks whose n-gram vectors and word counts stay in memory (an eval re-reads the same candidates under
 # every condition): about 7 KiB each, so at most ~200 MiB.

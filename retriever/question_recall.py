@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kb import char_grams
-from kb import MemoryPatterns, QuestionMemory
+from kb import MemoryPatterns, QuestionMemory, char_grams
 from retriever.results import MemorySuggestion
 
 MIN_MASS = 0.01  # passages with less recalled mass are left out (no candidate, no cue term)

@@ -243,6 +243,12 @@ def test_feedback_is_stored_with_the_key_that_gave_it(server):
     assert r.status_code == 201
     fb = [f for f in KnowledgeBase(server["base"] / "kbs" / "support").feedback() if f.id == r.json()["id"]][0]
     assert fb.helpful and fb.doc_source == hit["document"] and fb.by.startswith("key:")
+    # ... and teaches the question memory, per key: the association names the passage and the key.
+    from kb import QuestionMemory
+
+    learnt = [a for a in QuestionMemory(KnowledgeBase(server["base"] / "kbs" / "support")).associations()
+              if a.question == "support hours?"]
+    assert len(learnt) == 1 and learnt[0].user == fb.by and learnt[0].strength > 0
 
 
 def test_metrics_readiness_and_request_limits(server):

@@ -22,8 +22,7 @@ from typing import Iterator
 import streamlit as st
 
 from kb import ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder
-from retriever import RETRIEVERS, AnswerConfig, HopfieldConfig, LLMConfig, make_retriever
-from retriever import Retriever
+from retriever import AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
 from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
 log = logging.getLogger("hopfield_kb.app")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import click
 
-from eval import STAT_TESTS, EvalConfig, EvalError, load_dataset, run_eval, write_report
-from eval import headline_metric
+from eval import EvalConfig, EvalError, STAT_TESTS, headline_metric, load_dataset, run_eval, write_report
 from retriever import RETRIEVERS
 
 
