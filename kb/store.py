@@ -166,6 +166,7 @@ class KnowledgeBase:
         self._background = background_refresh
         self._loading: str | None = None
         self._loading_lock = threading.Lock()
+        self._readers = threading.local()  # one kept read-only connection per thread (see _reader)
         self.index_config = index or IndexConfig()
         if not self.dir.exists():
             if not create:
@@ -220,10 +221,17 @@ class KnowledgeBase:
         """A connection; write=False opens read-only and never creates or changes a file (read-only media,
         a full disk), falling back to SQLite's immutable mode when even the shared-memory file cannot be made."""
         con = None
+        local = self._readers
         try:
-            con = self._open(write)
+            if write:
+                con = self._open(True)
+            else:
+                con = self._reader()
+                local.depth = getattr(local, "depth", 0) + 1
             yield con
         except sqlite3.DatabaseError as exc:
+            if not write:
+                self._drop_reader()
             # Disk full, file-size limit, read-only directory: one clear KBError instead of a
             # traceback. A damaged file gets its own message; query bugs stay as they are.
             if storage_reason(exc) is not None:
@@ -234,8 +242,38 @@ class KnowledgeBase:
                 raise damaged_database(self.dir, exc) from exc
             raise
         finally:
-            if con is not None:
-                con.close()
+            if write:
+                if con is not None:
+                    con.close()
+            elif con is not None:
+                local.depth -= 1
+                reader = getattr(local, "con", None)
+                if local.depth == 0 and reader is not None and reader.in_transaction:
+                    reader.rollback()  # a read that stopped half-way must not pin an old view of the KB
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection, kept between reads (opening one costs more than most reads);
+        reopened when kb.sqlite was replaced by another file."""
+        local = self._readers
+        try:
+            stat = (self.dir / DB_NAME).stat()
+            file_id = (stat.st_dev, stat.st_ino)
+        except OSError:
+            file_id = None
+        con = getattr(local, "con", None)
+        if con is not None and local.file_id == file_id:
+            return con
+        if getattr(local, "depth", 0) > 0 and con is not None:
+            return con  # inside an outer read of this thread: keep its connection
+        self._drop_reader()
+        local.con, local.file_id = self._open(False), file_id
+        return local.con
+
+    def _drop_reader(self) -> None:
+        con = getattr(self._readers, "con", None)
+        self._readers.con = None
+        if con is not None and getattr(self._readers, "depth", 0) == 0:
+            con.close()
 
     def _open(self, write: bool) -> sqlite3.Connection:
         path = self.dir / DB_NAME
