@@ -18,7 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-from kb import KnowledgeBase, Snapshot, bm25_terms, char_grams
+from kb import GRAM_BUCKETS, KnowledgeBase, Snapshot, bm25_terms, char_grams
 
 # Chunks whose n-gram vectors and word counts stay in memory (an eval re-reads the same candidates under
 # every condition): about 7 KiB each, so at most ~200 MiB.
@@ -172,11 +172,22 @@ class Corpus:
         buckets = np.concatenate([b for b, _ in rows])
         weights = np.concatenate([w for _, w in rows])
         row_of = np.repeat(np.arange(len(rows)), [len(b) for b, _ in rows])
-        # Both sides are sparse over 4M buckets: match the chunks' buckets against the question's few hundred.
-        at = np.minimum(np.searchsorted(q.indices, buckets), len(q.indices) - 1)
-        hit = q.indices[at] == buckets
-        dots = np.bincount(row_of[hit], weights=weights[hit] * q_w[at[hit]], minlength=len(rows))
+        # The question's weights spread over a zeroed per-thread array of all buckets, read at the chunks'
+        # buckets (one gather instead of a search per n-gram), then zeroed again.
+        dense = self._scratch()
+        dense[q.indices] = q_w
+        try:
+            dots = np.bincount(row_of, weights=weights * dense[buckets], minlength=len(rows))
+        finally:
+            dense[q.indices] = 0.0
         return dots.astype(np.float32)
+
+    def _scratch(self) -> np.ndarray:
+        """This thread's zeroed float32 array over all GRAM_BUCKETS (16 MiB, made once per thread)."""
+        local = _SCRATCH
+        if getattr(local, "array", None) is None:
+            local.array = np.zeros(GRAM_BUCKETS, dtype=np.float32)
+        return local.array
 
     # ---- words ---------------------------------------------------------------------------------
     @cached_property
@@ -199,6 +210,7 @@ class Corpus:
         return {w: math.log((n + 1) / ((df.get(w, 0) if len(w) > 1 else n) + 0.5)) for w in words}
 
 
+_SCRATCH = threading.local()
 _CACHE: dict[str, Corpus] = {}
 _CACHE_LOCK = threading.Lock()
 
