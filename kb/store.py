@@ -866,6 +866,13 @@ class Writer:
                             (json.dumps({"token": token, "files": checksums}),))
                 fault_point("before-sqlite-commit")
                 con.execute("COMMIT")
+                try:
+                    # Fold the WAL (16 MiB of n-gram frequencies per commit) into kb.sqlite now: readers keep
+                    # their connections open, so no "last connection closes" checkpoint would ever run, and
+                    # a long WAL costs every new reader a large shared-memory index.
+                    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass  # a reader mid-read; SQLite's automatic checkpoint finishes it at a later commit
             except BaseException:
                 # SQLite may already have rolled back by itself (SQLITE_FULL, I/O error); a second
                 # ROLLBACK would raise and hide the error that tells the user what went wrong.

@@ -254,9 +254,8 @@ def test_uploading_a_changed_document_reingests_it_as_version_2_with_the_summary
         summary = page.get_by_test_id("stAlertContentSuccess").filter(has_text=expected)
         summary.wait_for()
         assert KnowledgeBase(app_kb).document("loyalty-badges.md").version == version
-        # the summary sits right under the button that started the ingest, in view
-        b, s_box = button.bounding_box(), summary.bounding_box()
-        assert 0 < s_box["y"] - (b["y"] + b["height"]) < 200, (b, s_box)
+        # the summary sits right under the button that started the ingest, in view (once the rerun's layout settles)
+        _wait_until_under(button, summary)
         # the app swaps in a fresh, empty uploader after an ingest; wait until the old one is gone
         expect(page.get_by_test_id("stFileUploader")).to_have_count(1)
         expect(page.get_by_test_id("stFileChipName")).to_have_count(0)
@@ -264,14 +263,25 @@ def test_uploading_a_changed_document_reingests_it_as_version_2_with_the_summary
     page.get_by_role("button", name="Re-ingest folder").click()
     folder_summary = page.get_by_test_id("stAlertContentSuccess").filter(has_text="unchanged")
     folder_summary.wait_for()
-    b = page.get_by_role("button", name="Re-ingest folder").bounding_box()
-    s_box = folder_summary.bounding_box()
-    assert 0 < s_box["y"] - (b["y"] + b["height"]) < 200, (b, s_box)
+    _wait_until_under(page.get_by_role("button", name="Re-ingest folder"), folder_summary)
     shot(page, "kb-page-after-reingest")
     go_to(page, "Ask")
     ask(page, "What colour is the Zorblax partner badge?")
     assert "orange" in page.locator(".kb-answer").last.inner_text()
     assert "v2" in sources(page).first.locator("summary").inner_text()
+
+
+def _wait_until_under(button, summary, ceiling_s: float = 60.0) -> None:
+    """Wait until summary's top is within 200 px under button's bottom (the page reflows while the app reruns)."""
+    import time
+
+    deadline = time.monotonic() + ceiling_s
+    while True:
+        b, s_box = button.bounding_box(), summary.bounding_box()
+        if b and s_box and 0 < s_box["y"] - (b["y"] + b["height"]) < 200:
+            return
+        assert time.monotonic() < deadline, ("the summary never settled under its button", b, s_box)
+        button.page.wait_for_timeout(100)
 
 
 def _small_set(tmp_path: Path, n: int = 12) -> Path:
