@@ -10,44 +10,15 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from ingest.parsed import Block, LoadError, ParsedText  # re-exported: loaders return these
 from ingest.tables import html_table_lines, markdown_tables
 
-SUPPORTED = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text"}
+SUPPORTED = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
+             ".docx": "docx"}
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-
-
-class LoadError(Exception):
-    """A file that cannot be ingested; str() is one line naming the file and the reason."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Block:
-    """A span of ParsedText.text with its page (1-based, PDFs) or section heading."""
-
-    start: int
-    end: int
-    page: int | None = None
-    section: str | None = None
-
-
-@dataclass(frozen=True)
-class ParsedText:
-    """title and section names are capped at MAX_LABEL characters; encoding: how text files were decoded."""
-
-    title: str
-    kind: str
-    text: str
-    blocks: tuple[Block, ...]
-    warnings: tuple[str, ...] = ()
-    encoding: str = ""
 
 
 MAX_LABEL = 200       # characters of a title or section name: a 1.2 MB heading is not a title
@@ -55,7 +26,7 @@ MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its 
 
 
 def kind_of(path: Path) -> str | None:
-    """"pdf", "markdown", "html", "text", or None for unsupported extensions."""
+    """"pdf", "markdown", "html", "text", "docx", or None for unsupported extensions."""
     return SUPPORTED.get(path.suffix.lower())
 
 
@@ -69,6 +40,10 @@ def load(path: Path, data: bytes) -> ParsedText:
         raise LoadError(path, "empty file")
     if kind == "pdf":
         return _capped(load_pdf(path, data))
+    if kind == "docx":
+        from ingest.docx_loader import load_docx
+
+        return _capped(load_docx(path, data))
     text, encoding, warnings = decode_text(path, data)
     if kind == "markdown":
         parsed = load_markdown(path, text, warnings)

@@ -54,7 +54,8 @@ def test_pdf_with_empty_user_password_opens(tmp_path):
         ("empty.pdf", b"", "empty file"),
         ("truncated.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", "corrupt"),
         ("binary.txt", b"\x00\x01\x02\x03binary\x00" * 100, "binary"),
-        ("notes.docx", b"PK\x03\x04", "unsupported file type"),
+        ("notes.odt", b"PK\x03\x04", "unsupported file type"),
+        ("notes.docx", b"PK\x03\x04", "not a readable Word document"),
     ],
 )
 def test_bad_files_raise_load_error_naming_file_and_reason(tmp_path, name, content, reason):

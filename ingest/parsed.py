@@ -1,0 +1,37 @@
+"""What a loader returns: the parsed text with its blocks, or a LoadError naming the file and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class LoadError(Exception):
+    """A file that cannot be ingested; str() is one line naming the file and the reason."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Block:
+    """A span of ParsedText.text with its page (1-based, PDFs) or section heading."""
+
+    start: int
+    end: int
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedText:
+    """title and section names are capped at MAX_LABEL characters; encoding: how text files were decoded."""
+
+    title: str
+    kind: str
+    text: str
+    blocks: tuple[Block, ...]
+    warnings: tuple[str, ...] = ()
+    encoding: str = ""
