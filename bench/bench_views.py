@@ -153,7 +153,6 @@ def main() -> int:
             out["answered_from_new_snapshot"] = result.snapshot == new_token != snap.token
             settled = latency(lambda q: hop.search(q, 10), [next(fresh) for _ in range(20)])
             out["after_sync_p50_s"] = float(np.median(settled))
-        out["first_after_sync_vs_warm"] = out.get("first_after_sync_s", 0.0) / out["hopfield_p50_s"]
     print(json.dumps(out))
     return 0
 

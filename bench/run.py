@@ -148,11 +148,12 @@ def section_views(kbs: dict) -> list[Row]:
                             "goal: within 1.5x of the vector index (ratio >= 0.67); a sync pays it only for changed chunks"))
         if "first_after_sync_s" in r:
             rows.append(Row(f"first question after 10 documents changed, {label}", fmt_ms(r["first_after_sync_s"]),
-                        f"warm median {fmt_ms(r['hopfield_p50_s'])}", ratio_time(r["first_after_sync_s"], r["hopfield_p50_s"]),
-                        f"goal: within 2x warm (ratio >= 0.5); sync in another process {fmt_s(r['sync_s'])} "
-                        f"({r['sync_counts']}); new version served {fmt_s(r['new_version_served_after_s'])} after "
-                        f"the sync ended ({r['questions_before_new_version']} questions answered from the old one "
-                        f"meanwhile); slowest question during and after the sync "
+                            f"warm median {fmt_ms(r['hopfield_p50_s'])}",
+                            ratio_time(r["first_after_sync_s"], r["hopfield_p50_s"]),
+                            f"goal: within 2x warm (ratio >= 0.5); sync in another process {fmt_s(r['sync_s'])} "
+                            f"({r['sync_counts']}); new version served {fmt_s(r['new_version_served_after_s'])} "
+                            f"after the sync ended ({r['questions_before_new_version']} questions answered from the "
+                            f"old one meanwhile); slowest question during and after the sync "
                             f"{fmt_ms(r['slowest_question_during_sync_s'])}"))
         rows.append(Row(f"hopfield warm, {label}", f"{fmt_ms(r['hopfield_p50_s'])} (p95 {fmt_ms(r['hopfield_p95_s'])})",
                         f"dense {fmt_ms(r['dense_p50_s'])} (p95 {fmt_ms(r['dense_p95_s'])})", None,

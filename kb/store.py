@@ -44,7 +44,6 @@ from kb.vector_index import (
     Snapshot,
     SnapshotDamaged,
     build_index,
-    file_sha256,
     index_ids,
     load_snapshot,
     remove_stale_snapshots,
@@ -416,12 +415,8 @@ class KnowledgeBase:
     def chunk_texts(self) -> tuple[np.ndarray, list[str]]:
         """(ids, retrieval texts) of every chunk, ordered by id: what lexical indexes are built from."""
         with self._connect() as con:
-            con.execute("BEGIN")
-            rows = con.execute(
-                "SELECT c.id, d.title, c.section, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.id"
-            ).fetchall()
-            con.execute("COMMIT")
-        return np.array([r[0] for r in rows], dtype=np.int64), [retrieval_text(r[1], r[2], r[3]) for r in rows]
+            rows = list(self._retrieval_texts(con))  # one statement: one consistent read
+        return np.array([cid for cid, _ in rows], dtype=np.int64), [text for _, text in rows]
 
     @staticmethod
     def _retrieval_texts(con: sqlite3.Connection, chunk_ids: Sequence[int] | None = None):

@@ -174,7 +174,7 @@ class Corpus:
         row_of = np.repeat(np.arange(len(rows)), [len(b) for b, _ in rows])
         # The question's weights spread over a zeroed per-thread array of all buckets, read at the chunks'
         # buckets (one gather instead of a search per n-gram), then zeroed again.
-        dense = self._scratch()
+        dense = _scratch()
         dense[q.indices] = q_w
         try:
             dots = np.bincount(row_of, weights=weights * dense[buckets], minlength=len(rows))
@@ -182,12 +182,6 @@ class Corpus:
             dense[q.indices] = 0.0
         return dots.astype(np.float32)
 
-    def _scratch(self) -> np.ndarray:
-        """This thread's zeroed float32 array over all GRAM_BUCKETS (16 MiB, made once per thread)."""
-        local = _SCRATCH
-        if getattr(local, "array", None) is None:
-            local.array = np.zeros(GRAM_BUCKETS, dtype=np.float32)
-        return local.array
 
     # ---- words ---------------------------------------------------------------------------------
     @cached_property
@@ -211,6 +205,15 @@ class Corpus:
 
 
 _SCRATCH = threading.local()
+
+
+def _scratch() -> np.ndarray:
+    """This thread's zeroed float32 array over all GRAM_BUCKETS (16 MiB, made once per thread)."""
+    if getattr(_SCRATCH, "array", None) is None:
+        _SCRATCH.array = np.zeros(GRAM_BUCKETS, dtype=np.float32)
+    return _SCRATCH.array
+
+
 _CACHE: dict[str, Corpus] = {}
 _CACHE_LOCK = threading.Lock()
 

@@ -28,3 +28,23 @@ def make_pdf(path: Path, pages: list[str], password: str | None = None) -> Path:
 
 def read_questions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def sentence_document(name: str, sentences: list[str], per_section: int):
+    """A NewDocument whose text is the sentences joined by spaces, one chunk per sentence (its exact span),
+    sections "Part 0", "Part 1", ... of per_section chunks each; source /virtual/NAME, title NAME.title()."""
+    import hashlib
+
+    from ingest import count_tokens
+    from kb import NewChunk, NewDocument
+
+    text = " ".join(sentences)
+    chunks, pos = [], 0
+    for s in sentences:
+        start = text.index(s, pos)
+        chunks.append(NewChunk(text=s, char_start=start, char_end=start + len(s), n_tokens=count_tokens(s),
+                               section=f"Part {len(chunks) // per_section}"))
+        pos = start + len(s)
+    return NewDocument(source=f"/virtual/{name}", name=name, title=name.title(), kind="text",
+                       content_hash=hashlib.sha256(text.encode()).hexdigest(), size_bytes=len(text), text=text,
+                       chunks=tuple(chunks))

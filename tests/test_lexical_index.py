@@ -7,7 +7,6 @@ KBs are written through the public writer with seeded synthetic texts and random
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from ingest import count_tokens
-from kb import KnowledgeBase, NewChunk, NewDocument
+from helpers import sentence_document
+from kb import KnowledgeBase, NewDocument
 from retriever.corpus import Corpus
 
 MODEL, DIM = "synthetic-test-model", 16
@@ -40,16 +39,7 @@ def _doc(name: str, rng: np.random.Generator, n_chunks: int) -> NewDocument:
         words = list(rng.choice(VOCAB, size=rng.integers(5, 40), p=weights))
         words[1:1] = ["the", "and"]  # stopwords: in the word index, never in BM25
         sentences.append(" ".join(words).capitalize() + ".")
-    text = " ".join(sentences)
-    chunks, pos = [], 0
-    for s in sentences:
-        start = text.index(s, pos)
-        chunks.append(NewChunk(text=s, char_start=start, char_end=start + len(s), n_tokens=count_tokens(s),
-                               section=f"Part {len(chunks) // 4}"))
-        pos = start + len(s)
-    return NewDocument(source=f"/virtual/{name}", name=name, title=name.title(), kind="text",
-                       content_hash=hashlib.sha256(text.encode()).hexdigest(), size_bytes=len(text), text=text,
-                       chunks=tuple(chunks))
+    return sentence_document(name, sentences, per_section=4)
 
 
 def _put(kb: KnowledgeBase, rng: np.random.Generator, docs: dict[str, int], removals: tuple[str, ...] = ()) -> None:

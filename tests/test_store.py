@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
-from helpers import read_questions
+from helpers import read_questions, sentence_document
 from ingest import ChunkConfig, IngestConfig, count_tokens, ingest
 from kb import (
     FORMAT_VERSION,
@@ -26,7 +26,6 @@ from kb import (
     KBLockedError,
     KnowledgeBase,
     ManifestError,
-    NewChunk,
     NewDocument,
     retrieval_text,
 )
@@ -42,17 +41,8 @@ def _unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
 
 def _doc(name: str, n_chunks: int, edition: int = 1) -> NewDocument:
     """A document whose text is n_chunks sentences; chunk i spans sentence i exactly."""
-    sentences = [f"{name} edition {edition} sentence {i} about topic {i * 7 % 11}." for i in range(n_chunks)]
-    text = " ".join(sentences)
-    chunks, pos = [], 0
-    for s in sentences:
-        start = text.index(s, pos)
-        chunks.append(NewChunk(text=s, char_start=start, char_end=start + len(s), n_tokens=count_tokens(s),
-                               section=f"Part {len(chunks) // 3}"))
-        pos = start + len(s)
-    return NewDocument(source=f"/virtual/{name}", name=name, title=name.title(), kind="text",
-                       content_hash=hashlib.sha256(text.encode()).hexdigest(), size_bytes=len(text), text=text,
-                       chunks=tuple(chunks))
+    return sentence_document(name, [f"{name} edition {edition} sentence {i} about topic {i * 7 % 11}."
+                                    for i in range(n_chunks)], per_section=3)
 
 
 def _write(kb: KnowledgeBase, docs: dict[str, NewDocument], vectors: dict[str, np.ndarray],
