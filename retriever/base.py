@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from kb import DocumentFilter, Embedder, EmbedderConfig, KBError, KnowledgeBase, load_embedder
-from retriever.corpus import Corpus, corpus_for
+from retriever.corpus import Corpus, SnapshotMoved, corpus_for
 from retriever.results import Diagnostics, Hit, SearchResult
 
 WORD = re.compile(r"\w", re.UNICODE)
@@ -94,7 +94,13 @@ class Retriever:
         started = time.perf_counter()
         for attempt in range(3):
             corpus = corpus_for(self.kb)
-            ranked = self.rank(queries, top_k, where=where, corpus=corpus)
+            try:
+                ranked = self.rank(queries, top_k, where=where, corpus=corpus)
+            except SnapshotMoved:
+                # A sync committed while we ranked: the lexical index is past our snapshot. Load the
+                # new one now (a background-refreshing KB would still hand out the old one) and rank again.
+                self.kb.refresh()
+                continue
             records = self.kb.chunks([int(i) for r in ranked for i in r.ids])
             if all(rec is not None for rec in records):
                 break

@@ -39,6 +39,11 @@ def bm25_weights(tf: np.ndarray, length: np.ndarray, avg_length: float, idf: np.
     return (idf * tf / (tf + norm[:, None])).sum(axis=1)
 
 
+class SnapshotMoved(Exception):
+    """The lexical index (one, in kb.sqlite) already holds a later commit than this Corpus's snapshot: a chunk
+    it returned is not in the snapshot, or one of the snapshot's is gone. Rank again on the new snapshot."""
+
+
 @dataclass
 class Corpus:
     """One snapshot of one KB, with reads of its lexical index. Thread-safe."""
@@ -76,12 +81,12 @@ class Corpus:
         while True:
             ids, fts_scores = self.kb.bm25_top(terms, want)
             pos = self.snapshot.positions(ids)
-            keep = pos >= 0
-            if allowed is not None:
-                keep &= np.isin(ids, allowed)
+            if (pos < 0).any():
+                raise SnapshotMoved(f"chunk {int(ids[pos < 0][0])} is newer than snapshot {self.snapshot.token}")
+            keep = np.ones(len(ids), dtype=bool) if allowed is None else np.isin(ids, allowed)
             if keep.sum() >= want or len(ids) < want:
                 break
-            want *= 4  # a filter or a newer commit took some: look deeper
+            want *= 4  # the filter took some: look deeper
         pos = pos[keep]
         if not exact:
             return pos[:k], fts_scores[keep][:k]
@@ -111,7 +116,7 @@ class Corpus:
             return np.zeros(len(positions), dtype=np.float32)
         n = self.snapshot.size
         idf = np.array([math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in terms])
-        counts = self._cached(self._words, self.ids[positions], self._count_words)
+        counts = self._present(self._cached(self._words, self.ids[positions], self._count_words))
         tf = np.array([[c.get(t, 0) for t in terms] for c in counts], dtype=np.float64)
         length = np.array([c.total() for c in counts], dtype=np.float64)
         return bm25_weights(tf, length, self._avg_length, idf).astype(np.float32)
@@ -122,6 +127,12 @@ class Corpus:
 
     def _count_words(self, ids: list[int]) -> dict[int, Counter]:
         return {cid: Counter(bm25_terms(text)) for cid, text in self.kb.retrieval_texts(ids).items()}
+
+    def _present(self, entries: list) -> list:
+        """entries, unless a later commit removed one of their chunks (SnapshotMoved)."""
+        if any(e is None for e in entries):
+            raise SnapshotMoved(f"a chunk of snapshot {self.snapshot.token} is gone from the lexical index")
+        return entries
 
     def _cached(self, cache: OrderedDict, ids: np.ndarray, load) -> list:
         """cache's entries for ids, loading the missing ones with load(list of ids) -> {id: entry}."""
@@ -167,8 +178,7 @@ class Corpus:
         if q_norm == 0 or not len(positions):
             return np.zeros(len(positions), dtype=np.float32)
         q_w = q_w / q_norm
-        empty = (np.zeros(0, np.uint32), np.zeros(0, np.float32))
-        rows = [r or empty for r in self._cached(self._grams, self.ids[positions], self._char_vectors)]
+        rows = self._present(self._cached(self._grams, self.ids[positions], self._char_vectors))
         buckets = np.concatenate([b for b, _ in rows])
         weights = np.concatenate([w for _, w in rows])
         row_of = np.repeat(np.arange(len(rows)), [len(b) for b, _ in rows])

@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from helpers import sentence_document
 from kb import KnowledgeBase, NewDocument
-from retriever.corpus import Corpus
+from retriever.corpus import Corpus, SnapshotMoved
 
 MODEL, DIM = "synthetic-test-model", 16
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "zen", "pra", "qui", "dor"]
@@ -186,11 +186,19 @@ def test_check_names_a_damaged_lexical_index_and_repair_rebuilds_it(changed_kb):
     _assert_same(before, _state(changed_kb))
 
 
-def test_a_corpus_reads_its_own_snapshot_while_a_later_commit_adds_chunks(changed_kb):
+def test_a_corpus_whose_snapshot_a_later_commit_passed_says_so_instead_of_answering_from_a_mix(changed_kb):
+    # One lexical index serves every snapshot: a commit that replaced chunks makes an older snapshot's BM25 pool
+    # incomplete (its removed chunks are gone), so the corpus raises and the search ranks again on the new one.
     old = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
     rng = np.random.default_rng(9)
-    _put(changed_kb, rng, {"eta": 20})
-    rows, _ = old.bm25_top(" ".join(VOCAB[:5]), k=200)
-    assert rows.max() < old.snapshot.size  # rows of its own snapshot only
-    texts = changed_kb.retrieval_texts(old.ids[rows])
-    assert not any(t.startswith("Eta |") for t in texts.values())
+    _put(changed_kb, rng, {"alpha": 30, "eta": 20})  # alpha changed: its old chunks are gone
+    question = " ".join(VOCAB[:5])
+    with pytest.raises(SnapshotMoved):
+        old.bm25_top(question, k=200)
+    with pytest.raises(SnapshotMoved):
+        old.bm25_at(question, np.arange(old.snapshot.size))
+    with pytest.raises(SnapshotMoved):
+        old.char_at(question, np.arange(old.snapshot.size))
+    fresh = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
+    rows, _ = fresh.bm25_top(question, k=200)
+    assert len(rows) and rows.max() < fresh.snapshot.size
