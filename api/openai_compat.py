@@ -37,7 +37,7 @@ def _question(body: ChatRequest) -> str:
 def sources_text(citations) -> str:
     lines = []
     for c in citations:
-        where = f", p. {c.page}" if c.page is not None else (f", § {c.section}" if c.section else "")
+        where = f", {c.where}" if c.where else ""
         lines.append(f"[{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}{where})")
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""
 

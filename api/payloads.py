@@ -31,13 +31,14 @@ def hit_payload(h) -> dict:
     c = h.chunk
     return {"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": c.id, "document": c.doc_source,
             "name": c.doc_name, "title": c.doc_title, "version": c.doc_version, "visibility": c.doc_visibility,
-            "page": c.page, "section": c.section, "char_start": c.char_start, "char_end": c.char_end, "text": c.text}
+            "page": c.page, "section": c.section, "char_start": c.char_start, "char_end": c.char_end, "text": c.text,
+            "ocr_confidence": c.ocr_confidence, "url": c.doc_url}
 
 
 def citation_payload(c) -> dict:
     return {"n": c.n, "chunk_id": c.chunk_id, "document": c.doc_source, "name": c.doc_name, "title": c.doc_title,
             "version": c.doc_version, "page": c.page, "section": c.section, "start": c.start, "end": c.end,
-            "quote": c.quote}
+            "quote": c.quote, "ocr_confidence": c.chunk.ocr_confidence, "url": c.chunk.doc_url}
 
 
 def diagnostics_payload(result, key: ApiKey) -> dict | None:

@@ -94,6 +94,8 @@ class Citation(BaseModel):
     start: int
     end: int
     quote: str
+    ocr_confidence: float | None = None  # 0-1 when the page was read by OCR (under 0.8: check the scan)
+    url: str = ""  # an exported help-centre or wiki article's address
 
 
 class HitOut(BaseModel):
@@ -110,6 +112,8 @@ class HitOut(BaseModel):
     char_start: int
     char_end: int
     text: str
+    ocr_confidence: float | None = None
+    url: str = ""
 
 
 class SearchResponse(BaseModel):

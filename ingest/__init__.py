@@ -7,12 +7,14 @@ Public surface:
     IngestConfig, IngestReport, FileFailure
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
     load, LoadError, ParsedText, Block, SUPPORTED   file loaders
+    OcrConfig                    how PDF pages without a text layer are read (Tesseract; ingest/ocr.py)
     cl100k, count_tokens         the offline tiktoken encoding
     save_upload, safe_upload_name, upload_dir, ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME   checked uploads
 """
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
+from ingest.ocr import OcrConfig
 from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord, discover, document_key, ingest,
                              ingest_texts, parse_file)
 from ingest.tokens import cl100k, count_tokens
@@ -21,7 +23,7 @@ from ingest.uploads import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_
 
 __all__ = [
     "Budget",
-    "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load",
+    "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load", "OcrConfig",
     "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
     "parse_file",
     "cl100k", "count_tokens",

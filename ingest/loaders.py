@@ -12,7 +12,10 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
+from ingest.ocr import OcrConfig
+from kb import OCR_LOW_CONFIDENCE
 from ingest.parsed import Block, LoadError, ParsedText  # re-exported: loaders return these
 from ingest.tables import html_table_lines, markdown_tables
 
@@ -30,8 +33,10 @@ def kind_of(path: Path) -> str | None:
     return SUPPORTED.get(path.suffix.lower())
 
 
-def load(path: Path, data: bytes) -> ParsedText:
-    """Parse data (the bytes of path) by the file's extension."""
+def load(path: Path, data: bytes, ocr: OcrConfig | None = None,
+         on_ocr_page: Callable[[float], None] | None = None) -> ParsedText:
+    """Parse data (the bytes of path) by the file's extension. ocr: how PDF pages without a text layer
+    are read (default OcrConfig()); on_ocr_page(seconds): called before each OCR page with its time limit."""
     kind = kind_of(path)
     if kind is None:
         raise LoadError(path, f"unsupported file type {path.suffix or '(no extension)'!r}; "
@@ -39,7 +44,7 @@ def load(path: Path, data: bytes) -> ParsedText:
     if not data.strip():
         raise LoadError(path, "empty file")
     if kind == "pdf":
-        return _capped(load_pdf(path, data))
+        return _capped(load_pdf(path, data, ocr, on_ocr_page))
     if kind == "docx":
         from ingest.docx_loader import load_docx
 
@@ -135,14 +140,21 @@ def _single_block(path: Path, text: str, kind: str, title: str, warnings: tuple[
 
 
 # ---- PDF -------------------------------------------------------------------------
-def load_pdf(path: Path, data: bytes) -> ParsedText:
+MIN_TEXT_LAYER = 20  # characters: a scanned page may carry a stamped page number or fax header, not its text
+
+
+def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
+             on_ocr_page: Callable[[float], None] | None = None) -> ParsedText:
     """One block per page with text; pages joined by blank lines. Encrypted PDFs open
-    when their user password is empty; otherwise the error says a password is needed."""
+    when their user password is empty; otherwise the error says a password is needed.
+    Pages with a ruled table are re-read with it as row lines (ingest.pdf_tables); pages without a
+    text layer are read by OCR (ingest.ocr), their blocks carrying the page's confidence."""
     import io
 
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
+    ocr = ocr or OcrConfig()
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
@@ -153,9 +165,12 @@ def load_pdf(path: Path, data: bytes) -> ParsedText:
                 raise LoadError(path, f"encrypted PDF that cannot be decrypted here ({exc})") from exc
             if not opened:
                 raise LoadError(path, "password-protected PDF: a password is needed to read it")
-        pages = []
+        pages, scanned = [], []
         for number, page in enumerate(reader.pages, start=1):
-            pages.append((number, _clean_pdf_text(page.extract_text() or "")))
+            text = _clean_pdf_text(page.extract_text() or "")
+            if len(text) < MIN_TEXT_LAYER and len(page.images):
+                scanned.append(number)
+            pages.append((number, text))
         title = ""
         if reader.metadata and reader.metadata.title:
             title = str(reader.metadata.title).strip()
@@ -169,20 +184,75 @@ def load_pdf(path: Path, data: bytes) -> ParsedText:
         raise LoadError(path, "corrupt PDF: object structure too deeply nested") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, AssertionError) as exc:
         raise LoadError(path, f"corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    texts = dict(pages)
+    with_text = [n for n, t in pages if t.strip() and n not in scanned]
+    texts.update({n: _clean_pdf_text(t) for n, t in _tables(path, data, with_text).items()})
+    confidence, warnings = _read_scans(path, data, scanned, texts, ocr, on_ocr_page)
     parts, blocks, offset = [], [], 0
-    for number, text in pages:
+    for number, _ in pages:
+        text = texts[number]
         if not text.strip():
             continue
         if parts:
             parts.append("\n\n")
             offset += 2
         parts.append(text)
-        blocks.append(Block(offset, offset + len(text), page=number))
+        blocks.append(Block(offset, offset + len(text), page=number, ocr_confidence=confidence.get(number)))
         offset += len(text)
     if not blocks:
-        raise LoadError(path, f"PDF has {len(pages)} page(s) but no extractable text (scanned images need OCR)")
+        reason = warnings[0] if warnings else "scanned images need OCR"
+        raise LoadError(path, f"PDF has {len(pages)} page(s) but no extractable text: {reason}")
     full = "".join(parts)
-    return ParsedText(title=title or _first_line(full) or path.stem, kind="pdf", text=full, blocks=tuple(blocks))
+    return ParsedText(title=title or _first_line(full) or path.stem, kind="pdf", text=full, blocks=tuple(blocks),
+                      warnings=tuple(f"{path}: {w}" for w in warnings))
+
+
+def _tables(path: Path, data: bytes, numbers: list[int]) -> dict[int, str]:
+    """Pages re-read with their tables as rows; {} where pdfplumber cannot read the file (pypdf's text stands)."""
+    if not numbers:
+        return {}
+    from ingest.pdf_tables import pages_with_tables
+
+    try:
+        return pages_with_tables(data, numbers)
+    except Exception as exc:  # noqa: BLE001 - a second parser's failure must not lose the text pypdf read
+        logging.getLogger(__name__).info("%s: table detection skipped (%s: %s)", path, type(exc).__name__, exc)
+        return {}
+
+
+def _read_scans(path: Path, data: bytes, scanned: list[int], texts: dict[int, str], ocr: OcrConfig,
+                on_page: Callable[[float], None] | None) -> tuple[dict[int, float], list[str]]:
+    """OCR the scanned pages into texts; (page -> confidence, reasons naming pages skipped or hard to read)."""
+    if not scanned:
+        return {}, []
+    pages = _page_list(scanned)
+    if not ocr.enabled:
+        return {}, [f"page(s) {pages} have no text layer and need OCR, which is turned off"]
+    from ingest.ocr import OcrPage, OcrUnavailable, read_pages
+
+    try:
+        read = read_pages(data, scanned, ocr, on_page)
+    except OcrUnavailable as exc:
+        return {}, [f"page(s) {pages} have no text layer and need OCR: {exc}"]
+    except Exception as exc:  # noqa: BLE001 - pdfium refusing a page pypdf read: the text pages still count
+        return {}, [f"page(s) {pages} have no text layer and could not be rendered for OCR "
+                    f"({type(exc).__name__}: {exc})"]
+    confidence, warnings = {}, []
+    for number, result in read.items():
+        if isinstance(result, OcrPage):
+            texts[number] = _clean_pdf_text(result.text)
+            confidence[number] = round(result.confidence, 4)
+            if result.confidence < OCR_LOW_CONFIDENCE and texts[number]:
+                warnings.append(f"page {number} read by OCR with low confidence "
+                                f"({result.confidence:.0%}, under {OCR_LOW_CONFIDENCE:.0%}): check it against the scan")
+        else:
+            warnings.append(f"page {number} has no text layer and was skipped: {result}")
+    return confidence, warnings
+
+
+def _page_list(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
 
 
 def _clean_pdf_text(text: str) -> str:

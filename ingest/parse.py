@@ -10,9 +10,11 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import LoadError, load
+from ingest.ocr import OcrConfig
 from kb import NewDocument
 
 
@@ -23,10 +25,12 @@ def shown(path: Path | str) -> str:
 
 
 def parse_file(path: Path, data: bytes, chunking: ChunkConfig, key: str | None = None, root: str = "",
-               visibility: str = "internal", tags: tuple[str, ...] = ()) -> tuple[NewDocument, tuple[str, ...]]:
-    """Parse and chunk one file's bytes into a document keyed key (default: the file name); raises LoadError."""
+               visibility: str = "internal", tags: tuple[str, ...] = (), ocr: OcrConfig | None = None,
+               on_ocr_page: Callable[[float], None] | None = None) -> tuple[NewDocument, tuple[str, ...]]:
+    """Parse and chunk one file's bytes into a document keyed key (default: the file name); raises LoadError.
+    ocr and on_ocr_page: see ingest.loaders.load."""
     try:
-        parsed = load(path, data)
+        parsed = load(path, data, ocr, on_ocr_page)
         _check_text(path, data, parsed.text)  # before chunking: tokenising 10 MB of base64 is the slow part
         chunks = chunk(parsed, chunking)
     except LoadError:

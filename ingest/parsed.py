@@ -17,12 +17,14 @@ class LoadError(Exception):
 
 @dataclass(frozen=True)
 class Block:
-    """A span of ParsedText.text with its page (1-based, PDFs) or section heading."""
+    """A span of ParsedText.text with its page (1-based, PDFs) or section heading; ocr_confidence (0-1)
+    when the page was read by OCR."""
 
     start: int
     end: int
     page: int | None = None
     section: str | None = None
+    ocr_confidence: float | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText
+from ingest.ocr import OcrConfig
 from ingest.parse import parse_file, shown
 from ingest.worker import Budget, worker_for
 from kb import (Embedder, EmbedderConfig, KBWriteError, KnowledgeBase, NewDocument, check_labels, load_embedder,
@@ -39,7 +40,9 @@ class IngestConfig:
     key_prefix: put before every document key, to keep two folders' documents apart.
     budget: time and memory each file may take to parse and chunk (ingest.worker).
     follow_links: follow symbolic links that lead outside the folder being ingested (default: such
-    links fail with a reason, so syncing a folder others can write never publishes /etc/passwd)."""
+    links fail with a reason, so syncing a folder others can write never publishes /etc/passwd).
+    ocr: how PDF pages without a text layer are read (ingest.ocr; each OCR page adds its own time limit
+    to the budget)."""
 
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -53,6 +56,7 @@ class IngestConfig:
     key_prefix: str = ""
     budget: Budget = field(default_factory=Budget)
     follow_links: bool = False
+    ocr: OcrConfig = field(default_factory=OcrConfig)
 
     def __post_init__(self) -> None:
         check_labels(self.visibility, self.tags)
@@ -235,7 +239,8 @@ def ingest(
                 continue
             t = time.perf_counter()
             parsed[key] = worker_for(config.budget).parse(path, data, config.chunking, key=key, root=root,
-                                                          visibility=config.visibility, tags=config.tags)
+                                                          visibility=config.visibility, tags=config.tags,
+                                                          ocr=config.ocr)
             stages["parse"] += time.perf_counter() - t
         except LoadError as exc:
             stages["parse"] += time.perf_counter() - t
@@ -270,7 +275,7 @@ def ingest(
                 try:
                     parsed[key] = worker_for(config.budget).parse(path, _read(path, config.max_bytes), config.chunking,
                                                                   key=key, root=root, visibility=config.visibility,
-                                                                  tags=config.tags)
+                                                                  tags=config.tags, ocr=config.ocr)
                 except LoadError as exc:
                     failures.append(FileFailure(shown(exc.path), exc.reason))
                     continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,12 @@ def _serve(conn, memory_mb: int) -> None:
         except (EOFError, OSError):
             return
         path, data, chunking, kwargs = request
+
+        def extend(seconds: float) -> None:
+            conn.send(("extend", seconds))  # an OCR page is starting: the parent adds its limit to the deadline
+
         try:
-            result = ("ok", parse_file(Path(path), data, chunking, **kwargs))
+            result = ("ok", parse_file(Path(path), data, chunking, on_ocr_page=extend, **kwargs))
         except LoadError as exc:
             result = ("failed", exc.reason)
         except MemoryError:
@@ -110,25 +115,34 @@ class ParseWorker:
                     doc, warnings = parse_file(path, data, chunking, **kwargs)
                     note = f"{path}: parsed without a time budget (no parse worker: {type(exc).__name__}: {exc})"
                     return doc, tuple(warnings) + (note,)
-            try:
-                self._conn.send((str(path), data, chunking, kwargs))
-                ready = self._conn.poll(self.budget.seconds)
-            except (OSError, EOFError):
-                ready = False
-            if not ready:
-                self.stop()
-                raise LoadError(path, f"took more than the {self.budget.seconds:g} s parse budget; skipped "
-                                      "(raise it with --parse-seconds if the file is genuine)")
-            try:
-                status, value = self._conn.recv()
-            except (EOFError, OSError):
-                code = self._proc.exitcode if self._proc is not None else None
-                self.stop()
-                raise LoadError(path, f"the parser stopped (exit code {code}), likely over the "
-                                      f"{self.budget.memory_mb} MB parse budget") from None
+            status, value = self._exchange(path, (str(path), data, chunking, kwargs))
         if status == "failed":
             raise LoadError(path, value)
         return value
+
+    def _exchange(self, path: Path, request: tuple) -> tuple[str, object]:
+        """Send request and wait for the worker's answer within the budget, plus each OCR page's own
+        limit as the worker announces it (a scanned file's pages are not the parser's fault)."""
+        ocr_pages = 0
+        deadline = time.monotonic() + self.budget.seconds
+        try:
+            self._conn.send(request)
+            while True:
+                if not self._conn.poll(max(deadline - time.monotonic(), 0)):
+                    self.stop()
+                    pages = f" plus {ocr_pages} OCR page(s)" if ocr_pages else ""
+                    raise LoadError(path, f"took more than the {self.budget.seconds:g} s parse budget{pages}; "
+                                          "skipped (raise it with --parse-seconds if the file is genuine)")
+                status, value = self._conn.recv()
+                if status != "extend":
+                    return status, value
+                ocr_pages += 1
+                deadline += float(value)
+        except (EOFError, OSError):
+            code = self._proc.exitcode if self._proc is not None else None
+            self.stop()
+            raise LoadError(path, f"the parser stopped (exit code {code}), likely over the "
+                                  f"{self.budget.memory_mb} MB parse budget") from None
 
 
 _WORKERS: dict[Budget, ParseWorker] = {}

@@ -2,10 +2,12 @@
 
 Public surface:
     KnowledgeBase, Writer, CheckReport       the KB directory, its writer and integrity check
-    Embedder, EmbedderConfig, load_embedder  the packaged embedding model
+    Embedder, EmbedderConfig, load_embedder  the packaged embedding model (EmbedderConfig.device: cpu or a GPU)
+    resolve_model_path                       the model's folder (its config.json gives the dimension unloaded)
     IndexConfig, Snapshot                    FAISS index choice and a committed vector snapshot
     Manifest, FORMAT_VERSION                 on-disk identity
     NewDocument, NewChunk, DocumentInfo, ChunkRecord, HistoryEntry, Feedback, retrieval_text   records
+    OCR_LOW_CONFIDENCE, ocr_note             when a page read by OCR is flagged, and how citations say so
     DocumentFilter, check_labels             which documents a search may use; visibility / tag rules
     KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
     FAULT_POINTS                             named crash points for fault tests (see kb/faults.py)
@@ -18,21 +20,21 @@ Public surface:
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
-from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder
+from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder, resolve_model_path
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError
 from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
-from kb.records import (ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry, NewChunk, NewDocument,
-                        check_labels, retrieval_text)
+from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
+                        NewChunk, NewDocument, check_labels, ocr_note, retrieval_text)
 from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
 from kb.vector_index import IndexConfig, Snapshot
 
 __all__ = [
-    "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder",
+    "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder", "resolve_model_path",
     "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",
-    "check_labels", "retrieval_text",
+    "check_labels", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",
     "IndexConfig", "Snapshot",
     "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",

@@ -26,6 +26,7 @@ class NewChunk:
     n_tokens: int
     page: int | None = None
     section: str | None = None
+    ocr_confidence: float | None = None  # 0-1, mean Tesseract word confidence of its page; None: a text layer
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class NewDocument:
     root: the folder source is relative to ("" for single files, uploads and in-memory texts);
     visibility: who may see it ("internal", "public", ...); tags: labels set at ingest, for
     filters. encoding: how a text file was decoded ("utf-8", "cp1252", ...; "" for PDFs and texts).
-    text is the full extracted text that chunk spans point into.
+    url, updated_at: where an exported article lives and when it last changed there (ISO 8601), for
+    help-centre and wiki exports ("" otherwise). text is the full extracted text that chunk spans point into.
     """
 
     source: str
@@ -54,6 +56,8 @@ class NewDocument:
     visibility: str = "internal"
     tags: tuple[str, ...] = ()
     encoding: str = ""
+    url: str = ""
+    updated_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class DocumentInfo:
     visibility: str = "internal"
     tags: tuple[str, ...] = ()
     encoding: str = ""
+    url: str = ""
+    updated_at: str = ""
 
 
 VISIBILITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -117,9 +123,22 @@ class DocumentFilter:
         return self == DocumentFilter()
 
 
+OCR_LOW_CONFIDENCE = 0.80  # mean word confidence (0-1) under which an OCR page is flagged; clean prints read ~0.95
+
+
+def ocr_note(confidence: float | None) -> str:
+    """How a citation flags a page read by OCR: "" for a text layer, "OCR 96%", or, under
+    OCR_LOW_CONFIDENCE, "OCR 62%, low confidence: check the scan"."""
+    if confidence is None:
+        return ""
+    note = f"OCR {confidence:.0%}"
+    return note + ", low confidence: check the scan" if confidence < OCR_LOW_CONFIDENCE else note
+
+
 @dataclass(frozen=True)
 class ChunkRecord:
-    """A stored chunk with what a citation needs: document, version, page/section, span."""
+    """A stored chunk with what a citation needs: document, version, page/section, span; doc_url for an
+    exported article; ocr_confidence (0-1) when its page was read by OCR."""
 
     id: int
     doc_id: int
@@ -135,6 +154,15 @@ class ChunkRecord:
     page: int | None
     section: str | None
     doc_visibility: str = "internal"
+    ocr_confidence: float | None = None
+    doc_url: str = ""
+
+    @property
+    def where(self) -> str:
+        """"p. 2", "§ Section" or "", with the OCR note of a scanned page: "p. 2 (OCR 62%, low confidence: ...)"."""
+        place = f"p. {self.page}" if self.page is not None else (f"§ {self.section}" if self.section else "")
+        note = ocr_note(self.ocr_confidence)
+        return f"{place} ({note})" if note else place
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from kb.errors import (EmptyKBError, KBError, KBLockedError, KBWriteError, Manif
 from kb import lexical_index
 from kb.faults import fault_point
 from kb.manifest import Manifest, read_manifest, write_manifest
-from kb.records import ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry, NewDocument, retrieval_text
+from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
+                        NewDocument, retrieval_text)
 from kb.vector_index import (
     IndexConfig,
     Snapshot,
@@ -104,19 +105,23 @@ ADDED_DOC_COLUMNS = (
     ("visibility", "TEXT NOT NULL DEFAULT 'internal'"),
     ("tags", "TEXT NOT NULL DEFAULT '[]'"),
     ("encoding", "TEXT NOT NULL DEFAULT ''"),
+    ("url", "TEXT NOT NULL DEFAULT ''"),
+    ("updated_at", "TEXT NOT NULL DEFAULT ''"),
 )
+ADDED_CHUNK_COLUMNS = (("ocr_confidence", "REAL"),)
 ADDED_FEEDBACK_COLUMNS = (("by_user", "TEXT"),)
 
 CHUNK_COLUMNS = (
     "c.id, c.doc_id, d.source, d.name, d.title, c.doc_version, c.ordinal, c.text, "
-    "c.char_start, c.char_end, c.n_tokens, c.page, c.section, d.visibility"
+    "c.char_start, c.char_end, c.n_tokens, c.page, c.section, d.visibility, c.ocr_confidence, d.url"
 )
 DOC_COLUMNS = ("id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, "
-               "visibility, encoding, tags")
+               "visibility, encoding, url, updated_at, tags")
 
 
 def _document(row) -> DocumentInfo:
-    return DocumentInfo(*row[:-2], encoding=row[-2], tags=tuple(json.loads(row[-1] or "[]")))
+    *fields, encoding, url, updated_at, tags = row
+    return DocumentInfo(*fields, encoding=encoding, url=url, updated_at=updated_at, tags=tuple(json.loads(tags or "[]")))
 
 
 def text_hash(text: str) -> str:
@@ -193,13 +198,16 @@ class KnowledgeBase:
                 return True
             have = {r[1] for r in con.execute("PRAGMA table_info(documents)")}
             have_fb = {r[1] for r in con.execute("PRAGMA table_info(feedback)")}
-        return not ({n for n, _ in ADDED_DOC_COLUMNS} <= have and {n for n, _ in ADDED_FEEDBACK_COLUMNS} <= have_fb)
+            have_chunks = {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
+        return not ({n for n, _ in ADDED_DOC_COLUMNS} <= have and {n for n, _ in ADDED_FEEDBACK_COLUMNS} <= have_fb
+                    and {n for n, _ in ADDED_CHUNK_COLUMNS} <= have_chunks)
 
     def _upgrade_schema(self) -> None:
         try:
             with self._connect(write=True) as con:
                 con.executescript(SCHEMA)
-                for table, added in (("documents", ADDED_DOC_COLUMNS), ("feedback", ADDED_FEEDBACK_COLUMNS)):
+                for table, added in (("documents", ADDED_DOC_COLUMNS), ("feedback", ADDED_FEEDBACK_COLUMNS),
+                                     ("chunks", ADDED_CHUNK_COLUMNS)):
                     have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
                     for name, declaration in added:
                         if name not in have:
@@ -519,11 +527,15 @@ class KnowledgeBase:
         return [HistoryEntry(*r) for r in rows]
 
     def stats(self) -> dict[str, object]:
-        """Counts and identity, as plain values for printing or JSON."""
+        """Counts and identity, as plain values for printing or JSON; ocr_pages: pages read by OCR;
+        low_confidence_pages: those under OCR_LOW_CONFIDENCE, with their document and confidence (0-1)."""
         with self._connect() as con:
             n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
             n_chunks, n_tokens = con.execute("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM chunks").fetchone()
             by_kind = dict(con.execute("SELECT kind, COUNT(*) FROM documents GROUP BY kind").fetchall())
+            ocr = con.execute("SELECT d.source, c.page, MIN(c.ocr_confidence) FROM chunks c JOIN documents d "
+                              "ON d.id = c.doc_id WHERE c.ocr_confidence IS NOT NULL GROUP BY d.source, c.page "
+                              "ORDER BY d.source, c.page").fetchall()
         size = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
         return {
             "kb_dir": str(self.dir),
@@ -535,6 +547,9 @@ class KnowledgeBase:
             "chunks": n_chunks,
             "tokens": n_tokens,
             "disk_bytes": size,
+            "ocr_pages": len(ocr),
+            "low_confidence_pages": [{"document": source, "page": page, "confidence": conf}
+                                     for source, page, conf in ocr if conf < OCR_LOW_CONFIDENCE],
         }
 
     def hashes(self) -> dict[str, str]:
@@ -910,13 +925,15 @@ class Writer:
     def _insert(self, con: sqlite3.Connection, doc: NewDocument, vectors: np.ndarray, version: int, now: float) -> list[int]:
         con.execute(
             "INSERT INTO documents (source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, "
-            "text, path, root, visibility, tags, encoding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source) "
-            "DO UPDATE SET name=excluded.name, title=excluded.title, kind=excluded.kind, "
+            "text, path, root, visibility, tags, encoding, url, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(source) DO UPDATE SET name=excluded.name, title=excluded.title, kind=excluded.kind, "
             "content_hash=excluded.content_hash, version=excluded.version, ingested_at=excluded.ingested_at, "
             "n_chunks=excluded.n_chunks, size_bytes=excluded.size_bytes, text=excluded.text, path=excluded.path, "
-            "root=excluded.root, visibility=excluded.visibility, tags=excluded.tags, encoding=excluded.encoding",
+            "root=excluded.root, visibility=excluded.visibility, tags=excluded.tags, encoding=excluded.encoding, "
+            "url=excluded.url, updated_at=excluded.updated_at",
             (doc.source, doc.name, doc.title, doc.kind, doc.content_hash, version, now, len(doc.chunks), doc.size_bytes,
-             doc.text, doc.path, doc.root, doc.visibility, json.dumps(list(doc.tags)), doc.encoding),
+             doc.text, doc.path, doc.root, doc.visibility, json.dumps(list(doc.tags)), doc.encoding, doc.url,
+             doc.updated_at),
         )
         doc_id = con.execute("SELECT id FROM documents WHERE source = ?", (doc.source,)).fetchone()[0]
         ids = []
@@ -926,10 +943,10 @@ class Writer:
             h = text_hash(body)
             con.execute("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)", (h, vector.tobytes()))
             cur = con.execute(
-                "INSERT INTO chunks (doc_id, doc_version, ordinal, text, char_start, char_end, n_tokens, page, section, text_hash) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO chunks (doc_id, doc_version, ordinal, text, char_start, char_end, n_tokens, page, section, "
+                "text_hash, ocr_confidence) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (doc_id, version, ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.n_tokens,
-                 chunk.page, chunk.section, h),
+                 chunk.page, chunk.section, h, chunk.ocr_confidence),
             )
             ids.append(int(cur.lastrowid))
             indexed.append((ids[-1], body))

@@ -131,10 +131,8 @@ class Citation:
 
     @property
     def where(self) -> str:
-        """"p. 2", "§ Section" or "" for display."""
-        if self.page is not None:
-            return f"p. {self.page}"
-        return f"§ {self.section}" if self.section else ""
+        """"p. 2", "§ Section" or "" for display, with the OCR note of a scanned page (ChunkRecord.where)."""
+        return self.chunk.where
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e .
+# Scanned PDFs are read by Debian's Tesseract (OCR); everything else works without it.
+source scripts/system.sh
+need tesseract tesseract-ocr "scanned PDF pages will be reported as needing OCR, not indexed"
+install_needed
 "$VENV/bin/kb" sync data/docs --kb-dir kb_data
 "$VENV/bin/kb" search "refnd polcy for anual plan cancelation" --kb-dir kb_data -k 3
 "$VENV/bin/kb" ask "refnd polcy for anual plan cancelation" --kb-dir kb_data

@@ -99,7 +99,7 @@ def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
 def _where(s: SourceView) -> str:
     from ui.app_turns import where
 
-    return where(s.page, s.section)
+    return where(s.page, s.section, s.ocr_confidence)
 
 
 def _render_turn(turn: TurnView, index: int, conv: str | None) -> None:

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kb import ocr_note
 from retriever import Answer, Diagnostics
 
 
@@ -36,6 +37,8 @@ class SourceView:
     span: tuple[int, int] | None = None
     start: int = 0
     end: int = 0
+    ocr_confidence: float | None = None  # 0-1 when the page was read by OCR
+    url: str = ""  # an exported article's address
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,11 @@ def memory_line(m) -> str:
 
 def from_answer(question: str, ans: Answer, k: int) -> TurnView:
     sources = tuple(SourceView(c.n, c.chunk_id, c.doc_source, c.doc_name, c.doc_title, c.doc_version, c.page,
-                               c.section, c.chunk.text, c.quote, c.chunk_span, c.start, c.end) for c in ans.citations)
+                               c.section, c.chunk.text, c.quote, c.chunk_span, c.start, c.end,
+                               c.chunk.ocr_confidence, c.chunk.doc_url) for c in ans.citations)
     closest = tuple(SourceView(0, h.chunk.id, h.chunk.doc_source, h.chunk.doc_name, h.chunk.doc_title,
-                               h.chunk.doc_version, h.chunk.page, h.chunk.section, h.chunk.text) for h in ans.closest)
+                               h.chunk.doc_version, h.chunk.page, h.chunk.section, h.chunk.text,
+                               ocr_confidence=h.chunk.ocr_confidence, url=h.chunk.doc_url) for h in ans.closest)
     diag = diagnostics_view(ans.search.diagnostics, k) if ans.search.diagnostics is not None else None
     return TurnView(question=question, text=ans.text, abstained=ans.abstained, mode=ans.mode, evidence=ans.evidence,
                     threshold=ans.threshold, retriever=ans.search.retriever, seconds=ans.seconds,
@@ -137,15 +142,16 @@ def from_answer(question: str, ans: Answer, k: int) -> TurnView:
                     diagnostics=diag)
 
 
-def where(page: int | None, section: str | None) -> str:
-    if page is not None:
-        return f"page {page}"
-    return f"section “{section}”" if section else ""
+def where(page: int | None, section: str | None, ocr_confidence: float | None = None) -> str:
+    """"page 2", "section “Refunds”" or "", with the OCR note of a scanned page (kb.ocr_note)."""
+    place = f"page {page}" if page is not None else (f"section “{section}”" if section else "")
+    note = ocr_note(ocr_confidence)
+    return f"{place} ({note})" if note else place
 
 
 def source_line(s: SourceView) -> str:
     """"Title — page 2 · file.pdf v1" for the copy text and the export."""
-    place = where(s.page, s.section)
+    place = where(s.page, s.section, s.ocr_confidence)
     return f"{s.doc_title}" + (f" — {place}" if place else "") + f" · {s.doc_name} v{s.doc_version}"
 
 

@@ -13,12 +13,6 @@ from retriever import RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfi
 from ui.terminal import safe_text
 
 
-def _where(page: int | None, section: str | None) -> str:
-    if page is not None:
-        return f"p. {page}"
-    return f"§ {section}" if section else ""
-
-
 def answer_json(ans: Answer) -> dict:
     """The answer as plain JSON values (chunk records reduced to their ids)."""
     d = ans.search.diagnostics
@@ -73,11 +67,13 @@ def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_
         for h in ans.closest:
             c = h.chunk
             snippet = " ".join(c.text.split())
-            click.echo(safe_text(f"  - {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)})"))
+            click.echo(safe_text(f"  - {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where})"))
             click.echo(f"    {safe_text(snippet[:240])}{'...' if len(snippet) > 240 else ''}")
         return
     click.echo("\nSources:")
     for c in ans.citations:
-        click.echo(safe_text(f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c.page, c.section)}, "
+        click.echo(safe_text(f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where}, "
                              f"chars {c.start}-{c.end}, chunk {c.chunk_id})"))
+        if c.chunk.doc_url:
+            click.echo(safe_text(f"      {c.chunk.doc_url}"))
         click.echo(f"      \"{safe_text(' '.join(c.quote.split()))}\"")

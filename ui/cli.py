@@ -80,7 +80,7 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
 
 
 def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
-    from ingest import Budget
+    from ingest import Budget, OcrConfig
     from kb import EmbedderConfig
 
     o = options
@@ -89,7 +89,9 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
                           embedder=EmbedderConfig(precision=o["precision"]) if o["precision"] else EmbedderConfig(),
                           visibility=o["visibility"], tags=tuple(o["tags"]), key_prefix=o["key_prefix"],
                           budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
-                          follow_links=o["follow_links"])
+                          follow_links=o["follow_links"],
+                          ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"],
+                                        page_seconds=o["ocr_page_seconds"]))
     before = _token(kb_dir)
     try:
         report = ingest(paths, kb_dir, config)
@@ -128,6 +130,11 @@ _ingest_options = [
     click.option("--parse-memory-mb", default=3072, show_default=True, help="Memory one file's parsing may use."),
     click.option("--follow-links", is_flag=True,
                  help="Follow symbolic links that lead outside the folder (default: they fail with a reason)."),
+    click.option("--no-ocr", is_flag=True, help="Do not read PDF pages without a text layer by OCR (Tesseract)."),
+    click.option("--ocr-language", default="eng", show_default=True,
+                 help="Tesseract language(s) for scanned pages, e.g. eng+deu (their traineddata installed)."),
+    click.option("--ocr-page-seconds", default=60.0, show_default=True,
+                 help="Time limit for reading one scanned page; past it the page is skipped with a warning."),
 ]
 
 
@@ -164,8 +171,12 @@ def stats(kb_dir, as_json):
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
+    low = info.pop("low_confidence_pages")
     for key, value in info.items():
         click.echo(f"{key:>18}: {value}")
+    for page in low:
+        click.echo(f"  low OCR confidence: {page['document']} p. {page['page']} ({page['confidence']:.0%}): "
+                   "check its citations against the scan")
 
 
 @main.command()
@@ -235,12 +246,6 @@ def _result_json(result: SearchResult) -> dict:
     }
 
 
-def _where(chunk) -> str:
-    if chunk.page is not None:
-        return f"p. {chunk.page}"
-    return f"§ {chunk.section}" if chunk.section else ""
-
-
 @main.command()
 @click.argument("question")
 @KB_DIR
@@ -260,7 +265,7 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
         return
     for hit in result.hits:
         c = hit.chunk
-        click.echo(safe_text(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {_where(c)}) "
+        click.echo(safe_text(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where}) "
                              f"score {hit.score:.3f}"))
         snippet = " ".join(c.text.split())
         click.echo(f"    {safe_text(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
