@@ -1,7 +1,9 @@
 """ingest: files -> parsed text -> token-aware chunks -> embeddings -> the KB.
 
 Public surface:
-    ingest(paths, kb_dir, config, embedder) -> IngestReport   add/update (and with mirror=True, remove)
+    ingest(paths, kb_dir, config, embedder, engine=None) -> IngestReport   add/update (and with mirror=True, remove)
+    RayEngine(RayConfig(address)), RayIngestError   engine= for ingest: parse and embed on a Ray cluster, commit here
+    connect_ray(address)         connect this process to a Ray cluster, with a clear error when it is unreachable
     ingest_texts(records, kb_dir, config, embedder)         the same for in-memory TextRecords (BEIR corpora)
     Budget                       the time and memory one file's parsing may use
     IngestConfig, IngestReport, FileFailure
@@ -17,6 +19,7 @@ from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
 from ingest.ocr import OcrConfig
 from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord, discover, document_key, ingest,
                              ingest_texts, parse_file)
+from ingest.ray_engine import RayConfig, RayEngine, RayIngestError, connect_ray
 from ingest.tokens import cl100k, count_tokens
 from ingest.worker import Budget
 from ingest.uploads import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir
@@ -25,7 +28,7 @@ __all__ = [
     "Budget",
     "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load", "OcrConfig",
     "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
-    "parse_file",
+    "parse_file", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
     "cl100k", "count_tokens",
     "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir",
 ]

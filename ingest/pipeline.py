@@ -13,13 +13,15 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import urljoin
 
 import numpy as np
 
 from ingest.chunker import ChunkConfig, chunk
+from ingest.exports import Article, read_zendesk
 from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText
 from ingest.ocr import OcrConfig
 from ingest.parse import parse_file, shown
@@ -42,7 +44,8 @@ class IngestConfig:
     follow_links: follow symbolic links that lead outside the folder being ingested (default: such
     links fail with a reason, so syncing a folder others can write never publishes /etc/passwd).
     ocr: how PDF pages without a text layer are read (ingest.ocr; each OCR page adds its own time limit
-    to the budget)."""
+    to the budget). base_url: the wiki address that exported Confluence pages' links are relative to
+    ("https://wiki.example.com"), so their citations link to the live page."""
 
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -57,6 +60,7 @@ class IngestConfig:
     budget: Budget = field(default_factory=Budget)
     follow_links: bool = False
     ocr: OcrConfig = field(default_factory=OcrConfig)
+    base_url: str = ""
 
     def __post_init__(self) -> None:
         check_labels(self.visibility, self.tags)
@@ -200,10 +204,15 @@ def ingest(
     config: IngestConfig = IngestConfig(),
     embedder: Embedder | None = None,
     on_progress: Callable[[str, float], None] | None = None,
+    engine=None,
 ) -> IngestReport:
     """Bring the KB at kb_dir up to date with the files under paths.
 
-    on_progress(stage, fraction) lets a UI draw a progress bar.
+    on_progress(stage, fraction) lets a UI draw a progress bar. engine: where the changed files are
+    parsed and their chunks embedded (ingest.ray_engine.RayEngine: on a Ray cluster); its
+    parse(items, config) yields (key, (NewDocument, warnings) or FileFailure) per (path, data, key, root)
+    and its embedder(config) is used unless embedder is given. Everything else, the writer and its
+    one commit included, is the same as without it.
     """
     started = time.perf_counter()
     stages: dict[str, float] = {"read": 0.0, "parse": 0.0}
@@ -214,10 +223,13 @@ def ingest(
     kb_root = Path(kb_dir).resolve()
     files = [f for f in files if f.parent != kb_root]
     keyed, failures = _keys(files, roots, failures, config.key_prefix)
+    warnings: list[str] = []
+    keyed, exported = _expand_exports(keyed, failures, warnings, config.max_bytes)
     exists = (Path(kb_dir) / "kb.sqlite").exists()
     if config.dry_run:
         # A plan creates nothing: against a KB directory that does not exist yet, every file is "added".
-        return _plan_only(KnowledgeBase(kb_dir).documents() if exists else [], keyed, roots, failures, config, started)
+        return _plan_only(KnowledgeBase(kb_dir).documents() if exists else [], keyed, roots, failures, config, started,
+                          exported)
     if exists and not os.access(kb_dir, os.W_OK):
         # Say so now, not after parsing every file: nothing can be committed here.
         raise KBWriteError(f"cannot write the knowledge base at {kb_dir}: the directory is read-only (or not "
@@ -227,28 +239,40 @@ def ingest(
     before = _stored(KnowledgeBase(kb_dir)) if exists else {}
     parsed: dict[str, tuple[NewDocument, tuple[str, ...]]] = {}
     digests: dict[str, str] = {}
-    warnings: list[str] = []
+    pending: list[tuple[Path, bytes, str, str]] = []  # for the engine, which parses them all at once
     for i, (path, key, root) in enumerate(keyed):
         t = time.perf_counter()
         try:
-            data = _read(path, config.max_bytes)
+            data = _data(path, key, exported, config.max_bytes)
             digests[key] = hashlib.sha256(data).hexdigest()
             stages["read"] += time.perf_counter() - t
             old = before.get(key) or before.get(str(path))
             if old is not None and old.content_hash == digests[key] and _same_labels(old, shown(path), root, config):
                 continue
             t = time.perf_counter()
-            parsed[key] = worker_for(config.budget).parse(path, data, config.chunking, key=key, root=root,
-                                                          visibility=config.visibility, tags=config.tags,
-                                                          ocr=config.ocr)
+            if engine is not None:
+                pending.append((path, data, key, root))  # parsed below, all at once, on the engine
+            else:
+                parsed[key] = worker_for(config.budget).parse(path, data, config.chunking, key=key, root=root,
+                                                              visibility=config.visibility, tags=config.tags,
+                                                              ocr=config.ocr)
             stages["parse"] += time.perf_counter() - t
         except LoadError as exc:
             stages["parse"] += time.perf_counter() - t
             failures.append(FileFailure(shown(exc.path), exc.reason))
         if on_progress:
             on_progress("parse", (i + 1) / max(len(keyed), 1))
+    if pending:
+        t = time.perf_counter()
+        for key, outcome in engine.parse(pending, config):
+            if isinstance(outcome, FileFailure):
+                failures.append(outcome)
+            else:
+                parsed[key] = outcome
+        stages["parse"] += time.perf_counter() - t
     kb = KnowledgeBase(kb_dir, create=True)
-    embedder = embedder or load_embedder(config.embedder)
+    if embedder is None:
+        embedder = engine.embedder(config.embedder) if engine is not None else load_embedder(config.embedder)
     added, updated, unchanged = [], [], []
     docs: list[NewDocument] = []
     with kb.writer(model=embedder.name, dim=embedder.dim, wait=config.wait) as writer:
@@ -273,24 +297,91 @@ def ingest(
             if key not in parsed:
                 # Looked unchanged before the lock, but another writer changed the KB since: parse it now.
                 try:
-                    parsed[key] = worker_for(config.budget).parse(path, _read(path, config.max_bytes), config.chunking,
+                    parsed[key] = worker_for(config.budget).parse(path, _data(path, key, exported, config.max_bytes),
+                                                                  config.chunking,
                                                                   key=key, root=root, visibility=config.visibility,
                                                                   tags=config.tags, ocr=config.ocr)
                 except LoadError as exc:
                     failures.append(FileFailure(shown(exc.path), exc.reason))
                     continue
-            doc, doc_warnings = parsed[key]
+            doc, doc_warnings = _exported_as(parsed[key][0], exported.get(key), config.base_url), parsed[key][1]
             warnings.extend(doc_warnings)
+            if old is not None and old.content_hash == doc.content_hash and _same_labels(old, doc.path, root, config):
+                # An export page whose file changed (the export stamps its time) but whose content did not.
+                unchanged.append(key)
+                if (old.path, old.root) != (doc.path, root):
+                    writer.relocate(key, doc.path, root)
+                continue
             docs.append(doc)
             (updated if key in stored_docs else added).append(key)
         seen = {key for _, key, _ in keyed}
-        removed = sorted(k for k, d in stored_docs.items() if config.mirror and _mirrored(d, roots) and k not in seen)
+        removed = sorted(k for k, d in stored_docs.items()
+                         if k not in seen and (_stale_article(k, exported) or config.mirror and _mirrored(d, roots)
+                                               and not _failed_export(k, failures)))
         written = _write(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
         failed=tuple(failures), warnings=tuple(warnings), seconds=time.perf_counter() - started,
         stage_seconds=tuple(stages.items()), **written,
     )
+
+
+def _expand_exports(keyed: list[tuple[Path, str, str]], failures: list[FileFailure], warnings: list[str],
+                    max_bytes: int) -> tuple[list[tuple[Path, str, str]], dict[str, tuple[Path, str, Article]]]:
+    """keyed with each Zendesk export (.json) replaced by its articles, and article key -> (export file,
+    export key, Article). An article's key is "<export key>#<article id>"; its path names the export
+    file and the article ("articles.json#360001.html", read as HTML). An export that cannot be read fails
+    by name, and its stored articles stay."""
+    out: list[tuple[Path, str, str]] = []
+    exported: dict[str, tuple[Path, str, Article]] = {}
+    for path, key, root in keyed:
+        if path.suffix.lower() != ".json":
+            out.append((path, key, root))
+            continue
+        try:
+            articles, notes = read_zendesk(path, _read(path, max_bytes))
+        except LoadError as exc:
+            failures.append(FileFailure(shown(exc.path), exc.reason))
+            continue
+        warnings.extend(notes)
+        # Even an export with no published article marks its key: its stored articles are stale.
+        exported[f"{key}#"] = (path, key, None)
+        for article in articles:
+            article_key = f"{key}#{article.id}"
+            exported[article_key] = (path, key, article)
+            out.append((path.with_name(f"{path.name}#{article.id}.html"), article_key, root))
+    return out, exported
+
+
+def _data(path: Path, key: str, exported: dict, max_bytes: int) -> bytes:
+    """The bytes a document is parsed from: an exported article's page, or the file's bytes."""
+    if key in exported:
+        return exported[key][2].page()
+    return _read(path, max_bytes)
+
+
+def _exported_as(doc: NewDocument, export: tuple[Path, str, Article] | None, base_url: str) -> NewDocument:
+    """doc with an exported article's address, date and export file; a relative page address (a
+    Confluence page's) resolved against base_url."""
+    if export is not None:
+        path, key, article = export
+        return replace(doc, url=article.url, updated_at=article.updated_at, path=shown(path),
+                       name=shown(f"{path.name}#{article.id}"))
+    if doc.url and base_url and "://" not in doc.url:
+        return replace(doc, url=urljoin(base_url.rstrip("/") + "/", doc.url))
+    return doc
+
+
+def _stale_article(key: str, exported: dict) -> bool:
+    """Whether key is an article of an export read in this run that no longer holds it."""
+    head, sep, _ = key.rpartition("#")
+    return bool(sep) and f"{head}#" in exported
+
+
+def _failed_export(key: str, failures: list[FileFailure]) -> bool:
+    """Whether key is an article of an export file that failed to load in this run (its articles stay)."""
+    head, sep, _ = key.rpartition("#")
+    return bool(sep) and any(f.path.endswith(head.rsplit("/", 1)[-1]) for f in failures)
 
 
 def _stored(kb: KnowledgeBase) -> dict:
@@ -393,9 +484,8 @@ def _embed_documents(docs, embedder, writer, progress, on_progress):
     hashes = [text_hash(t) for t in texts]
     todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cached}.items())
     done = 0
-    for start in range(0, len(todo), CACHE_EVERY):
-        part = todo[start : start + CACHE_EVERY]
-        vecs = embedder.encode([t for _, t in part], progress=progress and len(todo) > CACHE_EVERY)
+    for idx, vecs in _encoded(embedder, [t for _, t in todo], progress and len(todo) > CACHE_EVERY):
+        part = [todo[i] for i in idx]
         writer.cache_vectors([t for _, t in part], vecs)
         cached.update({h: v for (h, _), v in zip(part, vecs)})
         done += len(part)
@@ -407,6 +497,18 @@ def _embed_documents(docs, embedder, writer, progress, on_progress):
         out.append(np.stack([cached[h] for h in hashes[pos : pos + n]]) if n else np.zeros((0, embedder.dim), np.float32))
         pos += n
     return out, len(todo), len(texts) - len(todo)
+
+
+def _encoded(embedder, texts: list[str], progress: bool):
+    """(indices into texts, vectors) in parts of about CACHE_EVERY texts, each cached as it comes. An
+    embedder with encode_stream (ingest.ray_engine.RayEmbedder) streams parts from its actors, in any order."""
+    stream = getattr(embedder, "encode_stream", None)
+    if stream is not None:
+        yield from stream(texts, CACHE_EVERY)
+        return
+    for start in range(0, len(texts), CACHE_EVERY):
+        yield range(start, min(start + CACHE_EVERY, len(texts))), embedder.encode(texts[start:start + CACHE_EVERY],
+                                                                                  progress=progress)
 
 
 def _plan_only(stored_docs, keyed, roots, failures, config, started) -> IngestReport:

@@ -93,8 +93,13 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
                           ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"],
                                         page_seconds=o["ocr_page_seconds"]))
     before = _token(kb_dir)
+    engine = None
+    if o["ray_address"] is not None and not o["dry_run"]:
+        from ingest import RayConfig, RayEngine
+
+        engine = RayEngine(RayConfig(address=o["ray_address"] or None, actors=o["ray_actors"])).connect()
     try:
-        report = ingest(paths, kb_dir, config)
+        report = ingest(paths, kb_dir, config, engine=engine)
     except KeyboardInterrupt:
         # Ctrl+C may land after the commit: say which, so nobody re-runs a sync in doubt or trusts a half one.
         if _token(kb_dir) != before:
@@ -102,6 +107,9 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
         else:
             click.echo("interrupted before the commit: nothing was changed; the KB is as it was", err=True)
         sys.exit(130)
+    finally:
+        if engine is not None:
+            engine.close()
     _print_report(report, as_json)
 
 
@@ -135,6 +143,13 @@ _ingest_options = [
                  help="Tesseract language(s) for scanned pages, e.g. eng+deu (their traineddata installed)."),
     click.option("--ocr-page-seconds", default=60.0, show_default=True,
                  help="Time limit for reading one scanned page; past it the page is skipped with a warning."),
+    # An option with an optional value: `kb sync PATH --ray` (a cluster on this machine, RAY_ADDRESS, or a
+    # fresh local Ray) or `kb sync PATH --ray HOST:PORT`. Put it after PATH: `--ray PATH` reads PATH as the address.
+    click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                 help="Parse and embed on a Ray cluster (HOST:PORT of its head; none: this machine's); "
+                      "this process still writes and commits the KB."),
+    click.option("--ray-actors", type=click.IntRange(1), default=None,
+                 help="With --ray: embedding actors (default: one per GPU, else one per node)."),
 ]
 
 
