@@ -5,12 +5,14 @@ Public surface:
     ServerConfig, CollectionConfig, SourceConfig, load_config, single_collection   what it serves
     KeyStore, ApiKey, ROLES                  API keys: created once, stored hashed, scoped
     serve, keys                              the `kb serve` and `kb keys` commands (a `kb` plug-in)
+    RayServeConfig, serve_until_stopped      `kb serve --ray`: the same app replicated on Ray Serve (api/ray_serve.py)
 """
 
 from api.app import create_app
 from api.commands import keys, serve
 from api.config import CollectionConfig, ServerConfig, SourceConfig, load_config, single_collection
 from api.keys import ROLES, ApiKey, KeyStore
+from api.ray_serve import RayServeConfig, serve_until_stopped
 
 __all__ = ["create_app", "keys", "serve", "CollectionConfig", "ServerConfig", "SourceConfig", "load_config",
-           "single_collection", "ROLES", "ApiKey", "KeyStore"]
+           "single_collection", "ROLES", "ApiKey", "KeyStore", "RayServeConfig", "serve_until_stopped"]

@@ -46,12 +46,17 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
               help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(config_path, kb_dir, sources, visibility, keys_path, host, port):
+# Optional value: `kb serve --ray` (this machine's cluster, RAY_ADDRESS, or a fresh local Ray) or `--ray HOST:PORT`.
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Serve replicated on a Ray cluster with Ray Serve (HOST:PORT of its head; none: this machine's).")
+@click.option("--replicas", default=2, show_default=True, type=click.IntRange(1), help="With --ray: replicas.")
+@click.option("--max-replicas", default=None, type=click.IntRange(1),
+              help="With --ray: autoscale between --replicas and this many on load.")
+@click.option("--replica-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="With --ray: CPUs each replica reserves.")
+def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, ray_address, replicas, max_replicas,
+          replica_cpus):
     """Serve the HTTP API (search, cited answers, documents, sync jobs; OpenAPI docs at /docs)."""
-    import uvicorn
-
-    from api.app import create_app
-
     try:
         config = _server_config(config_path, kb_dir, sources, visibility, keys_path)
         active = [k for k in KeyStore(config.keys_path).list() if k.revoked_at is None]
@@ -60,6 +65,21 @@ def serve(config_path, kb_dir, sources, visibility, keys_path, host, port):
     if not active:
         click.echo(f"warning: no API keys in {config.keys_path}: every request will be refused (401) until you "
                    "run `kb keys create`", err=True)
+    if ray_address is not None:
+        from api.ray_serve import RayServeConfig, serve_until_stopped
+
+        try:
+            serve_until_stopped(config, RayServeConfig(address=ray_address or None, replicas=replicas,
+                                                       max_replicas=max_replicas, replica_cpus=replica_cpus,
+                                                       host=host, port=port),
+                                say=lambda line: click.echo(line, err=True))
+        except KBError as exc:
+            _fail(str(exc))
+        return
+    import uvicorn
+
+    from api.app import create_app
+
     names = ", ".join(config.collections)
     click.echo(f"Serving {names} on http://{host}:{port} (API docs: /docs; Ctrl+C stops)", err=True)
     # On SIGTERM, requests in flight get 10 s to finish; then the server stops regardless.
