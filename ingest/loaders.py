@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from ingest.exports import ConfluencePage, confluence_page, content_hash
 from ingest.ocr import OcrConfig
 from kb import OCR_LOW_CONFIDENCE
 from ingest.parsed import Block, LoadError, ParsedText  # re-exported: loaders return these
@@ -312,6 +313,15 @@ def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> Pars
 
 
 # ---- HTML ------------------------------------------------------------------------
+def _confluence(path: Path, page: ConfluencePage, warnings: tuple[str, ...]) -> ParsedText:
+    """A Confluence export page: its #main-content under its own title, with its page address and date."""
+    body = load_html(path, f"<html><body>{page.main}</body></html>", warnings)
+    url = f"pages/viewpage.action?pageId={page.page_id}" if page.page_id else ""
+    return replace(body, title=page.title, url=url, updated_at=page.updated_at,
+                   content_hash=content_hash(page.title, url, page.updated_at, body.text))
+
+
+
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 
@@ -354,6 +364,9 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
         raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
     try:
         soup = BeautifulSoup(html, "html.parser")
+        page = confluence_page(path, soup)
+        if page is not None:
+            return _confluence(path, page, warnings)
         title = soup.title.get_text(" ", strip=True) if soup.title else ""
         for tag in soup.find_all(DROP_TAGS):
             tag.decompose()

@@ -41,9 +41,9 @@ def parse_file(path: Path, data: bytes, chunking: ChunkConfig, key: str | None =
         raise LoadError(path, "no text content to index")
     _check_chunks(path, chunks)
     doc = NewDocument(source=key or shown(path.name), name=shown(path.name), title=parsed.title, kind=parsed.kind,
-                      content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data), text=parsed.text,
-                      chunks=tuple(chunks), path=shown(path), root=root, visibility=visibility, tags=tuple(tags),
-                      encoding=parsed.encoding)
+                      content_hash=parsed.content_hash or hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                      text=parsed.text, chunks=tuple(chunks), path=shown(path), root=root, visibility=visibility,
+                      tags=tuple(tags), encoding=parsed.encoding, url=parsed.url, updated_at=parsed.updated_at)
     return doc, parsed.warnings
 
 

@@ -29,7 +29,10 @@ class Block:
 
 @dataclass(frozen=True)
 class ParsedText:
-    """title and section names are capped at MAX_LABEL characters; encoding: how text files were decoded."""
+    """title and section names are capped at MAX_LABEL characters; encoding: how text files were decoded.
+    url, updated_at: an exported page's address (relative to the wiki's base URL when it has none) and
+    last-updated time (ISO 8601); content_hash: set when the file's bytes change without its content
+    (an export stamps its time on every page), else the bytes' hash is used."""
 
     title: str
     kind: str
@@ -37,3 +40,6 @@ class ParsedText:
     blocks: tuple[Block, ...]
     warnings: tuple[str, ...] = ()
     encoding: str = ""
+    url: str = ""
+    updated_at: str = ""
+    content_hash: str = ""

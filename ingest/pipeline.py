@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 import time
 from dataclasses import dataclass, field, replace
@@ -224,12 +223,12 @@ def ingest(
     files = [f for f in files if f.parent != kb_root]
     keyed, failures = _keys(files, roots, failures, config.key_prefix)
     warnings: list[str] = []
-    keyed, exported = _expand_exports(keyed, failures, warnings, config.max_bytes)
+    keyed, exports = _expand_exports(keyed, failures, warnings, config.max_bytes)
     exists = (Path(kb_dir) / "kb.sqlite").exists()
     if config.dry_run:
         # A plan creates nothing: against a KB directory that does not exist yet, every file is "added".
         return _plan_only(KnowledgeBase(kb_dir).documents() if exists else [], keyed, roots, failures, config, started,
-                          exported)
+                          exports)
     if exists and not os.access(kb_dir, os.W_OK):
         # Say so now, not after parsing every file: nothing can be committed here.
         raise KBWriteError(f"cannot write the knowledge base at {kb_dir}: the directory is read-only (or not "
@@ -243,7 +242,7 @@ def ingest(
     for i, (path, key, root) in enumerate(keyed):
         t = time.perf_counter()
         try:
-            data = _data(path, key, exported, config.max_bytes)
+            data = _data(path, key, exports, config.max_bytes)
             digests[key] = hashlib.sha256(data).hexdigest()
             stages["read"] += time.perf_counter() - t
             old = before.get(key) or before.get(str(path))
@@ -289,22 +288,23 @@ def ingest(
             if key not in digests or shown(path) in failed_paths:
                 continue  # unreadable or unparsable: reported above; its stored version (if any) stays
             old = stored_docs.get(key)
-            if old is not None and old.content_hash == digests[key] and _same_labels(old, shown(path), root, config):
+            where = shown(exports.articles[key][0]) if key in exports.articles else shown(path)
+            if old is not None and old.content_hash == digests[key] and _same_labels(old, where, root, config):
                 unchanged.append(key)
-                if (old.path, old.root) != (shown(path), root):
-                    writer.relocate(key, shown(path), root)  # the folder moved: keep mirroring it, no new version
+                if (old.path, old.root) != (where, root):
+                    writer.relocate(key, where, root)  # the folder moved: keep mirroring it, no new version
                 continue
             if key not in parsed:
                 # Looked unchanged before the lock, but another writer changed the KB since: parse it now.
                 try:
-                    parsed[key] = worker_for(config.budget).parse(path, _data(path, key, exported, config.max_bytes),
+                    parsed[key] = worker_for(config.budget).parse(path, _data(path, key, exports, config.max_bytes),
                                                                   config.chunking,
                                                                   key=key, root=root, visibility=config.visibility,
                                                                   tags=config.tags, ocr=config.ocr)
                 except LoadError as exc:
                     failures.append(FileFailure(shown(exc.path), exc.reason))
                     continue
-            doc, doc_warnings = _exported_as(parsed[key][0], exported.get(key), config.base_url), parsed[key][1]
+            doc, doc_warnings = _exported_as(parsed[key][0], exports.articles.get(key), config.base_url), parsed[key][1]
             warnings.extend(doc_warnings)
             if old is not None and old.content_hash == doc.content_hash and _same_labels(old, doc.path, root, config):
                 # An export page whose file changed (the export stamps its time) but whose content did not.
@@ -316,8 +316,8 @@ def ingest(
             (updated if key in stored_docs else added).append(key)
         seen = {key for _, key, _ in keyed}
         removed = sorted(k for k, d in stored_docs.items()
-                         if k not in seen and (_stale_article(k, exported) or config.mirror and _mirrored(d, roots)
-                                               and not _failed_export(k, failures)))
+                         if k not in seen and (exports.stale(k) or config.mirror and _mirrored(d, roots)
+                                               and not exports.held(k)))
         written = _write(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
@@ -326,14 +326,31 @@ def ingest(
     )
 
 
+@dataclass
+class _Exports:
+    """The Zendesk exports of one run: article key -> (export file, Article); the export keys read, and
+    those that failed to load (their stored articles stay). An article's key is "<export key>#<id>"."""
+
+    articles: dict[str, tuple[Path, Article]] = field(default_factory=dict)
+    read: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+    def stale(self, key: str) -> bool:
+        """Whether key (not in this run) is an article of an export read in this run: removed from it."""
+        return key.rpartition("#")[0] in self.read
+
+    def held(self, key: str) -> bool:
+        """Whether key is an article of an export that failed to load in this run: it stays."""
+        return key.rpartition("#")[0] in self.failed
+
+
 def _expand_exports(keyed: list[tuple[Path, str, str]], failures: list[FileFailure], warnings: list[str],
-                    max_bytes: int) -> tuple[list[tuple[Path, str, str]], dict[str, tuple[Path, str, Article]]]:
-    """keyed with each Zendesk export (.json) replaced by its articles, and article key -> (export file,
-    export key, Article). An article's key is "<export key>#<article id>"; its path names the export
+                    max_bytes: int) -> tuple[list[tuple[Path, str, str]], _Exports]:
+    """keyed with each Zendesk export (.json) replaced by its articles; an article's path names the export
     file and the article ("articles.json#360001.html", read as HTML). An export that cannot be read fails
-    by name, and its stored articles stay."""
+    by name."""
     out: list[tuple[Path, str, str]] = []
-    exported: dict[str, tuple[Path, str, Article]] = {}
+    exports = _Exports()
     for path, key, root in keyed:
         if path.suffix.lower() != ".json":
             out.append((path, key, root))
@@ -342,46 +359,33 @@ def _expand_exports(keyed: list[tuple[Path, str, str]], failures: list[FileFailu
             articles, notes = read_zendesk(path, _read(path, max_bytes))
         except LoadError as exc:
             failures.append(FileFailure(shown(exc.path), exc.reason))
+            exports.failed.add(key)
             continue
         warnings.extend(notes)
-        # Even an export with no published article marks its key: its stored articles are stale.
-        exported[f"{key}#"] = (path, key, None)
+        exports.read.add(key)
         for article in articles:
-            article_key = f"{key}#{article.id}"
-            exported[article_key] = (path, key, article)
-            out.append((path.with_name(f"{path.name}#{article.id}.html"), article_key, root))
-    return out, exported
+            exports.articles[f"{key}#{article.id}"] = (path, article)
+            out.append((path.with_name(f"{path.name}#{article.id}.html"), f"{key}#{article.id}", root))
+    return out, exports
 
 
-def _data(path: Path, key: str, exported: dict, max_bytes: int) -> bytes:
+def _data(path: Path, key: str, exports: _Exports, max_bytes: int) -> bytes:
     """The bytes a document is parsed from: an exported article's page, or the file's bytes."""
-    if key in exported:
-        return exported[key][2].page()
+    if key in exports.articles:
+        return exports.articles[key][1].page()
     return _read(path, max_bytes)
 
 
-def _exported_as(doc: NewDocument, export: tuple[Path, str, Article] | None, base_url: str) -> NewDocument:
+def _exported_as(doc: NewDocument, export: tuple[Path, Article] | None, base_url: str) -> NewDocument:
     """doc with an exported article's address, date and export file; a relative page address (a
     Confluence page's) resolved against base_url."""
     if export is not None:
-        path, key, article = export
+        path, article = export
         return replace(doc, url=article.url, updated_at=article.updated_at, path=shown(path),
                        name=shown(f"{path.name}#{article.id}"))
     if doc.url and base_url and "://" not in doc.url:
         return replace(doc, url=urljoin(base_url.rstrip("/") + "/", doc.url))
     return doc
-
-
-def _stale_article(key: str, exported: dict) -> bool:
-    """Whether key is an article of an export read in this run that no longer holds it."""
-    head, sep, _ = key.rpartition("#")
-    return bool(sep) and f"{head}#" in exported
-
-
-def _failed_export(key: str, failures: list[FileFailure]) -> bool:
-    """Whether key is an article of an export file that failed to load in this run (its articles stay)."""
-    head, sep, _ = key.rpartition("#")
-    return bool(sep) and any(f.path.endswith(head.rsplit("/", 1)[-1]) for f in failures)
 
 
 def _stored(kb: KnowledgeBase) -> dict:
@@ -511,7 +515,7 @@ def _encoded(embedder, texts: list[str], progress: bool):
                                                                                   progress=progress)
 
 
-def _plan_only(stored_docs, keyed, roots, failures, config, started) -> IngestReport:
+def _plan_only(stored_docs, keyed, roots, failures, config, started, exports: _Exports) -> IngestReport:
     stored = {d.source: d for d in stored_docs}
     for path, key, _ in keyed:  # keys from before relative keys (see ingest)
         if str(path) in stored and key not in stored:
@@ -519,7 +523,7 @@ def _plan_only(stored_docs, keyed, roots, failures, config, started) -> IngestRe
     added, updated, unchanged = [], [], []
     for path, key, root in keyed:
         try:
-            data = _read(path, config.max_bytes)
+            data = _data(path, key, exports, config.max_bytes)
         except LoadError as exc:
             failures.append(FileFailure(exc.path, exc.reason))
             continue
@@ -528,6 +532,7 @@ def _plan_only(stored_docs, keyed, roots, failures, config, started) -> IngestRe
         same = old is not None and old.content_hash == digest and _same_labels(old, str(path), root, config)
         (unchanged if same else updated if old is not None else added).append(key)
     seen = {key for _, key, _ in keyed}
-    removed = sorted(k for k, d in stored.items() if config.mirror and _mirrored(d, roots) and k not in seen)
+    removed = sorted(k for k, d in stored.items() if k not in seen and (
+        exports.stale(k) or config.mirror and _mirrored(d, roots) and not exports.held(k)))
     return IngestReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
                         failed=tuple(failures), seconds=time.perf_counter() - started, dry_run=True)

@@ -26,6 +26,8 @@ PDF_VIEW_HEIGHT_PX = 640
 
 
 def _download_buttons(s: SourceView, key: str) -> None:
+    if s.url.startswith(("https://", "http://")):  # an exported article: its live page in the help centre or wiki
+        st.link_button("Open the live page", s.url, icon=":material/open_in_new:")
     files = original_document(app_state.knowledge_base(), s.doc_source, s.doc_name, s.page)
     if not files:
         st.caption("The original document is no longer available.")

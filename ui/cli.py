@@ -91,7 +91,8 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
                           budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
                           follow_links=o["follow_links"],
                           ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"],
-                                        page_seconds=o["ocr_page_seconds"]))
+                                        page_seconds=o["ocr_page_seconds"]),
+                          base_url=o["base_url"])
     before = _token(kb_dir)
     engine = None
     if o["ray_address"] is not None and not o["dry_run"]:
@@ -143,6 +144,8 @@ _ingest_options = [
                  help="Tesseract language(s) for scanned pages, e.g. eng+deu (their traineddata installed)."),
     click.option("--ocr-page-seconds", default=60.0, show_default=True,
                  help="Time limit for reading one scanned page; past it the page is skipped with a warning."),
+    click.option("--base-url", default="", metavar="URL",
+                 help="A Confluence export's wiki address (https://wiki.example.com): its pages cite their live URL."),
     # An option with an optional value: `kb sync PATH --ray` (a cluster on this machine, RAY_ADDRESS, or a
     # fresh local Ray) or `kb sync PATH --ray HOST:PORT`. Put it after PATH: `--ray PATH` reads PATH as the address.
     click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
@@ -284,6 +287,8 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
                              f"score {hit.score:.3f}"))
         snippet = " ".join(c.text.split())
         click.echo(f"    {safe_text(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
+        if c.doc_url:
+            click.echo(f"    {safe_text(c.doc_url)}")
     if result.diagnostics:
         d = result.diagnostics
         click.echo(f"hopfield: beta {d.beta}, {d.steps} steps, converged {d.converged}, "
