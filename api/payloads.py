@@ -64,7 +64,7 @@ def answer_payload(ans) -> dict:
 def document_payload(d) -> dict:
     return {"key": d.source, "name": d.name, "title": d.title, "kind": d.kind, "version": d.version,
             "ingested_at": d.ingested_at, "chunks": d.n_chunks, "size_bytes": d.size_bytes,
-            "visibility": d.visibility, "tags": list(d.tags)}
+            "visibility": d.visibility, "tags": list(d.tags), "url": d.url, "updated_at": d.updated_at}
 
 
 def sse(event: str, data) -> str:

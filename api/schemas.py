@@ -80,6 +80,8 @@ class DocumentOut(BaseModel):
     size_bytes: int
     visibility: str
     tags: list[str]
+    url: str = ""  # an exported article's live page
+    updated_at: str = ""  # when it last changed there (ISO 8601)
 
 
 class Citation(BaseModel):

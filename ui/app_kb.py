@@ -37,8 +37,11 @@ def _documents_table(kb: KnowledgeBase) -> None:
         "chunks": d.n_chunks,
         "size (KB)": round(d.size_bytes / 1024, 1),
         "source": d.source,
+        "updated (export)": d.updated_at,
+        "url": d.url,
     } for d in docs]
-    st.dataframe(rows, hide_index=True, width="stretch", key="documents_table")
+    st.dataframe(rows, hide_index=True, width="stretch", key="documents_table",
+                 column_config={"url": st.column_config.LinkColumn("url")})
 
 
 def _progress_callback(bar):
@@ -147,6 +150,11 @@ def render() -> None:
             c2.metric("Chunks", stats["chunks"])
             c3.metric("Model", str(stats["model"]))
             st.caption(md_escape(f"Folder: {path}"))
+            low = stats["low_confidence_pages"]
+            if low:
+                pages = "; ".join(f"{p['document']} p. {p['page']} ({p['confidence']:.0%})" for p in low[:20])
+                st.warning(md_escape(f"{len(low)} scanned page(s) read by OCR with low confidence; check their "
+                                     f"citations against the scan: {pages}"), icon=":material/document_scanner:")
     if kb is not None:
         with app_state.shown_errors("Listing documents"):
             _documents_table(kb)
