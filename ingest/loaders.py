@@ -142,6 +142,11 @@ def _single_block(path: Path, text: str, kind: str, title: str, warnings: tuple[
 
 # ---- PDF -------------------------------------------------------------------------
 MIN_TEXT_LAYER = 20  # characters: a scanned page may carry a stamped page number or fax header, not its text
+# Rectangles and lines drawn on a page (its content stream's re / l operators) before pdfplumber looks
+# for a ruled table there: its layout analysis costs ~0.1 s a page, too much for every page of a
+# 1,000-page manual, and a table of a header and one row draws at least this many.
+MIN_TABLE_RULES = 4
+_RULE_OPERATOR = re.compile(rb"\s(?:re|l)\s")
 
 
 def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
@@ -166,11 +171,13 @@ def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
                 raise LoadError(path, f"encrypted PDF that cannot be decrypted here ({exc})") from exc
             if not opened:
                 raise LoadError(path, "password-protected PDF: a password is needed to read it")
-        pages, scanned = [], []
+        pages, scanned, ruled = [], [], []
         for number, page in enumerate(reader.pages, start=1):
             text = _clean_pdf_text(page.extract_text() or "")
             if len(text) < MIN_TEXT_LAYER and len(page.images):
                 scanned.append(number)
+            elif text and _drawn_rules(page) >= MIN_TABLE_RULES:
+                ruled.append(number)
             pages.append((number, text))
         title = ""
         if reader.metadata and reader.metadata.title:
@@ -186,8 +193,7 @@ def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, AssertionError) as exc:
         raise LoadError(path, f"corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from exc
     texts = dict(pages)
-    with_text = [n for n, t in pages if t.strip() and n not in scanned]
-    texts.update({n: _clean_pdf_text(t) for n, t in _tables(path, data, with_text).items()})
+    texts.update({n: _clean_pdf_text(t) for n, t in _tables(path, data, ruled).items()})
     confidence, warnings = _read_scans(path, data, scanned, texts, ocr, on_ocr_page)
     parts, blocks, offset = [], [], 0
     for number, _ in pages:
@@ -206,6 +212,14 @@ def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
     full = "".join(parts)
     return ParsedText(title=title or _first_line(full) or path.stem, kind="pdf", text=full, blocks=tuple(blocks),
                       warnings=tuple(f"{path}: {w}" for w in warnings))
+
+
+def _drawn_rules(page) -> int:
+    """Rectangles and lines drawn directly in a page's content stream (its first 4 MB)."""
+    contents = page.get_contents()
+    if contents is None:
+        return 0
+    return len(_RULE_OPERATOR.findall(contents.get_data()[: 4 << 20]))
 
 
 def _tables(path: Path, data: bytes, numbers: list[int]) -> dict[int, str]:
