@@ -252,17 +252,29 @@ def _read_scans(path: Path, data: bytes, scanned: list[int], texts: dict[int, st
     except Exception as exc:  # noqa: BLE001 - pdfium refusing a page pypdf read: the text pages still count
         return {}, [f"page(s) {pages} have no text layer and could not be rendered for OCR "
                     f"({type(exc).__name__}: {exc})"]
-    confidence, warnings = {}, []
+    confidence: dict[int, float] = {}
+    low: list[int] = []
+    skipped: dict[str, list[int]] = {}  # reason -> pages: a 2,000-page fax gets one line per reason, not 2,000
     for number, result in read.items():
         if isinstance(result, OcrPage):
             texts[number] = _clean_pdf_text(result.text)
             confidence[number] = round(result.confidence, 4)
             if result.confidence < OCR_LOW_CONFIDENCE and texts[number]:
-                warnings.append(f"page {number} read by OCR with low confidence "
-                                f"({result.confidence:.0%}, under {OCR_LOW_CONFIDENCE:.0%}): check it against the scan")
+                low.append(number)
         else:
-            warnings.append(f"page {number} has no text layer and was skipped: {result}")
+            skipped.setdefault(result, []).append(number)
+    warnings = [f"{_pages(numbers)} {'has' if len(numbers) == 1 else 'have'} no text layer and "
+                f"{'was' if len(numbers) == 1 else 'were'} skipped: {reason}" for reason, numbers in skipped.items()]
+    if low:
+        scores = ", ".join(f"{confidence[n]:.0%}" for n in low[:10])
+        warnings.append(f"{_pages(low)} read by OCR with low confidence ({scores}; under "
+                        f"{OCR_LOW_CONFIDENCE:.0%}): check against the scan")
     return confidence, warnings
+
+
+def _pages(numbers: list[int]) -> str:
+    """"page 3" or "pages 3, 4, ... and 9 more": the pages a warning is about."""
+    return f"page {numbers[0]}" if len(numbers) == 1 else f"pages {_page_list(numbers)}"
 
 
 def _page_list(numbers: list[int]) -> str:

@@ -121,6 +121,14 @@ def test_a_page_over_the_ocr_time_limit_is_skipped_with_the_reason(scans):
         load(path, path.read_bytes(), OcrConfig(page_seconds=0.01))
 
 
+def test_a_scan_longer_than_the_ocr_page_cap_keeps_the_pages_read_and_names_the_rest(scans):
+    path = scans / "scan.pdf"
+    parsed = load(path, path.read_bytes(), OcrConfig(max_pages=1))
+    assert [b.page for b in parsed.blocks] == [1]
+    assert parsed.warnings == (f"{path}: page 2 has no text layer and was skipped: past the 1 pages OCR reads in "
+                               "one file",)
+
+
 def test_ocr_pages_add_their_own_time_to_the_parse_budget(scans):
     from ingest import ChunkConfig
     from ingest.worker import ParseWorker
