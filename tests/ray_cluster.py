@@ -86,11 +86,14 @@ class LocalCluster:
         if not RAY.exists():
             raise ClusterError(f"no ray command next to {sys.executable}: pip install 'ray[data,serve]==2.60.0'")
         try:
-            # Workers start with the head: `ray start --address` keeps trying until the head's GCS listens.
+            # Workers join once the head answers: started together on a busy 2-core machine, a worker's
+            # `ray start` can give up on its own startup deadline.
             self._start_node("head", self.head_cpus, head=True)
+            self._wait_nodes(1)
+            # One at a time: two nodes joining at once on one machine can pick the same object-store socket.
             for i, cpus in enumerate(self.worker_cpus):
                 self._start_node(f"worker{i}", cpus, head=False)
-            self._wait_nodes(1 + len(self.worker_cpus))
+                self._wait_nodes(2 + i)
         except BaseException:
             self.stop()
             raise
