@@ -4,7 +4,8 @@ Every sample document is typeset as a born-digital PDF and rendered to an image-
 300 dpi (data/make_scans.py). Measured in one run:
   - character accuracy of the OCR text against the born-digital text layer of the same page
     (1 - character error rate, jiwer, whitespace runs folded to one space), per page;
-  - pages/s: the PDF loader on the scans (render + Tesseract) and on the born-digital PDFs;
+  - pages/s: the PDF loader on the scans (render + Tesseract; pages side by side, and one at a time)
+    and on the born-digital PDFs;
   - recall@5 of the sample questions (data/questions.jsonl) on a KB synced from the scans
     against one synced from the born-digital PDFs, per retriever, and their ratio.
 
@@ -60,8 +61,8 @@ def accuracy(scans: Path, originals: Path) -> tuple[list[tuple[str, int, float]]
     return out, len(out) / (time.perf_counter() - started)
 
 
-def pages_per_second(folder: Path) -> tuple[int, float]:
-    """(pages, pages/s) of the PDF loader over every PDF in folder."""
+def pages_per_second(folder: Path, ocr=None) -> tuple[int, float]:
+    """(pages, pages/s) of the PDF loader over every PDF in folder (ocr: an OcrConfig, default OcrConfig())."""
     from pypdf import PdfReader
 
     from ingest import load
@@ -69,7 +70,7 @@ def pages_per_second(folder: Path) -> tuple[int, float]:
     pages = sum(len(PdfReader(p).pages) for p in folder.glob("*.pdf"))
     started = time.perf_counter()
     for pdf in sorted(folder.glob("*.pdf")):
-        load(pdf, pdf.read_bytes())
+        load(pdf, pdf.read_bytes(), ocr)
     return pages, pages / (time.perf_counter() - started)
 
 
@@ -107,7 +108,10 @@ def main() -> None:
     from kb import EmbedderConfig, load_embedder
 
     embedder = load_embedder(EmbedderConfig())
+    from ingest import OcrConfig
+
     per_page, scan_rate = accuracy(scans, born)
+    _, one_thread_rate = pages_per_second(scans, OcrConfig(workers=1))
     _, born_rate = pages_per_second(born)
     r_born = recall(born, work / "kb-born", embedder)
     r_scan = recall(scans, work / "kb-scanned", embedder)
@@ -119,6 +123,7 @@ def main() -> None:
         "ocr_char_accuracy_min": round(min(acc), 4),
         "ocr_char_accuracy_worst_page": min(per_page, key=lambda x: x[2])[:2],
         "ocr_pages_per_s": round(scan_rate, 3),
+        "ocr_pages_per_s_one_page_at_a_time": round(one_thread_rate, 3),
         "born_digital_pages_per_s": round(born_rate, 2),
         "recall@5_born_digital": r_born,
         "recall@5_scanned": r_scan,

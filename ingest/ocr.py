@@ -24,13 +24,15 @@ class OcrConfig:
     language: Tesseract language codes ("eng", "eng+deu"), their traineddata installed;
     page_seconds: time limit for one page (a page over it is skipped with a warning, the rest goes on);
     max_pages: pages of one file read by OCR at most; tesseract_cmd: the Tesseract binary (name on PATH,
-    or a path). A page whose mean word confidence is under kb.OCR_LOW_CONFIDENCE is flagged."""
+    or a path); workers: pages read at once (default: the CPU count, at most 4). A page whose mean word
+    confidence is under kb.OCR_LOW_CONFIDENCE is flagged."""
 
     enabled: bool = True
     dpi: int = 300
     language: str = "eng"
     page_seconds: float = 60.0
     max_pages: int = 500
+    workers: int | None = None
     tesseract_cmd: str = "tesseract"
 
     def __post_init__(self) -> None:
@@ -38,6 +40,8 @@ class OcrConfig:
 
         if not 72 <= self.dpi <= 600:
             raise KBError(f"OCR dpi must be between 72 and 600, not {self.dpi} (300 suits Tesseract)")
+        if self.workers is not None and self.workers < 1:
+            raise KBError(f"OCR workers must be at least 1, not {self.workers}")
         if not self.page_seconds > 0 or self.max_pages < 1:
             raise KBError(f"OCR needs page_seconds > 0 and max_pages >= 1, not {self.page_seconds}, {self.max_pages}")
 
@@ -74,29 +78,50 @@ def read_pages(data: bytes, numbers: list[int], config: OcrConfig,
     its deadline by it). Raises OcrUnavailable without Tesseract."""
     import pypdfium2 as pdfium
 
+    from concurrent.futures import ThreadPoolExecutor
+
     check_tesseract(config)
     out: dict[int, OcrPage | str] = {}
+    workers = config.workers or min(os.cpu_count() or 1, 4)
     pdf = pdfium.PdfDocument(data, password="")
     try:
-        for number in numbers[: config.max_pages]:
-            if on_page is not None:
-                on_page(config.page_seconds)
-            page = pdf[number - 1]
-            try:
-                width, height = page.get_size()  # points, 1/72 inch
-                scale = min(config.dpi / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
-                image = page.render(scale=scale, grayscale=True).to_pil()
-            finally:
-                page.close()
-            try:
-                out[number] = read_image(image, config)
-            except OcrTimeout:
-                out[number] = f"OCR took over the {config.page_seconds:g} s page limit"
+        # Tesseract runs one thread per page (see read_image), so pages are read side by side, a window
+        # of `workers` at a time: pdfium renders here (it is not thread-safe), at most that many images
+        # are held at once, and each Tesseract process works while the GIL is free.
+        with ThreadPoolExecutor(workers) as pool:
+            todo = numbers[: config.max_pages]
+            for start in range(0, len(todo), workers):
+                window = todo[start:start + workers]
+                images = []
+                for number in window:
+                    if on_page is not None:
+                        on_page(config.page_seconds)
+                    images.append(_render(pdf, number, config.dpi))
+                for number, result in zip(window, pool.map(lambda image: _read_or_reason(image, config), images)):
+                    out[number] = result
         for number in numbers[config.max_pages:]:
             out[number] = f"past the {config.max_pages} pages OCR reads in one file"
     finally:
         pdf.close()
     return out
+
+
+def _render(pdf, number: int, dpi: int):
+    """Page number (1-based) of a pypdfium2 document as a grayscale PIL image at dpi, under MAX_PIXELS."""
+    page = pdf[number - 1]
+    try:
+        width, height = page.get_size()  # points, 1/72 inch
+        scale = min(dpi / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+        return page.render(scale=scale, grayscale=True).to_pil()
+    finally:
+        page.close()
+
+
+def _read_or_reason(image, config: OcrConfig) -> OcrPage | str:
+    try:
+        return read_image(image, config)
+    except OcrTimeout:
+        return f"OCR took over the {config.page_seconds:g} s page limit"
 
 
 def read_image(image, config: OcrConfig) -> OcrPage:

@@ -153,3 +153,5 @@ def test_ocr_settings_are_checked_with_the_fix_named():
         OcrConfig(dpi=2000)
     with pytest.raises(KBError, match="page_seconds > 0"):
         OcrConfig(page_seconds=0)
+    with pytest.raises(KBError, match="workers must be at least 1"):
+        OcrConfig(workers=0)
