@@ -32,12 +32,14 @@ COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """A folder a collection syncs from: its documents get this visibility, these tags and key prefix."""
+    """A folder a collection syncs from: its documents get this visibility, these tags and key prefix;
+    base_url: the wiki address a Confluence export's pages link to (see ingest.IngestConfig)."""
 
     path: Path
     visibility: str = "internal"
     tags: tuple[str, ...] = ()
     key_prefix: str = ""
+    base_url: str = ""
 
     def __post_init__(self) -> None:
         check_labels(self.visibility, self.tags)
@@ -78,7 +80,8 @@ def _source(raw: dict, base: Path, where: str) -> SourceConfig:
     if not isinstance(tags, list):
         raise KBError(f"{where}: tags must be a list of strings")
     return SourceConfig(path=(base / str(raw["path"])).resolve(), visibility=str(raw.get("visibility", "internal")),
-                        tags=tuple(str(t) for t in tags), key_prefix=str(raw.get("key_prefix", "")))
+                        tags=tuple(str(t) for t in tags), key_prefix=str(raw.get("key_prefix", "")),
+                        base_url=str(raw.get("base_url", "")))
 
 
 def load_config(path: Path) -> ServerConfig:

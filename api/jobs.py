@@ -93,7 +93,7 @@ class SyncJobs:
                     job.stage, job.progress = stage, round((i + min(max(fraction, 0.0), 1.0)) / len(sources), 3)
 
                 config = IngestConfig(mirror=True, dry_run=job.dry_run, wait=60.0, visibility=source.visibility,
-                                      tags=source.tags, key_prefix=source.key_prefix)
+                                      tags=source.tags, key_prefix=source.key_prefix, base_url=source.base_url)
                 report = ingest([source.path], collection.kb_dir, config, embedder=embedder, on_progress=progress)
                 job.results.append(report_dict(str(source.path), report))
             if self._on_committed is not None and not job.dry_run:

@@ -139,3 +139,12 @@ def test_a_confluence_reexport_changes_only_the_edited_page(embedder, tmp_path):
     docs = _docs(tmp_path / "kb")
     assert (docs[edited].version, docs[edited].updated_at) == (2, "2025-04-01")
     assert all(d.version == 1 for k, d in docs.items() if k != edited)
+
+
+def test_a_server_source_names_its_wiki_address_for_the_api_sync_jobs(tmp_path):
+    from api import load_config
+
+    (tmp_path / "server.toml").write_text(
+        '[collections.it]\nkb_dir = "kb"\nsources = [{path = "space", base_url = "https://wiki.tallyo.example"}]\n')
+    source = load_config(tmp_path / "server.toml").collections["it"].sources[0]
+    assert (source.path, source.base_url) == ((tmp_path / "space").resolve(), "https://wiki.tallyo.example")
