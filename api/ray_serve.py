@@ -123,12 +123,9 @@ def serve_until_stopped(server: ServerConfig, conf: RayServeConfig, say=print) -
     The cluster itself keeps running."""
     import ray
 
-    from ingest import RayIngestError, connect_ray
+    from ingest import connect_ray
 
-    try:
-        owns = connect_ray(conf.address, conf.connect_timeout)
-    except RayIngestError as exc:
-        raise KBError(str(exc)) from None
+    owns = connect_ray(conf.address, conf.connect_timeout)  # its errors are KBErrors: one line for the CLI
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

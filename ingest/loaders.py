@@ -16,9 +16,9 @@ from typing import Callable
 
 from ingest.exports import ConfluencePage, confluence_page, content_hash
 from ingest.ocr import OcrConfig
-from kb import OCR_LOW_CONFIDENCE
 from ingest.parsed import Block, LoadError, ParsedText  # re-exported: loaders return these
 from ingest.tables import html_table_lines, markdown_tables
+from kb import OCR_LOW_CONFIDENCE
 
 SUPPORTED = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
              ".docx": "docx"}
@@ -345,7 +345,6 @@ def _confluence(path: Path, page: ConfluencePage, warnings: tuple[str, ...]) -> 
     url = f"pages/viewpage.action?pageId={page.page_id}" if page.page_id else ""
     return replace(body, title=page.title, url=url, updated_at=page.updated_at,
                    content_hash=content_hash(page.title, url, page.updated_at, body.text))
-
 
 
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")

@@ -289,10 +289,8 @@ def ingest(
                 continue  # unreadable or unparsable: reported above; its stored version (if any) stays
             old = stored_docs.get(key)
             where = shown(exports.articles[key][0]) if key in exports.articles else shown(path)
-            if old is not None and old.content_hash == digests[key] and _same_labels(old, where, root, config):
+            if _kept(writer, key, old, digests[key], where, root, config):
                 unchanged.append(key)
-                if (old.path, old.root) != (where, root):
-                    writer.relocate(key, where, root)  # the folder moved: keep mirroring it, no new version
                 continue
             if key not in parsed:
                 # Looked unchanged before the lock, but another writer changed the KB since: parse it now.
@@ -306,24 +304,38 @@ def ingest(
                     continue
             doc, doc_warnings = _exported_as(parsed[key][0], exports.articles.get(key), config.base_url), parsed[key][1]
             warnings.extend(doc_warnings)
-            if old is not None and old.content_hash == doc.content_hash and _same_labels(old, doc.path, root, config):
+            if _kept(writer, key, old, doc.content_hash, doc.path, root, config):
                 # An export page whose file changed (the export stamps its time) but whose content did not.
                 unchanged.append(key)
-                if (old.path, old.root) != (doc.path, root):
-                    writer.relocate(key, doc.path, root)
                 continue
             docs.append(doc)
             (updated if key in stored_docs else added).append(key)
-        seen = {key for _, key, _ in keyed}
-        removed = sorted(k for k, d in stored_docs.items()
-                         if k not in seen and (exports.stale(k) or config.mirror and _mirrored(d, roots)
-                                               and not exports.held(k)))
+        removed = _removed(stored_docs, keyed, roots, exports, config)
         written = _write(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
         failed=tuple(failures), warnings=tuple(warnings), seconds=time.perf_counter() - started,
         stage_seconds=tuple(stages.items()), **written,
     )
+
+
+def _kept(writer, key: str, old, content_hash: str, path: str, root: str, config: IngestConfig) -> bool:
+    """Whether the stored document old (now keyed key) already holds this content with these labels (no
+    new version); if its folder moved, the writer records where it lives now, so it is still mirrored."""
+    if old is None or old.content_hash != content_hash or not _same_labels(old, path, root, config):
+        return False
+    if (old.path, old.root) != (path, root):
+        writer.relocate(key, path, root)
+    return True
+
+
+def _removed(stored: dict, keyed: list[tuple[Path, str, str]], roots: list[Path], exports: "_Exports",
+             config: IngestConfig) -> list[str]:
+    """Stored keys a run removes: articles an export read in this run no longer holds, and, when mirroring,
+    documents of the synced folders whose files are gone (but not the articles of an export that failed)."""
+    seen = {key for _, key, _ in keyed}
+    return sorted(k for k, d in stored.items()
+                  if k not in seen and (exports.stale(k) or config.mirror and _mirrored(d, roots) and not exports.held(k)))
 
 
 @dataclass
@@ -531,8 +543,6 @@ def _plan_only(stored_docs, keyed, roots, failures, config, started, exports: _E
         old = stored.get(key)
         same = old is not None and old.content_hash == digest and _same_labels(old, str(path), root, config)
         (unchanged if same else updated if old is not None else added).append(key)
-    seen = {key for _, key, _ in keyed}
-    removed = sorted(k for k, d in stored.items() if k not in seen and (
-        exports.stale(k) or config.mirror and _mirrored(d, roots) and not exports.held(k)))
+    removed = _removed(stored, keyed, roots, exports, config)
     return IngestReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
                         failed=tuple(failures), seconds=time.perf_counter() - started, dry_run=True)
