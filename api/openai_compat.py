@@ -1,6 +1,8 @@
 """An OpenAI-compatible chat endpoint, so existing chat front ends and the openai client plug in.
 
-POST /v1/chat/completions: model names the collection; the last user message is the question.
+POST /v1/chat/completions: model names the collection; the last user message is the question and the
+messages before it the conversation it follows (user and assistant messages; system and tool messages are
+not read; the newest 10 user turns with their replies and 8,000 characters are, see retriever.HistoryConfig).
 The reply's content is the cited answer followed by its numbered sources, and the citations
 also come as structured data (a "citations" list on the response and on the message), so a
 client that only shows text still shows where each claim comes from. stream=true sends the
@@ -18,19 +20,26 @@ from typing import Callable, Iterator
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from api.payloads import answer_pieces, citation_payload, request_filter
+from api.payloads import answer_pieces, citation_payload, history_payload, request_filter
 from api.schemas import ChatRequest
 from retriever import AnswerConfig, answer
 
 
-def _question(body: ChatRequest) -> str:
-    for message in reversed(body.messages):
-        if message.role == "user":
-            content = message.content
-            if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-            if isinstance(content, str) and content.strip():
-                return content.strip()
+def _text(content) -> str:
+    """A message's text: a string, or the text parts of [{"type": "text", "text": ...}, ...]."""
+    if isinstance(content, list):
+        content = " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return content.strip() if isinstance(content, str) else ""
+
+
+def _conversation(body: ChatRequest) -> tuple[str, list[dict]]:
+    """The question (the last user message with text) and the user and assistant messages before it."""
+    for i in range(len(body.messages) - 1, -1, -1):
+        message = body.messages[i]
+        if message.role == "user" and _text(message.content):
+            history = [{"role": m.role, "content": _text(m.content)} for m in body.messages[:i]
+                       if m.role in ("user", "assistant")]
+            return _text(message.content), history
     raise HTTPException(422, "messages holds no user message with text to answer")
 
 
@@ -56,8 +65,9 @@ def register(app: FastAPI, collections, authenticate: Callable[[Request], object
         if not key.can_use(name):
             raise HTTPException(403, f"this key is not allowed to use collection {name!r}")
         collections.get(name)
-        ans = answer(_question(body), collections.retriever(name, "hopfield", 5), AnswerConfig(),
-                     where=request_filter(key, None))
+        question, history = _conversation(body)
+        ans = answer(question, collections.retriever(name, "hopfield", 5), AnswerConfig(),
+                     where=request_filter(key, None), history=history)
         content = ans.text + sources_text(ans.citations)
         cites = [citation_payload(c) for c in ans.citations]
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -67,7 +77,8 @@ def register(app: FastAPI, collections, authenticate: Callable[[Request], object
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": content, "citations": cites}}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot}
+                "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot,
+                "history_used": history_payload(ans.search)}
 
 
 def _chunks(reply_id: str, created: int, model: str, ans, cites: list[dict]) -> Iterator[str]:

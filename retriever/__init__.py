@@ -10,6 +10,7 @@ Public surface:
     hopfield_math                            the pure update / energy functions
     answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention)
     Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
+    Turn, HistoryConfig, Context, parse_history, build_context   follow-ups read with the conversation before them
     learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
     content_tokens, lexical_overlap          the answer layer's word overlap (eval scores answers with it)
 """
@@ -18,6 +19,7 @@ from retriever import hopfield_math
 from retriever.answer import answer
 from retriever.answer_sentences import content_tokens, lexical_overlap
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
+from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
@@ -33,6 +35,7 @@ __all__ = [
     "KBLangChainRetriever", "to_documents", "Repair", "VocabularyMemory",
     "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
     "learn_from_feedback", "content_tokens", "lexical_overlap",
+    "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
 ]
 
 

@@ -55,8 +55,22 @@ class Diagnostics:
 
 
 @dataclass(frozen=True)
+class HistoryUsed:
+    """What a follow-up read of the conversation before it: the messages (role, text; oldest first), the
+    gate g (>= 1: how much the turn leaned on them), each reading of the turn with its weight, and how many
+    passages earlier turns were answered from (their recall's weight)."""
+
+    turns: tuple[tuple[str, str], ...]
+    gate: float
+    views: tuple[tuple[str, float], ...]
+    visited: int
+    visited_weight: float
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    """hits of one query; snapshot: the token of the KB snapshot every hit comes from."""
+    """hits of one query; snapshot: the token of the KB snapshot every hit comes from; history: what the
+    conversation before the query contributed (None: the query was read alone)."""
 
     query: str
     retriever: str
@@ -64,3 +78,4 @@ class SearchResult:
     diagnostics: Diagnostics | None = None
     seconds: float = 0.0
     snapshot: str = ""
+    history: HistoryUsed | None = None
