@@ -142,6 +142,20 @@ def from_answer(question: str, ans: Answer, k: int) -> TurnView:
                     diagnostics=diag)
 
 
+NEW_TOPIC = "new_topic"  # TurnView.extra flag: this turn starts a topic, so no earlier turn is read with it
+
+
+def conversation_history(turns: list[TurnView]) -> list[dict[str, str]]:
+    """The messages a new question follows: each answered turn since the last new topic, as a user message
+    and the assistant's answer text ([{"role", "content"}], oldest first; turns that failed are left out)."""
+    start = max((i for i, t in enumerate(turns) if t.extra.get(NEW_TOPIC)), default=0)
+    out: list[dict[str, str]] = []
+    for t in turns[start:]:
+        if t.error is None:
+            out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.text}]
+    return out
+
+
 def where(page: int | None, section: str | None, ocr_confidence: float | None = None) -> str:
     """"page 2", "section “Refunds”" or "", with the OCR note of a scanned page (kb.ocr_note)."""
     place = f"page {page}" if page is not None else (f"section “{section}”" if section else "")
