@@ -69,7 +69,7 @@ def history_payload(result) -> dict | None:
         return None
     return {"turns": [{"role": r, "content": c} for r, c in used.turns], "gate": used.gate,
             "views": [{"text": t, "weight": w} for t, w in used.views], "visited": used.visited,
-            "visited_weight": used.visited_weight}
+            "visited_weight": used.visited_weight, "new_topic": used.new_topic}
 
 
 def history_turns(messages) -> list[dict]:

@@ -50,6 +50,7 @@ class HistoryOut(BaseModel):
     views: list[dict]
     visited: int
     visited_weight: float
+    new_topic: bool = False
 
 
 class SearchRequest(BaseModel):

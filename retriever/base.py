@@ -136,7 +136,8 @@ class Retriever:
             context = contexts[b] if contexts is not None else None
             out.append(SearchResult(query=query, retriever=self.name, hits=hits, diagnostics=r.diagnostics,
                                     seconds=elapsed, snapshot=corpus.snapshot.token,
-                                    history=history_used(context) if context is not None else None))
+                                    history=None if context is None else history_used(
+                                        context, r.diagnostics.history_scale if r.diagnostics else 1.0)))
         return out
 
     def search(self, query: str, top_k: int | None = None, where: DocumentFilter | None = None,

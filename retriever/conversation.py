@@ -16,6 +16,11 @@ gate g grows for turns too short to stand alone ("and for annual plans?", "what 
 g = 1 + short_boost * max(0, 1 - content words / short_words). Weights were chosen by cross-validation
 across doc2dial dialogues (eval.conversations; README "Conversations").
 
+A self-contained turn must not be dragged back by the past ("What is the fee for American Express
+payments?" after two turns about refunds). A turn that shares no content word with the conversation and
+whose own ranking is confident (its best passage's z-score at least switch_margin above the second) is
+read as a new topic: the past's weights are multiplied by switch_scale.
+
 Earlier turns' hits are recomputed from the history a caller sends (the same history always gives the
 same hits) and cached per (KB snapshot, filter, conversation prefix): on the warm path a follow-up costs
 one reader pass and one embedding of the context text.
@@ -66,7 +71,8 @@ class HistoryConfig:
     visited_weight: weight of the recall by the passages earlier turns were answered from;
     visited_depth: top hits of each earlier user turn stored as visited passages; visited_decay: weight
     of a turn's passages per turn of age (newest 1); visited_beta: inverse temperature of their recall
-    (over cosines); short_words, short_boost: the gate (module docstring). Zero weights read nothing.
+    (over cosines); short_words, short_boost: the gate; switch_margin, switch_scale: the new-topic rule
+    (module docstring). Zero weights read nothing.
     """
 
     max_turns: int = 10
@@ -79,6 +85,8 @@ class HistoryConfig:
     visited_beta: float = 10.0
     short_words: int = 6
     short_boost: float = 1.0
+    switch_margin: float = 1.5
+    switch_scale: float = 0.25
 
     def __post_init__(self) -> None:
         if self.max_turns < 0 or self.max_chars < 0:
@@ -92,6 +100,8 @@ class HistoryConfig:
             raise KBError(f"visited_decay must be in (0, 1], not {self.visited_decay}")
         if not self.visited_beta > 0:
             raise KBError(f"visited_beta must be > 0, not {self.visited_beta}")
+        if not 0 <= self.switch_scale <= 1:
+            raise KBError(f"switch_scale must be in [0, 1] (1 turns the new-topic rule off), not {self.switch_scale}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,8 @@ class Context:
     context (previous user turn, the reply, the turn) and the conversation's user turns, newest first;
     visited, visited_log_weights: chunk ids of the passages earlier turns were answered from and ln of
     their weights; visited_weight: the gated weight of their recall; gate: g (>= 1);
-    turns: the messages read, oldest first (what a caller is shown as "used").
+    turns: the messages read, oldest first (what a caller is shown as "used"); novel: the turn shares no
+    content word with them; switch_margin, switch_scale: the new-topic rule (HistoryConfig).
     """
 
     views: tuple[tuple[str, np.ndarray, float], ...]
@@ -112,6 +123,9 @@ class Context:
     gate: float
     visited_beta: float
     turns: tuple[Turn, ...] = field(default_factory=tuple)
+    novel: bool = False
+    switch_margin: float = 1.5
+    switch_scale: float = 0.25
 
     @property
     def text(self) -> str:
@@ -159,10 +173,22 @@ def within_budget(turns: Sequence[Turn], config: HistoryConfig) -> tuple[Turn, .
     return tuple(reversed(kept))
 
 
+def content_words(text: str) -> list[str]:
+    """The words of text that are not common function words, lower-cased."""
+    return [w for w in _WORDS.findall(text.lower()) if w not in _FUNCTION_WORDS]
+
+
 def gate(question: str, config: HistoryConfig) -> float:
     """g >= 1: how much a turn leans on the conversation, from its count of content words."""
-    words = [w for w in _WORDS.findall(question.lower()) if w not in _FUNCTION_WORDS]
-    return 1.0 + config.short_boost * max(0.0, 1.0 - len(words) / config.short_words)
+    return 1.0 + config.short_boost * max(0.0, 1.0 - len(content_words(question)) / config.short_words)
+
+
+def is_novel(question: str, turns: Sequence[Turn], min_words: int = 3) -> bool:
+    """The turn has min_words or more content words and shares none with turns (words compared by their first
+    five letters, so "payment" meets "payments")."""
+    own = {w[:5] for w in content_words(question)}
+    past = {w[:5] for t in turns for w in content_words(t.content)}
+    return len(own) >= min_words and not own & past
 
 
 def context_text(turns: Sequence[Turn], question: str) -> str:
@@ -186,11 +212,13 @@ def conversation_text(turns: Sequence[Turn], question: str) -> str:
     return " ".join([question] + [t.content for t in reversed(turns) if t.role == "user"])
 
 
-def history_used(context: Context) -> HistoryUsed:
-    """The caller-facing summary of a Context (no vectors)."""
+def history_used(context: Context, scale: float = 1.0) -> HistoryUsed:
+    """The caller-facing summary of a Context (no vectors); scale: what the reader multiplied its weights by
+    (switch_scale for a turn it read as a new topic)."""
     return HistoryUsed(turns=tuple((t.role, t.content) for t in context.turns), gate=round(context.gate, 4),
-                       views=tuple((text, round(float(w), 4)) for text, _, w in context.views),
-                       visited=int(len(context.visited)), visited_weight=round(context.visited_weight, 4))
+                       views=tuple((text, round(float(w * scale), 4)) for text, _, w in context.views),
+                       visited=int(len(context.visited)), visited_weight=round(context.visited_weight * scale, 4),
+                       new_topic=scale < 1.0)
 
 
 def visited_recall(candidates: np.ndarray, visited: np.ndarray, log_weights: np.ndarray, beta: float) -> np.ndarray:
@@ -243,7 +271,9 @@ def build_context(retriever, question: str, turns: Sequence[Turn], config: Histo
     visited, log_w = (_visited(retriever, turns, config, where, corpus) if retriever.reads_context
                       else (np.zeros(0, np.int64), np.zeros(0, np.float32)))
     return Context(views=tuple(zip(texts, vectors, weights)), visited=visited, visited_log_weights=log_w,
-                   visited_weight=g * config.visited_weight, gate=g, visited_beta=config.visited_beta, turns=turns)
+                   visited_weight=g * config.visited_weight, gate=g, visited_beta=config.visited_beta, turns=turns,
+                   novel=is_novel(question, turns), switch_margin=config.switch_margin,
+                   switch_scale=config.switch_scale)
 
 
 def _visited(retriever, turns: Sequence[Turn], config: HistoryConfig, where, corpus) -> tuple[np.ndarray, np.ndarray]:

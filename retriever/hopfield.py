@@ -36,7 +36,7 @@ its standard deviation over the candidates, so one default works across KBs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -196,17 +196,19 @@ class HopfieldRetriever(Retriever):
     def _with_context(corpus, alone: Ranked, views: list[Ranked], context: Context, k: int) -> Ranked:
         ids = np.union1d(alone.ids, np.concatenate([v.ids for v in views])).astype(np.int64)
         score = _scores_at(ids, alone)
+        scale = context.switch_scale if context.novel and _margin(alone) >= context.switch_margin else 1.0
         for (_, _, weight), view in zip(context.views, views):
-            score = score + weight * _scores_at(ids, view)
+            score = score + scale * weight * _scores_at(ids, view)
         visited = corpus.snapshot.positions(context.visited)
         keep = visited >= 0
         if context.visited_weight > 0 and keep.any() and len(ids):
             rows = np.asarray(corpus.snapshot.vectors[corpus.snapshot.positions(ids)])
             patterns = np.asarray(corpus.snapshot.vectors[visited[keep]])
             recall = visited_recall(rows, patterns, context.visited_log_weights[keep], context.visited_beta)
-            score = score + context.visited_weight * zscore(recall)
+            score = score + scale * context.visited_weight * zscore(recall)
         best, scores = top_k(score.astype(np.float32), ids, k)
-        return Ranked(best, scores, alone.diagnostics)
+        diag = replace(alone.diagnostics, history_scale=scale) if alone.diagnostics is not None else None
+        return Ranked(best, scores, diag)
 
     def _rank_alone(self, corpus, queries, qvecs, k, allowed=None):
         cfg = self.config
@@ -249,6 +251,14 @@ class HopfieldRetriever(Retriever):
             out.append(Ranked(ids, scores, diag))
         return out
 
+
+
+def _margin(ranked: Ranked) -> float:
+    """How far the best passage stands out: its z-score (over the ranked list) minus the second's."""
+    if len(ranked.scores) < 2:
+        return float("inf")
+    z = zscore(ranked.scores.astype(np.float64))
+    return float(z[0] - z[1])
 
 
 def _scores_at(ids: np.ndarray, ranked: Ranked) -> np.ndarray:
