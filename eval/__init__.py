@@ -12,9 +12,13 @@ Public surface:
     headline_metric(report)                        the one-line summary the CLI prints
     QueryVectorCache                              query embeddings cached on disk by (model, text)
     EvalError                                     bad labelled sets, conditions or options (a KBError)
+    run_conversations(path, kb_dir) -> ConversationReport   conversational sets: first turns and follow-ups apart
+    load_conversations, conversations_markdown    (eval.conversations)
 """
 
 from eval.cache import QueryVectorCache
+from eval.conversations import ConversationReport, load_conversations, run_conversations
+from eval.conversations import markdown as conversations_markdown
 from eval.datasets import LabelledSet, from_records, load_beir, load_csv, load_dataset, load_jsonl
 from eval.errors import EvalError
 from eval.garble import KINDS as CONDITION_KINDS
@@ -28,4 +32,5 @@ __all__ = [
     "EvalError", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition", "parse_conditions",
     "METRICS", "STAT_TESTS", "score", "significance", "headline_metric", "markdown", "write_report",
     "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
+    "ConversationReport", "load_conversations", "run_conversations", "conversations_markdown",
 ]

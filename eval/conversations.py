@@ -32,7 +32,7 @@ from eval.datasets import LabelledSet, load_beir
 from eval.errors import EvalError
 from eval.metrics import paired_randomisation
 from eval.runner import chunk_documents, prepare_kb, resolve_qrels, to_targets
-from kb import KnowledgeBase, load_embedder
+from kb import KBError, KnowledgeBase, load_embedder
 from retriever import HistoryConfig, Turn, build_context, make_retriever, parse_history
 
 FILE = "conversations.jsonl"
@@ -74,7 +74,7 @@ def load_conversations(path: str | Path) -> tuple[list[ConversationTurn], Labell
             question, relevant = row["question"], row["relevant"]
             if not isinstance(question, str) or not question.strip() or not relevant:
                 raise ValueError("needs a question and at least one relevant target")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # KBError is a ValueError too
+        except (KBError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EvalError(f"{path}:{n}: not a conversational turn ({exc})") from None
         qid = str(row.get("id", n))
         dialogue = str(row.get("dialogue", qid.rsplit("_", 1)[0]))
