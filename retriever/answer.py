@@ -26,7 +26,7 @@ import numpy as np
 
 from kb import DocumentFilter, retrieval_text
 from retriever.answer_evidence import coverage, idf_weights, weighted_overlap
-from retriever.answer_llm import LLMError, generate
+from retriever.answer_llm import LLMError, condense, generate
 from retriever.answer_sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
 from retriever.base import Retriever, check_query
@@ -209,11 +209,21 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
     started = time.perf_counter()
     question = check_query(question)
     turns = within_budget(parse_history(history), history_config) if history else ()
-    result = retriever.search(question, where=where, history=turns, history_config=history_config)
-    repaired = result.diagnostics.query_used if result.diagnostics and result.diagnostics.query_used else question
+    asked_as, notes = question, ()  # type: str, tuple[str, ...]
+    if config.llm is not None and turns:
+        # With an LLM at hand, the follow-up is first rewritten to stand alone; the conversation is still read.
+        try:
+            asked_as = condense(question, turns, config.llm)
+            notes = (f"read as: {asked_as}",)
+        except LLMError as exc:
+            notes = (f"the follow-up could not be rewritten ({exc}); it was read with the conversation",)
+    result = retriever.search(asked_as, where=where, history=turns, history_config=history_config)
+    repaired = result.diagnostics.query_used if result.diagnostics and result.diagnostics.query_used else asked_as
     # The reader's repaired question when it has one: "refnd" means refund to the sentences too.
     asked, scoring = question, repaired
-    if result.history is not None:
+    if asked_as != question:
+        asked = scoring = repaired
+    elif result.history is not None:
         scoring = with_previous_question(turns, repaired)
         # A follow-up's own words decide whether the KB holds its answer ("and for my daughter?"); one with
         # none of its own ("why?") is judged with the question before it.
@@ -225,11 +235,11 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
     if evidence < config.min_evidence:
         return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
                       threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
-                      seconds=time.perf_counter() - started)
-    notes: tuple[str, ...] = ()
+                      notes=notes, seconds=time.perf_counter() - started)
     if config.llm is not None:
         try:
-            text, citations, notes = generate(question, result.hits, scored, config)
+            text, citations, more = generate(asked_as, result.hits, scored, config)
+            notes = notes + tuple(more)
             if not citations:  # an uncited claim cannot be checked: show the passages instead
                 return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
                               threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
@@ -238,7 +248,7 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
                           threshold=config.min_evidence, search=result, mode="generative", notes=notes,
                           seconds=time.perf_counter() - started)
         except LLMError as exc:
-            notes = (f"generative answer unavailable ({exc}); showing the extractive answer",)
+            notes = notes + (f"generative answer unavailable ({exc}); showing the extractive answer",)
     text, citations = compose(select_sentences(scored, config), config)
     return Answer(question=question, text=text, citations=citations, abstained=False, evidence=evidence,
                   threshold=config.min_evidence, search=result, notes=notes, seconds=time.perf_counter() - started)
