@@ -17,8 +17,6 @@ Public surface:
 """
 
 from eval.cache import QueryVectorCache
-from eval.conversations import ConversationReport, load_conversations, run_conversations
-from eval.conversations import markdown as conversations_markdown
 from eval.datasets import LabelledSet, from_records, load_beir, load_csv, load_dataset, load_jsonl
 from eval.errors import EvalError
 from eval.garble import KINDS as CONDITION_KINDS
@@ -34,3 +32,17 @@ __all__ = [
     "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
     "ConversationReport", "load_conversations", "run_conversations", "conversations_markdown",
 ]
+
+
+_CONVERSATIONS = {"ConversationReport": "ConversationReport", "load_conversations": "load_conversations",
+                  "run_conversations": "run_conversations", "conversations_markdown": "markdown"}
+
+
+def __getattr__(name: str):
+    # eval.conversations also runs as `python -m eval.conversations`: importing it here eagerly would load
+    # it twice (runpy warns), so its names resolve on first use.
+    if name in _CONVERSATIONS:
+        from eval import conversations
+
+        return getattr(conversations, _CONVERSATIONS[name])
+    raise AttributeError(f"module 'eval' has no attribute {name!r}")
