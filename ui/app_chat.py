@@ -20,7 +20,7 @@ from ui.app_diagnostics import render_diagnostics
 from ui.app_files import original_document, pdf_page_of, record_feedback
 from ui.app_input import question_problem
 from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
-from ui.app_turns import NEW_TOPIC, SourceView, TurnView, conversation_history, copy_text, from_answer
+from ui.app_turns import NEW_TOPIC, READ_WITH, SourceView, TurnView, conversation_history, copy_text, from_answer
 
 PDF_VIEW_HEIGHT_PX = 640
 
@@ -78,7 +78,7 @@ def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
     else:
         st.html(answer_html(turn, index))
         st.caption(f"{len(turn.sources)} source{'s' if len(turn.sources) != 1 else ''} · "
-                   f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms")
+                   f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms" + _read_with(turn))
         for s in turn.sources:
             anchor = anchor_id(index, s.n)
             with st.container(key=anchor), st.expander(citation_label(s)):
@@ -96,6 +96,15 @@ def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
     with right:
         key = _feedback_key(conv, index)
         st.feedback("thumbs", key=key, on_change=_on_feedback, args=(key, turn))
+
+
+def _read_with(turn: TurnView) -> str:
+    n = turn.extra.get(READ_WITH)
+    if not n:
+        return ""
+    if turn.extra.get("new_topic_detected"):
+        return " · read as a new topic"
+    return f" · read with the {'question' if n == 1 else f'{n} questions'} before it"
 
 
 def _where(s: SourceView) -> str:

@@ -136,12 +136,16 @@ def from_answer(question: str, ans: Answer, k: int) -> TurnView:
                                h.chunk.doc_version, h.chunk.page, h.chunk.section, h.chunk.text,
                                ocr_confidence=h.chunk.ocr_confidence, url=h.chunk.doc_url) for h in ans.closest)
     diag = diagnostics_view(ans.search.diagnostics, k) if ans.search.diagnostics is not None else None
+    used = ans.search.history
+    extra = {} if used is None else {READ_WITH: sum(role == "user" for role, _ in used.turns),
+                                     "new_topic_detected": used.new_topic}
     return TurnView(question=question, text=ans.text, abstained=ans.abstained, mode=ans.mode, evidence=ans.evidence,
                     threshold=ans.threshold, retriever=ans.search.retriever, seconds=ans.seconds,
                     search_seconds=ans.search.seconds, sources=sources, closest=closest, notes=tuple(ans.notes),
-                    diagnostics=diag)
+                    diagnostics=diag, extra=extra)
 
 
+READ_WITH = "read_with"  # TurnView.extra: how many earlier questions the turn was read with
 NEW_TOPIC = "new_topic"  # TurnView.extra flag: this turn starts a topic, so no earlier turn is read with it
 
 
