@@ -6,6 +6,7 @@ CLI package and this one stay beside each other without importing each other.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -29,8 +30,7 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
                    keys_path: Path | None) -> ServerConfig:
     if config is not None:
         loaded = load_config(config)
-        return loaded if keys_path is None else ServerConfig(loaded.collections, keys_path.resolve(),
-                                                             loaded.max_upload_mb, loaded.max_request_kb)
+        return loaded if keys_path is None else dataclasses.replace(loaded, keys_path=keys_path.resolve())
     return single_collection(kb_dir, keys_path or DEFAULT_KEYS, list(sources), visibility)
 
 

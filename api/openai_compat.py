@@ -19,18 +19,39 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from api.payloads import answer_pieces, citation_payload, request_filter
-from api.schemas import ChatRequest
+from api.schemas import AskRequest, ChatRequest
 from retriever import AnswerConfig, answer
 
 
+# The question cap of /search and /ask, for the chat endpoint's question too.
+QUESTION_MAX = next(m.max_length for m in AskRequest.model_fields["question"].metadata if hasattr(m, "max_length"))
+
+
+def _text(content, where: str) -> str:
+    """A message's text: a string, or the text parts of a list of content parts; 422 naming the bad part."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for j, part in enumerate(content):  # [{"type": "text", "text": ...}, ...]; other part types are skipped
+        if not isinstance(part, dict) or part.get("type", "text") != "text":
+            continue
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise HTTPException(422, f"{where}.content[{j}].text: must be a string, not {type(text).__name__}")
+        texts.append(text)
+    return " ".join(texts)
+
+
 def _question(body: ChatRequest) -> str:
-    for message in reversed(body.messages):
+    for i in range(len(body.messages) - 1, -1, -1):
+        message = body.messages[i]
         if message.role == "user":
-            content = message.content
-            if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-            if isinstance(content, str) and content.strip():
-                return content.strip()
+            content = _text(message.content, f"messages[{i}]").strip()
+            if len(content) > QUESTION_MAX:
+                raise HTTPException(422, f"messages[{i}].content: the question is {len(content):,} characters; "
+                                         f"at most {QUESTION_MAX:,}")
+            if content:
+                return content
     raise HTTPException(422, "messages holds no user message with text to answer")
 
 

@@ -41,16 +41,20 @@ def citation_payload(c) -> dict:
             "quote": c.quote, "ocr_confidence": c.chunk.ocr_confidence, "url": c.chunk.doc_url}
 
 
+# What a key scoped to some labels gets of the reader's diagnostics: only what is computed from documents it may
+# see. Repairs, garble and the character gate come from the vocabulary of the whole KB (a made-up word and a word
+# found only in internal documents differ there), the energy trace and entropy follow the gate, and the memory's
+# suggestions come from earlier questions of other keys: all are left out.
+SCOPED_DIAGNOSTICS = ("beta", "candidates")
+
+
 def diagnostics_payload(result, key: ApiKey) -> dict | None:
     d = result.diagnostics
     if d is None:
         return None
     out = asdict(d)
     if not key.sees_everything:
-        # Query repair settles on any word of the KB, internal documents included: never show it to a scoped key.
-        out.pop("repairs", None)
-        out.pop("query_used", None)
-        out.pop("memory", None)  # earlier questions, other keys' included
+        out = {k: v for k, v in out.items() if k in SCOPED_DIAGNOSTICS}
     return out
 
 
