@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from api import documents as documents_api
 from api import openai_compat
-from api.config import CollectionConfig, ServerConfig
+from api.config import CollectionConfig, ServerConfig, scrub_paths
 from api.jobs import JobRunning, SyncJobs
 from api.keys import ApiKey, KeyStore
 from api.limits import Gate, GateLimits
@@ -158,7 +158,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(KBError)
     def _kb_error(request: Request, exc: KBError) -> JSONResponse:
         status = 409 if isinstance(exc, (EmptyKBError, KBLockedError)) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": scrub_paths(str(exc), config)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from typing import Iterator
 
 from fastapi import HTTPException
 
+from api.config import scrub_paths
 from api.keys import ApiKey
 from ingest import Budget, IngestConfig, check_upload, ingest, staged_upload
 from kb import KBError, check_labels, load_embedder
@@ -98,7 +99,8 @@ def upload(collections, collection: str, key: ApiKey, gate: UploadGate, max_mb: 
         with staged_upload(kb_dir, name, data, max_mb) as saved:
             report = ingest([saved], kb_dir, config, embedder=load_embedder())
             if report.failed:
-                raise HTTPException(422, "; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed))
+                raise HTTPException(422, scrub_paths("; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed),
+                                                     collections.config))
     collections.refresh(collection)
     stored = collections.kb(collection, create=True).document(saved.name)
     status = "added" if report.added else "updated" if report.updated else "unchanged"

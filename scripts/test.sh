@@ -8,7 +8,14 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 VENV="${VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+# constraints.txt: the versions tested together (floors in pyproject.toml are past known CVEs; this pins them).
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test]"
+# A dependency audit against the pinned set when pip-audit is installed and its advisory service answers;
+# never fatal here (no network, no service): CI reports it (docs/security.md).
+if "$VENV/bin/python" -m pip_audit --version >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip_audit -r constraints.txt --progress-spinner off --timeout 20 \
+        || echo "pip-audit: could not complete (offline, or findings above)" >&2
+fi
 # The browser tests drive Debian's Chromium (Playwright cannot download its own browser here);
 # scanned PDFs are read by Debian's Tesseract.
 source scripts/system.sh

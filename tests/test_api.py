@@ -278,7 +278,7 @@ def test_keys_are_stored_hashed_never_printed_by_list_and_revocation_takes_effec
     assert listed.exit_code == 0 and "website bot" in listed.output
     assert not any(t in listed.output for t in server["keys"].values())
     made = runner.invoke(main, ["keys", "create", "--name", "temp", "--keys", str(server["base"] / "keys.sqlite"),
-                                "--collections", "support", "--json"])
+                                "--collections", "support", "--visibility", "public", "--expires", "90d", "--json"])
     token = json.loads(made.output)["key"]
     c = server["client"]
     assert c.get("/v1/collections", headers={"Authorization": f"Bearer {token}"}).status_code == 200

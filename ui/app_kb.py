@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from ingest import IngestConfig, IngestReport, ingest
-from kb import KBError, KnowledgeBase
+from kb import KBError, KnowledgeBase, web_url
 from ui import app_state
 from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
 from ui.app_render import md_escape
@@ -38,7 +38,7 @@ def _documents_table(kb: KnowledgeBase) -> None:
         "size (KB)": round(d.size_bytes / 1024, 1),
         "source": d.source,
         "updated (export)": d.updated_at,
-        "url": d.url,
+        "url": web_url(d.url),
     } for d in docs]
     st.dataframe(rows, hide_index=True, width="stretch", key="documents_table",
                  column_config={"url": st.column_config.LinkColumn("url")})
