@@ -48,6 +48,9 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
               help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+# Explicit, not uvicorn's silent fallback: httptools (from uvicorn[standard]) is what the limits were measured with.
+@click.option("--http", "http_parser", type=click.Choice(["httptools", "h11"]), default="httptools", show_default=True,
+              help="HTTP/1.1 parser (h11: the pure-Python one).")
 # Optional value: `kb serve --ray` (this machine's cluster, RAY_ADDRESS, or a fresh local Ray) or `--ray HOST:PORT`.
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Serve replicated on a Ray cluster with Ray Serve (HOST:PORT of its head; none: this machine's).")
@@ -56,8 +59,8 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
               help="With --ray: autoscale between --replicas and this many on load.")
 @click.option("--replica-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
               help="With --ray: CPUs each replica reserves.")
-def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, ray_address, replicas, max_replicas,
-          replica_cpus):
+def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, http_parser, ray_address, replicas,
+          max_replicas, replica_cpus):
     """Serve the HTTP API (search, cited answers, documents, sync jobs; OpenAPI docs at /docs)."""
     try:
         config = _server_config(config_path, kb_dir, sources, visibility, keys_path)
@@ -86,7 +89,7 @@ def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, ray_a
     click.echo(f"Serving {names} on http://{host}:{port} (API docs: /docs; Ctrl+C stops)", err=True)
     # On SIGTERM, requests in flight get 10 s to finish; then the server stops regardless.
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, http=http_parser)
 
 
 @click.group("keys")

@@ -323,3 +323,43 @@ def test_conversations_survive_a_reload_and_are_listed_renamed_exported_and_dele
     other = AppTest.from_file(APP, default_timeout=600)
     other.run()
     assert not other.sidebar.get("selectbox") or all(s.key != "conv_pick" for s in other.sidebar.selectbox)
+
+
+def test_wrong_passwords_lock_the_sign_in_out_and_the_password_is_stored_memory_hard(kb_copy, monkeypatch):
+    from ui import app_signin
+    from ui.ui_command import SIGN_IN_ENV, sign_in_token
+
+    token = sign_in_token("correct horse battery")
+    assert token.startswith("scrypt$") and "correct horse battery" not in token
+    monkeypatch.setenv(SIGN_IN_ENV, token)
+    app_signin._limiter.clear()
+    try:
+        at = open_app(kb_copy, monkeypatch)
+        for _ in range(5):
+            at.text_input(key="sign_in_password").input("wrong password")
+            at.button[0].click().run()
+            assert [e.value for e in at.error] == ["Wrong password."]
+        # Locked out: even the right password is refused until the window has passed.
+        at.text_input(key="sign_in_password").input("correct horse battery")
+        at.button[0].click().run()
+        assert not at.chat_input and "Too many wrong passwords" in at.error[0].value
+    finally:
+        app_signin._limiter.clear()
+
+
+def test_a_link_to_another_sessions_conversation_is_refused(kb_copy, monkeypatch):
+    from kb import ConversationStore
+
+    store = ConversationStore(kb_copy)
+    theirs = store.create("attacker-session-0123456789", title="Planted")
+    store.add_turn(theirs.id, "planted question", {"question": "planted question"})
+    at = AppTest.from_file(APP, default_timeout=600)
+    monkeypatch.setenv(KB_DIR_ENV, str(kb_copy))
+    at.query_params["s"], at.query_params["c"] = "victim-session-0123456789", theirs.id
+    at.run()
+    assert not at.exception
+    assert any("another browser session" in w.value for w in at.warning)
+    assert len(at.chat_message) == 0 and "c" not in at.query_params
+    ask(at, QUESTIONS[0]["question"])
+    assert store.get(theirs.id).n_turns == 1  # nothing was written into theirs
+    assert at.query_params["c"] != theirs.id

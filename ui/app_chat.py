@@ -140,10 +140,11 @@ def _save(store: ConversationStore | None, session: str, turn: TurnView) -> None
     if store is None:
         return
     conv = app_session.current_conversation()
-    if conv is None or store.get(conv) is None:
+    found = store.get(conv) if conv is not None else None
+    if found is None or found.session != session:  # never write into another session's conversation
         conv = store.create(session, title=turn.question).id
         app_session.set_conversation(conv)
-    elif store.get(conv).n_turns == 0 and store.get(conv).title == "New conversation":
+    elif found.n_turns == 0 and found.title == "New conversation":
         store.rename(conv, turn.question)
     store.add_turn(conv, turn.question, turn.to_dict())
 
@@ -178,8 +179,12 @@ def render() -> None:
     conv = app_session.current_conversation()
     history: list[TurnView] = []
     with app_state.shown_errors("Reading the conversation"):
-        if store is not None and conv is not None and store.get(conv) is None:
-            app_session.set_conversation(None)  # deleted, expired, or from another KB: start afresh
+        found = store.get(conv) if store is not None and conv is not None else None
+        if store is not None and conv is not None and (found is None or found.session != session):
+            if found is not None:  # a link to another browser session's conversation: refused, never joined
+                st.warning("That conversation belongs to another browser session; a new one starts here.",
+                           icon=":material/lock:")
+            app_session.set_conversation(None)  # deleted, expired, from another KB or another session: start afresh
             conv = None
         history = _saved_turns(store, conv)
     citation_script()

@@ -8,8 +8,6 @@ its snapshot by itself when a sync commits, so nothing here needs clearing after
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -46,23 +44,11 @@ def source_folders() -> list[Path]:
 
 
 def signed_in() -> bool:
-    """True when no sign-in is set (the app is on loopback) or this browser session signed in; otherwise
-    shows the sign-in form and returns False."""
-    expected = os.environ.get(SIGN_IN_ENV)
-    if not expected or st.session_state.get("signed_in"):
-        return True
-    salt, _, digest = expected.partition(":")
-    st.title("Sign in")
-    with st.form("sign_in"):
-        password = st.text_input("Password", type="password", key="sign_in_password")
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        given = hashlib.sha256((salt + password).encode("utf-8")).hexdigest()
-        if hmac.compare_digest(given, digest):
-            st.session_state["signed_in"] = True
-            st.rerun()
-        st.error("Wrong password.", icon=":material/lock:")
-    return False
+    """True when no sign-in is set (the app is on loopback) or this browser session signed in (and it has not
+    expired); otherwise shows the sign-in form and returns False. See ui/app_signin.py."""
+    from ui.app_signin import signed_in as check
+
+    return check(os.environ.get(SIGN_IN_ENV))
 
 
 @st.cache_resource(show_spinner="Loading the embedding model...")
