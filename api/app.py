@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from api import documents as documents_api
-from api import openai_compat
+from api import openai_compat, openapi_links
 from api.config import CollectionConfig, ServerConfig, scrub_paths
 from api.jobs import JobRunning, SyncJobs
 from api.keys import ApiKey, KeyStore
@@ -317,6 +317,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         learn_from_feedback(kb, body.question, [body.chunk_id], body.helpful, user=f"key:{key.id}")  # question memory
         return {"id": row}
 
+    openapi_links.add_links(app)
     app.state.collections = collections
     app.state.jobs = jobs
     return app
