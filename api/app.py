@@ -25,6 +25,7 @@ from api import documents as documents_api
 from api import openai_compat, openapi_links
 from api.config import CollectionConfig, ServerConfig, scrub_paths
 from api.jobs import JobRunning, SyncJobs
+from api.feedback import FeedbackLearner, Lesson
 from api.keys import ApiKey, KeyStore
 from api.limits import Gate, GateLimits
 from api.metrics import Metrics
@@ -33,7 +34,7 @@ from api.payloads import (answer_payload, diagnostics_payload, document_payload,
 from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest, SearchRequest, SearchResponse, SyncRequest
 from ingest import upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
-from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, learn_from_feedback, make_retriever
+from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
@@ -90,6 +91,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     metrics = Metrics(collections)
     jobs = SyncJobs(load_embedder, on_done=metrics.sync_done, on_committed=collections.refresh)
     key_cache: dict[str, tuple[float, ApiKey | None]] = {}
+    learner = FeedbackLearner(collections.kb)
     uploads = documents_api.UploadGate(documents_api.UploadLimits(config.upload_slots, config.upload_slots_per_key))
     ready = threading.Event()
     app = FastAPI(title="hopfield-kb", version="1", description=__doc__,
@@ -314,7 +316,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                 raise HTTPException(404, f"no passage {body.chunk_id} in {collection!r}")
             source = record.doc_source
         row = kb.add_feedback(body.question, body.chunk_id, source, body.helpful, by=f"key:{key.id}")
-        learn_from_feedback(kb, body.question, [body.chunk_id], body.helpful, user=f"key:{key.id}")  # question memory
+        if body.chunk_id is not None:  # the question memory learns it within FLUSH_SECONDS, batched (api/feedback.py)
+            learner.add(Lesson(collection, body.question, body.chunk_id, body.helpful, f"key:{key.id}"))
         return {"id": row}
 
     openapi_links.add_links(app)

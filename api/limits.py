@@ -35,7 +35,7 @@ class GateLimits:
 
     json_bytes: int
     upload_bytes: int
-    rate: str = "100/second"
+    rate: str = "1200/10 seconds"
     feedback: str = "30/minute"
     concurrency: int = 48
 

@@ -246,9 +246,12 @@ def test_feedback_is_stored_with_the_key_that_gave_it(server):
     # ... and teaches the question memory, per key: the association names the passage and the key.
     from kb import QuestionMemory
 
-    learnt = [a for a in QuestionMemory(KnowledgeBase(server["base"] / "kbs" / "support")).associations()
-              if a.question == "support hours?"]
-    assert len(learnt) == 1 and learnt[0].user == fb.by and learnt[0].strength > 0
+    def learnt():  # applied in batches, within seconds (api/feedback.py)
+        return [a for a in QuestionMemory(KnowledgeBase(server["base"] / "kbs" / "support")).associations()
+                if a.question == "support hours?"]
+
+    found = wait_for(learnt, 30, "the question memory to learn the feedback")
+    assert len(found) == 1 and found[0].user == fb.by and found[0].strength > 0
 
 
 def test_metrics_readiness_and_request_limits(server):
