@@ -30,7 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import KBError, check_labels
+from kb import KBError, check_labels, without_paths
 
 COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -146,16 +146,11 @@ def single_collection(kb_dir: Path, keys_path: Path, sources: list[Path] = (), v
                         keys_path=Path(keys_path).resolve())
 
 
-_ABSOLUTE = re.compile(r"(?<![\w.~:/-])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
-
-
 def scrub_paths(text: str, config: ServerConfig) -> str:
     """text without the server's paths, for a reply: a collection's folder becomes its name, a source folder its
-    name, the key store "the key store", and any other absolute path its last part."""
-    pairs = [(str(config.keys_path), "the key store")]
+    name, the key store "the key store", and any other absolute path its last part (kb.without_paths)."""
+    names = {str(config.keys_path): "the key store"}
     for c in config.collections.values():
-        pairs += [(str(s.path), s.key_prefix.strip("/") or s.path.name) for s in c.sources]
-        pairs.append((str(c.kb_dir), f"collection {c.name}"))
-    for path, name in sorted(pairs, key=lambda p: -len(p[0])):
-        text = text.replace(path, name)
-    return _ABSOLUTE.sub(lambda m: m.group(1) or "(a server folder)", text)
+        names.update({str(s.path): s.key_prefix.strip("/") or s.path.name for s in c.sources})
+        names[str(c.kb_dir)] = f"collection {c.name}"
+    return without_paths(text, names)

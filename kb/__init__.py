@@ -22,7 +22,7 @@ from kb.conversations import Conversation, ConversationConfig, ConversationStore
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
 from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder, resolve_model_path
-from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError
+from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
@@ -35,7 +35,7 @@ __all__ = [
     "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",
-    "check_labels", "web_url", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note",
+    "check_labels", "web_url", "without_paths", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",
     "IndexConfig", "Snapshot",
     "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",

@@ -363,3 +363,12 @@ def test_a_link_to_another_sessions_conversation_is_refused(kb_copy, monkeypatch
     ask(at, QUESTIONS[0]["question"])
     assert store.get(theirs.id).n_turns == 1  # nothing was written into theirs
     assert at.query_params["c"] != theirs.id
+
+
+def test_app_messages_name_the_kb_folder_without_its_server_path(tmp_path, monkeypatch):
+    monkeypatch.setenv(KB_DIR_ENV, str(tmp_path / "team-kb"))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    assert not at.exception
+    shown = " ".join(w.value for w in at.warning) + " ".join(e.value for e in at.error)
+    assert "team-kb" in shown and str(tmp_path) not in shown, shown

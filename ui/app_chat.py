@@ -122,7 +122,7 @@ def _answer_turn(question: str, settings: app_state.Settings, path: Path) -> Tur
     except EmptyKBError:
         return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")
     except KBError as exc:
-        return TurnView(question, error=md_escape(str(exc)))
+        return TurnView(question, error=md_escape(app_state.message(exc)))
     except Exception as exc:  # noqa: BLE001 - show a clear message, keep the session alive
         app_state.log.exception("answering a question failed")
         return TurnView(question, error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
@@ -160,7 +160,7 @@ def render() -> None:
         kb = app_state.knowledge_base(path)
         docs = kb.stats()["documents"]
     except KBError as exc:
-        st.warning(f"{md_escape(str(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:")
+        st.warning(f"{md_escape(app_state.message(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:")
         return
     session = app_session.browser_session()
     store: ConversationStore | None = None

@@ -102,7 +102,7 @@ def _uploads(path: Path) -> None:
             try:
                 saved.append(save_upload(path, f.name, f.getvalue()))
             except KBError as exc:
-                refused.append(str(exc))
+                refused.append(app_state.message(exc))
         # Shown after the rerun below, next to the ingest summary.
         st.session_state["kb_refused_uploads"] = refused
         st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1

@@ -19,7 +19,8 @@ from typing import Iterator
 
 import streamlit as st
 
-from kb import ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder
+from kb import (ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder,
+                without_paths)
 from retriever import AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
 from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
@@ -134,13 +135,19 @@ def sidebar_settings(side=None) -> Settings:
 
 
 @contextmanager
+def message(exc: BaseException) -> str:
+    """An error's text for the page: the KB folder by its name, no other server path (kb.without_paths)."""
+    path = kb_dir()
+    return without_paths(str(exc), {str(path): path.name})
+
+
 def shown_errors(what: str) -> Iterator[None]:
     """Turn an exception into one clear message on the page (never a stack trace); details go to the server log."""
     try:
         yield
     except KBError as exc:
-        st.error(f"{what}: {exc}", icon=":material/error:")
+        st.error(f"{what}: {message(exc)}", icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the page must survive any failure and say what happened
         log.exception("%s failed", what)
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). The server log has the details.",
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {message(exc)}). The server log has the details.",
                  icon=":material/error:")
