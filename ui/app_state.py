@@ -134,13 +134,13 @@ def sidebar_settings(side=None) -> Settings:
                     min_evidence=float(min_evidence))
 
 
-@contextmanager
 def message(exc: BaseException) -> str:
     """An error's text for the page: the KB folder by its name, no other server path (kb.without_paths)."""
     path = kb_dir()
     return without_paths(str(exc), {str(path): path.name})
 
 
+@contextmanager
 def shown_errors(what: str) -> Iterator[None]:
     """Turn an exception into one clear message on the page (never a stack trace); details go to the server log."""
     try:
