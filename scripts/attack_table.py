@@ -25,7 +25,7 @@ import psutil  # noqa: E402
 
 from api import KeyStore  # noqa: E402
 from data import SAMPLE_DOCS  # noqa: E402
-from tests.api_server import running_server, sync_collection  # noqa: E402
+from tests.api_server import running_server, sync_collection, wait_for  # noqa: E402
 
 PUBLIC = ("billing-faq.html", "refund-and-cancellation-policy.md", "support-hours-and-escalation.txt")
 
@@ -132,6 +132,7 @@ def main() -> None:
                             for line, secs, sent in [raw_401(url, path)])
     # 8: the h11 parser
     with running_server(config, base / "server-h11.log", ("--http", "h11")) as (url, c, proc):
+        wait_for(lambda: c.get("/v1/ready", headers=admin).status_code == 200, 300, "readiness")  # model loaded
         c.get("/v1/metrics", headers=admin)
         mem, size = rss_mb(proc), len(c.get("/v1/metrics", headers=admin).text)
         rng = random.Random(8)
