@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from api import documents as documents_api
 from api import openai_compat, openapi_links
 from api.config import CollectionConfig, ServerConfig, scrub_paths
-from api.jobs import JobRunning, SyncJobs
 from api.feedback import FeedbackLearner, Lesson
+from api.jobs import JobRunning, SyncJobs
 from api.keys import ApiKey, KeyStore
 from api.limits import Gate, GateLimits
 from api.metrics import Metrics

@@ -20,6 +20,7 @@ from fastapi import HTTPException
 
 from api.config import scrub_paths
 from api.keys import ApiKey
+from api.payloads import document_payload
 from ingest import Budget, IngestConfig, check_upload, ingest, staged_upload
 from kb import KBError, check_labels, load_embedder
 
@@ -81,8 +82,6 @@ def _name_lock(kb_dir: Path, name: str) -> threading.Lock:
 def upload(collections, collection: str, key: ApiKey, gate: UploadGate, max_mb: int, data: bytes, name: str,
            visibility: str, tags: str) -> dict:
     """Store and ingest one uploaded file for key; the reply the route sends (HTTPException or KBError on refusal)."""
-    from api.payloads import document_payload
-
     visibility, tag_list = check_labels(visibility, tuple(t.strip() for t in tags.split(",") if t.strip()))
     allowed = key.visible()
     if allowed is not None and visibility not in allowed:

@@ -25,8 +25,8 @@ from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText
 from ingest.ocr import OcrConfig
 from ingest.parse import parse_file, shown
 from ingest.worker import Budget, worker_for
-from kb import (Embedder, EmbedderConfig, KBWriteError, KnowledgeBase, NewDocument, check_labels, load_embedder, web_url,
-                retrieval_text)
+from kb import (Embedder, EmbedderConfig, KBWriteError, KnowledgeBase, NewDocument, check_labels, load_embedder,
+                retrieval_text, web_url)
 
 # Vectors are saved to the KB's embedding cache every this many chunks, so a crashed
 # run's embedding work is reused by the next run.
