@@ -54,8 +54,6 @@ class KBGroup(click.Group):
 @click.version_option(package_name="hopfield-kb")
 def main() -> None:
     """hopfield-kb: a local knowledge base with modern-Hopfield retrieval and cited answers."""
-    # What kb writes (KBs, uploads, key stores, reports) holds internal documents or secrets: owner-only files.
-    os.umask(os.umask(0o077) | 0o077)
 
 
 def _print_report(report: IngestReport, as_json: bool) -> None:
