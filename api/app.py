@@ -29,12 +29,12 @@ from api.jobs import JobRunning, SyncJobs
 from api.keys import ApiKey, KeyStore
 from api.limits import Gate, GateLimits
 from api.metrics import Metrics
-from api.payloads import (answer_payload, diagnostics_payload, document_payload, hit_payload, request_filter,
-                          stream_answer)
+from api.payloads import (answer_payload, diagnostics_payload, document_payload, history_payload, history_turns,
+                          hit_payload, request_filter, stream_answer)
 from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest, SearchRequest, SearchResponse, SyncRequest
 from ingest import upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
-from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever
+from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever, parse_history
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
@@ -209,9 +209,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     def search(collection: str, body: SearchRequest, key: ApiKey = reader) -> dict:
         """Passages for a query, best first, each with what a citation needs."""
         retriever = collections.retriever(collection, body.retriever, body.k, body.candidates, body.beta)
-        result = retriever.search(body.query, body.k, where=request_filter(key, body.filters))
+        result = retriever.search(body.query, body.k, where=request_filter(key, body.filters),
+                                  history=parse_history(history_turns(body.history)))
         return {"query": result.query, "retriever": result.retriever, "snapshot": result.snapshot,
-                "hits": [hit_payload(h) for h in result.hits], "diagnostics": diagnostics_payload(result, key)}
+                "hits": [hit_payload(h) for h in result.hits], "diagnostics": diagnostics_payload(result, key),
+                "history_used": history_payload(result)}
 
     @app.post("/v1/collections/{collection}/ask", tags=["answers"], response_model=AnswerResponse,
               responses={200: {"content": {"text/event-stream": {}}}})
@@ -219,7 +221,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         """A cited answer, or an abstention with the closest passages. Streams as server-sent events when
         stream is true or the client accepts text/event-stream."""
         retriever = collections.retriever(collection, body.retriever, body.k)
-        ans = answer(body.question, retriever, AnswerConfig(), where=request_filter(key, body.filters))
+        ans = answer(body.question, retriever, AnswerConfig(), where=request_filter(key, body.filters),
+                     history=history_turns(body.history))
         if body.stream or "text/event-stream" in (accept or ""):
             return StreamingResponse(stream_answer(ans), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})

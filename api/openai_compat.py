@@ -1,6 +1,8 @@
 """An OpenAI-compatible chat endpoint, so existing chat front ends and the openai client plug in.
 
-POST /v1/chat/completions: model names the collection; the last user message is the question.
+POST /v1/chat/completions: model names the collection; the last user message is the question and the
+messages before it the conversation it follows (user and assistant messages; system and tool messages are
+not read; the newest 10 user turns with their replies and 8,000 characters are, see retriever.HistoryConfig).
 The reply's content is the cited answer followed by its numbered sources, and the citations
 also come as structured data (a "citations" list on the response and on the message), so a
 client that only shows text still shows where each claim comes from. stream=true sends the
@@ -18,7 +20,7 @@ from typing import Callable, Iterator
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from api.payloads import answer_pieces, citation_payload, request_filter
+from api.payloads import answer_pieces, citation_payload, history_payload, request_filter
 from api.schemas import AskRequest, ChatRequest
 from retriever import AnswerConfig, answer
 
@@ -28,30 +30,33 @@ QUESTION_MAX = next(m.max_length for m in AskRequest.model_fields["question"].me
 
 
 def _text(content, where: str) -> str:
-    """A message's text: a string, or the text parts of a list of content parts; 422 naming the bad part."""
+    """A message's text: a string, or the text parts of [{"type": "text", "text": ...}, ...] (other part types are
+    skipped); 422 naming the part whose text is not a string."""
     if content is None or isinstance(content, str):
-        return content or ""
+        return (content or "").strip()
     texts = []
-    for j, part in enumerate(content):  # [{"type": "text", "text": ...}, ...]; other part types are skipped
+    for j, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type", "text") != "text":
             continue
         text = part.get("text")
         if not isinstance(text, str):
             raise HTTPException(422, f"{where}.content[{j}].text: must be a string, not {type(text).__name__}")
         texts.append(text)
-    return " ".join(texts)
+    return " ".join(texts).strip()
 
 
-def _question(body: ChatRequest) -> str:
+def _conversation(body: ChatRequest) -> tuple[str, list[dict]]:
+    """The question (the last user message with text, at most QUESTION_MAX characters) and the user and assistant
+    messages before it."""
+    texts = [_text(m.content, f"messages[{i}]") for i, m in enumerate(body.messages)]
     for i in range(len(body.messages) - 1, -1, -1):
-        message = body.messages[i]
-        if message.role == "user":
-            content = _text(message.content, f"messages[{i}]").strip()
-            if len(content) > QUESTION_MAX:
-                raise HTTPException(422, f"messages[{i}].content: the question is {len(content):,} characters; "
+        if body.messages[i].role == "user" and texts[i]:
+            if len(texts[i]) > QUESTION_MAX:
+                raise HTTPException(422, f"messages[{i}].content: the question is {len(texts[i]):,} characters; "
                                          f"at most {QUESTION_MAX:,}")
-            if content:
-                return content
+            history = [{"role": m.role, "content": texts[j]} for j, m in enumerate(body.messages[:i])
+                       if m.role in ("user", "assistant")]
+            return texts[i], history
     raise HTTPException(422, "messages holds no user message with text to answer")
 
 
@@ -77,8 +82,9 @@ def register(app: FastAPI, collections, authenticate: Callable[[Request], object
         if not key.can_use(name):
             raise HTTPException(403, f"this key is not allowed to use collection {name!r}")
         collections.get(name)
-        ans = answer(_question(body), collections.retriever(name, "hopfield", 5), AnswerConfig(),
-                     where=request_filter(key, None))
+        question, history = _conversation(body)
+        ans = answer(question, collections.retriever(name, "hopfield", 5), AnswerConfig(),
+                     where=request_filter(key, None), history=history)
         content = ans.text + sources_text(ans.citations)
         cites = [citation_payload(c) for c in ans.citations]
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -88,7 +94,8 @@ def register(app: FastAPI, collections, authenticate: Callable[[Request], object
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": content, "citations": cites}}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot}
+                "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot,
+                "history_used": history_payload(ans.search)}
 
 
 def _chunks(reply_id: str, created: int, model: str, ans, cites: list[dict]) -> Iterator[str]:

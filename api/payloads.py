@@ -62,7 +62,23 @@ def answer_payload(ans) -> dict:
     return {"question": ans.question, "answer": ans.text, "abstained": ans.abstained,
             "evidence": round(float(ans.evidence), 4), "threshold": ans.threshold, "snapshot": ans.search.snapshot,
             "citations": [citation_payload(c) for c in ans.citations], "closest": [hit_payload(h) for h in ans.closest],
-            "notes": list(ans.notes), "seconds": round(ans.seconds, 4)}
+            "notes": list(ans.notes), "seconds": round(ans.seconds, 4), "history_used": history_payload(ans.search)}
+
+
+def history_payload(result) -> dict | None:
+    """What a follow-up read of its conversation (the caller's own messages and weights: nothing of the KB's
+    that the key could not see, since earlier turns were ranked under the same filter)."""
+    used = result.history
+    if used is None:
+        return None
+    return {"turns": [{"role": r, "content": c} for r, c in used.turns], "gate": used.gate,
+            "views": [{"text": t, "weight": w} for t, w in used.views], "visited": used.visited,
+            "visited_weight": used.visited_weight, "new_topic": used.new_topic}
+
+
+def history_turns(messages) -> list[dict]:
+    """[{"role", "content"}] of request messages (pydantic models), for retriever.parse_history."""
+    return [{"role": m.role, "content": m.content} for m in messages]
 
 
 def document_payload(d) -> dict:

@@ -6,7 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retriever import RETRIEVERS
+from retriever import RETRIEVERS, HistoryConfig
+
+# A client may send more than the reader reads (it keeps the newest within HistoryConfig's budget); these only
+# bound what one request can carry.
+MAX_HISTORY_MESSAGES = 200
+MAX_HISTORY_CHARS = HistoryConfig().max_chars
 
 Retriever = Literal[RETRIEVERS]  # type: ignore[valid-type]
 Label = Annotated[str, Field(max_length=64)]  # a tag or visibility label (kb.check_labels: at most 64 characters)
@@ -23,9 +28,36 @@ class Filters(BaseModel):
     ingested_after: float | None = Field(None, ge=0, le=1e11, description="Unix time, seconds")
 
 
+class HistoryMessage(BaseModel):
+    """One earlier message of the conversation (system and tool messages are accepted and not read)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant", "system", "tool", "developer"]
+    content: str = Field(..., max_length=MAX_HISTORY_CHARS)
+
+
+HISTORY_FIELD = Field(default_factory=list, max_length=MAX_HISTORY_MESSAGES,
+                      description="the conversation before this turn, oldest first; the newest "
+                                  f"{HistoryConfig().max_turns} user turns with their replies and "
+                                  f"{HistoryConfig().max_chars} characters are read")
+
+
+class HistoryOut(BaseModel):
+    """What the turn read of the conversation: the messages, the gate (>= 1), each reading's weight, and how
+    many passages earlier turns were answered from (with the weight of their recall)."""
+
+    turns: list[dict]
+    gate: float
+    views: list[dict]
+    visited: int
+    visited_weight: float
+    new_topic: bool = False
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(..., min_length=1, max_length=2000)
+    history: list[HistoryMessage] = HISTORY_FIELD
     k: int = Field(5, ge=1, le=50, description="hits returned")
     retriever: Retriever = "hopfield"
     beta: float = Field(2.0, gt=0, le=100, description="Hopfield inverse temperature")
@@ -36,6 +68,7 @@ class SearchRequest(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(..., min_length=1, max_length=2000)
+    history: list[HistoryMessage] = HISTORY_FIELD
     k: int = Field(5, ge=1, le=20, description="passages the answer is drawn from")
     retriever: Retriever = "hopfield"
     filters: Filters = Field(default_factory=Filters)
@@ -62,7 +95,8 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """OpenAI chat completions: model names the collection; the last user message is the question."""
+    """OpenAI chat completions: model names the collection; the last user message is the question, the messages
+    before it are the conversation it follows (system and tool messages are not read)."""
 
     model: str = Field(..., min_length=1, max_length=100)
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
@@ -126,6 +160,7 @@ class SearchResponse(BaseModel):
     snapshot: str
     hits: list[HitOut]
     diagnostics: dict | None = None
+    history_used: HistoryOut | None = None
 
 
 class AnswerResponse(BaseModel):
@@ -139,3 +174,4 @@ class AnswerResponse(BaseModel):
     closest: list[HitOut]
     notes: list[str]
     seconds: float
+    history_used: HistoryOut | None = None

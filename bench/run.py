@@ -24,6 +24,7 @@ Sections:
     startup  the app (real Chromium) and `kb ask` answering the first question after start (goal: 5 s),
              and `kb ask` on SciFact vs `import torch` + loading the model (goal: 1.5x)
     answer   answer composition time against retrieval time, warm path, no per-question cache (goal: 1.5x)
+    conversation  a follow-up against the same turn alone on doc2dial-dev, search and answer (goal: 1.3x)
     api      the HTTP API under 32 concurrent clients, steady and while 10 documents change (sample, SciFact)
 
 Needs ../shared/datasets/scifact for ingest, query (beyond the sample KB), index and eval; those
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (ROOT, Row, default_workdir, fmt_bytes, fmt_ms, fmt_s, have_scifact, machine,  # noqa: E402
                           print_table, ratio_rate, ratio_time)
 
-SECTIONS = ("ingest", "query", "views", "index", "eval", "sync", "startup", "answer", "api")
+SECTIONS = ("ingest", "query", "views", "index", "eval", "sync", "startup", "answer", "conversation", "api")
 # KBs above this many chunks are "big": their index section builds only the SQ8 compact variant (each
 # variant is another IVF training, ~1 min at 1M).
 BIG_KB = 200_000
@@ -248,6 +249,17 @@ def section_answer(kbs: dict) -> list[Row]:
     return rows
 
 
+def section_conversation() -> list[Row]:
+    if not (ROOT.parent / "shared" / "datasets" / "doc2dial-dev").is_dir():
+        print("conversation: skipped, ../shared/datasets/doc2dial-dev is absent")
+        return []
+    r = run_json("bench_conversation", "--json", timeout=3600)
+    return [Row(f"a follow-up vs the same turn alone, doc2dial-dev, {what} (median, warm, uncached)",
+                f"{r[f'{what} follow-up']['median_ms']:.0f} ms", f"alone {r[f'{what} alone']['median_ms']:.0f} ms", None,
+                f"follow-up / alone {r[f'ratio_{what}']:.2f}x (goal <= 1.3x); {r['turns']} turns; "
+                "bench/bench_conversation.py") for what in ("search", "answer")]
+
+
 def section_api(kbs: dict, seconds: float) -> list[Row]:
     rows = []
     for kb in ("sample", "scifact") if have_scifact() else ("sample",):
@@ -303,7 +315,7 @@ def main() -> int:
         "ingest": lambda: section_ingest(kbs), "query": lambda: section_query(kbs), "views": lambda: section_views(kbs),
         "index": lambda: section_index(kbs), "eval": lambda: section_eval(kbs),
         "sync": lambda: section_sync(sync_docs), "startup": lambda: section_startup(kbs),
-        "answer": lambda: section_answer(kbs), "api": lambda: section_api(kbs, args.api_seconds),
+        "answer": lambda: section_answer(kbs), "conversation": section_conversation, "api": lambda: section_api(kbs, args.api_seconds),
     }
     needs_scifact = {"ingest", "index", "eval"}
     rows: list[Row] = []

@@ -12,6 +12,8 @@ Public surface:
     headline_metric(report)                        the one-line summary the CLI prints
     QueryVectorCache                              query embeddings cached on disk by (model, text)
     EvalError                                     bad labelled sets, conditions or options (a KBError)
+    run_conversations(path, kb_dir) -> ConversationReport   conversational sets: first turns and follow-ups apart
+    load_conversations, conversations_markdown    (eval.conversations)
 """
 
 from eval.cache import QueryVectorCache
@@ -28,4 +30,19 @@ __all__ = [
     "EvalError", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition", "parse_conditions",
     "METRICS", "STAT_TESTS", "score", "significance", "headline_metric", "markdown", "write_report",
     "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
+    "ConversationReport", "load_conversations", "run_conversations", "conversations_markdown",
 ]
+
+
+_CONVERSATIONS = {"ConversationReport": "ConversationReport", "load_conversations": "load_conversations",
+                  "run_conversations": "run_conversations", "conversations_markdown": "markdown"}
+
+
+def __getattr__(name: str):
+    # eval.conversations also runs as `python -m eval.conversations`: importing it here eagerly would load
+    # it twice (runpy warns), so its names resolve on first use.
+    if name in _CONVERSATIONS:
+        from eval import conversations
+
+        return getattr(conversations, _CONVERSATIONS[name])
+    raise AttributeError(f"module 'eval' has no attribute {name!r}")

@@ -7,9 +7,11 @@ Public surface:
     Hit, SearchResult, Diagnostics, Ranked   results
     VocabularyMemory, Repair                 the word memory that repairs garbled queries
     KBLangChainRetriever, to_documents       langchain-core BaseRetriever over any of the above
+    history_aware(lc_retriever)              the {"input", "chat_history"} runnable LangChain chat chains call
     hopfield_math                            the pure update / energy functions
     answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention)
     Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
+    Turn, HistoryConfig, Context, parse_history, build_context   follow-ups read with the conversation before them
     learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
     content_tokens, lexical_overlap          the answer layer's word overlap (eval scores answers with it)
 """
@@ -18,6 +20,7 @@ from retriever import hopfield_math
 from retriever.answer import answer
 from retriever.answer_sentences import content_tokens, lexical_overlap
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
+from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
@@ -30,15 +33,16 @@ __all__ = [
     "hopfield_math", "Ranked", "Retriever", "check_query",
     "BM25Retriever", "DenseRetriever", "HybridRetriever", "HopfieldConfig", "HopfieldRetriever",
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
-    "KBLangChainRetriever", "to_documents", "Repair", "VocabularyMemory",
+    "KBLangChainRetriever", "to_documents", "history_aware", "Repair", "VocabularyMemory",
     "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
     "learn_from_feedback", "content_tokens", "lexical_overlap",
+    "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
 ]
 
 
 def __getattr__(name: str):
     # langchain-core takes ~0.6 s to import; only LangChain users should pay it (not every `kb` command).
-    if name in ("KBLangChainRetriever", "to_documents"):
+    if name in ("KBLangChainRetriever", "to_documents", "history_aware"):
         from retriever import langchain
 
         return getattr(langchain, name)

@@ -20,15 +20,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import Any, Sequence
 
 import numpy as np
 
 from kb import DocumentFilter, retrieval_text
 from retriever.answer_evidence import coverage, idf_weights, weighted_overlap
-from retriever.answer_llm import LLMError, generate
+from retriever.answer_llm import LLMError, condense, generate
 from retriever.answer_sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
 from retriever.base import Retriever, check_query
+from retriever.conversation import HistoryConfig, parse_history, with_previous_question, within_budget
 from retriever.results import Hit
 
 __all__ = ["NOT_FOUND", "Answer", "AnswerConfig", "Citation", "answer", "compose", "coverage", "evidence_of",
@@ -194,28 +196,50 @@ def compose(chosen: list[ScoredSentence], config: AnswerConfig) -> tuple[str, tu
 
 
 def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerConfig(),
-           where: DocumentFilter | None = None) -> Answer:
+           where: DocumentFilter | None = None, history: Sequence[Any] | None = None,
+           history_config: HistoryConfig = HistoryConfig()) -> Answer:
     """Answer question from what retriever finds in its KB (only in the documents where allows).
 
-    Raises KBError for an empty question or KB. With config.llm set, the answer is generated
-    (falling back to the extractive answer, with a note, when the endpoint fails).
+    history: the conversation before question ([{"role", "content"}] or Turn objects, oldest first): the
+    question is retrieved as a follow-up (retriever.conversation), its quotes are chosen for the question
+    read after the previous user turn, and it abstains when its own words are not in what was found.
+    Raises KBError for an empty question or KB, or a malformed history. With config.llm set, the answer is
+    generated (falling back to the extractive answer, with a note, when the endpoint fails).
     """
     started = time.perf_counter()
     question = check_query(question)
-    result = retriever.search(question, where=where)
-    repaired = result.diagnostics.query_used if result.diagnostics and result.diagnostics.query_used else question
+    turns = within_budget(parse_history(history), history_config) if history else ()
+    asked_as, notes = question, ()  # type: str, tuple[str, ...]
+    if config.llm is not None and turns:
+        # With an LLM at hand, the follow-up is first rewritten to stand alone; the conversation is still read.
+        try:
+            asked_as = condense(question, turns, config.llm)
+            notes = (f"read as: {asked_as}",)
+        except LLMError as exc:
+            notes = (f"the follow-up could not be rewritten ({exc}); it was read with the conversation",)
+    result = retriever.search(asked_as, where=where, history=turns, history_config=history_config)
+    repaired = result.diagnostics.query_used if result.diagnostics and result.diagnostics.query_used else asked_as
     # The reader's repaired question when it has one: "refnd" means refund to the sentences too.
-    qvec = retriever.embed_queries([repaired])[0]
-    scored = score_sentences(repaired, retriever, result.hits, config, qvec)
-    evidence = evidence_of(question, retriever, result.hits, scored, config, repaired)
+    asked, scoring = question, repaired
+    if asked_as != question:
+        asked = scoring = repaired
+    elif result.history is not None:
+        scoring = with_previous_question(turns, repaired)
+        # A follow-up's own words decide whether the KB holds its answer ("and for my daughter?"); one with
+        # none of its own ("why?") is judged with the question before it.
+        if not content_tokens(question):
+            asked = repaired = with_previous_question(turns, question)
+    qvec = retriever.embed_queries([scoring])[0]
+    scored = score_sentences(scoring, retriever, result.hits, config, qvec)
+    evidence = evidence_of(asked, retriever, result.hits, scored, config, repaired)
     if evidence < config.min_evidence:
         return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
                       threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
-                      seconds=time.perf_counter() - started)
-    notes: tuple[str, ...] = ()
+                      notes=notes, seconds=time.perf_counter() - started)
     if config.llm is not None:
         try:
-            text, citations, notes = generate(question, result.hits, scored, config)
+            text, citations, more = generate(asked_as, result.hits, scored, config)
+            notes = notes + tuple(more)
             if not citations:  # an uncited claim cannot be checked: show the passages instead
                 return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
                               threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
@@ -224,7 +248,7 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
                           threshold=config.min_evidence, search=result, mode="generative", notes=notes,
                           seconds=time.perf_counter() - started)
         except LLMError as exc:
-            notes = (f"generative answer unavailable ({exc}); showing the extractive answer",)
+            notes = notes + (f"generative answer unavailable ({exc}); showing the extractive answer",)
     text, citations = compose(select_sentences(scored, config), config)
     return Answer(question=question, text=text, citations=citations, abstained=False, evidence=evidence,
                   threshold=config.min_evidence, search=result, notes=notes, seconds=time.perf_counter() - started)

@@ -70,6 +70,23 @@ def chat(config, messages: list[dict[str, str]]) -> str:
     return text.strip()
 
 
+CONDENSE_PROMPT = ("Rewrite the user's last message as one standalone question that keeps its subject from the "
+                   "conversation before it. Reply with the question only.")
+MAX_CONDENSED_CHARS = 2000
+
+
+def condense(question: str, turns, config) -> str:
+    """A standalone rewrite of question (a follow-up) given turns (retriever.conversation.Turn, oldest first),
+    by the endpoint of config (an LLMConfig). Raises LLMError when it is unreachable or says nothing usable."""
+    transcript = "\n".join(f"{t.role}: {t.content}" for t in turns)
+    reply = chat(config, [{"role": "system", "content": CONDENSE_PROMPT},
+                          {"role": "user", "content": f"{transcript}\nuser: {question}\n\nStandalone question:"}])
+    line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+    if not any(ch.isalnum() for ch in line):
+        raise LLMError("the endpoint returned no question")
+    return line[:MAX_CONDENSED_CHARS]
+
+
 def validate_markers(text: str, n_sources: int) -> tuple[str, list[int], list[int]]:
     """(text renumbered, retrieved source numbers in order of first use, numbers dropped as not retrieved).
 

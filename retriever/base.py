@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from kb import DocumentFilter, Embedder, EmbedderConfig, KBError, KnowledgeBase, load_embedder
+from retriever.conversation import Context, HistoryConfig, Turn, build_context, history_used
 from retriever.corpus import Corpus, SnapshotMoved, corpus_for
 from retriever.results import Diagnostics, Hit, SearchResult
 
@@ -66,36 +67,56 @@ class Retriever:
             return _embed_one(self.embedder, queries[0])[None, :]
         return self.embedder.encode(list(queries))
 
+    # Whether _rank reads conversation contexts itself; a retriever that does not reads a follow-up as the
+    # context text followed by the turn (the plain concatenation the conversation eval compares against).
+    reads_context = False
+
     def _rank(self, corpus: Corpus, queries: list[str], qvecs: np.ndarray | None, k: int,
-              allowed: np.ndarray | None = None) -> list[Ranked]:
+              allowed: np.ndarray | None = None, contexts: Sequence[Context | None] | None = None) -> list[Ranked]:
         raise NotImplementedError
 
     def rank(self, queries: Sequence[str], k: int | None = None, query_vectors: np.ndarray | None = None,
-             where: DocumentFilter | None = None, corpus: Corpus | None = None) -> list[Ranked]:
+             where: DocumentFilter | None = None, corpus: Corpus | None = None,
+             contexts: Sequence[Context | None] | None = None) -> list[Ranked]:
         """Rank chunk ids for each query (no chunk lookup): what eval uses.
 
         query_vectors: precomputed embeddings of queries (rows L2-normalised), to skip embedding.
         where: only chunks of the documents it allows are ranked (None: all).
         corpus: the snapshot's search structures to use (default: the KB's current one).
+        contexts: per query, the conversation before it (retriever.conversation.build_context) or None.
         """
         k = k or self.top_k
         queries = [check_query(q) for q in queries]
+        if contexts is not None and not self.reads_context and any(c is not None for c in contexts):
+            queries = [q if c is None else f"{c.text} {q}" for q, c in zip(queries, contexts)]
+            query_vectors, contexts = None, None
         corpus = corpus or corpus_for(self.kb)
         allowed = None if where is None or where.empty else allowed_ids(self.kb, corpus.snapshot.token, where)
         if self.uses_dense and query_vectors is None:
             query_vectors = self.embed_queries(queries)
         if allowed is not None and not len(allowed):
             return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
-        return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size), allowed)
+        if contexts is None:
+            return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size), allowed)
+        return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size), allowed, contexts)
 
     def search_batch(self, queries: Sequence[str], top_k: int | None = None,
-                     where: DocumentFilter | None = None) -> list[SearchResult]:
-        """Hits with chunk records for each query (only from documents where allows)."""
+                     where: DocumentFilter | None = None,
+                     histories: Sequence[Sequence[Turn]] | None = None,
+                     history_config: HistoryConfig = HistoryConfig()) -> list[SearchResult]:
+        """Hits with chunk records for each query (only from documents where allows).
+
+        histories: per query, the conversation before it (Turn objects, oldest first; retriever.conversation).
+        """
         started = time.perf_counter()
         for attempt in range(3):
             corpus = corpus_for(self.kb)
             try:
-                ranked = self.rank(queries, top_k, where=where, corpus=corpus)
+                contexts = None
+                if histories is not None:
+                    contexts = [build_context(self, check_query(q), h, history_config, where, corpus) if h else None
+                                for q, h in zip(queries, histories)]
+                ranked = self.rank(queries, top_k, where=where, corpus=corpus, contexts=contexts)
             except SnapshotMoved:
                 # A sync committed while we ranked: the lexical index is past our snapshot. Load the
                 # new one now (a background-refreshing KB would still hand out the old one) and rank again.
@@ -109,15 +130,21 @@ class Retriever:
             raise KBError("the knowledge base kept changing during the search; try again")
         out, pos = [], 0
         elapsed = (time.perf_counter() - started) / max(len(queries), 1)
-        for query, r in zip(queries, ranked):
+        for b, (query, r) in enumerate(zip(queries, ranked)):
             hits = tuple(Hit(chunk=records[pos + j], score=float(s), rank=j + 1) for j, s in enumerate(r.scores))
             pos += len(r.ids)
+            context = contexts[b] if contexts is not None else None
             out.append(SearchResult(query=query, retriever=self.name, hits=hits, diagnostics=r.diagnostics,
-                                    seconds=elapsed, snapshot=corpus.snapshot.token))
+                                    seconds=elapsed, snapshot=corpus.snapshot.token,
+                                    history=None if context is None else history_used(
+                                        context, r.diagnostics.history_scale if r.diagnostics else 1.0)))
         return out
 
-    def search(self, query: str, top_k: int | None = None, where: DocumentFilter | None = None) -> SearchResult:
-        return self.search_batch([query], top_k, where)[0]
+    def search(self, query: str, top_k: int | None = None, where: DocumentFilter | None = None,
+               history: Sequence[Turn] | None = None, history_config: HistoryConfig = HistoryConfig()) -> SearchResult:
+        """search_batch for one query; history: the conversation before it (Turn objects, oldest first)."""
+        histories = [tuple(history)] if history else None
+        return self.search_batch([query], top_k, where, histories, history_config)[0]
 
 
 _ALLOWED: "OrderedDict[tuple[str, str, DocumentFilter], np.ndarray]" = OrderedDict()

@@ -36,13 +36,14 @@ its standard deviation over the candidates, so one default works across KBs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
+from retriever.conversation import Context, visited_recall
 from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.hopfield_math import entropy, iterate_gram
 from retriever.question_recall import QuestionRecall, Recall
@@ -130,6 +131,7 @@ class HopfieldRetriever(Retriever):
     """Modern-Hopfield reader over dense + lexical candidates; see the module docstring."""
 
     name = "hopfield"
+    reads_context = True
 
     def __init__(self, *args, config: HopfieldConfig = HopfieldConfig(), memory="kb", **kwargs):
         """memory: "kb" (the KB's own question memory), None (none), or a kb.QuestionMemory."""
@@ -173,7 +175,42 @@ class HopfieldRetriever(Retriever):
         return _Cue(pos, zscore(evidence).astype(np.float32),
                     (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
 
-    def _rank(self, corpus, queries, qvecs, k, allowed=None):
+    def _rank(self, corpus, queries, qvecs, k, allowed=None, contexts=None):
+        """Each query ranked alone, or, where it has a conversation Context, fused with the same reader's
+        ranking of the turn in its context and the visited passages' recall (retriever.conversation)."""
+        at = [b for b, c in enumerate(contexts or ()) if c is not None and c.views]
+        if not at:
+            return self._rank_alone(corpus, queries, qvecs, k, allowed)
+        texts, vectors, slots = list(queries), [qvecs], {}
+        for b in at:  # every reading of every turn goes through one batched pass of the reader
+            slots[b] = list(range(len(texts), len(texts) + len(contexts[b].views)))
+            texts += [text for text, _, _ in contexts[b].views]
+            vectors.append(np.stack([vector for _, vector, _ in contexts[b].views]))
+        ranked = self._rank_alone(corpus, texts, np.vstack(vectors), max(k, self.candidates), allowed)
+        out = [Ranked(r.ids[:k], r.scores[:k], r.diagnostics) for r in ranked[: len(queries)]]
+        for b in at:
+            out[b] = self._with_context(corpus, ranked[b], [ranked[i] for i in slots[b]], contexts[b], k)
+        return out
+
+    @staticmethod
+    def _with_context(corpus, alone: Ranked, views: list[Ranked], context: Context, k: int) -> Ranked:
+        ids = np.union1d(alone.ids, np.concatenate([v.ids for v in views])).astype(np.int64)
+        score = _scores_at(ids, alone)
+        scale = context.switch_scale if context.novel and _margin(alone) >= context.switch_margin else 1.0
+        for (_, _, weight), view in zip(context.views, views):
+            score = score + scale * weight * _scores_at(ids, view)
+        visited = corpus.snapshot.positions(context.visited)
+        keep = visited >= 0
+        if context.visited_weight > 0 and keep.any() and len(ids):
+            rows = np.asarray(corpus.snapshot.vectors[corpus.snapshot.positions(ids)])
+            patterns = np.asarray(corpus.snapshot.vectors[visited[keep]])
+            recall = visited_recall(rows, patterns, context.visited_log_weights[keep], context.visited_beta)
+            score = score + scale * context.visited_weight * zscore(recall)
+        best, scores = top_k(score.astype(np.float32), ids, k)
+        diag = replace(alone.diagnostics, history_scale=scale) if alone.diagnostics is not None else None
+        return Ranked(best, scores, diag)
+
+    def _rank_alone(self, corpus, queries, qvecs, k, allowed=None):
         cfg = self.config
         repairs, rvecs = self._repair(corpus, queries, qvecs)
         gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
@@ -214,6 +251,22 @@ class HopfieldRetriever(Retriever):
             out.append(Ranked(ids, scores, diag))
         return out
 
+
+
+def _margin(ranked: Ranked) -> float:
+    """How far the best passage stands out: its z-score (over the ranked list) minus the second's."""
+    if len(ranked.scores) < 2:
+        return float("inf")
+    z = zscore(ranked.scores.astype(np.float64))
+    return float(z[0] - z[1])
+
+
+def _scores_at(ids: np.ndarray, ranked: Ranked) -> np.ndarray:
+    """ranked's scores z-scored over its own list, at ids (sorted); ids it lacks get its lowest."""
+    z = zscore(ranked.scores.astype(np.float64)) if len(ranked.ids) else np.zeros(0)
+    out = np.full(len(ids), z.min() if len(z) else 0.0)
+    out[np.searchsorted(ids, ranked.ids)] = z
+    return out
 
 
 def _mass_at(chunk_ids: np.ndarray, recall: Recall) -> np.ndarray:

@@ -2,16 +2,27 @@
 
     >>> lc = KBLangChainRetriever(retriever=make_retriever("hopfield", KnowledgeBase("kb_data")))
     >>> docs = lc.invoke("refund policy for annual plans")   # list[langchain_core.documents.Document]
+
+With a conversation: history_aware(lc) takes the {"input", "chat_history"} dict that LangChain's
+history-aware retrievers take (create_retrieval_chain passes it), and reads the follow-up with the chat
+history (retriever.conversation) instead of asking an LLM to rewrite it:
+
+    >>> chain = history_aware(lc)
+    >>> chain.invoke({"input": "and for annual plans?",
+    ...               "chat_history": [HumanMessage("How long is the refund window?"), AIMessage("14 days [1]")]})
 """
 
 from __future__ import annotations
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import ConfigDict
 
 from retriever.base import Retriever
+from retriever.conversation import parse_history
 from retriever.results import SearchResult
 
 
@@ -43,3 +54,36 @@ class KBLangChainRetriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return to_documents(self.retriever.search(query, self.k))
+
+    def with_history(self, question: str, chat_history: list) -> list[Document]:
+        """Documents for question read as a follow-up of chat_history (messages or (role, text) pairs)."""
+        return to_documents(self.retriever.search(question, self.k, history=parse_history(_turns(chat_history))))
+
+
+_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
+
+
+def _turns(chat_history: list) -> list[dict]:
+    """LangChain messages, ("human", text) pairs or {"role", "content"} dicts as [{"role", "content"}]."""
+    out = []
+    for m in chat_history or ():
+        if isinstance(m, BaseMessage):
+            role, content = m.type, m.content
+        elif isinstance(m, (tuple, list)) and len(m) == 2:
+            role, content = m
+        elif isinstance(m, dict):
+            role, content = m.get("role"), m.get("content")
+        else:
+            raise TypeError(f"chat_history holds a {type(m).__name__}; give messages, (role, text) pairs or dicts")
+        if isinstance(content, list):  # content blocks: keep the text ones
+            content = " ".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+        if role in _ROLES and isinstance(content, str):
+            out.append({"role": _ROLES[role], "content": content})
+    return out
+
+
+def history_aware(retriever: KBLangChainRetriever) -> Runnable:
+    """A runnable {"input": str, "chat_history": [...]} -> list[Document]: the contract of LangChain's
+    history-aware retrievers (create_history_aware_retriever), so create_retrieval_chain can use it."""
+    return RunnableLambda(lambda x: retriever.with_history(x["input"], x.get("chat_history") or []),
+                          name="KBHistoryAwareRetriever")

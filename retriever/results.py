@@ -38,7 +38,8 @@ class Diagnostics:
     log(K) = uniform mix); repairs: (garbled word, stored word) pairs the vocabulary
     memory replaced; query_used: the query after repair; garble: share of the question's
     words that were unknown (0..1); char_gate: how far that switched the character view on (0..1);
-    memory: the passages the question memory suggested, most recalled first (empty when it suggested none).
+    memory: the passages the question memory suggested, most recalled first (empty when it suggested none);
+    history_scale: what the conversation's weights were multiplied by (below 1: read as a new topic).
     """
 
     beta: float
@@ -52,11 +53,28 @@ class Diagnostics:
     garble: float = 0.0
     char_gate: float = 0.0
     memory: tuple[MemorySuggestion, ...] = ()
+    history_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class HistoryUsed:
+    """What a follow-up read of the conversation before it: the messages (role, text; oldest first), the
+    gate g (>= 1: how much the turn leaned on them), each reading of the turn with its weight, and how many
+    passages earlier turns were answered from (their recall's weight); new_topic: the reader took the turn for
+    a new topic and weighed the past down."""
+
+    turns: tuple[tuple[str, str], ...]
+    gate: float
+    views: tuple[tuple[str, float], ...]
+    visited: int
+    visited_weight: float
+    new_topic: bool = False
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """hits of one query; snapshot: the token of the KB snapshot every hit comes from."""
+    """hits of one query; snapshot: the token of the KB snapshot every hit comes from; history: what the
+    conversation before the query contributed (None: the query was read alone)."""
 
     query: str
     retriever: str
@@ -64,3 +82,4 @@ class SearchResult:
     diagnostics: Diagnostics | None = None
     seconds: float = 0.0
     snapshot: str = ""
+    history: HistoryUsed | None = None

@@ -161,10 +161,11 @@ def test_sentence_spans_are_verbatim_and_skip_markdown_and_pdf_layout():
 # ---- generative endpoint -----------------------------------------------------------------
 
 class _ChatServer:
-    """A local OpenAI-compatible endpoint (no LLM runs here): replies with a fixed text, records requests."""
+    """A local OpenAI-compatible endpoint (no LLM runs here): replies with fixed texts (one per request, the
+    last one repeating), records requests."""
 
-    def __init__(self, reply: str):
-        self.reply = reply
+    def __init__(self, *replies: str):
+        self.replies = list(replies)
         self.requests: list[dict] = []
         outer = self
 
@@ -172,7 +173,8 @@ class _ChatServer:
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append({"path": self.path, "body": body})
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": outer.reply}}]}).encode()
+                reply = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -209,6 +211,29 @@ def test_generated_answers_keep_only_citations_to_retrieved_sources(sample_kb, e
     assert request["path"] == "/v1/chat/completions" and request["body"]["model"] == "m"
     prompt = request["body"]["messages"][-1]["content"]
     assert "[5]" in prompt and QUESTIONS[0]["question"] in prompt
+
+
+def test_with_an_llm_a_follow_up_is_condensed_to_a_standalone_question_before_retrieval(sample_kb, embedder):
+    server = _ChatServer("How is a refund of an annual plan calculated?\n", "Whole unused months are refunded [1].")
+    history = [{"role": "user", "content": "How long is the refund window?"},
+               {"role": "assistant", "content": "14 days for new subscriptions. [1]"}]
+    try:
+        retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
+        ans = answer("and for annual plans?", retriever, AnswerConfig(llm=LLMConfig(url=server.url, model="m")),
+                     history=history)
+        down = server.url
+    finally:
+        server.close()
+    condense_prompt = server.requests[0]["body"]["messages"][-1]["content"]
+    assert "user: How long is the refund window?" in condense_prompt and "and for annual plans?" in condense_prompt
+    assert ans.search.query == "How is a refund of an annual plan calculated?" and ans.search.history is not None
+    assert ans.notes[0] == "read as: How is a refund of an annual plan calculated?"
+    assert ans.mode == "generative" and not ans.abstained and "annual" in ans.citations[0].chunk.text.lower()
+    # the endpoint gone: the follow-up is still read with the conversation, and the note says why
+    fallback = answer("and for annual plans?", retriever, AnswerConfig(llm=LLMConfig(url=down, model="m", timeout=5)),
+                      history=history)
+    assert fallback.search.query == "and for annual plans?" and "could not be rewritten" in fallback.notes[0]
+    assert fallback.mode == "extractive" and "refund" in fallback.citations[0].quote.lower()
 
 
 def assert_citations_are_grounded_generative(ans: Answer, kb: KnowledgeBase) -> None:

@@ -183,6 +183,48 @@ def test_the_openai_client_reads_cited_answers_from_the_compatible_endpoint(serv
         openai.OpenAI(base_url=server["url"] + "/v1", api_key="wrong").models.list()
 
 
+def test_a_follow_up_is_answered_in_the_context_of_the_conversation_through_chat_ask_and_search(server):
+    openai = pytest.importorskip("openai", reason="the openai package is not installed")
+    client = openai.OpenAI(base_url=server["url"] + "/v1", api_key=server["keys"]["public"])
+    first = client.chat.completions.create(model="support", messages=[
+        {"role": "user", "content": "How long is the refund window?"}])
+    messages = [{"role": "system", "content": "You help support agents."},
+                {"role": "user", "content": "How long is the refund window?"},
+                {"role": "assistant", "content": first.choices[0].message.content},
+                {"role": "user", "content": "and for annual plans?"}]
+    reply = client.chat.completions.create(model="support", messages=messages)
+    extra = reply.model_extra or {}
+    # The follow-up quotes the annual plans' refund rule, not their price list as the turn alone would.
+    quote = extra["citations"][0]["quote"]
+    assert "refund" in quote.lower() and "annual" in quote.lower(), quote
+    used = extra["history_used"]
+    assert [t["role"] for t in used["turns"]] == ["user", "assistant"] and used["gate"] > 1
+    alone = client.chat.completions.create(model="support", messages=messages[-1:]).model_extra
+    assert alone["history_used"] is None and "refund" not in alone["citations"][0]["quote"].lower()
+
+    c, h = server["client"], auth(server, "public")
+    history = messages[1:3]
+    ans = c.post("/v1/collections/support/ask", headers=h,
+                 json={"question": "and for annual plans?", "history": history}).json()
+    assert not ans["abstained"] and "refund" in ans["citations"][0]["quote"].lower()
+    assert ans["history_used"]["turns"][0]["content"] == "How long is the refund window?"
+    hits = c.post("/v1/collections/support/search", headers=h,
+                  json={"query": "and for annual plans?", "history": history}).json()
+    assert hits["hits"][0]["name"] == "refund-and-cancellation-policy.md" and hits["history_used"]["visited"] > 0
+    away = c.post("/v1/collections/support/ask", headers=h,
+                  json={"question": "what about for my daughter's school?", "history": history}).json()
+    assert away["abstained"]
+    too_many = [{"role": "user", "content": "x"}] * 201
+    assert c.post("/v1/collections/support/ask", headers=h,
+                  json={"question": "refunds?", "history": too_many}).status_code == 422
+    too_long = [{"role": "user", "content": "x" * 8001}]
+    assert c.post("/v1/collections/support/search", headers=h,
+                  json={"query": "refunds?", "history": too_long}).status_code == 422
+    odd = [{"role": "robot", "content": "hi"}]
+    bad = c.post("/v1/collections/support/ask", headers=h, json={"question": "refunds?", "history": odd})
+    assert bad.status_code == 422 and "history" in bad.json()["detail"]
+
+
 def test_an_upload_of_a_synced_document_becomes_its_new_version_and_the_next_answer_cites_it(server):
     c, h = server["client"], auth(server, "writer")
     key = "refund-and-cancellation-policy.md"

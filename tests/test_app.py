@@ -325,6 +325,24 @@ def test_conversations_survive_a_reload_and_are_listed_renamed_exported_and_dele
     assert not other.sidebar.get("selectbox") or all(s.key != "conv_pick" for s in other.sidebar.selectbox)
 
 
+def test_a_follow_up_is_answered_with_the_saved_conversation_until_new_topic(kb_copy, monkeypatch):
+    from kb import ConversationStore
+    from ui.app_turns import TurnView
+
+    at = open_app(kb_copy, monkeypatch)
+    ask(at, "How long is the refund window?")
+    ask(at, "and for annual plans?")
+    conv = at.query_params["c"]
+    conv = conv[0] if isinstance(conv, list) else conv
+    follow = TurnView.from_dict(ConversationStore(kb_copy).turns(conv)[1].answer)
+    # Read with the turn before it, the follow-up quotes the annual plans' refund rule (alone: their prices).
+    assert not follow.abstained and "refund" in follow.sources[0].quote.lower(), follow.sources[0].quote
+    at.button(key="kb-new-topic").click().run()
+    ask(at, "and for annual plans?")
+    fresh = TurnView.from_dict(ConversationStore(kb_copy).turns(conv)[2].answer)
+    assert fresh.extra.get("new_topic") and "refund" not in fresh.sources[0].quote.lower()
+
+
 def test_wrong_passwords_lock_the_sign_in_out_and_the_password_is_stored_memory_hard(kb_copy, monkeypatch):
     from ui import app_signin
     from ui.ui_command import SIGN_IN_ENV, sign_in_token

@@ -236,6 +236,21 @@ def test_a_planted_conversation_link_does_not_join_another_browsers_conversation
         victim.context.close()
 
 
+def test_a_follow_up_cites_the_annual_plan_refund_passage_and_new_topic_reads_it_alone(page):
+    ask(page, "How long is the refund window?")
+    ask(page, "and for annual plans?")
+    follow = sources(page).nth(page.locator(".kb-answer").nth(0).locator("a.kb-cite").count())
+    page.locator(".kb-answer").last.locator("a.kb-cite").first.click()
+    quote = " ".join(follow.locator("mark.kb-quote").inner_text().split()).lower()
+    assert "refund" in quote and "annual" in quote, quote
+    shot(page, "chat-follow-up")
+    page.get_by_role("button", name="New topic").click()
+    ask(page, "and for annual plans?")
+    expect(page.locator(".kb-answer")).to_have_count(3)
+    # alone, its first quote is the annual plans' price list
+    assert "refund" not in page.locator(".kb-answer").last.inner_text().lower().split("[1]")[0]
+
+
 def test_settings_and_diagnostics_are_behind_advanced_and_the_chart_is_clean(page):
     side = page.get_by_test_id("stSidebar")
     ask(page, QUESTIONS[1]["question"])

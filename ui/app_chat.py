@@ -20,7 +20,7 @@ from ui.app_diagnostics import render_diagnostics
 from ui.app_files import original_document, pdf_page_of, record_feedback
 from ui.app_input import question_problem
 from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
-from ui.app_turns import SourceView, TurnView, copy_text, from_answer
+from ui.app_turns import NEW_TOPIC, READ_WITH, SourceView, TurnView, conversation_history, copy_text, from_answer
 
 PDF_VIEW_HEIGHT_PX = 640
 
@@ -78,7 +78,7 @@ def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
     else:
         st.html(answer_html(turn, index))
         st.caption(f"{len(turn.sources)} source{'s' if len(turn.sources) != 1 else ''} · "
-                   f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms")
+                   f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms" + _read_with(turn))
         for s in turn.sources:
             anchor = anchor_id(index, s.n)
             with st.container(key=anchor), st.expander(citation_label(s)):
@@ -98,6 +98,15 @@ def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
         st.feedback("thumbs", key=key, on_change=_on_feedback, args=(key, turn))
 
 
+def _read_with(turn: TurnView) -> str:
+    n = turn.extra.get(READ_WITH)
+    if not n:
+        return ""
+    if turn.extra.get("new_topic_detected"):
+        return " · read as a new topic"
+    return f" · read with the {'question' if n == 1 else f'{n} questions'} before it"
+
+
 def _where(s: SourceView) -> str:
     from ui.app_turns import where
 
@@ -114,10 +123,10 @@ def _render_turn(turn: TurnView, index: int, conv: str | None) -> None:
             _render_answer(turn, index, conv)
 
 
-def _answer_turn(question: str, settings: app_state.Settings, path: Path) -> TurnView:
+def _answer_turn(question: str, settings: app_state.Settings, path: Path, history: list[dict[str, str]]) -> TurnView:
     try:
         with st.spinner("Searching the knowledge base..."):
-            ans = answer(question, settings.retriever_for(path), settings.answer_config())
+            ans = answer(question, settings.retriever_for(path), settings.answer_config(), history=history)
         return from_answer(question, ans, k=settings.candidates)
     except EmptyKBError:
         return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")
@@ -171,6 +180,10 @@ def render() -> None:
     st.caption(md_escape(f"{docs} documents. Answers quote the documents; click a marker such as [1] to open "
                          "its source."))
     question = st.chat_input("Ask a question, e.g. how long do customers have to ask for a refund?")
+    # Follow-ups are read with the turns before them; "New topic" makes the next question stand alone.
+    if st.button("New topic", icon=":material/restart_alt:", key="kb-new-topic",
+                 help="The next question is answered on its own, without the turns above it"):
+        st.session_state[NEW_TOPIC] = True
     if docs:
         # Loads the model and builds the indexes on the first page view (cached per process after that).
         with app_state.shown_errors("Loading the retriever"), \
@@ -200,7 +213,10 @@ def render() -> None:
             with st.chat_message("user"):
                 st.html(f'<div class="kb-question">{html.escape(question)}</div>')
             with st.chat_message("assistant"):
-                turn = _answer_turn(question, settings, path)
+                fresh = bool(st.session_state.pop(NEW_TOPIC, False)) or not history
+                turn = _answer_turn(question, settings, path, [] if fresh else conversation_history(history))
+                if fresh:
+                    turn.extra[NEW_TOPIC] = True
                 with app_state.shown_errors("Saving the conversation"):
                     _save(store, session, turn)
                 conv = app_session.current_conversation()

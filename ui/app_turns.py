@@ -136,10 +136,28 @@ def from_answer(question: str, ans: Answer, k: int) -> TurnView:
                                h.chunk.doc_version, h.chunk.page, h.chunk.section, h.chunk.text,
                                ocr_confidence=h.chunk.ocr_confidence, url=h.chunk.doc_url) for h in ans.closest)
     diag = diagnostics_view(ans.search.diagnostics, k) if ans.search.diagnostics is not None else None
+    used = ans.search.history
+    extra = {} if used is None else {READ_WITH: sum(role == "user" for role, _ in used.turns),
+                                     "new_topic_detected": used.new_topic}
     return TurnView(question=question, text=ans.text, abstained=ans.abstained, mode=ans.mode, evidence=ans.evidence,
                     threshold=ans.threshold, retriever=ans.search.retriever, seconds=ans.seconds,
                     search_seconds=ans.search.seconds, sources=sources, closest=closest, notes=tuple(ans.notes),
-                    diagnostics=diag)
+                    diagnostics=diag, extra=extra)
+
+
+READ_WITH = "read_with"  # TurnView.extra: how many earlier questions the turn was read with
+NEW_TOPIC = "new_topic"  # TurnView.extra flag: this turn starts a topic, so no earlier turn is read with it
+
+
+def conversation_history(turns: list[TurnView]) -> list[dict[str, str]]:
+    """The messages a new question follows: each answered turn since the last new topic, as a user message
+    and the assistant's answer text ([{"role", "content"}], oldest first; turns that failed are left out)."""
+    start = max((i for i, t in enumerate(turns) if t.extra.get(NEW_TOPIC)), default=0)
+    out: list[dict[str, str]] = []
+    for t in turns[start:]:
+        if t.error is None:
+            out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.text}]
+    return out
 
 
 def where(page: int | None, section: str | None, ocr_confidence: float | None = None) -> str:

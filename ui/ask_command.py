@@ -31,6 +31,7 @@ def answer_json(ans: Answer) -> dict:
                      "doc_title": h.chunk.doc_title, "page": h.chunk.page, "section": h.chunk.section,
                      "text": h.chunk.text} for h in ans.closest],
         "diagnostics": asdict(d) if d else None,
+        "history_used": asdict(ans.search.history) if ans.search.history else None,
     }
 
 
@@ -59,6 +60,11 @@ def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_
     if as_json:
         click.echo(json.dumps(answer_json(ans), indent=2))
         return
+    print_answer(ans)
+
+
+def print_answer(ans: Answer) -> None:
+    """The answer, then its numbered sources with the quotes (or, abstaining, the closest passages)."""
     click.echo(safe_text(ans.text))
     for note in ans.notes:
         click.echo(f"note: {safe_text(note)}", err=True)

@@ -299,11 +299,13 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
 
 # Commands that live in their own modules.
 from ui.ask_command import ask  # noqa: E402
+from ui.chat_command import chat  # noqa: E402
 from ui.ui_command import ui  # noqa: E402
 from ui.eval_command import eval_cmd  # noqa: E402
 from ui.memory_command import memory  # noqa: E402
 
 main.add_command(ask)
+main.add_command(chat)
 main.add_command(ui)
 main.add_command(eval_cmd)
 main.add_command(memory)

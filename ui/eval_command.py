@@ -27,6 +27,23 @@ def _betas(text: str | None) -> tuple[float, ...]:
         raise EvalError(f"--beta takes numbers separated by commas (e.g. 4,8,16), not {text!r}") from None
 
 
+def _conversations(dataset_path: Path, kb_dir: Path | None, out_dir: Path | None, as_json: bool,
+                   limit: int | None) -> None:
+    from eval import conversations_markdown as markdown
+    from eval import run_conversations
+
+    name = _slug(dataset_path.stem if dataset_path.is_file() else dataset_path.name)
+    out_dir = out_dir or Path("eval_reports") / f"{name}-conversations"
+    kb_dir = kb_dir or out_dir / "cache" / f"kb-{name}"
+    report = run_conversations(dataset_path, kb_dir, limit=limit)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "conversations.json").write_text(json.dumps(report.to_dict(), indent=1))
+    (out_dir / "conversations.md").write_text(markdown(report) + "\n")
+    click.echo(json.dumps(report.to_dict(), indent=1) if as_json else markdown(report))
+    if not as_json:
+        click.echo(f"report: {out_dir} (conversations.md, conversations.json)")
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "dataset"
 
@@ -60,9 +77,17 @@ def _slug(name: str) -> str:
               help="Replay this labelled set (JSONL: question, relevant) as thumbs up into a scratch question memory "
                    "first; each hopfield row gets a +memory twin, and replayed questions are not scored.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr [default: when stderr is a terminal].")
+@click.option("--conversations", is_flag=True,
+              help="A conversational set (conversations.jsonl in the BEIR folder, or a JSONL whose lines carry "
+                   "history): first turns and follow-ups as separate rows, each way of reading the conversation side "
+                   "by side, the conversation memory's weights cross-validated across dialogues; --limit counts "
+                   "dialogues.")
 def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, cache_dir, as_json, limit, seed, split,
-             stat_test, depth, candidates, history, progress):
+             stat_test, depth, candidates, history, progress, conversations):
     """Recall@k, MRR, nDCG and hit rate of each retriever on a labelled set, clean and garbled."""
+    if conversations:
+        _conversations(dataset_path, kb_dir, out_dir, as_json, limit)
+        return
     labelled = load_dataset(dataset_path, split=split)
     name = _slug(labelled.name if not dataset_path.is_file() else dataset_path.stem)
     out_dir = out_dir or Path("eval_reports") / name

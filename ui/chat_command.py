@@ -1,0 +1,58 @@
+"""`kb chat`: a conversation in the terminal. Each question is answered with the turns before it
+(follow-ups such as "and for annual plans?" keep their subject); /new starts a new topic; Ctrl+D leaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kb import KBError, KnowledgeBase
+from retriever import RETRIEVERS, AnswerConfig, LLMConfig, answer, make_retriever
+from ui.app_input import question_problem
+from ui.ask_command import print_answer
+from ui.terminal import safe_text
+
+HELP = "Ask a question. /new starts a new topic, /quit or Ctrl+D leaves."
+
+
+@click.command("chat")
+@click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
+              help="Knowledge-base directory.")
+@click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
+@click.option("-k", "--top-k", default=5, show_default=True, help="Passages each answer is drawn from.")
+@click.option("--llm-url", default=None, help="OpenAI-compatible endpoint: follow-ups are rewritten to stand alone "
+                                              "and answers generated (off by default).")
+@click.option("--llm-model", default=None, help="Model name at --llm-url.")
+def chat(kb_dir, retriever_name, top_k, llm_url, llm_model):
+    """Chat with the KB: cited answers, each question read with the conversation before it."""
+    if bool(llm_url) != bool(llm_model):
+        raise click.UsageError("--llm-url and --llm-model go together")
+    config = AnswerConfig(llm=LLMConfig(url=llm_url, model=llm_model) if llm_url else None)
+    retriever = make_retriever(retriever_name, KnowledgeBase(kb_dir), top_k=top_k)
+    history: list[dict[str, str]] = []
+    click.echo(HELP)
+    while True:
+        try:
+            question = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            return
+        if question in ("/quit", "/exit"):
+            return
+        if question == "/new":
+            history = []
+            click.echo("(new topic: the next question is read on its own)")
+            continue
+        problem = question_problem(question) if question else HELP
+        if problem:
+            click.echo(safe_text(problem))
+            continue
+        try:
+            ans = answer(question, retriever, config, history=history)
+        except KBError as exc:
+            click.echo(f"error: {safe_text(exc)}")
+            continue
+        print_answer(ans)
+        click.echo()
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": ans.text}]
