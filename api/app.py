@@ -21,19 +21,20 @@ from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from api import openai_compat
-from api.config import CollectionConfig, ServerConfig
-from api.jobs import SyncJobs
+from api import documents as documents_api
+from api import openai_compat, openapi_links
+from api.config import CollectionConfig, ServerConfig, scrub_paths
+from api.feedback import FeedbackLearner, Lesson
+from api.jobs import JobRunning, SyncJobs
 from api.keys import ApiKey, KeyStore
-from api.limits import BodyLimit
+from api.limits import Gate, GateLimits
 from api.metrics import Metrics
 from api.payloads import (answer_payload, diagnostics_payload, document_payload, history_payload, history_turns,
                           hit_payload, request_filter, stream_answer)
 from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest, SearchRequest, SearchResponse, SyncRequest
-from ingest import IngestConfig, ingest, save_upload, upload_dir
+from ingest import upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
-from retriever import (AnswerConfig, HopfieldConfig, Retriever, answer, learn_from_feedback, make_retriever,
-                       parse_history)
+from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever, parse_history
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
@@ -90,12 +91,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     metrics = Metrics(collections)
     jobs = SyncJobs(load_embedder, on_done=metrics.sync_done, on_committed=collections.refresh)
     key_cache: dict[str, tuple[float, ApiKey | None]] = {}
+    learner = FeedbackLearner(collections.kb)
+    uploads = documents_api.UploadGate(documents_api.UploadLimits(config.upload_slots, config.upload_slots_per_key))
     ready = threading.Event()
     app = FastAPI(title="hopfield-kb", version="1", description=__doc__,
                   openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}])
-    app.add_middleware(BodyLimit, json_bytes=config.max_request_kb * 1024,
-                       upload_bytes=config.max_upload_mb * 2**20 + 64 * 1024)
-    app.middleware("http")(metrics.middleware)
 
     def warm_up() -> None:
         try:
@@ -112,12 +112,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     def _start() -> None:
         threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
 
-    def authenticate(request: Request) -> ApiKey:
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    def key_for(token: str | None) -> ApiKey | None:
+        """The active key a token proves, or None; answers are cached for KEY_CACHE_SECONDS."""
         if not token:
-            raise HTTPException(401, "an API key is needed: send Authorization: Bearer <key> (kb keys create)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            return None
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         now = time.monotonic()
         hit = key_cache.get(digest)
@@ -126,11 +124,22 @@ def create_app(config: ServerConfig) -> FastAPI:
             key_cache[digest] = hit
             if len(key_cache) > 10_000:
                 key_cache.clear()
-        if hit[1] is None:
-            raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         return hit[1]
 
+    def authenticate(request: Request) -> ApiKey:
+        """The key the front gate (api.limits.Gate) checked before the body was read."""
+        key = getattr(request.state, "api_key", None)
+        if key is None:
+            raise HTTPException(401, "an API key is needed: send Authorization: Bearer <key> (kb keys create)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return key
+
     openai_compat.register(app, collections, authenticate)
+    # Key, rate, concurrency and body size are checked first; metrics (added after, so outside it) counts its refusals.
+    app.add_middleware(Gate, authenticate=key_for, limits=GateLimits(
+        json_bytes=config.max_request_kb * 1024, upload_bytes=config.max_upload_mb * 2**20 + 64 * 1024,
+        rate=config.rate_limit, feedback=config.feedback_limit, concurrency=config.concurrency_per_key))
+    app.middleware("http")(metrics.middleware)
 
     def scoped(role: str):
         def check(collection: str, key: ApiKey = Depends(authenticate)) -> ApiKey:
@@ -144,10 +153,14 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     reader, writer = Depends(scoped("read")), Depends(scoped("write"))
 
+    def _oversees(key: ApiKey) -> bool:
+        """An admin that sees every label sees every sync job of its collections."""
+        return key.has_role("admin") and key.sees_everything
+
     @app.exception_handler(KBError)
     def _kb_error(request: Request, exc: KBError) -> JSONResponse:
         status = 409 if isinstance(exc, (EmptyKBError, KBLockedError)) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": scrub_paths(str(exc), config)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -173,10 +186,11 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/v1/metrics", tags=["admin"], response_class=PlainTextResponse)
     def prometheus(key: ApiKey = Depends(authenticate)) -> PlainTextResponse:
-        """Prometheus text format: requests, latencies, KB size, last sync. Needs an admin key."""
+        """Prometheus text format: requests, latencies, KB size, last sync. Needs an admin key; one scoped to some
+        collections or labels sees only their figures."""
         if not key.has_role("admin"):
             raise HTTPException(403, "metrics need an admin key")
-        body, content_type = metrics.render()
+        body, content_type = metrics.render(key)
         return PlainTextResponse(body, media_type=content_type)
 
     @app.get("/v1/collections", tags=["documents"])
@@ -242,22 +256,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     def upload(collection: str, key: ApiKey = writer, file: UploadFile = File(...), doc_key: str | None = Form(None, alias="document_key"),
                visibility: str = Form("internal"), tags: str = Form("")) -> dict:
         """Add a document, or a new version of the one with the same key (by default the file's name):
-        the same document uploaded or synced from a folder is one document with versions."""
-        if key.visible() is not None and visibility not in key.visible():
-            raise HTTPException(403, f"this key cannot write documents with visibility {visibility!r}")
+        the same document uploaded or synced from a folder is one document with versions. Everything is
+        checked before anything is written; a name held by a document this key may not see is refused."""
         data = file.file.read(config.max_upload_mb * 2**20 + 1)
-        name = doc_key or file.filename or ""
-        kb_dir = collections.get(collection).kb_dir
-        saved = save_upload(kb_dir, name, data, config.max_upload_mb)
-        tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
-        report = ingest([saved], kb_dir, IngestConfig(visibility=visibility, tags=tag_list, wait=60.0),
-                        embedder=load_embedder())
-        if report.failed:
-            raise HTTPException(422, "; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed))
-        collections.refresh(collection)
-        stored = collections.kb(collection, create=True).document(saved.name)
-        status = "added" if report.added else "updated" if report.updated else "unchanged"
-        return {"status": status, "document": document_payload(stored)}
+        return documents_api.upload(collections, collection, key, uploads, config.max_upload_mb, data,
+                                    doc_key or file.filename or "", visibility, tags)
 
     @app.delete("/v1/collections/{collection}/documents/{doc_key:path}", tags=["documents"])
     def delete(collection: str, doc_key: str, key: ApiKey = writer) -> dict:
@@ -287,15 +290,21 @@ def create_app(config: ServerConfig) -> FastAPI:
         if any(s.visibility not in (key.visible() or (s.visibility,)) for s in sources):
             raise HTTPException(403, "this key cannot sync folders of a visibility it cannot see")
         try:
-            job = jobs.start(conf, sources, body.dry_run)
+            job = jobs.start(conf, sources, body.dry_run, started_by=key.id)
+        except JobRunning as exc:
+            # The running job's id goes only to the key that started it (or an admin): it names folders and files.
+            mine = exc.job.started_by == key.id or _oversees(key)
+            raise HTTPException(409, f"a sync of {collection!r} is already running"
+                                     + (f" (job {exc.job.id})" if mine else "") + "; wait for it") from None
         except KBError as exc:
-            raise HTTPException(409 if "already running" in str(exc) else 400, str(exc)) from None
+            raise HTTPException(400, str(exc)) from None
         return job.as_dict()
 
     @app.get("/v1/collections/{collection}/sync/{job_id}", tags=["documents"])
     def sync_status(collection: str, job_id: str, key: ApiKey = writer) -> dict:
+        """A job's progress and result: only for the key that started it, and for admins."""
         job = jobs.get(job_id)
-        if job is None or job.collection != collection:
+        if job is None or job.collection != collection or not (job.started_by == key.id or _oversees(key)):
             raise HTTPException(404, f"no sync job {job_id!r} in {collection!r}")
         return job.as_dict()
 
@@ -310,9 +319,11 @@ def create_app(config: ServerConfig) -> FastAPI:
                 raise HTTPException(404, f"no passage {body.chunk_id} in {collection!r}")
             source = record.doc_source
         row = kb.add_feedback(body.question, body.chunk_id, source, body.helpful, by=f"key:{key.id}")
-        learn_from_feedback(kb, body.question, [body.chunk_id], body.helpful, user=f"key:{key.id}")  # question memory
+        if body.chunk_id is not None:  # the question memory learns it within FLUSH_SECONDS, batched (api/feedback.py)
+            learner.add(Lesson(collection, body.question, body.chunk_id, body.helpful, f"key:{key.id}"))
         return {"id": row}
 
+    openapi_links.add_links(app)
     app.state.collections = collections
     app.state.jobs = jobs
     return app

@@ -6,9 +6,12 @@ CLI package and this one stay beside each other without importing each other.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -29,8 +32,7 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
                    keys_path: Path | None) -> ServerConfig:
     if config is not None:
         loaded = load_config(config)
-        return loaded if keys_path is None else ServerConfig(loaded.collections, keys_path.resolve(),
-                                                             loaded.max_upload_mb, loaded.max_request_kb)
+        return loaded if keys_path is None else dataclasses.replace(loaded, keys_path=keys_path.resolve())
     return single_collection(kb_dir, keys_path or DEFAULT_KEYS, list(sources), visibility)
 
 
@@ -46,6 +48,9 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
               help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+# Explicit, not uvicorn's silent fallback: httptools (from uvicorn[standard]) is what the limits were measured with.
+@click.option("--http", "http_parser", type=click.Choice(["httptools", "h11"]), default="httptools", show_default=True,
+              help="HTTP/1.1 parser (h11: the pure-Python one).")
 # Optional value: `kb serve --ray` (this machine's cluster, RAY_ADDRESS, or a fresh local Ray) or `--ray HOST:PORT`.
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Serve replicated on a Ray cluster with Ray Serve (HOST:PORT of its head; none: this machine's).")
@@ -54,12 +59,12 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
               help="With --ray: autoscale between --replicas and this many on load.")
 @click.option("--replica-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
               help="With --ray: CPUs each replica reserves.")
-def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, ray_address, replicas, max_replicas,
-          replica_cpus):
+def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, http_parser, ray_address, replicas,
+          max_replicas, replica_cpus):
     """Serve the HTTP API (search, cited answers, documents, sync jobs; OpenAPI docs at /docs)."""
     try:
         config = _server_config(config_path, kb_dir, sources, visibility, keys_path)
-        active = [k for k in KeyStore(config.keys_path).list() if k.revoked_at is None]
+        active = [k for k in KeyStore(config.keys_path).list() if k.active()]
     except KBError as exc:
         _fail(str(exc))
     if not active:
@@ -84,7 +89,7 @@ def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, ray_a
     click.echo(f"Serving {names} on http://{host}:{port} (API docs: /docs; Ctrl+C stops)", err=True)
     # On SIGTERM, requests in flight get 10 s to finish; then the server stops regardless.
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, http=http_parser)
 
 
 @click.group("keys")
@@ -114,36 +119,61 @@ def _with_store(func):
     return func
 
 
+def _expiry(value: str | None) -> float | None:
+    """--expires: a duration from now (90d, 12h, 4w, 30m) or a date (2027-01-31); None for never."""
+    if not value:
+        return None
+    match = re.fullmatch(r"\s*(\d{1,5})\s*([mhdw])\s*", value)
+    if match:
+        unit = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
+        return time.time() + int(match.group(1)) * unit
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise KBError(f"--expires {value!r}: give a duration such as 90d, 12h or 4w, or a date such as 2027-01-31") \
+            from None
+    return (when if when.tzinfo else when.astimezone()).timestamp()
+
+
+def _when(timestamp: float | None, never: str) -> str:
+    return dt.datetime.fromtimestamp(timestamp).isoformat(timespec="seconds") if timestamp else never
+
+
 @keys.command("create")
 @_with_store
 @click.option("--name", required=True, help="Who or what uses the key (e.g. helpdesk-bot).")
 @click.option("--role", type=click.Choice(ROLES), default="read", show_default=True,
               help="read: search, ask, documents, feedback; write: also upload, delete, sync; admin: also metrics.")
-@click.option("--collections", default="*", show_default=True, help="Comma-separated collection names, or *.")
-@click.option("--visibility", default="*", show_default=True,
+# No default scope wider than asked for: a key names its collections and labels (* must be written out).
+@click.option("--collections", required=True, help="Comma-separated collection names, or * for all.")
+@click.option("--visibility", required=True,
               help="Comma-separated labels the key may see (e.g. public), or * for all.")
+@click.option("--expires", default=None, metavar="WHEN",
+              help="Refuse the key after this: a duration (90d, 12h, 4w) or a date (2027-01-31). Default: never.")
 @click.option("--json", "as_json", is_flag=True)
-def create(config_path, keys_path, name, role, collections, visibility, as_json):
+def create(config_path, keys_path, name, role, collections, visibility, expires, as_json):
     """Create a key and print it once (it is stored hashed and cannot be shown again)."""
     try:
-        token, record = _store(config_path, keys_path).create(name, role, collections.split(","), visibility.split(","))
+        token, record = _store(config_path, keys_path).create(name, role, collections.split(","), visibility.split(","),
+                                                              expires_at=_expiry(expires))
     except KBError as exc:
         _fail(str(exc))
     if as_json:
         click.echo(json.dumps({"key": token, "id": record.id, "name": record.name, "role": record.role,
-                               "collections": list(record.collections), "visibility": list(record.visibility)}))
+                               "collections": list(record.collections), "visibility": list(record.visibility),
+                               "expires_at": record.expires_at}))
         return
     click.echo(token)
     click.echo(f"key {record.id} ({record.name}): role {record.role}, collections {','.join(record.collections)}, "
-               f"visibility {','.join(record.visibility)}. Store it now: it is not kept and cannot be shown again.",
-               err=True)
+               f"visibility {','.join(record.visibility)}, expires {_when(record.expires_at, 'never')}. "
+               "Store it now: it is not kept and cannot be shown again.", err=True)
 
 
 @keys.command("list")
 @_with_store
 @click.option("--json", "as_json", is_flag=True)
 def list_keys(config_path, keys_path, as_json):
-    """Every key's id, name, role and scope (never the key itself)."""
+    """Every key's id, name, role, scope, expiry and last use (never the key itself)."""
     try:
         records = _store(config_path, keys_path).list()
     except KBError as exc:
@@ -152,10 +182,11 @@ def list_keys(config_path, keys_path, as_json):
         click.echo(json.dumps([r.__dict__ for r in records], indent=2))
         return
     for r in records:
-        when = dt.datetime.fromtimestamp(r.created_at).isoformat(timespec="seconds")
-        state = "revoked" if r.revoked_at else "active"
+        state = "revoked" if r.revoked_at else "expired" if not r.active() else "active"
         click.echo(f"{r.id}  {state:<7}  {r.role:<5}  collections={','.join(r.collections)}  "
-                   f"visibility={','.join(r.visibility)}  created {when}  {json.dumps(r.name)}")
+                   f"visibility={','.join(r.visibility)}  created {_when(r.created_at, '-')}  "
+                   f"expires {_when(r.expires_at, 'never')}  last used {_when(r.last_used_at, 'never')}  "
+                   f"{json.dumps(r.name)}")
 
 
 @keys.command("revoke")

@@ -5,6 +5,11 @@ A TOML file (kb serve --config server.toml):
     keys = "keys.sqlite"             # the API key store; relative paths are relative to this file
     max_upload_mb = 20               # per uploaded file
     max_request_kb = 256             # per JSON request body
+    rate_limit = "1200/10 seconds"   # requests per key, moving window ("limits" notation; ";" joins windows)
+    concurrency_per_key = 48         # requests of one key in progress at once
+    feedback_limit = "30/minute"     # feedback posts per key
+    upload_slots = 4                 # uploads parsed at once by the server ...
+    upload_slots_per_key = 2         # ... of which one key may hold this many
 
     [collections.billing]
     kb_dir = "kbs/billing"
@@ -25,7 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import KBError, check_labels
+from kb import KBError, check_labels, without_paths
 
 COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -65,12 +70,34 @@ class ServerConfig:
     max_upload_mb: int = 20
     max_request_kb: int = 256
     extra: dict = field(default_factory=dict)
+    # Per-key limits (docs/security.md): generous enough for 32 busy clients sharing one key.
+    rate_limit: str = "1200/10 seconds"  # 120/s on average, bursts allowed: 32 busy clients make ~60/s
+    concurrency_per_key: int = 48
+    feedback_limit: str = "30/minute"
+    upload_slots: int = 4
+    upload_slots_per_key: int = 2
 
     def __post_init__(self) -> None:
         if not self.collections:
             raise KBError("the server has no collections: add [collections.NAME] with kb_dir to the config")
         if not 0 < self.max_upload_mb <= 1024 or not 0 < self.max_request_kb <= 65536:
             raise KBError("max_upload_mb must be in 1..1024 and max_request_kb in 1..65536")
+        if not 1 <= self.concurrency_per_key <= 10_000:
+            raise KBError("concurrency_per_key must be in 1..10000")
+        if not 1 <= self.upload_slots_per_key <= self.upload_slots <= 64:
+            raise KBError("need 1 <= upload_slots_per_key <= upload_slots <= 64")
+        for name in ("rate_limit", "feedback_limit"):
+            _check_rate(name, getattr(self, name))
+
+
+def _check_rate(name: str, value: str) -> None:
+    from limits import parse_many
+
+    try:
+        if not parse_many(value):
+            raise ValueError("empty")
+    except ValueError as exc:
+        raise KBError(f"{name} = {value!r} is not a rate such as \"100/second\" or \"30/minute;500/hour\" ({exc})") from None
 
 
 def _source(raw: dict, base: Path, where: str) -> SourceConfig:
@@ -99,8 +126,16 @@ def load_config(path: Path) -> ServerConfig:
             raise KBError(f"{path}: collection {name!r} needs kb_dir")
         sources = tuple(_source(s, base, f"{path} [collections.{name}]") for s in body.get("sources", []))
         collections[name] = CollectionConfig(name, (base / str(body["kb_dir"])).resolve(), sources)
+    try:
+        limits = {name: kind(raw[name]) for name, kind in _LIMITS.items() if name in raw}
+    except (TypeError, ValueError) as exc:
+        raise KBError(f"{path}: a limit is not a number or rate ({exc})") from None
     return ServerConfig(collections=collections, keys_path=(base / str(raw.get("keys", "keys.sqlite"))).resolve(),
-                        max_upload_mb=int(raw.get("max_upload_mb", 20)), max_request_kb=int(raw.get("max_request_kb", 256)))
+                        **limits)
+
+
+_LIMITS = {"max_upload_mb": int, "max_request_kb": int, "rate_limit": str, "concurrency_per_key": int,
+           "feedback_limit": str, "upload_slots": int, "upload_slots_per_key": int}
 
 
 def single_collection(kb_dir: Path, keys_path: Path, sources: list[Path] = (), visibility: str = "internal"
@@ -109,3 +144,13 @@ def single_collection(kb_dir: Path, keys_path: Path, sources: list[Path] = (), v
     srcs = tuple(SourceConfig(Path(s).resolve(), visibility) for s in sources)
     return ServerConfig(collections={"default": CollectionConfig("default", Path(kb_dir).resolve(), srcs)},
                         keys_path=Path(keys_path).resolve())
+
+
+def scrub_paths(text: str, config: ServerConfig) -> str:
+    """text without the server's paths, for a reply: a collection's folder becomes its name, a source folder its
+    name, the key store "the key store", and any other absolute path its last part (kb.without_paths)."""
+    names = {str(config.keys_path): "the key store"}
+    for c in config.collections.values():
+        names.update({str(s.path): s.key_prefix.strip("/") or s.path.name for s in c.sources})
+        names[str(c.kb_dir)] = f"collection {c.name}"
+    return without_paths(text, names)

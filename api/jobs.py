@@ -3,7 +3,9 @@
 One sync per collection runs at a time (a second request is told which job is running). Each
 source folder is one ingest run with mirror=True and that source's visibility and tags; each
 commits atomically on its own, so a job stopped halfway leaves every folder at its old or new
-version. Jobs live in memory: the last 100 are kept.
+version. Jobs live in memory: the last 100 are kept. A job is visible to the key that started it
+(and to admins): its id and result are never shown to another key, and results name source folders
+and files by their keys, never by a server path.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from api.config import CollectionConfig, SourceConfig
@@ -36,16 +39,53 @@ class SyncJob:
     finished_at: float | None = None
     results: list[dict] = field(default_factory=list)
     error: str | None = None
+    started_by: str = ""  # the key id that started it: only it (and admins) may see the job
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["started_by"]
+        return out
 
 
-def report_dict(source: str, report: IngestReport) -> dict:
-    return {"source": source, "counts": report.counts(), "added": list(report.added), "updated": list(report.updated),
-            "removed": list(report.removed), "failed": [{"path": f.path, "reason": f.reason} for f in report.failed],
+def source_name(source: SourceConfig) -> str:
+    """What a reply calls a configured source folder: its key prefix or folder name, never its server path."""
+    return source.key_prefix.strip("/") or source.path.name
+
+
+def _relative(path: str, root: Path) -> str:
+    """A failed file as its key inside the source folder; a path outside it by its file name only."""
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return Path(path).name
+
+
+def _scrub(text: str, root: Path) -> str:
+    """A message without the server's paths: the source folder's path becomes its name."""
+    return text.replace(str(root), root.name)
+
+
+def report_dict(source: SourceConfig, report: IngestReport) -> dict:
+    root = source.path
+    return {"source": source_name(source), "counts": report.counts(), "added": list(report.added),
+            "updated": list(report.updated), "removed": list(report.removed),
+            "failed": [{"path": _relative(f.path, root), "reason": _scrub(f.reason, root)} for f in report.failed],
             "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
             "seconds": round(report.seconds, 3)}
+
+
+class JobRunning(KBError):
+    """A sync of the collection is already running: job."""
+
+    def __init__(self, job: SyncJob) -> None:
+        super().__init__(f"a sync of {job.collection!r} is already running; wait for it")
+        self.job = job
+
+
+def _scrub_all(text: str, collection: CollectionConfig) -> str:
+    for source in collection.sources:
+        text = _scrub(text, source.path)
+    return text.replace(str(collection.kb_dir), collection.name)
 
 
 class SyncJobs:
@@ -60,16 +100,19 @@ class SyncJobs:
         self._running: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def start(self, collection: CollectionConfig, sources: tuple[SourceConfig, ...], dry_run: bool = False) -> SyncJob:
-        """A new job (running in the background), or KBError naming the job already running for collection."""
+    def start(self, collection: CollectionConfig, sources: tuple[SourceConfig, ...], dry_run: bool = False,
+              started_by: str = "") -> SyncJob:
+        """A new job (running in the background), or JobRunning when collection has one (its id is for the
+        key that started it: the caller decides what to tell)."""
         if not sources:
             raise KBError(f"collection {collection.name!r} has no source folders to sync: add sources to its "
                           "[[collections.NAME.sources]] in the server config")
         with self._lock:
             running = self._running.get(collection.name)
             if running:
-                raise KBError(f"a sync of {collection.name!r} is already running (job {running}); wait for it")
-            job = SyncJob(uuid.uuid4().hex[:12], collection.name, tuple(str(s.path) for s in sources), dry_run)
+                raise JobRunning(self._jobs[running])
+            job = SyncJob(uuid.uuid4().hex[:12], collection.name, tuple(source_name(s) for s in sources), dry_run,
+                          started_by=started_by)
             self._jobs[job.id] = job
             self._running[collection.name] = job.id
             while len(self._jobs) > KEEP:
@@ -95,14 +138,14 @@ class SyncJobs:
                 config = IngestConfig(mirror=True, dry_run=job.dry_run, wait=60.0, visibility=source.visibility,
                                       tags=source.tags, key_prefix=source.key_prefix, base_url=source.base_url)
                 report = ingest([source.path], collection.kb_dir, config, embedder=embedder, on_progress=progress)
-                job.results.append(report_dict(str(source.path), report))
+                job.results.append(report_dict(source, report))
             if self._on_committed is not None and not job.dry_run:
                 self._on_committed(collection.name)
             job.state, job.progress = "done", 1.0
         except KBError as exc:
-            job.state, job.error = "failed", str(exc)
+            job.state, job.error = "failed", _scrub_all(str(exc), collection)
         except Exception as exc:  # noqa: BLE001 - a job reports every failure instead of dying silently
-            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            job.state, job.error = "failed", _scrub_all(f"{type(exc).__name__}: {exc}", collection)
         finally:
             job.finished_at = time.time()
             with self._lock:

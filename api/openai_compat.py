@@ -21,25 +21,42 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from api.payloads import answer_pieces, citation_payload, history_payload, request_filter
-from api.schemas import ChatRequest
+from api.schemas import AskRequest, ChatRequest
 from retriever import AnswerConfig, answer
 
 
-def _text(content) -> str:
-    """A message's text: a string, or the text parts of [{"type": "text", "text": ...}, ...]."""
-    if isinstance(content, list):
-        content = " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return content.strip() if isinstance(content, str) else ""
+# The question cap of /search and /ask, for the chat endpoint's question too.
+QUESTION_MAX = next(m.max_length for m in AskRequest.model_fields["question"].metadata if hasattr(m, "max_length"))
+
+
+def _text(content, where: str) -> str:
+    """A message's text: a string, or the text parts of [{"type": "text", "text": ...}, ...] (other part types are
+    skipped); 422 naming the part whose text is not a string."""
+    if content is None or isinstance(content, str):
+        return (content or "").strip()
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type", "text") != "text":
+            continue
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise HTTPException(422, f"{where}.content[{j}].text: must be a string, not {type(text).__name__}")
+        texts.append(text)
+    return " ".join(texts).strip()
 
 
 def _conversation(body: ChatRequest) -> tuple[str, list[dict]]:
-    """The question (the last user message with text) and the user and assistant messages before it."""
+    """The question (the last user message with text, at most QUESTION_MAX characters) and the user and assistant
+    messages before it."""
+    texts = [_text(m.content, f"messages[{i}]") for i, m in enumerate(body.messages)]
     for i in range(len(body.messages) - 1, -1, -1):
-        message = body.messages[i]
-        if message.role == "user" and _text(message.content):
-            history = [{"role": m.role, "content": _text(m.content)} for m in body.messages[:i]
+        if body.messages[i].role == "user" and texts[i]:
+            if len(texts[i]) > QUESTION_MAX:
+                raise HTTPException(422, f"messages[{i}].content: the question is {len(texts[i]):,} characters; "
+                                         f"at most {QUESTION_MAX:,}")
+            history = [{"role": m.role, "content": texts[j]} for j, m in enumerate(body.messages[:i])
                        if m.role in ("user", "assistant")]
-            return _text(message.content), history
+            return texts[i], history
     raise HTTPException(422, "messages holds no user message with text to answer")
 
 

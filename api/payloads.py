@@ -9,7 +9,7 @@ from typing import Iterator
 
 from api.keys import ApiKey
 from api.schemas import Filters
-from kb import DocumentFilter
+from kb import DocumentFilter, web_url
 
 _PIECE = re.compile(r".*?\[\d+\]\s*|.+$", re.S)
 
@@ -32,13 +32,20 @@ def hit_payload(h) -> dict:
     return {"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": c.id, "document": c.doc_source,
             "name": c.doc_name, "title": c.doc_title, "version": c.doc_version, "visibility": c.doc_visibility,
             "page": c.page, "section": c.section, "char_start": c.char_start, "char_end": c.char_end, "text": c.text,
-            "ocr_confidence": c.ocr_confidence, "url": c.doc_url}
+            "ocr_confidence": c.ocr_confidence, "url": web_url(c.doc_url)}
 
 
 def citation_payload(c) -> dict:
     return {"n": c.n, "chunk_id": c.chunk_id, "document": c.doc_source, "name": c.doc_name, "title": c.doc_title,
             "version": c.doc_version, "page": c.page, "section": c.section, "start": c.start, "end": c.end,
-            "quote": c.quote, "ocr_confidence": c.chunk.ocr_confidence, "url": c.chunk.doc_url}
+            "quote": c.quote, "ocr_confidence": c.chunk.ocr_confidence, "url": web_url(c.chunk.doc_url)}
+
+
+# What a key scoped to some labels gets of the reader's diagnostics: only what is computed from documents it may
+# see. Repairs, garble and the character gate come from the vocabulary of the whole KB (a made-up word and a word
+# found only in internal documents differ there), the energy trace and entropy follow the gate, and the memory's
+# suggestions come from earlier questions of other keys: all are left out.
+SCOPED_DIAGNOSTICS = ("beta", "candidates")
 
 
 def diagnostics_payload(result, key: ApiKey) -> dict | None:
@@ -47,10 +54,7 @@ def diagnostics_payload(result, key: ApiKey) -> dict | None:
         return None
     out = asdict(d)
     if not key.sees_everything:
-        # Query repair settles on any word of the KB, internal documents included: never show it to a scoped key.
-        out.pop("repairs", None)
-        out.pop("query_used", None)
-        out.pop("memory", None)  # earlier questions, other keys' included
+        out = {k: v for k, v in out.items() if k in SCOPED_DIAGNOSTICS}
     return out
 
 
@@ -80,7 +84,7 @@ def history_turns(messages) -> list[dict]:
 def document_payload(d) -> dict:
     return {"key": d.source, "name": d.name, "title": d.title, "kind": d.kind, "version": d.version,
             "ingested_at": d.ingested_at, "chunks": d.n_chunks, "size_bytes": d.size_bytes,
-            "visibility": d.visibility, "tags": list(d.tags), "url": d.url, "updated_at": d.updated_at}
+            "visibility": d.visibility, "tags": list(d.tags), "url": web_url(d.url), "updated_at": d.updated_at}
 
 
 def sse(event: str, data) -> str:

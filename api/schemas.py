@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,7 @@ MAX_HISTORY_MESSAGES = 200
 MAX_HISTORY_CHARS = HistoryConfig().max_chars
 
 Retriever = Literal[RETRIEVERS]  # type: ignore[valid-type]
+Label = Annotated[str, Field(max_length=64)]  # a tag or visibility label (kb.check_labels: at most 64 characters)
 
 
 class Filters(BaseModel):
@@ -21,9 +22,9 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     key_prefix: str | None = Field(None, max_length=500, description="document keys starting with this, e.g. 'policies/'")
-    kinds: list[Literal["pdf", "markdown", "html", "text"]] | None = Field(None, max_length=4)
-    tags: list[str] | None = Field(None, max_length=32, description="documents carrying at least one of these tags")
-    visibility: list[str] | None = Field(None, max_length=16, description="within what the key may see")
+    kinds: list[Literal["pdf", "markdown", "html", "text", "docx"]] | None = Field(None, max_length=5)
+    tags: list[Label] | None = Field(None, max_length=32, description="documents carrying at least one of these tags")
+    visibility: list[Label] | None = Field(None, max_length=16, description="within what the key may see")
     ingested_after: float | None = Field(None, ge=0, le=1e11, description="Unix time, seconds")
 
 
@@ -83,7 +84,8 @@ class FeedbackRequest(BaseModel):
 
 class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sources: list[str] | None = Field(None, max_length=64, description="configured source folders (default: all)")
+    sources: list[Annotated[str, Field(max_length=500)]] | None = Field(
+        None, max_length=64, description="configured source folders (default: all)")
     dry_run: bool = False
 
 

@@ -209,6 +209,8 @@ def main() -> int:
                         job = c.post("/v1/collections/bench/sync", headers=headers, json={}).json()
                         while True:
                             state = c.get(f"/v1/collections/bench/sync/{job['id']}", headers=headers).json()
+                            if "state" not in state:
+                                raise SystemExit(f"the sync job's status: {state}")
                             if state["state"] != "running" and state["state"] != "queued":
                                 break
                             time.sleep(0.2)

@@ -22,7 +22,8 @@ from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord
 from ingest.ray_engine import RayConfig, RayEngine, RayIngestError, connect_ray
 from ingest.tokens import cl100k, count_tokens
 from ingest.worker import Budget
-from ingest.uploads import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir
+from ingest.uploads import (ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, check_upload, safe_upload_name, save_upload,
+                            staged_upload, upload_dir)
 
 __all__ = [
     "Budget",
@@ -30,5 +31,5 @@ __all__ = [
     "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
     "parse_file", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
     "cl100k", "count_tokens",
-    "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir",
+    "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir", "check_upload", "staged_upload",
 ]

@@ -26,7 +26,7 @@ from ingest.ocr import OcrConfig
 from ingest.parse import parse_file, shown
 from ingest.worker import Budget, worker_for
 from kb import (Embedder, EmbedderConfig, KBWriteError, KnowledgeBase, NewDocument, check_labels, load_embedder,
-                retrieval_text)
+                retrieval_text, web_url)
 
 # Vectors are saved to the KB's embedding cache every this many chunks, so a crashed
 # run's embedding work is reused by the next run.
@@ -393,11 +393,11 @@ def _exported_as(doc: NewDocument, export: tuple[Path, Article] | None, base_url
     Confluence page's) resolved against base_url."""
     if export is not None:
         path, article = export
-        return replace(doc, url=article.url, updated_at=article.updated_at, path=shown(path),
+        return replace(doc, url=web_url(article.url), updated_at=article.updated_at, path=shown(path),
                        name=shown(f"{path.name}#{article.id}"))
     if doc.url and base_url and "://" not in doc.url:
-        return replace(doc, url=urljoin(base_url.rstrip("/") + "/", doc.url))
-    return doc
+        return replace(doc, url=web_url(urljoin(base_url.rstrip("/") + "/", doc.url)))
+    return replace(doc, url=web_url(doc.url)) if doc.url else doc
 
 
 def _stored(kb: KnowledgeBase) -> dict:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import unicodedata
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ingest.loaders import SUPPORTED
 from kb import KBError
@@ -45,18 +48,55 @@ def upload_dir(kb_dir: Path) -> Path:
     return Path(kb_dir).resolve() / UPLOAD_DIR
 
 
-def save_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Path:
-    """Write an uploaded file into KB_DIR/uploads under its sanitised name (replacing an older upload of that name)."""
+def check_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Path:
+    """Where an upload would be saved, after every check that needs no write: size, content, type, name.
+    Raises KBError naming the file and the reason. Writes nothing."""
     if len(data) > max_mb * 2**20:
         raise KBError(f"{name!r} is {len(data) / 2**20:.1f} MB, over the {max_mb} MB upload limit")
     if not data.strip():
         raise KBError(f"{name!r} is empty")
     folder = upload_dir(kb_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     dest = (folder / safe_upload_name(name)).resolve()
     if dest.parent != folder:  # belt and braces: the sanitised name can never leave the folder
         raise KBError(f"{name!r}: refused, the name points outside the uploads folder")
-    tmp = dest.with_name(f".{dest.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
     return dest
+
+
+def _write_private(folder: Path, stem: str, data: bytes) -> Path:
+    """data in a new file of its own in folder (0600): two uploads of one name never share a temp file."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return Path(tmp)
+
+
+def save_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Path:
+    """Write an uploaded file into KB_DIR/uploads under its sanitised name (replacing an older upload of that name)."""
+    dest = check_upload(kb_dir, name, data, max_mb)
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.replace(_write_private(dest.parent, dest.name, data), dest)
+    return dest
+
+
+@contextmanager
+def staged_upload(kb_dir: Path, name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Iterator[Path]:
+    """save_upload whose replacement is undone if the block raises: the older original under uploads/ is put
+    back (or the new file removed), so a refused or failed upload leaves the stored original as it was."""
+    dest = check_upload(kb_dir, name, data, max_mb)
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    new = _write_private(dest.parent, dest.name, data)
+    backup = None
+    if dest.exists():
+        backup = new.with_name(new.name.removesuffix(".part") + ".old")
+        os.replace(dest, backup)
+    os.replace(new, dest)
+    try:
+        yield dest
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, dest)
+        else:
+            dest.unlink(missing_ok=True)
+        raise
+    if backup is not None:
+        backup.unlink(missing_ok=True)

@@ -24,10 +24,13 @@ from ingest.loaders import LoadError
 
 @dataclass(frozen=True)
 class Budget:
-    """Per-file limits: seconds of wall time and MB of address space for parsing and chunking one file."""
+    """Per-file limits: seconds of wall time and MB of address space for parsing and chunking one file.
+    lane: budgets that differ only in lane get separate worker processes (the API gives each key its own,
+    so one key's long scan never holds another key's uploads)."""
 
     seconds: float = 60.0
     memory_mb: int = 3072
+    lane: str = ""
 
     def __post_init__(self) -> None:
         from kb import KBError

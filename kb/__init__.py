@@ -9,6 +9,7 @@ Public surface:
     NewDocument, NewChunk, DocumentInfo, ChunkRecord, HistoryEntry, Feedback, retrieval_text   records
     OCR_LOW_CONFIDENCE, ocr_note             when a page read by OCR is flagged, and how citations say so
     DocumentFilter, check_labels             which documents a search may use; visibility / tag rules
+    web_url                                  an exported address kept only when it is http(s)
     KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
     FAULT_POINTS                             named crash points for fault tests (see kb/faults.py)
     ConversationStore, ConversationConfig, Conversation, ConversationTurn, new_id   saved chats (kb/conversations.py)
@@ -21,11 +22,11 @@ from kb.conversations import Conversation, ConversationConfig, ConversationStore
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
 from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder, resolve_model_path
-from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError
+from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
-                        NewChunk, NewDocument, check_labels, ocr_note, retrieval_text)
+                        NewChunk, NewDocument, check_labels, ocr_note, retrieval_text, web_url)
 from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
 from kb.vector_index import IndexConfig, Snapshot
 
@@ -34,7 +35,7 @@ __all__ = [
     "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",
-    "check_labels", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note",
+    "check_labels", "web_url", "without_paths", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",
     "IndexConfig", "Snapshot",
     "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",

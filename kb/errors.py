@@ -1,6 +1,7 @@
 """Exceptions raised by the knowledge base. Each message names the fix."""
 
 import errno
+import re
 import sqlite3
 
 
@@ -78,3 +79,14 @@ def damaged_database(kb_dir: object, exc: BaseException) -> KBError:
         "cannot be rebuilt from the snapshot files: restore it from a backup, or rebuild the KB by syncing its "
         "folders into a new --kb-dir"
     )
+
+
+_ABSOLUTE = re.compile(r"(?<![\w.~:/-])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+
+
+def without_paths(text: str, names: dict[str, str] | None = None) -> str:
+    """text for a reply or a page, without the server's paths: each path in names becomes its name (longest
+    first), any other absolute path its last part. A message names things by their keys and names."""
+    for path, name in sorted((names or {}).items(), key=lambda p: -len(p[0])):
+        text = text.replace(path, name)
+    return _ABSOLUTE.sub(lambda m: m.group(1) or "(a server folder)", text)

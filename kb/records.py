@@ -87,6 +87,18 @@ VISIBILITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 TAG = re.compile(r"^[\w][\w .:/-]{0,63}$", re.UNICODE)
 
 
+def web_url(url: str) -> str:
+    """url when it is an absolute http(s) address, else "": addresses come from exports (anyone who can edit a
+    help-centre article writes them), and a javascript: or data: link must never reach a client or a page."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit((url or "").strip())
+    except ValueError:
+        return ""
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
+
+
 def check_labels(visibility: str, tags: tuple[str, ...] | list[str]) -> tuple[str, tuple[str, ...]]:
     """(visibility, tags) checked: a visibility is a lower-case word (internal, public, ...); a tag is up to
     64 word characters, spaces or .:/-. Raises KBError naming the bad value and the rule."""

@@ -175,7 +175,7 @@ class KnowledgeBase:
         if not self.dir.exists():
             if not create:
                 raise KBError(f"no knowledge base at {self.dir}: run `kb ingest PATH --kb-dir {self.dir}` first")
-            self.dir.mkdir(parents=True)
+            self.dir.mkdir(parents=True, mode=0o700)  # documents may be internal: only the owner enters
         if not (self.dir / DB_NAME).exists() and not create:
             raise KBError(f"{self.dir} is not a knowledge base (no {DB_NAME}); run `kb ingest PATH --kb-dir {self.dir}`")
         self.manifest: Manifest | None = read_manifest(self.dir)

@@ -341,3 +341,52 @@ def test_a_follow_up_is_answered_with_the_saved_conversation_until_new_topic(kb_
     ask(at, "and for annual plans?")
     fresh = TurnView.from_dict(ConversationStore(kb_copy).turns(conv)[2].answer)
     assert fresh.extra.get("new_topic") and "refund" not in fresh.sources[0].quote.lower()
+
+
+def test_wrong_passwords_lock_the_sign_in_out_and_the_password_is_stored_memory_hard(kb_copy, monkeypatch):
+    from ui import app_signin
+    from ui.ui_command import SIGN_IN_ENV, sign_in_token
+
+    token = sign_in_token("correct horse battery")
+    assert token.startswith("scrypt$") and "correct horse battery" not in token
+    monkeypatch.setenv(SIGN_IN_ENV, token)
+    app_signin._limiter.clear()
+    try:
+        at = open_app(kb_copy, monkeypatch)
+        for _ in range(5):
+            at.text_input(key="sign_in_password").input("wrong password")
+            at.button[0].click().run()
+            assert [e.value for e in at.error] == ["Wrong password."]
+        # Locked out: even the right password is refused until the window has passed.
+        at.text_input(key="sign_in_password").input("correct horse battery")
+        at.button[0].click().run()
+        assert not at.chat_input and "Too many wrong passwords" in at.error[0].value
+    finally:
+        app_signin._limiter.clear()
+
+
+def test_a_link_to_another_sessions_conversation_is_refused(kb_copy, monkeypatch):
+    from kb import ConversationStore
+
+    store = ConversationStore(kb_copy)
+    theirs = store.create("attacker-session-0123456789", title="Planted")
+    store.add_turn(theirs.id, "planted question", {"question": "planted question"})
+    at = AppTest.from_file(APP, default_timeout=600)
+    monkeypatch.setenv(KB_DIR_ENV, str(kb_copy))
+    at.query_params["s"], at.query_params["c"] = "victim-session-0123456789", theirs.id
+    at.run()
+    assert not at.exception
+    assert any("another browser session" in w.value for w in at.warning)
+    assert len(at.chat_message) == 0 and "c" not in at.query_params
+    ask(at, QUESTIONS[0]["question"])
+    assert store.get(theirs.id).n_turns == 1  # nothing was written into theirs
+    assert at.query_params["c"] != theirs.id
+
+
+def test_app_messages_name_the_kb_folder_without_its_server_path(tmp_path, monkeypatch):
+    monkeypatch.setenv(KB_DIR_ENV, str(tmp_path / "team-kb"))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    assert not at.exception
+    shown = (" ".join(w.value for w in at.warning) + " ".join(e.value for e in at.error)).replace("\\", "")
+    assert "no knowledge base at team-kb" in shown and str(tmp_path) not in shown, shown

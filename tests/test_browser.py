@@ -219,6 +219,23 @@ def test_conversation_survives_a_reload_and_exports_as_markdown_with_footnotes(p
     assert dl.value.suggested_filename.endswith(".md")
 
 
+def test_a_planted_conversation_link_does_not_join_another_browsers_conversation(page, browser):
+    # The attacker asks in their own browser and sends the victim the page's URL (?s=...&c=...).
+    ask(page, QUESTIONS[0]["question"])
+    planted = page.url
+    assert "c=" in planted
+    victim = open_page(browser, planted)  # another browser context: its own cookies
+    try:
+        expect(victim.get_by_text("That conversation belongs to another browser session")).to_be_visible()
+        assert victim.locator(".kb-answer").count() == 0  # the attacker's conversation is not shown ...
+        ask(victim, QUESTIONS[1]["question"])
+        assert victim.url.split("c=")[1].split("&")[0] != planted.split("c=")[1].split("&")[0]
+        page.reload()  # ... and the victim's question did not land in it
+        expect(page.locator(".kb-answer")).to_have_count(1)
+    finally:
+        victim.context.close()
+
+
 def test_a_follow_up_cites_the_annual_plan_refund_passage_and_new_topic_reads_it_alone(page):
     ask(page, "How long is the refund window?")
     ask(page, "and for annual plans?")

@@ -253,6 +253,9 @@ def test_read_only_kb_directory_fails_clearly_and_keeps_the_kb(server, embedder)
         docs, kb_dir, prev = _fresh_kb(server, root)
         write_revision(docs, 1)
         if os.geteuid() == 0:
+            # kb creates its files owner-only (0700/0600): let `nobody` read them, so that only writing fails.
+            for p in [kb_dir, *kb_dir.rglob("*")]:
+                p.chmod(p.stat().st_mode | (0o055 if p.is_dir() else 0o044))
             res = _sync(server, docs, kb_dir, uid=65534)
         else:
             for p in [kb_dir, *kb_dir.iterdir()]:

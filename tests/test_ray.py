@@ -122,7 +122,9 @@ def test_second_ray_sync_embeds_only_the_changed_file(cluster, ray_kb_dir, tmp_p
 def _serve(cluster, tmp_path: Path, kb_dir: Path) -> tuple[subprocess.Popen, str, str, Path]:
     from api import KeyStore
 
-    (tmp_path / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.default]\nkb_dir = "{kb_dir}"\n')
+    # Failover under load is the point here, not the per-key feedback limit (tests/test_security.py has that).
+    (tmp_path / "server.toml").write_text(f'keys = "keys.sqlite"\nfeedback_limit = "100000/minute"\n'
+                                          f'[collections.default]\nkb_dir = "{kb_dir}"\n')
     token, _ = KeyStore(tmp_path / "keys.sqlite").create("bot", "read", ["*"], ["*"])
     port = free_port()
     log = tmp_path / "serve.log"

@@ -131,7 +131,7 @@ def _answer_turn(question: str, settings: app_state.Settings, path: Path, histor
     except EmptyKBError:
         return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")
     except KBError as exc:
-        return TurnView(question, error=md_escape(str(exc)))
+        return TurnView(question, error=md_escape(app_state.message(exc)))
     except Exception as exc:  # noqa: BLE001 - show a clear message, keep the session alive
         app_state.log.exception("answering a question failed")
         return TurnView(question, error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
@@ -149,10 +149,11 @@ def _save(store: ConversationStore | None, session: str, turn: TurnView) -> None
     if store is None:
         return
     conv = app_session.current_conversation()
-    if conv is None or store.get(conv) is None:
+    found = store.get(conv) if conv is not None else None
+    if found is None or found.session != session:  # never write into another session's conversation
         conv = store.create(session, title=turn.question).id
         app_session.set_conversation(conv)
-    elif store.get(conv).n_turns == 0 and store.get(conv).title == "New conversation":
+    elif found.n_turns == 0 and found.title == "New conversation":
         store.rename(conv, turn.question)
     store.add_turn(conv, turn.question, turn.to_dict())
 
@@ -168,7 +169,7 @@ def render() -> None:
         kb = app_state.knowledge_base(path)
         docs = kb.stats()["documents"]
     except KBError as exc:
-        st.warning(f"{md_escape(str(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:")
+        st.warning(f"{md_escape(app_state.message(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:")
         return
     session = app_session.browser_session()
     store: ConversationStore | None = None
@@ -191,8 +192,12 @@ def render() -> None:
     conv = app_session.current_conversation()
     history: list[TurnView] = []
     with app_state.shown_errors("Reading the conversation"):
-        if store is not None and conv is not None and store.get(conv) is None:
-            app_session.set_conversation(None)  # deleted, expired, or from another KB: start afresh
+        found = store.get(conv) if store is not None and conv is not None else None
+        if store is not None and conv is not None and (found is None or found.session != session):
+            if found is not None:  # a link to another browser session's conversation: refused, never joined
+                st.warning("That conversation belongs to another browser session; a new one starts here.",
+                           icon=":material/lock:")
+            app_session.set_conversation(None)  # deleted, expired, from another KB or another session: start afresh
             conv = None
         history = _saved_turns(store, conv)
     citation_script()

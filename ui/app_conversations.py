@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kb import Conversation, ConversationStore, KBError
-from ui import app_session
+from ui import app_session, app_state
 from ui.app_render import md_escape
 from ui.app_turns import TurnView, conversation_markdown
 
@@ -36,7 +36,7 @@ def _on_rename(store: ConversationStore, conv: str) -> None:
         store.rename(conv, st.session_state.get("conv_title", ""))
         st.session_state.pop("conv_pick", None)
     except KBError as exc:
-        st.session_state["conv_error"] = str(exc)
+        st.session_state["conv_error"] = app_state.message(exc)
 
 
 def _on_delete(store: ConversationStore, conv: str) -> None:

@@ -138,7 +138,7 @@ def render() -> None:
     try:
         kb = app_state.knowledge_base(path)
     except KBError as exc:
-        st.warning(md_escape(str(exc)), icon=":material/warning:")
+        st.warning(md_escape(app_state.message(exc)), icon=":material/warning:")
         return
     st.caption("Retrieval quality on a labelled question set: recall, MRR and nDCG per retriever.")
     chosen = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from ingest import IngestConfig, IngestReport, ingest
-from kb import KBError, KnowledgeBase
+from kb import KBError, KnowledgeBase, web_url
 from ui import app_state
 from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
 from ui.app_render import md_escape
@@ -38,7 +38,7 @@ def _documents_table(kb: KnowledgeBase) -> None:
         "size (KB)": round(d.size_bytes / 1024, 1),
         "source": d.source,
         "updated (export)": d.updated_at,
-        "url": d.url,
+        "url": web_url(d.url),
     } for d in docs]
     st.dataframe(rows, hide_index=True, width="stretch", key="documents_table",
                  column_config={"url": st.column_config.LinkColumn("url")})
@@ -102,7 +102,7 @@ def _uploads(path: Path) -> None:
             try:
                 saved.append(save_upload(path, f.name, f.getvalue()))
             except KBError as exc:
-                refused.append(str(exc))
+                refused.append(app_state.message(exc))
         # Shown after the rerun below, next to the ingest summary.
         st.session_state["kb_refused_uploads"] = refused
         st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1

@@ -8,8 +8,6 @@ its snapshot by itself when a sync commits, so nothing here needs clearing after
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -21,7 +19,8 @@ from typing import Iterator
 
 import streamlit as st
 
-from kb import ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder
+from kb import (ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder,
+                without_paths)
 from retriever import AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
 from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
@@ -46,23 +45,11 @@ def source_folders() -> list[Path]:
 
 
 def signed_in() -> bool:
-    """True when no sign-in is set (the app is on loopback) or this browser session signed in; otherwise
-    shows the sign-in form and returns False."""
-    expected = os.environ.get(SIGN_IN_ENV)
-    if not expected or st.session_state.get("signed_in"):
-        return True
-    salt, _, digest = expected.partition(":")
-    st.title("Sign in")
-    with st.form("sign_in"):
-        password = st.text_input("Password", type="password", key="sign_in_password")
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        given = hashlib.sha256((salt + password).encode("utf-8")).hexdigest()
-        if hmac.compare_digest(given, digest):
-            st.session_state["signed_in"] = True
-            st.rerun()
-        st.error("Wrong password.", icon=":material/lock:")
-    return False
+    """True when no sign-in is set (the app is on loopback) or this browser session signed in (and it has not
+    expired); otherwise shows the sign-in form and returns False. See ui/app_signin.py."""
+    from ui.app_signin import signed_in as check
+
+    return check(os.environ.get(SIGN_IN_ENV))
 
 
 @st.cache_resource(show_spinner="Loading the embedding model...")
@@ -147,14 +134,20 @@ def sidebar_settings(side=None) -> Settings:
                     min_evidence=float(min_evidence))
 
 
+def message(exc: BaseException) -> str:
+    """An error's text for the page: the KB folder by its name, no other server path (kb.without_paths)."""
+    path = kb_dir()
+    return without_paths(str(exc), {str(path): path.name})
+
+
 @contextmanager
 def shown_errors(what: str) -> Iterator[None]:
     """Turn an exception into one clear message on the page (never a stack trace); details go to the server log."""
     try:
         yield
     except KBError as exc:
-        st.error(f"{what}: {exc}", icon=":material/error:")
+        st.error(f"{what}: {message(exc)}", icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the page must survive any failure and say what happened
         log.exception("%s failed", what)
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). The server log has the details.",
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {message(exc)}). The server log has the details.",
                  icon=":material/error:")

@@ -2,17 +2,15 @@
 
 Bound to 127.0.0.1 by default. Served on any other address it needs a sign-in password
 (HOPFIELD_KB_UI_PASSWORD, or --password-file) and refuses to start without one; the app gets only
-a salted SHA-256 of it. Folder re-ingest is limited to the folders given with --source. SIGTERM
+an scrypt hash of it (ui/app_signin.py). Folder re-ingest is limited to the folders given with --source. SIGTERM
 or SIGINT stops the Streamlit server and every process it started.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -28,7 +26,7 @@ LLM_URL_ENV = "HOPFIELD_KB_LLM_URL"
 LLM_MODEL_ENV = "HOPFIELD_KB_LLM_MODEL"
 SOURCES_ENV = "HOPFIELD_KB_SOURCES"          # JSON list of folders re-ingest may read
 PASSWORD_ENV = "HOPFIELD_KB_UI_PASSWORD"     # what a user sets; never passed on to the app
-SIGN_IN_ENV = "HOPFIELD_KB_UI_SIGN_IN"       # "salt:sha256(salt + password)", what the app checks
+SIGN_IN_ENV = "HOPFIELD_KB_UI_SIGN_IN"       # "scrypt$n$r$p$salt$hash" of the password, what the app checks
 APP = Path(__file__).resolve().parent / "app.py"
 
 
@@ -59,9 +57,11 @@ def is_loopback(host: str) -> bool:
 
 
 def sign_in_token(password: str) -> str:
-    """"salt:hex" of a password, for the app to check sign-ins against without holding the password."""
-    salt = secrets.token_hex(16)
-    return f"{salt}:{hashlib.sha256((salt + password).encode('utf-8')).hexdigest()}"
+    """A memory-hard hash of a password (scrypt, ui/app_signin.py), for the app to check sign-ins against without
+    holding the password."""
+    from ui.app_signin import password_token
+
+    return password_token(password)
 
 
 def run_until_signalled(command: list[str], env: dict) -> int:
