@@ -212,7 +212,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         result = retriever.search(body.query, body.k, where=request_filter(key, body.filters),
                                   history=parse_history(history_turns(body.history)))
         return {"query": result.query, "retriever": result.retriever, "snapshot": result.snapshot,
-                "hits": [hit_payload(h) for h in result.hits], "diagnostics": diagnostics_payload(result, key),
+                "hits": [hit_payload(h, not key.sees_everything) for h in result.hits], "diagnostics": diagnostics_payload(result, key),
                 "history_used": history_payload(result)}
 
     @app.post("/v1/collections/{collection}/ask", tags=["answers"], response_model=AnswerResponse,
@@ -224,9 +224,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         ans = answer(body.question, retriever, AnswerConfig(), where=request_filter(key, body.filters),
                      history=history_turns(body.history))
         if body.stream or "text/event-stream" in (accept or ""):
-            return StreamingResponse(stream_answer(ans), media_type="text/event-stream",
+            return StreamingResponse(stream_answer(ans, not key.sees_everything), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        return answer_payload(ans)
+        return answer_payload(ans, not key.sees_everything)
 
     def _visible_document(collection: str, doc_key: str, key: ApiKey):
         doc = collections.kb(collection).document(doc_key)

@@ -27,9 +27,11 @@ def request_filter(key: ApiKey, filters: Filters | None) -> DocumentFilter:
                           ingested_after=filters.ingested_after)
 
 
-def hit_payload(h) -> dict:
+def hit_payload(h, scoped: bool = False) -> dict:
+    """A hit as JSON; scoped (a key that may not see every label): no score, since BM25's word statistics and
+    the character gate are computed over every chunk, so a score would move with documents the key cannot see."""
     c = h.chunk
-    return {"rank": h.rank, "score": round(float(h.score), 6), "chunk_id": c.id, "document": c.doc_source,
+    return {"rank": h.rank, "score": None if scoped else round(float(h.score), 6), "chunk_id": c.id, "document": c.doc_source,
             "name": c.doc_name, "title": c.doc_title, "version": c.doc_version, "visibility": c.doc_visibility,
             "page": c.page, "section": c.section, "char_start": c.char_start, "char_end": c.char_end, "text": c.text,
             "ocr_confidence": c.ocr_confidence, "url": web_url(c.doc_url)}
@@ -58,10 +60,11 @@ def diagnostics_payload(result, key: ApiKey) -> dict | None:
     return out
 
 
-def answer_payload(ans) -> dict:
+def answer_payload(ans, scoped: bool = False) -> dict:
+    """The answer as JSON; scoped: no evidence figure and no passage scores (see hit_payload)."""
     return {"question": ans.question, "answer": ans.text, "abstained": ans.abstained,
-            "evidence": round(float(ans.evidence), 4), "threshold": ans.threshold, "snapshot": ans.search.snapshot,
-            "citations": [citation_payload(c) for c in ans.citations], "closest": [hit_payload(h) for h in ans.closest],
+            "evidence": None if scoped else round(float(ans.evidence), 4), "threshold": ans.threshold, "snapshot": ans.search.snapshot,
+            "citations": [citation_payload(c) for c in ans.citations], "closest": [hit_payload(h, scoped) for h in ans.closest],
             "notes": list(ans.notes), "seconds": round(ans.seconds, 4), "history_used": history_payload(ans.search)}
 
 
@@ -97,9 +100,9 @@ def answer_pieces(text: str) -> list[str]:
     return [p for p in _PIECE.findall(text) if p.strip()] or [text]
 
 
-def stream_answer(ans) -> Iterator[str]:
+def stream_answer(ans, scoped: bool = False) -> Iterator[str]:
     """The answer as server-sent events: one sentence per event (ending in its [n]), then the citations, then done."""
     for piece in answer_pieces(ans.text):
         yield sse("sentence", {"text": piece.strip()})
     yield sse("citations", [citation_payload(c) for c in ans.citations])
-    yield sse("done", {k: v for k, v in answer_payload(ans).items() if k not in ("citations",)})
+    yield sse("done", {k: v for k, v in answer_payload(ans, scoped).items() if k not in ("citations",)})

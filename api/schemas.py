@@ -138,7 +138,7 @@ class Citation(BaseModel):
 
 class HitOut(BaseModel):
     rank: int
-    score: float
+    score: float | None = None  # omitted for a key that may not see every label
     chunk_id: int
     document: str
     name: str
@@ -167,7 +167,7 @@ class AnswerResponse(BaseModel):
     question: str
     answer: str
     abstained: bool
-    evidence: float
+    evidence: float | None = None  # omitted for a key that may not see every label
     threshold: float
     snapshot: str
     citations: list[Citation]

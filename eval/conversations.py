@@ -176,6 +176,8 @@ def summarise(turns: Sequence[ConversationTurn], rankings: dict[str, dict[str, l
 
 # Small on purpose: each point is a full pass over the set (3-6 minutes for doc2dial-dev on a busy 2-core machine).
 GRID = tuple(HistoryConfig(visited_weight=v) for v in (0.5, 0.7, 1.0))
+# The context weight chosen per fold too (--wide-grid): 9 passes, about 30 minutes on doc2dial-dev.
+WIDE_GRID = tuple(HistoryConfig(context_weight=c, visited_weight=v) for c in (0.3, 0.5, 0.8) for v in (0.5, 0.7, 1.0))
 
 
 def cross_validate(ev: ConversationEval, grid: Sequence[HistoryConfig] = GRID, folds: int = 5, seed: int = 0,
@@ -206,10 +208,11 @@ def cross_validate(ev: ConversationEval, grid: Sequence[HistoryConfig] = GRID, f
 
 
 def run_conversations(path: str | Path, kb_dir: str | Path, rows: Sequence[str] = ROWS, cv: bool = True,
-                      config: HistoryConfig = HistoryConfig(), limit: int | None = None) -> ConversationReport:
+                      config: HistoryConfig = HistoryConfig(), limit: int | None = None,
+                      grid: Sequence[HistoryConfig] = GRID) -> ConversationReport:
     """The table of a conversational set (ingesting a BEIR folder's corpus into kb_dir first).
 
-    cv: the conversation-memory row is cross-validated over GRID (else config as given).
+    cv: the conversation-memory row is cross-validated over grid (else config as given).
     """
     turns, labelled = load_conversations(path)
     kb_dir = Path(kb_dir)
@@ -227,7 +230,7 @@ def run_conversations(path: str | Path, kb_dir: str | Path, rows: Sequence[str] 
     rankings, configs = {}, {}
     for row in rows:
         if row == "conversation memory" and cv:
-            rankings[row], chosen = cross_validate(ev)
+            rankings[row], chosen = cross_validate(ev, grid)
             configs[row] = [c.__dict__ for c in chosen]
         else:
             rankings[row] = ev.run_row(row, config)
@@ -258,9 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kb-dir", required=True, help="the KB to rank against (a BEIR corpus is ingested into it)")
     parser.add_argument("--no-cv", action="store_true", help="use the default weights instead of cross-validating")
     parser.add_argument("--limit", type=int, help="only the first N dialogues")
+    parser.add_argument("--wide-grid", action="store_true", help="cross-validate the context weight too (9 passes)")
     parser.add_argument("--json", help="also write the report as JSON here")
     args = parser.parse_args(argv)
-    report = run_conversations(args.dataset, args.kb_dir, cv=not args.no_cv, limit=args.limit)
+    report = run_conversations(args.dataset, args.kb_dir, cv=not args.no_cv, limit=args.limit,
+                               grid=WIDE_GRID if args.wide_grid else GRID)
     print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))

@@ -144,7 +144,7 @@ def test_question_gets_an_answer_whose_marker_opens_the_cited_pdf_page(page):
     # the PDF page shows in the page
     first_source.get_by_text(f"Show page {q['page']} here").click()
     viewer = first_source.locator("iframe, canvas, [data-testid='stPdf'], .stPdf").first
-    viewer.wait_for()
+    viewer.wait_for(timeout=120_000)  # the PDF component loads pdf.js on first use: slow on a busy machine
     viewer.scroll_into_view_if_needed()
     shot(page, "chat-pdf-page")
 

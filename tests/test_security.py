@@ -195,6 +195,14 @@ def test_diagnostics_of_a_scoped_key_do_not_tell_an_internal_word_from_a_made_up
     hits = c.post("/v1/collections/support/search", headers=auth(world, "public_read"),
                   json={"query": INTERNAL_WORD, "k": 10}).json()["hits"]
     assert all(h["visibility"] == "public" for h in hits)
+    # Scores (BM25's word statistics and the character gate count every chunk) are omitted for a scoped key,
+    # and so is an answer's evidence figure; a key that sees everything gets both.
+    assert hits and all(h["score"] is None for h in hits)
+    ask = {"question": f"{INTERNAL_WORD} procedure"}
+    scoped = c.post("/v1/collections/support/ask", headers=auth(world, "public_read"), json=ask).json()
+    full = c.post("/v1/collections/support/ask", headers=auth(world, "admin"), json=ask).json()
+    assert scoped["evidence"] is None and all(h["score"] is None for h in scoped["closest"])
+    assert isinstance(full["evidence"], float)
 
 
 # Row 6: chat content parts whose text is not a string.
