@@ -13,8 +13,9 @@ Its cue over the candidates gains two terms (see HopfieldRetriever._cue):
 m_c is how strongly the visited passages recall candidate c (the log-sum-exp of one Hopfield energy
 term, w_v = decay^age), so a passage beside the ones the conversation has been reading is lifted. The
 gate g grows for turns too short to stand alone ("and for annual plans?", "what if I already did?"):
-g = 1 + short_boost * max(0, 1 - content words / short_words). Weights were chosen by cross-validation
-across doc2dial dialogues (eval.conversations; README "Conversations").
+g = 1 + short_boost * max(0, 1 - content words / short_words). The visited and context weights were chosen by
+cross-validation across doc2dial dialogues (eval.conversations); the other settings were set while developing
+on the same set (README "Conversations" says what that means for the figures).
 
 A self-contained turn must not be dragged back by the past ("What is the fee for American Express
 payments?" after two turns about refunds). A turn that shares no content word with the conversation and
