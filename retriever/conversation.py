@@ -231,22 +231,12 @@ def _blend(retriever, messages: list[str], question: str) -> np.ndarray:
     return (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
 
 
-_MESSAGES: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
-_MESSAGES_LOCK = threading.Lock()
-MESSAGE_CACHE_SIZE = 4096  # ~1.5 KiB a vector: ~6 MiB
-
-
 def _message_vector(retriever, text: str) -> np.ndarray:
     key = (id(retriever.embedder), text)
-    with _MESSAGES_LOCK:
-        if key in _MESSAGES:
-            _MESSAGES.move_to_end(key)
-            return _MESSAGES[key]
-    vector = retriever.embedder.encode([text])[0]
-    with _MESSAGES_LOCK:
-        _MESSAGES[key] = vector
-        while len(_MESSAGES) > MESSAGE_CACHE_SIZE:
-            _MESSAGES.popitem(last=False)
+    vector = _MESSAGES.get(key)
+    if vector is None:
+        vector = retriever.embedder.encode([text])[0]
+        _MESSAGES.put(key, vector)
     return vector
 
 
@@ -267,10 +257,10 @@ def visited_recall(candidates: np.ndarray, visited: np.ndarray, log_weights: np.
     return ((np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]) / beta).astype(np.float32)
 
 
-class _VisitedCache:
-    """{(KB dir, snapshot, filter, conversation prefix): the prefix's last user turn's top hits}, LRU."""
+class _LRU:
+    """A small thread-safe least-recently-used map (earlier turns' hits, message vectors)."""
 
-    def __init__(self, size: int = 2048) -> None:
+    def __init__(self, size: int) -> None:
         self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
@@ -282,14 +272,17 @@ class _VisitedCache:
                 return self._items[key]
         return None
 
-    def put(self, key: tuple, ids: np.ndarray) -> None:
+    def put(self, key: tuple, value: np.ndarray) -> None:
         with self._lock:
-            self._items[key] = ids
+            self._items[key] = value
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
 
-_VISITED = _VisitedCache()
+# {(KB dir, snapshot, filter, retriever, config, conversation prefix): that prefix's last user turn's top hits}
+_VISITED = _LRU(2048)
+# {(embedder, message text): its vector}: ~1.5 KiB each, so ~6 MiB
+_MESSAGES = _LRU(4096)
 
 
 def build_context(retriever, question: str, turns: Sequence[Turn], config: HistoryConfig,
@@ -303,13 +296,16 @@ def build_context(retriever, question: str, turns: Sequence[Turn], config: Histo
     if not turns:
         return None
     g = gate(question, config)
+    if not retriever.reads_context:  # it ranks the turn in its context as one text (Retriever.rank): nothing more
+        return Context(views=((context_text(turns, question), np.zeros(0, np.float32), g * config.context_weight),),
+                       visited=np.zeros(0, np.int64), visited_log_weights=np.zeros(0, np.float32), visited_weight=0.0,
+                       gate=g, visited_beta=config.visited_beta, turns=turns)
     texts = [context_text(turns, question), conversation_text(turns, question)]
     weights = [g * config.context_weight, g * config.conversation_weight]
     # The turn in its context is embedded as one text (its meaning is more than the mean of its parts: 0.02 of
     # follow-up recall@1 on doc2dial); the conversation's user turns are blended from vectors already computed.
     vectors = [retriever.embed_queries(texts[:1])[0], _blend(retriever, user_messages(turns), question)]
-    visited, log_w = (_visited(retriever, turns, config, where, corpus) if retriever.reads_context
-                      else (np.zeros(0, np.int64), np.zeros(0, np.float32)))
+    visited, log_w = _visited(retriever, turns, config, where, corpus)
     return Context(views=tuple(zip(texts, vectors, weights)), visited=visited, visited_log_weights=log_w,
                    visited_weight=g * config.visited_weight, gate=g, visited_beta=config.visited_beta, turns=turns,
                    novel=is_novel(question, turns), switch_margin=config.switch_margin,

@@ -16,6 +16,22 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The sample documents a public-only key may see; the rest are internal.
+PUBLIC = ("billing-faq.html", "refund-and-cancellation-policy.md", "support-hours-and-escalation.txt")
+
+
+def split_sample_docs(public: Path, internal: Path, it: Path) -> None:
+    """Make the three source folders: the public sample documents, the internal rest, and an empty IT folder."""
+    import shutil
+
+    from data import SAMPLE_DOCS
+
+    for folder in (public, internal, it):
+        folder.mkdir()
+    for doc in SAMPLE_DOCS.iterdir():
+        shutil.copy(doc, (public if doc.name in PUBLIC else internal) / doc.name)
+
+
 def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
     """Poll condition() until it returns something truthy; fail naming what after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,19 +20,16 @@ import pytest
 
 from api import KeyStore
 from data import SAMPLE_DOCS
-from tests.api_server import ROOT, free_port, running_server, sync_collection, wait_for
+from tests.api_server import (PUBLIC, ROOT, free_port, running_server, split_sample_docs, sync_collection,
+                              wait_for)
 
-PUBLIC = ("billing-faq.html", "refund-and-cancellation-policy.md", "support-hours-and-escalation.txt")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("api")
     public, internal, it = base / "public", base / "internal", base / "it"
-    for folder in (public, internal, it):
-        folder.mkdir()
-    for doc in SAMPLE_DOCS.iterdir():
-        shutil.copy(doc, (public if doc.name in PUBLIC else internal) / doc.name)
+    split_sample_docs(public, internal, it)
     (it / "vpn.txt").write_text("The office VPN uses WireGuard. Ask the IT desk for a profile; it expires after 90 days.\n")
     (base / "server.toml").write_text(f"""
 keys = "keys.sqlite"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import socket
 import string
 import time
@@ -20,10 +19,8 @@ import httpx
 import pytest
 
 from api import KeyStore
-from data import SAMPLE_DOCS
-from tests.api_server import running_server, sync_collection, wait_for
+from tests.api_server import PUBLIC, running_server, split_sample_docs, sync_collection, wait_for
 
-PUBLIC = ("billing-faq.html", "refund-and-cancellation-policy.md", "support-hours-and-escalation.txt")
 # A word only the internal folder holds, and one no document holds: a public key must not tell them apart.
 INTERNAL_WORD, MADE_UP_WORD = "quuxifrage", "blorptangle"
 
@@ -51,10 +48,7 @@ sources = [{{path = "{it}"}}]
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("security")
     public, internal, it = base / "docs-public", base / "docs-internal", base / "docs-it"
-    for folder in (public, internal, it):
-        folder.mkdir()
-    for doc in SAMPLE_DOCS.iterdir():
-        shutil.copy(doc, (public if doc.name in PUBLIC else internal) / doc.name)
+    split_sample_docs(public, internal, it)
     (internal / "incident-codenames.md").write_text(
         f"# Incident code names\n\nThe {INTERNAL_WORD} procedure is used when a payment processor is down.\n")
     (it / "vpn.txt").write_text("The office VPN uses WireGuard. Ask the IT desk for a profile.\n")
