@@ -16,6 +16,8 @@ Public surface:
     bm25_terms, latin_words, char_grams, GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH   how the lexical index
                                              cuts text (kb/lexicon.py): readers must cut questions the same way
     QuestionMemory, MemoryPatterns, question_key   confirmed (question, passage) pairs (kb/question_memory.py)
+    PackagedModel, CROSS_ENCODER, BGE_SMALL, model_folder, onnx_session   ONNX models shipped in a pinned wheel,
+                                             hash-checked at load (kb/onnx_models.py)
 """
 
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
@@ -25,6 +27,7 @@ from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder, 
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
+from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
                         NewChunk, NewDocument, check_labels, ocr_note, retrieval_text, web_url)
 from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
@@ -41,4 +44,5 @@ __all__ = [
     "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",
     "GRAM_BUCKETS", "LATIN_WORD", "VOCABULARY_MIN_LENGTH", "bm25_terms", "char_grams", "latin_words",
     "MemoryPatterns", "QuestionMemory", "question_key",
+    "BGE_SMALL", "CROSS_ENCODER", "PackagedModel", "model_folder", "onnx_session",
 ]
