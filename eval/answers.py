@@ -6,11 +6,14 @@
 Measured, on the sample docs:
 - answered-when-answerable: data/questions.jsonl (60), and abstained-when-unanswerable:
   data/unanswerable_holdout.jsonl (36 out-of-scope questions never used for calibration) and
-  data/unanswerable.jsonl (30, the calibration set of scripts/calibrate_abstain.py, shown apart);
+  data/unanswerable.jsonl (30, part of the calibration set of eval.second_reader --fit, shown apart);
 - key fact: the first quoted sentence holds the labelled answer, i.e. it contains at least
   KEY_FACT_RECALL of the labelled answer's content words (typos and inflection allowed).
 On covidfaq (../shared): answered rate of 1,073 real questions, and how often citation [1]
-comes from a relevant FAQ entry. On PolicyQA dev (../shared, one KB per policy, a seeded sample
+comes from a relevant FAQ entry. On doc2dial-dev (../shared): a seeded sample of user turns answered
+with their conversation, and the share of answered turns whose quotes overlap the gold grounding
+span. Each shared set is run with the default answer layer and without the cross-encoder (ablation).
+On PolicyQA dev (../shared, one KB per policy, a seeded sample
 of questions): share of answered questions whose quotes contain the gold answer span, for the
 default reader and for a dense-only retriever under the same answer layer.
 """
@@ -86,7 +89,7 @@ def sample_report(kb: KnowledgeBase, retriever_name: str = "hopfield", config: A
 
 
 def covid_report(kb_dir: Path, config: AnswerConfig = AnswerConfig(), limit: int | None = None, embedder=None) -> dict:
-    """covidfaq: answered rate and citation [1] from a relevant entry, real questions, default reader."""
+    """covidfaq: answered rate and citation [1] from a relevant entry, real questions, hopfield reader."""
     from eval.datasets import load_beir
     from eval.runner import prepare_kb
 
@@ -140,10 +143,40 @@ def policyqa_report(work: Path, limit: int = 600, seed: int = 0, config: AnswerC
     return out
 
 
+def span_overlap(quotes: str, gold: str) -> bool:
+    """The quotes overlap the gold span: at least half of the shorter one's content words are in the other."""
+    q, g = set(content_tokens(quotes)), set(content_tokens(gold))
+    return bool(q and g) and len(q & g) >= 0.5 * min(len(q), len(g))
+
+
+def doc2dial_report(kb_dir: Path, limit: int = 500, seed: int = 0, config: AnswerConfig = AnswerConfig(),
+                    embedder=None) -> dict:
+    """doc2dial-dev: a seeded sample of user turns answered with their conversation; the answered share and
+    the share of answered turns whose quotes overlap the gold grounding span (span_overlap)."""
+    from eval.runner import prepare_kb
+    from eval.datasets import load_beir
+
+    folder = SHARED / "doc2dial-dev"
+    embedder = embedder or load_embedder()
+    prepare_kb(load_beir(folder), kb_dir, embedder)
+    retriever = make_retriever("hopfield", KnowledgeBase(kb_dir), embedder, top_k=5)
+    rows = read_jsonl(folder / "conversations.jsonl")
+    random.Random(seed).shuffle(rows)
+    rows = rows[:limit]
+    answered = overlap = 0
+    for row in rows:
+        ans = answer(row["question"], retriever, config, history=row["history"])
+        if not ans.abstained:
+            answered += 1
+            overlap += span_overlap(" ".join(c.quote for c in ans.citations), row["answer"])
+    return {"turns": len(rows), "answered": answered / len(rows), "quotes_overlap_gold": overlap / max(answered, 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("eval_reports/answers"), help="KBs and the report")
     parser.add_argument("--policyqa-limit", type=int, default=600)
+    parser.add_argument("--doc2dial-limit", type=int, default=500, help="user turns (seeded sample)")
     parser.add_argument("--skip-shared", action="store_true", help="sample set only")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -155,19 +188,28 @@ def main(argv: list[str] | None = None) -> None:
         ingest([SAMPLE_DOCS], sample_dir, IngestConfig(), embedder=embedder)
     started = time.perf_counter()
     report: dict = {"sample": {}}
-    for name in ("hopfield", "dense"):
-        r = sample_report(KnowledgeBase(sample_dir), name, embedder=embedder)
+    variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),
+                "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_encoder=False))}
+    for name, (retriever_name, config) in variants.items():
+        r = sample_report(KnowledgeBase(sample_dir), retriever_name, config, embedder=embedder)
         report["sample"][name] = r.__dict__
         print(f"sample [{name}]: answered {r.answered:.3f} of answerable ({r.answered_by_style}); abstained "
               f"{r.abstained_holdout:.3f} of held-out unanswerable ({r.abstained_calibration:.3f} of the calibration "
               f"set); key fact in quote [1] {r.key_fact:.3f}", flush=True)
         print(f"    answerable abstained: {', '.join(r.missed) or '-'}; unanswerable answered: {', '.join(r.leaked) or '-'}")
-    if not args.skip_shared and (SHARED / "covidfaq").is_dir():
-        report["covidfaq"] = covid_report(args.work / "covidfaq", embedder=embedder)
-        print(f"covidfaq: {report['covidfaq']}", flush=True)
-    if not args.skip_shared and (SHARED / "policyqa").is_dir():
-        report["policyqa"] = policyqa_report(args.work / "policyqa", args.policyqa_limit, embedder=embedder)
-        print(f"policyqa: {report['policyqa']}", flush=True)
+    ablation = {"default": AnswerConfig(), "no cross-encoder": AnswerConfig(cross_encoder=False)}
+    for name, config in ablation.items():
+        if not args.skip_shared and (SHARED / "covidfaq").is_dir():
+            report[f"covidfaq, {name}"] = covid_report(args.work / "covidfaq", config, embedder=embedder)
+            print(f"covidfaq [{name}]: {report[f'covidfaq, {name}']}", flush=True)
+        if not args.skip_shared and (SHARED / "policyqa").is_dir():
+            report[f"policyqa, {name}"] = policyqa_report(args.work / "policyqa", args.policyqa_limit, config=config,
+                                                          embedder=embedder)
+            print(f"policyqa [{name}]: {report[f'policyqa, {name}']}", flush=True)
+        if not args.skip_shared and (SHARED / "doc2dial-dev").is_dir():
+            report[f"doc2dial, {name}"] = doc2dial_report(args.work / "doc2dial", args.doc2dial_limit, config=config,
+                                                          embedder=embedder)
+            print(f"doc2dial-dev [{name}]: {report[f'doc2dial, {name}']}", flush=True)
     report["seconds"] = round(time.perf_counter() - started, 1)
     (args.work / "answers.json").write_text(json.dumps(report, indent=1))
     print(f"written: {args.work / 'answers.json'} ({report['seconds']} s)")

@@ -29,12 +29,14 @@ from retriever.answer_evidence import coverage, idf_weights, weighted_overlap
 from retriever.answer_llm import LLMError, condense, generate
 from retriever.answer_sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
+from retriever.answerability import ANSWERABILITY
 from retriever.base import Retriever, check_query
+from retriever.cross_encoder import load_cross_encoder
 from retriever.conversation import HistoryConfig, parse_history, with_previous_question, within_budget
 from retriever.results import Hit
 
-__all__ = ["NOT_FOUND", "Answer", "AnswerConfig", "Citation", "answer", "compose", "coverage", "evidence_of",
-           "score_sentences", "select_sentences"]
+__all__ = ["NOT_FOUND", "Answer", "AnswerConfig", "Citation", "abstention_signals", "answer", "compose", "coverage",
+           "evidence_of", "score_sentences", "select_sentences"]
 
 
 def evidence_of(question: str, retriever: Retriever, hits: tuple[Hit, ...], scored: list[ScoredSentence],
@@ -141,14 +143,32 @@ def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], 
     kept = rough[: config.max_embedded]
     texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
     vectors = _embed_sentences(retriever.embedder, texts)
+    # The second reader reads the question with each kept sentence (under its section, as embedded).
+    cross = load_cross_encoder().score(question, texts) if config.cross_encoder else [None] * len(kept)
     out = []
-    for (_, i, start, end, lex), vec in zip(kept, vectors):
+    for (_, i, start, end, lex), vec, ce in zip(kept, vectors, cross):
         cos = float(vec @ qvec)
         score = (config.w_sentence * cos + config.w_passage * float(passage_cos[i]) + config.w_rank / hits[i].rank
-                 + config.w_lexical * lex)
-        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec))
+                 + config.w_lexical * lex + (config.w_cross * float(ce) if ce is not None else 0.0))
+        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec,
+                                  None if ce is None else float(ce)))
     out.sort(key=lambda s: -s.score)
     return out
+
+
+def abstention_signals(question: str, retriever: Retriever, hits: tuple[Hit, ...], scored: list[ScoredSentence],
+                       config: AnswerConfig, repaired: str | None = None) -> tuple[float, dict[str, float]]:
+    """(evidence, signals): the figure compared with config.threshold, and what it was made of.
+
+    Without the cross-encoder, evidence is the bi-encoder evidence score (evidence_of); with it,
+    P(answerable) from that score and the best sentence logit (retriever.answerability).
+    """
+    score = evidence_of(question, retriever, hits, scored, config, repaired)
+    crosses = [s.cross for s in scored if s.cross is not None]
+    if not config.cross_encoder:
+        return score, {"evidence_score": score}
+    best = max(crosses, default=ANSWERABILITY.cross_low)
+    return ANSWERABILITY.probability(score, best), {"evidence_score": score, "cross": best}
 
 
 def select_sentences(scored: list[ScoredSentence], config: AnswerConfig) -> list[ScoredSentence]:
@@ -231,24 +251,25 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
             asked = repaired = with_previous_question(turns, question)
     qvec = retriever.embed_queries([scoring])[0]
     scored = score_sentences(scoring, retriever, result.hits, config, qvec)
-    evidence = evidence_of(asked, retriever, result.hits, scored, config, repaired)
-    if evidence < config.min_evidence:
+    evidence, signals = abstention_signals(asked, retriever, result.hits, scored, config, repaired)
+    threshold = config.threshold
+    if evidence < threshold:
         return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
-                      threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
-                      notes=notes, seconds=time.perf_counter() - started)
+                      threshold=threshold, search=result, closest=result.hits[: config.closest],
+                      notes=notes, seconds=time.perf_counter() - started, signals=signals)
     if config.llm is not None:
         try:
             text, citations, more = generate(asked_as, result.hits, scored, config)
             notes = notes + tuple(more)
             if not citations:  # an uncited claim cannot be checked: show the passages instead
                 return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
-                              threshold=config.min_evidence, search=result, closest=result.hits[: config.closest],
-                              mode="generative", notes=notes, seconds=time.perf_counter() - started)
+                              threshold=threshold, search=result, closest=result.hits[: config.closest],
+                              mode="generative", notes=notes, seconds=time.perf_counter() - started, signals=signals)
             return Answer(question=question, text=text, citations=citations, abstained=False, evidence=evidence,
-                          threshold=config.min_evidence, search=result, mode="generative", notes=notes,
-                          seconds=time.perf_counter() - started)
+                          threshold=threshold, search=result, mode="generative", notes=notes,
+                          seconds=time.perf_counter() - started, signals=signals)
         except LLMError as exc:
             notes = notes + (f"generative answer unavailable ({exc}); showing the extractive answer",)
     text, citations = compose(select_sentences(scored, config), config)
     return Answer(question=question, text=text, citations=citations, abstained=False, evidence=evidence,
-                  threshold=config.min_evidence, search=result, notes=notes, seconds=time.perf_counter() - started)
+                  threshold=threshold, search=result, notes=notes, seconds=time.perf_counter() - started, signals=signals)

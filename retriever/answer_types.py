@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb import ChunkRecord, KBError
+from retriever.answerability import ANSWERABILITY
 from retriever.results import Hit, SearchResult
 
 NOT_FOUND = "Not found in the knowledge base."
+EVIDENCE_THRESHOLD = 0.48  # the bi-encoder evidence score's threshold, when the cross-encoder is off
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,19 @@ class AnswerConfig:
     small model blur but the words do not. Cosines alone separated answerable from
     out-of-scope questions poorly (AUC 0.71 vs 0.88 for coverage on the sample set).
 
-    min_evidence: abstain below this evidence. Calibrated with scripts/calibrate_abstain.py on
-        data/questions.jsonl (60 answerable: 30 clean, 15 typo, 15 loose) against
-        data/unanswerable.jsonl (30 out-of-scope support questions), hopfield and dense pooled,
-        at the best balanced accuracy: 0.48 (AUC 0.865; out-of-fold over 20 seeded 2-fold splits:
-        77.6% of answerable questions answered, 87.1% of out-of-scope ones abstained). Reported
-        on questions it never saw by `python -m eval.answers` (data/unanswerable_holdout.jsonl).
-        The false abstentions are the loose paraphrases: a question worded with none of the
-        passage's words ("a church group is asking if they get it cheaper" for the non-profit
-        discount) is, to this small embedding model, as close to the KB as an out-of-scope one
-        (cosine 0.38 to the FAQ heading that answers it); such questions are shown the closest
-        passages instead, which usually hold the answer.
+    min_evidence: abstain below this evidence (None: the default of the evidence in use, see
+        `threshold`). Without the cross-encoder, evidence is the score above and its threshold 0.48
+        (fitted by scripts/calibrate_abstain.py, since removed: best balanced accuracy on data/questions.jsonl against
+        data/unanswerable.jsonl). With it (the default), evidence is P(answerable) from this score and
+        the cross-encoder's best sentence logit (retriever.answerability, fitted on calibration questions
+        kept apart from every reported figure) and its threshold the fitted one. The false abstentions
+        are the loose paraphrases: a question worded with none of the passage's words ("a church group
+        is asking if they get it cheaper" for the non-profit discount) is, to both small models, as far
+        from the KB as an out-of-scope one; such questions are shown the closest passages instead.
+    cross_encoder: read the question with each candidate sentence through the cross-encoder
+        (retriever.cross_encoder): its logit joins the sentence score (times w_cross) and the abstention.
+    w_cross: weight of the cross-encoder logit (about -11..+10) in the sentence score; chosen on the
+        calibration questions (`python -m eval.second_reader`).
     max_sentences / max_chars: cap on the composed answer.
     margin: a further sentence is added only if it scores within margin of the best one, and
         its cosine with the question is at least related_cosine times the best one's or its
@@ -77,7 +81,7 @@ class AnswerConfig:
         (see retriever.answer_llm); abstention still uses min_evidence first.
     """
 
-    min_evidence: float = 0.48
+    min_evidence: float | None = None
     w_coverage: float = 0.75
     w_sentence: float = 0.5
     w_passage: float = 0.3
@@ -88,8 +92,10 @@ class AnswerConfig:
     margin: float = 0.08
     related_cosine: float = 0.8
     duplicate_cosine: float = 0.9
-    max_embedded: int = 3
+    max_embedded: int = 6
     closest: int = 3
+    cross_encoder: bool = True
+    w_cross: float = 0.1
     llm: LLMConfig | None = None
 
     def __post_init__(self) -> None:
@@ -99,6 +105,15 @@ class AnswerConfig:
             raise KBError(f"max_chars must be at least 20, not {self.max_chars}")
         if self.max_embedded < 1:
             raise KBError(f"max_embedded must be at least 1, not {self.max_embedded}")
+        if self.min_evidence is not None and not 0.0 <= self.min_evidence <= 1.0:
+            raise KBError(f"min_evidence must be between 0 and 1 (or None for the default), not {self.min_evidence}")
+
+    @property
+    def threshold(self) -> float:
+        """The abstention threshold in use: min_evidence, else the default of the evidence in use."""
+        if self.min_evidence is not None:
+            return self.min_evidence
+        return ANSWERABILITY.threshold if self.cross_encoder else EVIDENCE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,8 @@ class Answer:
     abstained: the evidence was below the threshold; text is NOT_FOUND and closest holds
     the nearest retrieved passages. evidence / threshold: see AnswerConfig.
     search: the retrieval result (hits and the Hopfield diagnostics).
-    mode: "extractive" or "generative". notes: things the reader should know (an LLM that
+    signals: what the abstention read: "evidence_score" (the bi-encoder evidence) and "cross" (the
+    cross-encoder's best sentence logit) when it ran. mode: "extractive" or "generative". notes: things the reader should know (an LLM that
     was unreachable, citations that were dropped). seconds: total time, retrieval included.
     """
 
@@ -159,11 +175,13 @@ class Answer:
     mode: str = "extractive"
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    signals: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
 class ScoredSentence:
-    """A candidate sentence of a retrieved chunk: span inside chunk.text and its scores."""
+    """A candidate sentence of a retrieved chunk: span inside chunk.text and its scores; cross: the
+    cross-encoder's logit for (question, sentence), None when it did not read it."""
 
     hit: Hit
     start: int
@@ -173,6 +191,7 @@ class ScoredSentence:
     passage: float
     lexical: float
     vector: np.ndarray = field(repr=False, compare=False)
+    cross: float | None = None
 
     @property
     def text(self) -> str:

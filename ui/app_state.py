@@ -97,7 +97,7 @@ class Settings:
     beta: float = HopfieldConfig().beta
     candidates: int = 100
     top_k: int = 5
-    min_evidence: float = AnswerConfig().min_evidence
+    min_evidence: float = AnswerConfig().threshold
 
     def retriever_for(self, path: Path | None = None) -> Retriever:
         return _retriever(str(path or kb_dir()), self.retriever, self.top_k, self.candidates, float(self.beta))
@@ -124,7 +124,7 @@ def sidebar_settings(side=None) -> Settings:
                                     help="Passages each first-stage view (dense, lexical) proposes; the Hopfield "
                                          "reader weighs their union, so between K and 2K candidates.")
     top_k = side.slider("top_k (passages read)", 1, 10, 5, key="set_top_k")
-    min_evidence = side.slider("Abstain below evidence", 0.0, 1.0, float(AnswerConfig().min_evidence), 0.01,
+    min_evidence = side.slider("Abstain below evidence", 0.0, 1.0, float(AnswerConfig().threshold), 0.01,
                                key="set_min_evidence",
                                help="Calibrated default; lower answers more often, higher abstains more often.")
     if candidates < top_k:

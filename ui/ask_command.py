@@ -44,8 +44,8 @@ def answer_json(ans: Answer) -> dict:
 @click.option("-k", "--top-k", default=5, show_default=True, help="Passages the answer is drawn from.")
 @click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
 @click.option("--candidates", "-K", default=100, show_default=True, help="First-stage candidates.")
-@click.option("--min-evidence", default=AnswerConfig().min_evidence, show_default=True,
-              help="Abstain below this evidence score (calibrated; see scripts/calibrate_abstain.py).")
+@click.option("--min-evidence", default=AnswerConfig().threshold, show_default=True,
+              help="Abstain below this evidence: P(answerable), fitted by python -m eval.second_reader --fit.")
 @click.option("--llm-url", default=None, help="OpenAI-compatible endpoint for generative answers, "
                                               "e.g. http://localhost:11434/v1 (off by default).")
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")

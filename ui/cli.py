@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from ingest import ChunkConfig, IngestConfig, IngestReport, ingest
-from kb import KBError, KnowledgeBase
+from kb import CROSS_ENCODER, KBError, KnowledgeBase
 from retriever import RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
 from ui.terminal import safe_text
 
@@ -186,6 +186,9 @@ def stats(kb_dir, as_json):
     """Documents, chunks, model and size of the KB."""
     kb = KnowledgeBase(kb_dir)
     info = kb.stats()
+    # Read at question time, not stored: the answer layer's second reader (retriever.cross_encoder).
+    info["answer_reader"] = CROSS_ENCODER.describe() if as_json else (
+        f"{CROSS_ENCODER.name} ({CROSS_ENCODER.licence}, from {CROSS_ENCODER.distribution}=={CROSS_ENCODER.version})")
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
