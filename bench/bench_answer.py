@@ -5,7 +5,7 @@ no per-question cache helps: before each question the query-embedding, sentence-
 cross-encoder caches are emptied, so every question pays for its own embeddings and pairs, as a
 new question does. Prints the medians over the 60 sample questions and their ratio (goal:
 composition <= 1.5x retrieval), for the default reader, for dense retrieval and for the default
-reader with the cross-encoder, and the resident memory the cross-encoder adds.
+reader without the cross-encoder, and the resident memory the cross-encoder adds.
 
 Usage:
     .venv/bin/python bench/bench_answer.py [--kb-dir KB] [--json]
@@ -79,7 +79,7 @@ def main() -> int:
     load_cross_encoder().score("warm", ["up"])
     added = rss_mb() - before
     variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),
-                "hopfield + cross-encoder": ("hopfield", AnswerConfig(cross_encoder=True))}
+                "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_quotes=False))}
     out: dict = {name: measure(KnowledgeBase(kb_dir), r, questions, embedder, c) for name, (r, c) in variants.items()}
     for name, r in out.items():
         print(f"{name}: retrieval {r['retrieval_ms']} ms, composition {r['compose_ms']} ms (median of "

@@ -12,7 +12,8 @@ Measured, on the sample docs:
 On covidfaq (../shared): answered rate of 1,073 real questions, and how often citation [1]
 comes from a relevant FAQ entry. On doc2dial-dev (../shared): a seeded sample of user turns answered
 with their conversation, and the share of answered turns whose quotes overlap the gold grounding
-span. Each set is run with the default answer layer and with the cross-encoder (ablation).
+span. Each set is run with the default answer layer (the cross-encoder chooses quote [1]), without the
+cross-encoder, and with its abstention too (ablation).
 On PolicyQA dev (../shared, one KB per policy, a seeded sample
 of questions): share of answered questions whose quotes contain the gold answer span, for the
 default reader and for a dense-only retriever under the same answer layer.
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     report: dict = {"sample": {}}
     variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),
-                "hopfield + cross-encoder": ("hopfield", AnswerConfig(cross_encoder=True))}
+                "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_quotes=False)),
+                "hopfield + cross-encoder abstention": ("hopfield", AnswerConfig(cross_abstention=True))}
     for name, (retriever_name, config) in variants.items():
         r = sample_report(KnowledgeBase(sample_dir), retriever_name, config, embedder=embedder)
         report["sample"][name] = r.__dict__
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{r.abstained_holdout:.3f} of held-out unanswerable ({r.abstained_calibration:.3f} of the calibration "
               f"set); key fact in quote [1] {r.key_fact:.3f}", flush=True)
         print(f"    answerable abstained: {', '.join(r.missed) or '-'}; unanswerable answered: {', '.join(r.leaked) or '-'}")
-    ablation = {"default": AnswerConfig(), "+ cross-encoder": AnswerConfig(cross_encoder=True)}
+    ablation = {"default": AnswerConfig(), "no cross-encoder": AnswerConfig(cross_quotes=False),
+                "+ cross-encoder abstention": AnswerConfig(cross_abstention=True)}
     for name, config in ablation.items():
         if not args.skip_shared and (SHARED / "covidfaq").is_dir():
             report[f"covidfaq, {name}"] = covid_report(args.work / "covidfaq", config, embedder=embedder)

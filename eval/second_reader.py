@@ -79,7 +79,7 @@ def choose_w_cross(retriever, questions: list[dict]) -> dict[float, float]:
     """Key fact in quote [1] on the answerable calibration questions, per sentence-score weight of the logit."""
     out = {}
     for w in (0.0, 0.05, 0.1, 0.2, 0.4):
-        config = AnswerConfig(cross_encoder=True, w_cross=w, min_evidence=0.0)  # judge every question's quote
+        config = AnswerConfig(w_cross=w, min_evidence=0.0)  # judge every question's quote
         ok = [key_fact_recall(answer(q["question"], retriever, config).citations[0].quote, q["answer"]) >= KEY_FACT_RECALL
               for q in questions]
         out[w] = float(np.mean(ok))
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     retriever = make_retriever("hopfield", KnowledgeBase(sample_dir), embedder, top_k=5)
     questions = calibration_questions()
     if args.fit:
-        x = signals(retriever, questions, AnswerConfig(cross_encoder=True))
+        x = signals(retriever, questions, AnswerConfig(cross_abstention=True))
         y = np.array([bool(q["answerable"]) for q in questions])
         model = fit(x, y)
         print(f"calibration: {int(y.sum())} answerable, {int((~y).sum())} not")

@@ -144,7 +144,8 @@ def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], 
     texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
     vectors = _embed_sentences(retriever.embedder, texts)
     # The second reader reads the question with each kept sentence (under its section, as embedded).
-    cross = load_cross_encoder().score(question, texts) if config.cross_encoder else [None] * len(kept)
+    reads = config.cross_quotes or config.cross_abstention
+    cross = load_cross_encoder().score(question, texts) if reads else [None] * len(kept)
     out = []
     for (_, i, start, end, lex), vec, ce in zip(kept, vectors, cross):
         cos = float(vec @ qvec)
@@ -153,21 +154,24 @@ def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], 
         out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec,
                                   None if ce is None else float(ce)))
     out.sort(key=lambda s: -s.score)
-    return _cross_first(out, config.w_cross)
+    return _first_quote(out, hits[0].chunk.doc_id, config)
 
 
-def _cross_first(scored: list[ScoredSentence], w_cross: float) -> list[ScoredSentence]:
-    """scored with its first sentence re-chosen inside the best sentence's passage by score + w_cross * logit.
+def _first_quote(scored: list[ScoredSentence], top_doc: int, config: AnswerConfig) -> list[ScoredSentence]:
+    """scored with quote [1] re-chosen among the sentences of the reader's top document (all, if it has none
+    among them): the best by score, plus w_cross * the cross-encoder logit when config.cross_quotes.
 
-    The cross-encoder picks the fact, never the passage: letting it move quote [1] to another passage
-    lowered covidfaq's citation [1] from a relevant entry (0.533 -> 0.455 at w 0.1), the literal model
-    preferring an entry that repeats the question's words (`python -m eval.second_reader`).
+    Measured (dump of the top-8 sentences; `python -m eval.answers` for the shipped figures): on covidfaq,
+    citation [1] from a relevant entry rose from 0.533 to 0.648 (the reader's top entry is right more often
+    than the entry of the best-scoring sentence); the cross-encoder then picks the fact inside it, which
+    took the sample's key fact in quote [1] from 0.60 to 0.65. Letting the cross-encoder pick across
+    documents lowered covidfaq to 0.43: the literal model prefers an entry that repeats the question's words.
     """
-    if not scored or scored[0].cross is None:
+    if not scored:
         return scored
-    top = scored[0].hit.chunk.id
-    inside = [s for s in scored if s.hit.chunk.id == top]
-    first = max(inside, key=lambda s: s.score + w_cross * (s.cross or 0.0))
+    inside = [s for s in scored if s.hit.chunk.doc_id == top_doc] or scored
+    weight = config.w_cross if config.cross_quotes else 0.0
+    first = max(inside, key=lambda s: s.score + weight * (s.cross if s.cross is not None else 0.0))
     return [first] + [s for s in scored if s is not first]
 
 
@@ -175,15 +179,17 @@ def abstention_signals(question: str, retriever: Retriever, hits: tuple[Hit, ...
                        config: AnswerConfig, repaired: str | None = None) -> tuple[float, dict[str, float]]:
     """(evidence, signals): the figure compared with config.threshold, and what it was made of.
 
-    Without the cross-encoder, evidence is the bi-encoder evidence score (evidence_of); with it,
+    By default evidence is the bi-encoder evidence score (evidence_of); with config.cross_abstention,
     P(answerable) from that score and the best sentence logit (retriever.answerability).
     """
     score = evidence_of(question, retriever, hits, scored, config, repaired)
     crosses = [s.cross for s in scored if s.cross is not None]
-    if not config.cross_encoder:
-        return score, {"evidence_score": score}
-    best = max(crosses, default=ANSWERABILITY.cross_low)
-    return ANSWERABILITY.probability(score, best), {"evidence_score": score, "cross": best}
+    signals = {"evidence_score": score}
+    if crosses:
+        signals["cross"] = max(crosses)
+    if not config.cross_abstention:
+        return score, signals
+    return ANSWERABILITY.probability(score, signals.get("cross", ANSWERABILITY.cross_low)), signals
 
 
 def select_sentences(scored: list[ScoredSentence], config: AnswerConfig) -> list[ScoredSentence]:

@@ -53,7 +53,7 @@ def test_configs_name_the_fix():
         CrossEncoderConfig(max_tokens=4096)
     with pytest.raises(KBError, match="min_evidence must be between 0 and 1"):
         AnswerConfig(min_evidence=3.0)
-    assert AnswerConfig(cross_encoder=True).threshold == ANSWERABILITY.threshold
+    assert AnswerConfig(cross_abstention=True).threshold == ANSWERABILITY.threshold
     assert AnswerConfig().threshold == 0.48
     assert AnswerConfig(min_evidence=0.3).threshold == 0.3
 
@@ -67,7 +67,7 @@ def test_answerability_grows_with_each_signal():
 
 def test_answers_read_with_the_cross_encoder(sample_kb, embedder):
     retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
-    second = AnswerConfig(cross_encoder=True)
+    second = AnswerConfig(cross_abstention=True)
     ans = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever,
                  second)
     assert not ans.abstained
@@ -78,10 +78,12 @@ def test_answers_read_with_the_cross_encoder(sample_kb, embedder):
     assert ans.threshold == ANSWERABILITY.threshold
     off = answer("Can I connect Tallyo to my Shopify store so orders become invoices?", retriever, second)
     assert off.abstained and off.evidence < off.threshold and off.closest
+    default = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever)
+    assert default.evidence == default.signals["evidence_score"] and default.threshold == 0.48
+    assert default.signals["cross"] == ans.signals["cross"]  # the cross-encoder chose the quote; abstention ignored it
     plain = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever,
-                   AnswerConfig())
-    assert set(plain.signals) == {"evidence_score"} and plain.evidence == plain.signals["evidence_score"]
-    assert plain.threshold == 0.48
+                   AnswerConfig(cross_quotes=False))
+    assert set(plain.signals) == {"evidence_score"} and plain.evidence == default.evidence
 
 
 def test_kb_stats_names_the_answer_reader(sample_kb_dir):
@@ -94,9 +96,9 @@ def test_kb_stats_names_the_answer_reader(sample_kb_dir):
 
 def test_kb_ask_reads_with_the_cross_encoder_on_request(sample_kb_dir):
     question = "Which card networks are not supported by Tallyo Pay?"
-    on = CliRunner().invoke(cli, ["ask", question, "--kb-dir", str(sample_kb_dir), "--json", "--cross-encoder"])
+    on = CliRunner().invoke(cli, ["ask", question, "--kb-dir", str(sample_kb_dir), "--json", "--cross-abstention"])
     assert on.exit_code == 0, on.output
     got = json.loads(on.output)
     assert got["threshold"] == ANSWERABILITY.threshold and got["signals"]["cross"] > 0 and not got["abstained"]
     off = json.loads(CliRunner().invoke(cli, ["ask", question, "--kb-dir", str(sample_kb_dir), "--json"]).output)
-    assert off["threshold"] == 0.48 and set(off["signals"]) == {"evidence_score"}
+    assert off["threshold"] == 0.48 and off["evidence"] == off["signals"]["evidence_score"]

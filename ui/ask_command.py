@@ -46,15 +46,15 @@ def answer_json(ans: Answer) -> dict:
 @click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
 @click.option("--candidates", "-K", default=100, show_default=True, help="First-stage candidates.")
 @click.option("--min-evidence", type=float, default=None,
-              help="Abstain below this evidence (default: 0.48 for the evidence score; with --cross-encoder, "
+              help="Abstain below this evidence (default: 0.48 for the evidence score; with --cross-abstention, "
                    "P(answerable) at the threshold python -m eval.second_reader --fit chose).")
-@click.option("--cross-encoder", "cross_encoder", is_flag=True,
-              help="Read question and sentences together (ms-marco-MiniLM-L-12-v2): abstains more often on "
-                   "out-of-scope questions, and on loosely worded answerable ones too.")
+@click.option("--cross-abstention", is_flag=True,
+              help="Abstain by P(answerable) from the cross-encoder too (ms-marco-MiniLM-L-12-v2): more often on "
+                   "out-of-scope questions, and on loosely worded answerable ones as well.")
 @click.option("--llm-url", default=None, help="OpenAI-compatible endpoint for generative answers, "
                                               "e.g. http://localhost:11434/v1 (off by default).")
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
-def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_evidence, cross_encoder, llm_url,
+def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_evidence, cross_abstention, llm_url,
         llm_model):
     """Answer QUESTION from the KB with numbered citations, or say it is not in the KB."""
     if bool(llm_url) != bool(llm_model):
@@ -62,7 +62,7 @@ def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_
     kb = KnowledgeBase(kb_dir)
     retriever = make_retriever(retriever_name, kb, top_k=top_k, candidates=candidates, hopfield=HopfieldConfig(beta=beta))
     llm = LLMConfig(url=llm_url, model=llm_model) if llm_url else None
-    ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, cross_encoder=cross_encoder, llm=llm))
+    ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, cross_abstention=cross_abstention, llm=llm))
     if as_json:
         click.echo(json.dumps(answer_json(ans), indent=2))
         return
