@@ -20,7 +20,7 @@ class EmbedderConfig:
     """How to run the model. max_tokens is in the model's own wordpiece tokens."""
 
     model: str = DEFAULT_MODEL
-    batch_size: int = 32
+    batch_size: int = 32  # texts per forward pass of a torch model (an ONNX model has its own, kb.onnx_embedder)
     max_tokens: int = 256
     # "auto": bf16 where the CPU has native bf16, else fp32. "int8": dynamic quantisation (faster
     # still, but cosine to fp32 fell to 0.88 on some SciFact chunks: not for building KBs).

@@ -29,6 +29,7 @@ class OnnxEmbeddingModel:
     pooling: "cls" (the first token's final hidden state, as BGE was trained) or "mean" (over real tokens).
     query_instruction: put before a search query (not before passages) when embedding it; "" for none.
     precision: what the file holds (its weights cannot run in another precision here).
+    batch_size: texts per session run, in place of EmbedderConfig.batch_size (see BGE_SMALL_EMBEDDING).
     """
 
     packaged: PackagedModel
@@ -36,18 +37,23 @@ class OnnxEmbeddingModel:
     pooling: str = "cls"
     query_instruction: str = ""
     precision: str = "int8"
+    batch_size: int = 1
 
 
-# BGE's card recommends "Represent this sentence for searching relevant passages: " before short
-# queries. Measured without it (README, "Embedding models"): no instruction won on covidfaq, SciFact
-# and the sample set, so queries are embedded as they are, like passages.
-BGE_SMALL_EMBEDDING = OnnxEmbeddingModel(packaged=BGE_SMALL, dim=384, pooling="cls")
+# One text per run: the int8 file quantises activations with one scale per tensor, so in a batch of 32
+# a text's vector moved with its batch-mates (cosine to itself alone down to 0.9955 on SciFact chunks),
+# and one at a time was also faster here (22 against 12.5 chunks/s, 2 shared cores, 256 SciFact chunks).
+# BGE's card recommends QUERY_INSTRUCTION before short queries; README "Embedding models" measures both.
+QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+BGE_SMALL_EMBEDDING = OnnxEmbeddingModel(packaged=BGE_SMALL, dim=384, pooling="cls", batch_size=1)
 
 
 class OnnxEmbedder:
     """Encodes texts into (n, dim) float32 unit vectors with an ONNX encoder on the CPU."""
 
     def __init__(self, config: EmbedderConfig, model: OnnxEmbeddingModel) -> None:
+        """model: the packaged encoder (load_embedder passes PACKAGED_MODELS[config.model]; eval passes a variant
+        with another query_instruction)."""
         from tokenizers import Tokenizer
 
         if config.precision not in ("auto", model.precision):
@@ -90,7 +96,7 @@ class OnnxEmbedder:
     def encode(self, texts: Sequence[str], progress: bool = False,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dim), rows L2-normalised (length-sorted batches)."""
-        return encode_by_length(texts, self.dim, self.config.batch_size, self._encode_batch, progress, on_batch)
+        return encode_by_length(texts, self.dim, self.spec.batch_size, self._encode_batch, progress, on_batch)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed search queries: with the model's query instruction before each, when it has one."""
