@@ -22,8 +22,8 @@ from eval.ablation import labelled_sets
 from eval.datasets import LabelledSet
 from eval.runner import EvalConfig, run_eval
 from ingest import IngestConfig, IngestReport, ingest, ingest_texts
-from kb import DEFAULT_MODEL, PACKAGED_MODELS, EmbedderConfig, OnnxEmbedder, TextEmbedder, load_embedder
-from kb.onnx_embedder import QUERY_INSTRUCTION, OnnxEmbeddingModel
+from kb import (DEFAULT_MODEL, PACKAGED_MODELS, EmbedderConfig, OnnxEmbedder, OnnxEmbeddingModel, TextEmbedder,
+                load_embedder)
 
 SETS = ("covidfaq", "sample", "scifact")
 METRICS = ("recall@1", "recall@10", "mrr@10")
@@ -35,10 +35,10 @@ def query_variants(embedder: TextEmbedder) -> list[tuple[str, TextEmbedder]]:
     """(label, embedder) for each way of embedding questions: as they are, and (an ONNX model with a
     recommended instruction) with it; both embed passages alike, so they share the model's KB."""
     spec = PACKAGED_MODELS.get(embedder.name)
-    if not isinstance(spec, OnnxEmbeddingModel):
+    if not isinstance(spec, OnnxEmbeddingModel) or not spec.recommended_instruction:
         return [(embedder.name, embedder)]
     plain = OnnxEmbedder(embedder.config, replace(spec, query_instruction=""))
-    instructed = OnnxEmbedder(embedder.config, replace(spec, query_instruction=QUERY_INSTRUCTION))
+    instructed = OnnxEmbedder(embedder.config, replace(spec, query_instruction=spec.recommended_instruction))
     return [(f"{embedder.name}, no query instruction", plain), (f"{embedder.name}, query instruction", instructed)]
 
 

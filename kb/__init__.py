@@ -2,9 +2,10 @@
 
 Public surface:
     KnowledgeBase, Writer, CheckReport       the KB directory, its writer and integrity check
-    Embedder, EmbedderConfig, load_embedder  the packaged embedding models (EmbedderConfig.device: cpu or a GPU);
-    OnnxEmbedder, TextEmbedder, PACKAGED_MODELS  load_embedder returns an Embedder (torch) or an OnnxEmbedder
-                                             (bge-small-en-v1.5); both are TextEmbedders; the list of model names
+    Embedder, EmbedderConfig, load_embedder  the packaged embedding models (EmbedderConfig.device: cpu or a GPU)
+    OnnxEmbedder, OnnxEmbeddingModel         load_embedder gives an Embedder (torch) or an OnnxEmbedder (an int8
+                                             ONNX file: bge-small-en-v1.5)
+    TextEmbedder, PACKAGED_MODELS            what both offer (kb/embedder_base.py); the one list of model names
     resolve_model_path                       the model's folder (its config.json gives the dimension unloaded)
     kb_model, embedder_for                   the model that built a KB, and its embedder: what anything embedding
                                              for an existing KB uses (never the default model)
@@ -35,7 +36,7 @@ from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
-from kb.onnx_embedder import OnnxEmbedder
+from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
 from kb.reembed import ReembedReport, reembed
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
@@ -45,7 +46,7 @@ from kb.vector_index import IndexConfig, Snapshot
 
 __all__ = [
     "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder", "resolve_model_path",
-    "OnnxEmbedder", "TextEmbedder", "PACKAGED_MODELS", "embedder_for", "kb_model", "gpu_capable",
+    "OnnxEmbedder", "OnnxEmbeddingModel", "TextEmbedder", "PACKAGED_MODELS", "embedder_for", "kb_model", "gpu_capable",
     "ReembedReport", "reembed",
     "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
