@@ -776,7 +776,10 @@ class KnowledgeBase:
             self.manifest = self._committed_model(on_disk)
             if self.manifest is not None and self.manifest != on_disk:
                 # A re-embed was killed between its commit and rewriting manifest.json: finish it.
-                write_manifest(self.dir, self.manifest)
+                try:
+                    write_manifest(self.dir, self.manifest)
+                except OSError as exc:
+                    raise write_failure(self.dir, exc) from exc
             current = self.token()
             if current:
                 remove_stale_snapshots(self.dir, keep=current)
