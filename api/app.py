@@ -33,7 +33,7 @@ from api.payloads import (answer_payload, diagnostics_payload, document_payload,
                           hit_payload, request_filter, stream_answer)
 from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest, SearchRequest, SearchResponse, SyncRequest
 from ingest import upload_dir
-from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, load_embedder
+from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, embedder_for
 from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever, parse_history
 
 log = logging.getLogger("hopfield_kb.api")
@@ -78,7 +78,8 @@ class Collections:
             cached = self._retrievers.get(key)
         if cached is not None:
             return cached
-        retriever = make_retriever(kind, self.kb(name), load_embedder(), top_k=top_k, candidates=max(candidates, top_k),
+        # No embedder given: the retriever embeds with the collection's own model and follows a `kb reembed`.
+        retriever = make_retriever(kind, self.kb(name), top_k=top_k, candidates=max(candidates, top_k),
                                    hopfield=HopfieldConfig(beta=beta))
         with self._lock:
             return self._retrievers.setdefault(key, retriever)
@@ -89,7 +90,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     keys = KeyStore(config.keys_path)
     collections = Collections(config)
     metrics = Metrics(collections)
-    jobs = SyncJobs(load_embedder, on_done=metrics.sync_done, on_committed=collections.refresh)
+    jobs = SyncJobs(embedder_for, on_done=metrics.sync_done, on_committed=collections.refresh)
     key_cache: dict[str, tuple[float, ApiKey | None]] = {}
     learner = FeedbackLearner(collections.kb)
     uploads = documents_api.UploadGate(documents_api.UploadLimits(config.upload_slots, config.upload_slots_per_key))
@@ -99,7 +100,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     def warm_up() -> None:
         try:
-            load_embedder()
+            for name in config.collections:
+                embedder_for(collections.get(name).kb_dir)  # each collection's model (the default for an empty one)
             for name in config.collections:
                 try:
                     collections.retriever(name, "hopfield", 5).search("warm up")

@@ -22,7 +22,7 @@ from api.config import scrub_paths
 from api.keys import ApiKey
 from api.payloads import document_payload
 from ingest import Budget, IngestConfig, check_upload, ingest, staged_upload
-from kb import KBError, check_labels, load_embedder
+from kb import KBError, check_labels, embedder_for
 
 REFUSED_NAME = "this key cannot write a document under that name; choose another name"
 
@@ -96,7 +96,7 @@ def upload(collections, collection: str, key: ApiKey, gate: UploadGate, max_mb: 
                 raise HTTPException(403, REFUSED_NAME)
         config = IngestConfig(visibility=visibility, tags=tag_list, wait=60.0, budget=Budget(lane=f"key:{key.id}"))
         with staged_upload(kb_dir, name, data, max_mb) as saved:
-            report = ingest([saved], kb_dir, config, embedder=load_embedder())
+            report = ingest([saved], kb_dir, config, embedder=embedder_for(kb_dir))
             if report.failed:
                 raise HTTPException(422, scrub_paths("; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed),
                                                      collections.config))

@@ -19,7 +19,7 @@ from typing import Callable
 
 from api.config import CollectionConfig, SourceConfig
 from ingest import IngestConfig, IngestReport, ingest
-from kb import Embedder, KBError
+from kb import KBError, TextEmbedder
 
 KEEP = 100
 
@@ -91,7 +91,7 @@ def _scrub_all(text: str, collection: CollectionConfig) -> str:
 class SyncJobs:
     """Starts and tracks sync jobs. on_done(collection, job) runs after each job (e.g. to record metrics)."""
 
-    def __init__(self, embedder: Callable[[], Embedder], on_done: Callable[[str, SyncJob], None] | None = None,
+    def __init__(self, embedder: Callable[[Path], TextEmbedder], on_done: Callable[[str, SyncJob], None] | None = None,
                  on_committed: Callable[[str], None] | None = None) -> None:
         self._embedder = embedder
         self._on_done = on_done
@@ -130,7 +130,7 @@ class SyncJobs:
     def _run(self, job: SyncJob, collection: CollectionConfig, sources: tuple[SourceConfig, ...]) -> None:
         job.state = "running"
         try:
-            embedder = self._embedder()
+            embedder = self._embedder(collection.kb_dir)  # the collection's own model (kb.embedder_for)
             for i, source in enumerate(sources):
                 def progress(stage: str, fraction: float, i: int = i) -> None:
                     job.stage, job.progress = stage, round((i + min(max(fraction, 0.0), 1.0)) / len(sources), 3)

@@ -1,5 +1,7 @@
 """Query embeddings cached on disk, keyed by (model settings, text), so re-runs skip the model.
 
+Texts are embedded as search queries (the embedder's encode_queries: with its query instruction, if any).
+
 One .npz file per model setting holds the sha256 of each text and its vector. It does not
 depend on any KB: the same queries against another KB reuse it.
 """
@@ -31,6 +33,9 @@ class QueryVectorCache:
         self.embedder = embedder
         cfg = getattr(embedder, "config", None)
         setting = f"{embedder.name}-{getattr(embedder, 'precision', 'x')}-{getattr(cfg, 'max_tokens', 'x')}"
+        instruction = getattr(embedder, "query_instruction", "")
+        if instruction:  # another query encoding: other vectors (no suffix keeps the files written before)
+            setting += "-q" + hashlib.sha256(instruction.encode("utf-8")).hexdigest()[:8]
         self.path = Path(folder) / f"query-vectors-{re.sub(r'[^A-Za-z0-9._-]+', '_', setting)}.npz" if folder else None
         self._memory: dict[str, np.ndarray] = {}
         self._loaded = False
@@ -69,7 +74,7 @@ class QueryVectorCache:
         if missing:
             wanted = set(missing)
             todo = {k: t for k, t in zip(keys, texts) if k in wanted}
-            encoded = self.embedder.encode([todo[k] for k in missing])
+            encoded = self.embedder.encode_queries([todo[k] for k in missing])
             self._memory.update(zip(missing, encoded))
             self._save()
         self.misses += len(missing)

@@ -32,7 +32,7 @@ from eval.datasets import LabelledSet, load_beir
 from eval.errors import EvalError
 from eval.metrics import paired_randomisation
 from eval.runner import chunk_documents, prepare_kb, resolve_qrels, to_targets
-from kb import KBError, KnowledgeBase, load_embedder
+from kb import KBError, KnowledgeBase, embedder_for
 from retriever import HistoryConfig, Turn, build_context, make_retriever, parse_history
 
 FILE = "conversations.jsonl"
@@ -108,7 +108,7 @@ class ConversationEval:
     def __init__(self, turns: Sequence[ConversationTurn], kb: KnowledgeBase, candidates: int = 100) -> None:
         self.turns = list(turns)
         self.kb = kb
-        self.embedder = load_embedder()
+        self.embedder = embedder_for(kb)
         self.hopfield = make_retriever("hopfield", kb, self.embedder, top_k=10, candidates=candidates, memory=None)
         self.dense = make_retriever("dense", kb, self.embedder, top_k=10, candidates=candidates)
         self.doc_of = chunk_documents(kb)
@@ -217,7 +217,7 @@ def run_conversations(path: str | Path, kb_dir: str | Path, rows: Sequence[str] 
     turns, labelled = load_conversations(path)
     kb_dir = Path(kb_dir)
     if labelled is not None:
-        prepare_kb(labelled, kb_dir, load_embedder())
+        prepare_kb(labelled, kb_dir, embedder_for(kb_dir))  # the KB's model; the default for a new one
     kb = KnowledgeBase(kb_dir)
     relabelled = LabelledSet(name=str(path), queries={t.id: t.question for t in turns},
                              qrels={t.id: {r: 1 for r in t.relevant} for t in turns})

@@ -25,7 +25,7 @@ import numpy as np
 
 from eval.datasets import LabelledSet, load_dataset
 from eval.runner import EvalConfig, run_eval
-from kb import KnowledgeBase, load_embedder
+from kb import KnowledgeBase, embedder_for
 
 SHARES = (0.0, 0.10, 0.25, 0.50)
 CONDITIONS = ("clean", "typo-20")
@@ -115,7 +115,7 @@ def latency(labelled, kb_dir: Path, seed: int, embedder, n_assoc: int = 10_000, 
     memory.learn(items, +1.0, origin="replay")
     n = len(memory.associations())
     questions = [labelled.queries[q] for q in scored[:n_questions]]
-    qvecs = embedder.encode(questions)
+    qvecs = embedder.encode_queries(questions)
     plain = HopfieldRetriever(kb, embedder, memory=None)
     with_memory = HopfieldRetriever(kb, embedder, memory=memory)
     for r in (plain, with_memory):  # load the corpus views and the memory's patterns
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true")
     args = parser.parse_args()
     labelled = load_dataset(args.dataset)
-    embedder = load_embedder()
+    embedder = embedder_for(args.kb_dir)  # the KB's model; the default for a new one
     rows = measure(labelled, Path(args.kb_dir), Path(args.cache_dir), args.seed, embedder)
     print(f"\n{labelled.name}: recall@1 on the scored half (seed {args.seed}); memory = hopfield+memory")
     print(f"{'replayed':>10} {'wrong':>6} {'pairs':>6} {'scored':>6}" + "".join(

@@ -26,7 +26,7 @@ from eval.errors import EvalError
 from eval.garble import Condition, garble_queries, parse_conditions
 from eval.metrics import METRICS, STAT_TESTS, check_metrics, score, significance
 from ingest import IngestConfig, IngestReport, ingest_texts
-from kb import DEFAULT_MODEL, Embedder, EmbedderConfig, KnowledgeBase, load_embedder
+from kb import DEFAULT_MODEL, EmbedderConfig, KnowledgeBase, TextEmbedder, kb_model, load_embedder
 from retriever import RETRIEVERS, HopfieldConfig, Retriever, make_retriever
 
 TOP_SHOWN = 10  # targets kept per query in the per-query output
@@ -45,6 +45,8 @@ class EvalConfig:
     cache_dir: where query embeddings are cached (None: not on disk).
     history: a labelled set (JSONL) replayed as confirmed pairs into a scratch question memory before
     scoring; each Hopfield row gets a "+memory" twin and replayed questions are not scored (eval.history).
+    model: the embedding model (kb.PACKAGED_MODELS) of a KB the run builds; an existing KB built with another
+    is refused (None: the KB's own, or the default for a new one).
     """
 
     retrievers: tuple[str, ...] = ("dense", "bm25", "hybrid", "hopfield")
@@ -61,6 +63,7 @@ class EvalConfig:
     cache_dir: Path | None = None
     progress: bool = False
     history: Path | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if not self.retrievers:
@@ -145,7 +148,7 @@ class EvalReport:
         return asdict(self)
 
 
-def prepare_kb(labelled: LabelledSet, kb_dir: Path, embedder: Embedder, progress: bool = False) -> IngestReport | None:
+def prepare_kb(labelled: LabelledSet, kb_dir: Path, embedder: TextEmbedder, progress: bool = False) -> IngestReport | None:
     """Ingest the set's corpus into kb_dir (new or changed documents only); None when it has no corpus.
 
     A KB holding documents that are not in the corpus is refused: they would compete with the
@@ -232,16 +235,17 @@ def to_targets(chunk_ids: Sequence[int], doc_of: dict[int, str] | None, cutoff: 
     return list(out)
 
 
-def _default_embedder(kb_dir: Path) -> Embedder:
-    model = DEFAULT_MODEL
-    if (kb_dir / "kb.sqlite").exists():
-        manifest = KnowledgeBase(kb_dir).manifest
-        model = manifest.model if manifest else model
-    return load_embedder(EmbedderConfig(model=model))
+def _default_embedder(kb_dir: Path, model: str | None) -> TextEmbedder:
+    """The embedder of the KB's model; model (if given) must be it, or builds a new KB."""
+    built = kb_model(kb_dir)
+    if model and built and model != built:
+        raise EvalError(f"the KB at {kb_dir} was built with {built!r}, not {model!r}: give this run its own --kb-dir "
+                        f"(or move that KB with `kb reembed --model {model} --kb-dir {kb_dir}`)")
+    return load_embedder(EmbedderConfig(model=model or built or DEFAULT_MODEL))
 
 
 def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: EvalConfig = EvalConfig(),
-             embedder: Embedder | None = None, specs: Sequence[RetrieverSpec] | None = None,
+             embedder: TextEmbedder | None = None, specs: Sequence[RetrieverSpec] | None = None,
              progress: Progress | None = None) -> EvalReport:
     """Evaluate config.retrievers under config.conditions on labelled, against kb (a KB or its directory).
 
@@ -254,7 +258,9 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
     """
     started = time.perf_counter()
     kb_dir = kb.dir if isinstance(kb, KnowledgeBase) else Path(kb)
-    embedder = embedder or _default_embedder(kb_dir)
+    if embedder is not None and config.model and embedder.name != config.model:
+        raise EvalError(f"the embedder given is {embedder.name!r} but config.model is {config.model!r}")
+    embedder = embedder or _default_embedder(kb_dir, config.model)
     ingest_report = prepare_kb(labelled, kb_dir, embedder, config.progress)
     kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb_dir)
     warnings = list(labelled.warnings)
@@ -389,7 +395,7 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
 
 
 def evaluate(kb: KnowledgeBase | str | Path, records: LabelledSet | Sequence[dict],
-             retrievers: Sequence[str] = RETRIEVERS, k: int = 10, embedder: Embedder | None = None,
+             retrievers: Sequence[str] = RETRIEVERS, k: int = 10, embedder: TextEmbedder | None = None,
              name: str = "labelled set", progress: Progress | None = None,
              batch_size: int = 64) -> list[dict[str, Any]]:
     """A quick table for the app: one row per retriever with recall, MRR, nDCG and hit rate at k

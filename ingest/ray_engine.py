@@ -36,7 +36,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ingest.pipeline import FileFailure, IngestConfig
-from kb import EmbedderConfig, KBError, load_embedder, resolve_model_path
+from kb import EmbedderConfig, KBError, gpu_capable, load_embedder, resolve_model_path
 
 log = logging.getLogger("hopfield_kb.ray")
 
@@ -216,7 +216,9 @@ class RayEmbedder:
         blocks = [table.slice(s, size) for s in range(0, len(texts), size)]
         ds = ray.data.from_arrow(blocks)
         actors = min(plan.actors, len(blocks))
-        actor_config = replace(self.config, threads=plan.threads, device="cuda" if plan.gpus else "cpu")
+        # An ONNX model runs on onnxruntime's CPU build: its actors use the CPU even where the plan has GPUs.
+        device = "cuda" if plan.gpus and gpu_capable(self.config.model) else "cpu"
+        actor_config = replace(self.config, threads=plan.threads, device=device)
         ds = ds.map_batches(_EmbedActor, batch_size=None, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=plan.cpus,
                             num_gpus=plan.gpus or None,

@@ -2,8 +2,15 @@
 
 Public surface:
     KnowledgeBase, Writer, CheckReport       the KB directory, its writer and integrity check
-    Embedder, EmbedderConfig, load_embedder  the packaged embedding model (EmbedderConfig.device: cpu or a GPU)
+    Embedder, EmbedderConfig, load_embedder  the packaged embedding models (EmbedderConfig.device: cpu or a GPU)
+    OnnxEmbedder, OnnxEmbeddingModel         load_embedder gives an Embedder (torch) or an OnnxEmbedder (an int8
+                                             ONNX file: bge-small-en-v1.5)
+    TextEmbedder, PACKAGED_MODELS            what both offer (kb/embedder_base.py); the one list of model names
     resolve_model_path                       the model's folder (its config.json gives the dimension unloaded)
+    kb_model, embedder_for                   the model that built a KB, and its embedder: what anything embedding
+                                             for an existing KB uses (never the default model)
+    gpu_capable                              whether a model can run on a GPU (torch) or only on the CPU (ONNX)
+    reembed, ReembedReport                   move a KB to another embedding model in one commit (kb/reembed.py)
     IndexConfig, Snapshot                    FAISS index choice and a committed vector snapshot
     Manifest, FORMAT_VERSION                 on-disk identity
     NewDocument, NewChunk, DocumentInfo, ChunkRecord, HistoryEntry, Feedback, retrieval_text   records
@@ -23,11 +30,15 @@ Public surface:
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
-from kb.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, load_embedder, resolve_model_path
+from kb.embedder import (PACKAGED_MODELS, Embedder, embedder_for, gpu_capable, kb_model, load_embedder,
+                         resolve_model_path)
+from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.manifest import FORMAT_VERSION, Manifest
+from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
+from kb.reembed import ReembedReport, reembed
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
                         NewChunk, NewDocument, check_labels, ocr_note, retrieval_text, web_url)
 from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
@@ -35,6 +46,8 @@ from kb.vector_index import IndexConfig, Snapshot
 
 __all__ = [
     "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder", "resolve_model_path",
+    "OnnxEmbedder", "OnnxEmbeddingModel", "TextEmbedder", "PACKAGED_MODELS", "embedder_for", "kb_model", "gpu_capable",
+    "ReembedReport", "reembed",
     "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",

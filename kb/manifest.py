@@ -1,7 +1,9 @@
 """The manifest: what a KB directory holds and which model built it.
 
 A KB refuses to open when its format version is newer than this code
-understands, and refuses to mix embeddings from two models.
+understands, and refuses to mix embeddings from two models (`kb reembed` moves
+a whole KB to another model). kb.sqlite records the model too, in the commit
+that writes the vectors; where the two differ, kb.store trusts kb.sqlite.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Manifest:
             raise ManifestError(
                 f"this KB was built with model {self.model!r} (dim {self.dim}); "
                 f"refusing to add embeddings from {model!r} (dim {dim}). "
-                "Use the KB's model, or ingest into a new --kb-dir."
+                f"Use the KB's model (leave --model out), move the whole KB to {model!r} with "
+                f"`kb reembed --model {model}`, or ingest into a new --kb-dir."
             )
 
 

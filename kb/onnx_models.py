@@ -52,7 +52,8 @@ BGE_SMALL = PackagedModel(
     files={"model.onnx": "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743",
            "tokenizer.json": "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66"})
 
-_CHECKED: set[Path] = set()
+# (folder, pinned hashes) already checked: another PackagedModel naming the same folder is checked anew.
+_CHECKED: set[tuple[Path, tuple[tuple[str, str], ...]]] = set()
 _LOCK = threading.Lock()
 
 
@@ -78,8 +79,9 @@ def model_folder(model: PackagedModel) -> Path:
         raise KBError(f"model {model.name} is pinned to {model.distribution}=={model.version}, but "
                       f"{dist.version} is installed; install the pinned version")
     folder = Path(str(dist.locate_file(model.folder)))
+    key = (folder, tuple(sorted(model.files.items())))
     with _LOCK:
-        if folder in _CHECKED:
+        if key in _CHECKED:
             return folder
         for name, expected in model.files.items():
             path = folder / name
@@ -88,7 +90,7 @@ def model_folder(model: PackagedModel) -> Path:
             if _sha256(path) != expected:
                 raise KBError(f"model {model.name}: {path} does not match its pinned SHA-256; reinstall "
                               f"{model.distribution}=={model.version} (pip install --force-reinstall)")
-        _CHECKED.add(folder)
+        _CHECKED.add(key)
     return folder
 
 

@@ -36,7 +36,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 from urllib.parse import quote
 
 import numpy as np
@@ -507,3 +507,30 @@ class QuestionMemory:
             questions=tuple(g[2][0] for g in keep),
             support=np.array([g[1] for g in keep], dtype=np.int64),
         )
+
+
+def questions_of(kb: KnowledgeBase) -> list[str]:
+    """Every distinct question the KB's memory holds (retired ones too): what a model switch re-embeds."""
+    memory = QuestionMemory(kb)
+    if not memory.exists():
+        return []
+    with memory._connect(write=False) as con:
+        return [r[0] for r in con.execute("SELECT DISTINCT question FROM qmem_associations ORDER BY question")]
+
+
+def revector(con: sqlite3.Connection, vectors: dict[str, np.ndarray],
+             encode_queries: Callable[[list[str]], np.ndarray]) -> int:
+    """Give every association the new model's vector of its question, inside con's open transaction (a model
+    switch, kb.reembed); vectors: those embedded beforehand, encode_queries embeds questions learnt since.
+    Returns the associations changed; readers see a new memory version."""
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'qmem_associations'").fetchone():
+        return 0
+    rows = con.execute("SELECT id, question FROM qmem_associations").fetchall()
+    late = sorted({q for _, q in rows if q not in vectors})
+    if late:
+        vectors = {**vectors, **dict(zip(late, encode_queries(late)))}
+    con.executemany("UPDATE qmem_associations SET vector = ? WHERE id = ?",
+                    [(np.asarray(vectors[q], dtype=np.float32).tobytes(), i) for i, q in rows])
+    if rows:
+        QuestionMemory._bump(con)
+    return len(rows)

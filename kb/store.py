@@ -26,9 +26,9 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 from urllib.parse import quote
 
 import numpy as np
@@ -37,7 +37,7 @@ from kb.errors import (EmptyKBError, KBError, KBLockedError, KBWriteError, Manif
                        storage_reason, write_failure)
 from kb import lexical_index
 from kb.faults import fault_point
-from kb.manifest import Manifest, read_manifest, write_manifest
+from kb.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
                         NewDocument, retrieval_text)
 from kb.vector_index import (
@@ -187,6 +187,8 @@ class KnowledgeBase:
         elif self._needs_upgrade():
             # Reads never write, except this once: an older KB gets its new columns (a few ALTERs).
             self._upgrade_schema()
+        if (self.dir / DB_NAME).exists():
+            self.manifest = self._committed_model(self.manifest)
 
     def _needs_upgrade(self) -> bool:
         with self._connect() as con:
@@ -308,6 +310,25 @@ class KnowledgeBase:
             self._immutable = True
             return self._open(write=False)
 
+    def _committed_model(self, manifest: Manifest | None, token: str | None = None) -> Manifest | None:
+        """manifest, or the model kb.sqlite records when that differs. SQLite is the source of truth: a
+        `kb reembed` records its model in the transaction that swaps the vectors, then rewrites manifest.json;
+        killed between the two, the vectors are the new model's and so must the KB's model be.
+        token: use the record only if this snapshot token is still the committed one (else keep manifest)."""
+        with self._connect() as con:
+            row = con.execute("SELECT (SELECT value FROM meta WHERE key = 'model'), "
+                              "(SELECT value FROM meta WHERE key = 'token')").fetchone()
+        if row is None or row[0] is None or (token is not None and row[1] != token):
+            return manifest
+        try:
+            record = json.loads(row[0])
+            model, dim = str(record["model"]), int(record["dim"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ManifestError(f"{self.dir / DB_NAME}: unreadable model record ({exc}); the KB is damaged") from exc
+        if manifest is not None and (manifest.model, manifest.dim) == (model, dim):
+            return manifest
+        return Manifest(model=model, dim=dim) if manifest is None else replace(manifest, model=model, dim=dim)
+
     # ---- reading -----------------------------------------------------------------
     def token(self) -> str | None:
         """Token of the committed snapshot; changes on every commit."""
@@ -350,6 +371,9 @@ class KnowledgeBase:
                                 "(kb check --repair rewrites the files)", self.dir, exc)
                     snap = None
                 self._snapshot = snap if snap is not None else self._rebuild_snapshot(token)
+                # A `kb reembed` by another process switched the model with this token: questions must now be
+                # embedded with it (retriever.base follows kb.manifest).
+                self.manifest = self._committed_model(self.manifest, self._snapshot.token)
             return self._snapshot
 
     def _load_in_background(self, token: str) -> None:
@@ -392,11 +416,11 @@ class KnowledgeBase:
         return Snapshot(token=row[0] if row else token, ids=ids, vectors=vectors,
                         index=build_index(ids, vectors, self.index_config))
 
-    def _vectors_from_db(self, con: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
+    def _vectors_from_db(self, con: sqlite3.Connection, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows = con.execute(
             "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash ORDER BY c.id"
         ).fetchall()
-        dim = self.manifest.dim if self.manifest else 0
+        dim = dim if dim is not None else self.manifest.dim if self.manifest else 0
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.zeros((len(rows), dim), dtype=np.float32)
         for i, (_, blob) in enumerate(rows):
@@ -599,8 +623,9 @@ class KnowledgeBase:
             problems.append(f"{source}: chunk count differs from the document row")
         if orphans:
             problems.append(f"{orphans} chunks belong to no document")
-        if self.manifest is None and n_docs:
-            problems.append("manifest.json is missing")
+        if not (self.dir / MANIFEST_NAME).exists() and n_docs:
+            problems.append("manifest.json is missing" + (f" (kb.sqlite records model {self.manifest.model}; the next "
+                                                          "sync or `kb check --repair` rewrites it)" if self.manifest else ""))
         n_vectors = compared = 0
         if token_row is None:
             if len(db_ids):
@@ -704,6 +729,29 @@ class KnowledgeBase:
         """
         if self.manifest is not None:
             self.manifest.check_model(model, dim)
+        with self._write_lock(wait):
+            if self.manifest is not None:
+                self.manifest.check_model(model, dim)
+            writer = Writer(self, model, dim)
+            yield writer
+            writer.commit()
+
+    @contextmanager
+    def model_switch(self, model: str, dim: int, wait: float = 0.0) -> Iterator["Writer"]:
+        """Exclusive write access for moving the KB to another embedding model (kb.reembed): stage every
+        current text's new vector with Writer.switch_model; one commit swaps vectors, snapshot and model
+        record together, and the old model's KB serves (and stays whole after a crash) until then."""
+        with self._write_lock(wait):
+            if self.manifest is None:
+                raise KBError(f"the knowledge base at {self.dir} holds nothing to re-embed; ingest documents "
+                              "first (`kb sync PATH --model NAME` builds it with a chosen model)")
+            writer = Writer(self, model, dim)
+            yield writer
+            writer.commit()
+
+    @contextmanager
+    def _write_lock(self, wait: float) -> Iterator[None]:
+        """The KB's write lock held (KBLockedError after wait seconds), with the manifest re-read under it."""
         try:
             lock_fh = open(self.dir / LOCK_NAME, "a+")
         except OSError as exc:
@@ -724,15 +772,18 @@ class KnowledgeBase:
             fault_point("locked")
             # Another process may have written the first manifest since this object read it (two
             # ingests into a new KB, or a KB opened before its first ingest): check against the disk.
-            self.manifest = read_manifest(self.dir)
-            if self.manifest is not None:
-                self.manifest.check_model(model, dim)
+            on_disk = read_manifest(self.dir)
+            self.manifest = self._committed_model(on_disk)
+            if self.manifest is not None and self.manifest != on_disk:
+                # A re-embed was killed between its commit and rewriting manifest.json: finish it.
+                try:
+                    write_manifest(self.dir, self.manifest)
+                except OSError as exc:
+                    raise write_failure(self.dir, exc) from exc
             current = self.token()
             if current:
                 remove_stale_snapshots(self.dir, keep=current)
-            writer = Writer(self, model, dim)
-            yield writer
-            writer.commit()
+            yield
         finally:
             fcntl.flock(lock_fh, fcntl.LOCK_UN)
             lock_fh.close()
@@ -750,6 +801,21 @@ class Writer:
         self._renames: dict[str, str] = {}
         self._relocations: dict[str, tuple[str, str]] = {}
         self._rebuild = False
+        self._switch: dict[str, np.ndarray] | None = None
+        self._in_commit: list[Callable[[sqlite3.Connection], None]] = []
+
+    def switch_model(self, vectors: dict[str, np.ndarray]) -> None:
+        """Stage the KB's move to this writer's model (only inside KnowledgeBase.model_switch): vectors holds,
+        by text_hash, the new vector of every current chunk's retrieval text. At commit every stored vector is
+        replaced, the snapshot rebuilt from them, and the model recorded; the lexical index is unchanged."""
+        if vectors:
+            self._check_dim(np.stack(list(vectors.values())))
+        self._switch = dict(vectors)
+
+    def in_commit(self, step: Callable[[sqlite3.Connection], None]) -> None:
+        """Run step(connection) inside the commit's transaction, after the rows are written (a table another
+        module keeps, such as the question memory's vectors, changed together with the KB's)."""
+        self._in_commit.append(step)
 
     def cached_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors for retrieval texts already embedded in this KB, keyed by text_hash."""
@@ -812,7 +878,7 @@ class Writer:
 
     def commit(self) -> None:
         """Apply staged changes: SQLite rows and a new snapshot, visible together or not at all."""
-        if not self._puts and not self._removals and not self._renames and not self._rebuild:
+        if not self._puts and not self._removals and not self._renames and not self._rebuild and self._switch is None:
             if self._relocations:
                 with self.kb._connect(write=True) as con:
                     con.execute("BEGIN IMMEDIATE")
@@ -857,9 +923,13 @@ class Writer:
                         "INSERT INTO history (source, version, event, content_hash, n_chunks, at) VALUES (?,?,?,?,?,?)",
                         (source, version, "updated" if row else "added", doc.content_hash, len(ids), now),
                     )
+                if self._switch is not None:
+                    self._replace_vectors(con)
                 con.execute(
                     "DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)"
                 )
+                for step in self._in_commit:
+                    step(con)
                 token = uuid.uuid4().hex[:16]
                 snap = self._next_snapshot(con, old_token[0] if old_token else None, token,
                                            np.array(removed_ids, dtype=np.int64), added_ids, added_vecs)
@@ -872,6 +942,9 @@ class Writer:
                 else:
                     self._lexicon.apply(con)
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))
+                # The model that built these vectors, in the same transaction (see KnowledgeBase._committed_model).
+                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)",
+                            (json.dumps({"model": self.model, "dim": self.dim}),))
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot_sha256', ?)",
                             (json.dumps({"token": token, "files": checksums}),))
                 fault_point("before-sqlite-commit")
@@ -893,6 +966,15 @@ class Writer:
                         pass
                 raise
         fault_point("after-sqlite-commit")
+        if self._switch is not None:
+            manifest = replace(kb.manifest, model=self.model, dim=self.dim) if kb.manifest else \
+                Manifest(model=self.model, dim=self.dim)
+            try:
+                write_manifest(kb.dir, manifest)
+            except OSError as exc:
+                # Committed: kb.sqlite records the model and every reader follows it; the next writer rewrites the file.
+                log.warning("%s: the re-embed is committed but manifest.json could not be rewritten (%s)", kb.dir, exc)
+            kb.manifest = manifest
         remove_stale_snapshots(kb.dir, keep=token)
         if kb._background:
             kb._load(token)
@@ -901,6 +983,20 @@ class Writer:
         self._renames.clear()
         self._relocations.clear()
         self._rebuild = False
+        self._switch = None
+        self._in_commit.clear()
+
+    def _replace_vectors(self, con: sqlite3.Connection) -> None:
+        """Every current text's vector replaced by the staged switch's (the write lock kept the set fixed)."""
+        current = {r[0] for r in con.execute("SELECT DISTINCT text_hash FROM chunks")}
+        missing = current - set(self._switch)
+        if missing:
+            raise KBError(f"{len(missing)} passages changed while the KB was re-embedded; nothing was changed: "
+                          "run `kb reembed` again")
+        con.executemany("UPDATE embeddings SET vector = ? WHERE text_hash = ?",
+                        [(np.asarray(v, dtype=np.float32).tobytes(), h) for h, v in self._switch.items() if h in current])
+        con.executemany("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
+                        [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in self._switch.items() if h in current])
 
     def _apply_relocations(self, con: sqlite3.Connection) -> None:
         for source, (path, root) in self._relocations.items():
@@ -957,7 +1053,7 @@ class Writer:
                        removed: np.ndarray, added_ids: list[int], added_vecs: list[np.ndarray]) -> Snapshot:
         kb = self.kb
         old = None
-        if old_token and not self._rebuild:
+        if old_token and not self._rebuild and self._switch is None:
             try:
                 # Verified against its recorded checksums: a damaged file is never copied forward.
                 old = load_snapshot(kb.dir, old_token, checksums=kb.recorded_checksums(old_token, con))
@@ -967,7 +1063,7 @@ class Writer:
         new_vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, self.dim), np.float32)
         if old is None:
             # First commit, or the old files were lost: SQLite (inside this transaction) has it all.
-            ids, vectors = kb._vectors_from_db(con)
+            ids, vectors = kb._vectors_from_db(con, self.dim)
             return Snapshot(token, ids, vectors, build_index(ids, vectors, kb.index_config))
         keep = ~np.isin(old.ids, removed)
         # AUTOINCREMENT ids only grow, so appending keeps ids sorted.

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kb import DocumentFilter, Embedder, EmbedderConfig, KBError, KnowledgeBase, load_embedder
+from kb import DocumentFilter, KBError, KnowledgeBase, TextEmbedder, embedder_for
 from retriever.conversation import Context, HistoryConfig, Turn, build_context, history_used
 from retriever.corpus import Corpus, SnapshotMoved, corpus_for
 from retriever.results import Diagnostics, Hit, SearchResult
@@ -45,27 +45,36 @@ class Retriever:
     name = "base"
     uses_dense = True
 
-    def __init__(self, kb: KnowledgeBase, embedder: Embedder | None = None, top_k: int = 5, candidates: int = 100):
+    def __init__(self, kb: KnowledgeBase, embedder: TextEmbedder | None = None, top_k: int = 5, candidates: int = 100):
         if top_k < 1:
             raise KBError(f"top_k must be at least 1, not {top_k}")
         if candidates < top_k:
             raise KBError(f"candidates (K={candidates}) must be at least top_k ({top_k}); raise K or lower top_k")
         self.kb = kb
         self._embedder = embedder
+        self._given = embedder is not None
         self.top_k = top_k
         self.candidates = candidates
 
     @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            model = self.kb.manifest.model if self.kb.manifest else EmbedderConfig().model
-            self._embedder = load_embedder(EmbedderConfig(model=model))
+    def embedder(self) -> TextEmbedder:
+        """The embedder of the KB's model. One not given follows the KB: after a `kb reembed` commits, the
+        snapshot reload brings the new model (kb.manifest) and the next question is embedded with it. One
+        given that is not the KB's model is refused: its vectors would be compared with another model's."""
+        model = self.kb.manifest.model if self.kb.manifest else None
+        if self._embedder is None or (not self._given and model is not None and self._embedder.name != model):
+            self._embedder = embedder_for(self.kb)
+            self._given = False
+        elif model is not None and self._embedder.name != model:
+            raise KBError(f"this KB was built with the embedding model {model!r}, but the retriever was given "
+                          f"{self._embedder.name!r}; use the KB's model (kb.embedder_for(kb))")
         return self._embedder
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Unit vectors of search queries (with the model's query instruction, where it has one)."""
         if len(queries) == 1:
             return _embed_one(self.embedder, queries[0])[None, :]
-        return self.embedder.encode(list(queries))
+        return self.embedder.encode_queries(list(queries))
 
     # Whether _rank reads conversation contexts itself; a retriever that does not reads a follow-up as the
     # context text followed by the turn (the plain concatenation the conversation eval compares against).
@@ -167,11 +176,11 @@ def allowed_ids(kb: KnowledgeBase, token: str, where: DocumentFilter) -> np.ndar
 
 
 @lru_cache(maxsize=512)
-def _embed_one_cached(embedder_id: int, query: str, embedder: Embedder) -> bytes:
-    return embedder.encode([query])[0].tobytes()
+def _embed_one_cached(embedder_id: int, query: str, embedder: TextEmbedder) -> bytes:
+    return embedder.encode_queries([query])[0].tobytes()
 
 
-def _embed_one(embedder: Embedder, query: str) -> np.ndarray:
+def _embed_one(embedder: TextEmbedder, query: str) -> np.ndarray:
     return np.frombuffer(_embed_one_cached(id(embedder), query, embedder), dtype=np.float32)
 
 

@@ -235,7 +235,7 @@ def _message_vector(retriever, text: str) -> np.ndarray:
     key = (id(retriever.embedder), text)
     vector = _MESSAGES.get(key)
     if vector is None:
-        vector = retriever.embedder.encode([text])[0]
+        vector = retriever.embedder.encode_queries([text])[0]  # an earlier question, embedded as questions are
         _MESSAGES.put(key, vector)
     return vector
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb import Embedder, KBError, KnowledgeBase
+from kb import KBError, KnowledgeBase, TextEmbedder
 from retriever.base import Retriever
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
@@ -13,7 +13,7 @@ RETRIEVERS = ("hopfield", "dense", "bm25", "hybrid")
 def make_retriever(
     name: str,
     kb: KnowledgeBase,
-    embedder: Embedder | None = None,
+    embedder: TextEmbedder | None = None,
     top_k: int = 5,
     candidates: int = 100,
     hopfield: HopfieldConfig | None = None,

@@ -98,7 +98,7 @@ def _run(kb: KnowledgeBase, name: str, records: list[dict], retrievers: list[str
             bar.progress(done / max(total, 1), text=f"{label}: {n} of {len(records)} questions"
                          + (" (done)" if done == total else ""))
 
-    rows = evaluate(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder(), name=name,
+    rows = evaluate(kb, records, retrievers=retrievers, k=k, embedder=app_state.embedder(kb.dir), name=name,
                     progress=progress, batch_size=EVAL_BATCH)
     cancel.empty()
     st.session_state["eval_result"] = (_signature(name, records, retrievers, k), name, k, rows)

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import streamlit as st
 
-from kb import (ConversationConfig, ConversationStore, Embedder, KBError, KnowledgeBase, load_embedder,
-                without_paths)
+from kb import (DEFAULT_MODEL, ConversationConfig, ConversationStore, EmbedderConfig, KBError, KnowledgeBase,
+                TextEmbedder, kb_model, load_embedder, without_paths)
 from retriever import AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
 from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
@@ -52,9 +52,14 @@ def signed_in() -> bool:
     return check(os.environ.get(SIGN_IN_ENV))
 
 
+def embedder(path: Path | None = None) -> TextEmbedder:
+    """The embedder of the KB's model (the default model for a KB not built yet); follows a `kb reembed`."""
+    return _embedder(kb_model(path or kb_dir()) or DEFAULT_MODEL)
+
+
 @st.cache_resource(show_spinner="Loading the embedding model...")
-def embedder() -> Embedder:
-    return load_embedder()
+def _embedder(model: str) -> TextEmbedder:
+    return load_embedder(EmbedderConfig(model=model))
 
 
 @st.cache_resource(show_spinner=False)
@@ -80,7 +85,8 @@ def conversations(path: Path | None = None) -> ConversationStore:
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _retriever(path: str, name: str, top_k: int, candidates: int, beta: float) -> Retriever:
-    retriever = make_retriever(name, _knowledge_base(path), embedder(), top_k=top_k, candidates=candidates,
+    # No embedder given: the retriever embeds with the KB's model, and follows a `kb reembed` while cached.
+    retriever = make_retriever(name, _knowledge_base(path), top_k=top_k, candidates=candidates,
                                hopfield=HopfieldConfig(beta=beta))
     try:  # build the index structures now, not during the first question
         retriever.search("warm up the index")

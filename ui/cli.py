@@ -15,10 +15,12 @@ from pathlib import Path
 import click
 
 from ingest import ChunkConfig, IngestConfig, IngestReport, ingest
-from kb import CROSS_ENCODER, KBError, KnowledgeBase
+from kb import CROSS_ENCODER, DEFAULT_MODEL, PACKAGED_MODELS, KBError, KnowledgeBase
 from retriever import RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
 from ui.terminal import safe_text
 
+# The default first, then the other packaged models (kb.embedder.PACKAGED_MODELS is the one list).
+MODEL_NAMES = [DEFAULT_MODEL] + sorted(m for m in PACKAGED_MODELS if m != DEFAULT_MODEL)
 KB_DIR = click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
                       help="Knowledge-base directory.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -79,14 +81,28 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _model_for(kb_dir: Path, requested: str | None) -> str:
+    """The model a sync embeds with: the KB's own (another one is refused, naming `kb reembed`), the one asked
+    for a new KB, or the default."""
+    from kb import DEFAULT_MODEL, kb_model
+
+    built = kb_model(kb_dir)
+    if requested and built and requested != built:
+        raise KBError(f"the KB at {kb_dir} was built with the embedding model {built!r}; --model {requested} would "
+                      f"mix two models' vectors. Move the whole KB to it with `kb reembed --model {requested} "
+                      f"--kb-dir {kb_dir}`, sync without --model to keep {built!r}, or sync into a new --kb-dir")
+    return requested or built or DEFAULT_MODEL
+
+
 def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
     from ingest import Budget, OcrConfig
     from kb import EmbedderConfig
 
     o = options
+    model = _model_for(kb_dir, o["model"])
     config = IngestConfig(chunking=ChunkConfig(size=o["chunk_size"], overlap=o["overlap"]), mirror=mirror,
                           dry_run=o["dry_run"], wait=o["wait"], progress=not as_json and sys.stderr.isatty(),
-                          embedder=EmbedderConfig(precision=o["precision"]) if o["precision"] else EmbedderConfig(),
+                          embedder=EmbedderConfig(model=model, precision=o["precision"] or "auto"),
                           visibility=o["visibility"], tags=tuple(o["tags"]), key_prefix=o["key_prefix"],
                           budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
                           follow_links=o["follow_links"],
@@ -128,8 +144,11 @@ _ingest_options = [
     click.option("--overlap", default=ChunkConfig().overlap, show_default=True, help="Chunk overlap in tokens."),
     click.option("--wait", default=0.0, show_default=True, help="Seconds to wait for another writer."),
     click.option("--dry-run", is_flag=True, help="Print the plan; change nothing."),
+    click.option("--model", default=None, metavar="NAME",
+                 help=f"Embedding model of a new KB: {' or '.join(MODEL_NAMES)} [default: the KB's own; "
+                      f"{MODEL_NAMES[0]} for a new KB]. To change an existing KB's model, use `kb reembed`."),
     click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default=None,
-                 help="Embedding precision (default auto: bf16 where the CPU has it)."),
+                 help="Embedding precision (default auto: bf16 where the CPU has it; an ONNX model runs int8)."),
     click.option("--visibility", default="internal", show_default=True,
                  help="Who may see these documents through the HTTP API (e.g. public); keys are scoped to labels."),
     click.option("--tag", "tags", multiple=True, help="A tag for these documents, for search filters (repeatable)."),
@@ -198,6 +217,27 @@ def stats(kb_dir, as_json):
     for page in low:
         click.echo(f"  low OCR confidence: {page['document']} p. {page['page']} ({page['confidence']:.0%}): "
                    "check its citations against the scan")
+
+
+@main.command()
+@click.option("--model", required=True, metavar="NAME", help=f"The model to move the KB to: {' or '.join(MODEL_NAMES)}.")
+@KB_DIR
+@JSON
+@click.option("--wait", default=0.0, show_default=True, help="Seconds to wait for another writer.")
+def reembed(model, kb_dir, as_json, wait):
+    """Re-embed every chunk with another model and switch the KB to it, in one commit.
+
+    Searches keep answering from the old model until the commit; syncs wait (or are refused) meanwhile.
+    Interrupted or killed before the commit, the KB is unchanged."""
+    from kb import EmbedderConfig
+    from kb import reembed as run
+
+    report = run(kb_dir, EmbedderConfig(model=model), wait=wait, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+        return
+    click.echo(f"re-embedded {report.chunks} chunks ({report.texts} distinct texts) with {report.model} "
+               f"(was {report.model_before}); {report.questions} question-memory entries; {report.seconds:.1f} s")
 
 
 @main.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from eval import EvalConfig, EvalError, STAT_TESTS, headline_metric, load_dataset, run_eval, write_report
+from kb import DEFAULT_MODEL
 from retriever import RETRIEVERS
 
 
@@ -76,6 +77,9 @@ def _slug(name: str) -> str:
 @click.option("--history", "history", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Replay this labelled set (JSONL: question, relevant) as thumbs up into a scratch question memory "
                    "first; each hopfield row gets a +memory twin, and replayed questions are not scored.")
+@click.option("--model", default=None, metavar="NAME",
+              help="Embedding model of the KB (all-MiniLM-L6-v2 or bge-small-en-v1.5) [default: the KB's own; the "
+                   "default model for a new one]. A BEIR corpus gets a KB of its own per model.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("--conversations", is_flag=True,
               help="A conversational set (conversations.jsonl in the BEIR folder, or a JSONL whose lines carry "
@@ -83,7 +87,7 @@ def _slug(name: str) -> str:
                    "by side, the conversation memory's weights cross-validated across dialogues; --limit counts "
                    "dialogues.")
 def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, cache_dir, as_json, limit, seed, split,
-             stat_test, depth, candidates, history, progress, conversations):
+             stat_test, depth, candidates, history, model, progress, conversations):
     """Recall@k, MRR, nDCG and hit rate of each retriever on a labelled set, clean and garbled."""
     if conversations:
         _conversations(dataset_path, kb_dir, out_dir, as_json, limit)
@@ -93,12 +97,14 @@ def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, c
     out_dir = out_dir or Path("eval_reports") / name
     cache_dir = cache_dir or out_dir / "cache"
     if kb_dir is None:
-        kb_dir = cache_dir / f"kb-{name}" if labelled.corpus is not None else Path("kb_data")
+        # Another model than the default gets a KB of its own: a BEIR KB is built once per model and reused.
+        suffix = f"-{_slug(model)}" if model and model != DEFAULT_MODEL else ""
+        kb_dir = cache_dir / f"kb-{name}{suffix}" if labelled.corpus is not None else Path("kb_data")
     progress = sys.stderr.isatty() if progress is None else progress
     betas = _betas(beta_text)
     config = EvalConfig(retrievers=_names(retrievers), betas=betas, conditions=_names(conditions), seed=seed,
                         limit=limit, depth=depth, candidates=candidates, stat_test=stat_test, cache_dir=cache_dir,
-                        progress=progress, history=history)
+                        progress=progress, history=history, model=model)
     command = ["kb", "eval", "--dataset", str(dataset_path), "--retrievers", ",".join(config.retrievers),
                "--conditions", ",".join(config.conditions)]
     command += ["--beta", ",".join(f"{b:g}" for b in betas)] if betas else []
@@ -106,6 +112,7 @@ def eval_cmd(dataset_path, retrievers, conditions, beta_text, kb_dir, out_dir, c
     command += ["--limit", str(limit)] if limit else []
     command += ["--seed", str(seed)] if seed else []
     command += ["--history", str(history)] if history else []
+    command += ["--model", model] if model else []
     report = run_eval(labelled, kb_dir, config)
     written = write_report(report, out_dir, command=shlex.join(command))
     for warning in report.warnings:
