@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
 from ingest import IngestConfig, ingest  # noqa: E402
 from kb import KnowledgeBase, load_embedder  # noqa: E402
-from retriever import AnswerConfig, answer, make_retriever  # noqa: E402
-from retriever.cross_encoder import load_cross_encoder  # noqa: E402
+from retriever import AnswerConfig, answer, load_cross_encoder, make_retriever  # noqa: E402
 
 
 def clear_caches() -> None:

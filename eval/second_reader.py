@@ -26,9 +26,7 @@ import numpy as np
 from data import DATA_DIR, SAMPLE_DOCS, SAMPLE_QUESTIONS
 from eval.answers import SHARED, KEY_FACT_RECALL, key_fact_recall, read_jsonl
 from kb import KnowledgeBase, load_embedder, retrieval_text
-from retriever import AnswerConfig, answer, make_retriever
-from retriever.answerability import ANSWERABILITY, Answerability
-from retriever.cross_encoder import load_cross_encoder
+from retriever import ANSWERABILITY, AnswerConfig, Answerability, answer, load_cross_encoder, make_retriever
 
 CALIBRATION = DATA_DIR / "answerability_calibration.jsonl"
 

@@ -14,12 +14,16 @@ Public surface:
     Turn, HistoryConfig, Context, parse_history, build_context   follow-ups read with the conversation before them
     learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
     content_tokens, lexical_overlap          the answer layer's word overlap (eval scores answers with it)
+    CrossEncoder, CrossEncoderConfig, load_cross_encoder   the second reader: (question, passage) -> relevance logit
+    Answerability, ANSWERABILITY             P(answerable) from the evidence score and the cross-encoder's logit
 """
 
 from retriever import hopfield_math
 from retriever.answer import answer
 from retriever.answer_sentences import content_tokens, lexical_overlap
+from retriever.answerability import ANSWERABILITY, Answerability
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
+from retriever.cross_encoder import CrossEncoder, CrossEncoderConfig, load_cross_encoder
 from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
 from retriever.base import Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
@@ -37,6 +41,7 @@ __all__ = [
     "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
     "learn_from_feedback", "content_tokens", "lexical_overlap",
     "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
+    "CrossEncoder", "CrossEncoderConfig", "load_cross_encoder", "ANSWERABILITY", "Answerability",
 ]
 
 

@@ -9,9 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kb import CROSS_ENCODER, KBError, PackagedModel, model_folder
-from retriever import AnswerConfig, answer, make_retriever
-from retriever.answerability import ANSWERABILITY
-from retriever.cross_encoder import CrossEncoderConfig, load_cross_encoder
+from retriever import ANSWERABILITY, AnswerConfig, CrossEncoderConfig, answer, load_cross_encoder, make_retriever
 from ui.cli import main as cli
 
 
