@@ -143,16 +143,20 @@ def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], 
     kept = rough[: config.max_embedded]
     texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
     vectors = _embed_sentences(retriever.embedder, texts)
-    # The second reader reads the question with each kept sentence (under its section, as embedded).
-    reads = config.cross_quotes or config.cross_abstention
-    cross = load_cross_encoder().score(question, texts) if reads else [None] * len(kept)
+    # The second reader reads the question with the kept sentences (under their section, as embedded): all of
+    # them for the abstention, else only the top document's, the only ones it chooses among (half the pairs).
+    cross: list[float | None] = [None] * len(kept)
+    if config.cross_abstention or config.cross_quotes:
+        top_doc = hits[0].chunk.doc_id
+        read = [k for k, r in enumerate(kept) if config.cross_abstention or hits[r[1]].chunk.doc_id == top_doc]
+        for k, logit in zip(read, load_cross_encoder().score(question, [texts[k] for k in read])):
+            cross[k] = float(logit)
     out = []
     for (_, i, start, end, lex), vec, ce in zip(kept, vectors, cross):
         cos = float(vec @ qvec)
         score = (config.w_sentence * cos + config.w_passage * float(passage_cos[i]) + config.w_rank / hits[i].rank
                  + config.w_lexical * lex)
-        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec,
-                                  None if ce is None else float(ce)))
+        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec, ce))
     out.sort(key=lambda s: -s.score)
     return _first_quote(out, hits[0].chunk.doc_id, config)
 
