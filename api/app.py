@@ -214,7 +214,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         result = retriever.search(body.query, body.k, where=request_filter(key, body.filters),
                                   history=parse_history(history_turns(body.history)))
         return {"query": result.query, "retriever": result.retriever, "snapshot": result.snapshot,
-                "hits": [hit_payload(h, not key.sees_everything) for h in result.hits], "diagnostics": diagnostics_payload(result, key),
+                "hits": [hit_payload(h, not key.sees_everything) for h in result.hits],
+                "diagnostics": diagnostics_payload(result, key),
                 "history_used": history_payload(result)}
 
     @app.post("/v1/collections/{collection}/ask", tags=["answers"], response_model=AnswerResponse,
@@ -255,7 +256,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         return out
 
     @app.post("/v1/collections/{collection}/documents", tags=["documents"], status_code=201)
-    def upload(collection: str, key: ApiKey = writer, file: UploadFile = File(...), doc_key: str | None = Form(None, alias="document_key"),
+    def upload(collection: str, key: ApiKey = writer, file: UploadFile = File(...),
+               doc_key: str | None = Form(None, alias="document_key"),
                visibility: str = Form("internal"), tags: str = Form("")) -> dict:
         """Add a document, or a new version of the one with the same key (by default the file's name):
         the same document uploaded or synced from a folder is one document with versions. Everything is

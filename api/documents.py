@@ -54,7 +54,8 @@ class UploadGate:
             total = sum(self._held.values())
             mine = self._held.get(key_id, 0)
             if total >= self.limits.slots or mine >= self.limits.per_key:
-                raise HTTPException(429, f"too many uploads in progress ({'this key' if mine >= self.limits.per_key else 'server'}"
+                who = "this key" if mine >= self.limits.per_key else "server"
+                raise HTTPException(429, f"too many uploads in progress ({who}"
                                          "); retry when one has finished", headers={"Retry-After": "5"})
             self._held[key_id] = mine + 1
         try:

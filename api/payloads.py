@@ -31,7 +31,8 @@ def hit_payload(h, scoped: bool = False) -> dict:
     """A hit as JSON; scoped (a key that may not see every label): no score, since BM25's word statistics and
     the character gate are computed over every chunk, so a score would move with documents the key cannot see."""
     c = h.chunk
-    return {"rank": h.rank, "score": None if scoped else round(float(h.score), 6), "chunk_id": c.id, "document": c.doc_source,
+    return {"rank": h.rank, "score": None if scoped else round(float(h.score), 6), "chunk_id": c.id,
+            "document": c.doc_source,
             "name": c.doc_name, "title": c.doc_title, "version": c.doc_version, "visibility": c.doc_visibility,
             "page": c.page, "section": c.section, "char_start": c.char_start, "char_end": c.char_end, "text": c.text,
             "ocr_confidence": c.ocr_confidence, "url": web_url(c.doc_url)}
@@ -63,8 +64,10 @@ def diagnostics_payload(result, key: ApiKey) -> dict | None:
 def answer_payload(ans, scoped: bool = False) -> dict:
     """The answer as JSON; scoped: no evidence figure and no passage scores (see hit_payload)."""
     return {"question": ans.question, "answer": ans.text, "abstained": ans.abstained,
-            "evidence": None if scoped else round(float(ans.evidence), 4), "threshold": ans.threshold, "snapshot": ans.search.snapshot,
-            "citations": [citation_payload(c) for c in ans.citations], "closest": [hit_payload(h, scoped) for h in ans.closest],
+            "evidence": None if scoped else round(float(ans.evidence), 4), "threshold": ans.threshold,
+            "snapshot": ans.search.snapshot,
+            "citations": [citation_payload(c) for c in ans.citations],
+            "closest": [hit_payload(h, scoped) for h in ans.closest],
             "notes": list(ans.notes), "seconds": round(ans.seconds, 4), "history_used": history_payload(ans.search)}
 
 

@@ -131,7 +131,8 @@ def section_query(kbs: dict) -> list[Row]:
         alt = (r["rss_plain_flat"] + r.get("rss_plain_bm25s", 0)) / r["chunks"]
         rows.append(Row(f"resident memory per chunk, {label}", fmt_bytes(ours), fmt_bytes(alt), ratio_time(ours, alt),
                         "ours: snapshot + everything the first Hopfield question reads; alt: plain IndexFlatIP"
-                        + (" + bm25s index" if "rss_plain_bm25s" in r else "") + f"; model {fmt_bytes(r['rss_model'])} once"))
+                        + (" + bm25s index" if "rss_plain_bm25s" in r else "")
+                        + f"; model {fmt_bytes(r['rss_model'])} once"))
     return rows
 
 
@@ -269,7 +270,8 @@ def section_api(kbs: dict, seconds: float) -> list[Row]:
         r = run_json("bench_api_load", *args, timeout=3600)
         for phase, label in (("steady", "steady"), ("during_sync", "while 10 documents change")):
             f = r[phase]
-            lat = "; ".join(f"{k} p50 {f[k]['p50_ms']:.0f} / p95 {f[k]['p95_ms']:.0f} ms" for k in ("search", "ask") if k in f)
+            lat = "; ".join(f"{k} p50 {f[k]['p50_ms']:.0f} / p95 {f[k]['p95_ms']:.0f} ms" for k in ("search",
+                                                                                                    "ask") if k in f)
             rows.append(Row(f"HTTP API, {kb} KB, {r['clients']} clients x {f['seconds']:.0f} s, {label}",
                             f"{f['requests_per_s']:.1f} req/s, {f['errors']} errors, {f['mixed_version_responses']} mixed",
                             note=f"{f['requests']} requests; {lat}; snapshots seen {f['snapshots_seen']}"))
@@ -315,7 +317,8 @@ def main() -> int:
         "ingest": lambda: section_ingest(kbs), "query": lambda: section_query(kbs), "views": lambda: section_views(kbs),
         "index": lambda: section_index(kbs), "eval": lambda: section_eval(kbs),
         "sync": lambda: section_sync(sync_docs), "startup": lambda: section_startup(kbs),
-        "answer": lambda: section_answer(kbs), "conversation": section_conversation, "api": lambda: section_api(kbs, args.api_seconds),
+        "answer": lambda: section_answer(kbs), "conversation": section_conversation, "api": lambda: section_api(kbs,
+                                                                                                                args.api_seconds),
     }
     needs_scifact = {"ingest", "index", "eval"}
     rows: list[Row] = []

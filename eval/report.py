@@ -75,8 +75,9 @@ def markdown(report: EvalReport, command: str | None = None) -> str:
             cells.append(f"{report.ms_per_query[c][r]:.1f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
+    embedding_seconds = {k: round(v, 2) for k, v in m.get('query_embedding_seconds', {}).items()}
     lines += ["ms/query: ranking only; query embeddings are computed once per condition and shared "
-              f"(embedding seconds per condition: {json.dumps({k: round(v, 2) for k, v in m.get('query_embedding_seconds', {}).items()})}).",
+              f"(embedding seconds per condition: {json.dumps(embedding_seconds)}).",
               ""]
     if report.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]

@@ -17,17 +17,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-# progress(retriever label, batches done, batches in all), called as each batch of questions is ranked.
-Progress = Callable[[str, int, int], None]
-
 from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, Tally
 from eval.errors import EvalError
-from eval.garble import Condition, garble_queries, parse_conditions
+from eval.garble import garble_queries, parse_conditions
 from eval.metrics import METRICS, STAT_TESTS, check_metrics, score, significance
 from ingest import IngestConfig, IngestReport, ingest_texts
 from kb import DEFAULT_MODEL, EmbedderConfig, KnowledgeBase, TextEmbedder, kb_model, load_embedder
 from retriever import RETRIEVERS, HopfieldConfig, Retriever, make_retriever
+
+# progress(retriever label, batches done, batches in all), called as each batch of questions is ranked.
+Progress = Callable[[str, int, int], None]
 
 TOP_SHOWN = 10  # targets kept per query in the per-query output
 

@@ -17,8 +17,9 @@ Public surface:
 from ingest.chunker import ChunkConfig, chunk
 from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
 from ingest.ocr import OcrConfig
+from ingest.parse import parse_file
 from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord, discover, document_key, ingest,
-                             ingest_texts, parse_file)
+                             ingest_texts)
 from ingest.ray_engine import RayConfig, RayEngine, RayIngestError, connect_ray
 from ingest.tokens import cl100k, count_tokens
 from ingest.worker import Budget
@@ -31,5 +32,6 @@ __all__ = [
     "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
     "parse_file", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
     "cl100k", "count_tokens",
-    "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir", "check_upload", "staged_upload",
+    "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir", "check_upload",
+    "staged_upload",
 ]

@@ -23,7 +23,7 @@ from ingest.chunker import ChunkConfig, chunk
 from ingest.exports import Article, read_zendesk
 from ingest.loaders import DEFAULT_MAX_BYTES, Block, LoadError, ParsedText
 from ingest.ocr import OcrConfig
-from ingest.parse import parse_file, shown
+from ingest.parse import shown
 from ingest.worker import Budget, worker_for
 from kb import (Embedder, EmbedderConfig, KBWriteError, KnowledgeBase, NewDocument, check_labels, load_embedder,
                 retrieval_text, web_url)

@@ -22,7 +22,8 @@ ALLOWED_EXTENSIONS = tuple(sorted(SUPPORTED))  # ".htm", ".html", ".markdown", "
 UPLOAD_DIR = "uploads"
 MAX_NAME = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-MIME = {".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".pdf": "application/pdf", ".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
+MIME = {".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".pdf": "application/pdf",
+        ".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
         ".htm": "text/html", ".txt": "text/plain"}
 
 

@@ -36,7 +36,8 @@ class Budget:
         from kb import KBError
 
         if not self.seconds > 0 or self.memory_mb < 256:
-            raise KBError(f"a parse budget needs seconds > 0 and memory_mb >= 256, not {self.seconds} s, {self.memory_mb} MB")
+            raise KBError(f"a parse budget needs seconds > 0 and memory_mb >= 256, "
+                          f"not {self.seconds} s, {self.memory_mb} MB")
 
 
 def _serve(conn, memory_mb: int) -> None:

@@ -96,8 +96,8 @@ class LexiconDelta:
         """Write the accumulated document-frequency changes (terms and character n-gram buckets)."""
         self._flush(con)
         changed = [(t, d) for t, d in self.terms.items() if d]
-        con.executemany("INSERT INTO lex_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
-                        changed)
+        con.executemany("INSERT INTO lex_terms (term, df) VALUES (?, ?) "
+                        "ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", changed)
         con.execute("DELETE FROM lex_terms WHERE df <= 0")
         con.executemany("INSERT INTO lex_words (word, n) VALUES (?, ?) ON CONFLICT(word) DO UPDATE SET n = n + excluded.n",
                         [(w, d) for w, d in self.words.items() if d])

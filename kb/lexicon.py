@@ -4,8 +4,8 @@ Three structures, all maintained by the writer inside the transaction that commi
 they are always exactly what a full rebuild from the texts would give, cost work only for new and
 removed chunks, and need nothing built when a process starts:
 
-- `chunk_fts`: an SQLite FTS5 index of every chunk's BM25 terms (retrieval text less stopwords); its bm25() ranks a question's
-  words over all chunks (BM25 retriever, lexical candidates) or scores a given set of chunks.
+- `chunk_fts`: an SQLite FTS5 index of every chunk's BM25 terms (retrieval text less stopwords); its bm25() ranks
+  a question's words over all chunks (BM25 retriever, lexical candidates) or scores a given set of chunks.
 - `lex_terms`: word -> number of chunks holding it: IDF for BM25 over a question's candidates and
   for the answer layer.
 - `lex_words`: Latin word (3+ letters) -> occurrences in all chunks: the vocabulary query repair

@@ -624,8 +624,9 @@ class KnowledgeBase:
         if orphans:
             problems.append(f"{orphans} chunks belong to no document")
         if not (self.dir / MANIFEST_NAME).exists() and n_docs:
-            problems.append("manifest.json is missing" + (f" (kb.sqlite records model {self.manifest.model}; the next "
-                                                          "sync or `kb check --repair` rewrites it)" if self.manifest else ""))
+            rewrite = (f" (kb.sqlite records model {self.manifest.model}; the next sync or `kb check --repair` "
+                       "rewrites it)" if self.manifest else "")
+            problems.append("manifest.json is missing" + rewrite)
         n_vectors = compared = 0
         if token_row is None:
             if len(db_ids):
@@ -655,7 +656,8 @@ class KnowledgeBase:
                 if not np.array_equal(faiss_ids, db_ids):
                     extra = np.setdiff1d(faiss_ids, db_ids).size
                     lost_ids = np.setdiff1d(db_ids, faiss_ids).size
-                    problems.append(f"FAISS ids differ from chunk rows: {extra} without a chunk, {lost_ids} chunks not indexed")
+                    problems.append(f"FAISS ids differ from chunk rows: {extra} without a chunk, "
+                                    f"{lost_ids} chunks not indexed")
                 if not np.array_equal(snap.ids, db_ids):
                     problems.append("snapshot id list differs from chunk rows")
                 if self.manifest and snap.vectors.shape[1:] != (self.manifest.dim,) and snap.size:
@@ -695,8 +697,8 @@ class KnowledgeBase:
         return len(rows), problems
 
     def repair(self, wait: float = 0.0) -> CheckReport:
-        """Rewrite everything derived (snapshot vectors, ids, FAISS index, checksums, the lexical index) from kb.sqlite, without
-        re-embedding, under the write lock; returns the deep check that proves the result."""
+        """Rewrite everything derived (snapshot vectors, ids, FAISS index, checksums, the lexical index) from kb.sqlite,
+        without re-embedding, under the write lock; returns the deep check that proves the result."""
         if self.manifest is None:
             raise KBError(f"{self.dir} has no manifest.json, so its model is unknown: restore manifest.json")
         with self.writer(model=self.manifest.model, dim=self.manifest.dim, wait=wait) as w:

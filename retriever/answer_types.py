@@ -157,8 +157,8 @@ class Answer:
     the nearest retrieved passages. evidence / threshold: see AnswerConfig.
     search: the retrieval result (hits and the Hopfield diagnostics).
     signals: what the abstention read: "evidence_score" (the bi-encoder evidence) and "cross" (the
-    cross-encoder's best sentence logit) when it ran. mode: "extractive" or "generative". notes: things the reader should know (an LLM that
-    was unreachable, citations that were dropped). seconds: total time, retrieval included.
+    cross-encoder's best sentence logit) when it ran. mode: "extractive" or "generative". notes: things the
+    reader should know (an LLM that was unreachable, citations that were dropped). seconds: total time, retrieval included.
     """
 
     question: str

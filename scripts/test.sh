@@ -28,4 +28,6 @@ source scripts/system.sh
 need chromium chromium "the browser tests will fail"
 need tesseract tesseract-ocr "the OCR tests will fail"
 install_needed
+# Lint first (pyproject.toml [tool.ruff]): seconds, and a failure names file, line and rule.
+"$VENV/bin/python" -m ruff check .
 exec "$VENV/bin/python" -m pytest "$@"

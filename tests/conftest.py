@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
+from data import SAMPLE_DOCS
 from ingest import IngestConfig, ingest
 from kb import Embedder, KnowledgeBase, load_embedder
 
@@ -53,3 +53,20 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"../shared is absent ({SHARED}); these tests need the shared real-world data")
     return SHARED
+
+
+# The fast loop, `pytest -m "not slow"`: tests that need the embedding model, a built KB, ../shared, a server,
+# a browser, a Ray cluster, OCR or killed processes are marked slow here, by the fixtures they take or their module.
+SLOW_FIXTURES = frozenset({"embedder", "sample_kb_dir", "sample_kb", "kb_copy", "shared_dir"})
+SLOW_MODULES = frozenset({
+    "test_api", "test_api_fuzz", "test_app", "test_app_files", "test_browser", "test_chat_cli", "test_cli_basic",
+    "test_cross_encoder", "test_eval_conversations", "test_eval_run", "test_faults", "test_models", "test_ocr",
+    "test_ray", "test_security", "test_sync",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -85,7 +85,8 @@ def assert_consistent(kb_dir: Path, allowed: list[State], embedder) -> State:
     assert all(r is not None for r in records), "snapshot names chunk ids that have no row"
     revisioned = 0
     for rec in records:
-        assert rec.doc_version == versions[rec.doc_id], f"chunk {rec.id} cites v{rec.doc_version}, doc is v{versions[rec.doc_id]}"
+        assert rec.doc_version == versions[rec.doc_id], (
+            f"chunk {rec.id} cites v{rec.doc_version}, doc is v{versions[rec.doc_id]}")
         found = CODE.findall(rec.text)
         assert set(found) <= {want}, f"chunk {rec.id} of {rec.doc_name} has {found} in a KB at {want}"
         revisioned += bool(found)

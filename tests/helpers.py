@@ -48,3 +48,14 @@ def sentence_document(name: str, sentences: list[str], per_section: int):
     return NewDocument(source=f"/virtual/{name}", name=name, title=name.title(), kind="text",
                        content_hash=hashlib.sha256(text.encode()).hexdigest(), size_bytes=len(text), text=text,
                        chunks=tuple(chunks))
+
+
+def write_beir(folder, corpus, queries, qrels_lines, split="test"):
+    """A BEIR folder as BEIR ships it: JSONL corpus/queries, qrels TSV with a header and CRLF."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (folder / "qrels").mkdir(exist_ok=True)
+    body = "query-id\tcorpus-id\tscore\r\n" + "".join(line + "\r\n" for line in qrels_lines)
+    (folder / "qrels" / f"{split}.tsv").write_bytes(body.encode())
+    return folder

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -240,9 +239,11 @@ def test_an_upload_of_a_synced_document_becomes_its_new_version_and_the_next_ans
     history = c.get(f"/v1/collections/support/documents/{key}/history", headers=h).json()
     assert [e["event"] for e in history][-1] == "updated"
     # A public-only writer could not have marked it internal; this writer can, and the public key then loses it.
-    bad = c.post("/v1/collections/support/documents", headers=h, files={"file": ("tool.exe", b"MZ\x90\x00", "application/x")})
+    bad = c.post("/v1/collections/support/documents", headers=h, files={"file": ("tool.exe", b"MZ\x90\x00",
+                                                                                 "application/x")})
     assert bad.status_code == 400 and "not allowed" in bad.json()["detail"]
-    big = c.post("/v1/collections/support/documents", headers=h, files={"file": ("big.txt", b"a" * (2 * 2**20), "text/plain")})
+    big = c.post("/v1/collections/support/documents", headers=h, files={"file": ("big.txt", b"a" * (2 * 2**20),
+                                                                                 "text/plain")})
     assert big.status_code == 413
 
 

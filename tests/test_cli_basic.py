@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpers import make_pdf
+from tests.helpers import make_pdf
 from kb import FORMAT_VERSION
 from ui.cli import main
 

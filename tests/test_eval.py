@@ -18,17 +18,7 @@ from eval.garble import NEIGHBOURS, typos
 from eval.runner import retriever_specs, to_targets
 from ingest import TextRecord
 from kb import KBError
-
-
-def write_beir(folder, corpus, queries, qrels_lines, split="test"):
-    """A BEIR folder as BEIR ships it: JSONL corpus/queries, qrels TSV with a header and CRLF."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
-    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
-    (folder / "qrels").mkdir(exist_ok=True)
-    body = "query-id\tcorpus-id\tscore\r\n" + "".join(line + "\r\n" for line in qrels_lines)
-    (folder / "qrels" / f"{split}.tsv").write_bytes(body.encode())
-    return folder
+from tests.helpers import write_beir
 
 
 # ---- labelled sets ---------------------------------------------------------------------------

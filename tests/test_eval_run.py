@@ -12,7 +12,7 @@ from data import SAMPLE_QUESTIONS
 from eval import EvalConfig, EvalError, evaluate, load_dataset, run_eval
 from kb import KnowledgeBase
 from retriever import make_retriever
-from tests.test_eval import write_beir
+from tests.helpers import write_beir
 from ui.cli import main
 
 TOPICS = {

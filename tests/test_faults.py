@@ -134,7 +134,8 @@ def test_first_sync_killed_before_commit_leaves_an_empty_kb_that_the_next_sync_f
     assert res.killed, res.stderr
     TALLY["kill at before-sqlite-commit (first sync)"] += 1
     check = server.run(["check", "--kb-dir", str(kb_dir)])
-    assert check.rc == 0 and check.stdout.startswith("0 documents, 0 chunks, 0 vectors (0 compared with kb.sqlite): ok"), check.stdout
+    empty = "0 documents, 0 chunks, 0 vectors (0 compared with kb.sqlite): ok"
+    assert check.rc == 0 and check.stdout.startswith(empty), check.stdout
     search = server.run(["search", "travel", "--kb-dir", str(kb_dir), "--retriever", "dense"])
     assert search.rc == 2 and "is empty" in _one_error_line(search.stderr)
     TALLY["consistent after fault"] += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import make_pdf
+from tests.helpers import make_pdf
 from ingest import ChunkConfig, IngestConfig, TextRecord, chunk, ingest, ingest_texts, load
 from kb import KnowledgeBase
 from retriever import make_retriever

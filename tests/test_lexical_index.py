@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from helpers import sentence_document
+from tests.helpers import sentence_document
 from kb import KnowledgeBase, NewDocument
 from retriever.corpus import Corpus, SnapshotMoved
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_pdf
+from tests.helpers import make_pdf
 from ingest import LoadError, load
 
 
@@ -36,7 +36,8 @@ def test_html_keeps_visible_text_and_title_only(tmp_path):
 
 
 def test_pdf_pages_keep_their_numbers(tmp_path):
-    pdf = make_pdf(tmp_path / "sla.pdf", ["Uptime is 99.9 percent.", "Service credits are 10 percent.", "Claims within 30 days."])
+    pdf = make_pdf(tmp_path / "sla.pdf", ["Uptime is 99.9 percent.", "Service credits are 10 percent.",
+                                          "Claims within 30 days."])
     parsed = _load(pdf)
     assert [b.page for b in parsed.blocks] == [1, 2, 3]
     page2 = parsed.blocks[1]

@@ -12,7 +12,7 @@ from data.make_scans import scanned_copy
 from ingest import Budget, IngestConfig, LoadError, OcrConfig, ingest, load
 from kb import DocumentFilter, KnowledgeBase
 from retriever import make_retriever
-from helpers import make_pdf
+from tests.helpers import make_pdf
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None,
                                 reason="Tesseract is not installed (scripts/test.sh installs Debian's tesseract-ocr)")

@@ -14,7 +14,7 @@ from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
 from kb.question_memory import DAY, MemoryConfig, QuestionMemory
-from retriever import HopfieldConfig, HopfieldRetriever
+from retriever import HopfieldRetriever
 from retriever.question_recall import chunk_mass, recall_attention
 
 POLICY = "refund-and-cancellation-policy.md"

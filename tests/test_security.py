@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from api import KeyStore
-from tests.api_server import PUBLIC, running_server, split_sample_docs, sync_collection, wait_for
+from tests.api_server import running_server, split_sample_docs, sync_collection, wait_for
 
 # A word only the internal folder holds, and one no document holds: a public key must not tell them apart.
 INTERNAL_WORD, MADE_UP_WORD = "quuxifrage", "blorptangle"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
-from helpers import read_questions, sentence_document
+from tests.helpers import read_questions, sentence_document
 from ingest import ChunkConfig, IngestConfig, count_tokens, ingest
 from kb import (
     FORMAT_VERSION,

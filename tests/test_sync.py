@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import make_pdf
+from tests.helpers import make_pdf
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
 from retriever import make_retriever
@@ -219,7 +219,8 @@ def _kb_state(kb_dir: Path) -> tuple:
     kb = KnowledgeBase(kb_dir)
     files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in kb_dir.iterdir()
                    if not p.name.endswith(("-wal", "-shm")))
-    return kb.token(), kb.hashes(), [(h.source, h.version, h.event) for d in kb.documents() for h in kb.history(d.source)], files
+    return kb.token(), kb.hashes(), [(h.source, h.version,
+                                      h.event) for d in kb.documents() for h in kb.history(d.source)], files
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):

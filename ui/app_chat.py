@@ -169,7 +169,8 @@ def render() -> None:
         kb = app_state.knowledge_base(path)
         docs = kb.stats()["documents"]
     except KBError as exc:
-        st.warning(f"{md_escape(app_state.message(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:")
+        st.warning(f"{md_escape(app_state.message(exc))}. Add documents on the Knowledge base page.",
+                   icon=":material/warning:")
         return
     session = app_session.browser_session()
     store: ConversationStore | None = None

@@ -77,7 +77,8 @@ def render_conversations(box, store: ConversationStore | None, session: str, his
         with c1.popover("Rename", icon=":material/edit:", help="Rename this conversation", width="stretch"):
             st.text_input("Title", value=cur.title, key="conv_title", max_chars=80)
             st.button("Rename", key="conv_rename", on_click=_on_rename, args=(store, cur.id), type="primary")
-        st.download_button("Export as Markdown", data=conversation_markdown(cur.title, history), file_name=_file_name(cur.title),
+        st.download_button("Export as Markdown", data=conversation_markdown(cur.title, history),
+                           file_name=_file_name(cur.title),
                            mime="text/markdown", icon=":material/download:", on_click="ignore", key="conv_export",
                            help="Export as Markdown (sources as footnotes)", width="stretch")
         with c3.popover("Delete", icon=":material/delete:", help="Delete this conversation", width="stretch"):

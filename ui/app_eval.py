@@ -61,7 +61,8 @@ def metric_chart(rows: list[dict]):
     data = [{"retriever": r["retriever"], "metric": m, "value": v} for r in rows for m, v in r.items()
             if "@" in m and not m.startswith("p(") and isinstance(v, (int, float))]
     return (alt.Chart(alt.Data(values=data)).mark_bar()
-            .encode(x=alt.X("metric:N", title=None), xOffset="retriever:N", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1])),
+            .encode(x=alt.X("metric:N", title=None), xOffset="retriever:N", y=alt.Y("value:Q", scale=alt.Scale(domain=[0,
+                                                                                                                       1])),
                     color="retriever:N", tooltip=["retriever:N", "metric:N", "value:Q"])
             .properties(height=320))
 
