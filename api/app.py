@@ -10,12 +10,14 @@ imports nothing from the app or the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import AsyncIterator
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -34,7 +36,7 @@ from api.payloads import (answer_payload, diagnostics_payload, document_payload,
 from api.schemas import AnswerResponse, AskRequest, DocumentOut, FeedbackRequest, SearchRequest, SearchResponse, SyncRequest
 from ingest import upload_dir
 from kb import DocumentFilter, EmptyKBError, KBError, KBLockedError, KnowledgeBase, embedder_for
-from retriever import AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever, parse_history
+from retriever import DEFAULT_CANDIDATES, AnswerConfig, HopfieldConfig, Retriever, answer, make_retriever, parse_history
 
 log = logging.getLogger("hopfield_kb.api")
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
@@ -72,7 +74,8 @@ class Collections:
         if kb is not None and (kb.dir / "kb.sqlite").exists():
             kb.refresh()
 
-    def retriever(self, name: str, kind: str, top_k: int, candidates: int = 100, beta: float = 2.0) -> Retriever:
+    def retriever(self, name: str, kind: str, top_k: int, candidates: int = DEFAULT_CANDIDATES,
+                  beta: float = HopfieldConfig().beta) -> Retriever:
         key = (name, kind, top_k, candidates, beta)
         with self._lock:
             cached = self._retrievers.get(key)
@@ -95,9 +98,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     learner = FeedbackLearner(collections.kb)
     uploads = documents_api.UploadGate(documents_api.UploadLimits(config.upload_slots, config.upload_slots_per_key))
     ready = threading.Event()
-    app = FastAPI(title="hopfield-kb", version="1", description=__doc__,
-                  openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}])
-
     def warm_up() -> None:
         try:
             for name in config.collections:
@@ -110,9 +110,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             ready.set()
 
-    @app.on_event("startup")
-    def _start() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Warm in the background: the server answers /v1/health (not ready) while the models load.
         threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+        yield
+
+    app = FastAPI(title="hopfield-kb", version="1", description=__doc__, lifespan=lifespan,
+                  openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}])
 
     def key_for(token: str | None) -> ApiKey | None:
         """The active key a token proves, or None; answers are cached for KEY_CACHE_SECONDS."""

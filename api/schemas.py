@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retriever import RETRIEVERS, HistoryConfig
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HistoryConfig, HopfieldConfig
 
 # A client may send more than the reader reads (it keeps the newest within HistoryConfig's budget); these only
 # bound what one request can carry.
@@ -60,8 +60,8 @@ class SearchRequest(BaseModel):
     history: list[HistoryMessage] = HISTORY_FIELD
     k: int = Field(5, ge=1, le=50, description="hits returned")
     retriever: Retriever = "hopfield"
-    beta: float = Field(2.0, gt=0, le=100, description="Hopfield inverse temperature")
-    candidates: int = Field(100, ge=1, le=1000, description="first-stage candidates K (>= k)")
+    beta: float = Field(HopfieldConfig().beta, gt=0, le=100, description="Hopfield inverse temperature")
+    candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=1000, description="first-stage candidates K (>= k)")
     filters: Filters = Field(default_factory=Filters)
 
 

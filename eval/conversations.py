@@ -33,7 +33,7 @@ from eval.errors import EvalError
 from eval.metrics import paired_randomisation
 from eval.runner import chunk_documents, prepare_kb, resolve_qrels, to_targets
 from kb import KBError, KnowledgeBase, embedder_for
-from retriever import HistoryConfig, Turn, build_context, make_retriever, parse_history
+from retriever import DEFAULT_CANDIDATES, HistoryConfig, Turn, build_context, make_retriever, parse_history
 
 FILE = "conversations.jsonl"
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10")
@@ -105,7 +105,8 @@ def _scores(ranked: list[str], relevant: set[str]) -> dict[str, float]:
 class ConversationEval:
     """Ranks a conversational set's turns against one KB under each row; results per turn id."""
 
-    def __init__(self, turns: Sequence[ConversationTurn], kb: KnowledgeBase, candidates: int = 100) -> None:
+    def __init__(self, turns: Sequence[ConversationTurn], kb: KnowledgeBase,
+                 candidates: int = DEFAULT_CANDIDATES) -> None:
         self.turns = list(turns)
         self.kb = kb
         self.embedder = embedder_for(kb)

@@ -24,7 +24,7 @@ from eval.garble import garble_queries, parse_conditions
 from eval.metrics import METRICS, STAT_TESTS, check_metrics, score, significance
 from ingest import IngestConfig, IngestReport, ingest_texts
 from kb import DEFAULT_MODEL, EmbedderConfig, KnowledgeBase, TextEmbedder, kb_model, load_embedder
-from retriever import RETRIEVERS, HopfieldConfig, Retriever, make_retriever
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HopfieldConfig, Retriever, make_retriever
 
 # progress(retriever label, batches done, batches in all), called as each batch of questions is ranked.
 Progress = Callable[[str, int, int], None]
@@ -57,7 +57,7 @@ class EvalConfig:
     limit: int | None = None
     depth: int = 300
     cutoff: int = 100
-    candidates: int = 100
+    candidates: int = DEFAULT_CANDIDATES
     stat_test: str = "fisher"
     batch_size: int = 64
     cache_dir: Path | None = None

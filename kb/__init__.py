@@ -15,6 +15,7 @@ Public surface:
     Manifest, FORMAT_VERSION                 on-disk identity
     NewDocument, NewChunk, DocumentInfo, ChunkRecord, HistoryEntry, Feedback, retrieval_text   records
     OCR_LOW_CONFIDENCE, ocr_note             when a page read by OCR is flagged, and how citations say so
+    location_label                           "p. 2" / "§ Section": the one format of a place in a document
     DocumentFilter, check_labels             which documents a search may use; visibility / tag rules
     web_url                                  an exported address kept only when it is http(s)
     KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
@@ -40,7 +41,7 @@ from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
 from kb.reembed import ReembedReport, reembed
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
-                        NewChunk, NewDocument, check_labels, ocr_note, retrieval_text, web_url)
+                        NewChunk, NewDocument, check_labels, location_label, ocr_note, retrieval_text, web_url)
 from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
 from kb.vector_index import IndexConfig, Snapshot
 
@@ -51,7 +52,7 @@ __all__ = [
     "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",
-    "check_labels", "web_url", "without_paths", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note",
+    "check_labels", "web_url", "without_paths", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note", "location_label",
     "CheckReport", "KnowledgeBase", "Writer", "text_hash",
     "IndexConfig", "Snapshot",
     "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",

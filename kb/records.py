@@ -147,6 +147,14 @@ def ocr_note(confidence: float | None) -> str:
     return note + ", low confidence: check the scan" if confidence < OCR_LOW_CONFIDENCE else note
 
 
+def location_label(page: int | None, section: str | None, ocr_confidence: float | None = None) -> str:
+    """The one format every interface shows a place in a document in: "p. 2", "§ Section" or "", with the
+    OCR note of a scanned page: "p. 2 (OCR 62%, low confidence: check the scan)"."""
+    place = f"p. {page}" if page is not None else (f"§ {section}" if section else "")
+    note = ocr_note(ocr_confidence)
+    return f"{place} ({note})" if note else place
+
+
 @dataclass(frozen=True)
 class ChunkRecord:
     """A stored chunk with what a citation needs: document, version, page/section, span; doc_url for an
@@ -171,10 +179,8 @@ class ChunkRecord:
 
     @property
     def where(self) -> str:
-        """"p. 2", "§ Section" or "", with the OCR note of a scanned page: "p. 2 (OCR 62%, low confidence: ...)"."""
-        place = f"p. {self.page}" if self.page is not None else (f"§ {self.section}" if self.section else "")
-        note = ocr_note(self.ocr_confidence)
-        return f"{place} ({note})" if note else place
+        """Where the chunk sits in its document (see location_label)."""
+        return location_label(self.page, self.section, self.ocr_confidence)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Public surface:
     HopfieldRetriever, HopfieldConfig        the modern-Hopfield reader (default)
     DenseRetriever, BM25Retriever, HybridRetriever   baselines behind the same interface
     make_retriever(name, kb, ...)            one of the above by name
+    DEFAULT_CANDIDATES                       first-stage candidates K by default (every interface reads it here)
     Hit, SearchResult, Diagnostics, Ranked   results
     VocabularyMemory, Repair                 the word memory that repairs garbled queries
     KBLangChainRetriever, to_documents       langchain-core BaseRetriever over any of the above
@@ -25,7 +26,7 @@ from retriever.answerability import ANSWERABILITY, Answerability
 from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
 from retriever.cross_encoder import CrossEncoder, CrossEncoderConfig, load_cross_encoder
 from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
-from retriever.base import Ranked, Retriever, check_query
+from retriever.base import DEFAULT_CANDIDATES, Ranked, Retriever, check_query
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
 from retriever.registry import RETRIEVERS, make_retriever
@@ -34,7 +35,7 @@ from retriever.question_recall import learn_from_feedback
 from retriever.vocabulary import Repair, VocabularyMemory
 
 __all__ = [
-    "hopfield_math", "Ranked", "Retriever", "check_query",
+    "hopfield_math", "DEFAULT_CANDIDATES", "Ranked", "Retriever", "check_query",
     "BM25Retriever", "DenseRetriever", "HybridRetriever", "HopfieldConfig", "HopfieldRetriever",
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
     "KBLangChainRetriever", "to_documents", "history_aware", "Repair", "VocabularyMemory",

@@ -36,6 +36,10 @@ def check_query(query: str) -> str:
     return query.strip()
 
 
+# First-stage candidates K every retriever reranks by default (the CLI, the app, the API and eval all read it here).
+DEFAULT_CANDIDATES = 100
+
+
 class Retriever:
     """Base class. Subclasses implement _rank(corpus, queries, query_vectors, k).
 
@@ -45,7 +49,8 @@ class Retriever:
     name = "base"
     uses_dense = True
 
-    def __init__(self, kb: KnowledgeBase, embedder: TextEmbedder | None = None, top_k: int = 5, candidates: int = 100):
+    def __init__(self, kb: KnowledgeBase, embedder: TextEmbedder | None = None, top_k: int = 5,
+                 candidates: int = DEFAULT_CANDIDATES):
         if top_k < 1:
             raise KBError(f"top_k must be at least 1, not {top_k}")
         if candidates < top_k:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kb import KBError, KnowledgeBase, TextEmbedder
-from retriever.base import Retriever
+from retriever.base import DEFAULT_CANDIDATES, Retriever
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
 
@@ -15,7 +15,7 @@ def make_retriever(
     kb: KnowledgeBase,
     embedder: TextEmbedder | None = None,
     top_k: int = 5,
-    candidates: int = 100,
+    candidates: int = DEFAULT_CANDIDATES,
     hopfield: HopfieldConfig | None = None,
     memory="kb",
 ) -> Retriever:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from kb import ConversationStore, EmptyKBError, KBError
+from kb import ConversationStore, EmptyKBError, KBError, location_label
 from retriever import answer
 from ui import app_session, app_state
 from ui.app_cite import citation_script, copy_button
@@ -108,9 +108,7 @@ def _read_with(turn: TurnView) -> str:
 
 
 def _where(s: SourceView) -> str:
-    from ui.app_turns import where
-
-    return where(s.page, s.section, s.ocr_confidence)
+    return location_label(s.page, s.section, s.ocr_confidence)
 
 
 def _render_turn(turn: TurnView, index: int, conv: str | None) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import html
 import re
 
-from ui.app_turns import SourceView, TurnView, where
+from kb import location_label
+from ui.app_turns import SourceView, TurnView
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'])")
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -67,6 +68,6 @@ def passage_html(text: str) -> str:
 def citation_label(s: SourceView) -> str:
     """Expander label for source [n] (or a closest passage, n = 0): title, page/section, file and version
     (Markdown-escaped)."""
-    place = where(s.page, s.section, s.ocr_confidence)
+    place = location_label(s.page, s.section, s.ocr_confidence)
     prefix = f"[{s.n}] " if s.n else ""
     return md_escape(f"{prefix}{s.doc_title}" + (f" — {place}" if place else "") + f" · {s.doc_name} v{s.doc_version}")

@@ -21,7 +21,7 @@ import streamlit as st
 
 from kb import (DEFAULT_MODEL, ConversationConfig, ConversationStore, EmbedderConfig, KBError, KnowledgeBase,
                 TextEmbedder, kb_model, load_embedder, without_paths)
-from retriever import AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
+from retriever import DEFAULT_CANDIDATES, AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
 from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
 log = logging.getLogger("hopfield_kb.app")
@@ -101,7 +101,7 @@ class Settings:
 
     retriever: str = "hopfield"
     beta: float = HopfieldConfig().beta
-    candidates: int = 100
+    candidates: int = DEFAULT_CANDIDATES
     top_k: int = 5
     min_evidence: float = AnswerConfig().threshold
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kb import ocr_note
+from kb import location_label
 from retriever import Answer, Diagnostics
 
 
@@ -160,16 +160,9 @@ def conversation_history(turns: list[TurnView]) -> list[dict[str, str]]:
     return out
 
 
-def where(page: int | None, section: str | None, ocr_confidence: float | None = None) -> str:
-    """"page 2", "section “Refunds”" or "", with the OCR note of a scanned page (kb.ocr_note)."""
-    place = f"page {page}" if page is not None else (f"section “{section}”" if section else "")
-    note = ocr_note(ocr_confidence)
-    return f"{place} ({note})" if note else place
-
-
 def source_line(s: SourceView) -> str:
-    """"Title — page 2 · file.pdf v1" for the copy text and the export."""
-    place = where(s.page, s.section, s.ocr_confidence)
+    """"Title — p. 2 · file.pdf v1" for the copy text and the export."""
+    place = location_label(s.page, s.section, s.ocr_confidence)
     return f"{s.doc_title}" + (f" — {place}" if place else "") + f" · {s.doc_name} v{s.doc_version}"
 
 

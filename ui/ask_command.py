@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kb import KnowledgeBase
-from retriever import RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer, make_retriever
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer, make_retriever
 from ui.terminal import safe_text
 
 
@@ -44,7 +44,7 @@ def answer_json(ans: Answer) -> dict:
 @click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
 @click.option("-k", "--top-k", default=5, show_default=True, help="Passages the answer is drawn from.")
 @click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
-@click.option("--candidates", "-K", default=100, show_default=True, help="First-stage candidates.")
+@click.option("--candidates", "-K", default=DEFAULT_CANDIDATES, show_default=True, help="First-stage candidates.")
 @click.option("--min-evidence", type=float, default=None,
               help="Abstain below this evidence (default: 0.48 for the evidence score; with --cross-abstention, "
                    "P(answerable) at the threshold python -m eval.second_reader --fit chose).")

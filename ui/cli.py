@@ -16,7 +16,7 @@ import click
 
 from ingest import ChunkConfig, IngestConfig, IngestReport, ingest
 from kb import CROSS_ENCODER, DEFAULT_MODEL, PACKAGED_MODELS, KBError, KnowledgeBase
-from retriever import RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
 from ui.terminal import safe_text
 
 # The default first, then the other packaged models (kb.embedder.PACKAGED_MODELS is the one list).
@@ -314,7 +314,7 @@ def _result_json(result: SearchResult) -> dict:
 @click.option("-k", "--top-k", default=5, show_default=True, help="Number of passages.")
 @click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
 @click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
-@click.option("--candidates", "-K", default=100, show_default=True, help="First-stage candidates.")
+@click.option("--candidates", "-K", default=DEFAULT_CANDIDATES, show_default=True, help="First-stage candidates.")
 def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
     """Retrieve the passages that best answer QUESTION."""
     kb = KnowledgeBase(kb_dir)

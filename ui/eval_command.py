@@ -12,7 +12,7 @@ import click
 
 from eval import EvalConfig, EvalError, STAT_TESTS, headline_metric, load_dataset, run_eval, write_report
 from kb import DEFAULT_MODEL
-from retriever import RETRIEVERS
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -72,7 +72,7 @@ def _slug(name: str) -> str:
               help="Paired significance test against the first retriever.")
 @click.option("--depth", type=int, default=300, show_default=True,
               help="Chunks ranked per query before documents are counted (document-level sets).")
-@click.option("--candidates", "-K", type=int, default=100, show_default=True,
+@click.option("--candidates", "-K", type=int, default=DEFAULT_CANDIDATES, show_default=True,
               help="First-stage candidates of hybrid and Hopfield.")
 @click.option("--history", "history", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Replay this labelled set (JSONL: question, relevant) as thumbs up into a scratch question memory "
