@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from kb.sql import IN_LIST, in_batches, select_in
 from kb.lexicon import (GRAM_BUCKETS, LEXICON_VERSION, char_grams, fts_query, latin_words, pack_grams,
                         stopwords, unpack_grams, word_terms)
 
@@ -84,9 +85,7 @@ class LexiconDelta:
         con.executemany("INSERT INTO chunk_fts (chunk_fts, rowid, body) VALUES ('delete', ?, ?)",
                         [(cid, body) for (cid, _), body in zip(rows, bodies)])
         ids = [cid for cid, _ in rows]
-        for start in range(0, len(ids), 900):
-            part = ids[start : start + 900]
-            marks = ",".join("?" * len(part))
+        for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
                 buckets, _ = unpack_grams(blob)
                 np.subtract.at(self.grams, buckets.astype(np.int64), 1)
@@ -180,11 +179,8 @@ def grams_of(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, tup
     """{chunk id: (n-gram buckets, counts)} for chunk_ids."""
     out = {}
     ids = [int(i) for i in chunk_ids]
-    for start in range(0, len(ids), 900):
-        part = ids[start : start + 900]
-        marks = ",".join("?" * len(part))
-        for cid, blob in con.execute(f"SELECT chunk_id, grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
-            out[cid] = unpack_grams(blob)
+    for cid, blob in select_in(con, f"SELECT chunk_id, grams FROM chunk_grams WHERE chunk_id IN {IN_LIST}", ids):
+        out[cid] = unpack_grams(blob)
     return out
 
 
@@ -192,10 +188,7 @@ def term_df(con: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
     """{term: chunks holding it} for the terms the KB holds."""
     out: dict[str, int] = {}
     distinct = list(dict.fromkeys(terms))
-    for start in range(0, len(distinct), 900):
-        part = distinct[start : start + 900]
-        marks = ",".join("?" * len(part))
-        out.update(con.execute(f"SELECT term, df FROM lex_terms WHERE term IN ({marks})", part).fetchall())
+    out.update(select_in(con, f"SELECT term, df FROM lex_terms WHERE term IN {IN_LIST}", distinct))
     return out
 
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from kb.errors import KBError
 from kb.lexicon import char_grams, pack_grams, unpack_grams
+from kb.sql import IN_LIST, select_in
 from kb.store import DB_NAME, KnowledgeBase
 
 SCHEMA = """
@@ -252,12 +253,10 @@ class QuestionMemory:
         ids = sorted({int(i) for i in chunk_ids})
         out: dict[int, tuple[str, str, int]] = {}
         with self.kb._connect() as con:
-            for start in range(0, len(ids), 900):
-                part = ids[start:start + 900]
-                for cid, h, source, version in con.execute(
-                        "SELECT c.id, c.text_hash, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                        f"WHERE c.id IN ({','.join('?' * len(part))})", part):
-                    out[int(cid)] = (h, source, int(version))
+            for cid, h, source, version in select_in(
+                    con, "SELECT c.id, c.text_hash, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                    f"WHERE c.id IN {IN_LIST}", ids):
+                out[int(cid)] = (h, source, int(version))
         missing = [i for i in ids if i not in out]
         if missing:
             raise KBError(f"no passage {missing[0]} in the knowledge base (it changed or was removed by a sync)")
@@ -268,13 +267,11 @@ class QuestionMemory:
         out: dict[str, list[tuple[int, str, int]]] = {}
         hashes = list(dict.fromkeys(hashes))
         with self.kb._connect() as con:
-            for start in range(0, len(hashes), 900):
-                part = hashes[start:start + 900]
-                marks = ",".join("?" * len(part))
-                for h, cid, source, version in con.execute(
-                        f"SELECT c.text_hash, c.id, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                        f"WHERE c.text_hash IN ({marks}) ORDER BY c.id", part):
-                    out.setdefault(h, []).append((int(cid), source, int(version)))
+            # ORDER BY holds within a batch; a hash's chunks all come in the batch that holds the hash.
+            for h, cid, source, version in select_in(
+                    con, "SELECT c.text_hash, c.id, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                    f"WHERE c.text_hash IN {IN_LIST} ORDER BY c.id", hashes):
+                out.setdefault(h, []).append((int(cid), source, int(version)))
         return out
 
     # ---- learning ----------------------------------------------------------------

@@ -40,6 +40,7 @@ from kb.faults import fault_point
 from kb.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
                         NewDocument, retrieval_text)
+from kb.sql import IN_LIST, select_in
 from kb.vector_index import (
     IndexConfig,
     Snapshot,
@@ -434,14 +435,9 @@ class KnowledgeBase:
             return []
         found: dict[int, ChunkRecord] = {}
         with self._connect() as con:
-            for start in range(0, len(ids), 900):
-                part = ids[start : start + 900]
-                marks = ",".join("?" * len(part))
-                for row in con.execute(
-                    f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
-                    part,
-                ):
-                    found[row[0]] = ChunkRecord(*row)
+            for row in select_in(con, f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                      f"WHERE c.id IN {IN_LIST}", ids):
+                found[row[0]] = ChunkRecord(*row)
         return [found.get(i) for i in ids]
 
     def chunk_texts(self) -> tuple[np.ndarray, list[str]]:
@@ -458,12 +454,8 @@ class KnowledgeBase:
             for cid, title, section, text in con.execute(query + " ORDER BY c.id"):
                 yield cid, retrieval_text(title, section, text)
             return
-        ids = [int(i) for i in chunk_ids]
-        for start in range(0, len(ids), 900):
-            part = ids[start : start + 900]
-            marks = ",".join("?" * len(part))
-            for cid, title, section, text in con.execute(query + f" WHERE c.id IN ({marks})", part):
-                yield cid, retrieval_text(title, section, text)
+        for cid, title, section, text in select_in(con, query + f" WHERE c.id IN {IN_LIST}", [int(i) for i in chunk_ids]):
+            yield cid, retrieval_text(title, section, text)
 
     # ---- the lexical index (kb.lexicon) --------------------------------------------------------
     def bm25_top(self, terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -676,12 +668,9 @@ class KnowledgeBase:
         ids = snap.ids[rows]
         stored: dict[int, np.ndarray] = {}
         with self._connect() as con:
-            for start in range(0, len(ids), 900):
-                part = [int(i) for i in ids[start : start + 900]]
-                marks = ",".join("?" * len(part))
-                for cid, blob in con.execute(f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON "
-                                             f"e.text_hash = c.text_hash WHERE c.id IN ({marks})", part):
-                    stored[cid] = np.frombuffer(blob, dtype=np.float32)
+            for cid, blob in select_in(con, "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON "
+                                       f"e.text_hash = c.text_hash WHERE c.id IN {IN_LIST}", [int(i) for i in ids]):
+                stored[cid] = np.frombuffer(blob, dtype=np.float32)
         vectors = np.asarray(snap.vectors[rows], dtype=np.float32)
         problems = []
         bad = ~np.isfinite(vectors).all(axis=1)
@@ -824,11 +813,9 @@ class Writer:
         hashes = list({text_hash(t) for t in texts})
         out: dict[str, np.ndarray] = {}
         with self.kb._connect() as con:
-            for start in range(0, len(hashes), 900):
-                part = hashes[start : start + 900]
-                marks = ",".join("?" * len(part))
-                for h, blob in con.execute(f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({marks})", part):
-                    out[h] = np.frombuffer(blob, dtype=np.float32)
+            for h, blob in select_in(con, f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN {IN_LIST}",
+                                     hashes):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
 
     def cache_vectors(self, texts: Sequence[str], vectors: np.ndarray) -> None:
