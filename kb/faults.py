@@ -1,6 +1,6 @@
 """Fault injection for the crash tests: a named point where a writer can be made to die or stall.
 
-Two environment variables, read at each point (unset, the normal case, costs one lookup):
+Three environment variables, read at each point (unset, the normal case, costs one lookup):
 
     HOPFIELD_KB_FAULT=<point>[,<point>...]   the process SIGKILLs itself (kill -9: no cleanup,
                                              no finally blocks, no flush) when it reaches a point
