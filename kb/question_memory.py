@@ -20,9 +20,9 @@ deletes one association (its events stay, as history).
 Versions: an association points at a passage version, never at a chunk id. At read time it resolves to
 whichever current chunk has the same text_hash, so a passage whose text is unchanged by a sync carries
 over to its new chunk, and one whose text changed finds no chunk and is never used. `prune` (run lazily
-once per committed snapshot, by the first search that reads the memory after it) makes that visible: such associations are *retired* (kept, with
-their history, never used again, even if the old text comes back), associations of a deleted document are
-removed, and a renamed document's are moved with it.
+once per committed snapshot, by the first search that reads the memory after it) makes that visible:
+such associations are *retired* (kept, with their history, never used again, even if the old text comes
+back), associations of a deleted document are removed, and a renamed document's are moved with it.
 
 The tables are created here on first use (CREATE TABLE IF NOT EXISTS), not by kb/store.py's schema.
 The memory normally lives in the KB's kb.sqlite; `path` puts it in a file of its own (eval's replays).

@@ -44,8 +44,8 @@ def test_chat_answers_with_a_cited_pdf_page_and_the_sentence_highlighted(sample_
     at = ask(open_app(sample_kb_dir, monkeypatch), q["question"])
     labels = [e.label for e in at.expander]
     assert labels, "no sources shown"
-    assert "page" in labels[0] and q["relevant"][0].replace("-", "\\-").replace(".", "\\.") in labels[0]
-    assert f"page {q['page']}" in labels[0]
+    assert q["relevant"][0].replace("-", "\\-").replace(".", "\\.") in labels[0]
+    assert f"— p\\. {q['page']} ·" in labels[0]  # kb.location_label, Markdown-escaped
     bodies = html_bodies(at)
     answer = next(b for b in bodies if 'class="kb-answer' in b)
     assert 'href="#src-0-1"' in answer

@@ -123,7 +123,7 @@ def test_question_gets_an_answer_whose_marker_opens_the_cited_pdf_page(page):
     assert answer.locator("a.kb-cite").first.inner_text() == "[1]"
     first_source = sources(page).first
     label = first_source.locator("summary").inner_text()
-    assert q["relevant"][0] in label and f"page {q['page']}" in label
+    assert q["relevant"][0] in label and f"p. {q['page']}" in label
     assert first_source.locator("details").get_attribute("open") is None  # closed until asked for
     shot(page, "chat-answer")
 
