@@ -144,7 +144,7 @@ def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], 
     texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
     vectors = _embed_sentences(retriever.embedder, texts)
     # The second reader reads the question with the kept sentences (under their section, as embedded): all of
-    # them for the abstention, else only the top document's, the only ones it chooses among (half the pairs).
+    # them for the abstention, else only the top document's, the only ones it chooses quote [1] among.
     cross: list[float | None] = [None] * len(kept)
     if config.cross_abstention or config.cross_quotes:
         top_doc = hits[0].chunk.doc_id
