@@ -2,6 +2,7 @@
 
     python -m eval.second_reader --fit   # fit retriever/answerability.py on the calibration questions
     python -m eval.second_reader         # ablations: abstention, quotes, rerank; cost per pair
+    python -m eval.second_reader --scifact   # the rerank on SciFact too
 
 Calibration questions only (never the reported ones): data/answerability_calibration.jsonl (48
 answerable: 16 plain, 16 loose, 16 with typos; 48 not: near misses, generic support, other topics)
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("eval_reports/answers"), help="KBs (shared with eval.answers)")
     parser.add_argument("--fit", action="store_true", help="fit the answerability model on the calibration questions")
+    parser.add_argument("--scifact", action="store_true", help="also the rerank on SciFact (embeds 5,183 abstracts once)")
     args = parser.parse_args(argv)
     embedder = load_embedder()
     sample_dir = args.work / "sample"
@@ -152,6 +154,17 @@ def main(argv: list[str] | None = None) -> None:
         pairs = [(t, set(labelled.qrels[q])) for q, t in labelled.queries.items()]
         for n in (3, 5, 10):
             print(f"rerank top {n}, covidfaq ({len(pairs)}): recall@1 by fusion weight {rerank_recall(covid, pairs, n)}",
+                  flush=True)
+    if args.scifact and (SHARED / "scifact").is_dir():
+        from eval.datasets import load_beir
+        from eval.runner import prepare_kb
+
+        labelled = load_beir(SHARED / "scifact")
+        prepare_kb(labelled, args.work / "scifact", embedder)
+        sci = make_retriever("hopfield", KnowledgeBase(args.work / "scifact"), embedder, top_k=10)
+        pairs = [(labelled.queries[q], set(labelled.qrels[q])) for q in labelled.qrels]
+        for n in (3, 5, 10):
+            print(f"rerank top {n}, SciFact ({len(pairs)}): recall@1 by fusion weight {rerank_recall(sci, pairs, n)}",
                   flush=True)
     hits = retriever.search("refund", top_k=8).hits
     texts = [retrieval_text(h.chunk.doc_title, h.chunk.section, h.chunk.text) for h in hits]
