@@ -27,7 +27,7 @@ import numpy as np
 from data import DATA_DIR, SAMPLE_DOCS, SAMPLE_QUESTIONS
 from eval.answers import SHARED, KEY_FACT_RECALL, key_fact_recall, read_jsonl
 from kb import KnowledgeBase, load_embedder, retrieval_text
-from retriever import ANSWERABILITY, AnswerConfig, Answerability, answer, load_cross_encoder, make_retriever
+from retriever import ANSWERABILITY, AnswerConfig, Answerability, answer, load_cross_encoder, make_retriever, zscore
 
 CALIBRATION = DATA_DIR / "answerability_calibration.jsonl"
 
@@ -96,14 +96,23 @@ def rerank_recall(retriever, questions: list[tuple[str, set[str]]], n: int, weig
         reader = np.array([h.score for h in hits])
         logits = ce.score(asked, [retrieval_text(h.chunk.doc_title, h.chunk.section, h.chunk.text) for h in hits])
         for w in weights:
-            fused = _z(reader) + w * _z(logits)
+            fused = zscore(reader) + w * zscore(logits)
             hits_at[w].append(bool(hits) and hits[int(np.argmax(fused))].chunk.doc_source in relevant)
     return {w: round(float(np.mean(v)), 3) for w, v in hits_at.items()}
 
 
-def _z(a: np.ndarray) -> np.ndarray:
-    s = a.std()
-    return (a - a.mean()) / s if s > 1e-9 else a * 0.0
+def rerank_beir(name: str, work: Path, embedder) -> None:
+    """Print rerank_recall over a BEIR set of ../shared (its corpus ingested into work/name once)."""
+    from eval.datasets import load_beir
+    from eval.runner import prepare_kb
+
+    labelled = load_beir(SHARED / name)
+    prepare_kb(labelled, work / name, embedder)
+    retriever = make_retriever("hopfield", KnowledgeBase(work / name), embedder, top_k=10)
+    pairs = [(labelled.queries[q], set(labelled.qrels[q])) for q in labelled.qrels]
+    for n in (3, 5, 10):
+        print(f"rerank top {n}, {name} ({len(pairs)}): recall@1 by fusion weight {rerank_recall(retriever, pairs, n)}",
+              flush=True)
 
 
 def pair_cost(passages: list[str], repeats: int = 5) -> float:
@@ -144,28 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     sample = [(q["question"], set(q["relevant"])) for q in read_jsonl(SAMPLE_QUESTIONS)]
     for n in (3, 5, 10):
         print(f"rerank top {n}, sample (60): recall@1 by fusion weight {rerank_recall(retriever, sample, n)}", flush=True)
-    if (SHARED / "covidfaq").is_dir():
-        from eval.datasets import load_beir
-        from eval.runner import prepare_kb
-
-        labelled = load_beir(SHARED / "covidfaq")
-        prepare_kb(labelled, args.work / "covidfaq", embedder)
-        covid = make_retriever("hopfield", KnowledgeBase(args.work / "covidfaq"), embedder, top_k=10)
-        pairs = [(t, set(labelled.qrels[q])) for q, t in labelled.queries.items()]
-        for n in (3, 5, 10):
-            print(f"rerank top {n}, covidfaq ({len(pairs)}): recall@1 by fusion weight {rerank_recall(covid, pairs, n)}",
-                  flush=True)
-    if args.scifact and (SHARED / "scifact").is_dir():
-        from eval.datasets import load_beir
-        from eval.runner import prepare_kb
-
-        labelled = load_beir(SHARED / "scifact")
-        prepare_kb(labelled, args.work / "scifact", embedder)
-        sci = make_retriever("hopfield", KnowledgeBase(args.work / "scifact"), embedder, top_k=10)
-        pairs = [(labelled.queries[q], set(labelled.qrels[q])) for q in labelled.qrels]
-        for n in (3, 5, 10):
-            print(f"rerank top {n}, SciFact ({len(pairs)}): recall@1 by fusion weight {rerank_recall(sci, pairs, n)}",
-                  flush=True)
+    for name, wanted in (("covidfaq", True), ("scifact", args.scifact)):
+        if wanted and (SHARED / name).is_dir():
+            rerank_beir(name, args.work, embedder)
     hits = retriever.search("refund", top_k=8).hits
     texts = [retrieval_text(h.chunk.doc_title, h.chunk.section, h.chunk.text) for h in hits]
     sentences = [t.split(". ")[0][:200] for t in texts]

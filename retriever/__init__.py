@@ -3,6 +3,7 @@
 Public surface:
     HopfieldRetriever, HopfieldConfig        the modern-Hopfield reader (default)
     DenseRetriever, BM25Retriever, HybridRetriever   baselines behind the same interface
+    zscore                                   (x - mean) / std per row: how scores of two scales are fused
     make_retriever(name, kb, ...)            one of the above by name
     DEFAULT_CANDIDATES                       first-stage candidates K by default (every interface reads it here)
     Hit, SearchResult, Diagnostics, Ranked   results
@@ -27,7 +28,7 @@ from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LL
 from retriever.cross_encoder import CrossEncoder, CrossEncoderConfig, load_cross_encoder
 from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
 from retriever.base import DEFAULT_CANDIDATES, Ranked, Retriever, check_query
-from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever
+from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever, zscore
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
 from retriever.registry import RETRIEVERS, make_retriever
 from retriever.results import Diagnostics, Hit, SearchResult
@@ -42,7 +43,7 @@ __all__ = [
     "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
     "learn_from_feedback", "content_tokens", "lexical_overlap",
     "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
-    "CrossEncoder", "CrossEncoderConfig", "load_cross_encoder", "ANSWERABILITY", "Answerability",
+    "CrossEncoder", "CrossEncoderConfig", "load_cross_encoder", "ANSWERABILITY", "Answerability", "zscore",
 ]
 
 

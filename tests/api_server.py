@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import socket
 import subprocess
@@ -30,6 +32,26 @@ def split_sample_docs(public: Path, internal: Path, it: Path) -> None:
         folder.mkdir()
     for doc in SAMPLE_DOCS.iterdir():
         shutil.copy(doc, (public if doc.name in PUBLIC else internal) / doc.name)
+
+
+def write_server_config(path: Path, public: Path, internal: Path, it: Path, **limits) -> Path:
+    """A server.toml: collection "support" (public folder labelled public and tagged faq, internal folder) and
+    "it"; limits are extra top-level settings (rate_limit=2, ...). Returns path."""
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in limits.items())
+    path.write_text(f"""
+keys = "keys.sqlite"
+max_upload_mb = 1
+max_request_kb = 16
+{extra}
+[collections.support]
+kb_dir = "kbs/support"
+sources = [{{path = "{public}", visibility = "public", tags = ["faq"]}}, {{path = "{internal}"}}]
+
+[collections.it]
+kb_dir = "kbs/it"
+sources = [{{path = "{it}"}}]
+""")
+    return path
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.2):

@@ -20,7 +20,7 @@ import pytest
 from api import KeyStore
 from data import SAMPLE_DOCS
 from tests.api_server import (PUBLIC, ROOT, free_port, running_server, split_sample_docs, sync_collection,
-                              wait_for)
+                              wait_for, write_server_config)
 
 
 
@@ -30,19 +30,7 @@ def server(tmp_path_factory):
     public, internal, it = base / "public", base / "internal", base / "it"
     split_sample_docs(public, internal, it)
     (it / "vpn.txt").write_text("The office VPN uses WireGuard. Ask the IT desk for a profile; it expires after 90 days.\n")
-    (base / "server.toml").write_text(f"""
-keys = "keys.sqlite"
-max_upload_mb = 1
-max_request_kb = 16
-
-[collections.support]
-kb_dir = "kbs/support"
-sources = [{{path = "{public}", visibility = "public", tags = ["faq"]}}, {{path = "{internal}"}}]
-
-[collections.it]
-kb_dir = "kbs/it"
-sources = [{{path = "{it}"}}]
-""")
+    write_server_config(base / "server.toml", public, internal, it)
     store = KeyStore(base / "keys.sqlite")
     keys = {
         "admin": store.create("ops", "admin", ["*"], ["*"])[0],

@@ -19,29 +19,15 @@ import httpx
 import pytest
 
 from api import KeyStore
-from tests.api_server import running_server, split_sample_docs, sync_collection, wait_for
+from tests.api_server import running_server, split_sample_docs, sync_collection, wait_for, write_server_config
 
 # A word only the internal folder holds, and one no document holds: a public key must not tell them apart.
 INTERNAL_WORD, MADE_UP_WORD = "quuxifrage", "blorptangle"
 
 
 def _config(base: Path, public: Path, internal: Path, it: Path, **limits) -> Path:
-    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in limits.items())
     path = base / f"server-{len(list(base.glob('server-*.toml')))}.toml"
-    path.write_text(f"""
-keys = "keys.sqlite"
-max_upload_mb = 1
-max_request_kb = 16
-{extra}
-[collections.support]
-kb_dir = "kbs/support"
-sources = [{{path = "{public}", visibility = "public", tags = ["faq"]}}, {{path = "{internal}"}}]
-
-[collections.it]
-kb_dir = "kbs/it"
-sources = [{{path = "{it}"}}]
-""")
-    return path
+    return write_server_config(path, public, internal, it, **limits)
 
 
 @pytest.fixture(scope="module")
