@@ -61,7 +61,7 @@ def top_doc(kb_dir: Path, retriever: str = "hopfield") -> str:
 def stored_state(kb_dir: Path) -> tuple:
     """What a refused or killed command must not change: manifest, token, documents and every stored vector."""
     kb = KnowledgeBase(kb_dir)
-    with kb._connect() as con:
+    with kb.db.read() as con:
         vectors = con.execute("SELECT text_hash, vector FROM embeddings ORDER BY text_hash").fetchall()
     return ((kb_dir / "manifest.json").read_text(), kb.token(),
             [(d.source, d.version, d.content_hash) for d in kb.documents()], vectors)
