@@ -80,6 +80,10 @@ class Caller:
     def kb(self) -> KnowledgeBase:
         return self.services.collections.kb(self._named())
 
+    def where(self, key_prefix: str | None = None) -> DocumentFilter:
+        """Documents the key may see (under key_prefix when given), for a listing."""
+        return DocumentFilter(visibility=self.key.visible(), key_prefix=key_prefix or None)
+
     def filter(self, filters: Filters | None = None) -> DocumentFilter:
         """The request's filters narrowed to what the key may see (its visibility scope always applies)."""
         filters = filters or Filters()

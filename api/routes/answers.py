@@ -45,11 +45,14 @@ def ask(body: AskRequest, caller: Caller = READER, accept: str | None = Header(N
 def feedback(body: FeedbackRequest, caller: Caller = READER) -> dict:
     """A thumbs up or down on an answer's cited passage (chunk_id), recorded with the key that gave it."""
     by = f"key:{caller.key.id}"
-    cited = [] if body.chunk_id is None else [caller.chunk(body.chunk_id)]
-    # The question memory learns it within FLUSH_SECONDS, batched (api/feedback.py).
-    [row] = record_feedback(caller.kb, body.question, [_Cited(c.id, c.doc_source) for c in cited], body.helpful,
-                            by=by, learn=lambda ids: caller.services.learner.add(
-                                Lesson(caller.collection, body.question, ids[0], body.helpful, by)))
+    # 404 for a passage the key may not see, as for one that does not exist.
+    cited = [] if body.chunk_id is None else [_Cited(body.chunk_id, caller.chunk(body.chunk_id).doc_source)]
+
+    def learn(chunk_ids: list[int]) -> None:  # the question memory learns within FLUSH_SECONDS, batched (api/feedback.py)
+        for chunk_id in chunk_ids:
+            caller.services.learner.add(Lesson(caller.collection, body.question, chunk_id, body.helpful, by))
+
+    [row] = record_feedback(caller.kb, body.question, cited, body.helpful, by=by, learn=learn)
     return {"id": row}
 
 

@@ -15,7 +15,6 @@ from api.jobs import may_see
 from api.payloads import document_payload
 from api.schemas import DocumentOut, SyncRequest
 from ingest import upload_dir
-from kb import DocumentFilter
 
 router = APIRouter(tags=["documents"])
 # Routes with a second path parameter name collection first too (the caller dependency is scoped to it already), so
@@ -28,7 +27,7 @@ def list_collections(caller: Caller = Depends(authenticate)) -> list[dict]:
     for name in caller.services.config.collections:
         if caller.key.can_use(name):
             try:
-                docs = caller.services.collections.kb(name).documents(DocumentFilter(visibility=caller.key.visible()))
+                docs = caller.services.collections.kb(name).documents(caller.where())
             except EmptyCollection:
                 docs = []
             out.append({"name": name, "documents": len(docs), "chunks": sum(d.n_chunks for d in docs)})
@@ -37,8 +36,7 @@ def list_collections(caller: Caller = Depends(authenticate)) -> list[dict]:
 
 @router.get("/v1/collections/{collection}/documents", response_model=list[DocumentOut])
 def documents(caller: Caller = READER, key_prefix: str | None = None) -> list[dict]:
-    where = DocumentFilter(visibility=caller.key.visible(), key_prefix=key_prefix or None)
-    return [document_payload(d) for d in caller.kb.documents(where)]
+    return [document_payload(d) for d in caller.kb.documents(caller.where(key_prefix))]
 
 
 @router.get("/v1/collections/{collection}/documents/{doc_key:path}/history")
