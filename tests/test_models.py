@@ -55,7 +55,7 @@ def kb_process(*args, fault: str | None = None) -> subprocess.CompletedProcess:
 def top_doc(kb_dir: Path, retriever: str = "hopfield") -> str:
     res = kb_cli("search", QUESTION, "--kb-dir", kb_dir, "--retriever", retriever, "-k", "3", "--json")
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)["hits"][0]["doc_name"]
+    return json.loads(res.stdout)["hits"][0]["name"]
 
 
 def stored_state(kb_dir: Path) -> tuple:
