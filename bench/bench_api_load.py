@@ -8,9 +8,9 @@ another process (10 abstracts edited). Every response is checked: within it, eac
 at one version only, and across responses one snapshot token always means the same versions.
 
 Usage:
-    .venv/bin/python bench/bench_api_load.py                          # sample KB, 32 clients, 60 s per phase
-    .venv/bin/python bench/bench_api_load.py --kb scifact --clients 32 --seconds 60
-    .venv/bin/python bench/bench_api_load.py --seconds 10 --json      # quick look
+    .venv/bin/python -m bench.bench_api_load                          # sample KB, 32 clients, 60 s per phase
+    .venv/bin/python -m bench.bench_api_load --kb scifact --clients 32 --seconds 60
+    .venv/bin/python -m bench.bench_api_load --seconds 10 --json      # quick look
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.common import SCIFACT  # noqa: E402
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
+from bench.common import SCIFACT
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 

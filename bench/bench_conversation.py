@@ -24,12 +24,12 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench.bench_answer import clear_caches  # noqa: E402
-from bench.common import ROOT  # noqa: E402
-from eval import load_conversations  # noqa: E402
-from eval.runner import prepare_kb  # noqa: E402
-from kb import KnowledgeBase, load_embedder  # noqa: E402
-from retriever import answer, make_retriever  # noqa: E402
+from bench.bench_answer import clear_caches
+from bench.common import ROOT
+from eval import load_conversations
+from eval.runner import prepare_kb
+from kb import KnowledgeBase, load_embedder
+from retriever import answer, make_retriever
 
 DATASET = ROOT.parent / "shared" / "datasets" / "doc2dial-dev"
 

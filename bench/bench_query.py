@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import garble, have_scifact, latency, rss_bytes, sample_questions, scifact_queries  # noqa: E402
+from bench.common import garble, have_scifact, latency, rss_bytes, sample_questions, scifact_queries
 
 # Function names whose cumulative time makes up a Hopfield query (cProfile, per query).
 PARTS = {

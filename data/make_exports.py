@@ -6,7 +6,7 @@
   ("Refund-and-cancellation-policy_65601.html"), each inside Confluence's chrome (breadcrumbs, page
   metadata, attachments, a footer stamped with the export time).
 
-    .venv/bin/python data/make_exports.py --out /tmp/exports     # writes articles.json and confluence/
+    .venv/bin/python -m data.make_exports --out /tmp/exports     # writes articles.json and confluence/
 """
 
 from __future__ import annotations
