@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eval.errors import EvalError
+from eval.errors import EvalError, MissingExtra
 
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "recall@100", "mrr@10", "ndcg@10", "hit_rate@10")
 STAT_TESTS = ("fisher", "student", "tukey")
@@ -25,7 +25,10 @@ def _ranx():
     # ranx is imported on first use: it pulls in numba, which costs a second or two at start-up.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import ranx
+        try:
+            import ranx
+        except ImportError as exc:
+            raise MissingExtra("ranx", "scoring a labelled set") from exc
     return ranx
 
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eval.errors import EvalError
+from eval.errors import EvalError, MissingExtra
 from eval.garble import parse_condition
 from eval.runner import EvalReport
 
@@ -169,7 +169,10 @@ def _plot_typo(report: EvalReport, path: Path, metric: str) -> bool:
 
 def plot(report: EvalReport, out_dir: Path) -> list[Path]:
     """PNG plots that the run has data for: recall@k curves, metric vs beta, metric vs typo strength."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingExtra("matplotlib", "the report's plots") from exc
 
     matplotlib.use("Agg")
     metric = headline_metric(report)
