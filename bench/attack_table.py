@@ -136,13 +136,13 @@ def main() -> None:
         rng = random.Random(8)
         for _ in range(2000):
             c.request("".join(rng.choice(string.ascii_uppercase) for _ in range(10)), "/v1/collections")
-        text = c.get("/v1/metrics", headers=admin).text
-        methods = sorted({ln.split('method="')[1].split('"')[0] for ln in text.splitlines()
+        metrics = c.get("/v1/metrics", headers=admin).text
+        methods = sorted({ln.split('method="')[1].split('"')[0] for ln in metrics.splitlines()
                           if ln.startswith("hkb_requests_total{")})
-        rows[8] = (f"h11: metrics {size / 1024:.0f} KB -> {len(text) / 1024:.0f} KB, server memory "
+        rows[8] = (f"h11: metrics {size / 1024:.0f} KB -> {len(metrics) / 1024:.0f} KB, server memory "
                    f"{rss_mb(proc) - mem:+.0f} MB, method labels {methods}")
-    for n, text in rows.items():
-        print(f"| {n} | {text} |")
+    for n, row in rows.items():
+        print(f"| {n} | {row} |")
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -61,7 +62,8 @@ class Tally:
         if response is None or response.status_code != 200:
             self.errors[kind] += 1
             if len(self.examples) < 5:
-                self.examples.append(error or f"{kind}: HTTP {response.status_code} {response.text[:200]}")
+                http = f"HTTP {response.status_code} {response.text[:200]}" if response is not None else "no response"
+                self.examples.append(error or f"{kind}: {http}")
             return
         self.ms[kind].append(ms)
         body = response.json()
@@ -73,7 +75,7 @@ class Tally:
         self.mixed += any(len(v) > 1 for v in seen.values())
 
     def summary(self, seconds: float) -> dict:
-        out = {"seconds": round(seconds, 1), "mixed_version_responses": self.mixed,
+        out: dict[str, Any] = {"seconds": round(seconds, 1), "mixed_version_responses": self.mixed,
                "snapshots_with_two_versions_of_a_document": sum(len(v) > 1 for v in self.versions.values()),
                "snapshots_seen": len({s for s, _ in self.versions})}
         total_ok = sum(len(v) for v in self.ms.values())
@@ -166,7 +168,7 @@ def main() -> int:
             else:
                 from ingest import IngestConfig, ingest_texts
 
-                ingest_texts(list(labelled.corpus), work / "kb", IngestConfig())
+                ingest_texts(list(labelled.corpus or ()), work / "kb", IngestConfig())
             sources = ""
         (work / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.bench]\nkb_dir = "kb"\n{sources}\n')
         from api import KeyStore

@@ -50,11 +50,12 @@ def measure(kb_dir: Path, n: int) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from kb import EmbedderConfig, load_embedder
+    from kb import Embedder, EmbedderConfig, load_embedder
     from kb.embedder import resolve_model_path
 
     texts = sample_texts(kb_dir, n)
     ours = load_embedder()
+    assert isinstance(ours, Embedder)  # the default model is a torch one, which sentence-transformers loads too
     ours_fp32 = load_embedder(EmbedderConfig(precision="fp32"))
     st = SentenceTransformer(str(resolve_model_path(ours.name)), device="cpu")
     st.max_seq_length = ours.config.max_tokens

@@ -54,6 +54,7 @@ def accuracy(scans: Path, originals: Path) -> tuple[list[tuple[str, int, float]]
         truth = page_texts(originals / scan.name)
         parsed = load(scan, scan.read_bytes())
         for block in parsed.blocks:
+            assert block.page is not None  # a PDF's blocks have pages
             ocr = _fold(parsed.text[block.start:block.end])
             out.append((scan.name, block.page, 1 - jiwer.cer(truth[block.page - 1], ocr)))
     return out, len(out) / (time.perf_counter() - started)

@@ -59,7 +59,7 @@ def _profile(fn, queries) -> dict[str, float]:
         fn(q)
     total = time.perf_counter() - t
     prof.disable()
-    stats = pstats.Stats(prof).stats
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]  # set by Stats, missing from typeshed's stub
     out = {"total (profiled)": total / len(queries)}
     for part, (file, func) in PARTS.items():
         cum = sum(v[3] for (f, _, name), v in stats.items() if f.endswith(file) and name == func)

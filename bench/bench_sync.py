@@ -46,7 +46,8 @@ MAX_TOKENS = 150  # under the 180-token chunk size: one chunk per document
 
 def _pieces(text: str) -> list[str]:
     """Split text into runs of whole sentences of at most MAX_TOKENS tokens (at least ~25 words)."""
-    out, cur = [], []
+    out: list[str] = []
+    cur: list[str] = []
     for sentence in SENTENCE.split(" ".join(text.split())):
         if cur and count_tokens(" ".join(cur + [sentence])) > MAX_TOKENS:
             out.append(" ".join(cur))

@@ -69,9 +69,9 @@ def markdown(report: EvalReport, command: str | None = None) -> str:
                   + "".join(f"p({x}) | " for x in shown_p) + "ms/query |",
                   "|---|" + "---|" * (len(report.metrics) + len(shown_p) + 1)]
         for r in report.retrievers:
-            p = report.pvalues.get(c, {}).get(r, {})
+            pvalues = report.pvalues.get(c, {}).get(r, {})
             cells = [_fmt(report.results[c][r][x]) for x in report.metrics]
-            cells += [_p(p.get(x)) if r != base else "base" for x in shown_p]
+            cells += [_p(pvalues.get(x)) if r != base else "base" for x in shown_p]
             cells.append(f"{report.ms_per_query[c][r]:.1f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
