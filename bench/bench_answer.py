@@ -14,7 +14,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
@@ -29,11 +28,11 @@ from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase, load_embedder
 from retriever import AnswerConfig, answer, load_cross_encoder, make_retriever
+from retriever import clear_caches as clear_retriever_caches
 
 
 def clear_caches() -> None:
-    importlib.import_module("retriever.answer")._SENTENCE_VECTORS.clear()
-    importlib.import_module("retriever.base")._embed_one_cached.cache_clear()
+    clear_retriever_caches()
     load_cross_encoder().clear_cache()
 
 

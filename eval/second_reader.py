@@ -1,6 +1,6 @@
 """The cross-encoder (second reader): fit the answerability model, and measure what each use of it pays.
 
-    python -m eval.second_reader --fit   # fit retriever/answerability.py on the calibration questions
+    python -m eval.second_reader --fit   # fit retriever/answers/answerability.py on the calibration questions
     python -m eval.second_reader         # ablations: abstention, quotes, rerank; cost per pair
     python -m eval.second_reader --scifact   # the rerank on SciFact too
 

@@ -11,7 +11,8 @@ Public surface:
     KBLangChainRetriever, to_documents       langchain-core BaseRetriever over any of the above
     history_aware(lc_retriever)              the {"input", "chat_history"} runnable LangChain chat chains call
     hopfield_math                            the pure update / energy functions
-    answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention)
+    answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention): retriever/answers/
+    clear_caches()                           forget cached question and sentence vectors (benchmarks' cold path)
     Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
     Turn, HistoryConfig, Context, parse_history, build_context   follow-ups read with the conversation before them
     learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
@@ -25,13 +26,11 @@ Public surface:
 """
 
 from retriever import hopfield_math
-from retriever.answer import answer
-from retriever.answer_sentences import content_tokens, lexical_overlap
-from retriever.answerability import ANSWERABILITY, Answerability
-from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
+from retriever.answers import (ANSWERABILITY, NOT_FOUND, Answer, AnswerConfig, Answerability, Citation, LLMConfig,
+                               answer, clear_sentence_cache, content_tokens, lexical_overlap)
 from retriever.cross_encoder import CrossEncoder, CrossEncoderConfig, load_cross_encoder
 from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
-from retriever.base import DEFAULT_CANDIDATES, Ranked, Retriever, check_query
+from retriever.base import DEFAULT_CANDIDATES, Ranked, Retriever, check_query, clear_query_caches
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever, zscore
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
 from retriever.registry import RETRIEVERS, make_retriever
@@ -51,10 +50,16 @@ __all__ = [
     "learn_from_feedback", "record_feedback",
     "SCOPED_DIAGNOSTICS", "AnswerDict", "CitationDict", "HistoryDict", "HitDict", "SearchDict",
     "answer_dict", "citation_dict", "diagnostics_dict", "hit_dict", "history_dict", "search_dict",
-    "content_tokens", "lexical_overlap",
+    "content_tokens", "lexical_overlap", "clear_caches",
     "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
     "CrossEncoder", "CrossEncoderConfig", "load_cross_encoder", "ANSWERABILITY", "Answerability", "zscore",
 ]
+
+
+def clear_caches() -> None:
+    """Forget this process's cached question vectors, filtered id lists and sentence vectors."""
+    clear_query_caches()
+    clear_sentence_cache()
 
 
 def __getattr__(name: str):

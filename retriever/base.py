@@ -181,6 +181,13 @@ def allowed_ids(kb: KnowledgeBase, token: str, where: DocumentFilter) -> np.ndar
     return ids
 
 
+def clear_query_caches() -> None:
+    """Forget cached question vectors and filtered id lists (benchmarks measuring the cold path call it)."""
+    _embed_one_cached.cache_clear()
+    with _ALLOWED_LOCK:
+        _ALLOWED.clear()
+
+
 @lru_cache(maxsize=512)
 def _embed_one_cached(embedder_id: int, query: str, embedder: TextEmbedder) -> bytes:
     return embedder.encode_queries([query])[0].tobytes()

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from typing import Any, TypedDict
 
 from kb import web_url
-from retriever.answer_types import Answer, Citation
+from retriever.answers.types import Answer, Citation
 from retriever.results import Diagnostics, Hit, HistoryUsed, SearchResult
 
 # What a scoped reader gets of the Hopfield diagnostics: only what is computed from documents it may see.

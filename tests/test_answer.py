@@ -13,8 +13,8 @@ from data import DATA_DIR, SAMPLE_QUESTIONS
 from ingest import IngestConfig, TextRecord, ingest_texts
 from kb import KBError, KnowledgeBase
 from retriever import NOT_FOUND, RETRIEVERS, Answer, AnswerConfig, LLMConfig, answer, make_retriever
-from retriever.answer_llm import validate_markers
-from retriever.answer_sentences import split_sentences
+from retriever.answers.llm import validate_markers
+from retriever.answers.sentences import split_sentences
 from tests.helpers import read_questions
 
 QUESTIONS = read_questions(SAMPLE_QUESTIONS)

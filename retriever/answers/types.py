@@ -1,6 +1,6 @@
 """What the answer layer takes and gives: configs, citations, answers, scored sentences.
 
-Shared by the extractive reader (retriever.answer) and the generative one (retriever.answer_llm),
+Shared by the extractive reader (retriever.answers.compose) and the generative one (retriever.answers.llm),
 which both import from here and not from each other's internals.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb import ChunkRecord, KBError
-from retriever.answerability import ANSWERABILITY
+from retriever.answers.answerability import ANSWERABILITY
 from retriever.results import Hit, SearchResult
 
 NOT_FOUND = "Not found in the knowledge base."
@@ -44,7 +44,7 @@ class AnswerConfig:
                 + w_lexical * overlap(question words, sentence words) + w_rank / rank of the passage
     with cosines from the KB's embedding model (sentences embedded under their document
     title and section, as passages are) and overlap the IDF-weighted share of the question's
-    content words found in the sentence, typos allowed (retriever.answer_evidence). The rank
+    content words found in the sentence, typos allowed (retriever.answers.evidence). The rank
     prior trusts the retriever's passage order: on covidfaq, citation [1] came from a relevant
     entry for 66% of 400 questions with w_rank 0.1 against 57% without (python -m eval.answers).
 
@@ -60,7 +60,7 @@ class AnswerConfig:
         `threshold`). By default evidence is the score above and its threshold 0.48
         (fitted by scripts/calibrate_abstain.py, since removed: best balanced accuracy on data/questions.jsonl against
         data/unanswerable.jsonl). With cross_abstention, evidence is P(answerable) from this score and
-        the cross-encoder's best sentence logit (retriever.answerability, fitted on calibration questions
+        the cross-encoder's best sentence logit (retriever.answers.answerability, fitted on calibration questions
         kept apart from every reported figure) and its threshold the fitted one. The false abstentions
         are the loose paraphrases: a question worded with none of the passage's words ("a church group
         is asking if they get it cheaper" for the non-profit discount) is, to both small models, as far
@@ -69,7 +69,7 @@ class AnswerConfig:
         (retriever.cross_encoder) reads the question with each candidate sentence to choose it
         (score + w_cross * logit). Off: the best-scoring sentence of that document.
     cross_abstention: evidence becomes P(answerable) from the evidence score and the best sentence
-        logit (retriever.answerability). Off by default: on real questions it refused more and quoted
+        logit (retriever.answers.answerability). Off by default: on real questions it refused more and quoted
         no better (covidfaq answered 0.76 -> 0.57, doc2dial 0.78 -> 0.59, PolicyQA 0.55 -> 0.36;
         `python -m eval.answers`); on the sample KB's out-of-scope questions it abstains more (0.77 ->
         0.91). Turn it on for a KB whose askers stray off its scope more than they paraphrase.

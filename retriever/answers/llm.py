@@ -14,7 +14,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from retriever.answer_types import AnswerConfig, Citation, ScoredSentence
+from retriever.answers.types import AnswerConfig, Citation, ScoredSentence
 from retriever.results import Hit
 
 SYSTEM_PROMPT = (

@@ -25,11 +25,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from kb import DocumentFilter, retrieval_text
-from retriever.answer_evidence import coverage, idf_weights, weighted_overlap
-from retriever.answer_llm import LLMError, condense, generate
-from retriever.answer_sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
-from retriever.answer_types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
-from retriever.answerability import ANSWERABILITY
+from retriever.answers.evidence import coverage, idf_weights, weighted_overlap
+from retriever.answers.llm import LLMError, condense, generate
+from retriever.answers.sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
+from retriever.answers.types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
+from retriever.answers.answerability import ANSWERABILITY
 from retriever.base import Retriever, check_query
 from retriever.cross_encoder import load_cross_encoder
 from retriever.conversation import HistoryConfig, parse_history, with_previous_question, within_budget
@@ -73,6 +73,12 @@ def _passage_cosines(retriever: Retriever, qvec: np.ndarray, hits: tuple[Hit, ..
 _SENTENCE_VECTORS: "OrderedDict[tuple[int, str], np.ndarray]" = OrderedDict()
 _SENTENCE_CACHE_SIZE = 8192
 _SENTENCE_LOCK = threading.Lock()
+
+
+def clear_sentence_cache() -> None:
+    """Forget every cached sentence vector (benchmarks measuring the cold path call it)."""
+    with _SENTENCE_LOCK:
+        _SENTENCE_VECTORS.clear()
 
 
 def _embed_sentences(embedder, texts: list[str]) -> np.ndarray:
@@ -184,7 +190,7 @@ def abstention_signals(question: str, retriever: Retriever, hits: tuple[Hit, ...
     """(evidence, signals): the figure compared with config.threshold, and what it was made of.
 
     By default evidence is the bi-encoder evidence score (evidence_of); with config.cross_abstention,
-    P(answerable) from that score and the best sentence logit (retriever.answerability).
+    P(answerable) from that score and the best sentence logit (retriever.answers.answerability).
     """
     score = evidence_of(question, retriever, hits, scored, config, repaired)
     crosses = [s.cross for s in scored if s.cross is not None]

@@ -8,7 +8,7 @@ use (Shopify, payroll) says the KB may not hold the answer at all.
 from __future__ import annotations
 
 from kb import KnowledgeBase, retrieval_text
-from retriever.answer_sentences import content_tokens, lexical_overlap
+from retriever.answers.sentences import content_tokens, lexical_overlap
 from retriever.corpus import corpus_for
 from retriever.results import Hit
 
