@@ -92,6 +92,8 @@ def parse_changes(engine: Engine, changes: Sequence[Change], scan: Scan, config:
                 continue
             yield ParseItem(change.source.path, data, change.key, change.source.root)
 
+    if on_progress and not changes:
+        on_progress("parse", 1.0)
     for done, (key, outcome) in enumerate(engine.parse(items(), config), start=1):
         if isinstance(outcome, FileFailure):
             failures.append(outcome)
