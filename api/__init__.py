@@ -6,6 +6,11 @@ Public surface:
     KeyStore, ApiKey, ROLES                  API keys: created once, stored hashed, scoped
     serve, keys                              the `kb serve` and `kb keys` commands (a `kb` plug-in)
     RayServeConfig, serve_until_stopped      `kb serve --ray`: the same app replicated on Ray Serve (api/ray_serve.py)
+
+Inside: the routes in api/routes/ (answers, documents, admin: one router per OpenAPI tag), the key, collection and
+visibility check every route takes in api/auth.py, typed refusals (Conflict: 409) in api/errors.py, what routes share
+in api/services.py, the wire models in api/schemas.py (the replies themselves come from retriever.answer_dict and
+its kin, the one JSON the CLI and the app use too).
 """
 
 from api.app import create_app

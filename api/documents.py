@@ -19,7 +19,6 @@ from typing import Iterator
 from fastapi import HTTPException
 
 from api.config import scrub_paths
-from api.keys import ApiKey
 from api.payloads import document_payload
 from ingest import Budget, IngestConfig, check_upload, ingest, staged_upload
 from kb import KBError, check_labels, embedder_for
@@ -80,20 +79,20 @@ def _name_lock(kb_dir: Path, name: str) -> threading.Lock:
         return _NAME_LOCKS.setdefault((str(kb_dir), name), threading.Lock())
 
 
-def upload(collections, collection: str, key: ApiKey, gate: UploadGate, max_mb: int, data: bytes, name: str,
-           visibility: str, tags: str) -> dict:
-    """Store and ingest one uploaded file for key; the reply the route sends (HTTPException or KBError on refusal)."""
+def upload(caller, data: bytes, name: str, visibility: str, tags: str) -> dict:
+    """Store and ingest one uploaded file for caller (an api.auth.Caller acting on its collection); the reply the route
+    sends (HTTPException or KBError on refusal)."""
     visibility, tag_list = check_labels(visibility, tuple(t.strip() for t in tags.split(",") if t.strip()))
-    allowed = key.visible()
-    if allowed is not None and visibility not in allowed:
+    if not caller.sees(visibility):
         raise HTTPException(403, f"this key cannot write documents with visibility {visibility!r}")
+    services, key = caller.services, caller.key
+    collections, collection, max_mb = services.collections, caller.collection, services.config.max_upload_mb
     kb_dir = collections.get(collection).kb_dir
     dest = check_upload(kb_dir, name, data, max_mb)
-    with gate.hold(key.id), _name_lock(kb_dir, dest.name):
+    with services.uploads.hold(key.id), _name_lock(kb_dir, dest.name):
         if (kb_dir / "kb.sqlite").exists():
             existing = collections.kb(collection).document(dest.name)
-            if existing is not None and existing.source == dest.name and allowed is not None \
-                    and existing.visibility not in allowed:
+            if existing is not None and existing.source == dest.name and not caller.sees(existing.visibility):
                 raise HTTPException(403, REFUSED_NAME)
         config = IngestConfig(visibility=visibility, tags=tag_list, wait=60.0, budget=Budget(lane=f"key:{key.id}"))
         with staged_upload(kb_dir, name, data, max_mb) as saved:

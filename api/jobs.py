@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from api.config import CollectionConfig, SourceConfig
-from ingest import IngestConfig, IngestReport, ingest
+from api.errors import Conflict
+from ingest import IngestConfig, ingest, report_dict
 from kb import KBError, TextEmbedder
 
 KEEP = 100
@@ -52,34 +53,27 @@ def source_name(source: SourceConfig) -> str:
     return source.key_prefix.strip("/") or source.path.name
 
 
-def _relative(path: str, root: Path) -> str:
-    """A failed file as its key inside the source folder; a path outside it by its file name only."""
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except (ValueError, OSError):
-        return Path(path).name
-
-
 def _scrub(text: str, root: Path) -> str:
     """A message without the server's paths: the source folder's path becomes its name."""
     return text.replace(str(root), root.name)
 
 
-def report_dict(source: SourceConfig, report: IngestReport) -> dict:
-    root = source.path
-    return {"source": source_name(source), "counts": report.counts(), "added": list(report.added),
-            "updated": list(report.updated), "removed": list(report.removed),
-            "failed": [{"path": _relative(f.path, root), "reason": _scrub(f.reason, root)} for f in report.failed],
-            "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
-            "seconds": round(report.seconds, 3)}
+def may_see(job: SyncJob, key) -> bool:
+    """A job is shown to the key that started it, and to an admin that sees every label (its results name folders
+    and files)."""
+    return key is not None and (job.started_by == key.id or (key.has_role("admin") and key.sees_everything))
 
 
-class JobRunning(KBError):
-    """A sync of the collection is already running: job."""
+class JobRunning(Conflict):
+    """A sync of the collection is already running: job. Its id is told only to a key that may_see it."""
 
     def __init__(self, job: SyncJob) -> None:
         super().__init__(f"a sync of {job.collection!r} is already running; wait for it")
         self.job = job
+
+    def detail_for(self, key) -> str:
+        mine = f" (job {self.job.id})" if may_see(self.job, key) else ""
+        return f"a sync of {self.job.collection!r} is already running{mine}; wait for it"
 
 
 def _scrub_all(text: str, collection: CollectionConfig) -> str:
@@ -138,7 +132,7 @@ class SyncJobs:
                 config = IngestConfig(mirror=True, dry_run=job.dry_run, wait=60.0, visibility=source.visibility,
                                       tags=source.tags, key_prefix=source.key_prefix, base_url=source.base_url)
                 report = ingest(collection.kb_dir, [source.path], config, embedder=embedder, on_progress=progress)
-                job.results.append(report_dict(source, report))
+                job.results.append({"source": source_name(source), **report_dict(report, root=source.path)})
             if self._on_committed is not None and not job.dry_run:
                 self._on_committed(collection.name)
             job.state, job.progress = "done", 1.0

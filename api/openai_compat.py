@@ -15,14 +15,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Callable, Iterator
+from typing import Iterator
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
-from api.payloads import answer_pieces, citation_payload, history_payload, request_filter
+from api.auth import Caller, authenticate
+from api.payloads import answer_pieces
 from api.schemas import AskRequest, ChatRequest
-from retriever import AnswerConfig, answer
+from retriever import AnswerConfig, answer, citation_dict, history_dict
 
 
 # The question cap of /search and /ask, for the chat endpoint's question too.
@@ -68,34 +69,35 @@ def sources_text(citations) -> str:
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""
 
 
-def register(app: FastAPI, collections, authenticate: Callable[[Request], object]) -> None:
-    @app.get("/v1/models", tags=["answers"])
-    def models(key=Depends(authenticate)) -> dict:
-        names = [n for n in collections.config.collections if key.can_use(n)]
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "hopfield-kb"}
-                                           for n in names]}
+router = APIRouter()  # included by api/routes/answers.py, under its tag
 
-    @app.post("/v1/chat/completions", tags=["answers"])
-    def chat(body: ChatRequest, key=Depends(authenticate)):
-        """The cited answer as an OpenAI chat completion (model = collection name)."""
-        name = body.model.removeprefix("hopfield-kb/")
-        if not key.can_use(name):
-            raise HTTPException(403, f"this key is not allowed to use collection {name!r}")
-        collections.get(name)
-        question, history = _conversation(body)
-        ans = answer(question, collections.retriever(name, "hopfield", 5), AnswerConfig(),
-                     where=request_filter(key, None), history=history)
-        content = ans.text + sources_text(ans.citations)
-        cites = [citation_payload(c) for c in ans.citations]
-        reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        if body.stream:
-            return StreamingResponse(_chunks(reply_id, created, name, ans, cites), media_type="text/event-stream")
-        return {"id": reply_id, "object": "chat.completion", "created": created, "model": name,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": content, "citations": cites}}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot,
-                "history_used": history_payload(ans.search)}
+
+@router.get("/v1/models")
+def models(caller: Caller = Depends(authenticate)) -> dict:
+    names = [n for n in caller.services.config.collections if caller.key.can_use(n)]
+    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "hopfield-kb"}
+                                       for n in names]}
+
+
+@router.post("/v1/chat/completions")
+def chat(body: ChatRequest, caller: Caller = Depends(authenticate)):
+    """The cited answer as an OpenAI chat completion (model = collection name)."""
+    caller = caller.use(body.model.removeprefix("hopfield-kb/"))
+    name = caller.collection
+    question, history = _conversation(body)
+    ans = answer(question, caller.services.collections.retriever(name, "hopfield", 5), AnswerConfig(),
+                 where=caller.filter(), history=history)
+    content = ans.text + sources_text(ans.citations)
+    cites = [citation_dict(c) for c in ans.citations]
+    reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    if body.stream:
+        return StreamingResponse(_chunks(reply_id, created, name, ans, cites), media_type="text/event-stream")
+    return {"id": reply_id, "object": "chat.completion", "created": created, "model": name,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content, "citations": cites}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot,
+            "history_used": history_dict(ans.search.history)}
 
 
 def _chunks(reply_id: str, created: int, model: str, ans, cites: list[dict]) -> Iterator[str]:

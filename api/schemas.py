@@ -1,4 +1,8 @@
-"""The wire format: request bodies (validated, bad values are 422 with the field named) and responses."""
+"""The wire format: request bodies (validated, bad values are 422 with the field named) and responses.
+
+The response models describe retriever's JSON shapes (retriever/serialize.py, which builds every reply's hits,
+citations and answers): each has exactly the fields of its TypedDict there, checked when this module is imported.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HistoryConfig, HopfieldConfig
+from retriever import (DEFAULT_CANDIDATES, RETRIEVERS, AnswerDict, CitationDict, HistoryConfig, HistoryDict, HitDict,
+                       HopfieldConfig, SearchDict)
 
 # A client may send more than the reader reads (it keeps the newest within HistoryConfig's budget); these only
 # bound what one request can carry.
@@ -175,3 +180,17 @@ class AnswerResponse(BaseModel):
     notes: list[str]
     seconds: float
     history_used: HistoryOut | None = None
+
+
+def mirrors(model: type[BaseModel], shape: type) -> None:
+    """Refuse a response model whose fields differ from the retriever JSON shape it describes (a TypedDict)."""
+    fields, keys = set(model.model_fields), set(shape.__annotations__)
+    if fields != keys:
+        raise TypeError(f"api.schemas.{model.__name__} and retriever.{shape.__name__} differ: "
+                        f"{sorted(fields ^ keys)}; change both (retriever/serialize.py builds the reply)")
+
+
+RESPONSE_SHAPES = ((Citation, CitationDict), (HitOut, HitDict), (HistoryOut, HistoryDict), (SearchResponse, SearchDict),
+                   (AnswerResponse, AnswerDict))
+for _model, _shape in RESPONSE_SHAPES:
+    mirrors(_model, _shape)

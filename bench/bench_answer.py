@@ -8,7 +8,7 @@ composition <= 1.5x retrieval), for the default reader, for dense retrieval and 
 reader without the cross-encoder, and the resident memory the cross-encoder adds.
 
 Usage:
-    .venv/bin/python bench/bench_answer.py [--kb-dir KB] [--json]
+    .venv/bin/python -m bench.bench_answer [--kb-dir KB] [--json]
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
-from ingest import IngestConfig, ingest  # noqa: E402
-from kb import KnowledgeBase, load_embedder  # noqa: E402
-from retriever import AnswerConfig, answer, load_cross_encoder, make_retriever  # noqa: E402
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
+from ingest import IngestConfig, ingest
+from kb import KnowledgeBase, load_embedder
+from retriever import AnswerConfig, answer, load_cross_encoder, make_retriever
 
 
 def clear_caches() -> None:

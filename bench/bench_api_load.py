@@ -8,9 +8,9 @@ another process (10 abstracts edited). Every response is checked: within it, eac
 at one version only, and across responses one snapshot token always means the same versions.
 
 Usage:
-    .venv/bin/python bench/bench_api_load.py                          # sample KB, 32 clients, 60 s per phase
-    .venv/bin/python bench/bench_api_load.py --kb scifact --clients 32 --seconds 60
-    .venv/bin/python bench/bench_api_load.py --seconds 10 --json      # quick look
+    .venv/bin/python -m bench.bench_api_load                          # sample KB, 32 clients, 60 s per phase
+    .venv/bin/python -m bench.bench_api_load --kb scifact --clients 32 --seconds 60
+    .venv/bin/python -m bench.bench_api_load --seconds 10 --json      # quick look
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.common import SCIFACT  # noqa: E402
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
+from bench.common import SCIFACT
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,8 @@ class Tally:
         if response is None or response.status_code != 200:
             self.errors[kind] += 1
             if len(self.examples) < 5:
-                self.examples.append(error or f"{kind}: HTTP {response.status_code} {response.text[:200]}")
+                http = f"HTTP {response.status_code} {response.text[:200]}" if response is not None else "no response"
+                self.examples.append(error or f"{kind}: {http}")
             return
         self.ms[kind].append(ms)
         body = response.json()
@@ -74,7 +75,7 @@ class Tally:
         self.mixed += any(len(v) > 1 for v in seen.values())
 
     def summary(self, seconds: float) -> dict:
-        out = {"seconds": round(seconds, 1), "mixed_version_responses": self.mixed,
+        out: dict[str, Any] = {"seconds": round(seconds, 1), "mixed_version_responses": self.mixed,
                "snapshots_with_two_versions_of_a_document": sum(len(v) > 1 for v in self.versions.values()),
                "snapshots_seen": len({s for s, _ in self.versions})}
         total_ok = sum(len(v) for v in self.ms.values())
@@ -167,7 +168,7 @@ def main() -> int:
             else:
                 from ingest import IngestConfig, ingest_texts
 
-                ingest_texts(work / "kb", list(labelled.corpus), IngestConfig())
+                ingest_texts(work / "kb", list(labelled.corpus or ()), IngestConfig())
             sources = ""
         (work / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.bench]\nkb_dir = "kb"\n{sources}\n')
         from api import KeyStore

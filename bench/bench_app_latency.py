@@ -8,8 +8,8 @@ not-found message) appearing in the page. The first question after start-up is
 reported separately (it pays for loading the model and building the indexes).
 
 Usage:
-    .venv/bin/python bench/bench_app_latency.py                 # 10 questions, hopfield retriever
-    .venv/bin/python bench/bench_app_latency.py --kb-dir kb_data -n 20
+    .venv/bin/python -m bench.bench_app_latency                 # 10 questions, hopfield retriever
+    .venv/bin/python -m bench.bench_app_latency --kb-dir kb_data -n 20
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
-from ingest import IngestConfig, ingest  # noqa: E402
-from ui.app_server import running_app  # noqa: E402
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
+from ingest import IngestConfig, ingest
+from ui.app_server import running_app
 
 
 def main() -> int:

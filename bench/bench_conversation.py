@@ -19,17 +19,18 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench.bench_answer import clear_caches  # noqa: E402
-from bench.common import ROOT  # noqa: E402
-from eval import load_conversations  # noqa: E402
-from eval.runner import prepare_kb  # noqa: E402
-from kb import KnowledgeBase, load_embedder  # noqa: E402
-from retriever import answer, make_retriever  # noqa: E402
+from bench.bench_answer import clear_caches
+from bench.common import ROOT
+from eval import load_conversations
+from eval.runner import prepare_kb
+from kb import KnowledgeBase, load_embedder
+from retriever import answer, make_retriever
 
 DATASET = ROOT.parent / "shared" / "datasets" / "doc2dial-dev"
 
@@ -63,7 +64,8 @@ def main() -> None:
         times["search follow-up"].append(timed(lambda: reader.search(t.question, history=t.history)))
         times["answer alone"].append(timed(lambda: answer(t.question, reader)))
         times["answer follow-up"].append(timed(lambda: answer(t.question, reader, history=t.history)))
-    out = {k: {"median_ms": round(1000 * statistics.median(v), 2), "p95_ms": round(1000 * float(np.percentile(v, 95)), 2)}
+    out: dict[str, Any] = {k: {"median_ms": round(1000 * statistics.median(v), 2),
+                               "p95_ms": round(1000 * float(np.percentile(v, 95)), 2)}
            for k, v in times.items()}
     out["ratio_search"] = round(out["search follow-up"]["median_ms"] / out["search alone"]["median_ms"], 3)
     out["ratio_answer"] = round(out["answer follow-up"]["median_ms"] / out["answer alone"]["median_ms"], 3)

@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import CONDITIONS, SCIFACT  # noqa: E402
+from bench.common import CONDITIONS, SCIFACT
 
 
 def measure(kb_dir: Path) -> dict:

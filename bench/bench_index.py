@@ -25,11 +25,11 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -63,7 +63,7 @@ def describe(index) -> str:
     import faiss
 
     try:
-        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))  # the IVF subclass, nlist and nprobe
         if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
             inner = {faiss.ScalarQuantizer.QT_fp16: "IVF-fp16", faiss.ScalarQuantizer.QT_8bit: "IVF-SQ8"}.get(
                 ivf.sq.qtype, "IVF-SQ")
@@ -71,8 +71,8 @@ def describe(index) -> str:
             inner = "IVF-flat"
         return f"{inner} nlist {ivf.nlist} nprobe {ivf.nprobe}"
     except RuntimeError:
-        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
-        return type(inner).__name__.replace("Index", "")
+        flat = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+        return type(flat).__name__.replace("Index", "")
 
 
 def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hnsw: bool,
@@ -98,7 +98,7 @@ def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hn
     exact["p50_s"], exact["p95_s"] = single_query_latency(flat, lat_q)
     del flat
 
-    def variant(name: str, config: IndexConfig, index=None) -> tuple[dict, object]:
+    def variant(name: str, config: IndexConfig, index=None) -> tuple[dict, Any]:
         build_s = None
         if index is None:
             t = time.perf_counter()

@@ -26,9 +26,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def sample_texts(kb_dir: Path, n: int, seed: int = 0) -> list[str]:
@@ -51,11 +50,12 @@ def measure(kb_dir: Path, n: int) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from kb import EmbedderConfig, load_embedder
+    from kb import Embedder, EmbedderConfig, load_embedder
     from kb.embedder import resolve_model_path
 
     texts = sample_texts(kb_dir, n)
     ours = load_embedder()
+    assert isinstance(ours, Embedder)  # the default model is a torch one, which sentence-transformers loads too
     ours_fp32 = load_embedder(EmbedderConfig(precision="fp32"))
     st = SentenceTransformer(str(resolve_model_path(ours.name)), device="cpu")
     st.max_seq_length = ours.config.max_tokens

@@ -10,7 +10,7 @@ Every sample document is typeset as a born-digital PDF and rendered to an image-
     against one synced from the born-digital PDFs, per retriever, and their ratio.
 
 Usage:
-    .venv/bin/python bench/bench_ocr.py [--work DIR] [--json]
+    .venv/bin/python -m bench.bench_ocr [--work DIR] [--json]
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
-from data.make_scans import born_digital, scanned_copy  # noqa: E402
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
+from data.make_scans import born_digital, scanned_copy
 
 RETRIEVERS = ("hopfield", "dense", "bm25")
 
@@ -56,6 +54,7 @@ def accuracy(scans: Path, originals: Path) -> tuple[list[tuple[str, int, float]]
         truth = page_texts(originals / scan.name)
         parsed = load(scan, scan.read_bytes())
         for block in parsed.blocks:
+            assert block.page is not None  # a PDF's blocks have pages
             ocr = _fold(parsed.text[block.start:block.end])
             out.append((scan.name, block.page, 1 - jiwer.cer(truth[block.page - 1], ocr)))
     return out, len(out) / (time.perf_counter() - started)

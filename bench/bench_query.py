@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import garble, have_scifact, latency, rss_bytes, sample_questions, scifact_queries  # noqa: E402
+from bench.common import garble, have_scifact, latency, rss_bytes, sample_questions, scifact_queries
 
 # Function names whose cumulative time makes up a Hopfield query (cProfile, per query).
 PARTS = {
@@ -60,7 +59,7 @@ def _profile(fn, queries) -> dict[str, float]:
         fn(q)
     total = time.perf_counter() - t
     prof.disable()
-    stats = pstats.Stats(prof).stats
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]  # set by Stats, missing from typeshed's stub
     out = {"total (profiled)": total / len(queries)}
     for part, (file, func) in PARTS.items():
         cum = sum(v[3] for (f, _, name), v in stats.items() if f.endswith(file) and name == func)

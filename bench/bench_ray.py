@@ -14,9 +14,9 @@ bench/bench_api_load.py (N clients alternating search and ask for S seconds). Th
 the same cores.
 
 Usage:
-    .venv/bin/python bench/bench_ray.py                         # 2,000 abstracts; serving 16 clients x 30 s
-    .venv/bin/python bench/bench_ray.py --docs 500 --seconds 10 --json
-    .venv/bin/python bench/bench_ray.py --skip-serve
+    .venv/bin/python -m bench.bench_ray                         # 2,000 abstracts; serving 16 clients x 30 s
+    .venv/bin/python -m bench.bench_ray --docs 500 --seconds 10 --json
+    .venv/bin/python -m bench.bench_ray --skip-serve
 """
 
 from __future__ import annotations
@@ -35,15 +35,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+
+from bench.bench_api_load import free_port, load
+from bench.common import SCIFACT
+from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import numpy as np  # noqa: E402
-
-from bench.bench_api_load import free_port, load  # noqa: E402
-from bench.common import SCIFACT  # noqa: E402
-from data import SAMPLE_DOCS, SAMPLE_QUESTIONS  # noqa: E402
 
 
 def write_abstracts(folder: Path, n: int) -> int:
@@ -72,7 +71,7 @@ def vectors(kb_dir: Path) -> tuple[list[tuple], np.ndarray]:
 
 def ingest_figures(n_docs: int, work: Path) -> dict:
     from ingest import IngestConfig, RayConfig, RayEngine, ingest
-    from ray_cluster import LocalCluster
+    from tests.ray_cluster import LocalCluster
 
     docs = work / "scifact-docs"
     n = write_abstracts(docs, n_docs)
@@ -154,7 +153,7 @@ def _measure(args: list[str], work: Path, name: str, token: str, questions: list
 def serve_figures(work: Path, clients: int, seconds: float) -> dict:
     from api import KeyStore
     from ingest import IngestConfig, ingest
-    from ray_cluster import LocalCluster
+    from tests.ray_cluster import LocalCluster
 
     ingest(work / "kb-serve", [SAMPLE_DOCS], IngestConfig())
     (work / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.bench]\nkb_dir = "{work / "kb-serve"}"\n')

@@ -14,8 +14,8 @@ and prints the seconds, each stage's share, and resync / full (issue 8 asks < 3%
 also times the 1% resync as a fresh `kb sync` process, which adds the model load (~3-4 s).
 
 Usage:
-    nice -n 10 .venv/bin/python bench/bench_sync.py               # N = 10,000 (several minutes)
-    .venv/bin/python bench/bench_sync.py -n 1000 --cli
+    nice -n 10 .venv/bin/python -m bench.bench_sync               # N = 10,000 (several minutes)
+    .venv/bin/python -m bench.bench_sync -n 1000 --cli
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from data import SAMPLE_DOCS  # noqa: E402
-from ingest import IngestConfig, IngestReport, count_tokens, ingest, load  # noqa: E402
-from kb import KnowledgeBase, load_embedder  # noqa: E402
+from data import SAMPLE_DOCS
+from ingest import IngestConfig, IngestReport, count_tokens, ingest, load
+from kb import KnowledgeBase, load_embedder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared"
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -46,7 +46,8 @@ MAX_TOKENS = 150  # under the 180-token chunk size: one chunk per document
 
 def _pieces(text: str) -> list[str]:
     """Split text into runs of whole sentences of at most MAX_TOKENS tokens (at least ~25 words)."""
-    out, cur = [], []
+    out: list[str] = []
+    cur: list[str] = []
     for sentence in SENTENCE.split(" ".join(text.split())):
         if cur and count_tokens(" ".join(cur + [sentence])) > MAX_TOKENS:
             out.append(" ".join(cur))

@@ -99,7 +99,10 @@ def scifact_kb(workdir: Path) -> tuple[Path, dict]:
 def _scifact_documents(src: KnowledgeBase) -> list[tuple[NewDocument, np.ndarray]]:
     """Every document of the SciFact KB with its chunks and their stored vectors, in id order."""
     snap = src.snapshot()
-    records = src.chunks(snap.ids)
+    found = src.chunks(snap.ids.tolist())
+    records = [rec for rec in found if rec is not None]
+    if len(records) != len(found):
+        raise RuntimeError(f"{src.dir} changed while it was read; copy it again")
     vectors = np.asarray(snap.vectors, dtype=np.float32)
     by_doc: dict[int, list[int]] = {}
     for row, rec in enumerate(records):
@@ -143,8 +146,11 @@ def synthetic_kb(workdir: Path, source: Path, n: int, sigma: float = 0.025, seed
     base = _scifact_documents(src)
     rng = np.random.default_rng(seed)
     manifest = src.manifest
+    if manifest is None:
+        raise RuntimeError(f"{src.dir} has no manifest: build the SciFact KB first")
     kb = KnowledgeBase(kb_dir, create=True, index=index)
-    written, copy, cosines = 0, 0, []
+    written, copy = 0, 0
+    cosines: list[float] = []
     with kb.writer(model=manifest.model, dim=manifest.dim) as writer:
         while written < n:
             for doc, vecs in base:

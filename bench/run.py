@@ -44,9 +44,8 @@ from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (ROOT, Row, default_workdir, fmt_bytes, fmt_ms, fmt_s, have_scifact, machine,  # noqa: E402
+from bench.common import (ROOT, Row, default_workdir, fmt_bytes, fmt_ms, fmt_s, have_scifact, machine,
                           print_table, ratio_rate, ratio_time)
 
 SECTIONS = ("ingest", "query", "views", "index", "eval", "sync", "startup", "answer", "conversation", "api")

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python data/check_questions.py [--questions data/questions.jsonl] [--docs data/docs]
+    .venv/bin/python -m data.check_questions [--questions data/questions.jsonl] [--docs data/docs]
 
 For every line of questions.jsonl it verifies that:
 

@@ -6,7 +6,7 @@
   ("Refund-and-cancellation-policy_65601.html"), each inside Confluence's chrome (breadcrumbs, page
   metadata, attachments, a footer stamped with the export time).
 
-    .venv/bin/python data/make_exports.py --out /tmp/exports     # writes articles.json and confluence/
+    .venv/bin/python -m data.make_exports --out /tmp/exports     # writes articles.json and confluence/
 """
 
 from __future__ import annotations
@@ -22,6 +22,17 @@ SPACE = "Tallyo Support"
 FIRST_ID = 360001
 
 
+# The inner HTML of a sample page's title (non-greedy) and of its body (all of it).
+_ELEMENTS = {"title": re.compile(r"<title>(.*?)</title>", re.S), "body": re.compile(r"<body[^>]*>(.*)</body>", re.S)}
+
+
+def _element(tag: str, page: str) -> str:
+    found = _ELEMENTS[tag].search(page)
+    if found is None:
+        raise ValueError(f"the sample page has no <{tag}> element")
+    return found.group(1)
+
+
 def sample_pages(docs: Path) -> list[tuple[str, str, str]]:
     """(file stem, title, body HTML) of every Markdown, HTML and text sample document, by file name."""
     from markdown_it import MarkdownIt
@@ -35,8 +46,8 @@ def sample_pages(docs: Path) -> list[tuple[str, str, str]]:
             title = next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), path.stem)
             body = MarkdownIt("commonmark").enable("table").render(text)
         elif path.suffix == ".html":
-            title = html.unescape(re.search(r"<title>(.*?)</title>", text, re.S).group(1).strip())
-            body = re.search(r"<body[^>]*>(.*)</body>", text, re.S).group(1)
+            title = html.unescape(_element("title", text).strip())
+            body = _element("body", text)
         else:
             title = text.splitlines()[0].strip()
             body = "".join(f"<p>{html.escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())

@@ -13,8 +13,8 @@ This script writes three PDFs into data/docs/:
 How to run (from the repository root)::
 
     .venv/bin/pip install fpdf2 pypdf      # once, if not installed yet
-    .venv/bin/python data/make_sample_pdfs.py
-    .venv/bin/python data/check_questions.py   # verify the question set
+    .venv/bin/python -m data.make_sample_pdfs
+    .venv/bin/python -m data.check_questions   # verify the question set
 
 Options: ``--out DIR`` writes the PDFs somewhere else (default: data/docs
 next to this script); ``--check`` also extracts every page with pypdf and

@@ -6,7 +6,7 @@ used as they are), then every page is rendered to a grayscale image (pypdfium2) 
 are saved as an image-only PDF (Pillow): no text layer, as a scanner or fax makes it.
 
     .venv/bin/pip install fpdf2          # a test dependency
-    .venv/bin/python data/make_scans.py --out /tmp/scans     # writes born-digital/ and scanned/
+    .venv/bin/python -m data.make_scans --out /tmp/scans     # writes born-digital/ and scanned/
 """
 
 from __future__ import annotations

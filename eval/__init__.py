@@ -12,13 +12,14 @@ Public surface:
     headline_metric(report)                        the one-line summary the CLI prints
     QueryVectorCache                              query embeddings cached on disk by (model, text)
     EvalError                                     bad labelled sets, conditions or options (a KBError)
+    MissingExtra                                  ranx or matplotlib absent: names pip install 'hopfield-kb[eval]'
     run_conversations(path, kb_dir) -> ConversationReport   conversational sets: first turns and follow-ups apart
     load_conversations, conversations_markdown    (eval.conversations)
 """
 
 from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, from_records, load_beir, load_csv, load_dataset, load_jsonl
-from eval.errors import EvalError
+from eval.errors import EvalError, MissingExtra
 from eval.garble import KINDS as CONDITION_KINDS
 from eval.garble import Condition, garble, garble_queries, parse_condition, parse_conditions
 from eval.metrics import METRICS, STAT_TESTS, score, significance
@@ -27,7 +28,8 @@ from eval.runner import EvalConfig, EvalReport, RetrieverSpec, evaluate, run_eva
 
 __all__ = [
     "QueryVectorCache", "LabelledSet", "from_records", "load_beir", "load_csv", "load_dataset", "load_jsonl",
-    "EvalError", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition", "parse_conditions",
+    "EvalError", "MissingExtra", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition",
+    "parse_conditions",
     "METRICS", "STAT_TESTS", "score", "significance", "headline_metric", "markdown", "write_report",
     "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
     "ConversationReport", "load_conversations", "run_conversations", "conversations_markdown",

@@ -27,6 +27,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from data import DATA_DIR, SAMPLE_DOCS, SAMPLE_QUESTIONS
@@ -128,7 +129,7 @@ def policyqa_report(work: Path, limit: int = 600, seed: int = 0, config: AnswerC
                     questions.append((slug, qa["question"], qa["answers"][0]["text"]))
     random.Random(seed).shuffle(questions)
     questions = questions[:limit]
-    out = {"questions": len(questions)}
+    out: dict[str, Any] = {"questions": len(questions)}
     for name in ("hopfield", "dense"):
         retrievers = {}
         answered = contains = 0

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kb import Embedder
+from kb import TextEmbedder
 
 
 def text_key(text: str) -> str:
@@ -29,7 +29,7 @@ class QueryVectorCache:
     hits/misses count texts served from the cache and texts embedded.
     """
 
-    def __init__(self, folder: str | Path | None, embedder: Embedder) -> None:
+    def __init__(self, folder: str | Path | None, embedder: TextEmbedder) -> None:
         self.embedder = embedder
         cfg = getattr(embedder, "config", None)
         setting = f"{embedder.name}-{getattr(embedder, 'precision', 'x')}-{getattr(cfg, 'max_tokens', 'x')}"

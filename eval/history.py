@@ -22,7 +22,7 @@ import numpy as np
 from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, Tally, load_dataset
 from eval.errors import EvalError
-from kb import Embedder, KnowledgeBase, QuestionMemory, question_key
+from kb import KnowledgeBase, QuestionMemory, TextEmbedder, question_key
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _doc_chunks(kb: KnowledgeBase) -> tuple[dict[str, list[int]], dict[str, list
     return by_source, names
 
 
-def replay_history(history: LabelledSet | str | Path, kb: KnowledgeBase, embedder: Embedder,
+def replay_history(history: LabelledSet | str | Path, kb: KnowledgeBase, embedder: TextEmbedder,
                    cache_dir: Path | None = None, memory_dir: Path | None = None,
                    users: Sequence[str | None] | None = None) -> Replay:
     """Confirm every (question, relevant target) pair of history into a fresh scratch memory.

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from eval.errors import EvalError
+from eval.errors import EvalError, MissingExtra
 
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "recall@100", "mrr@10", "ndcg@10", "hit_rate@10")
 STAT_TESTS = ("fisher", "student", "tukey")
@@ -25,15 +25,18 @@ def _ranx():
     # ranx is imported on first use: it pulls in numba, which costs a second or two at start-up.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import ranx
+        try:
+            import ranx
+        except ImportError as exc:
+            raise MissingExtra("ranx", "scoring a labelled set") from exc
     return ranx
 
 
-def to_qrels(qrels: dict[str, dict[str, int]]):
+def to_qrels(qrels: Mapping[str, Mapping[str, int]]):
     return _ranx().Qrels({q: {t: int(g) for t, g in rel.items()} for q, rel in qrels.items()})
 
 
-def to_run(rankings: dict[str, Sequence[str]], name: str):
+def to_run(rankings: Mapping[str, Sequence[str]], name: str):
     """A ranx Run from {query id: targets best first}; an empty ranking becomes one never-relevant entry."""
     run = {q: ({t: float(len(ts) - i) for i, t in enumerate(ts)} if ts else {NOTHING: 1.0}) for q, ts in rankings.items()}
     return _ranx().Run(run, name=name)
@@ -49,7 +52,7 @@ def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def score(qrels: dict[str, dict[str, int]], rankings: dict[str, Sequence[str]],
+def score(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequence[str]],
           metrics: Sequence[str] = METRICS) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(mean of each metric, {query id: {metric: value}}) of rankings against qrels.
 
@@ -87,8 +90,8 @@ def paired_randomisation(a: np.ndarray, b: np.ndarray, n_resamples: int = 10000,
     return (extreme + 1) / (n_resamples + 1)
 
 
-def significance(qrels: dict[str, dict[str, int]], baseline: tuple[str, dict[str, Sequence[str]]],
-                 others: Sequence[tuple[str, dict[str, Sequence[str]]]], metrics: Sequence[str] = METRICS,
+def significance(qrels: Mapping[str, Mapping[str, int]], baseline: tuple[str, Mapping[str, Sequence[str]]],
+                 others: Sequence[tuple[str, Mapping[str, Sequence[str]]]], metrics: Sequence[str] = METRICS,
                  stat_test: str = "fisher", seed: int = 42) -> dict[str, dict[str, float]]:
     """Paired p-values of each other run against the baseline, per metric: {name: {metric: p}}.
 
@@ -112,7 +115,7 @@ def significance(qrels: dict[str, dict[str, int]], baseline: tuple[str, dict[str
         return {r.name: {m: float(table[baseline[0]]["comparisons"][r.name][m]) for m in metrics} for r in runs[1:]}
     order = list(qrels)
     _, base_pq = score(qrels, baseline[1], metrics)
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for name, rankings in others:
         _, pq = score(qrels, rankings, metrics)
         out[name] = {}

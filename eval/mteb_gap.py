@@ -49,6 +49,7 @@ def main() -> None:
     args = ap.parse_args()
 
     labelled = load_beir(args.dataset, args.split)
+    corpus = labelled.corpus or ()  # a BEIR folder always has one
     qids, qtexts = list(labelled.queries), list(labelled.queries.values())
     kb = KnowledgeBase(args.kb_dir)
     snap = kb.snapshot()
@@ -65,9 +66,9 @@ def main() -> None:
     q_fast = fast.encode(qtexts)
     report("kb", chunk_rankings(q_fast, np.asarray(snap.vectors), snap.ids, doc_of, qids), time.perf_counter() - t)
 
-    doc_ids = [r.source for r in labelled.corpus]
+    doc_ids = [r.source for r in corpus]
     # MTEB's document text for sentence-transformers models: title and text joined by a space.
-    doc_texts = [f"{r.title} {r.text}".strip() for r in labelled.corpus]
+    doc_texts = [f"{r.title} {r.text}".strip() for r in corpus]
     t = time.perf_counter()
     d_fast = fast.encode(doc_texts)
     report("whole", doc_rankings(q_fast, d_fast, doc_ids, qids), time.perf_counter() - t)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eval.errors import EvalError
+from eval.errors import EvalError, MissingExtra
 from eval.garble import parse_condition
 from eval.runner import EvalReport
 
@@ -69,9 +69,9 @@ def markdown(report: EvalReport, command: str | None = None) -> str:
                   + "".join(f"p({x}) | " for x in shown_p) + "ms/query |",
                   "|---|" + "---|" * (len(report.metrics) + len(shown_p) + 1)]
         for r in report.retrievers:
-            p = report.pvalues.get(c, {}).get(r, {})
+            pvalues = report.pvalues.get(c, {}).get(r, {})
             cells = [_fmt(report.results[c][r][x]) for x in report.metrics]
-            cells += [_p(p.get(x)) if r != base else "base" for x in shown_p]
+            cells += [_p(pvalues.get(x)) if r != base else "base" for x in shown_p]
             cells.append(f"{report.ms_per_query[c][r]:.1f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -169,7 +169,10 @@ def _plot_typo(report: EvalReport, path: Path, metric: str) -> bool:
 
 def plot(report: EvalReport, out_dir: Path) -> list[Path]:
     """PNG plots that the run has data for: recall@k curves, metric vs beta, metric vs typo strength."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingExtra("matplotlib", "the report's plots") from exc
 
     matplotlib.use("Agg")
     metric = headline_metric(report)

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from eval.cache import QueryVectorCache
 from eval.datasets import LabelledSet, Tally
 from eval.errors import EvalError
@@ -221,7 +223,7 @@ def chunk_documents(kb: KnowledgeBase) -> dict[int, str]:
     return {i: rec.doc_source for i, rec in zip(ids, kb.chunks(ids)) if rec is not None}
 
 
-def to_targets(chunk_ids: Sequence[int], doc_of: dict[int, str] | None, cutoff: int) -> list[str]:
+def to_targets(chunk_ids: Sequence[int] | np.ndarray, doc_of: dict[int, str] | None, cutoff: int) -> list[str]:
     """Chunk ids best first -> targets best first: chunk ids as text, or each document once at its best chunk."""
     if doc_of is None:
         return [str(int(i)) for i in chunk_ids[:cutoff]]
@@ -341,7 +343,7 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
                     progress(spec.label, 0, batches)
                 for start in range(0, len(qids), config.batch_size):
                     stop = start + config.batch_size
-                    vecs = qvecs[start:stop] if retriever.uses_dense else None
+                    vecs = qvecs[start:stop] if qvecs is not None and retriever.uses_dense else None
                     for qid, r in zip(qids[start:stop], retriever.rank(qtexts[start:stop], k=depth, query_vectors=vecs)):
                         out[qid] = to_targets(r.ids, doc_of, config.cutoff)
                     bar.update(1)

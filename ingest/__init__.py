@@ -11,6 +11,7 @@ Public surface (kb: an open kb.KnowledgeBase, whose snapshot serves the commit a
     IngestConfig, IngestReport, FileFailure, TextRecord
     discover, document_key       the files under paths, and each one's key in the KB (ingest/sources.py)
     Budget                       the time and memory one file's parsing may use
+    report_dict, report_line     a report as JSON values (the CLI, the app and the API's sync jobs) and as one line
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
     load, parse_file, LoadError, ParsedText, Block, SUPPORTED   file loaders
     OcrConfig                    how PDF pages without a text layer are read (Tesseract; ingest/ocr.py)
@@ -30,6 +31,7 @@ from ingest.ocr import OcrConfig
 from ingest.parse import parse_file
 from ingest.pipeline import ingest, plan_changes
 from ingest.plan import Change, ChangePlan
+from ingest.report_json import report_dict, report_line
 from ingest.ray_engine import RayConfig, RayEngine, RayIngestError, connect_ray
 from ingest.sources import discover, document_key
 from ingest.texts import TextRecord, ingest_texts
@@ -43,6 +45,7 @@ __all__ = [
     "Engine", "LocalEngine", "ParseItem", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
     "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key",
     "Budget", "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load", "parse_file", "OcrConfig",
+    "report_dict", "report_line",
     "cl100k", "count_tokens",
     "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir", "check_upload",
     "staged_upload",

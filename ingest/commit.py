@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 from ingest.config import IngestConfig
-from ingest.embed import embed_documents
-from kb import KBWriteError, KnowledgeBase, NewDocument, TextEmbedder, Writer
+from ingest.embed import ChunkEmbedder, embed_documents
+from kb import KBWriteError, KnowledgeBase, NewDocument, Writer
 
 KBLike = Union[KnowledgeBase, str, Path]
 """An open KnowledgeBase (its own snapshot serves a commit at once), or the directory of one."""
@@ -39,11 +40,20 @@ def _dir(kb: KBLike) -> Path:
     return kb.dir if isinstance(kb, KnowledgeBase) else Path(kb)
 
 
-def stage_documents(writer: Writer, docs: Sequence[NewDocument], removed: Sequence[str], embedder: TextEmbedder,
+@dataclass(frozen=True)
+class Staged:
+    """The chunks of a run's documents: embedded now, reused from the KB's cache, and written."""
+
+    embedded: int
+    reused: int
+    written: int
+
+
+def stage_documents(writer: Writer, docs: Sequence[NewDocument], removed: Sequence[str], embedder: ChunkEmbedder,
                     config: IngestConfig, on_progress: Callable[[str, float], None] | None,
-                    stages: dict[str, float]) -> dict[str, int]:
+                    stages: dict[str, float]) -> Staged:
     """Embed docs (ingest.embed), stage them and the removals in writer (committed when its context exits).
-    Adds the embed and stage seconds to stages; returns the report's chunk counts."""
+    Adds the embed and stage seconds to stages; returns the chunk counts for the report."""
     t = time.perf_counter()
     vectors, n_embedded, n_reused = embed_documents(docs, embedder, writer, config.progress, on_progress)
     stages["embed"] = time.perf_counter() - t
@@ -53,5 +63,4 @@ def stage_documents(writer: Writer, docs: Sequence[NewDocument], removed: Sequen
     for source in removed:
         writer.remove_document(source)
     stages["stage"] = time.perf_counter() - t
-    return {"chunks_embedded": n_embedded, "chunks_reused": n_reused,
-            "chunks_written": sum(len(d.chunks) for d in docs)}
+    return Staged(n_embedded, n_reused, sum(len(d.chunks) for d in docs))

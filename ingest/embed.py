@@ -3,17 +3,28 @@ cached as it arrives, so a crashed run's embedding work is reused by the next ru
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from kb import NewDocument, TextEmbedder, Writer, retrieval_text, text_hash
+from kb import NewDocument, Writer, retrieval_text, text_hash
 
 # Vectors are saved to the KB's embedding cache every this many chunks.
 CACHE_EVERY = 256
 
 
-def embed_documents(docs: Sequence[NewDocument], embedder: TextEmbedder, writer: Writer, progress: bool = False,
+class ChunkEmbedder(Protocol):
+    """What embedding a run's chunks needs: the model's name and dimension (the KB records them) and
+    encode(texts) -> float32 (len(texts), dim) unit vectors. Every kb.TextEmbedder is one, and so is
+    ingest.ray_engine.RayEmbedder, which also streams parts (encode_stream)."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+
+
+def embed_documents(docs: Sequence[NewDocument], embedder: ChunkEmbedder, writer: Writer, progress: bool = False,
                     on_progress: Callable[[str, float], None] | None = None
                     ) -> tuple[list[np.ndarray], int, int]:
     """(one float32 (n_chunks, dim) array per doc, chunks embedded, chunks reused from the cache).
@@ -38,7 +49,7 @@ def embed_documents(docs: Sequence[NewDocument], embedder: TextEmbedder, writer:
     return out, len(todo), len(texts) - len(todo)
 
 
-def _encoded(embedder: TextEmbedder, texts: list[str], progress: bool) -> Iterator[tuple[Sequence[int], np.ndarray]]:
+def _encoded(embedder: ChunkEmbedder, texts: list[str], progress: bool) -> Iterator[tuple[Sequence[int], np.ndarray]]:
     """(indices into texts, vectors) in parts of about CACHE_EVERY texts, each cached as it comes. An
     embedder with encode_stream (ingest.ray_engine.RayEmbedder) streams parts from its actors, in any order."""
     stream = getattr(embedder, "encode_stream", None)

@@ -19,7 +19,8 @@ from ingest.parse import shown
 from ingest.plan import Change
 from ingest.sources import Scan
 from ingest.worker import worker_for
-from kb import EmbedderConfig, NewDocument, TextEmbedder, load_embedder
+from ingest.embed import ChunkEmbedder
+from kb import EmbedderConfig, NewDocument, load_embedder
 
 Parsed = tuple[NewDocument, tuple[str, ...]]
 """A parsed file: its document with its chunks, and the parser's warnings."""
@@ -45,7 +46,7 @@ class Engine(Protocol):
         """(key, Parsed or FileFailure) for each item, in any order, each parsed with parse_item."""
         ...
 
-    def embedder(self, config: EmbedderConfig) -> TextEmbedder:
+    def embedder(self, config: EmbedderConfig) -> ChunkEmbedder:
         """The embedder for config's model. One with encode_stream(texts, part) yielding (indices, vectors)
         parts is streamed (ingest.embed); a plain one is called part by part."""
         ...
@@ -70,7 +71,7 @@ class LocalEngine:
         for item in items:
             yield item.key, parse_item(item, config)
 
-    def embedder(self, config: EmbedderConfig) -> TextEmbedder:
+    def embedder(self, config: EmbedderConfig) -> ChunkEmbedder:
         return load_embedder(config)
 
 

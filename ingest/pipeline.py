@@ -21,12 +21,13 @@ from urllib.parse import urljoin
 
 from ingest.commit import KBLike, open_for_reading, open_for_writing, stage_documents
 from ingest.config import IngestConfig, IngestReport
+from ingest.embed import ChunkEmbedder
 from ingest.engine import Engine, LocalEngine, Parsed, parse_changes
 from ingest.exports import Article
 from ingest.parse import shown
 from ingest.plan import UNCHANGED, UPDATED, ChangePlan, make_plan, same_content, stored_documents
 from ingest.sources import Scan, scan
-from kb import KnowledgeBase, NewDocument, TextEmbedder, Writer, web_url
+from kb import KnowledgeBase, NewDocument, Writer, web_url
 
 
 def plan_changes(kb: KBLike, paths: Sequence[str | Path], config: IngestConfig = IngestConfig()) -> ChangePlan:
@@ -41,7 +42,7 @@ def ingest(
     paths: Sequence[str | Path],
     config: IngestConfig = IngestConfig(),
     *,
-    embedder: TextEmbedder | None = None,
+    embedder: ChunkEmbedder | None = None,
     on_progress: Callable[[str, float], None] | None = None,
     engine: Engine | None = None,
 ) -> IngestReport:
@@ -81,7 +82,8 @@ def ingest(
     return IngestReport(
         added=tuple(done.added), updated=tuple(done.updated), unchanged=tuple(done.unchanged), removed=planned.removed,
         failed=planned.failed + tuple(failures), warnings=planned.warnings + tuple(done.warnings),
-        seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()), **written,
+        chunks_embedded=written.embedded, chunks_reused=written.reused, chunks_written=written.written,
+        seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()),
     )
 
 

@@ -170,7 +170,8 @@ def _human_size(n: int) -> str:
 
 def _keys(files: list[Path], roots: list[Path], failures: list[FileFailure], prefix: str) -> list[tuple[Path, str, str]]:
     """(path, key, root) per file; a second file with the key of an earlier one fails (into failures), naming both."""
-    out, first = [], {}
+    out: list[tuple[Path, str, str]] = []
+    first: dict[str, str] = {}
     for path in files:
         key, root = document_key(path, roots, prefix)
         if key in first:

@@ -11,7 +11,8 @@ from ingest.chunker import chunk
 from ingest.commit import KBLike, open_for_writing, stage_documents
 from ingest.config import FileFailure, IngestConfig, IngestReport
 from ingest.loaders import Block, ParsedText
-from kb import NewDocument, TextEmbedder, load_embedder
+from ingest.embed import ChunkEmbedder
+from kb import NewDocument, load_embedder
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def ingest_texts(
     records: Sequence[TextRecord],
     config: IngestConfig = IngestConfig(),
     *,
-    embedder: TextEmbedder | None = None,
+    embedder: ChunkEmbedder | None = None,
     on_progress: Callable[[str, float], None] | None = None,
 ) -> IngestReport:
     """Like ingest.ingest, for in-memory documents (one TextRecord each, chunked like a .txt file): kb is an
@@ -39,7 +40,10 @@ def ingest_texts(
     opened = open_for_writing(kb)
     embedder = embedder or load_embedder(config.embedder)
     stages: dict[str, float] = {"parse": 0.0}
-    added, updated, unchanged, failures = [], [], [], []
+    added: list[str] = []
+    updated: list[str] = []
+    unchanged: list[str] = []
+    failures: list[FileFailure] = []
     docs: list[NewDocument] = []
     seen: set[str] = set()
     with opened.writer(model=embedder.name, dim=embedder.dim, wait=config.wait) as writer:
@@ -64,7 +68,8 @@ def ingest_texts(
         written = stage_documents(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
-        failed=tuple(failures), seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()), **written,
+        failed=tuple(failures), chunks_embedded=written.embedded, chunks_reused=written.reused,
+        chunks_written=written.written, seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()),
     )
 
 

@@ -1,7 +1,9 @@
 """kb: the knowledge base on disk (ground floor; imports nothing from the other packages).
 
 Public surface:
-    KnowledgeBase, Writer, CheckReport       the KB directory, its writer and integrity check
+    KnowledgeBase, Writer, CheckReport       the KB directory (kb/store.py), its writer (kb/writer.py) and integrity
+                                             check (kb/integrity.py); tables in kb/schema.py, queries in kb/reads.py
+    Database, DB_NAME                        the one way to open kb.sqlite (kb/database.py)
     Embedder, EmbedderConfig, load_embedder  the packaged embedding models (EmbedderConfig.device: cpu or a GPU)
     OnnxEmbedder, OnnxEmbeddingModel         load_embedder gives an Embedder (torch) or an OnnxEmbedder (an int8
                                              ONNX file: bge-small-en-v1.5)
@@ -41,8 +43,11 @@ from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
 from kb.reembed import ReembedReport, reembed
 from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
-                        NewChunk, NewDocument, check_labels, location_label, ocr_note, retrieval_text, web_url)
-from kb.store import CheckReport, KnowledgeBase, Writer, text_hash
+                        NewChunk, NewDocument, check_labels, location_label, ocr_note, retrieval_text, text_hash, web_url)
+from kb.database import DB_NAME, Database
+from kb.integrity import CheckReport
+from kb.store import KnowledgeBase
+from kb.writer import Writer
 from kb.vector_index import IndexConfig, Snapshot
 
 __all__ = [
@@ -53,7 +58,7 @@ __all__ = [
     "FORMAT_VERSION", "Manifest",
     "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",
     "check_labels", "web_url", "without_paths", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note", "location_label",
-    "CheckReport", "KnowledgeBase", "Writer", "text_hash",
+    "CheckReport", "KnowledgeBase", "Writer", "text_hash", "DB_NAME", "Database",
     "IndexConfig", "Snapshot",
     "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",
     "GRAM_BUCKETS", "LATIN_WORD", "VOCABULARY_MIN_LENGTH", "bm25_terms", "char_grams", "latin_words",

@@ -9,8 +9,8 @@ Retention: conversations not touched (no new turn, no rename) for ConversationCo
 creates a conversation. Nothing else in the KB refers to them; ingest, sync and repair leave
 them alone.
 
-The tables are created here on first use (CREATE TABLE IF NOT EXISTS, idempotent), not by
-kb/store.py's schema, so a KB from before conversations needs no upgrade step.
+The tables are declared in kb/schema.py (CONVERSATION_TABLES) and created here on first use, so a KB
+from before conversations needs no upgrade step.
 """
 
 from __future__ import annotations
@@ -24,28 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from kb.database import DB_NAME, Database
 from kb.errors import KBError
-from kb.store import DB_NAME
+from kb.schema import CONVERSATION_TABLES, ensure_tables
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    session TEXT NOT NULL,
-    title TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversations_session ON conversations(session, updated_at);
-CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
-CREATE TABLE IF NOT EXISTS conversation_turns (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (conversation_id, position)
-);
-"""
 
 MAX_TITLE_CHARS = 80
 
@@ -85,11 +67,6 @@ def new_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def ensure_schema(con: sqlite3.Connection) -> None:
-    """Create the conversation tables if they are missing (idempotent)."""
-    con.executescript(SCHEMA)
-
-
 def clean_title(title: str) -> str:
     """One line, at most MAX_TITLE_CHARS characters; KBError when nothing is left."""
     text = " ".join(str(title).split())
@@ -104,25 +81,22 @@ class ConversationStore:
     def __init__(self, kb_dir: str | Path, config: ConversationConfig | None = None) -> None:
         self.dir = Path(kb_dir)
         self.config = config or ConversationConfig()
-        if not (self.dir / DB_NAME).exists():
+        self.db = Database(self.dir / DB_NAME)
+        if not self.db.exists():
             raise KBError(f"no knowledge base at {self.dir}: add documents first, then conversations can be saved")
         with self._connect() as con:
-            ensure_schema(con)
+            ensure_tables(con, CONVERSATION_TABLES)
         self.purge()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A write connection with foreign keys on (a conversation's turns go with it)."""
         try:
-            con = sqlite3.connect(self.dir / DB_NAME, timeout=60.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise KBError(f"cannot open the conversations in {self.dir}: {exc}") from exc
-        try:
-            con.execute("PRAGMA foreign_keys=ON")
-            yield con
+            with self.db.write() as con:
+                con.execute("PRAGMA foreign_keys=ON")
+                yield con
         except sqlite3.OperationalError as exc:
             raise KBError(f"cannot save or read conversations in {self.dir}: {exc}") from exc
-        finally:
-            con.close()
 
     def purge(self, now: float | None = None) -> int:
         """Delete conversations untouched for longer than the retention; returns how many went."""

@@ -22,7 +22,8 @@ from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder, encode
 from kb.errors import KBError
 from kb.onnx_embedder import BGE_SMALL_EMBEDDING, OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, model_folder
-from kb.store import DB_NAME, KnowledgeBase
+from kb.database import DB_NAME
+from kb.store import KnowledgeBase
 
 # OpenMP workers that spin while waiting crawl when the 2 cores are shared with other work
 # (query embedding measured 790 ms -> 9 ms on a loaded machine); let them sleep. Must be set

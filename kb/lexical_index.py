@@ -2,6 +2,7 @@
 
 The writer calls LexiconDelta inside its commit transaction: add() for inserted chunks, remove()
 for deleted ones (before their rows go), apply() once at the end. Reads take an open connection.
+Its tables (chunk_fts, lex_terms, lex_words, chunk_grams) are declared in kb/schema.py.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ from kb.sql import IN_LIST, in_batches, select_in
 from kb.lexicon import (GRAM_BUCKETS, LEXICON_VERSION, char_grams, fts_query, latin_words, pack_grams,
                         stopwords, unpack_grams, word_terms)
 
-SCHEMA = """
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
-CREATE TABLE IF NOT EXISTS lex_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lex_words (word TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunk_grams (chunk_id INTEGER PRIMARY KEY, grams BLOB NOT NULL);
-"""
 BATCH = 512
 
 

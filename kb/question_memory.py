@@ -24,61 +24,28 @@ once per committed snapshot, by the first search that reads the memory after it)
 such associations are *retired* (kept, with their history, never used again, even if the old text comes
 back), associations of a deleted document are removed, and a renamed document's are moved with it.
 
-The tables are created here on first use (CREATE TABLE IF NOT EXISTS), not by kb/store.py's schema.
+The tables are declared in kb/schema.py (QUESTION_MEMORY_TABLES) and created here on the first write.
 The memory normally lives in the KB's kb.sqlite; `path` puts it in a file of its own (eval's replays).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
-from urllib.parse import quote
 
 import numpy as np
 
+from kb import reads
+from kb.database import Database
 from kb.errors import KBError
 from kb.lexicon import char_grams, pack_grams, unpack_grams
-from kb.sql import IN_LIST, select_in
-from kb.store import DB_NAME, KnowledgeBase
+from kb.schema import QUESTION_MEMORY_TABLES, ensure_tables, has_table
+from kb.store import KnowledgeBase
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS qmem_associations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    question TEXT NOT NULL,
-    question_key TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    grams BLOB NOT NULL,
-    text_hash TEXT NOT NULL,
-    doc_source TEXT NOT NULL,
-    doc_version INTEGER NOT NULL,
-    by_user TEXT NOT NULL DEFAULT '',
-    strength REAL NOT NULL,
-    confirmations INTEGER NOT NULL DEFAULT 0,
-    rejections INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    last_confirmed_at REAL NOT NULL,
-    retired INTEGER NOT NULL DEFAULT 0,
-    retired_reason TEXT NOT NULL DEFAULT ''
-);
-CREATE UNIQUE INDEX IF NOT EXISTS qmem_key ON qmem_associations(question_key, text_hash, by_user);
-CREATE TABLE IF NOT EXISTS qmem_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    association_id INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    delta REAL NOT NULL DEFAULT 0,
-    by_user TEXT NOT NULL DEFAULT '',
-    origin TEXT NOT NULL DEFAULT '',
-    note TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS qmem_events_assoc ON qmem_events(association_id);
-CREATE TABLE IF NOT EXISTS qmem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 DAY = 86400.0
 ORIGINS = ("thumbs_up", "thumbs_down", "cited_helpful", "import", "replay")
@@ -188,30 +155,26 @@ class QuestionMemory:
                  path: str | Path | None = None) -> None:
         self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
         self.config = config or MemoryConfig()
-        self.path = Path(path) if path is not None else self.kb.dir / DB_NAME
+        self.db = self.kb.db if path is None else Database(path)
+        self.path = self.db.path
         self._ready = False
-        self._local = threading.local()
 
     # ---- connections -------------------------------------------------------------
     @contextmanager
     def _connect(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write connection (the memory's tables created on the first) or the kept read-only one."""
         try:
-            if write:
-                con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            else:
-                con = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=60.0,
-                                      isolation_level=None)
-        except sqlite3.Error as exc:
-            raise KBError(f"cannot open the question memory in {self.path}: {exc}") from exc
-        try:
-            if write and not self._ready:
-                con.executescript(SCHEMA)
-                self._ready = True
-            yield con
+            if not write:
+                with self.db.read() as con:
+                    yield con
+                return
+            with self.db.write() as con:
+                if not self._ready:
+                    ensure_tables(con, QUESTION_MEMORY_TABLES)
+                    self._ready = True
+                yield con
         except sqlite3.OperationalError as exc:
             raise KBError(f"cannot read or write the question memory in {self.path}: {exc}") from exc
-        finally:
-            con.close()
 
     def exists(self) -> bool:
         """Whether the memory's tables exist (no write needed to ask)."""
@@ -219,26 +182,19 @@ class QuestionMemory:
             return False
         try:
             with self._connect(write=False) as con:
-                return con.execute("SELECT 1 FROM sqlite_master WHERE name = 'qmem_meta'").fetchone() is not None
+                return has_table(con, "qmem_meta")
         except KBError:
             return False
 
     def version(self) -> int:
         """A counter that changes with every write (0 for a memory never written): what readers cache on.
-        Asked on every question, so it reads through one read-only connection kept open per thread."""
+        Asked on every question, so it reads through the database's kept read-only connection."""
         if not self.path.exists():
             return 0
-        con = getattr(self._local, "con", None)
         try:
-            if con is None:
-                con = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=60.0,
-                                      isolation_level=None, check_same_thread=True)
-                self._local.con = con
-            row = con.execute("SELECT value FROM qmem_meta WHERE key = 'version'").fetchone()
-        except sqlite3.Error:
-            if con is not None:
-                con.close()
-                self._local.con = None
+            with self.db.read() as con:
+                row = con.execute("SELECT value FROM qmem_meta WHERE key = 'version'").fetchone()
+        except (sqlite3.Error, KBError):
             return 0  # no memory tables yet (or unreadable): nothing to recall
         return int(row[0]) if row else 0
 
@@ -250,29 +206,17 @@ class QuestionMemory:
     # ---- the KB side -------------------------------------------------------------
     def _chunks(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
         """{chunk id: (text_hash, document source, document version)} of current chunks; KBError for a missing one."""
-        ids = sorted({int(i) for i in chunk_ids})
-        out: dict[int, tuple[str, str, int]] = {}
-        with self.kb._connect() as con:
-            for cid, h, source, version in select_in(
-                    con, "SELECT c.id, c.text_hash, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                    f"WHERE c.id IN {IN_LIST}", ids):
-                out[int(cid)] = (h, source, int(version))
-        missing = [i for i in ids if i not in out]
+        with self.kb.db.read() as con:
+            out = reads.chunk_versions(con, chunk_ids)
+        missing = sorted({int(i) for i in chunk_ids} - set(out))
         if missing:
             raise KBError(f"no passage {missing[0]} in the knowledge base (it changed or was removed by a sync)")
         return out
 
     def _resolve(self, hashes: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
         """{text_hash: [(chunk id, document source, document version), ...]} for the current chunks."""
-        out: dict[str, list[tuple[int, str, int]]] = {}
-        hashes = list(dict.fromkeys(hashes))
-        with self.kb._connect() as con:
-            # ORDER BY holds within a batch; a hash's chunks all come in the batch that holds the hash.
-            for h, cid, source, version in select_in(
-                    con, "SELECT c.text_hash, c.id, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                    f"WHERE c.text_hash IN {IN_LIST} ORDER BY c.id", hashes):
-                out.setdefault(h, []).append((int(cid), source, int(version)))
-        return out
+        with self.kb.db.read() as con:
+            return reads.chunks_by_hash(con, hashes)
 
     # ---- learning ----------------------------------------------------------------
     def confirm(self, question: str, vector: np.ndarray, chunk_id: int, user: str | None = None,
@@ -371,8 +315,8 @@ class QuestionMemory:
             rows = con.execute("SELECT id, text_hash, doc_source, doc_version FROM qmem_associations "
                                "WHERE retired = 0").fetchall()
         found = self._resolve([r[1] for r in rows])
-        with self.kb._connect() as con:
-            live = {r[0]: int(r[1]) for r in con.execute("SELECT source, version FROM documents")}
+        with self.kb.db.read() as con:
+            live = reads.document_versions(con)
         events = []
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
@@ -421,6 +365,13 @@ class QuestionMemory:
             pass
 
     # ---- reading -----------------------------------------------------------------
+    def questions(self) -> list[str]:
+        """Every distinct question the memory holds (retired ones too): what a model switch re-embeds."""
+        if not self.exists():
+            return []
+        with self._connect(write=False) as con:
+            return [r[0] for r in con.execute("SELECT DISTINCT question FROM qmem_associations ORDER BY question")]
+
     def associations(self, include_retired: bool = False) -> list[Association]:
         if not self.exists():
             return []
@@ -506,21 +457,12 @@ class QuestionMemory:
         )
 
 
-def questions_of(kb: KnowledgeBase) -> list[str]:
-    """Every distinct question the KB's memory holds (retired ones too): what a model switch re-embeds."""
-    memory = QuestionMemory(kb)
-    if not memory.exists():
-        return []
-    with memory._connect(write=False) as con:
-        return [r[0] for r in con.execute("SELECT DISTINCT question FROM qmem_associations ORDER BY question")]
-
-
 def revector(con: sqlite3.Connection, vectors: dict[str, np.ndarray],
              encode_queries: Callable[[list[str]], np.ndarray]) -> int:
     """Give every association the new model's vector of its question, inside con's open transaction (a model
     switch, kb.reembed); vectors: those embedded beforehand, encode_queries embeds questions learnt since.
     Returns the associations changed; readers see a new memory version."""
-    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'qmem_associations'").fetchone():
+    if not has_table(con, "qmem_associations"):
         return 0
     rows = con.execute("SELECT id, question FROM qmem_associations").fetchall()
     late = sorted({q for _, q in rows if q not in vectors})

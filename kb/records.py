@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -14,6 +15,11 @@ def retrieval_text(title: str, section: str | None, text: str) -> str:
     """
     head = f"{title} | {section}" if section and section != title else title
     return f"{head}\n{text}" if head else text
+
+
+def text_hash(text: str) -> str:
+    """Key of a chunk's embedding (of its retrieval text): identical text is embedded once per KB."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

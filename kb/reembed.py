@@ -16,8 +16,9 @@ from pathlib import Path
 
 from kb.embedder import load_embedder
 from kb.embedder_base import EmbedderConfig
-from kb.question_memory import questions_of, revector
-from kb.store import KnowledgeBase, text_hash
+from kb.question_memory import QuestionMemory, revector
+from kb.records import text_hash
+from kb.store import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def reembed(kb_dir: str | Path, config: EmbedderConfig, wait: float = 0.0, progr
         unique = list(dict.fromkeys(texts))
         vectors = embedder.encode(unique, progress=progress)
         writer.switch_model(dict(zip((text_hash(t) for t in unique), vectors)))
-        questions = questions_of(kb)
+        questions = QuestionMemory(kb).questions()
         question_vectors = dict(zip(questions, embedder.encode_queries(questions))) if questions else {}
         changed: list[int] = []
         writer.in_commit(lambda con: changed.append(revector(con, question_vectors, embedder.encode_queries)))

@@ -15,6 +15,10 @@ Public surface:
     Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
     Turn, HistoryConfig, Context, parse_history, build_context   follow-ups read with the conversation before them
     learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
+    record_feedback(kb, question, cited, helpful, by)     a thumbs up/down stored and learnt: what every interface calls
+    hit_dict, citation_dict, search_dict, answer_dict     results and answers as JSON values (retriever/serialize.py):
+    diagnostics_dict, history_dict, SCOPED_DIAGNOSTICS    the one shape the CLI's --json, the app and the API use
+    HitDict, CitationDict, HistoryDict, SearchDict, AnswerDict   that shape, as TypedDicts
     content_tokens, lexical_overlap          the answer layer's word overlap (eval scores answers with it)
     CrossEncoder, CrossEncoderConfig, load_cross_encoder   the second reader: (question, passage) -> relevance logit
     Answerability, ANSWERABILITY             P(answerable) from the evidence score and the cross-encoder's logit
@@ -32,7 +36,10 @@ from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever, 
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
 from retriever.registry import RETRIEVERS, make_retriever
 from retriever.results import Diagnostics, Hit, SearchResult
+from retriever.feedback import record_feedback
 from retriever.question_recall import learn_from_feedback
+from retriever.serialize import (SCOPED_DIAGNOSTICS, AnswerDict, CitationDict, HistoryDict, HitDict, SearchDict,
+                                 answer_dict, citation_dict, diagnostics_dict, hit_dict, history_dict, search_dict)
 from retriever.vocabulary import Repair, VocabularyMemory
 
 __all__ = [
@@ -41,7 +48,10 @@ __all__ = [
     "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
     "KBLangChainRetriever", "to_documents", "history_aware", "Repair", "VocabularyMemory",
     "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
-    "learn_from_feedback", "content_tokens", "lexical_overlap",
+    "learn_from_feedback", "record_feedback",
+    "SCOPED_DIAGNOSTICS", "AnswerDict", "CitationDict", "HistoryDict", "HitDict", "SearchDict",
+    "answer_dict", "citation_dict", "diagnostics_dict", "hit_dict", "history_dict", "search_dict",
+    "content_tokens", "lexical_overlap",
     "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
     "CrossEncoder", "CrossEncoderConfig", "load_cross_encoder", "ANSWERABILITY", "Answerability", "zscore",
 ]

@@ -136,8 +136,9 @@ class Retriever:
                 # new one now (a background-refreshing KB would still hand out the old one) and rank again.
                 self.kb.refresh()
                 continue
-            records = self.kb.chunks([int(i) for r in ranked for i in r.ids])
-            if all(rec is not None for rec in records):
+            found = self.kb.chunks([int(i) for r in ranked for i in r.ids])
+            records = [rec for rec in found if rec is not None]
+            if len(records) == len(found):
                 break
             # A sync committed between ranking and lookup; rank again on the new snapshot.
         else:
@@ -186,7 +187,8 @@ def _embed_one_cached(embedder_id: int, query: str, embedder: TextEmbedder) -> b
 
 
 def _embed_one(embedder: TextEmbedder, query: str) -> np.ndarray:
-    return np.frombuffer(_embed_one_cached(id(embedder), query, embedder), dtype=np.float32)
+    # lru_cache's stub asks for Hashable arguments, which a Protocol cannot promise; every embedder hashes by identity.
+    return np.frombuffer(_embed_one_cached(id(embedder), query, embedder), dtype=np.float32)  # type: ignore[arg-type]
 
 
 def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -140,6 +140,8 @@ def parse_history(history: Iterable[Any] | None, field_name: str = "history") ->
     Raises KBError naming the item and the fix for anything else (a missing role, content not text).
     """
     turns = []
+    role: Any  # a dict's values are checked below
+    content: Any
     for i, item in enumerate(history or ()):
         if isinstance(item, Turn):
             role, content = item.role, item.content

@@ -98,7 +98,8 @@ class Corpus:
         """The query's distinct words the KB holds, rarest first, while their chunk counts add up to at most
         POSTINGS_BUDGET (the rarest always)."""
         df = self.kb.term_df(terms)
-        chosen, postings = [], 0
+        chosen: list[str] = []
+        postings = 0
         for term in sorted(set(terms) & df.keys(), key=lambda t: (df[t], t)):
             if chosen and postings + df[term] > POSTINGS_BUDGET:
                 break

@@ -14,6 +14,8 @@ history (retriever.conversation) instead of asking an LLM to rewrite it:
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
@@ -66,6 +68,8 @@ _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assi
 def _turns(chat_history: list) -> list[dict]:
     """LangChain messages, ("human", text) pairs or {"role", "content"} dicts as [{"role", "content"}]."""
     out = []
+    role: Any  # checked below: a known role and text
+    content: Any
     for m in chat_history or ():
         if isinstance(m, BaseMessage):
             role, content = m.type, m.content

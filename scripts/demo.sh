@@ -12,7 +12,7 @@ HOST="${HOST:-127.0.0.1}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -c constraints.txt -e .  # the versions tested together (scripts/test.sh)
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[app,api]"  # the app and the HTTP API; the versions tested together
 # Scanned PDFs are read by Debian's Tesseract (OCR); everything else works without it.
 source scripts/system.sh
 need tesseract tesseract-ocr "scanned PDF pages will be reported as needing OCR, not indexed"

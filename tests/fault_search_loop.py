@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from fault_corpus import CODE, QUERY
+from tests.fault_corpus import CODE, QUERY
 from kb import KnowledgeBase, load_embedder
 from retriever import make_retriever
 

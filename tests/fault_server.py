@@ -7,7 +7,7 @@ does (click's main, exit code, stderr) in its own process, which the tests then 
 outside or let die at a fault point (kb/faults.py). The parent never runs the model or opens a
 KB, so forking it is safe (no SQLite handles or OpenMP pools are shared with children).
 
-Run as `python tests/fault_server.py`; talk to it with ForkServer below. Protocol: one JSON
+Run as `python -m tests.fault_server` from the repository root; talk to it with ForkServer below. Protocol: one JSON
 object per line on stdin, one per line on stdout.
     {"op": "spawn", "argv": [...], "env": {...}, "fsize": bytes|null, "uid": int|null}  -> {"pid": N}
     {"op": "spawn", "call": "module:function", "argv": [...], ...}  runs function(argv) instead of kb
@@ -113,7 +113,6 @@ def _drain(out_r: int, err_r: int) -> tuple[str, str]:
 
 def serve() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.path[:0] = [str(HERE), str(ROOT)]
     import ui.cli  # noqa: F401  (imported once, shared by every child)
     from kb import load_embedder
 
@@ -170,7 +169,7 @@ class ForkServer:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "0"}
         for name in ("HOPFIELD_KB_FAULT", "HOPFIELD_KB_PAUSE"):
             env.pop(name, None)
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fault_server"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, cwd=str(ROOT), env=env)
         hello = self._read()
         if not hello.get("ready"):

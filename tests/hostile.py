@@ -4,7 +4,7 @@ Each case writes its files into a folder that already holds two good documents (
 then one command runs against the KB. The expectation says what must happen: the case's file
 fails with a reason containing `reason` (or is synced: reason None), the run exits with `exit`,
 `kb check` passes afterwards (after `kb check --repair` for damage at rest), and the good documents
-are still searchable and identical. Used by tests/test_hostile.py and scripts/hostile_tally.py
+are still searchable and identical. Used by tests/test_hostile.py and `python -m bench.hostile_tally`
 (scale=1.0 gives the sizes of the adversarial report; the tests use smaller ones).
 """
 

@@ -287,8 +287,8 @@ def test_kb_ask_prints_the_answer_and_numbered_sources(sample_kb_dir):
                                         "--retriever", "dense"])
     payload = json.loads(as_json.output)
     assert payload["retriever"] == "dense" and not payload["abstained"]
-    assert payload["citations"][0]["doc_name"] == q["relevant"][0] and payload["citations"][0]["page"] == q["page"]
-    assert set(payload["citations"][0]) >= {"n", "chunk_id", "start", "end", "quote", "doc_version", "section"}
+    assert payload["citations"][0]["name"] == q["relevant"][0] and payload["citations"][0]["page"] == q["page"]
+    assert set(payload["citations"][0]) >= {"n", "chunk_id", "start", "end", "quote", "version", "section"}
 
 
 def test_kb_ask_abstains_and_lists_closest_passages_or_fails_clearly(sample_kb_dir, tmp_path):

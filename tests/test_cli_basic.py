@@ -102,10 +102,28 @@ def test_dense_search_prints_cited_passages(sample_kb_dir, embedder):
     out = json.loads(res.stdout)
     assert out["query"] == question and [h["rank"] for h in out["hits"]] == [1, 2, 3]
     top = out["hits"][0]
-    assert (top["doc_name"], top["page"]) == ("service-level-agreement.pdf", 4)
+    assert (top["name"], top["page"]) == ("service-level-agreement.pdf", 4)
     text = kb_cli("search", question, "--kb-dir", sample_kb_dir, "--retriever", "dense", "-k", "2")
     assert text.exit_code == 0
     assert text.stdout.startswith("[1] ") and "(service-level-agreement.pdf v1, p. 4)" in text.stdout.splitlines()[0]
+
+
+def test_search_and_ask_json_are_the_api_replies_plus_the_owners_details(sample_kb_dir, embedder):
+    """`kb search/ask --json` print what the API sends (retriever/serialize.py), with a few fields more."""
+    from api.schemas import AnswerResponse, Citation, HitOut, SearchResponse
+
+    api_keys = {model: set(model.model_fields) for model in (AnswerResponse, Citation, HitOut, SearchResponse)}
+    found = json.loads(kb_cli("search", "refund policy", "--kb-dir", sample_kb_dir, "--json").stdout)
+    assert set(found) - api_keys[SearchResponse] == {"seconds"} and api_keys[SearchResponse] <= set(found)
+    assert found["hits"] and all(set(h) == api_keys[HitOut] for h in found["hits"])
+    answered = json.loads(kb_cli("ask", "How long do I have to cancel an annual plan for a full refund?",
+                                 "--kb-dir", sample_kb_dir, "--json").stdout)
+    assert set(answered) - api_keys[AnswerResponse] == {"mode", "retriever", "signals", "diagnostics"}
+    assert api_keys[AnswerResponse] <= set(answered) and not answered["abstained"]
+    assert answered["citations"] and all(set(c) - {"score"} == api_keys[Citation] for c in answered["citations"])
+    abstained = json.loads(kb_cli("ask", "Who is the CEO of Tallyo?", "--kb-dir", sample_kb_dir, "--json").stdout)
+    assert abstained["abstained"] and abstained["closest"]
+    assert all(set(h) == api_keys[HitOut] for h in abstained["closest"])
 
 
 def test_a_kb_from_a_newer_version_is_refused_without_a_traceback(kb_copy):

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fault_corpus import CODE, State, assert_consistent, code, snapshot_tokens, write_revision
-from fault_server import ForkServer
+from tests.fault_corpus import CODE, State, assert_consistent, code, snapshot_tokens, write_revision
+from tests.fault_server import ForkServer
 from kb import FAULT_POINTS, KnowledgeBase
 
 # Kills at a point before the SQLite commit must leave the old revision; after it, the new one.
@@ -277,7 +277,7 @@ def test_read_only_kb_directory_fails_clearly_and_keeps_the_kb(server, embedder)
 def test_searches_in_another_process_during_syncs_never_see_a_half_applied_sync(server, tmp_path, embedder):
     docs, kb_dir, _ = _fresh_kb(server, tmp_path)
     out, stop = tmp_path / "searches.jsonl", tmp_path / "stop"
-    loop = server.spawn([kb_dir, out, stop], call="fault_search_loop:main")
+    loop = server.spawn([kb_dir, out, stop], call="tests.fault_search_loop:main")
     rng = np.random.default_rng(11)
     for rev in range(1, 9):
         time.sleep(0.15)  # let the reader search the committed revision

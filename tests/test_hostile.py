@@ -1,7 +1,7 @@
 """Hostile input and damage at rest, through the real `kb` commands: each case fails with a reason or is
 synced, never stalls past its budget, never prints a traceback, and leaves a KB that checks clean and
 answers from the good documents exactly as before. Cases live in tests/hostile.py; the full-size
-tally is scripts/hostile_tally.py."""
+tally is `python -m bench.hostile_tally`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES
+from tests.hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES
 from kb import KnowledgeBase
 from ui.cli import main
 from ui.terminal import safe_text
@@ -92,7 +92,7 @@ def test_a_hostile_file_fails_with_a_reason_or_syncs_and_the_rest_is_kept(fresh,
 
 def test_names_and_text_with_control_characters_print_one_escaped_line_each(fresh):
     docs, kb_dir, _ = fresh
-    from hostile import newline_name
+    from tests.hostile import newline_name
 
     newline_name(docs, SCALE)
     res = kb("sync", docs, "--kb-dir", kb_dir, "--dry-run")

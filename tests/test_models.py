@@ -55,13 +55,13 @@ def kb_process(*args, fault: str | None = None) -> subprocess.CompletedProcess:
 def top_doc(kb_dir: Path, retriever: str = "hopfield") -> str:
     res = kb_cli("search", QUESTION, "--kb-dir", kb_dir, "--retriever", retriever, "-k", "3", "--json")
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)["hits"][0]["doc_name"]
+    return json.loads(res.stdout)["hits"][0]["name"]
 
 
 def stored_state(kb_dir: Path) -> tuple:
     """What a refused or killed command must not change: manifest, token, documents and every stored vector."""
     kb = KnowledgeBase(kb_dir)
-    with kb._connect() as con:
+    with kb.db.read() as con:
         vectors = con.execute("SELECT text_hash, vector FROM embeddings ORDER BY text_hash").fetchall()
     return ((kb_dir / "manifest.json").read_text(), kb.token(),
             [(d.source, d.version, d.content_hash) for d in kb.documents()], vectors)

@@ -12,12 +12,12 @@ from pathlib import Path
 import streamlit as st
 
 from kb import ConversationStore, EmptyKBError, KBError, location_label
-from retriever import answer
+from retriever import answer, record_feedback
 from ui import app_session, app_state
 from ui.app_cite import citation_script, copy_button
 from ui.app_conversations import render_conversations
 from ui.app_diagnostics import render_diagnostics
-from ui.app_files import original_document, pdf_page_of, record_feedback
+from ui.app_files import original_document, pdf_page_of
 from ui.app_input import question_problem
 from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
 from ui.app_turns import NEW_TOPIC, READ_WITH, SourceView, TurnView, conversation_history, copy_text, from_answer

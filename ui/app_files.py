@@ -1,4 +1,7 @@
-"""Files in and out of the app: checked uploads, the original document of a citation, feedback as a labelled set."""
+"""Files in and out of the app: checked uploads, the original document of a citation, feedback as a labelled set.
+
+(A thumbs up or down itself is stored by retriever.record_feedback, the one function the API calls too.)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from typing import Callable
 
 from ingest import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, safe_upload_name, save_upload, upload_dir  # noqa: F401
 from kb import KnowledgeBase
-from retriever import learn_from_feedback
 
 
 @dataclass(frozen=True)
@@ -79,17 +81,6 @@ def pdf_page(data: bytes, page: int) -> bytes | None:
         return buf.getvalue()
     except Exception:  # noqa: BLE001 - encrypted or damaged: the whole file is still offered
         return None
-
-
-def record_feedback(kb: KnowledgeBase, question: str, citations, helpful: bool) -> int:
-    """Store a thumbs up/down: one row per cited passage (one row without a passage for an abstention)."""
-    rows = 0
-    for c in citations or [None]:
-        kb.add_feedback(question, c.chunk_id if c else None, c.doc_source if c else None, helpful)
-        rows += 1
-    # The question memory learns from it too: a later paraphrase finds the passages confirmed here.
-    learn_from_feedback(kb, question, [c.chunk_id for c in citations or []], helpful)
-    return rows
 
 
 def feedback_questions(kb: KnowledgeBase) -> list[dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest import IngestConfig, IngestReport, ingest
+from ingest import IngestConfig, IngestReport, ingest, report_line
 from kb import KBError, KnowledgeBase, web_url
 from ui import app_state
 from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
@@ -51,11 +51,7 @@ def _progress_callback(bar):
 
 
 def _summary(report: IngestReport) -> None:
-    counts = report.counts()
-    line = ", ".join(f"{v} {k}" for k, v in counts.items())
-    message = (f"{line}; {report.chunks_embedded} chunks embedded, {report.chunks_reused} reused, "
-               f"{report.seconds:.1f} s")
-    (st.warning if report.failed else st.success)(md_escape(message), icon=":material/task_alt:")
+    (st.warning if report.failed else st.success)(md_escape(report_line(report)), icon=":material/task_alt:")
     details = [(label, getattr(report, label)) for label in ("added", "updated", "removed")]
     for label, sources in details:
         if sources:

@@ -13,12 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kb import location_label
-from retriever import Answer, Diagnostics
+from retriever import Answer, Diagnostics, answer_dict
 
 
 @dataclass(frozen=True)
 class SourceView:
-    """Source [n] (n = 0 for a closest passage of an abstention).
+    """Source [n] (n = 0 for a closest passage of an abstention), as a saved turn keeps it.
+
+    Built from retriever's citation JSON (SourceView.of); the field names are the stored conversations' own (doc_name,
+    not name), so turns saved before still load.
 
     passage: the chunk's text; span: the quote's [start, end) inside passage (None: no quote);
     start/end: the quote's characters in the whole document's text.
@@ -39,6 +42,15 @@ class SourceView:
     end: int = 0
     ocr_confidence: float | None = None  # 0-1 when the page was read by OCR
     url: str = ""  # an exported article's address
+
+    @classmethod
+    def of(cls, d: dict[str, Any], passage: str, span: tuple[int, int] | None = None) -> "SourceView":
+        """A source drawn from retriever's JSON of a citation (retriever.citation_dict) or of a closest passage
+        (retriever.hit_dict: n = 0, no quote): the fields the API sends, under the names saved turns keep."""
+        return cls(n=d.get("n", 0), chunk_id=d["chunk_id"], doc_source=d["document"], doc_name=d["name"],
+                   doc_title=d["title"], doc_version=d["version"], page=d["page"], section=d["section"],
+                   passage=passage, quote=d.get("quote", ""), span=span, start=d.get("start", 0), end=d.get("end", 0),
+                   ocr_confidence=d["ocr_confidence"], url=d["url"])
 
 
 @dataclass(frozen=True)
@@ -129,12 +141,9 @@ def memory_line(m) -> str:
 
 
 def from_answer(question: str, ans: Answer, k: int) -> TurnView:
-    sources = tuple(SourceView(c.n, c.chunk_id, c.doc_source, c.doc_name, c.doc_title, c.doc_version, c.page,
-                               c.section, c.chunk.text, c.quote, c.chunk_span, c.start, c.end,
-                               c.chunk.ocr_confidence, c.chunk.doc_url) for c in ans.citations)
-    closest = tuple(SourceView(0, h.chunk.id, h.chunk.doc_source, h.chunk.doc_name, h.chunk.doc_title,
-                               h.chunk.doc_version, h.chunk.page, h.chunk.section, h.chunk.text,
-                               ocr_confidence=h.chunk.ocr_confidence, url=h.chunk.doc_url) for h in ans.closest)
+    shown = answer_dict(ans)  # the JSON the API and `kb ask --json` send; the page adds each passage and quote span
+    sources = tuple(SourceView.of(d, c.chunk.text, c.chunk_span) for d, c in zip(shown["citations"], ans.citations))
+    closest = tuple(SourceView.of(d, d["text"]) for d in shown["closest"])
     diag = diagnostics_view(ans.search.diagnostics, k) if ans.search.diagnostics is not None else None
     used = ans.search.history
     extra = {} if used is None else {READ_WITH: sum(role == "user" for role, _ in used.turns),

@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from kb import KnowledgeBase
-from retriever import DEFAULT_CANDIDATES, RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer, make_retriever
+from retriever import (DEFAULT_CANDIDATES, RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer,
+                       answer_dict, make_retriever)
 from ui.terminal import safe_text
-
-
-def answer_json(ans: Answer) -> dict:
-    """The answer as plain JSON values (chunk records reduced to their ids)."""
-    d = ans.search.diagnostics
-    return {
-        "question": ans.question,
-        "answer": ans.text,
-        "abstained": ans.abstained,
-        "mode": ans.mode,
-        "evidence": round(ans.evidence, 4),
-        "threshold": ans.threshold,
-        "signals": {k: round(v, 4) for k, v in ans.signals.items()},
-        "notes": list(ans.notes),
-        "seconds": round(ans.seconds, 4),
-        "retriever": ans.search.retriever,
-        "citations": [{k: v for k, v in asdict(c).items() if k != "chunk"} for c in ans.citations],
-        "closest": [{"rank": h.rank, "score": h.score, "chunk_id": h.chunk.id, "doc_name": h.chunk.doc_name,
-                     "doc_title": h.chunk.doc_title, "page": h.chunk.page, "section": h.chunk.section,
-                     "text": h.chunk.text} for h in ans.closest],
-        "diagnostics": asdict(d) if d else None,
-        "history_used": asdict(ans.search.history) if ans.search.history else None,
-    }
 
 
 @click.command("ask")
@@ -64,7 +41,8 @@ def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_
     llm = LLMConfig(url=llm_url, model=llm_model) if llm_url else None
     ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, cross_abstention=cross_abstention, llm=llm))
     if as_json:
-        click.echo(json.dumps(answer_json(ans), indent=2))
+        # The API's answer JSON, with what only the KB's owner reads (mode, retriever, signals, diagnostics, scores).
+        click.echo(json.dumps(answer_dict(ans, details=True), indent=2))
         return
     print_answer(ans)
 

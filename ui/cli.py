@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from ingest import ChunkConfig, IngestConfig, IngestReport, ingest
+from ingest import ChunkConfig, IngestConfig, IngestReport, ingest, report_dict, report_line
 from kb import CROSS_ENCODER, DEFAULT_MODEL, PACKAGED_MODELS, KBError, KnowledgeBase
-from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HopfieldConfig, SearchResult, make_retriever
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HopfieldConfig, make_retriever, search_dict
 from ui.terminal import safe_text
 
 # The default first, then the other packaged models (kb.embedder.PACKAGED_MODELS is the one list).
@@ -60,19 +60,13 @@ def main() -> None:
 
 def _print_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
-        payload = asdict(report)
-        payload["counts"] = report.counts()
-        payload["failed"] = [asdict(f) for f in report.failed]
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(report_dict(report, details=True), indent=2))
     else:
         for failure in report.failed:
             click.echo(f"failed: {safe_text(failure)}", err=True)
         for warning in report.warnings:
             click.echo(f"warning: {safe_text(warning)}", err=True)
-        counts = ", ".join(f"{v} {k}" for k, v in report.counts().items())
-        prefix = "plan (dry run): " if report.dry_run else ""
-        click.echo(f"{prefix}{counts}; {report.chunks_embedded} chunks embedded, "
-                   f"{report.chunks_reused} reused; {report.seconds:.1f} s")
+        click.echo(("plan (dry run): " if report.dry_run else "") + report_line(report))
         if report.dry_run:
             for label in ("added", "updated", "removed"):
                 for source in getattr(report, label):
@@ -297,16 +291,6 @@ def history(doc, kb_dir, as_json):
                    f"{safe_text(e.source)}")
 
 
-def _result_json(result: SearchResult) -> dict:
-    return {
-        "query": result.query,
-        "retriever": result.retriever,
-        "seconds": result.seconds,
-        "diagnostics": asdict(result.diagnostics) if result.diagnostics else None,
-        "hits": [{"rank": h.rank, "score": h.score, **asdict(h.chunk)} for h in result.hits],
-    }
-
-
 @main.command()
 @click.argument("question")
 @KB_DIR
@@ -322,7 +306,7 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
                                hopfield=HopfieldConfig(beta=beta))
     result = retriever.search(question)
     if as_json:
-        click.echo(json.dumps(_result_json(result), indent=2))
+        click.echo(json.dumps(search_dict(result, details=True), indent=2))
         return
     for hit in result.hits:
         c = hit.chunk

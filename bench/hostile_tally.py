@@ -8,7 +8,7 @@ seconds | check after | good data intact; and the totals the issue asks for (tra
 the budget, silent wrong results, lost documents).
 
 Usage:
-    .venv/bin/python scripts/hostile_tally.py [--scale 1.0] [--parse-seconds 60]
+    .venv/bin/python -m bench.hostile_tally [--scale 1.0] [--parse-seconds 60]
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+from tests.hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES
 
-from hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
 

@@ -4,7 +4,7 @@ A throwaway server with one collection synced from a public and an internal fold
 (admin; read, public only; write, public only), as in the issue. tests/test_security.py asserts the
 same outcomes; this prints the figures (status, time, server memory) for a report.
 
-Usage: .venv/bin/python scripts/attack_table.py
+Usage: .venv/bin/python -m bench.attack_table
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ import random
 import shutil
 import socket
 import string
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil  # noqa: E402
+import psutil
 
-from api import KeyStore  # noqa: E402
-from data import SAMPLE_DOCS  # noqa: E402
-from tests.api_server import running_server, sync_collection, wait_for  # noqa: E402
+from api import KeyStore
+from data import SAMPLE_DOCS
+from tests.api_server import running_server, sync_collection, wait_for
 
 PUBLIC = ("billing-faq.html", "refund-and-cancellation-policy.md", "support-hours-and-escalation.txt")
 
@@ -138,13 +136,13 @@ def main() -> None:
         rng = random.Random(8)
         for _ in range(2000):
             c.request("".join(rng.choice(string.ascii_uppercase) for _ in range(10)), "/v1/collections")
-        text = c.get("/v1/metrics", headers=admin).text
-        methods = sorted({ln.split('method="')[1].split('"')[0] for ln in text.splitlines()
+        metrics = c.get("/v1/metrics", headers=admin).text
+        methods = sorted({ln.split('method="')[1].split('"')[0] for ln in metrics.splitlines()
                           if ln.startswith("hkb_requests_total{")})
-        rows[8] = (f"h11: metrics {size / 1024:.0f} KB -> {len(text) / 1024:.0f} KB, server memory "
+        rows[8] = (f"h11: metrics {size / 1024:.0f} KB -> {len(metrics) / 1024:.0f} KB, server memory "
                    f"{rss_mb(proc) - mem:+.0f} MB, method labels {methods}")
-    for n, text in rows.items():
-        print(f"| {n} | {text} |")
+    for n, row in rows.items():
+        print(f"| {n} | {row} |")
     shutil.rmtree(base, ignore_errors=True)
 
 
