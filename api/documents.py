@@ -96,7 +96,7 @@ def upload(caller, data: bytes, name: str, visibility: str, tags: str) -> dict:
                 raise HTTPException(403, REFUSED_NAME)
         config = IngestConfig(visibility=visibility, tags=tag_list, wait=60.0, budget=Budget(lane=f"key:{key.id}"))
         with staged_upload(kb_dir, name, data, max_mb) as saved:
-            report = ingest([saved], kb_dir, config, embedder=embedder_for(kb_dir))
+            report = ingest(collections.kb(collection, create=True), [saved], config, embedder=embedder_for(kb_dir))
             if report.failed:
                 raise HTTPException(422, scrub_paths("; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed),
                                                      collections.config))

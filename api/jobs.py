@@ -131,7 +131,7 @@ class SyncJobs:
 
                 config = IngestConfig(mirror=True, dry_run=job.dry_run, wait=60.0, visibility=source.visibility,
                                       tags=source.tags, key_prefix=source.key_prefix, base_url=source.base_url)
-                report = ingest([source.path], collection.kb_dir, config, embedder=embedder, on_progress=progress)
+                report = ingest(collection.kb_dir, [source.path], config, embedder=embedder, on_progress=progress)
                 job.results.append({"source": source_name(source), **report_dict(report, root=source.path)})
             if self._on_committed is not None and not job.dry_run:
                 self._on_committed(collection.name)

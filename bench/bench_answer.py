@@ -70,7 +70,7 @@ def main() -> int:
     if kb_dir is None:
         tmp = tempfile.TemporaryDirectory()
         kb_dir = Path(tmp.name) / "kb"
-        ingest([SAMPLE_DOCS], kb_dir, IngestConfig(), embedder=embedder)
+        ingest(kb_dir, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     questions = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line.strip()]
     before = rss_mb()
     load_cross_encoder().score("warm", ["up"])

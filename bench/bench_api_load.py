@@ -168,7 +168,7 @@ def main() -> int:
             else:
                 from ingest import IngestConfig, ingest_texts
 
-                ingest_texts(list(labelled.corpus or ()), work / "kb", IngestConfig())
+                ingest_texts(work / "kb", list(labelled.corpus or ()), IngestConfig())
             sources = ""
         (work / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.bench]\nkb_dir = "kb"\n{sources}\n')
         from api import KeyStore
@@ -219,8 +219,8 @@ def main() -> int:
                                 "sync_seconds": round(time.perf_counter() - started, 2)}
                     code = ("import sys; from eval import load_dataset; from ingest import IngestConfig, TextRecord, "
                             "ingest_texts; ds = load_dataset(sys.argv[1]); recs = list(ds.corpus)[:10]; "
-                            "r = ingest_texts([TextRecord(x.source, x.title, x.text + ' Reviewed.') for x in recs], "
-                            "sys.argv[2], IngestConfig()); print(r.counts())")
+                            "r = ingest_texts(sys.argv[2], [TextRecord(x.source, x.title, x.text + ' Reviewed.') "
+                            "for x in recs], IngestConfig()); print(r.counts())")
                     out = subprocess.run([sys.executable, "-c", code, str(SCIFACT), str(work / "kb")], cwd=ROOT,
                                          capture_output=True, text=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
                     return {"counts": out.stdout.strip(), "stderr": out.stderr[-300:],

@@ -49,7 +49,7 @@ def main() -> int:
     kb_dir = args.kb_dir
     if kb_dir is None:
         kb_dir = Path(tmp.name) / "kb"
-        ingest([SAMPLE_DOCS], kb_dir, IngestConfig())
+        ingest(kb_dir, [SAMPLE_DOCS], IngestConfig())
     questions = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line.strip()]
     # spread over the set: clean, typo and loose questions alike
     picked = [questions[i * len(questions) // args.n] for i in range(args.n)]

@@ -78,7 +78,7 @@ def recall(folder: Path, kb_dir: Path, embedder) -> dict[str, float]:
     from eval import evaluate
     from ingest import IngestConfig, ingest
 
-    report = ingest([folder], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(kb_dir, [folder], IngestConfig(mirror=True), embedder=embedder)
     if report.failed:
         raise SystemExit(f"sync of {folder} failed: {report.failed}")
     records = []

@@ -78,7 +78,7 @@ def ingest_figures(n_docs: int, work: Path) -> dict:
     cores = os.cpu_count() or 2
     out: dict = {"documents": n, "cores": cores}
     started = time.perf_counter()
-    local = ingest([docs], work / "kb-local", IngestConfig())
+    local = ingest(work / "kb-local", [docs], IngestConfig())
     out["local"] = {"seconds": round(time.perf_counter() - started, 1), "chunks": local.chunks_written,
                     "stages": {k: round(v, 1) for k, v in local.stage_seconds}}
     print(f"local: {n} files, {local.chunks_written} chunks in {out['local']['seconds']} s", flush=True)
@@ -87,7 +87,7 @@ def ingest_figures(n_docs: int, work: Path) -> dict:
         with LocalCluster(head_cpus=0, worker_cpus=workers) as cluster:
             started = time.perf_counter()
             with RayEngine(RayConfig(address=cluster.address)) as engine:
-                report = ingest([docs], work / f"kb-{name}", IngestConfig(), engine=engine)
+                report = ingest(work / f"kb-{name}", [docs], IngestConfig(), engine=engine)
             seconds = time.perf_counter() - started
         ray_keys, ray_vecs = vectors(work / f"kb-{name}")
         cos = np.einsum("ij,ij->i", ray_vecs, local_vecs) if ray_keys == keys else np.array([np.nan])
@@ -155,7 +155,7 @@ def serve_figures(work: Path, clients: int, seconds: float) -> dict:
     from ingest import IngestConfig, ingest
     from tests.ray_cluster import LocalCluster
 
-    ingest([SAMPLE_DOCS], work / "kb-serve", IngestConfig())
+    ingest(work / "kb-serve", [SAMPLE_DOCS], IngestConfig())
     (work / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.bench]\nkb_dir = "{work / "kb-serve"}"\n')
     token, _ = KeyStore(work / "keys.sqlite").create("load", "admin", ["*"], ["*"])
     questions = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line]

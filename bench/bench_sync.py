@@ -124,7 +124,7 @@ def main() -> int:
               f"precision {embedder.precision}")
 
         config = IngestConfig(mirror=True)
-        full = ingest([docs], kb_dir, config, embedder=embedder)
+        full = ingest(kb_dir, [docs], config, embedder=embedder)
         assert not full.failed, full.failed[:3]
         print(f"full ingest: {full.seconds:.1f} s, {full.chunks_embedded} chunks embedded "
               f"({full.chunks_embedded / full.seconds:.0f} chunks/s); {stages(full)}")
@@ -135,12 +135,12 @@ def main() -> int:
             path = docs / f"doc-{i:05d}.txt"
             path.write_text(path.read_text(encoding="utf-8").rstrip() + " This paragraph was revised this week.\n",
                             encoding="utf-8")
-        resync = ingest([docs], kb_dir, config, embedder=embedder)
+        resync = ingest(kb_dir, [docs], config, embedder=embedder)
         assert resync.counts()["updated"] == n_changed, resync.counts()
         print(f"resync, {n_changed} changed ({100 * args.changed:g}%): {resync.seconds:.2f} s, "
               f"{resync.chunks_embedded} chunks embedded; {stages(resync)}")
 
-        noop = ingest([docs], kb_dir, config, embedder=embedder)
+        noop = ingest(kb_dir, [docs], config, embedder=embedder)
         assert noop.counts()["unchanged"] == args.n and noop.chunks_embedded == 0
         print(f"no-op resync: {noop.seconds:.2f} s; {stages(noop)}")
         assert KnowledgeBase(kb_dir).check().ok

@@ -45,7 +45,7 @@ kb = KnowledgeBase(sys.argv[1])
 docs = kb.documents()[:: max(1, len(kb.documents()) // 10)][:10]
 records = [TextRecord(d.source, d.title, kb.document_text(d.id) + " Reviewed in the December policy audit.", name=d.name)
            for d in docs]
-report = ingest_texts(records, sys.argv[1], IngestConfig())
+report = ingest_texts(kb, records, IngestConfig())
 print(report.counts())
 """
 

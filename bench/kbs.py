@@ -66,7 +66,7 @@ def sample_kb(workdir: Path) -> tuple[Path, dict]:
     info = _cached(kb_dir, key)
     if info is None:
         _fresh(kb_dir)
-        report = ingest([SAMPLE_DOCS], kb_dir, IngestConfig(), embedder=load_embedder())
+        report = ingest(kb_dir, [SAMPLE_DOCS], IngestConfig(), embedder=load_embedder())
         info = _save(kb_dir, key, {"seconds": report.seconds, "stage_seconds": dict(report.stage_seconds),
                                    "chunks": report.chunks_written, "reused": False})
     else:
@@ -88,7 +88,7 @@ def scifact_kb(workdir: Path) -> tuple[Path, dict]:
     records = [TextRecord(source=d["_id"], title=d.get("title", ""), text=d.get("text", ""), name=d["_id"])
                for d in scifact_corpus()]
     embedder = load_embedder()
-    report = ingest_texts(records, kb_dir, IngestConfig(), embedder=embedder)
+    report = ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     stages = dict(report.stage_seconds)
     stages["commit"] = max(report.seconds - sum(stages.values()), 0.0)
     info = _save(kb_dir, key, {"seconds": report.seconds, "stage_seconds": stages, "chunks": report.chunks_written,

@@ -69,7 +69,7 @@ def ensure_sample_kb(kb_dir: Path) -> None:
     if not (kb_dir / "kb.sqlite").exists():
         from ingest import IngestConfig, ingest
 
-        ingest([SAMPLE_DOCS], kb_dir, IngestConfig())
+        ingest(kb_dir, [SAMPLE_DOCS], IngestConfig())
 
 
 def table(report: EvalReport) -> list[str]:

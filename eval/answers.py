@@ -122,7 +122,7 @@ def policyqa_report(work: Path, limit: int = 600, seed: int = 0, config: AnswerC
         slug = re.sub(r"[^a-z0-9]+", "-", policy["title"].lower()).strip("-")
         records = [TextRecord(source=f"{slug}/{i}", title=policy["title"], text=p["context"])
                    for i, p in enumerate(policy["paragraphs"])]
-        ingest_texts(records, work / slug, IngestConfig(mirror=True), embedder=embedder)
+        ingest_texts(work / slug, records, IngestConfig(mirror=True), embedder=embedder)
         for p in policy["paragraphs"]:
             for qa in p["qas"]:
                 if qa.get("answers"):
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (sample_dir / "kb.sqlite").exists():
         from ingest import IngestConfig, ingest
 
-        ingest([SAMPLE_DOCS], sample_dir, IngestConfig(), embedder=embedder)
+        ingest(sample_dir, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     started = time.perf_counter()
     report: dict = {"sample": {}}
     variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),

@@ -50,8 +50,8 @@ def build_kb(labelled: LabelledSet, kb_dir: Path, embedder: TextEmbedder) -> dic
     from data import SAMPLE_DOCS
 
     config = IngestConfig(embedder=embedder.config)
-    report: IngestReport = (ingest_texts(list(labelled.corpus), kb_dir, config, embedder=embedder)
-                            if labelled.corpus is not None else ingest([SAMPLE_DOCS], kb_dir, config, embedder=embedder))
+    report: IngestReport = (ingest_texts(kb_dir, list(labelled.corpus), config, embedder=embedder)
+                            if labelled.corpus is not None else ingest(kb_dir, [SAMPLE_DOCS], config, embedder=embedder))
     stages = dict(report.stage_seconds)
     info = {"chunks": report.chunks_embedded, "ingest_seconds": round(report.seconds, 1),
             "embed_seconds": round(stages.get("embed", 0.0), 1),

@@ -164,7 +164,7 @@ def prepare_kb(labelled: LabelledSet, kb_dir: Path, embedder: TextEmbedder, prog
         if foreign:
             raise EvalError(f"{kb_dir} holds {len(foreign)} documents that are not in the {labelled.name} corpus "
                             f"(e.g. {foreign[0]!r}); give the dataset its own --kb-dir")
-    return ingest_texts(list(labelled.corpus), kb_dir, IngestConfig(progress=progress), embedder=embedder)
+    return ingest_texts(kb_dir, list(labelled.corpus), IngestConfig(progress=progress), embedder=embedder)
 
 
 def resolve_qrels(labelled: LabelledSet, kb: KnowledgeBase) -> tuple[dict[str, dict[str, int]], list[str]]:

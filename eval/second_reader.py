@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (sample_dir / "kb.sqlite").exists():
         from ingest import IngestConfig, ingest
 
-        ingest([SAMPLE_DOCS], sample_dir, IngestConfig(), embedder=embedder)
+        ingest(sample_dir, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     retriever = make_retriever("hopfield", KnowledgeBase(sample_dir), embedder, top_k=5)
     questions = calibration_questions()
     if args.fit:

@@ -1,39 +1,51 @@
-"""ingest: files -> parsed text -> token-aware chunks -> embeddings -> the KB.
+"""ingest: files -> a change plan -> parsed, token-aware chunks -> embeddings -> one commit to the KB.
 
-Public surface:
-    ingest(paths, kb_dir, config, embedder, engine=None) -> IngestReport   add/update (and with mirror=True, remove)
-    RayEngine(RayConfig(address)), RayIngestError   engine= for ingest: parse and embed on a Ray cluster, commit here
+Public surface (kb: an open kb.KnowledgeBase, whose snapshot serves the commit at once, or its directory):
+    ingest(kb, paths, config, *, embedder, on_progress, engine) -> IngestReport   add/update (and with
+                                 mirror=True, remove); config.dry_run: report the plan, change nothing
+    plan_changes(kb, paths, config) -> ChangePlan   what ingest would do, and why (the dry run's plan)
+    ingest_texts(kb, records, config, *, embedder, on_progress)   the same for in-memory TextRecords (BEIR)
+    Engine, LocalEngine, ParseItem   where files are parsed and chunks embedded (ingest/engine.py)
+    RayEngine(RayConfig(address)), RayIngestError   the Engine on a Ray cluster; this process still commits
     connect_ray(address)         connect this process to a Ray cluster, with a clear error when it is unreachable
-    ingest_texts(records, kb_dir, config, embedder)         the same for in-memory TextRecords (BEIR corpora)
+    IngestConfig, IngestReport, FileFailure, TextRecord
+    discover, document_key       the files under paths, and each one's key in the KB (ingest/sources.py)
     Budget                       the time and memory one file's parsing may use
-    IngestConfig, IngestReport, FileFailure
     report_dict, report_line     a report as JSON values (the CLI, the app and the API's sync jobs) and as one line
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
-    load, LoadError, ParsedText, Block, SUPPORTED   file loaders
+    load, parse_file, LoadError, ParsedText, Block, SUPPORTED   file loaders
     OcrConfig                    how PDF pages without a text layer are read (Tesseract; ingest/ocr.py)
     cl100k, count_tokens         the offline tiktoken encoding
-    save_upload, safe_upload_name, upload_dir, ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME   checked uploads
+    save_upload, safe_upload_name, upload_dir, check_upload, staged_upload, ALLOWED_EXTENSIONS, MAX_UPLOAD_MB,
+    MIME                         checked uploads
+
+Modules, in a run's order: sources (find, key, hash) -> plan (decide) -> engine (parse; ray_engine) ->
+embed (only new texts) -> commit (the writer); pipeline ties them together, texts does it for TextRecords.
 """
 
 from ingest.chunker import ChunkConfig, chunk
+from ingest.config import FileFailure, IngestConfig, IngestReport
+from ingest.engine import Engine, LocalEngine, ParseItem
 from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
 from ingest.ocr import OcrConfig
 from ingest.parse import parse_file
-from ingest.pipeline import (FileFailure, IngestConfig, IngestReport, TextRecord, discover, document_key, ingest,
-                             ingest_texts)
+from ingest.pipeline import ingest, plan_changes
+from ingest.plan import Change, ChangePlan
 from ingest.report_json import report_dict, report_line
 from ingest.ray_engine import RayConfig, RayEngine, RayIngestError, connect_ray
+from ingest.sources import discover, document_key
+from ingest.texts import TextRecord, ingest_texts
 from ingest.tokens import cl100k, count_tokens
 from ingest.worker import Budget
 from ingest.uploads import (ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, check_upload, safe_upload_name, save_upload,
                             staged_upload, upload_dir)
 
 __all__ = [
-    "Budget",
-    "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load", "OcrConfig",
-    "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key", "ingest", "ingest_texts",
+    "ingest", "plan_changes", "ingest_texts", "Change", "ChangePlan",
+    "Engine", "LocalEngine", "ParseItem", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
+    "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key",
+    "Budget", "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load", "parse_file", "OcrConfig",
     "report_dict", "report_line",
-    "parse_file", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
     "cl100k", "count_tokens",
     "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir", "check_upload",
     "staged_upload",

@@ -4,13 +4,13 @@ Changed files are parsed and chunked by Ray Data tasks (each file under the same
 locally, ingest.worker), and chunks are embedded by a pool of embedding actors (Ray Data
 map_batches over a callable class: one model per actor, one GPU per actor where the cluster has
 GPUs). Parsed documents and vectors stream back to this process, where the one KB writer caches
-vectors as they arrive and commits everything in one transaction, exactly as a local run does
-(ingest.pipeline): the same lock, the same crash safety, the same unchanged-file and cached-vector
-skipping.
+vectors as they arrive and commits everything in one transaction, exactly as a local run does:
+RayEngine is the second implementation of ingest.engine.Engine (LocalEngine is the first), so the
+plan, the lock, the crash safety, the unchanged-file and cached-vector skipping are ingest.pipeline's.
 
     from ingest import IngestConfig, RayConfig, RayEngine, ingest
     with RayEngine(RayConfig(address="10.0.0.5:6379")) as engine:
-        report = ingest(["docs/"], "kb_data", IngestConfig(mirror=True), engine=engine)
+        report = ingest("kb_data", ["docs/"], IngestConfig(mirror=True), engine=engine)
 
 Ray is imported only when an engine connects, so this package imports (and runs locally) without it.
 Every node needs this package and its model package installed with the same Python; files travel
@@ -30,18 +30,18 @@ import os
 import pickle
 import socket
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ingest.pipeline import FileFailure, IngestConfig
+from ingest.config import IngestConfig
+from ingest.engine import Outcome, ParseItem
 from kb import EmbedderConfig, KBError, gpu_capable, load_embedder, resolve_model_path
 
 log = logging.getLogger("hopfield_kb.ray")
 
 # Chunks per actor call: one Ray Data block each, so the pool balances in units this size, and the
-# writer caches each as it arrives (as ingest.pipeline.CACHE_EVERY does locally).
+# writer caches each as it arrives (as ingest.embed.CACHE_EVERY does locally).
 BATCH_CHUNKS = 256
 MIN_BLOCK = 32  # the embedder's batch size: a smaller block would not fill one forward pass
 
@@ -154,20 +154,14 @@ def _failed(exc: Exception, stage: str) -> RayIngestError:
                           "are cached and reused). Check the cluster with `ray status`, then run again")
 
 
-def _parse_batch(batch: dict, chunking, budget, visibility: str, tags: tuple[str, ...], ocr) -> dict:
-    """Ray Data task: parse and chunk each file of the batch under its budget -> pickled outcomes."""
-    from ingest.loaders import LoadError
-    from ingest.worker import worker_for
+def _parse_batch(batch: dict, config: IngestConfig) -> dict:
+    """Ray Data task: parse and chunk each file of the batch (ingest.engine.parse_item) -> pickled outcomes."""
+    from ingest.engine import parse_item
 
     out = []
     for payload in batch["payload"]:
-        path, data, key, root = pickle.loads(payload)
-        try:
-            doc, warnings = worker_for(budget).parse(Path(path), data, chunking, key=key, root=root,
-                                                     visibility=visibility, tags=tags, ocr=ocr)
-            out.append(pickle.dumps(("ok", key, (doc, tuple(warnings)))))
-        except LoadError as exc:
-            out.append(pickle.dumps(("failed", key, (str(exc.path), exc.reason))))
+        item = pickle.loads(payload)
+        out.append(pickle.dumps((item.key, parse_item(item, config))))
     return {"outcome": np.array(out, dtype=object)}
 
 
@@ -184,7 +178,7 @@ class _EmbedActor:
 
 
 class RayEmbedder:
-    """An embedder for ingest.pipeline whose work runs on the cluster's actor pool: name and dim like
+    """An embedder for ingest.embed whose work runs on the cluster's actor pool: name and dim like
     kb.Embedder; encode_stream(texts) yields (indices, vectors) parts as actors finish them (in any
     order), so the writer caches each part on arrival; encode(texts) collects them in order."""
 
@@ -239,7 +233,7 @@ class RayEmbedder:
 
 
 class RayEngine:
-    """Parses changed files and embeds chunks on a Ray cluster for ingest(..., engine=...).
+    """An ingest.engine.Engine: parses changed files and embeds chunks on a Ray cluster for ingest(..., engine=...).
 
     Use as a context manager (or call connect() and close()): it connects this process to the cluster
     and disconnects at the end; the cluster itself keeps running.
@@ -269,25 +263,21 @@ class RayEngine:
     def embedder(self, config: EmbedderConfig) -> RayEmbedder:
         return RayEmbedder(config, self.config)
 
-    def parse(self, items: Sequence[tuple[Path, bytes, str, str]], config: IngestConfig
-              ) -> Iterator[tuple[str, tuple | FileFailure]]:
-        """(key, (NewDocument, warnings) or FileFailure) for each (path, data, key, root), in any order."""
-        if not items:
+    def parse(self, items: Iterable[ParseItem], config: IngestConfig) -> Iterator[tuple[str, Outcome]]:
+        """(key, Parsed or FileFailure) for each item, in any order: Ray Data tasks of files_per_task files."""
+        rows = [{"payload": pickle.dumps(item)} for item in items]
+        if not rows:
             return
         import ray
 
         per_task = self.config.files_per_task
-        rows = [{"payload": pickle.dumps((str(p), data, key, root))} for p, data, key, root in items]
         ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_task))
         ds = ds.map_batches(_parse_batch, batch_size=per_task, batch_format="numpy", num_cpus=1,
-                            fn_kwargs={"chunking": config.chunking, "budget": config.budget,
-                                       "visibility": config.visibility, "tags": tuple(config.tags),
-                                       "ocr": config.ocr})
+                            fn_kwargs={"config": config})
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for payload in batch["outcome"]:
-                    status, key, value = pickle.loads(payload)
-                    yield key, value if status == "ok" else FileFailure(*value)
+                    yield pickle.loads(payload)
         except KBError:
             raise
         except Exception as exc:  # noqa: BLE001 - any cluster failure ends the run before the writer starts

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ingest.pipeline import IngestReport
+from ingest.config import IngestReport
 
 
 def report_dict(report: IngestReport, root: Path | None = None, details: bool = False) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def embedder() -> Embedder:
 def sample_kb_dir(tmp_path_factory, embedder) -> Path:
     """The sample docs ingested once; tests that change a KB must copy it (see kb_copy)."""
     kb_dir = tmp_path_factory.mktemp("sample_kb")
-    report = ingest([SAMPLE_DOCS], kb_dir, IngestConfig(), embedder=embedder)
+    report = ingest(kb_dir, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     assert not report.failed, report.failed
     return kb_dir
 

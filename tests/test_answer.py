@@ -110,7 +110,7 @@ def test_near_duplicate_sentences_are_cited_once(tmp_path, embedder):
         TextRecord(source="policy-b", title="Refund policy (copy)", text=f"{sentence}  Our office is in Leeds."),
         TextRecord(source="other", title="Office", text="The office coffee machine is cleaned every Friday morning."),
     ]
-    ingest_texts(records, kb_dir, IngestConfig(), embedder=embedder)
+    ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     ans = answer("how long until an annual plan refund reaches the card", make_retriever("dense", kb, embedder, top_k=3),
                  AnswerConfig(margin=1.0, max_sentences=3))
@@ -129,7 +129,7 @@ def test_answers_follow_a_sync_without_a_restart(kb_copy, embedder, tmp_path):
                    "and appears on every partner invoice.\n")
     from ingest import ingest
 
-    ingest([doc], kb_copy, IngestConfig(), embedder=embedder)
+    ingest(kb_copy, [doc], IngestConfig(), embedder=embedder)
     after = answer(question, retriever)
     assert not after.abstained and after.citations[0].doc_name == "zorblax-badges.md"
     assert "teal" in after.citations[0].quote

@@ -221,7 +221,7 @@ def test_document_text_with_script_and_markdown_tricks_is_escaped(kb_copy, monke
     payload = ('Widget resets: the Frobnicator widget resets every night at 02:00 <script>window.pwned=1</script> '
                'and [click here](javascript:alert(1)) **bold** <img src=x onerror="window.pwned=2">.')
     doc.write_text("Tricky widget notes\n\n" + payload + "\n")
-    ingest([doc], kb_copy, IngestConfig(), embedder=embedder)
+    ingest(kb_copy, [doc], IngestConfig(), embedder=embedder)
     at = ask(open_app(kb_copy, monkeypatch), "When does the Frobnicator widget reset?")
     bodies = " ".join(html_bodies(at))
     assert "<script>" not in bodies and "<img" not in bodies

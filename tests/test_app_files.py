@@ -63,7 +63,7 @@ def test_a_removed_original_falls_back_to_the_stored_text(kb_copy, tmp_path, emb
 
     src = tmp_path / "moving-notes.md"
     src.write_text("# Moving notes\n\nThe archive room moved to the third floor in March.\n")
-    ingest([src], kb_copy, IngestConfig(), embedder=embedder)
+    ingest(kb_copy, [src], IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_copy)
     doc = kb.document("moving-notes.md")
     assert original_document(kb, doc.source, doc.name, None)[-1].data() == src.read_bytes()

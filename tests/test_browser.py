@@ -43,7 +43,7 @@ def app_kb(sample_kb_dir, tmp_path_factory, embedder) -> Path:
     shutil.copytree(sample_kb_dir, kb_dir)
     docs = tmp_path_factory.mktemp("browser-docs")
     (docs / "frobnicator-notes.md").write_text(TRICKY)
-    report = ingest([docs], kb_dir, IngestConfig(), embedder=embedder)
+    report = ingest(kb_dir, [docs], IngestConfig(), embedder=embedder)
     assert report.added and not report.failed
     return kb_dir
 

@@ -54,7 +54,7 @@ def test_a_question_about_one_table_row_finds_that_row_in_its_section(kb_copy, e
     docs = tmp_path / "docs"
     docs.mkdir()
     _partner_docx(docs / "partners.docx")
-    report = ingest([docs], kb_copy, IngestConfig(), embedder=embedder)
+    report = ingest(kb_copy, [docs], IngestConfig(), embedder=embedder)
     assert not report.failed and report.added == ("partners.docx",)
     kb = KnowledgeBase(kb_copy)  # the sample KB has its own (HTML) rate-limit table: the Word one must win here
     hits = make_retriever("hopfield", kb, embedder).search("partner plan requests per minute for Business").hits
@@ -70,7 +70,7 @@ def test_a_damaged_word_file_is_named_with_a_reason_and_the_rest_is_ingested(kb_
     (docs / "broken.docx").write_bytes(bytes(raw[: len(raw) // 3]))  # truncated zip
     (docs / "not-word.docx").write_bytes(b"just some text pretending to be a Word file\n")
     before = KnowledgeBase(kb_copy).stats()["documents"]
-    report = ingest([docs], kb_copy, IngestConfig(), embedder=embedder)
+    report = ingest(kb_copy, [docs], IngestConfig(), embedder=embedder)
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert set(failed) == {"broken.docx", "not-word.docx"}
     assert all("not a readable Word document" in reason for reason in failed.values()), failed

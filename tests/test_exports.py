@@ -29,7 +29,7 @@ def _docs(kb_dir: Path) -> dict:
 
 
 def test_a_zendesk_export_becomes_one_document_per_article_with_its_title_url_and_date(zendesk, embedder, tmp_path):
-    report = ingest([zendesk], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(tmp_path / "kb", [zendesk], IngestConfig(mirror=True), embedder=embedder)
     assert not report.failed, report.failed
     articles = zendesk_export(SAMPLE_DOCS)["articles"]
     assert sorted(report.added) == sorted(f"articles.json#{a['id']}" for a in articles)
@@ -44,7 +44,7 @@ def test_a_zendesk_export_becomes_one_document_per_article_with_its_title_url_an
 
 
 def test_a_zendesk_reexport_syncs_only_the_edited_article_and_drops_the_deleted_one(zendesk, embedder, tmp_path):
-    ingest([zendesk], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    ingest(tmp_path / "kb", [zendesk], IngestConfig(mirror=True), embedder=embedder)
     export = zendesk_export(SAMPLE_DOCS)
     edited, deleted = export["articles"][0], export["articles"][1]
     edited["body"] += "<p>Accounts closed by mistake can be restored by support within 30 days.</p>"
@@ -53,7 +53,7 @@ def test_a_zendesk_reexport_syncs_only_the_edited_article_and_drops_the_deleted_
     export["articles"].reverse()  # a new export lists articles in another order, with other paging fields
     export["page_count"] = 2
     (zendesk / "articles.json").write_text(json.dumps(export), encoding="utf-8")
-    report = ingest([zendesk], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(tmp_path / "kb", [zendesk], IngestConfig(mirror=True), embedder=embedder)
     assert report.updated == (f"articles.json#{edited['id']}",)
     assert report.removed == (f"articles.json#{deleted['id']}",)
     assert len(report.unchanged) == len(export["articles"]) - 1
@@ -78,20 +78,20 @@ def test_the_cli_syncs_an_export_and_search_names_the_article_url(zendesk, tmp_p
 
 
 def test_an_article_removed_from_an_export_goes_even_without_mirroring(zendesk, embedder, tmp_path):
-    ingest([zendesk], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    ingest(tmp_path / "kb", [zendesk], IngestConfig(), embedder=embedder)
     export = zendesk_export(SAMPLE_DOCS)
     gone = export["articles"].pop()
     (zendesk / "articles.json").write_text(json.dumps(export), encoding="utf-8")
-    report = ingest([zendesk / "articles.json"], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    report = ingest(tmp_path / "kb", [zendesk / "articles.json"], IngestConfig(), embedder=embedder)
     assert report.removed == (f"articles.json#{gone['id']}",)
 
 
 def test_a_broken_or_foreign_json_is_named_and_the_stored_articles_stay(zendesk, embedder, tmp_path):
-    ingest([zendesk], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    ingest(tmp_path / "kb", [zendesk], IngestConfig(mirror=True), embedder=embedder)
     before = _docs(tmp_path / "kb")
     (zendesk / "articles.json").write_text('{"articles": [', encoding="utf-8")
     (zendesk / "settings.json").write_text('{"theme": "dark"}', encoding="utf-8")
-    report = ingest([zendesk], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(tmp_path / "kb", [zendesk], IngestConfig(mirror=True), embedder=embedder)
     reasons = {Path(f.path).name: f.reason for f in report.failed}
     assert reasons["articles.json"].startswith("not valid JSON")
     assert "not a Zendesk Help Center articles export" in reasons["settings.json"]
@@ -103,14 +103,14 @@ def test_drafts_are_not_published_into_the_kb(zendesk, embedder, tmp_path):
     export = zendesk_export(SAMPLE_DOCS)
     export["articles"][0]["draft"] = True
     (zendesk / "articles.json").write_text(json.dumps(export), encoding="utf-8")
-    report = ingest([zendesk], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(tmp_path / "kb", [zendesk], IngestConfig(mirror=True), embedder=embedder)
     assert f"articles.json#{export['articles'][0]['id']}" not in report.added
     assert any("1 draft article(s) skipped" in w for w in report.warnings)
 
 
 def test_confluence_pages_keep_title_date_and_live_url_and_leave_the_chrome_out(embedder, tmp_path):
     ids = write_confluence_export(SAMPLE_DOCS, tmp_path / "space")
-    report = ingest([tmp_path / "space"], tmp_path / "kb", IngestConfig(mirror=True, base_url=WIKI), embedder=embedder)
+    report = ingest(tmp_path / "kb", [tmp_path / "space"], IngestConfig(mirror=True, base_url=WIKI), embedder=embedder)
     assert not report.failed, report.failed
     docs = _docs(tmp_path / "kb")
     titles = dict((stem, title) for stem, title, _ in sample_pages(SAMPLE_DOCS))
@@ -125,13 +125,13 @@ def test_confluence_pages_keep_title_date_and_live_url_and_leave_the_chrome_out(
 
 def test_a_confluence_reexport_changes_only_the_edited_page(embedder, tmp_path):
     write_confluence_export(SAMPLE_DOCS, tmp_path / "space")
-    ingest([tmp_path / "space"], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    ingest(tmp_path / "kb", [tmp_path / "space"], IngestConfig(mirror=True), embedder=embedder)
     ids = write_confluence_export(SAMPLE_DOCS, tmp_path / "space", exported="Apr 02, 2025 10:30")
     edited = next(n for n in ids if n.lower().startswith("account"))
     page = (tmp_path / "space" / edited).read_text()
     page = page.replace("</p>", " Recovery codes can be printed from the security settings.</p>", 1)
     (tmp_path / "space" / edited).write_text(page.replace("Mar 01, 2025", "Apr 01, 2025"))
-    report = ingest([tmp_path / "space"], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(tmp_path / "kb", [tmp_path / "space"], IngestConfig(mirror=True), embedder=embedder)
     assert report.updated == (edited,)
     # Every other file changed (the export time in its footer) but not its content: no new version.
     assert set(report.unchanged) == set(ids) - {edited} | {"index.html"}

@@ -50,7 +50,7 @@ def _ids_by_doc(kb: KnowledgeBase) -> dict[str, list[int]]:
 
 def test_reingest_embeds_nothing_and_an_edit_re_embeds_only_the_changed_chunks(tmp_path, embedder):
     docs, kb_dir = _small_folder(tmp_path / "docs"), tmp_path / "kb"
-    first = ingest([docs], kb_dir, IngestConfig(), embedder=embedder)
+    first = ingest(kb_dir, [docs], IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     before = _ids_by_doc(kb)
     n_chunks = sum(len(v) for v in before.values())
@@ -60,14 +60,14 @@ def test_reingest_embeds_nothing_and_an_edit_re_embeds_only_the_changed_chunks(t
     assert len(before["policy.md"]) == len(SECTIONS) and len(before["sla.pdf"]) == 2
 
     token = kb.token()
-    second = ingest([docs], kb_dir, IngestConfig(), embedder=embedder)
+    second = ingest(kb_dir, [docs], IngestConfig(), embedder=embedder)
     assert second.counts() == {"added": 0, "updated": 0, "unchanged": 4, "removed": 0, "failed": 0}
     assert second.chunks_embedded == second.chunks_written == second.chunks_reused == 0
     assert kb.token() == token and _ids_by_doc(kb) == before
 
     edited = dict(SECTIONS, Chargebacks="A chargeback now closes the account for good and the data is deleted.")
     (docs / "policy.md").write_text(_policy_md(edited))
-    third = ingest([docs], kb_dir, IngestConfig(), embedder=embedder)
+    third = ingest(kb_dir, [docs], IngestConfig(), embedder=embedder)
     assert third.updated == ("policy.md",) and len(third.unchanged) == 3
     assert (third.chunks_embedded, third.chunks_reused, third.chunks_written) == (1, len(SECTIONS) - 1, len(SECTIONS))
     after = _ids_by_doc(kb)
@@ -118,7 +118,7 @@ def test_bad_inputs_are_each_reported_once_with_a_reason_and_good_files_are_inge
     previous = signal.signal(signal.SIGALRM, stalled)
     signal.alarm(60)
     try:
-        report = ingest([docs, missing], kb_dir, config, embedder=embedder)
+        report = ingest(kb_dir, [docs, missing], config, embedder=embedder)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
@@ -136,7 +136,7 @@ def test_bad_inputs_are_each_reported_once_with_a_reason_and_good_files_are_inge
     assert kb.check().ok
 
     # Nothing already stored is lost when the next run meets the same bad files again.
-    again = ingest([docs], kb_dir, config, embedder=embedder)
+    again = ingest(kb_dir, [docs], config, embedder=embedder)
     assert sorted(Path(f.path).name for f in again.failed) == sorted(bad)
     assert len(again.unchanged) == 3 and again.chunks_embedded == 0
     assert sorted(d.name for d in kb.documents()) == ["good.md", "good.pdf", "good.txt"]
@@ -149,13 +149,13 @@ def test_a_changed_file_that_is_now_unreadable_keeps_its_previous_version(tmp_pa
     notes.write_text("Laptops are replaced every four years by the IT team.\n")
     other = docs / "other.md"
     other.write_text("# Desks\n\nHot desks are booked a day ahead.\n")
-    ingest([docs], kb_dir, IngestConfig(), embedder=embedder)
+    ingest(kb_dir, [docs], IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     ids, good_hash = _ids_by_doc(kb), kb.document("notes.txt").content_hash
 
     notes.write_bytes(b"\x00\x01binary garbage\x00" * 50)
     other.write_text("# Desks\n\nHot desks are booked two days ahead.\n")
-    report = ingest([docs], kb_dir, IngestConfig(), embedder=embedder)
+    report = ingest(kb_dir, [docs], IngestConfig(), embedder=embedder)
     assert [(Path(f.path).name, "binary" in f.reason) for f in report.failed] == [("notes.txt", True)]
     assert [Path(s).name for s in report.updated] == ["other.md"], "the good change in the same run was lost"
     doc = kb.document("notes.txt")
@@ -176,7 +176,7 @@ def test_pdf_chunks_carry_the_number_of_the_page_their_text_came_from(tmp_path, 
     docs = tmp_path / "docs"
     docs.mkdir()
     make_pdf(docs / "atlas.pdf", pages)
-    ingest([docs], tmp_path / "kb", IngestConfig(chunking=ChunkConfig(size=60, overlap=10)), embedder=embedder)
+    ingest(tmp_path / "kb", [docs], IngestConfig(chunking=ChunkConfig(size=60, overlap=10)), embedder=embedder)
     kb = KnowledgeBase(tmp_path / "kb")
     records = kb.chunks(kb.snapshot().ids)
     text = kb.document_text(records[0].doc_id)
@@ -207,7 +207,7 @@ def test_markdown_sections_and_html_visible_text_reach_the_stored_chunks(tmp_pat
         "<noscript>zqxnoscript</noscript><h2>Access</h2><p>Staff access needs a hardware key.</p>"
         "<h2>Keys</h2><h3>Lost keys</h3><p>Report a lost key to security at once.</p>"
         "<footer>zqxfooter</footer></body></html>")
-    report = ingest([docs], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    report = ingest(tmp_path / "kb", [docs], IngestConfig(), embedder=embedder)
     assert not report.failed
     kb = KnowledgeBase(tmp_path / "kb")
     by_doc: dict[str, list] = {}
@@ -253,7 +253,7 @@ def test_ingest_texts_adds_reuses_and_updates_in_memory_records(tmp_path, embedd
                TextRecord("doc-2", "Payouts", "Payouts go out every Friday.", name="payouts"),
                TextRecord("doc-3", "Limits", " ".join(f"Endpoint {i} allows {10 * i} requests per minute."
                                                        for i in range(80)))]
-    first = ingest_texts(records, kb_dir, IngestConfig(), embedder=embedder)
+    first = ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     assert first.counts()["added"] == 3 and not first.failed
     assert first.chunks_embedded == first.chunks_written == len(kb.snapshot().ids) > 3  # doc-3 is several chunks
@@ -262,14 +262,14 @@ def test_ingest_texts_adds_reuses_and_updates_in_memory_records(tmp_path, embedd
     assert kb.document("payouts").source == "doc-2" and kb.document("doc-1").title == "Refunds"
 
     token = kb.token()
-    second = ingest_texts(records, kb_dir, IngestConfig(), embedder=embedder)
+    second = ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     assert second.counts()["unchanged"] == 3 and second.chunks_embedded == 0 and kb.token() == token
 
     changed = [records[0], TextRecord("doc-2", "Payouts", "Payouts go out every Monday."), records[2],
                TextRecord("doc-4", "Holidays", "The office closes on public holidays."),
                TextRecord("doc-4", "Duplicate", "A second record with the same id."),
                TextRecord("doc-5", "Empty", "   ")]
-    third = ingest_texts(changed, kb_dir, IngestConfig(), embedder=embedder)
+    third = ingest_texts(kb_dir, changed, IngestConfig(), embedder=embedder)
     assert (third.added, third.updated, third.unchanged) == (("doc-4",), ("doc-2",), ("doc-1", "doc-3"))
     assert {f.path: f.reason for f in third.failed} == {
         "doc-4": "duplicate source id; only the first record was kept", "doc-5": "empty text"}
@@ -291,7 +291,7 @@ def test_the_empty_password_dmca_pdf_opens_with_every_page_cited(shared_dir, tmp
     assert reader.is_encrypted  # encrypted with an empty user password: it must open
     reader.decrypt("")
     pages = [" ".join((p.extract_text() or "").split()) for p in reader.pages]
-    report = ingest([pdf], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    report = ingest(tmp_path / "kb", [pdf], IngestConfig(), embedder=embedder)
     assert not report.failed and len(report.added) == 1
     kb = KnowledgeBase(tmp_path / "kb")
     records = kb.chunks(kb.snapshot().ids)
@@ -308,7 +308,7 @@ def test_shared_bad_pdfs_fail_clearly_or_are_recovered(shared_dir, tmp_path, emb
     bad_dir = shared_dir / "docs" / "bad_pdf"
     if not bad_dir.is_dir():
         pytest.skip(f"{bad_dir} is absent from ../shared")
-    report = ingest([bad_dir], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    report = ingest(tmp_path / "kb", [bad_dir], IngestConfig(), embedder=embedder)
     failed = {Path(f.path).name: f.reason for f in report.failed}
     added = {Path(s).name for s in report.added}
     assert sorted(added | set(failed)) == sorted(p.name for p in bad_dir.iterdir()) and not added & set(failed)

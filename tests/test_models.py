@@ -174,7 +174,7 @@ def test_a_sync_with_the_other_model_is_refused_naming_reembed_and_nothing_store
         assert f"`kb reembed --model {DEFAULT_MODEL} --kb-dir {bge_kb}`" in res.stderr
     # Below the CLI, the writer refuses the other model's vectors too, naming the same fix.
     with pytest.raises(ManifestError, match=f"kb reembed --model {DEFAULT_MODEL}"):
-        ingest([changed], bge_kb, IngestConfig(mirror=True), embedder=embedder)
+        ingest(bge_kb, [changed], IngestConfig(mirror=True), embedder=embedder)
     assert stored_state(bge_kb) == before
     # Without --model a sync keeps the KB's own model.
     res = kb_cli("sync", changed, "--kb-dir", bge_kb, "--json")

@@ -70,7 +70,7 @@ def test_a_scanned_pdf_is_read_by_ocr_with_its_page_numbers_and_confidence(born,
 
 
 def test_a_kb_synced_from_scans_cites_ocr_pages_and_flags_the_hard_one(scans, embedder, tmp_path):
-    report = ingest([scans], tmp_path / "kb", IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(tmp_path / "kb", [scans], IngestConfig(mirror=True), embedder=embedder)
     assert not report.failed, report.failed
     assert sorted(report.added) == ["notes.md", "poor.pdf", "scan.pdf"]
     assert any("poor.pdf" in w and "page 1" in w and "low confidence" in w for w in report.warnings), report.warnings
@@ -102,7 +102,7 @@ def test_without_tesseract_a_scan_is_named_with_the_fix_and_the_rest_goes_on(sca
     mixed.add_page(PdfReader(folder / "scan.pdf").pages[1])
     mixed.write(folder / "mixed.pdf")
     config = IngestConfig(ocr=OcrConfig(tesseract_cmd=str(tmp_path / "no-such-tesseract")))
-    report = ingest([folder], tmp_path / "kb", config, embedder=embedder)
+    report = ingest(tmp_path / "kb", [folder], config, embedder=embedder)
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert set(failed) == {"scan.pdf", "poor.pdf"}
     assert "need OCR" in failed["scan.pdf"] and "apt-get install tesseract-ocr" in failed["scan.pdf"]

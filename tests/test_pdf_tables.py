@@ -68,7 +68,7 @@ def test_two_tables_on_a_page_never_merge_and_keep_their_caption_between_them(tw
 
 
 def test_a_question_about_one_pdf_table_row_retrieves_and_quotes_that_row(two_tables, embedder, tmp_path):
-    report = ingest([two_tables, SAMPLE_DOCS / "billing-faq.html"], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    report = ingest(tmp_path / "kb", [two_tables, SAMPLE_DOCS / "billing-faq.html"], IngestConfig(), embedder=embedder)
     assert not report.failed, report.failed
     retriever = make_retriever("hopfield", KnowledgeBase(tmp_path / "kb"), embedder, top_k=5)
     ans = answer("How much attachment storage does the Team plan get?", retriever)

@@ -103,7 +103,7 @@ def test_changed_policy_is_never_answered_from_the_old_version(kb_copy, tmp_path
     policy = docs / POLICY
     policy.write_text(policy.read_text().replace("comes with a 14-day money-back guarantee",
                                                  "comes with a 30-day money-back guarantee"))
-    report = ingest([docs], kb_copy, IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(kb_copy, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert not report.failed and report.updated
     kb = KnowledgeBase(kb_copy)
     new_changed = _chunk_with(kb, "comes with a 30-day money-back guarantee")
@@ -128,7 +128,7 @@ def test_changed_policy_is_never_answered_from_the_old_version(kb_copy, tmp_path
 
     # Deleting the document removes its associations.
     policy.unlink()
-    ingest([docs], kb_copy, IngestConfig(mirror=True), embedder=embedder)
+    ingest(kb_copy, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert HopfieldRetriever(KnowledgeBase(kb_copy), embedder).search(kept_q).diagnostics.memory == ()
     assert memory.get(a_kept.id) is None and "removed" in [e.event for e in memory.events(a_kept.id)]
 

@@ -104,7 +104,7 @@ def test_second_ray_sync_embeds_only_the_changed_file(cluster, ray_kb_dir, tmp_p
     edited = docs / "refund-and-cancellation-policy.md"
     edited.write_text(edited.read_text() + "\n\n## Review\n\nThis policy was reviewed by the finance team in May.\n")
     with RayEngine(RayConfig(address=cluster.address)) as engine:
-        report = ingest([docs], kb_dir, IngestConfig(mirror=True), engine=engine)
+        report = ingest(kb_dir, [docs], IngestConfig(mirror=True), engine=engine)
     assert report.updated == ("refund-and-cancellation-policy.md",) and not report.added and not report.removed, report
     assert len(report.unchanged) == 11
     doc = KnowledgeBase(kb_dir).document("refund-and-cancellation-policy.md")
@@ -181,7 +181,7 @@ def test_serve_on_ray_replicas_follow_syncs_and_fail_over(cluster, ray_kb_dir, t
         new.mkdir()
         (new / "quokka-perks.md").write_text("# Quokka perks\n\nEvery employee with a quokka badge gets a free "
                                              "zanzibar smoothie on Fridays at the Lisbon office.\n")
-        report = ingest([new], kb_dir, IngestConfig(), embedder=embedder)
+        report = ingest(kb_dir, [new], IngestConfig(), embedder=embedder)
         assert report.added == ("quokka-perks.md",)
         seen = []
 
@@ -266,7 +266,7 @@ def test_killing_the_worker_raylet_mid_ingest_leaves_a_consistent_kb(cluster, ra
     def run() -> None:
         try:
             with RayEngine(RayConfig(address=cluster.address)) as engine:
-                result["report"] = ingest([docs], kb_dir, IngestConfig(), engine=engine)
+                result["report"] = ingest(kb_dir, [docs], IngestConfig(), engine=engine)
         except RayIngestError as exc:
             result["error"] = exc
 

@@ -111,7 +111,7 @@ def test_chunk_ids_are_stable_when_unchanged_documents_are_ingested_again(kb_cop
     kb = KnowledgeBase(kb_copy)
     ids, token = kb.snapshot().ids.copy(), kb.token()
     before = [(r.id, r.doc_name, r.ordinal, r.text) for r in kb.chunks(ids)]
-    report = ingest([SAMPLE_DOCS], kb_copy, IngestConfig(), embedder=embedder)
+    report = ingest(kb_copy, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     assert report.chunks_embedded == 0 and len(report.unchanged) == len(list(SAMPLE_DOCS.iterdir()))
     assert kb.token() == token, "re-ingesting unchanged documents committed a new snapshot"
     assert [(r.id, r.doc_name, r.ordinal, r.text) for r in kb.chunks(kb.snapshot().ids)] == before
@@ -352,7 +352,7 @@ def test_document_filters_select_exactly_what_a_brute_force_scan_selects(tmp_pat
                                      ("internal", (), "ops/old-")):
         records = [TextRecord(source=f"{prefix}{i}", title=f"Doc {prefix}{i}", text=f"Text number {i} for {prefix}.")
                    for i in range(int(rng.integers(2, 5)))]
-        ingest_texts(records, kb_dir, IngestConfig(visibility=visibility, tags=tags), embedder=embedder)
+        ingest_texts(kb_dir, records, IngestConfig(visibility=visibility, tags=tags), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     docs = kb.documents()
     chunks = [r for r in kb.chunks(kb.snapshot().ids)]

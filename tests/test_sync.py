@@ -46,14 +46,14 @@ def test_resync_embeds_only_changed_documents_and_replaces_only_their_chunks(tmp
              "c.md": "# Leave\n\nStaff get 25 days of paid leave.", "d.txt": "The VPN is required off site."}
     for name, text in texts.items():
         (docs / name).write_text(text + "\n")
-    first = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    first = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert first.counts()["added"] == 4 and first.chunks_embedded == 4
     kb = KnowledgeBase(kb_dir)
     before = _chunk_ids_by_doc(kb)
 
     (docs / "b.txt").write_text("Invoices are sent on the second working day.\n\nLate fees start after 30 days.\n")
     (docs / "d.txt").unlink()
-    second = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    second = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert second.counts() == {"added": 0, "updated": 1, "unchanged": 2, "removed": 1, "failed": 0}
     after = _chunk_ids_by_doc(kb)
     assert second.chunks_embedded == second.chunks_written == len(after["b.txt"]) >= 1
@@ -64,7 +64,7 @@ def test_resync_embeds_only_changed_documents_and_replaces_only_their_chunks(tmp
     assert kb.document("b.txt").version == 2 and kb.document("a.txt").version == 1
 
     token = kb.token()
-    third = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    third = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert third.counts()["unchanged"] == 3 and third.chunks_embedded == 0
     assert kb.token() == token, "a sync with nothing to do still committed"
     assert kb.check().ok
@@ -255,12 +255,12 @@ def test_a_document_keeps_one_identity_whether_it_arrives_by_sync_or_as_a_single
     (docs / "policies").mkdir(parents=True)
     (docs / "policies" / "refunds.md").write_text("# Refunds\n\nRefunds are possible within 14 days.\n")
     (docs / "hours.txt").write_text("Support hours are 9 to 5 on weekdays.\n")
-    first = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    first = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert sorted(first.added) == ["hours.txt", "policies/refunds.md"]
     upload = tmp_path / "inbox" / "hours.txt"
     upload.parent.mkdir()
     upload.write_text("Support hours are 8 to 6 on weekdays.\n")
-    second = ingest([upload], kb_dir, IngestConfig(), embedder=embedder)
+    second = ingest(kb_dir, [upload], IngestConfig(), embedder=embedder)
     assert second.updated == ("hours.txt",) and not second.added
     kb = KnowledgeBase(kb_dir)
     doc = kb.document("hours.txt")
@@ -269,7 +269,7 @@ def test_a_document_keeps_one_identity_whether_it_arrives_by_sync_or_as_a_single
     assert len(kb.documents()) == 2
     # The folder's own sync does not remove a document that now comes from elsewhere.
     (docs / "hours.txt").unlink()
-    third = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    third = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert third.removed == () and kb.document("hours.txt").version == 2
 
 
@@ -280,10 +280,10 @@ def test_two_folders_with_the_same_relative_name_fail_clearly_instead_of_overwri
     for folder, text in ((a, "Alpha handbook."), (b, "Beta handbook.")):
         folder.mkdir()
         (folder / "README.txt").write_text(text + " It explains the team's on-call rota.\n")
-    report = ingest([a, b], tmp_path / "kb", IngestConfig(), embedder=embedder)
+    report = ingest(tmp_path / "kb", [a, b], IngestConfig(), embedder=embedder)
     assert report.added == ("README.txt",) and len(report.failed) == 1
     assert "same document key 'README.txt'" in report.failed[0].reason and str(a / "README.txt") in report.failed[0].reason
-    prefixed = ingest([b], tmp_path / "kb", IngestConfig(key_prefix="beta/"), embedder=embedder)
+    prefixed = ingest(tmp_path / "kb", [b], IngestConfig(key_prefix="beta/"), embedder=embedder)
     assert prefixed.added == ("beta/README.txt",)
 
 
@@ -295,12 +295,12 @@ def test_a_kb_keyed_by_absolute_paths_moves_to_relative_keys_on_the_next_sync(tm
     docs, kb_dir = tmp_path / "docs", tmp_path / "kb"
     docs.mkdir()
     (docs / "refunds.md").write_text("# Refunds\n\nRefunds are possible within 14 days.\n")
-    ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     old = str((docs / "refunds.md").resolve())
     with sqlite3.connect(kb_dir / "kb.sqlite") as con:  # what a KB written before relative keys holds
         con.execute("UPDATE documents SET source = ?, root = '', path = ''", (old,))
         con.execute("UPDATE history SET source = ?", (old,))
-    report = ingest([docs], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    report = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert report.added == () and report.removed == () and report.chunks_embedded == 0
     kb = KnowledgeBase(kb_dir)
     assert [d.source for d in kb.documents()] == ["refunds.md"] and kb.check().ok
@@ -314,13 +314,13 @@ def test_a_moved_folder_keeps_versions_and_its_sync_still_removes_deleted_files(
     first.mkdir()
     (first / "keep.txt").write_text("Invoices are sent on the first working day of the month.\n")
     (first / "drop.txt").write_text("The old office closes on Fridays at noon.\n")
-    ingest([first], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    ingest(kb_dir, [first], IngestConfig(mirror=True), embedder=embedder)
     moved = tmp_path / "moved"
     first.rename(moved)
-    again = ingest([moved], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    again = ingest(kb_dir, [moved], IngestConfig(mirror=True), embedder=embedder)
     assert again.counts()["unchanged"] == 2 and again.chunks_embedded == 0
     kb = KnowledgeBase(kb_dir)
     assert kb.document("keep.txt").version == 1 and kb.document("keep.txt").root == str(moved.resolve())
     (moved / "drop.txt").unlink()
-    third = ingest([moved], kb_dir, IngestConfig(mirror=True), embedder=embedder)
+    third = ingest(kb_dir, [moved], IngestConfig(mirror=True), embedder=embedder)
     assert third.removed == ("drop.txt",) and kb.document("drop.txt") is None and kb.check().ok

@@ -66,7 +66,7 @@ def _run_ingest(paths: list[Path], path: Path, mirror: bool, origin: str) -> Non
     """Ingest with a progress bar where it runs; the report is shown next to the button named by origin
     ("upload" or "folder") after the rerun."""
     bar = st.progress(0.0, text="Starting...")
-    report = ingest(paths, path, IngestConfig(mirror=mirror, wait=30.0), embedder=app_state.embedder(path),
+    report = ingest(path, paths, IngestConfig(mirror=mirror, wait=30.0), embedder=app_state.embedder(path),
                     on_progress=_progress_callback(bar))
     bar.progress(1.0, text="Done")
     st.session_state["kb_last_report"] = (origin, report)

@@ -110,7 +110,7 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
 
         engine = RayEngine(RayConfig(address=o["ray_address"] or None, actors=o["ray_actors"])).connect()
     try:
-        report = ingest(paths, kb_dir, config, engine=engine)
+        report = ingest(kb_dir, paths, config, engine=engine)
     except KeyboardInterrupt:
         # Ctrl+C may land after the commit: say which, so nobody re-runs a sync in doubt or trusts a half one.
         if _token(kb_dir) != before:

@@ -1,0 +1,105 @@
+"""Where files are parsed and chunks embedded: the Engine protocol, and its local implementation.
+
+An engine parses a run's changed files (each under the per-file budget of ingest.worker) and gives the
+embedder for a model; everything else (the plan, the embedding cache, the writer and its one commit)
+is the same on every engine. LocalEngine works in this process and its parse worker;
+ingest.ray_engine.RayEngine spreads the same work over a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union, runtime_checkable
+
+from ingest.config import FileFailure, IngestConfig
+from ingest.loaders import LoadError
+from ingest.parse import shown
+from ingest.plan import Change
+from ingest.sources import Scan
+from ingest.worker import worker_for
+from ingest.embed import ChunkEmbedder
+from kb import EmbedderConfig, NewDocument, load_embedder
+
+Parsed = tuple[NewDocument, tuple[str, ...]]
+"""A parsed file: its document with its chunks, and the parser's warnings."""
+
+Outcome = Union[Parsed, FileFailure]
+
+
+@dataclass(frozen=True)
+class ParseItem:
+    """One file to parse: its path (for its name and type), its bytes, its key and root (see ingest.sources.Source)."""
+
+    path: Path
+    data: bytes
+    key: str
+    root: str
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What ingest needs from where it runs."""
+
+    def parse(self, items: Iterable[ParseItem], config: IngestConfig) -> Iterator[tuple[str, Outcome]]:
+        """(key, Parsed or FileFailure) for each item, in any order, each parsed with parse_item."""
+        ...
+
+    def embedder(self, config: EmbedderConfig) -> ChunkEmbedder:
+        """The embedder for config's model. One with encode_stream(texts, part) yielding (indices, vectors)
+        parts is streamed (ingest.embed); a plain one is called part by part."""
+        ...
+
+
+def parse_item(item: ParseItem, config: IngestConfig) -> Outcome:
+    """The one place a file is parsed: in this process's parse worker, under config.budget, with the
+    run's chunking, labels and OCR settings. A file that cannot be parsed is a FileFailure."""
+    try:
+        doc, warnings = worker_for(config.budget).parse(item.path, item.data, config.chunking, key=item.key,
+                                                        root=item.root, visibility=config.visibility,
+                                                        tags=config.tags, ocr=config.ocr)
+    except LoadError as exc:
+        return FileFailure(shown(exc.path), exc.reason)
+    return doc, tuple(warnings)
+
+
+class LocalEngine:
+    """Parses in this process's parse worker, one file after another; embeds with a model loaded here."""
+
+    def parse(self, items: Iterable[ParseItem], config: IngestConfig) -> Iterator[tuple[str, Outcome]]:
+        for item in items:
+            yield item.key, parse_item(item, config)
+
+    def embedder(self, config: EmbedderConfig) -> ChunkEmbedder:
+        return load_embedder(config)
+
+
+def parse_changes(engine: Engine, changes: Sequence[Change], scan: Scan, config: IngestConfig,
+                  on_progress: Callable[[str, float], None] | None = None
+                  ) -> tuple[dict[str, Parsed], list[FileFailure], float]:
+    """Parse the files of changes on engine: (key -> Parsed, failures, seconds). Each file's bytes are
+    read as the engine asks for them; one that cannot be read fails like one that cannot be parsed."""
+    started = time.perf_counter()
+    parsed: dict[str, Parsed] = {}
+    failures: list[FileFailure] = []
+
+    def items() -> Iterator[ParseItem]:
+        for change in changes:
+            try:
+                data = scan.data(change.source, config.max_bytes)
+            except LoadError as exc:
+                failures.append(FileFailure(shown(exc.path), exc.reason))
+                continue
+            yield ParseItem(change.source.path, data, change.key, change.source.root)
+
+    if on_progress and not changes:
+        on_progress("parse", 1.0)
+    for done, (key, outcome) in enumerate(engine.parse(items(), config), start=1):
+        if isinstance(outcome, FileFailure):
+            failures.append(outcome)
+        else:
+            parsed[key] = outcome
+        if on_progress:
+            on_progress("parse", done / max(len(changes), 1))
+    return parsed, failures, time.perf_counter() - started
