@@ -1,6 +1,6 @@
 """Time from question submit to rendered answer in the real app (headless Chromium), on the sample KB.
 
-Starts `streamlit run ui/app.py` on a free localhost port against a KB (by default a
+Starts `streamlit run ui/app/main.py` on a free localhost port against a KB (by default a
 fresh one built from data/docs in a temp folder), opens it in Chromium, asks N sample
 questions from data/questions.jsonl one after another in one conversation, and
 measures for each the wall time from pressing Enter to the answer (or the
@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
-from ui.app_server import running_app
+from ui.app.server import running_app
 
 
 def main() -> int:

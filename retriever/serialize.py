@@ -2,7 +2,7 @@
 
 The API replies with these dicts (its pydantic response models in api/schemas.py are checked
 against the TypedDicts below when they are imported), `kb search --json` and `kb ask --json`
-print them, and the app's saved turns are built from them (ui/app_turns.py).
+print them, and the app's saved turns are built from them (ui/app/turns.py).
 
 scoped: the reader may not see every visibility label (an API key scoped to some labels). Then no
 score and no evidence figure are sent, since BM25's word statistics, the IDF of the evidence and the

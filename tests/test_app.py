@@ -12,9 +12,10 @@ from streamlit.testing.v1 import AppTest
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from kb import KnowledgeBase
 from tests.helpers import read_questions
-from ui.ui_command import KB_DIR_ENV, SOURCES_ENV
+from ui.launch import APP as APP_SCRIPT
+from ui.launch import KB_DIR_ENV, SOURCES_ENV
 
-APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+APP = str(APP_SCRIPT)
 QUESTIONS = read_questions(SAMPLE_QUESTIONS)
 
 
@@ -115,7 +116,7 @@ def test_empty_or_punctuation_only_input_shows_a_message_and_adds_no_bubble(samp
 
 
 def test_an_overlong_question_is_refused_with_the_limit_and_not_echoed(sample_kb_dir, monkeypatch):
-    from ui.app_input import MAX_QUESTION_CHARS
+    from ui.questions import MAX_QUESTION_CHARS
 
     at = open_app(sample_kb_dir, monkeypatch)
     ask(at, ("refund " * 3000).strip() + "?")
@@ -177,9 +178,9 @@ def test_without_configured_source_folders_no_folder_can_be_reingested(kb_copy, 
 
 
 def test_a_sign_in_password_guards_every_page(kb_copy, monkeypatch):
-    from ui.ui_command import SIGN_IN_ENV, sign_in_token
+    from ui.launch import SIGN_IN_ENV, password_token
 
-    monkeypatch.setenv(SIGN_IN_ENV, sign_in_token("correct horse battery"))
+    monkeypatch.setenv(SIGN_IN_ENV, password_token("correct horse battery"))
     at = open_app(kb_copy, monkeypatch)
     assert [t.value for t in at.title] == ["Sign in"] and not at.chat_input
     # A form's fields count when it is submitted: type and press Sign in in the same run.
@@ -276,7 +277,7 @@ def test_evaluation_page_runs_eval_with_progress_per_retriever_and_clears_stale_
 def test_conversations_survive_a_reload_and_are_listed_renamed_exported_and_deleted(kb_copy, monkeypatch):
     from kb import ConversationStore
     from kb.conversations import clean_title
-    from ui.app_turns import TurnView, conversation_markdown, copy_text
+    from ui.app.turns import TurnView, conversation_markdown, copy_text
 
     at = open_app(kb_copy, monkeypatch)
     ask(at, QUESTIONS[0]["question"])
@@ -327,7 +328,7 @@ def test_conversations_survive_a_reload_and_are_listed_renamed_exported_and_dele
 
 def test_a_follow_up_is_answered_with_the_saved_conversation_until_new_topic(kb_copy, monkeypatch):
     from kb import ConversationStore
-    from ui.app_turns import TurnView
+    from ui.app.turns import TurnView
 
     at = open_app(kb_copy, monkeypatch)
     ask(at, "How long is the refund window?")
@@ -345,9 +346,9 @@ def test_a_follow_up_is_answered_with_the_saved_conversation_until_new_topic(kb_
 
 def test_wrong_passwords_lock_the_sign_in_out_and_the_password_is_stored_memory_hard(kb_copy, monkeypatch):
     from ui import app_signin
-    from ui.ui_command import SIGN_IN_ENV, sign_in_token
+    from ui.launch import SIGN_IN_ENV, password_token
 
-    token = sign_in_token("correct horse battery")
+    token = password_token("correct horse battery")
     assert token.startswith("scrypt$") and "correct horse battery" not in token
     monkeypatch.setenv(SIGN_IN_ENV, token)
     app_signin._limiter.clear()

@@ -7,8 +7,8 @@ from pypdf import PdfReader
 
 from kb import KBError, KnowledgeBase
 from tests.helpers import make_pdf
-from ui.app_files import feedback_questions, original_document, pdf_page, safe_upload_name, save_upload
-from ui.app_render import highlight_html, md_escape
+from ui.app.files import feedback_questions, original_document, pdf_page, safe_upload_name, save_upload
+from ui.app.render import highlight_html, md_escape
 
 
 @pytest.mark.parametrize("raw, safe", [

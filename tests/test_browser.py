@@ -21,7 +21,7 @@ from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
 from tests.helpers import read_questions
-from ui.app_server import running_app
+from ui.app.server import running_app
 
 pytestmark = pytest.mark.browser
 

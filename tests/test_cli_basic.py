@@ -160,7 +160,7 @@ def test_kb_ui_refuses_other_machines_without_a_password_and_stops_with_its_serv
 
     from click.testing import CliRunner
 
-    from ui.app_server import free_port
+    from ui.app.server import free_port
     from ui.cli import main
 
     refused = CliRunner().invoke(main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"],

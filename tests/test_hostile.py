@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from tests.hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES
 from kb import KnowledgeBase
 from ui.cli import main
-from ui.terminal import safe_text
+from ui.cli.terminal import safe_text
 
 SCALE = 0.1         # a tenth of the adversarial report's sizes: same shapes, seconds instead of minutes
 PARSE_SECONDS = 8   # the budget the tests give each file

@@ -132,3 +132,13 @@ def test_only_kb_database_opens_sqlite_connections():
                 if isinstance(node, ast.Call) and ast.unparse(node.func) in ("sqlite3.connect", "connect"):
                     bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bad, bad
+
+
+def test_the_cli_and_the_app_do_not_import_each_other():
+    """ui/cli and ui/app share only ui.launch and ui.questions: each room can change without the other."""
+    bad = []
+    for room, other in (("cli", "ui.app"), ("app", "ui.cli")):
+        for path in package_files(f"ui/{room}"):
+            bad += [f"{path.relative_to(ROOT)} imports {m}" for m in imports_of(path)
+                    if m == other or m.startswith(other + ".")]
+    assert not bad, bad

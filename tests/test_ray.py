@@ -28,16 +28,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from click.testing import CliRunner
+
+from data import SAMPLE_DOCS
+from ingest import IngestConfig, RayConfig, RayEngine, RayIngestError, ingest
+from kb import KnowledgeBase
+from tests.api_server import free_port, wait_for
+from tests.ray_cluster import ClusterError, LocalCluster
+from ui.cli import main as kb_cli
+
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'hopfield-kb[ray]')")
-
-from click.testing import CliRunner  # noqa: E402
-
-from api_server import free_port, wait_for  # noqa: E402
-from data import SAMPLE_DOCS  # noqa: E402
-from ingest import IngestConfig, RayConfig, RayEngine, RayIngestError, ingest  # noqa: E402
-from kb import KnowledgeBase  # noqa: E402
-from ray_cluster import ClusterError, LocalCluster  # noqa: E402
-from ui.cli import main as kb_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

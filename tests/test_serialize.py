@@ -86,7 +86,7 @@ def test_the_command_line_details_add_to_the_api_json_and_never_reach_a_scoped_r
 
 
 def test_the_app_draws_each_source_from_the_same_citation_json():
-    from ui.app_turns import TurnView, from_answer
+    from ui.app.turns import TurnView, from_answer
 
     ans = an_answer()
     turn = from_answer(ans.question, ans, k=40)

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from kb import KBError, KnowledgeBase, QuestionMemory
-from ui.terminal import safe_text
+from ui.cli.terminal import safe_text
 
 KB_DIR = click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
                       help="Knowledge-base directory.")

@@ -22,7 +22,7 @@ import streamlit as st
 from kb import (DEFAULT_MODEL, ConversationConfig, ConversationStore, EmbedderConfig, KBError, KnowledgeBase,
                 TextEmbedder, kb_model, load_embedder, without_paths)
 from retriever import DEFAULT_CANDIDATES, AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
-from ui.ui_command import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
+from ui.launch import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
 log = logging.getLogger("hopfield_kb.app")
 
@@ -46,8 +46,8 @@ def source_folders() -> list[Path]:
 
 def signed_in() -> bool:
     """True when no sign-in is set (the app is on loopback) or this browser session signed in (and it has not
-    expired); otherwise shows the sign-in form and returns False. See ui/app_signin.py."""
-    from ui.app_signin import signed_in as check
+    expired); otherwise shows the sign-in form and returns False. See ui/app/signin.py."""
+    from ui.app.signin import signed_in as check
 
     return check(os.environ.get(SIGN_IN_ENV))
 

@@ -1,7 +1,7 @@
 """The sidebar's conversation list: pick, start, rename, delete, export as Markdown.
 
 Conversations are stored in the KB (kb/conversations.py) under this browser's session id (the
-?s= URL parameter, see ui/app_session.py), so a reload finds them; untouched ones are deleted
+?s= URL parameter, see ui/app/session.py), so a reload finds them; untouched ones are deleted
 after the retention (30 days by default).
 """
 
@@ -11,8 +11,8 @@ import streamlit as st
 
 from kb import Conversation, ConversationStore, KBError
 from ui import app_session, app_state
-from ui.app_render import md_escape
-from ui.app_turns import TurnView, conversation_markdown
+from ui.app.render import md_escape
+from ui.app.turns import TurnView, conversation_markdown
 
 NEW_TITLE = "New conversation"
 

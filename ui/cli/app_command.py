@@ -2,12 +2,13 @@
 
 Bound to 127.0.0.1 by default. Served on any other address it needs a sign-in password
 (HOPFIELD_KB_UI_PASSWORD, or --password-file) and refuses to start without one; the app gets only
-an scrypt hash of it (ui/app_signin.py). Folder re-ingest is limited to the folders given with --source. SIGTERM
+an scrypt hash of it (ui/app/signin.py). Folder re-ingest is limited to the folders given with --source. SIGTERM
 or SIGINT stops the Streamlit server and every process it started.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -18,34 +19,8 @@ from pathlib import Path
 
 import click
 
-from ingest import MAX_UPLOAD_MB
-
-# How `kb ui` hands its options to the app process.
-KB_DIR_ENV = "HOPFIELD_KB_DIR"
-LLM_URL_ENV = "HOPFIELD_KB_LLM_URL"
-LLM_MODEL_ENV = "HOPFIELD_KB_LLM_MODEL"
-SOURCES_ENV = "HOPFIELD_KB_SOURCES"          # JSON list of folders re-ingest may read
-PASSWORD_ENV = "HOPFIELD_KB_UI_PASSWORD"     # what a user sets; never passed on to the app
-SIGN_IN_ENV = "HOPFIELD_KB_UI_SIGN_IN"       # "scrypt$n$r$p$salt$hash" of the password, what the app checks
-APP = Path(__file__).resolve().parent / "app.py"
-
-
-def streamlit_command(kb_dir: Path, port: int, host: str) -> list[str]:
-    """The `streamlit run` command line for the app on kb_dir."""
-    return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.headless", "true",
-        "--server.port", str(port),
-        "--server.address", host,
-        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-        # Errors reach users as our own one-line messages; never as a traceback.
-        "--client.showErrorDetails", "none",
-        "--client.toolbarMode", "minimal",
-        "--", "--kb-dir", str(kb_dir),
-    ]
-
+from ui.launch import (KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, PASSWORD_ENV, SIGN_IN_ENV, SOURCES_ENV, password_token,
+                       streamlit_command)
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -54,14 +29,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def sign_in_token(password: str) -> str:
-    """A memory-hard hash of a password (scrypt, ui/app_signin.py), for the app to check sign-ins against without
-    holding the password."""
-    from ui.app_signin import password_token
-
-    return password_token(password)
 
 
 def run_until_signalled(command: list[str], env: dict) -> int:
@@ -101,6 +68,9 @@ def run_until_signalled(command: list[str], env: dict) -> int:
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
 def ui(kb_dir, port, host, password_file, sources, llm_url, llm_model):
     """Serve the app: ask questions with cited answers, manage documents, evaluate retrieval."""
+    if importlib.util.find_spec("streamlit") is None:
+        # A plain install leaves the app out (pyproject.toml extras): say which extra brings it.
+        raise click.ClickException("`kb ui` needs the app's packages (streamlit is missing): pip install 'hopfield-kb[app]'")
     if bool(llm_url) != bool(llm_model):
         raise click.UsageError("--llm-url and --llm-model go together")
     password = (password_file.read_text(encoding="utf-8").splitlines() or [""])[0] if password_file else \
@@ -114,7 +84,7 @@ def ui(kb_dir, port, host, password_file, sources, llm_url, llm_model):
     env[SOURCES_ENV] = json.dumps([str(Path(s).resolve()) for s in sources])
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if password:
-        env[SIGN_IN_ENV] = sign_in_token(password)
+        env[SIGN_IN_ENV] = password_token(password)
     if llm_url:
         env[LLM_URL_ENV], env[LLM_MODEL_ENV] = llm_url, llm_model
     click.echo(f"Serving the knowledge base at {kb_dir} on http://{host}:{port}"

@@ -13,7 +13,7 @@ import html
 import re
 
 from kb import location_label
-from ui.app_turns import SourceView, TurnView
+from ui.app.turns import SourceView, TurnView
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'])")
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -52,7 +52,7 @@ def answer_html(turn: TurnView, index: int) -> str:
 def highlight_html(text: str, start: int, end: int, anchor: str | None = None) -> str:
     """text escaped, with text[start:end] wrapped in <mark>; whitespace and line breaks kept.
 
-    anchor: an id for the passage, the target of the answer's [n] link (see ui/app_cite.py)."""
+    anchor: an id for the passage, the target of the answer's [n] link (see ui/app/cite.py)."""
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     before, quote, after = (html.escape(p) for p in (text[:start], text[start:end], text[end:]))
     id_attr = f' id="{html.escape(anchor)}"' if anchor else ""

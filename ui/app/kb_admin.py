@@ -10,8 +10,8 @@ import streamlit as st
 from ingest import IngestConfig, IngestReport, ingest, report_line
 from kb import KBError, KnowledgeBase, web_url
 from ui import app_state
-from ui.app_files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
-from ui.app_render import md_escape
+from ui.app.files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
+from ui.app.render import md_escape
 
 STAGES = {"parse": "Reading and chunking", "embed": "Embedding", "write": "Writing"}
 

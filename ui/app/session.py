@@ -12,7 +12,7 @@ Binding: a URL is easy to plant (a link with someone else's ?s=&c= would save th
 into the sender's conversation). So when the browser holds Streamlit's XSRF cookie (set on every page
 load while XSRF protection is on, the default), the session id is derived from that cookie's secret
 and the URL's ?s= is ignored; a ?c= whose conversation belongs to another session is refused (see
-ui/app_chat.py). Without the cookie (XSRF protection off, or a test harness) the URL is the binding.
+ui/app/chat.py). Without the cookie (XSRF protection off, or a test harness) the URL is the binding.
 """
 
 from __future__ import annotations

@@ -9,10 +9,7 @@ attempts a minute, however many addresses try. A sign-in lasts SESSION_HOURS, th
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
-import secrets
 import time
 
 import streamlit as st
@@ -20,30 +17,11 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+from ui.launch import password_matches
+
 SESSION_HOURS = 12.0
 PER_ADDRESS = parse("5/15 minutes")
 OVERALL = parse("30/minute")
-
-
-def password_token(password: str) -> str:
-    """"scrypt$n$r$p$salt$hash" of password: what the app checks sign-ins against, never the password itself."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 * 2**20)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def password_matches(token: str, password: str) -> bool:
-    """Constant-time check of password against a token from password_token (False for a malformed token)."""
-    try:
-        kind, n, r, p, salt, digest = token.split("$")
-        if kind != "scrypt":
-            return False
-        given = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                               maxmem=64 * 2**20)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(given, bytes.fromhex(digest))
 
 
 @st.cache_resource(show_spinner=False)

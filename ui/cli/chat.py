@@ -9,9 +9,9 @@ import click
 
 from kb import KBError, KnowledgeBase
 from retriever import RETRIEVERS, AnswerConfig, LLMConfig, answer, make_retriever
-from ui.app_input import question_problem
-from ui.ask_command import print_answer
-from ui.terminal import safe_text
+from ui.questions import question_problem
+from ui.cli.ask import print_answer
+from ui.cli.terminal import safe_text
 
 HELP = "Ask a question. /new starts a new topic, /quit or Ctrl+D leaves."
 

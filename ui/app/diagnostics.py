@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.app_render import md_escape
-from ui.app_turns import DiagnosticsView, TurnView
+from ui.app.render import md_escape
+from ui.app.turns import DiagnosticsView, TurnView
 
 
 def energy_points(d: DiagnosticsView) -> list[dict[str, float]]:

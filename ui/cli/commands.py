@@ -17,7 +17,12 @@ import click
 from ingest import ChunkConfig, IngestConfig, IngestReport, ingest, report_dict, report_line
 from kb import CROSS_ENCODER, DEFAULT_MODEL, PACKAGED_MODELS, KBError, KnowledgeBase
 from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HopfieldConfig, make_retriever, search_dict
-from ui.terminal import safe_text
+from ui.cli.app_command import ui
+from ui.cli.ask import ask
+from ui.cli.chat import chat
+from ui.cli.evaluate import eval_cmd
+from ui.cli.memory import memory
+from ui.cli.terminal import safe_text
 
 # The default first, then the other packaged models (kb.embedder.PACKAGED_MODELS is the one list).
 MODEL_NAMES = [DEFAULT_MODEL] + sorted(m for m in PACKAGED_MODELS if m != DEFAULT_MODEL)
@@ -324,13 +329,6 @@ def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
             click.echo("repaired: " + safe_text(", ".join(f"{a} -> {b}" for a, b in d.repairs)))
 
 
-# Commands that live in their own modules.
-from ui.ask_command import ask  # noqa: E402
-from ui.chat_command import chat  # noqa: E402
-from ui.ui_command import ui  # noqa: E402
-from ui.eval_command import eval_cmd  # noqa: E402
-from ui.memory_command import memory  # noqa: E402
-
 main.add_command(ask)
 main.add_command(chat)
 main.add_command(ui)
@@ -358,7 +356,12 @@ class _LazyCommand(click.Command):
 
     def real(self) -> click.Command:
         if self._real is None:
-            self._real = self.entry.load()
+            try:
+                self._real = self.entry.load()
+            except ImportError as exc:
+                # A plain install leaves the HTTP API out (pyproject.toml extras): say which extra brings it.
+                raise click.ClickException(f"`kb {self.name}` needs the HTTP API's packages ({exc.name} is missing): "
+                                           "pip install 'hopfield-kb[api]'") from None
         return self._real
 
     def get_short_help_str(self, limit: int = 45) -> str:
@@ -376,7 +379,3 @@ class _LazyCommand(click.Command):
 
 
 _plugins()
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ui.ui_command import KB_DIR_ENV, SOURCES_ENV, streamlit_command
+from ui.launch import KB_DIR_ENV, SOURCES_ENV, streamlit_command
 
 
 def free_port() -> int:
@@ -72,7 +72,7 @@ def running_app(kb_dir: Path, port: int | None = None, log_path: Path | None = N
             tmp.cleanup()
 
 
-if __name__ == "__main__":  # python -m ui.app_server KB_DIR: serve until Ctrl+C (debugging aid)
+if __name__ == "__main__":  # python -m ui.app.server KB_DIR: serve until Ctrl+C (debugging aid)
     with running_app(Path(sys.argv[1])) as base:
         print(base, flush=True)
         try:

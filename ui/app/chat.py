@@ -1,7 +1,7 @@
 """The chat page: ask, read the cited answer, open each source at the quoted sentence, give feedback.
 
 Agents see the conversation and the question box; the sidebar lists their saved conversations
-(ui/app_conversations.py). Retrieval settings and diagnostics sit in the sidebar's Advanced section.
+(ui/app/conversations.py). Retrieval settings and diagnostics sit in the sidebar's Advanced section.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import streamlit as st
 from kb import ConversationStore, EmptyKBError, KBError, location_label
 from retriever import answer, record_feedback
 from ui import app_session, app_state
-from ui.app_cite import citation_script, copy_button
-from ui.app_conversations import render_conversations
-from ui.app_diagnostics import render_diagnostics
-from ui.app_files import original_document, pdf_page_of
-from ui.app_input import question_problem
-from ui.app_render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
-from ui.app_turns import NEW_TOPIC, READ_WITH, SourceView, TurnView, conversation_history, copy_text, from_answer
+from ui.app.cite import citation_script, copy_button
+from ui.app.conversations import render_conversations
+from ui.app.diagnostics import render_diagnostics
+from ui.app.files import original_document, pdf_page_of
+from ui.questions import question_problem
+from ui.app.render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
+from ui.app.turns import NEW_TOPIC, READ_WITH, SourceView, TurnView, conversation_history, copy_text, from_answer
 
 PDF_VIEW_HEIGHT_PX = 640
 

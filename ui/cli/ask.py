@@ -10,7 +10,7 @@ import click
 from kb import KnowledgeBase
 from retriever import (DEFAULT_CANDIDATES, RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer,
                        answer_dict, make_retriever)
-from ui.terminal import safe_text
+from ui.cli.terminal import safe_text
 
 
 @click.command("ask")

@@ -10,8 +10,8 @@ from data import SAMPLE_QUESTIONS
 from kb import KBError, KnowledgeBase
 from retriever import RETRIEVERS
 from ui import app_state
-from ui.app_files import feedback_jsonl, feedback_questions
-from ui.app_render import md_escape
+from ui.app.files import feedback_jsonl, feedback_questions
+from ui.app.render import md_escape
 
 MAX_SET_MB = 5
 

@@ -1,0 +1,5 @@
+"""Page script: the chat page (logic in ui.app.chat)."""
+
+from ui.app.chat import render
+
+render()

@@ -1,0 +1,5 @@
+"""Page script: the evaluation page (logic in ui.app.evaluation)."""
+
+from ui.app.evaluation import render
+
+render()
