@@ -16,8 +16,11 @@ from retriever.question_recall import learn_from_feedback
 class Cited(Protocol):
     """What feedback needs of a cited passage (a retriever.Citation, the app's SourceView...)."""
 
-    chunk_id: int
-    doc_source: str
+    @property
+    def chunk_id(self) -> int: ...
+
+    @property
+    def doc_source(self) -> str: ...
 
 
 def record_feedback(kb, question: str, cited: Iterable[Cited], helpful: bool, by: str | None = None,
