@@ -20,7 +20,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import openapi_links
+from api.openapi_links import LinkedAPI
 from api.auth import KeyCache
 from api.config import ServerConfig
 from api.errors import add_handlers
@@ -40,8 +40,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         threading.Thread(target=_warm_up, args=(services,), name="warm-up", daemon=True).start()
         yield
 
-    app = FastAPI(title="hopfield-kb", version="1", description=__doc__, lifespan=lifespan,
-                  openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}])
+    app = LinkedAPI(title="hopfield-kb", version="1", description=__doc__, lifespan=lifespan,
+                    openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}])
     app.state.services = services
     app.state.collections = services.collections
     app.state.jobs = services.jobs
@@ -53,7 +53,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     add_handlers(app, config)
     for router in (admin.router, documents.router, answers.router):
         app.include_router(router)
-    openapi_links.add_links(app)
     return app
 
 

@@ -78,7 +78,7 @@ class Caller:
 
     @property
     def kb(self) -> KnowledgeBase:
-        return self.services.collections.kb(self._named())
+        return self.services.collections.kb(self.collection_name)
 
     def where(self, key_prefix: str | None = None) -> DocumentFilter:
         """Documents the key may see (under key_prefix when given), for a listing."""
@@ -110,7 +110,9 @@ class Caller:
             raise HTTPException(404, f"no passage {chunk_id} in {self.collection!r}")
         return record
 
-    def _named(self) -> str:
+    @property
+    def collection_name(self) -> str:
+        """The collection this caller acts on (READER and WRITER name it; RuntimeError before Caller.use)."""
         if self.collection is None:
             raise RuntimeError("this route names no collection: call Caller.use(collection) first")
         return self.collection

@@ -29,6 +29,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from kb import KBError, check_labels, without_paths
 
@@ -138,7 +139,7 @@ _LIMITS = {"max_upload_mb": int, "max_request_kb": int, "rate_limit": str, "conc
            "feedback_limit": str, "upload_slots": int, "upload_slots_per_key": int}
 
 
-def single_collection(kb_dir: Path, keys_path: Path, sources: list[Path] = (), visibility: str = "internal"
+def single_collection(kb_dir: Path, keys_path: Path, sources: Sequence[Path] = (), visibility: str = "internal"
                       ) -> ServerConfig:
     """One collection named "default" on kb_dir (what `kb serve --kb-dir` serves)."""
     srcs = tuple(SourceConfig(Path(s).resolve(), visibility) for s in sources)

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import anyio
 from limits import parse_many
@@ -147,7 +147,7 @@ async def _too_large(send, limit: int) -> None:
     await _reply(send, 413, f"request body over the {limit // 1024} KB limit")
 
 
-async def _reply(send, status: int, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
+async def _reply(send, status: int, detail: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

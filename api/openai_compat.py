@@ -83,7 +83,7 @@ def models(caller: Caller = Depends(authenticate)) -> dict:
 def chat(body: ChatRequest, caller: Caller = Depends(authenticate)):
     """The cited answer as an OpenAI chat completion (model = collection name)."""
     caller = caller.use(body.model.removeprefix("hopfield-kb/"))
-    name = caller.collection
+    name = caller.collection_name
     question, history = _conversation(body)
     ans = answer(question, caller.services.collections.retriever(name, "hopfield", 5), AnswerConfig(),
                  where=caller.filter(), history=history)

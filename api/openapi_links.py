@@ -7,6 +7,8 @@ delete (tests/test_api_fuzz.py) and a client generator can follow them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 DOC = "/v1/collections/{collection}/documents/{doc_key}"
@@ -28,14 +30,14 @@ LINKS = {
 }
 
 
-def add_links(app: FastAPI) -> None:
-    """Make app.openapi() carry LINKS (computed once, on first use, like FastAPI's own schema)."""
-    plain = app.openapi
+class LinkedAPI(FastAPI):
+    """A FastAPI application whose app.openapi() carries LINKS (computed once, on first use, like FastAPI's own
+    schema)."""
 
-    def with_links() -> dict:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        spec = plain()
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        spec = super().openapi()
         paths = spec.get("paths", {})
         for (path, method, status), links in LINKS.items():
             response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
@@ -50,5 +52,3 @@ def add_links(app: FastAPI) -> None:
                 out[name] = {"operationId": operation["operationId"],
                              "parameters": {"collection": "$request.path.collection", param: value}}
         return spec
-
-    app.openapi = with_links

@@ -21,6 +21,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from api.config import ServerConfig
 from kb import KBError
@@ -81,14 +82,15 @@ def _application(server: ServerConfig, conf: RayServeConfig):
             return create_app(self._config)
 
     autoscaling = conf.autoscaling()
-    options = {"name": DEPLOYMENT, "max_ongoing_requests": conf.max_ongoing_requests,
-               "ray_actor_options": {"num_cpus": conf.replica_cpus},
-               "health_check_period_s": 2, "health_check_timeout_s": 30, "graceful_shutdown_timeout_s": 10}
+    options: dict[str, Any] = {  # serve.deployment's keyword arguments
+        "name": DEPLOYMENT, "max_ongoing_requests": conf.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": conf.replica_cpus},
+        "health_check_period_s": 2, "health_check_timeout_s": 30, "graceful_shutdown_timeout_s": 10}
     if autoscaling is None:
         options["num_replicas"] = conf.replicas
     else:
         options["autoscaling_config"] = autoscaling
-    return serve.deployment(HopfieldKBApi, **options).bind(server)
+    return serve.deployment(**options)(HopfieldKBApi).bind(server)
 
 
 def deploy(server: ServerConfig, conf: RayServeConfig) -> str:

@@ -41,10 +41,10 @@ class HistoryMessage(BaseModel):
     content: str = Field(..., max_length=MAX_HISTORY_CHARS)
 
 
-HISTORY_FIELD = Field(default_factory=list, max_length=MAX_HISTORY_MESSAGES,
-                      description="the conversation before this turn, oldest first; the newest "
-                                  f"{HistoryConfig().max_turns} user turns with their replies and "
-                                  f"{HistoryConfig().max_chars} characters are read")
+HISTORY_FIELD: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY_MESSAGES,
+                                             description="the conversation before this turn, oldest first; the "
+                                             f"newest {HistoryConfig().max_turns} user turns with their replies "
+                                             f"and {HistoryConfig().max_chars} characters are read")
 
 
 class HistoryOut(BaseModel):

@@ -15,6 +15,7 @@ from before conversations needs no upgrade step.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import sqlite3
@@ -174,7 +175,7 @@ class ConversationStore:
             con.execute("COMMIT")
         return ConversationTurn(conversation_id, int(pos), question, answer, now)
 
-    def turns(self, conversation_id: str) -> list[ConversationTurn]:
+    def turns(self, conversation_id: str) -> builtins.list[ConversationTurn]:  # `list` here is the method above
         with self._connect() as con:
             rows = con.execute("SELECT conversation_id, position, question, answer, at FROM conversation_turns "
                                "WHERE conversation_id = ? ORDER BY position", (conversation_id,)).fetchall()

@@ -155,6 +155,13 @@ def rollback(con: sqlite3.Connection) -> None:
             pass
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row cur's INSERT just added (SQLite sets lastrowid on every successful INSERT)."""
+    if cur.lastrowid is None:
+        raise ValueError("the cursor has run no INSERT")
+    return int(cur.lastrowid)
+
+
 def is_damaged(exc: sqlite3.DatabaseError) -> bool:
     """Whether exc says the file is not a readable SQLite database (truncated, overwritten, malformed)."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF

@@ -40,7 +40,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from kb import reads
-from kb.database import Database
+from kb.database import Database, inserted_id
 from kb.errors import KBError
 from kb.lexicon import char_grams, pack_grams, unpack_grams
 from kb.schema import QUESTION_MEMORY_TABLES, ensure_tables, has_table
@@ -256,6 +256,7 @@ class QuestionMemory:
                 row = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE question_key = ? AND text_hash = ? "
                                   "AND by_user = ?", (key, h, user)).fetchone()
                 if row is None:
+                    assert grams is not None  # computed whenever prepared holds a question
                     g = grams[n]
                     cur = con.execute(
                         "INSERT INTO qmem_associations (question, question_key, vector, grams, text_hash, doc_source, "
@@ -263,7 +264,7 @@ class QuestionMemory:
                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (question, key, vec.tobytes(), pack_grams(g.indices.astype(np.uint32), g.data), h, source,
                          version, user, float(np.clip(delta, -cap, cap)), int(delta > 0), int(delta < 0), now, now))
-                    aid = int(cur.lastrowid)
+                    aid = inserted_id(cur)
                 else:
                     old = _association(row)
                     aid = old.id

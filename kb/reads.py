@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ CHUNK_COLUMNS = (
 )
 DOC_COLUMNS = ("id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, "
                "visibility, encoding, url, updated_at, tags")
+_DOC_FIELDS = tuple(c.strip() for c in DOC_COLUMNS.split(","))  # DocumentInfo's field names, in DOC_COLUMNS' order
 
 
 def meta(con: sqlite3.Connection, key: str) -> str | None:
@@ -51,7 +52,7 @@ def vectors(con: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, out
 
 
-def vectors_of(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+def vectors_of(con: sqlite3.Connection, chunk_ids: Iterable[int]) -> dict[int, np.ndarray]:
     """{chunk id: stored vector} for chunk_ids that exist."""
     return {cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in select_in(
         con, f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash WHERE c.id IN {IN_LIST}",
@@ -162,7 +163,8 @@ def filter_sql(where: DocumentFilter | None) -> tuple[str, list]:
     """A SQL condition on documents d (and its parameters) for where; "1" allows everything."""
     if where is None or where.empty:
         return "1", []
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[str | int | float] = []
     if where.visibility is not None:
         parts.append(f"d.visibility IN ({','.join('?' * len(where.visibility))})" if where.visibility else "0")
         params += list(where.visibility)
@@ -183,5 +185,6 @@ def filter_sql(where: DocumentFilter | None) -> tuple[str, list]:
 
 
 def _document(row: tuple) -> DocumentInfo:
-    *fields, encoding, url, updated_at, tags = row
-    return DocumentInfo(*fields, encoding=encoding, url=url, updated_at=updated_at, tags=tuple(json.loads(tags or "[]")))
+    fields = dict(zip(_DOC_FIELDS, row, strict=True))
+    fields["tags"] = tuple(json.loads(fields["tags"] or "[]"))
+    return DocumentInfo(**fields)

@@ -45,6 +45,7 @@ def reembed(kb_dir: str | Path, config: EmbedderConfig, wait: float = 0.0, progr
     kb = KnowledgeBase(kb_dir)
     embedder = load_embedder(config)  # before the lock: a bad model name fails without waiting
     with kb.model_switch(embedder.name, embedder.dim, wait) as writer:
+        assert kb.manifest is not None  # model_switch refuses a KB without one
         before = kb.manifest.model
         _, texts = kb.chunk_texts()
         unique = list(dict.fromkeys(texts))

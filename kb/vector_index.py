@@ -102,20 +102,24 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, config: IndexConfig) -> fa
     if kind == "ivf" and n >= 1000:
         nlist = config.nlist_for(n)
         quantizer = faiss.IndexFlatIP(dim)
+        ivf: faiss.IndexIVF
         if sq is None:
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, ip)
+            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, ip)
         else:
-            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, sq, ip)
-        index.train(_training_sample(vectors, config.train_per_list * nlist))
-        index.nprobe = config.nprobe
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-        return index
+            ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, sq, ip)
+        ivf.train(_training_sample(vectors, config.train_per_list * nlist))
+        ivf.nprobe = config.nprobe
+        ivf.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        return ivf
+    inner: faiss.Index
     if kind == "hnsw":
+        hnsw: faiss.IndexHNSW
         if sq is None:
-            inner = faiss.IndexHNSWFlat(dim, config.hnsw_m, ip)
+            hnsw = faiss.IndexHNSWFlat(dim, config.hnsw_m, ip)
         else:
-            inner = faiss.IndexHNSWSQ(dim, sq, config.hnsw_m, ip)
-        inner.hnsw.efSearch = config.hnsw_ef_search
+            hnsw = faiss.IndexHNSWSQ(dim, sq, config.hnsw_m, ip)
+        hnsw.hnsw.efSearch = config.hnsw_ef_search
+        inner = hnsw
     elif sq is not None:
         inner = faiss.IndexScalarQuantizer(dim, sq, ip)
     else:
@@ -137,6 +141,7 @@ def index_ids(index: faiss.Index) -> np.ndarray:
         return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
     ivf = faiss.extract_index_ivf(index)
     invlists = ivf.invlists
+    assert invlists is not None, "an IVF index owns its inverted lists"
     parts = []
     for lst in range(ivf.nlist):
         size = invlists.list_size(lst)
@@ -168,12 +173,16 @@ class Snapshot:
         if allowed is None:
             return self.index.search(queries, k)
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        params: faiss.SearchParameters
         try:
             ivf = faiss.extract_index_ivf(self.index)
         except RuntimeError:  # flat or HNSW behind the id map
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters()
         else:
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+            ivf_params = faiss.SearchParametersIVF()
+            ivf_params.nprobe = ivf.nprobe
+            params = ivf_params
+        params.sel = selector
         return self.index.search(queries, k, params=params)
 
     def positions(self, chunk_ids: np.ndarray) -> np.ndarray:

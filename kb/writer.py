@@ -19,10 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
+import faiss
 import numpy as np
 
 from kb import lexical_index, reads
-from kb.database import rollback
+from kb.database import inserted_id, rollback
 from kb.errors import KBError, KBLockedError, ManifestError, write_failure
 from kb.faults import fault_point
 from kb.manifest import Manifest, write_manifest
@@ -187,7 +188,7 @@ class Writer:
                         (source, version, "updated" if row else "added", doc.content_hash, len(ids), now),
                     )
                 if self._switch is not None:
-                    self._replace_vectors(con)
+                    self._replace_vectors(con, self._switch)
                 con.execute(
                     "DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)"
                 )
@@ -243,17 +244,17 @@ class Writer:
         self._switch = None
         self._in_commit.clear()
 
-    def _replace_vectors(self, con: sqlite3.Connection) -> None:
+    def _replace_vectors(self, con: sqlite3.Connection, switch: dict[str, np.ndarray]) -> None:
         """Every current text's vector replaced by the staged switch's (the write lock kept the set fixed)."""
         current = {r[0] for r in con.execute("SELECT DISTINCT text_hash FROM chunks")}
-        missing = current - set(self._switch)
+        missing = current - set(switch)
         if missing:
             raise KBError(f"{len(missing)} passages changed while the KB was re-embedded; nothing was changed: "
                           "run `kb reembed` again")
         con.executemany("UPDATE embeddings SET vector = ? WHERE text_hash = ?",
-                        [(np.asarray(v, dtype=np.float32).tobytes(), h) for h, v in self._switch.items() if h in current])
+                        [(np.asarray(v, dtype=np.float32).tobytes(), h) for h, v in switch.items() if h in current])
         con.executemany("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
-                        [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in self._switch.items() if h in current])
+                        [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in switch.items() if h in current])
 
     def _apply_relocations(self, con: sqlite3.Connection) -> None:
         for source, (path, root) in self._relocations.items():
@@ -301,7 +302,7 @@ class Writer:
                 (doc_id, version, ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.n_tokens,
                  chunk.page, chunk.section, h, chunk.ocr_confidence),
             )
-            ids.append(int(cur.lastrowid))
+            ids.append(inserted_id(cur))
             indexed.append((ids[-1], body))
         self._lexicon.add(con, indexed)
         return ids
@@ -332,7 +333,7 @@ class Writer:
         incremental = kind == kb.index_config.kind_for(old.size) and (kind != "ivf" or len(ids) < 4 * max(old.size, 1))
         if incremental:
             if removed.size:
-                index.remove_ids(removed)
+                index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(removed, dtype=np.int64)))
             if new_ids.size:
                 index.add_with_ids(np.ascontiguousarray(new_vecs), new_ids)
         else:

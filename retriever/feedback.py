@@ -16,8 +16,11 @@ from retriever.question_recall import learn_from_feedback
 class Cited(Protocol):
     """What feedback needs of a cited passage (a retriever.Citation, the app's SourceView...)."""
 
-    chunk_id: int
-    doc_source: str
+    @property
+    def chunk_id(self) -> int: ...
+
+    @property
+    def doc_source(self) -> str: ...
 
 
 def record_feedback(kb, question: str, cited: Iterable[Cited], helpful: bool, by: str | None = None,
@@ -26,8 +29,9 @@ def record_feedback(kb, question: str, cited: Iterable[Cited], helpful: bool, by
     rows' ids. by: who gave it (an API key as "key:ID"; None in the app). learn(chunk_ids): how the memory is
     taught (default: now, by learn_from_feedback); it is not called when nothing was cited."""
     passages = list(cited)
+    slots: list[Cited | None] = [*passages] if passages else [None]  # one row without a passage when none was cited
     rows = [kb.add_feedback(question, p.chunk_id if p else None, p.doc_source if p else None, helpful, by=by)
-            for p in passages or [None]]
+            for p in slots]
     chunk_ids = [p.chunk_id for p in passages]
     if chunk_ids:
         if learn is None:

@@ -141,7 +141,7 @@ def history_dict(used: HistoryUsed | None) -> dict[str, Any] | None:
 
 def search_dict(result: SearchResult, scoped: bool = False, details: bool = False) -> dict[str, Any]:
     """A search result as SearchDict; details adds "seconds"."""
-    out = {"query": result.query, "retriever": result.retriever, "snapshot": result.snapshot,
+    out: dict[str, Any] = {"query": result.query, "retriever": result.retriever, "snapshot": result.snapshot,
            "hits": [hit_dict(h, scoped) for h in result.hits],
            "diagnostics": diagnostics_dict(result.diagnostics, scoped), "history_used": history_dict(result.history)}
     if details:

@@ -20,8 +20,8 @@ router = APIRouter(tags=["answers"])
 @router.post("/v1/collections/{collection}/search", response_model=SearchResponse)
 def search(body: SearchRequest, caller: Caller = READER) -> dict:
     """Passages for a query, best first, each with what a citation needs."""
-    retriever = caller.services.collections.retriever(caller.collection, body.retriever, body.k, body.candidates,
-                                                      body.beta)
+    retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k,
+                                                      body.candidates, body.beta)
     result = retriever.search(body.query, body.k, where=caller.filter(body.filters),
                               history=parse_history(history_turns(body.history)))
     return search_dict(result, caller.scoped)
@@ -32,7 +32,7 @@ def search(body: SearchRequest, caller: Caller = READER) -> dict:
 def ask(body: AskRequest, caller: Caller = READER, accept: str | None = Header(None)):
     """A cited answer, or an abstention with the closest passages. Streams as server-sent events when
     stream is true or the client accepts text/event-stream."""
-    retriever = caller.services.collections.retriever(caller.collection, body.retriever, body.k)
+    retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k)
     ans = answer(body.question, retriever, AnswerConfig(), where=caller.filter(body.filters),
                  history=history_turns(body.history))
     if body.stream or "text/event-stream" in (accept or ""):
@@ -50,7 +50,7 @@ def feedback(body: FeedbackRequest, caller: Caller = READER) -> dict:
 
     def learn(chunk_ids: list[int]) -> None:  # the question memory learns within FLUSH_SECONDS, batched (api/feedback.py)
         for chunk_id in chunk_ids:
-            caller.services.learner.add(Lesson(caller.collection, body.question, chunk_id, body.helpful, by))
+            caller.services.learner.add(Lesson(caller.collection_name, body.question, chunk_id, body.helpful, by))
 
     [row] = record_feedback(caller.kb, body.question, cited, body.helpful, by=by, learn=learn)
     return {"id": row}

@@ -70,6 +70,7 @@ def upload(caller: Caller = WRITER, file: UploadFile = File(...),
 def delete(collection: str, doc_key: str, caller: Caller = WRITER) -> dict:
     doc = caller.document(doc_key)
     kb = caller.kb
+    assert kb.manifest is not None  # a KB holding the document has recorded its model
     with kb.writer(model=kb.manifest.model, dim=kb.manifest.dim, wait=60.0) as w:
         w.remove_document(doc.source)
     uploaded = upload_dir(kb.dir) / doc.source
@@ -83,7 +84,7 @@ def start_sync(caller: Caller = WRITER, body: SyncRequest = SyncRequest()) -> di
     """Sync the collection's configured source folders (all, or the ones named) in the background.
     Only folders in the server config can be synced; a request never names a path of its own.
     A sync already running is a 409 (api.jobs.JobRunning)."""
-    conf = caller.services.collections.get(caller.collection)
+    conf = caller.services.collections.get(caller.collection_name)
     sources = conf.sources
     if body.sources is not None:
         by_path = {str(s.path): s for s in conf.sources}

@@ -87,6 +87,7 @@ def _blocks(text: str) -> list[tuple[int, int, bool]]:
                 blocks.append((current[0], current[1], bool(current[2])))
             current = [start, end, 1 if _HEADING.match(line) else 0]
         else:
+            assert current is not None  # new_block is true whenever no block is open
             current[1] = end
         prev_line = line
     if current:
