@@ -345,7 +345,7 @@ def test_a_follow_up_is_answered_with_the_saved_conversation_until_new_topic(kb_
 
 
 def test_wrong_passwords_lock_the_sign_in_out_and_the_password_is_stored_memory_hard(kb_copy, monkeypatch):
-    from ui import app_signin
+    from ui.app import signin as app_signin
     from ui.launch import SIGN_IN_ENV, password_token
 
     token = password_token("correct horse battery")

@@ -13,7 +13,8 @@ import streamlit as st
 
 from kb import ConversationStore, EmptyKBError, KBError, location_label
 from retriever import answer, record_feedback
-from ui import app_session, app_state
+from ui.app import session as app_session
+from ui.app import state as app_state
 from ui.app.cite import citation_script, copy_button
 from ui.app.conversations import render_conversations
 from ui.app.diagnostics import render_diagnostics

@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from kb import Conversation, ConversationStore, KBError
-from ui import app_session, app_state
+from ui.app import session as app_session
+from ui.app import state as app_state
 from ui.app.render import md_escape
 from ui.app.turns import TurnView, conversation_markdown
 

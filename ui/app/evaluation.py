@@ -9,7 +9,7 @@ import streamlit as st
 from data import SAMPLE_QUESTIONS
 from kb import KBError, KnowledgeBase
 from retriever import RETRIEVERS
-from ui import app_state
+from ui.app import state as app_state
 from ui.app.files import feedback_jsonl, feedback_questions
 from ui.app.render import md_escape
 

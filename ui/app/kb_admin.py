@@ -9,7 +9,7 @@ import streamlit as st
 
 from ingest import IngestConfig, IngestReport, ingest, report_line
 from kb import KBError, KnowledgeBase, web_url
-from ui import app_state
+from ui.app import state as app_state
 from ui.app.files import ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, save_upload
 from ui.app.render import md_escape
 
