@@ -35,7 +35,8 @@ def load_docx(path: Path, data: bytes) -> ParsedText:
             text = "".join(t.text or "" for t in child.iter(qn("w:t"))).strip()
             if not text:
                 continue
-            style = (Paragraph(child, document).style.name or "").lower()
+            paragraph_style = Paragraph(child, document).style
+            style = ((paragraph_style.name if paragraph_style is not None else None) or "").lower()
             if style == "title" or style.startswith("heading"):
                 if not title and (style == "title" or style == "heading 1"):
                     title = text

@@ -195,7 +195,9 @@ def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
     texts = dict(pages)
     texts.update({n: _clean_pdf_text(t) for n, t in _tables(path, data, ruled).items()})
     confidence, warnings = _read_scans(path, data, scanned, texts, ocr, on_ocr_page)
-    parts, blocks, offset = [], [], 0
+    parts: list[str] = []
+    blocks: list[Block] = []
+    offset = 0
     for number, _ in pages:
         text = texts[number]
         if not text.strip():

@@ -30,6 +30,7 @@ import os
 import pickle
 import socket
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -208,12 +209,12 @@ class RayEmbedder:
         table = pa.table({"i": np.arange(len(texts), dtype=np.int64), "text": pa.array(list(texts), pa.string())})
         # Ray Data hands whole blocks to actors, so one big block would feed one actor.
         blocks = [table.slice(s, size) for s in range(0, len(texts), size)]
-        ds = ray.data.from_arrow(blocks)
+        source = ray.data.from_arrow(blocks)
         actors = min(plan.actors, len(blocks))
         # An ONNX model runs on onnxruntime's CPU build: its actors use the CPU even where the plan has GPUs.
         device = "cuda" if plan.gpus and gpu_capable(self.config.model) else "cpu"
         actor_config = replace(self.config, threads=plan.threads, device=device)
-        ds = ds.map_batches(_EmbedActor, batch_size=None, batch_format="numpy",
+        ds = source.map_batches(_EmbedActor, batch_size=None, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=plan.cpus,
                             num_gpus=plan.gpus or None,
                             fn_constructor_kwargs={"config": actor_config})
@@ -271,9 +272,9 @@ class RayEngine:
         import ray
 
         per_task = self.config.files_per_task
-        ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_task))
-        ds = ds.map_batches(_parse_batch, batch_size=per_task, batch_format="numpy", num_cpus=1,
-                            fn_kwargs={"config": config})
+        source = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_task))
+        ds = source.map_batches(partial(_parse_batch, config=config), batch_size=per_task, batch_format="numpy",
+                                num_cpus=1)
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for payload in batch["outcome"]:

@@ -13,6 +13,8 @@ model) once per process and reused; it exits when its parent goes away (its pipe
 from __future__ import annotations
 
 import multiprocessing as mp
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 import threading
 import time
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ def _serve(conn, memory_mb: int) -> None:
         def extend(seconds: float) -> None:
             conn.send(("extend", seconds))  # an OCR page is starting: the parent adds its limit to the deadline
 
+        result: tuple[str, object]
         try:
             result = ("ok", parse_file(Path(path), data, chunking, on_ocr_page=extend, **kwargs))
         except LoadError as exc:
@@ -81,17 +84,17 @@ class ParseWorker:
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
-        self._proc = None
-        self._conn = None
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
         self._lock = threading.Lock()
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.budget.memory_mb), daemon=True, name="kb-parse")
-        self._proc.start()
+        proc = ctx.Process(target=_serve, args=(child, self.budget.memory_mb), daemon=True, name="kb-parse")
+        proc.start()
         child.close()
-        self._conn = parent
+        self._proc, self._conn = proc, parent
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -121,7 +124,7 @@ class ParseWorker:
                     return doc, tuple(warnings) + (note,)
             status, value = self._exchange(path, (str(path), data, chunking, kwargs))
         if status == "failed":
-            raise LoadError(path, value)
+            raise LoadError(path, str(value))
         return value
 
     def _exchange(self, path: Path, request: tuple) -> tuple[str, object]:
@@ -129,15 +132,17 @@ class ParseWorker:
         limit as the worker announces it (a scanned file's pages are not the parser's fault)."""
         ocr_pages = 0
         deadline = time.monotonic() + self.budget.seconds
+        conn = self._conn
+        assert conn is not None, "parse() starts the worker before the exchange"
         try:
-            self._conn.send(request)
+            conn.send(request)
             while True:
-                if not self._conn.poll(max(deadline - time.monotonic(), 0)):
+                if not conn.poll(max(deadline - time.monotonic(), 0)):
                     self.stop()
                     pages = f" plus {ocr_pages} OCR page(s)" if ocr_pages else ""
                     raise LoadError(path, f"took more than the {self.budget.seconds:g} s parse budget{pages}; "
                                           "skipped (raise it with --parse-seconds if the file is genuine)")
-                status, value = self._conn.recv()
+                status, value = conn.recv()
                 if status != "extend":
                     return status, value
                 ocr_pages += 1

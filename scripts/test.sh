@@ -28,6 +28,8 @@ source scripts/system.sh
 need chromium chromium "the browser tests will fail"
 need tesseract tesseract-ocr "the OCR tests will fail"
 install_needed
-# Lint first (pyproject.toml [tool.ruff]): seconds, and a failure names file, line and rule.
+# Lint and type-check first (pyproject.toml [tool.ruff], [tool.mypy]): a minute, and a failure names file,
+# line and rule.
 "$VENV/bin/python" -m ruff check .
+"$VENV/bin/python" -m mypy
 exec "$VENV/bin/python" -m pytest "$@"

@@ -8,6 +8,7 @@ which would kill every Ray process of this user on the machine, including cluste
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -115,7 +116,7 @@ class LocalCluster:
                 raise ClusterError(f"`ray start` exited with {dead[0].proc.returncode}: "
                                    f"{dead[0].log.read_text()[-1500:]}")
             try:
-                ray.init(address=self.address, logging_level="WARNING", log_to_driver=False, namespace="hopfield-kb",
+                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, namespace="hopfield-kb",
                          runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}})
             except (ConnectionError, RuntimeError, Exception) as exc:  # noqa: BLE001 - the head may not listen yet
                 if time.monotonic() > deadline:

@@ -150,11 +150,11 @@ def _save(store: ConversationStore | None, session: str, turn: TurnView) -> None
     conv = app_session.current_conversation()
     found = store.get(conv) if conv is not None else None
     if found is None or found.session != session:  # never write into another session's conversation
-        conv = store.create(session, title=turn.question).id
-        app_session.set_conversation(conv)
+        found = store.create(session, title=turn.question)
+        app_session.set_conversation(found.id)
     elif found.n_turns == 0 and found.title == "New conversation":
-        store.rename(conv, turn.question)
-    store.add_turn(conv, turn.question, turn.to_dict())
+        store.rename(found.id, turn.question)
+    store.add_turn(found.id, turn.question, turn.to_dict())
 
 
 def render() -> None:

@@ -24,7 +24,7 @@ def _label(c: Conversation) -> str:
 
 def _on_pick(store: ConversationStore, by_label: dict[str, str]) -> None:
     picked = st.session_state.get("conv_pick")
-    app_session.set_conversation(by_label.get(picked))
+    app_session.set_conversation(by_label.get(picked) if isinstance(picked, str) else None)
 
 
 def _on_new() -> None:

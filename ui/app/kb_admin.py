@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -140,7 +141,7 @@ def render() -> None:
                 icon=":material/info:")
     else:
         with app_state.shown_errors("Reading the knowledge base"):
-            stats = kb.stats()
+            stats: dict[str, Any] = kb.stats()
             c1, c2, c3 = st.columns(3)
             c1.metric("Documents", stats["documents"])
             c2.metric("Chunks", stats["chunks"])

@@ -128,7 +128,7 @@ def diagnostics_view(d: Diagnostics, k: int) -> DiagnosticsView:
     energy = tuple(float(e) if math.isfinite(e) else None for e in d.energy)
     return DiagnosticsView(beta=float(d.beta), k=int(k), candidates=int(d.candidates), steps=int(d.steps),
                            converged=bool(d.converged), entropy=float(d.entropy), energy=energy,
-                           repairs=tuple(tuple(r) for r in d.repairs), query_used=d.query_used,
+                           repairs=tuple((str(a), str(b)) for a, b in d.repairs), query_used=d.query_used,
                            memory=tuple(memory_line(m) for m in d.memory))
 
 

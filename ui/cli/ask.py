@@ -55,9 +55,9 @@ def print_answer(ans: Answer) -> None:
     if ans.abstained:
         click.echo(f"\n(evidence {ans.evidence:.2f} < {ans.threshold:.2f}) Closest passages:")
         for h in ans.closest:
-            c = h.chunk
-            snippet = " ".join(c.text.split())
-            click.echo(safe_text(f"  - {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where})"))
+            chunk = h.chunk
+            snippet = " ".join(chunk.text.split())
+            click.echo(safe_text(f"  - {chunk.doc_title} ({chunk.doc_name} v{chunk.doc_version}, {chunk.where})"))
             click.echo(f"    {safe_text(snippet[:240])}{'...' if len(snippet) > 240 else ''}")
         return
     click.echo("\nSources:")

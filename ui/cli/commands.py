@@ -366,7 +366,7 @@ class _LazyCommand(click.Command):
 
     def get_short_help_str(self, limit: int = 45) -> str:
         return {"serve": "Serve the HTTP API (search, answers, documents, sync).",
-                "keys": "Create, list and revoke API keys."}.get(self.name, super().get_short_help_str(limit))
+                "keys": "Create, list and revoke API keys."}.get(self.name or "", super().get_short_help_str(limit))
 
     def main(self, *args, **kwargs):
         return self.real().main(*args, **kwargs)
