@@ -19,5 +19,18 @@ from api.config import CollectionConfig, ServerConfig, SourceConfig, load_config
 from api.keys import ROLES, ApiKey, KeyStore
 from api.ray_serve import RayServeConfig, serve_until_stopped
 
-__all__ = ["create_app", "keys", "serve", "CollectionConfig", "ServerConfig", "SourceConfig", "load_config",
-           "single_collection", "ROLES", "ApiKey", "KeyStore", "RayServeConfig", "serve_until_stopped"]
+__all__ = [
+    "create_app",
+    "keys",
+    "serve",
+    "CollectionConfig",
+    "ServerConfig",
+    "SourceConfig",
+    "load_config",
+    "single_collection",
+    "ROLES",
+    "ApiKey",
+    "KeyStore",
+    "RayServeConfig",
+    "serve_until_stopped",
+]

@@ -20,11 +20,11 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from api.openapi_links import LinkedAPI
 from api.auth import KeyCache
 from api.config import ServerConfig
 from api.errors import add_handlers
 from api.limits import Gate, GateLimits
+from api.openapi_links import LinkedAPI
 from api.routes import admin, answers, documents
 from api.services import Services
 from kb import KBError, embedder_for
@@ -40,15 +40,28 @@ def create_app(config: ServerConfig) -> FastAPI:
         threading.Thread(target=_warm_up, args=(services,), name="warm-up", daemon=True).start()
         yield
 
-    app = LinkedAPI(title="hopfield-kb", version="1", description=__doc__, lifespan=lifespan,
-                    openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}])
+    app = LinkedAPI(
+        title="hopfield-kb",
+        version="1",
+        description=__doc__,
+        lifespan=lifespan,
+        openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}],
+    )
     app.state.services = services
     app.state.collections = services.collections
     app.state.jobs = services.jobs
     # Key, rate, concurrency and body size are checked first; metrics (added after, so outside it) counts its refusals.
-    app.add_middleware(Gate, authenticate=KeyCache(services.keys), limits=GateLimits(
-        json_bytes=config.max_request_kb * 1024, upload_bytes=config.max_upload_mb * 2**20 + 64 * 1024,
-        rate=config.rate_limit, feedback=config.feedback_limit, concurrency=config.concurrency_per_key))
+    app.add_middleware(
+        Gate,
+        authenticate=KeyCache(services.keys),
+        limits=GateLimits(
+            json_bytes=config.max_request_kb * 1024,
+            upload_bytes=config.max_upload_mb * 2**20 + 64 * 1024,
+            rate=config.rate_limit,
+            feedback=config.feedback_limit,
+            concurrency=config.concurrency_per_key,
+        ),
+    )
     app.middleware("http")(services.metrics.middleware)
     add_handlers(app, config)
     for router in (admin.router, documents.router, answers.router):

@@ -91,10 +91,13 @@ class Caller:
         visibility = tuple(filters.visibility) if filters.visibility is not None else None
         if allowed is not None:
             visibility = tuple(v for v in (allowed if visibility is None else visibility) if v in allowed)
-        return DocumentFilter(visibility=visibility, key_prefix=filters.key_prefix or None,
-                              kinds=tuple(filters.kinds) if filters.kinds is not None else None,
-                              tags=tuple(filters.tags) if filters.tags is not None else None,
-                              ingested_after=filters.ingested_after)
+        return DocumentFilter(
+            visibility=visibility,
+            key_prefix=filters.key_prefix or None,
+            kinds=tuple(filters.kinds) if filters.kinds is not None else None,
+            tags=tuple(filters.tags) if filters.tags is not None else None,
+            ingested_after=filters.ingested_after,
+        )
 
     def document(self, doc_key: str) -> DocumentInfo:
         """The document with key doc_key; 404 when there is none or the key may not see it."""
@@ -122,15 +125,20 @@ def authenticate(request: Request) -> Caller:
     """The caller of request: the key the front gate checked before the body was read (401 without one)."""
     key = getattr(request.state, "api_key", None)
     if key is None:
-        raise HTTPException(401, "an API key is needed: send Authorization: Bearer <key> (kb keys create)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "an API key is needed: send Authorization: Bearer <key> (kb keys create)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return Caller(key, request.app.state.services)
 
 
 def member(role: str) -> Callable[..., Caller]:
     """The dependency of a route under /v1/collections/{collection}: the caller acting on it with role."""
+
     def check(collection: str, caller: Caller = Depends(authenticate)) -> Caller:
         return caller.use(collection, role)
+
     check.__name__ = f"member_{role}"
     return check
 

@@ -46,15 +46,17 @@ class Collections:
         if kb is not None and (kb.dir / "kb.sqlite").exists():
             kb.refresh()
 
-    def retriever(self, name: str, kind: str, top_k: int, candidates: int = DEFAULT_CANDIDATES,
-                  beta: float = HopfieldConfig().beta) -> Retriever:
+    def retriever(
+        self, name: str, kind: str, top_k: int, candidates: int = DEFAULT_CANDIDATES, beta: float = HopfieldConfig().beta
+    ) -> Retriever:
         key = (name, kind, top_k, candidates, beta)
         with self._lock:
             cached = self._retrievers.get(key)
         if cached is not None:
             return cached
         # No embedder given: the retriever embeds with the collection's own model and follows a `kb reembed`.
-        retriever = make_retriever(kind, self.kb(name), top_k=top_k, candidates=max(candidates, top_k),
-                                   hopfield=HopfieldConfig(beta=beta))
+        retriever = make_retriever(
+            kind, self.kb(name), top_k=top_k, candidates=max(candidates, top_k), hopfield=HopfieldConfig(beta=beta)
+        )
         with self._lock:
             return self._retrievers.setdefault(key, retriever)

@@ -28,8 +28,9 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...], visibility: str,
-                   keys_path: Path | None) -> ServerConfig:
+def _server_config(
+    config: Path | None, kb_dir: Path, sources: tuple[Path, ...], visibility: str, keys_path: Path | None
+) -> ServerConfig:
     if config is not None:
         loaded = load_config(config)
         return loaded if keys_path is None else dataclasses.replace(loaded, keys_path=keys_path.resolve())
@@ -37,30 +38,84 @@ def _server_config(config: Path | None, kb_dir: Path, sources: tuple[Path, ...],
 
 
 @click.command("serve")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Server config (TOML): collections, their source folders, key store, limits.")
-@click.option("--kb-dir", type=click.Path(path_type=Path), default=Path("kb_data"), show_default=True,
-              help="Without --config: the one collection, named default.")
-@click.option("--source", "sources", multiple=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Without --config: a folder sync jobs may read (repeatable).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Server config (TOML): collections, their source folders, key store, limits.",
+)
+@click.option(
+    "--kb-dir",
+    type=click.Path(path_type=Path),
+    default=Path("kb_data"),
+    show_default=True,
+    help="Without --config: the one collection, named default.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Without --config: a folder sync jobs may read (repeatable).",
+)
 @click.option("--visibility", default="internal", show_default=True, help="Without --config: the sources' visibility.")
-@click.option("--keys", "keys_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].")
+@click.option(
+    "--keys",
+    "keys_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 # Explicit, not uvicorn's silent fallback: httptools (from uvicorn[standard]) is what the limits were measured with.
-@click.option("--http", "http_parser", type=click.Choice(["httptools", "h11"]), default="httptools", show_default=True,
-              help="HTTP/1.1 parser (h11: the pure-Python one).")
+@click.option(
+    "--http",
+    "http_parser",
+    type=click.Choice(["httptools", "h11"]),
+    default="httptools",
+    show_default=True,
+    help="HTTP/1.1 parser (h11: the pure-Python one).",
+)
 # Optional value: `kb serve --ray` (this machine's cluster, RAY_ADDRESS, or a fresh local Ray) or `--ray HOST:PORT`.
-@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
-              help="Serve replicated on a Ray cluster with Ray Serve (HOST:PORT of its head; none: this machine's).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Serve replicated on a Ray cluster with Ray Serve (HOST:PORT of its head; none: this machine's).",
+)
 @click.option("--replicas", default=2, show_default=True, type=click.IntRange(1), help="With --ray: replicas.")
-@click.option("--max-replicas", default=None, type=click.IntRange(1),
-              help="With --ray: autoscale between --replicas and this many on load.")
-@click.option("--replica-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="With --ray: CPUs each replica reserves.")
-def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, http_parser, ray_address, replicas,
-          max_replicas, replica_cpus):
+@click.option(
+    "--max-replicas",
+    default=None,
+    type=click.IntRange(1),
+    help="With --ray: autoscale between --replicas and this many on load.",
+)
+@click.option(
+    "--replica-cpus",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="With --ray: CPUs each replica reserves.",
+)
+def serve(
+    config_path,
+    kb_dir,
+    sources,
+    visibility,
+    keys_path,
+    host,
+    port,
+    http_parser,
+    ray_address,
+    replicas,
+    max_replicas,
+    replica_cpus,
+):
     """Serve the HTTP API (search, cited answers, documents, sync jobs; OpenAPI docs at /docs)."""
     try:
         config = _server_config(config_path, kb_dir, sources, visibility, keys_path)
@@ -68,16 +123,27 @@ def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, http_
     except KBError as exc:
         _fail(str(exc))
     if not active:
-        click.echo(f"warning: no API keys in {config.keys_path}: every request will be refused (401) until you "
-                   "run `kb keys create`", err=True)
+        click.echo(
+            f"warning: no API keys in {config.keys_path}: every request will be refused (401) until you "
+            "run `kb keys create`",
+            err=True,
+        )
     if ray_address is not None:
         from api.ray_serve import RayServeConfig, serve_until_stopped
 
         try:
-            serve_until_stopped(config, RayServeConfig(address=ray_address or None, replicas=replicas,
-                                                       max_replicas=max_replicas, replica_cpus=replica_cpus,
-                                                       host=host, port=port),
-                                say=lambda line: click.echo(line, err=True))
+            serve_until_stopped(
+                config,
+                RayServeConfig(
+                    address=ray_address or None,
+                    replicas=replicas,
+                    max_replicas=max_replicas,
+                    replica_cpus=replica_cpus,
+                    host=host,
+                    port=port,
+                ),
+                say=lambda line: click.echo(line, err=True),
+            )
         except KBError as exc:
             _fail(str(exc))
         return
@@ -88,8 +154,15 @@ def serve(config_path, kb_dir, sources, visibility, keys_path, host, port, http_
     names = ", ".join(config.collections)
     click.echo(f"Serving {names} on http://{host}:{port} (API docs: /docs; Ctrl+C stops)", err=True)
     # On SIGTERM, requests in flight get 10 s to finish; then the server stops regardless.
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False,
-                timeout_graceful_shutdown=10, http=http_parser)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        http=http_parser,
+    )
 
 
 @click.group("keys")
@@ -98,10 +171,20 @@ def keys() -> None:
 
 
 _store_options = [
-    click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                 help="Server config whose key store to use."),
-    click.option("--keys", "keys_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                 help=f"Key store file [default: the config's keys, else ./{DEFAULT_KEYS}]."),
+    click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Server config whose key store to use.",
+    ),
+    click.option(
+        "--keys",
+        "keys_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help=f"Key store file [default: the config's keys, else ./{DEFAULT_KEYS}].",
+    ),
 ]
 
 
@@ -130,8 +213,7 @@ def _expiry(value: str | None) -> float | None:
     try:
         when = dt.datetime.fromisoformat(value.strip())
     except ValueError:
-        raise KBError(f"--expires {value!r}: give a duration such as 90d, 12h or 4w, or a date such as 2027-01-31") \
-            from None
+        raise KBError(f"--expires {value!r}: give a duration such as 90d, 12h or 4w, or a date such as 2027-01-31") from None
     return (when if when.tzinfo else when.astimezone()).timestamp()
 
 
@@ -142,31 +224,53 @@ def _when(timestamp: float | None, never: str) -> str:
 @keys.command("create")
 @_with_store
 @click.option("--name", required=True, help="Who or what uses the key (e.g. helpdesk-bot).")
-@click.option("--role", type=click.Choice(ROLES), default="read", show_default=True,
-              help="read: search, ask, documents, feedback; write: also upload, delete, sync; admin: also metrics.")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="read",
+    show_default=True,
+    help="read: search, ask, documents, feedback; write: also upload, delete, sync; admin: also metrics.",
+)
 # No default scope wider than asked for: a key names its collections and labels (* must be written out).
 @click.option("--collections", required=True, help="Comma-separated collection names, or * for all.")
-@click.option("--visibility", required=True,
-              help="Comma-separated labels the key may see (e.g. public), or * for all.")
-@click.option("--expires", default=None, metavar="WHEN",
-              help="Refuse the key after this: a duration (90d, 12h, 4w) or a date (2027-01-31). Default: never.")
+@click.option("--visibility", required=True, help="Comma-separated labels the key may see (e.g. public), or * for all.")
+@click.option(
+    "--expires",
+    default=None,
+    metavar="WHEN",
+    help="Refuse the key after this: a duration (90d, 12h, 4w) or a date (2027-01-31). Default: never.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def create(config_path, keys_path, name, role, collections, visibility, expires, as_json):
     """Create a key and print it once (it is stored hashed and cannot be shown again)."""
     try:
-        token, record = _store(config_path, keys_path).create(name, role, collections.split(","), visibility.split(","),
-                                                              expires_at=_expiry(expires))
+        token, record = _store(config_path, keys_path).create(
+            name, role, collections.split(","), visibility.split(","), expires_at=_expiry(expires)
+        )
     except KBError as exc:
         _fail(str(exc))
     if as_json:
-        click.echo(json.dumps({"key": token, "id": record.id, "name": record.name, "role": record.role,
-                               "collections": list(record.collections), "visibility": list(record.visibility),
-                               "expires_at": record.expires_at}))
+        click.echo(
+            json.dumps(
+                {
+                    "key": token,
+                    "id": record.id,
+                    "name": record.name,
+                    "role": record.role,
+                    "collections": list(record.collections),
+                    "visibility": list(record.visibility),
+                    "expires_at": record.expires_at,
+                }
+            )
+        )
         return
     click.echo(token)
-    click.echo(f"key {record.id} ({record.name}): role {record.role}, collections {','.join(record.collections)}, "
-               f"visibility {','.join(record.visibility)}, expires {_when(record.expires_at, 'never')}. "
-               "Store it now: it is not kept and cannot be shown again.", err=True)
+    click.echo(
+        f"key {record.id} ({record.name}): role {record.role}, collections {','.join(record.collections)}, "
+        f"visibility {','.join(record.visibility)}, expires {_when(record.expires_at, 'never')}. "
+        "Store it now: it is not kept and cannot be shown again.",
+        err=True,
+    )
 
 
 @keys.command("list")
@@ -183,10 +287,12 @@ def list_keys(config_path, keys_path, as_json):
         return
     for r in records:
         state = "revoked" if r.revoked_at else "expired" if not r.active() else "active"
-        click.echo(f"{r.id}  {state:<7}  {r.role:<5}  collections={','.join(r.collections)}  "
-                   f"visibility={','.join(r.visibility)}  created {_when(r.created_at, '-')}  "
-                   f"expires {_when(r.expires_at, 'never')}  last used {_when(r.last_used_at, 'never')}  "
-                   f"{json.dumps(r.name)}")
+        click.echo(
+            f"{r.id}  {state:<7}  {r.role:<5}  collections={','.join(r.collections)}  "
+            f"visibility={','.join(r.visibility)}  created {_when(r.created_at, '-')}  "
+            f"expires {_when(r.expires_at, 'never')}  last used {_when(r.last_used_at, 'never')}  "
+            f"{json.dumps(r.name)}"
+        )
 
 
 @keys.command("revoke")

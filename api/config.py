@@ -98,18 +98,22 @@ def _check_rate(name: str, value: str) -> None:
         if not parse_many(value):
             raise ValueError("empty")
     except ValueError as exc:
-        raise KBError(f"{name} = {value!r} is not a rate such as \"100/second\" or \"30/minute;500/hour\" ({exc})") from None
+        raise KBError(f'{name} = {value!r} is not a rate such as "100/second" or "30/minute;500/hour" ({exc})') from None
 
 
 def _source(raw: dict, base: Path, where: str) -> SourceConfig:
     if not isinstance(raw, dict) or "path" not in raw:
-        raise KBError(f"{where}: each source needs a path, e.g. {{path = \"docs\", visibility = \"public\"}}")
+        raise KBError(f'{where}: each source needs a path, e.g. {{path = "docs", visibility = "public"}}')
     tags = raw.get("tags", [])
     if not isinstance(tags, list):
         raise KBError(f"{where}: tags must be a list of strings")
-    return SourceConfig(path=(base / str(raw["path"])).resolve(), visibility=str(raw.get("visibility", "internal")),
-                        tags=tuple(str(t) for t in tags), key_prefix=str(raw.get("key_prefix", "")),
-                        base_url=str(raw.get("base_url", "")))
+    return SourceConfig(
+        path=(base / str(raw["path"])).resolve(),
+        visibility=str(raw.get("visibility", "internal")),
+        tags=tuple(str(t) for t in tags),
+        key_prefix=str(raw.get("key_prefix", "")),
+        base_url=str(raw.get("base_url", "")),
+    )
 
 
 def load_config(path: Path) -> ServerConfig:
@@ -131,20 +135,29 @@ def load_config(path: Path) -> ServerConfig:
         limits = {name: kind(raw[name]) for name, kind in _LIMITS.items() if name in raw}
     except (TypeError, ValueError) as exc:
         raise KBError(f"{path}: a limit is not a number or rate ({exc})") from None
-    return ServerConfig(collections=collections, keys_path=(base / str(raw.get("keys", "keys.sqlite"))).resolve(),
-                        **limits)
+    return ServerConfig(collections=collections, keys_path=(base / str(raw.get("keys", "keys.sqlite"))).resolve(), **limits)
 
 
-_LIMITS = {"max_upload_mb": int, "max_request_kb": int, "rate_limit": str, "concurrency_per_key": int,
-           "feedback_limit": str, "upload_slots": int, "upload_slots_per_key": int}
+_LIMITS = {
+    "max_upload_mb": int,
+    "max_request_kb": int,
+    "rate_limit": str,
+    "concurrency_per_key": int,
+    "feedback_limit": str,
+    "upload_slots": int,
+    "upload_slots_per_key": int,
+}
 
 
-def single_collection(kb_dir: Path, keys_path: Path, sources: Sequence[Path] = (), visibility: str = "internal"
-                      ) -> ServerConfig:
+def single_collection(
+    kb_dir: Path, keys_path: Path, sources: Sequence[Path] = (), visibility: str = "internal"
+) -> ServerConfig:
     """One collection named "default" on kb_dir (what `kb serve --kb-dir` serves)."""
     srcs = tuple(SourceConfig(Path(s).resolve(), visibility) for s in sources)
-    return ServerConfig(collections={"default": CollectionConfig("default", Path(kb_dir).resolve(), srcs)},
-                        keys_path=Path(keys_path).resolve())
+    return ServerConfig(
+        collections={"default": CollectionConfig("default", Path(kb_dir).resolve(), srcs)},
+        keys_path=Path(keys_path).resolve(),
+    )
 
 
 def scrub_paths(text: str, config: ServerConfig) -> str:

@@ -54,8 +54,9 @@ class UploadGate:
             mine = self._held.get(key_id, 0)
             if total >= self.limits.slots or mine >= self.limits.per_key:
                 who = "this key" if mine >= self.limits.per_key else "server"
-                raise HTTPException(429, f"too many uploads in progress ({who}"
-                                         "); retry when one has finished", headers={"Retry-After": "5"})
+                raise HTTPException(
+                    429, f"too many uploads in progress ({who}); retry when one has finished", headers={"Retry-After": "5"}
+                )
             self._held[key_id] = mine + 1
         try:
             yield
@@ -98,8 +99,10 @@ def upload(caller, data: bytes, name: str, visibility: str, tags: str) -> dict:
         with staged_upload(kb_dir, name, data, max_mb) as saved:
             report = ingest(collections.kb(collection, create=True), [saved], config, embedder=embedder_for(kb_dir))
             if report.failed:
-                raise HTTPException(422, scrub_paths("; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed),
-                                                     collections.config))
+                raise HTTPException(
+                    422,
+                    scrub_paths("; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed), collections.config),
+                )
     collections.refresh(collection)
     stored = collections.kb(collection, create=True).document(saved.name)
     status = "added" if report.added else "updated" if report.updated else "unchanged"

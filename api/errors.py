@@ -58,5 +58,6 @@ def add_handlers(app: FastAPI, config: ServerConfig) -> None:
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the details"},
-                            status_code=500)
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); the server log has the details"}, status_code=500
+        )

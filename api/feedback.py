@@ -61,7 +61,8 @@ class FeedbackLearner:
                     break
             for lesson in batch:
                 try:
-                    learn_from_feedback(self._kb_for(lesson.collection), lesson.question, [lesson.chunk_id],
-                                        lesson.helpful, user=lesson.user)
+                    learn_from_feedback(
+                        self._kb_for(lesson.collection), lesson.question, [lesson.chunk_id], lesson.helpful, user=lesson.user
+                    )
                 except Exception:  # noqa: BLE001 - one bad lesson must not stop the learner
                     log.exception("feedback could not be applied to the question memory")

@@ -85,8 +85,12 @@ def _scrub_all(text: str, collection: CollectionConfig) -> str:
 class SyncJobs:
     """Starts and tracks sync jobs. on_done(collection, job) runs after each job (e.g. to record metrics)."""
 
-    def __init__(self, embedder: Callable[[Path], TextEmbedder], on_done: Callable[[str, SyncJob], None] | None = None,
-                 on_committed: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Callable[[Path], TextEmbedder],
+        on_done: Callable[[str, SyncJob], None] | None = None,
+        on_committed: Callable[[str], None] | None = None,
+    ) -> None:
         self._embedder = embedder
         self._on_done = on_done
         self._on_committed = on_committed  # runs before a job is seen as done (to serve the new version)
@@ -94,19 +98,27 @@ class SyncJobs:
         self._running: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def start(self, collection: CollectionConfig, sources: tuple[SourceConfig, ...], dry_run: bool = False,
-              started_by: str = "") -> SyncJob:
+    def start(
+        self, collection: CollectionConfig, sources: tuple[SourceConfig, ...], dry_run: bool = False, started_by: str = ""
+    ) -> SyncJob:
         """A new job (running in the background), or JobRunning when collection has one (its id is for the
         key that started it: the caller decides what to tell)."""
         if not sources:
-            raise KBError(f"collection {collection.name!r} has no source folders to sync: add sources to its "
-                          "[[collections.NAME.sources]] in the server config")
+            raise KBError(
+                f"collection {collection.name!r} has no source folders to sync: add sources to its "
+                "[[collections.NAME.sources]] in the server config"
+            )
         with self._lock:
             running = self._running.get(collection.name)
             if running:
                 raise JobRunning(self._jobs[running])
-            job = SyncJob(uuid.uuid4().hex[:12], collection.name, tuple(source_name(s) for s in sources), dry_run,
-                          started_by=started_by)
+            job = SyncJob(
+                uuid.uuid4().hex[:12],
+                collection.name,
+                tuple(source_name(s) for s in sources),
+                dry_run,
+                started_by=started_by,
+            )
             self._jobs[job.id] = job
             self._running[collection.name] = job.id
             while len(self._jobs) > KEEP:
@@ -126,11 +138,19 @@ class SyncJobs:
         try:
             embedder = self._embedder(collection.kb_dir)  # the collection's own model (kb.embedder_for)
             for i, source in enumerate(sources):
+
                 def progress(stage: str, fraction: float, i: int = i) -> None:
                     job.stage, job.progress = stage, round((i + min(max(fraction, 0.0), 1.0)) / len(sources), 3)
 
-                config = IngestConfig(mirror=True, dry_run=job.dry_run, wait=60.0, visibility=source.visibility,
-                                      tags=source.tags, key_prefix=source.key_prefix, base_url=source.base_url)
+                config = IngestConfig(
+                    mirror=True,
+                    dry_run=job.dry_run,
+                    wait=60.0,
+                    visibility=source.visibility,
+                    tags=source.tags,
+                    key_prefix=source.key_prefix,
+                    base_url=source.base_url,
+                )
                 report = ingest(collection.kb_dir, [source.path], config, embedder=embedder, on_progress=progress)
                 job.results.append({"source": source_name(source), **report_dict(report, root=source.path)})
             if self._on_committed is not None and not job.dry_run:

@@ -43,7 +43,6 @@ COLUMNS = "id, name, role, collections, visibility, created_at, revoked_at, expi
 LAST_USE_EVERY = 60.0  # seconds: how stale `kb keys list`'s last use may be (a write per request would be a cost)
 
 
-
 @dataclass(frozen=True)
 class ApiKey:
     """A stored key (never its secret). allows(collection, role) answers the scope question."""
@@ -79,8 +78,9 @@ class ApiKey:
 
 
 def _record(row) -> ApiKey:
-    return ApiKey(row[0], row[1], row[2], tuple(json.loads(row[3])), tuple(json.loads(row[4])), row[5], row[6],
-                  row[7], row[8])
+    return ApiKey(
+        row[0], row[1], row[2], tuple(json.loads(row[3])), tuple(json.loads(row[4])), row[5], row[6], row[7], row[8]
+    )
 
 
 def _columns(con: sqlite3.Connection) -> str:
@@ -129,13 +129,15 @@ class KeyStore:
                         con.execute(f"ALTER TABLE keys ADD COLUMN {column} {kind}")
             yield con
         except sqlite3.DatabaseError as exc:
-            raise KBError(f"the API key store {self.path} cannot be used ({exc}); restore it or create new keys "
-                          "in a new file") from exc
+            raise KBError(
+                f"the API key store {self.path} cannot be used ({exc}); restore it or create new keys in a new file"
+            ) from exc
         finally:
             con.close()
 
-    def create(self, name: str, role: str, collections: list[str], visibility: list[str],
-               expires_at: float | None = None) -> tuple[str, ApiKey]:
+    def create(
+        self, name: str, role: str, collections: list[str], visibility: list[str], expires_at: float | None = None
+    ) -> tuple[str, ApiKey]:
         """(the key, shown once and never stored, its record). Raises KBError for a bad role, scope or expiry."""
         if expires_at is not None and not expires_at > time.time():
             raise KBError("a key's expiry must be in the future")
@@ -147,10 +149,11 @@ class KeyStore:
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         record = ApiKey(key_id, name.strip(), role, cols, vis, time.time(), expires_at=expires_at)
         with self._connect(write=True) as con:
-            con.execute("INSERT INTO keys (id, name, secret_sha256, role, collections, visibility, created_at, "
-                        "expires_at) VALUES (?,?,?,?,?,?,?,?)",
-                        (key_id, record.name, _hash(secret), role, json.dumps(cols), json.dumps(vis),
-                         record.created_at, expires_at))
+            con.execute(
+                "INSERT INTO keys (id, name, secret_sha256, role, collections, visibility, created_at, "
+                "expires_at) VALUES (?,?,?,?,?,?,?,?)",
+                (key_id, record.name, _hash(secret), role, json.dumps(cols), json.dumps(vis), record.created_at, expires_at),
+            )
         return f"hkb_{key_id}_{secret}", record
 
     def list(self) -> list[ApiKey]:

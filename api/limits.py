@@ -64,15 +64,21 @@ class Gate:
             return await self._bounded(scope, receive, send, limit, headers)
         key = await anyio.to_thread.run_sync(self.authenticate, _token(headers))  # a key store read: off the loop
         if key is None:
-            return await _reply(send, 401, "an API key is needed: send Authorization: Bearer <key> (kb keys create)"
-                                if not _token(headers) else "invalid, expired or revoked API key",
-                                [(b"www-authenticate", b"Bearer")])
+            return await _reply(
+                send,
+                401,
+                "an API key is needed: send Authorization: Bearer <key> (kb keys create)"
+                if not _token(headers)
+                else "invalid, expired or revoked API key",
+                [(b"www-authenticate", b"Bearer")],
+            )
         wait = self._over_rate(key.id, self._rate, "all")
         if wait is None and method == "POST" and FEEDBACK_ROUTE.match(path):
             wait = self._over_rate(key.id, self._feedback, "feedback")
         if wait is not None:
-            return await _reply(send, 429, f"this key is over its rate limit; retry after {wait} s",
-                                [(b"retry-after", str(wait).encode())])
+            return await _reply(
+                send, 429, f"this key is over its rate limit; retry after {wait} s", [(b"retry-after", str(wait).encode())]
+            )
         with self._lock:
             active = self._active.get(key.id, 0)
             if active >= self.limits.concurrency:
@@ -81,8 +87,12 @@ class Gate:
                 busy = False
                 self._active[key.id] = active + 1
         if busy:
-            return await _reply(send, 429, f"this key has {self.limits.concurrency} requests in progress, its limit; "
-                                           "retry when one has finished", [(b"retry-after", b"1")])
+            return await _reply(
+                send,
+                429,
+                f"this key has {self.limits.concurrency} requests in progress, its limit; retry when one has finished",
+                [(b"retry-after", b"1")],
+            )
         scope.setdefault("state", {})["api_key"] = key
         try:
             await self._bounded(scope, receive, send, limit, headers)
@@ -98,8 +108,11 @@ class Gate:
             for r in rates:
                 self._limiter.hit(r, key_id, bucket)
             return None
-        waits = [self._limiter.get_window_stats(r, key_id, bucket).reset_time - time.time() for r in rates
-                 if not self._limiter.test(r, key_id, bucket)]
+        waits = [
+            self._limiter.get_window_stats(r, key_id, bucket).reset_time - time.time()
+            for r in rates
+            if not self._limiter.test(r, key_id, bucket)
+        ]
         return max(1, math.ceil(max(waits, default=1)))
 
     async def _bounded(self, scope, receive, send, limit: int, headers: dict) -> None:
@@ -149,7 +162,11 @@ async def _too_large(send, limit: int) -> None:
 
 async def _reply(send, status: int, detail: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

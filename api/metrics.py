@@ -23,13 +23,19 @@ class Metrics:
     def __init__(self, collections) -> None:
         self.collections = collections
         self.registry = CollectorRegistry()
-        self.requests = Counter("hkb_requests", "HTTP requests", ["method", "route", "status", "collection"],
-                                registry=self.registry)
-        self.latency = Histogram("hkb_request_seconds", "HTTP request latency", ["route", "collection"],
-                                 registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.last_sync = Gauge("hkb_last_sync_timestamp_seconds", "end of the last sync job", ["collection", "state"],
-                               registry=self.registry)
+        self.requests = Counter(
+            "hkb_requests", "HTTP requests", ["method", "route", "status", "collection"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "hkb_request_seconds",
+            "HTTP request latency",
+            ["route", "collection"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.last_sync = Gauge(
+            "hkb_last_sync_timestamp_seconds", "end of the last sync job", ["collection", "state"], registry=self.registry
+        )
 
     def _collection(self, request) -> str:
         name = (request.scope.get("path_params") or {}).get("collection", "")

@@ -25,7 +25,6 @@ from api.payloads import answer_pieces
 from api.schemas import AskRequest, ChatRequest
 from retriever import AnswerConfig, answer, citation_dict, history_dict
 
-
 # The question cap of /search and /ask, for the chat endpoint's question too.
 QUESTION_MAX = next(m.max_length for m in AskRequest.model_fields["question"].metadata if hasattr(m, "max_length"))
 
@@ -53,10 +52,14 @@ def _conversation(body: ChatRequest) -> tuple[str, list[dict]]:
     for i in range(len(body.messages) - 1, -1, -1):
         if body.messages[i].role == "user" and texts[i]:
             if len(texts[i]) > QUESTION_MAX:
-                raise HTTPException(422, f"messages[{i}].content: the question is {len(texts[i]):,} characters; "
-                                         f"at most {QUESTION_MAX:,}")
-            history = [{"role": m.role, "content": texts[j]} for j, m in enumerate(body.messages[:i])
-                       if m.role in ("user", "assistant")]
+                raise HTTPException(
+                    422, f"messages[{i}].content: the question is {len(texts[i]):,} characters; at most {QUESTION_MAX:,}"
+                )
+            history = [
+                {"role": m.role, "content": texts[j]}
+                for j, m in enumerate(body.messages[:i])
+                if m.role in ("user", "assistant")
+            ]
             return texts[i], history
     raise HTTPException(422, "messages holds no user message with text to answer")
 
@@ -75,8 +78,7 @@ router = APIRouter()  # included by api/routes/answers.py, under its tag
 @router.get("/v1/models")
 def models(caller: Caller = Depends(authenticate)) -> dict:
     names = [n for n in caller.services.config.collections if caller.key.can_use(n)]
-    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "hopfield-kb"}
-                                       for n in names]}
+    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "hopfield-kb"} for n in names]}
 
 
 @router.post("/v1/chat/completions")
@@ -85,25 +87,44 @@ def chat(body: ChatRequest, caller: Caller = Depends(authenticate)):
     caller = caller.use(body.model.removeprefix("hopfield-kb/"))
     name = caller.collection_name
     question, history = _conversation(body)
-    ans = answer(question, caller.services.collections.retriever(name, "hopfield", 5), AnswerConfig(),
-                 where=caller.filter(), history=history)
+    ans = answer(
+        question,
+        caller.services.collections.retriever(name, "hopfield", 5),
+        AnswerConfig(),
+        where=caller.filter(),
+        history=history,
+    )
     content = ans.text + sources_text(ans.citations)
     cites = [citation_dict(c) for c in ans.citations]
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:
         return StreamingResponse(_chunks(reply_id, created, name, ans, cites), media_type="text/event-stream")
-    return {"id": reply_id, "object": "chat.completion", "created": created, "model": name,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": content, "citations": cites}}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "citations": cites, "abstained": ans.abstained, "snapshot": ans.search.snapshot,
-            "history_used": history_dict(ans.search.history)}
+    return {
+        "id": reply_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": name,
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content, "citations": cites}}
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "citations": cites,
+        "abstained": ans.abstained,
+        "snapshot": ans.search.snapshot,
+        "history_used": history_dict(ans.search.history),
+    }
 
 
 def _chunks(reply_id: str, created: int, model: str, ans, cites: list[dict]) -> Iterator[str]:
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-        payload = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        payload = {
+            "id": reply_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})

@@ -17,16 +17,20 @@ LINKS = {
     ("/v1/collections/{collection}/search", "post", "200"): [
         ("HitDocument", DOC, "get", "$response.body#/hits/0/document"),
         ("HitHistory", DOC + "/history", "get", "$response.body#/hits/0/document"),
-        ("DeleteHitDocument", DOC, "delete", "$response.body#/hits/0/document")],
+        ("DeleteHitDocument", DOC, "delete", "$response.body#/hits/0/document"),
+    ],
     ("/v1/collections/{collection}/documents", "post", "201"): [
         ("UploadedDocument", DOC, "get", "$response.body#/document/key"),
         ("UploadedHistory", DOC + "/history", "get", "$response.body#/document/key"),
-        ("DeleteUploaded", DOC, "delete", "$response.body#/document/key")],
+        ("DeleteUploaded", DOC, "delete", "$response.body#/document/key"),
+    ],
     ("/v1/collections/{collection}/documents", "get", "200"): [
         ("ListedDocument", DOC, "get", "$response.body#/0/key"),
-        ("DeleteListed", DOC, "delete", "$response.body#/0/key")],
+        ("DeleteListed", DOC, "delete", "$response.body#/0/key"),
+    ],
     ("/v1/collections/{collection}/sync", "post", "202"): [
-        ("SyncStatus", "/v1/collections/{collection}/sync/{job_id}", "get", "$response.body#/id")],
+        ("SyncStatus", "/v1/collections/{collection}/sync/{job_id}", "get", "$response.body#/id")
+    ],
 }
 
 
@@ -49,6 +53,8 @@ class LinkedAPI(FastAPI):
                 if operation is None:
                     continue
                 param = "job_id" if "{job_id}" in target else "doc_key"
-                out[name] = {"operationId": operation["operationId"],
-                             "parameters": {"collection": "$request.path.collection", param: value}}
+                out[name] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {"collection": "$request.path.collection", param: value},
+                }
         return spec

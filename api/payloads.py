@@ -20,9 +20,20 @@ def history_turns(messages) -> list[dict]:
 
 def document_payload(d) -> dict:
     """A kb.DocumentInfo as api.schemas.DocumentOut."""
-    return {"key": d.source, "name": d.name, "title": d.title, "kind": d.kind, "version": d.version,
-            "ingested_at": d.ingested_at, "chunks": d.n_chunks, "size_bytes": d.size_bytes,
-            "visibility": d.visibility, "tags": list(d.tags), "url": web_url(d.url), "updated_at": d.updated_at}
+    return {
+        "key": d.source,
+        "name": d.name,
+        "title": d.title,
+        "kind": d.kind,
+        "version": d.version,
+        "ingested_at": d.ingested_at,
+        "chunks": d.n_chunks,
+        "size_bytes": d.size_bytes,
+        "visibility": d.visibility,
+        "tags": list(d.tags),
+        "url": web_url(d.url),
+        "updated_at": d.updated_at,
+    }
 
 
 def sse(event: str, data) -> str:

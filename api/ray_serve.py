@@ -63,8 +63,12 @@ class RayServeConfig:
     def autoscaling(self) -> dict | None:
         if self.max_replicas is None or self.max_replicas == self.replicas:
             return None
-        return {"min_replicas": self.replicas, "initial_replicas": self.replicas, "max_replicas": self.max_replicas,
-                "target_ongoing_requests": self.target_ongoing_requests}
+        return {
+            "min_replicas": self.replicas,
+            "initial_replicas": self.replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests,
+        }
 
 
 def _application(server: ServerConfig, conf: RayServeConfig):
@@ -83,9 +87,13 @@ def _application(server: ServerConfig, conf: RayServeConfig):
 
     autoscaling = conf.autoscaling()
     options: dict[str, Any] = {  # serve.deployment's keyword arguments
-        "name": DEPLOYMENT, "max_ongoing_requests": conf.max_ongoing_requests,
+        "name": DEPLOYMENT,
+        "max_ongoing_requests": conf.max_ongoing_requests,
         "ray_actor_options": {"num_cpus": conf.replica_cpus},
-        "health_check_period_s": 2, "health_check_timeout_s": 30, "graceful_shutdown_timeout_s": 10}
+        "health_check_period_s": 2,
+        "health_check_timeout_s": 30,
+        "graceful_shutdown_timeout_s": 10,
+    }
     if autoscaling is None:
         options["num_replicas"] = conf.replicas
     else:
@@ -105,8 +113,10 @@ def deploy(server: ServerConfig, conf: RayServeConfig) -> str:
         raise
     except Exception as exc:  # noqa: BLE001 - a deployment that cannot start is one clear line
         first = (str(exc).strip().splitlines() or [""])[0][:400]
-        raise KBError(f"the API could not be deployed on Ray Serve ({type(exc).__name__}: {first}); the replica "
-                      "logs are under the cluster's session logs (ray logs)") from None
+        raise KBError(
+            f"the API could not be deployed on Ray Serve ({type(exc).__name__}: {first}); the replica "
+            "logs are under the cluster's session logs (ray logs)"
+        ) from None
     return f"http://{conf.host}:{conf.port}"
 
 
@@ -133,10 +143,11 @@ def serve_until_stopped(server: ServerConfig, conf: RayServeConfig, say=print) -
         signal.signal(sig, lambda *_: stop.set())
     try:
         url = deploy(server, conf)
-        scale = (f"{conf.replicas}" if conf.autoscaling() is None
-                 else f"{conf.replicas}-{conf.max_replicas} (autoscaling)")
-        say(f"Serving {', '.join(server.collections)} on {url} with {scale} Ray Serve replicas "
-            "(API docs: /docs; Ctrl+C stops)")
+        scale = f"{conf.replicas}" if conf.autoscaling() is None else f"{conf.replicas}-{conf.max_replicas} (autoscaling)"
+        say(
+            f"Serving {', '.join(server.collections)} on {url} with {scale} Ray Serve replicas "
+            "(API docs: /docs; Ctrl+C stops)"
+        )
         stop.wait()
         say("stopping: deleting the deployment")
     finally:

@@ -10,8 +10,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retriever import (DEFAULT_CANDIDATES, RETRIEVERS, AnswerDict, CitationDict, HistoryConfig, HistoryDict, HitDict,
-                       HopfieldConfig, SearchDict)
+from retriever import (
+    DEFAULT_CANDIDATES,
+    RETRIEVERS,
+    AnswerDict,
+    CitationDict,
+    HistoryConfig,
+    HistoryDict,
+    HitDict,
+    HopfieldConfig,
+    SearchDict,
+)
 
 # A client may send more than the reader reads (it keeps the newest within HistoryConfig's budget); these only
 # bound what one request can carry.
@@ -41,10 +50,13 @@ class HistoryMessage(BaseModel):
     content: str = Field(..., max_length=MAX_HISTORY_CHARS)
 
 
-HISTORY_FIELD: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY_MESSAGES,
-                                             description="the conversation before this turn, oldest first; the "
-                                             f"newest {HistoryConfig().max_turns} user turns with their replies "
-                                             f"and {HistoryConfig().max_chars} characters are read")
+HISTORY_FIELD: list[HistoryMessage] = Field(
+    default_factory=list,
+    max_length=MAX_HISTORY_MESSAGES,
+    description="the conversation before this turn, oldest first; the "
+    f"newest {HistoryConfig().max_turns} user turns with their replies "
+    f"and {HistoryConfig().max_chars} characters are read",
+)
 
 
 class HistoryOut(BaseModel):
@@ -90,7 +102,8 @@ class FeedbackRequest(BaseModel):
 class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sources: list[Annotated[str, Field(max_length=500)]] | None = Field(
-        None, max_length=64, description="configured source folders (default: all)")
+        None, max_length=64, description="configured source folders (default: all)"
+    )
     dry_run: bool = False
 
 
@@ -186,11 +199,18 @@ def mirrors(model: type[BaseModel], shape: type) -> None:
     """Refuse a response model whose fields differ from the retriever JSON shape it describes (a TypedDict)."""
     fields, keys = set(model.model_fields), set(shape.__annotations__)
     if fields != keys:
-        raise TypeError(f"api.schemas.{model.__name__} and retriever.{shape.__name__} differ: "
-                        f"{sorted(fields ^ keys)}; change both (retriever/serialize.py builds the reply)")
+        raise TypeError(
+            f"api.schemas.{model.__name__} and retriever.{shape.__name__} differ: "
+            f"{sorted(fields ^ keys)}; change both (retriever/serialize.py builds the reply)"
+        )
 
 
-RESPONSE_SHAPES = ((Citation, CitationDict), (HitOut, HitDict), (HistoryOut, HistoryDict), (SearchResponse, SearchDict),
-                   (AnswerResponse, AnswerDict))
+RESPONSE_SHAPES = (
+    (Citation, CitationDict),
+    (HitOut, HitDict),
+    (HistoryOut, HistoryDict),
+    (SearchResponse, SearchDict),
+    (AnswerResponse, AnswerDict),
+)
 for _model, _shape in RESPONSE_SHAPES:
     mirrors(_model, _shape)

@@ -33,7 +33,12 @@ class Services:
     def build(cls, config: ServerConfig) -> "Services":
         collections = Collections(config)
         metrics = Metrics(collections)
-        return cls(config=config, keys=KeyStore(config.keys_path), collections=collections, metrics=metrics,
-                   jobs=SyncJobs(embedder_for, on_done=metrics.sync_done, on_committed=collections.refresh),
-                   learner=FeedbackLearner(collections.kb),
-                   uploads=UploadGate(UploadLimits(config.upload_slots, config.upload_slots_per_key)))
+        return cls(
+            config=config,
+            keys=KeyStore(config.keys_path),
+            collections=collections,
+            metrics=metrics,
+            jobs=SyncJobs(embedder_for, on_done=metrics.sync_done, on_committed=collections.refresh),
+            learner=FeedbackLearner(collections.kb),
+            uploads=UploadGate(UploadLimits(config.upload_slots, config.upload_slots_per_key)),
+        )

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import psutil
 
 from api import KeyStore
@@ -35,8 +34,10 @@ def rss_mb(proc) -> float:
 
 def raw_401(url: str, path: str) -> tuple[str, float, int]:
     host, port = url.removeprefix("http://").split(":")
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: {20 * 2**20}\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {20 * 2**20}\r\n\r\n"
+    ).encode()
     started = time.monotonic()
     sent = 0
     with socket.create_connection((host, int(port)), timeout=30) as s:
@@ -65,8 +66,10 @@ def main() -> None:
         shutil.copy(doc, (public if doc.name in PUBLIC else internal) / doc.name)
     (internal / "codenames.md").write_text("# Code names\n\nThe quuxifrage procedure covers processor outages.\n")
     config = base / "server.toml"
-    config.write_text(f'keys = "keys.sqlite"\n[collections.support]\nkb_dir = "kb"\n'
-                      f'sources = [{{path = "{public}", visibility = "public"}}, {{path = "{internal}"}}]\n')
+    config.write_text(
+        f'keys = "keys.sqlite"\n[collections.support]\nkb_dir = "kb"\n'
+        f'sources = [{{path = "{public}", visibility = "public"}}, {{path = "{internal}"}}]\n'
+    )
     store = KeyStore(base / "keys.sqlite")
     admin = {"Authorization": f"Bearer {store.create('admin', 'admin', ['*'], ['*'])[0]}"}
     reader = {"Authorization": f"Bearer {store.create('reader', 'read', ['support'], ['public'])[0]}"}
@@ -77,18 +80,28 @@ def main() -> None:
         assert sync_collection(c, "support", admin["Authorization"][7:])["state"] == "done"
         # 1
         before = c.get(f"{docs}/account-recovery.md", headers=admin).json()
-        r = c.post(docs, headers=writer, data={"visibility": "public"},
-                   files={"file": ("account-recovery.md", b"# Hi\n\nattacker text\n", "text/markdown")})
+        r = c.post(
+            docs,
+            headers=writer,
+            data={"visibility": "public"},
+            files={"file": ("account-recovery.md", b"# Hi\n\nattacker text\n", "text/markdown")},
+        )
         after = c.get(f"{docs}/account-recovery.md", headers=admin).json()
-        rows[1] = (f"upload {r.status_code} {r.json()['detail']!r}; internal doc v{after['version']} "
-                   f"{after['visibility']} (was v{before['version']} {before['visibility']}); public history "
-                   f"{c.get(f'{docs}/account-recovery.md/history', headers=reader).status_code}; public DELETE "
-                   f"{c.delete(f'{docs}/account-recovery.md', headers=writer).status_code}")
+        rows[1] = (
+            f"upload {r.status_code} {r.json()['detail']!r}; internal doc v{after['version']} "
+            f"{after['visibility']} (was v{before['version']} {before['visibility']}); public history "
+            f"{c.get(f'{docs}/account-recovery.md/history', headers=reader).status_code}; public DELETE "
+            f"{c.delete(f'{docs}/account-recovery.md', headers=writer).status_code}"
+        )
         # 2
         up = base / "kb" / "uploads" / "runbook.md"
         c.post(docs, headers=admin, files={"file": ("runbook.md", b"# Runbook\n\noriginal\n", "text/markdown")})
-        r = c.post(docs, headers=admin, data={"tags": "<bad>"},
-                   files={"file": ("runbook.md", b"# Runbook\n\nreplaced\n", "text/markdown")})
+        r = c.post(
+            docs,
+            headers=admin,
+            data={"tags": "<bad>"},
+            files={"file": ("runbook.md", b"# Runbook\n\nreplaced\n", "text/markdown")},
+        )
         rows[2] = f"{r.status_code} {r.json()['detail']!r}; stored original unchanged: {b'original' in up.read_bytes()}"
         # 3
         caught = None
@@ -102,32 +115,46 @@ def main() -> None:
         if caught:
             other, job_id = caught
             status = c.get(f"/v1/collections/support/sync/{job_id}", headers=writer).status_code
-            rows[3] = (f"409 {other.json()['detail']!r} (job id in reply: {job_id in other.text}); "
-                       f"GET that job as the public writer: {status}")
+            rows[3] = (
+                f"409 {other.json()['detail']!r} (job id in reply: {job_id in other.text}); "
+                f"GET that job as the public writer: {status}"
+            )
         else:
             rows[3] = "could not catch a job running"
         # 4
         mem = rss_mb(proc)
         started = time.monotonic()
-        r = c.post("/v1/chat/completions", headers=reader,
-                   json={"model": "support", "messages": [{"role": "user", "content": "refund " * 28_572}]})
-        rows[4] = (f"{r.status_code} in {time.monotonic() - started:.2f} s, server memory {rss_mb(proc) - mem:+.0f} MB: "
-                   f"{r.json()['detail'][:90]!r}")
+        r = c.post(
+            "/v1/chat/completions",
+            headers=reader,
+            json={"model": "support", "messages": [{"role": "user", "content": "refund " * 28_572}]},
+        )
+        rows[4] = (
+            f"{r.status_code} in {time.monotonic() - started:.2f} s, server memory {rss_mb(proc) - mem:+.0f} MB: "
+            f"{r.json()['detail'][:90]!r}"
+        )
         # 5
-        d = [c.post("/v1/collections/support/search", headers=reader, json={"query": w}).json()["diagnostics"]
-             for w in ("quuxifrage", "blorptangle")]
+        d = [
+            c.post("/v1/collections/support/search", headers=reader, json={"query": w}).json()["diagnostics"]
+            for w in ("quuxifrage", "blorptangle")
+        ]
         rows[5] = f"internal word {d[0]}, made-up word {d[1]}: same = {d[0] == d[1]}"
         # 6
         out = []
         for text in (123, None, ["a"]):
-            r = c.post("/v1/chat/completions", headers=reader, json={"model": "support", "messages": [
-                {"role": "user", "content": [{"type": "text", "text": text}]}]})
+            r = c.post(
+                "/v1/chat/completions",
+                headers=reader,
+                json={"model": "support", "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]},
+            )
             out.append(f"{json.dumps(text)}: {r.status_code} (connection: {r.headers.get('connection', 'keep-alive')})")
         rows[6] = "; ".join(out) + f" - {r.json()['detail']!r}"
         # 7
-        rows[7] = "; ".join(f"{path.rsplit('/', 1)[1]}: {line} after {secs:.2f} s, {sent / 2**20:.1f} MB sent of 20"
-                            for path in (docs, "/v1/collections/support/search")
-                            for line, secs, sent in [raw_401(url, path)])
+        rows[7] = "; ".join(
+            f"{path.rsplit('/', 1)[1]}: {line} after {secs:.2f} s, {sent / 2**20:.1f} MB sent of 20"
+            for path in (docs, "/v1/collections/support/search")
+            for line, secs, sent in [raw_401(url, path)]
+        )
     # 8: the h11 parser
     with running_server(config, base / "server-h11.log", ("--http", "h11")) as (url, c, proc):
         wait_for(lambda: c.get("/v1/ready", headers=admin).status_code == 200, 300, "readiness")  # model loaded
@@ -137,10 +164,13 @@ def main() -> None:
         for _ in range(2000):
             c.request("".join(rng.choice(string.ascii_uppercase) for _ in range(10)), "/v1/collections")
         metrics = c.get("/v1/metrics", headers=admin).text
-        methods = sorted({ln.split('method="')[1].split('"')[0] for ln in metrics.splitlines()
-                          if ln.startswith("hkb_requests_total{")})
-        rows[8] = (f"h11: metrics {size / 1024:.0f} KB -> {len(metrics) / 1024:.0f} KB, server memory "
-                   f"{rss_mb(proc) - mem:+.0f} MB, method labels {methods}")
+        methods = sorted(
+            {ln.split('method="')[1].split('"')[0] for ln in metrics.splitlines() if ln.startswith("hkb_requests_total{")}
+        )
+        rows[8] = (
+            f"h11: metrics {size / 1024:.0f} KB -> {len(metrics) / 1024:.0f} KB, server memory "
+            f"{rss_mb(proc) - mem:+.0f} MB, method labels {methods}"
+        )
     for n, row in rows.items():
         print(f"| {n} | {row} |")
     shutil.rmtree(base, ignore_errors=True)

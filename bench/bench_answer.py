@@ -75,12 +75,17 @@ def main() -> int:
     before = rss_mb()
     load_cross_encoder().score("warm", ["up"])
     added = rss_mb() - before
-    variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),
-                "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_quotes=False))}
+    variants = {
+        "hopfield": ("hopfield", AnswerConfig()),
+        "dense": ("dense", AnswerConfig()),
+        "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_quotes=False)),
+    }
     out: dict = {name: measure(KnowledgeBase(kb_dir), r, questions, embedder, c) for name, (r, c) in variants.items()}
     for name, r in out.items():
-        print(f"{name}: retrieval {r['retrieval_ms']} ms, composition {r['compose_ms']} ms (median of "
-              f"{len(questions)}), composition / retrieval {r['ratio']}x (goal <= 1.5x)")
+        print(
+            f"{name}: retrieval {r['retrieval_ms']} ms, composition {r['compose_ms']} ms (median of "
+            f"{len(questions)}), composition / retrieval {r['ratio']}x (goal <= 1.5x)"
+        )
     print(f"cross-encoder loaded and run once: +{added:.0f} MiB resident")
     out["cross_encoder_mb"] = round(added)
     if args.json:

@@ -75,23 +75,31 @@ class Tally:
         self.mixed += any(len(v) > 1 for v in seen.values())
 
     def summary(self, seconds: float) -> dict:
-        out: dict[str, Any] = {"seconds": round(seconds, 1), "mixed_version_responses": self.mixed,
-               "snapshots_with_two_versions_of_a_document": sum(len(v) > 1 for v in self.versions.values()),
-               "snapshots_seen": len({s for s, _ in self.versions})}
+        out: dict[str, Any] = {
+            "seconds": round(seconds, 1),
+            "mixed_version_responses": self.mixed,
+            "snapshots_with_two_versions_of_a_document": sum(len(v) > 1 for v in self.versions.values()),
+            "snapshots_seen": len({s for s, _ in self.versions}),
+        }
         total_ok = sum(len(v) for v in self.ms.values())
         out["requests"] = total_ok + sum(self.errors.values())
         out["errors"] = sum(self.errors.values())
         out["requests_per_s"] = round(out["requests"] / seconds, 1)
         for kind, values in self.ms.items():
             values = sorted(values)
-            out[kind] = {"n": len(values), "p50_ms": round(statistics.median(values), 1),
-                         "p95_ms": round(values[int(0.95 * (len(values) - 1))], 1), "errors": self.errors[kind]}
+            out[kind] = {
+                "n": len(values),
+                "p50_ms": round(statistics.median(values), 1),
+                "p95_ms": round(values[int(0.95 * (len(values) - 1))], 1),
+                "errors": self.errors[kind],
+            }
         out["error_examples"] = self.examples
         return out
 
 
-async def client_loop(client: httpx.AsyncClient, questions: list[str], until: float, tally: Tally, seed: int,
-                      headers: dict) -> None:
+async def client_loop(
+    client: httpx.AsyncClient, questions: list[str], until: float, tally: Tally, seed: int, headers: dict
+) -> None:
     rng = random.Random(seed)
     turn = seed
     while time.monotonic() < until:
@@ -176,9 +184,13 @@ def main() -> int:
         token, _ = KeyStore(work / "keys.sqlite").create("load", "admin", ["*"], ["*"])
         port = free_port()
         log = open(work / "server.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--config", str(work / "server.toml"),
-                                 "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ui.cli", "serve", "--config", str(work / "server.toml"), "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),
+        )
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"}
         try:
@@ -215,16 +227,30 @@ def main() -> int:
                             if state["state"] != "running" and state["state"] != "queued":
                                 break
                             time.sleep(0.2)
-                        return {"edited": names, "job": state["state"], "counts": state["results"][0]["counts"],
-                                "sync_seconds": round(time.perf_counter() - started, 2)}
-                    code = ("import sys; from eval import load_dataset; from ingest import IngestConfig, TextRecord, "
-                            "ingest_texts; ds = load_dataset(sys.argv[1]); recs = list(ds.corpus)[:10]; "
-                            "r = ingest_texts(sys.argv[2], [TextRecord(x.source, x.title, x.text + ' Reviewed.') "
-                            "for x in recs], IngestConfig()); print(r.counts())")
-                    out = subprocess.run([sys.executable, "-c", code, str(SCIFACT), str(work / "kb")], cwd=ROOT,
-                                         capture_output=True, text=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
-                    return {"counts": out.stdout.strip(), "stderr": out.stderr[-300:],
-                            "sync_seconds": round(time.perf_counter() - started, 2)}
+                        return {
+                            "edited": names,
+                            "job": state["state"],
+                            "counts": state["results"][0]["counts"],
+                            "sync_seconds": round(time.perf_counter() - started, 2),
+                        }
+                    code = (
+                        "import sys; from eval import load_dataset; from ingest import IngestConfig, TextRecord, "
+                        "ingest_texts; ds = load_dataset(sys.argv[1]); recs = list(ds.corpus)[:10]; "
+                        "r = ingest_texts(sys.argv[2], [TextRecord(x.source, x.title, x.text + ' Reviewed.') "
+                        "for x in recs], IngestConfig()); print(r.counts())"
+                    )
+                    out = subprocess.run(
+                        [sys.executable, "-c", code, str(SCIFACT), str(work / "kb")],
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),
+                    )
+                    return {
+                        "counts": out.stdout.strip(),
+                        "stderr": out.stderr[-300:],
+                        "sync_seconds": round(time.perf_counter() - started, 2),
+                    }
 
                 steady = asyncio.run(load(url, token, questions, args.clients, args.seconds))
                 during = asyncio.run(load(url, token, questions, args.clients, args.seconds, during=sync_ten))
@@ -240,9 +266,11 @@ def main() -> int:
         figures = {"kb": args.kb, "clients": args.clients, "steady": steady, "during_sync": during}
         for phase in ("steady", "during_sync"):
             f = figures[phase]
-            print(f"{args.kb} {phase}: {f['requests']} requests in {f['seconds']} s ({f['requests_per_s']}/s), "
-                  f"{f['errors']} errors, {f['mixed_version_responses']} responses mixing versions; "
-                  + "; ".join(f"{k} p50 {f[k]['p50_ms']} ms p95 {f[k]['p95_ms']} ms" for k in ("search", "ask") if k in f))
+            print(
+                f"{args.kb} {phase}: {f['requests']} requests in {f['seconds']} s ({f['requests_per_s']}/s), "
+                f"{f['errors']} errors, {f['mixed_version_responses']} responses mixing versions; "
+                + "; ".join(f"{k} p50 {f[k]['p50_ms']} ms p95 {f[k]['p95_ms']} ms" for k in ("search", "ask") if k in f)
+            )
         if "change" in during:
             print(f"  change during the load: {during['change']}")
         if args.json:

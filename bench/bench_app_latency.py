@@ -77,12 +77,23 @@ def main() -> int:
     warm = times[1:]
     print(f"app ready (server start + first page load): {ready:.2f} s")
     print(f"first question after start-up (loads the model, builds indexes): {times[0] * 1000:.0f} ms")
-    print(f"{len(warm)} sample questions, submit -> rendered answer: median {statistics.median(warm) * 1000:.0f} ms, "
-          f"min {min(warm) * 1000:.0f} ms, max {max(warm) * 1000:.0f} ms")
+    print(
+        f"{len(warm)} sample questions, submit -> rendered answer: median {statistics.median(warm) * 1000:.0f} ms, "
+        f"min {min(warm) * 1000:.0f} ms, max {max(warm) * 1000:.0f} ms"
+    )
     print("per question (ms): " + ", ".join(f"{t * 1000:.0f}" for t in warm))
     if args.json:
-        print(json.dumps({"ready_s": ready, "first_s": times[0], "median_s": statistics.median(warm),
-                          "max_s": max(warm), "n": len(warm)}))
+        print(
+            json.dumps(
+                {
+                    "ready_s": ready,
+                    "first_s": times[0],
+                    "median_s": statistics.median(warm),
+                    "max_s": max(warm),
+                    "n": len(warm),
+                }
+            )
+        )
     return 0
 
 

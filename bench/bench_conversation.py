@@ -57,16 +57,16 @@ def main() -> None:
     follow = [t for t in turns if t.history][: args.turns]
     for t in follow:  # the live chat asked every earlier turn before this one: warm their cached hits
         reader.search(t.question, history=t.history)
-    times: dict[str, list[float]] = {"search alone": [], "search follow-up": [], "answer alone": [],
-                                     "answer follow-up": []}
+    times: dict[str, list[float]] = {"search alone": [], "search follow-up": [], "answer alone": [], "answer follow-up": []}
     for t in follow:
         times["search alone"].append(timed(lambda: reader.search(t.question)))
         times["search follow-up"].append(timed(lambda: reader.search(t.question, history=t.history)))
         times["answer alone"].append(timed(lambda: answer(t.question, reader)))
         times["answer follow-up"].append(timed(lambda: answer(t.question, reader, history=t.history)))
-    out: dict[str, Any] = {k: {"median_ms": round(1000 * statistics.median(v), 2),
-                               "p95_ms": round(1000 * float(np.percentile(v, 95)), 2)}
-           for k, v in times.items()}
+    out: dict[str, Any] = {
+        k: {"median_ms": round(1000 * statistics.median(v), 2), "p95_ms": round(1000 * float(np.percentile(v, 95)), 2)}
+        for k, v in times.items()
+    }
     out["ratio_search"] = round(out["search follow-up"]["median_ms"] / out["search alone"]["median_ms"], 3)
     out["ratio_answer"] = round(out["answer follow-up"]["median_ms"] / out["answer alone"]["median_ms"], 3)
     out["turns"] = len(follow)

@@ -66,7 +66,8 @@ def describe(index) -> str:
         ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))  # the IVF subclass, nlist and nprobe
         if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
             inner = {faiss.ScalarQuantizer.QT_fp16: "IVF-fp16", faiss.ScalarQuantizer.QT_8bit: "IVF-SQ8"}.get(
-                ivf.sq.qtype, "IVF-SQ")
+                ivf.sq.qtype, "IVF-SQ"
+            )
         else:
             inner = "IVF-flat"
         return f"{inner} nlist {ivf.nlist} nprobe {ivf.nprobe}"
@@ -75,8 +76,9 @@ def describe(index) -> str:
         return type(flat).__name__.replace("Index", "")
 
 
-def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hnsw: bool,
-            storages: tuple[str, ...] = ("fp16", "sq8")) -> dict:
+def measure(
+    kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hnsw: bool, storages: tuple[str, ...] = ("fp16", "sq8")
+) -> dict:
     import faiss
 
     from bench.common import scifact_queries
@@ -106,9 +108,19 @@ def measure(kb_dir: Path, n_queries: int, n_latency: int, nprobes: list[int], hn
             build_s = time.perf_counter() - t
         _, found = index.search(queries, 100)
         p50, p95 = single_query_latency(index, lat_q)
-        return ({"name": name, "index": describe(index), "build_s": build_s, "recall@10": recall(found, truth, 10),
-                 "recall@100": recall(found, truth, 100), "p50_s": p50, "p95_s": p95,
-                 "bytes_per_vector": index_bytes(index) / n}, index)
+        return (
+            {
+                "name": name,
+                "index": describe(index),
+                "build_s": build_s,
+                "recall@10": recall(found, truth, 10),
+                "recall@100": recall(found, truth, 100),
+                "p50_s": p50,
+                "p95_s": p95,
+                "bytes_per_vector": index_bytes(index) / n,
+            },
+            index,
+        )
 
     shipped = IndexConfig()
     out = []

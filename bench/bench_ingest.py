@@ -61,16 +61,25 @@ def measure(kb_dir: Path, n: int) -> dict:
     st.max_seq_length = ours.config.max_tokens
     n_tokens = [len(ours.tokenizer(t, truncation=True, max_length=ours.config.max_tokens)["input_ids"]) for t in texts]
 
-    alt_vecs, alt_s = timed(lambda ts: st.encode(ts, batch_size=32, normalize_embeddings=True,
-                                                 show_progress_bar=False), texts)
+    alt_vecs, alt_s = timed(
+        lambda ts: st.encode(ts, batch_size=32, normalize_embeddings=True, show_progress_bar=False), texts
+    )
     our_vecs, ours_s = timed(ours.encode, texts)
     fp32_vecs, fp32_s = timed(ours_fp32.encode, texts)
     cos = (our_vecs * alt_vecs).sum(1)
     cos32 = (fp32_vecs * alt_vecs).sum(1)
-    return {"chunks": len(texts), "mean_wordpieces": float(np.mean(n_tokens)), "precision": ours.precision,
-            "ours_s": ours_s, "ours_fp32_s": fp32_s, "alt_s": alt_s,
-            "cos_min": float(cos.min()), "cos_mean": float(cos.mean()), "cos32_min": float(cos32.min()),
-            "threads": torch.get_num_threads()}
+    return {
+        "chunks": len(texts),
+        "mean_wordpieces": float(np.mean(n_tokens)),
+        "precision": ours.precision,
+        "ours_s": ours_s,
+        "ours_fp32_s": fp32_s,
+        "alt_s": alt_s,
+        "cos_min": float(cos.min()),
+        "cos_mean": float(cos.mean()),
+        "cos32_min": float(cos32.min()),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> int:

@@ -55,7 +55,7 @@ def accuracy(scans: Path, originals: Path) -> tuple[list[tuple[str, int, float]]
         parsed = load(scan, scan.read_bytes())
         for block in parsed.blocks:
             assert block.page is not None  # a PDF's blocks have pages
-            ocr = _fold(parsed.text[block.start:block.end])
+            ocr = _fold(parsed.text[block.start : block.end])
             out.append((scan.name, block.page, 1 - jiwer.cer(truth[block.page - 1], ocr)))
     return out, len(out) / (time.perf_counter() - started)
 
@@ -84,8 +84,9 @@ def recall(folder: Path, kb_dir: Path, embedder) -> dict[str, float]:
     records = []
     for line in SAMPLE_QUESTIONS.read_text().splitlines():
         q = json.loads(line)
-        records.append({"id": q["id"], "question": q["question"],
-                        "relevant": [Path(r).stem + ".pdf" for r in q["relevant"]]})
+        records.append(
+            {"id": q["id"], "question": q["question"], "relevant": [Path(r).stem + ".pdf" for r in q["relevant"]]}
+        )
     rows = evaluate(kb_dir, records, retrievers=RETRIEVERS, k=5, embedder=embedder)
     return {r["retriever"]: r["recall@5"] for r in rows}
 
@@ -126,8 +127,7 @@ def main() -> None:
         "born_digital_pages_per_s": round(born_rate, 2),
         "recall@5_born_digital": r_born,
         "recall@5_scanned": r_scan,
-        "recall@5_ratio_scanned_over_born": {k: round(r_scan[k] / r_born[k], 4) if r_born[k] else None
-                                             for k in r_born},
+        "recall@5_ratio_scanned_over_born": {k: round(r_scan[k] / r_born[k], 4) if r_born[k] else None for k in r_born},
         "machine": f"{os.cpu_count()} cores, OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT', 'unset')}",
     }
     if args.json:

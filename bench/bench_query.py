@@ -133,7 +133,7 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int, methods: tup
     # Disjoint query slices: the query-embedding cache must never answer a measured query.
     queries = distinct_queries(queries, 4 + 4 * n + profile)
     warm, rest = queries[1:4], queries[4:]
-    sl = [rest[i * n:(i + 1) * n] for i in range(4)]
+    sl = [rest[i * n : (i + 1) * n] for i in range(4)]
     if "hopfield" in methods:
         hop = make_retriever("hopfield", kb, embedder, top_k=10)
         t = time.perf_counter()
@@ -162,7 +162,7 @@ def measure(kb_dir: Path, queries: list[str], n: int, profile: int, methods: tup
         _time_bm25s(kb, sl[3], out)
 
     if profile and "hopfield" in methods:
-        out["profile"] = _profile(lambda q: hop.search(q, 10), rest[4 * n:4 * n + profile])
+        out["profile"] = _profile(lambda q: hop.search(q, 10), rest[4 * n : 4 * n + profile])
     return out
 
 

@@ -62,9 +62,11 @@ def write_abstracts(folder: Path, n: int) -> int:
 
 def vectors(kb_dir: Path) -> tuple[list[tuple], np.ndarray]:
     con = sqlite3.connect(f"file:{kb_dir / 'kb.sqlite'}?mode=ro", uri=True)
-    rows = con.execute("SELECT d.source, c.ordinal, c.text, e.vector FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                       "AND c.doc_version = d.version JOIN embeddings e ON e.text_hash = c.text_hash "
-                       "ORDER BY d.source, c.ordinal").fetchall()
+    rows = con.execute(
+        "SELECT d.source, c.ordinal, c.text, e.vector FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        "AND c.doc_version = d.version JOIN embeddings e ON e.text_hash = c.text_hash "
+        "ORDER BY d.source, c.ordinal"
+    ).fetchall()
     con.close()
     return [r[:3] for r in rows], np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows])
 
@@ -79,8 +81,11 @@ def ingest_figures(n_docs: int, work: Path) -> dict:
     out: dict = {"documents": n, "cores": cores}
     started = time.perf_counter()
     local = ingest(work / "kb-local", [docs], IngestConfig())
-    out["local"] = {"seconds": round(time.perf_counter() - started, 1), "chunks": local.chunks_written,
-                    "stages": {k: round(v, 1) for k, v in local.stage_seconds}}
+    out["local"] = {
+        "seconds": round(time.perf_counter() - started, 1),
+        "chunks": local.chunks_written,
+        "stages": {k: round(v, 1) for k, v in local.stage_seconds},
+    }
     print(f"local: {n} files, {local.chunks_written} chunks in {out['local']['seconds']} s", flush=True)
     keys, local_vecs = vectors(work / "kb-local")
     for name, workers in (("ray_1_worker", (cores,)), ("ray_2_workers", (cores / 2, cores / 2))):
@@ -91,22 +96,34 @@ def ingest_figures(n_docs: int, work: Path) -> dict:
             seconds = time.perf_counter() - started
         ray_keys, ray_vecs = vectors(work / f"kb-{name}")
         cos = np.einsum("ij,ij->i", ray_vecs, local_vecs) if ray_keys == keys else np.array([np.nan])
-        out[name] = {"seconds": round(seconds, 1), "chunks": report.chunks_written,
-                     "ratio_to_local": round(seconds / out["local"]["seconds"], 3),
-                     "chunks_per_s": round(report.chunks_written / seconds, 1), "same_chunks": ray_keys == keys,
-                     "min_cosine_to_local": round(float(cos.min()), 5),
-                     "stages": {k: round(v, 1) for k, v in report.stage_seconds}}
-        print(f"{name}: {seconds:.1f} s ({out[name]['ratio_to_local']}x local), same chunks: {ray_keys == keys}, "
-              f"min cosine to local {out[name]['min_cosine_to_local']}", flush=True)
+        out[name] = {
+            "seconds": round(seconds, 1),
+            "chunks": report.chunks_written,
+            "ratio_to_local": round(seconds / out["local"]["seconds"], 3),
+            "chunks_per_s": round(report.chunks_written / seconds, 1),
+            "same_chunks": ray_keys == keys,
+            "min_cosine_to_local": round(float(cos.min()), 5),
+            "stages": {k: round(v, 1) for k, v in report.stage_seconds},
+        }
+        print(
+            f"{name}: {seconds:.1f} s ({out[name]['ratio_to_local']}x local), same chunks: {ray_keys == keys}, "
+            f"min cosine to local {out[name]['min_cosine_to_local']}",
+            flush=True,
+        )
     out["local"]["chunks_per_s"] = round(local.chunks_written / out["local"]["seconds"], 1)
     return out
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "w") as fh:
-        return subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", *args], cwd=ROOT, stdout=fh,
-                                stderr=subprocess.STDOUT, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "ui.cli", "serve", *args],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),
+            start_new_session=True,
+        )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -119,8 +136,7 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _measure(args: list[str], work: Path, name: str, token: str, questions: list[str], clients: int,
-             seconds: float) -> dict:
+def _measure(args: list[str], work: Path, name: str, token: str, questions: list[str], clients: int, seconds: float) -> dict:
     import httpx
 
     port = free_port()
@@ -144,9 +160,13 @@ def _measure(args: list[str], work: Path, name: str, token: str, questions: list
         figures = asyncio.run(load(url, token, questions, clients, seconds))
     finally:
         _stop(proc)
-    print(f"{name}: {figures['requests_per_s']} requests/s, {figures['errors']} errors; "
-          + "; ".join(f"{k} p50 {figures[k]['p50_ms']} ms p95 {figures[k]['p95_ms']} ms"
-                      for k in ("search", "ask") if k in figures), flush=True)
+    print(
+        f"{name}: {figures['requests_per_s']} requests/s, {figures['errors']} errors; "
+        + "; ".join(
+            f"{k} p50 {figures[k]['p50_ms']} ms p95 {figures[k]['p95_ms']} ms" for k in ("search", "ask") if k in figures
+        ),
+        flush=True,
+    )
     return {k: figures[k] for k in ("requests", "errors", "requests_per_s", "search", "ask") if k in figures}
 
 
@@ -159,13 +179,22 @@ def serve_figures(work: Path, clients: int, seconds: float) -> dict:
     (work / "server.toml").write_text(f'keys = "keys.sqlite"\n[collections.bench]\nkb_dir = "{work / "kb-serve"}"\n')
     token, _ = KeyStore(work / "keys.sqlite").create("load", "admin", ["*"], ["*"])
     questions = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line]
-    out = {"clients": clients, "seconds": seconds,
-           "plain_kb_serve": _measure([], work, "plain", token, questions, clients, seconds)}
+    out = {
+        "clients": clients,
+        "seconds": seconds,
+        "plain_kb_serve": _measure([], work, "plain", token, questions, clients, seconds),
+    }
     with LocalCluster(head_cpus=0, worker_cpus=(1, 1)) as cluster:
         for replicas in (1, 2):
-            out[f"ray_{replicas}_replica"] = _measure(["--ray", cluster.address, "--replicas", str(replicas),
-                                                       "--replica-cpus", "1"], work, f"ray-{replicas}", token,
-                                                      questions, clients, seconds)
+            out[f"ray_{replicas}_replica"] = _measure(
+                ["--ray", cluster.address, "--replicas", str(replicas), "--replica-cpus", "1"],
+                work,
+                f"ray-{replicas}",
+                token,
+                questions,
+                clients,
+                seconds,
+            )
     return out
 
 

@@ -116,29 +116,38 @@ def main() -> int:
         docs, kb_dir = work / "docs", work / "kb"
         texts, note = paragraphs(args.n)
         write_corpus(docs, texts)
-        print(f"corpus: {args.n} documents from {note}; "
-              f"{sum(len(t) for t in texts) / len(texts):.0f} characters each on average")
+        print(
+            f"corpus: {args.n} documents from {note}; "
+            f"{sum(len(t) for t in texts) / len(texts):.0f} characters each on average"
+        )
         t = time.perf_counter()
         embedder = load_embedder()
-        print(f"model load: {time.perf_counter() - t:.1f} s (paid once; not in the figures below), "
-              f"precision {embedder.precision}")
+        print(
+            f"model load: {time.perf_counter() - t:.1f} s (paid once; not in the figures below), "
+            f"precision {embedder.precision}"
+        )
 
         config = IngestConfig(mirror=True)
         full = ingest(kb_dir, [docs], config, embedder=embedder)
         assert not full.failed, full.failed[:3]
-        print(f"full ingest: {full.seconds:.1f} s, {full.chunks_embedded} chunks embedded "
-              f"({full.chunks_embedded / full.seconds:.0f} chunks/s); {stages(full)}")
+        print(
+            f"full ingest: {full.seconds:.1f} s, {full.chunks_embedded} chunks embedded "
+            f"({full.chunks_embedded / full.seconds:.0f} chunks/s); {stages(full)}"
+        )
 
         n_changed = max(1, round(args.n * args.changed))
         step = args.n // n_changed
         for i in range(0, step * n_changed, step):
             path = docs / f"doc-{i:05d}.txt"
-            path.write_text(path.read_text(encoding="utf-8").rstrip() + " This paragraph was revised this week.\n",
-                            encoding="utf-8")
+            path.write_text(
+                path.read_text(encoding="utf-8").rstrip() + " This paragraph was revised this week.\n", encoding="utf-8"
+            )
         resync = ingest(kb_dir, [docs], config, embedder=embedder)
         assert resync.counts()["updated"] == n_changed, resync.counts()
-        print(f"resync, {n_changed} changed ({100 * args.changed:g}%): {resync.seconds:.2f} s, "
-              f"{resync.chunks_embedded} chunks embedded; {stages(resync)}")
+        print(
+            f"resync, {n_changed} changed ({100 * args.changed:g}%): {resync.seconds:.2f} s, "
+            f"{resync.chunks_embedded} chunks embedded; {stages(resync)}"
+        )
 
         noop = ingest(kb_dir, [docs], config, embedder=embedder)
         assert noop.counts()["unchanged"] == args.n and noop.chunks_embedded == 0
@@ -148,12 +157,21 @@ def main() -> int:
         print()
         print(f"{'run':<28}{'seconds':>10}{'share of full':>15}")
         print(f"{'full ingest':<28}{full.seconds:>10.2f}{'100.0%':>15}")
-        print(f"{f'resync, {100 * args.changed:g}% changed':<28}{resync.seconds:>10.2f}"
-              f"{100 * resync.seconds / full.seconds:>14.2f}%")
+        print(
+            f"{f'resync, {100 * args.changed:g}% changed':<28}{resync.seconds:>10.2f}"
+            f"{100 * resync.seconds / full.seconds:>14.2f}%"
+        )
         print(f"{'resync, nothing changed':<28}{noop.seconds:>10.2f}{100 * noop.seconds / full.seconds:>14.2f}%")
-        result = {"docs": args.n, "changed": n_changed, "full_s": full.seconds, "resync_s": resync.seconds,
-                  "noop_s": noop.seconds, "full_stages": dict(full.stage_seconds),
-                  "resync_stages": dict(resync.stage_seconds), "chunks": full.chunks_embedded}
+        result = {
+            "docs": args.n,
+            "changed": n_changed,
+            "full_s": full.seconds,
+            "resync_s": resync.seconds,
+            "noop_s": noop.seconds,
+            "full_stages": dict(full.stage_seconds),
+            "resync_stages": dict(resync.stage_seconds),
+            "chunks": full.chunks_embedded,
+        }
 
         if args.cli:
             for i in range(1, step * n_changed, step):  # a second 1% batch, other documents
@@ -161,11 +179,14 @@ def main() -> int:
                 path.write_text(path.read_text(encoding="utf-8").rstrip() + " Revised again.\n", encoding="utf-8")
             kb_script = Path(sys.executable).with_name("kb")
             t = time.perf_counter()
-            subprocess.run([str(kb_script), "sync", str(docs), "--kb-dir", str(kb_dir)], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [str(kb_script), "sync", str(docs), "--kb-dir", str(kb_dir)], check=True, stdout=subprocess.DEVNULL
+            )
             cli = time.perf_counter() - t
-            print(f"{'kb sync process, 1% changed':<28}{cli:>10.2f}{100 * cli / full.seconds:>14.2f}%"
-                  "   (includes start-up and model load)")
+            print(
+                f"{'kb sync process, 1% changed':<28}{cli:>10.2f}{100 * cli / full.seconds:>14.2f}%"
+                "   (includes start-up and model load)"
+            )
             result["cli_resync_s"] = cli
         if args.json:
             print(json.dumps(result))

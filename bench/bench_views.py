@@ -122,8 +122,13 @@ def main() -> int:
         out["dense_p50_s"], out["dense_p95_s"] = float(np.median(d)), float(np.percentile(d, 95))
         if not args.skip_fresh:
             fresh = iter(questions[20 + 2 * args.n :] * 50)
-            sync = subprocess.Popen([sys.executable, "-c", EDIT_TEN, str(kb_dir)], cwd=ROOT, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+            sync = subprocess.Popen(
+                [sys.executable, "-c", EDIT_TEN, str(kb_dir)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             started = time.perf_counter()
             during = []
             while sync.poll() is None:  # questions while the other process embeds and commits

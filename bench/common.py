@@ -138,12 +138,15 @@ def machine() -> str:
     except OSError:
         pass
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni") if f" {f}" in flags]
-    return (f"{model}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}; torch {torch.__version__}, "
-            f"torch ISA {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; "
-            f"Python {platform.python_version()}")
+    return (
+        f"{model}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}; torch {torch.__version__}, "
+        f"torch ISA {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; "
+        f"Python {platform.python_version()}"
+    )
 
 
 # ---- SciFact -------------------------------------------------------------------------------------
+
 
 def have_scifact() -> bool:
     return (SCIFACT / "corpus.jsonl").exists()

@@ -33,8 +33,14 @@ ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
 def kb(*args, timeout: float = 900) -> tuple[int, str, str, float]:
     started = time.perf_counter()
     try:
-        p = subprocess.run([sys.executable, "-m", "ui.cli", *map(str, args)], cwd=ROOT, env=ENV, capture_output=True,
-                           text=True, timeout=timeout)
+        p = subprocess.run(
+            [sys.executable, "-m", "ui.cli", *map(str, args)],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return p.returncode, p.stdout, p.stderr, time.perf_counter() - started
     except subprocess.TimeoutExpired:
         return -1, "", f"HANG: no answer within {timeout:.0f} s", time.perf_counter() - started
@@ -50,9 +56,16 @@ def intact(kb_dir: Path) -> bool:
 def row(case: str, rc: int, out: str, err: str, seconds: float, check_rc: int, ok: bool) -> dict:
     lines = [line for line in err.splitlines() if line.startswith(("failed:", "error:", "HANG"))]
     message = lines[0] if lines else (out.strip().splitlines() or [""])[0]
-    return {"case": case, "exit": rc, "message": message[:160], "seconds": round(seconds, 1),
-            "check": "ok" if check_rc == 0 else f"exit {check_rc}", "intact": ok,
-            "traceback": "Traceback" in out + err, "hang": rc == -1}
+    return {
+        "case": case,
+        "exit": rc,
+        "message": message[:160],
+        "seconds": round(seconds, 1),
+        "check": "ok" if check_rc == 0 else f"exit {check_rc}",
+        "intact": ok,
+        "traceback": "Traceback" in out + err,
+        "hang": rc == -1,
+    }
 
 
 def main() -> int:
@@ -90,10 +103,19 @@ def main() -> int:
             hurt(kb_dir)
             repaired = kb("check", "--kb-dir", kb_dir, "--repair")[0]
             problem = next((line.strip() for line in out.splitlines()[1:]), "")
-            rows.append({"case": name, "exit": rc, "message": problem[:160], "seconds": round(seconds, 1),
-                         "check": f"sync after: {'ok' if synced == 0 and after == 0 else 'FAILED'}; "
-                                  f"repair: {'ok' if repaired == 0 else 'FAILED'}",
-                         "intact": ok, "traceback": "Traceback" in out + err, "hang": rc == -1})
+            rows.append(
+                {
+                    "case": name,
+                    "exit": rc,
+                    "message": problem[:160],
+                    "seconds": round(seconds, 1),
+                    "check": f"sync after: {'ok' if synced == 0 and after == 0 else 'FAILED'}; "
+                    f"repair: {'ok' if repaired == 0 else 'FAILED'}",
+                    "intact": ok,
+                    "traceback": "Traceback" in out + err,
+                    "hang": rc == -1,
+                }
+            )
             print(rows[-1], flush=True)
         kb_dir = work / "sqlite-kb"
         shutil.copytree(base_kb, kb_dir)
@@ -106,13 +128,17 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print("\n| case | exit | message | s | after | good data intact |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['exit']} | {r['message'].replace('|', '/')} | {r['seconds']} | {r['check']} | "
-              f"{'yes' if r['intact'] else 'no'} |")
+        print(
+            f"| {r['case']} | {r['exit']} | {r['message'].replace('|', '/')} | {r['seconds']} | {r['check']} | "
+            f"{'yes' if r['intact'] else 'no'} |"
+        )
     tracebacks = sum(r["traceback"] for r in rows)
     hangs = sum(r["hang"] for r in rows)
     lost = sum(not r["intact"] for r in rows if r["case"] != "kb.sqlite truncated")
-    print(f"\ntracebacks {tracebacks}, hangs past the budget {hangs}, runs that lost or changed the good "
-          f"documents {lost} (kb.sqlite truncated excepted: it is the source of truth and says so)")
+    print(
+        f"\ntracebacks {tracebacks}, hangs past the budget {hangs}, runs that lost or changed the good "
+        f"documents {lost} (kb.sqlite truncated excepted: it is the source of truth and says so)"
+    )
     return 0
 
 

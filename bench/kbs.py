@@ -67,8 +67,16 @@ def sample_kb(workdir: Path) -> tuple[Path, dict]:
     if info is None:
         _fresh(kb_dir)
         report = ingest(kb_dir, [SAMPLE_DOCS], IngestConfig(), embedder=load_embedder())
-        info = _save(kb_dir, key, {"seconds": report.seconds, "stage_seconds": dict(report.stage_seconds),
-                                   "chunks": report.chunks_written, "reused": False})
+        info = _save(
+            kb_dir,
+            key,
+            {
+                "seconds": report.seconds,
+                "stage_seconds": dict(report.stage_seconds),
+                "chunks": report.chunks_written,
+                "reused": False,
+            },
+        )
     else:
         info["reused"] = True
     return kb_dir, info
@@ -85,14 +93,25 @@ def scifact_kb(workdir: Path) -> tuple[Path, dict]:
         info["reused"] = True
         return kb_dir, info
     _fresh(kb_dir)
-    records = [TextRecord(source=d["_id"], title=d.get("title", ""), text=d.get("text", ""), name=d["_id"])
-               for d in scifact_corpus()]
+    records = [
+        TextRecord(source=d["_id"], title=d.get("title", ""), text=d.get("text", ""), name=d["_id"])
+        for d in scifact_corpus()
+    ]
     embedder = load_embedder()
     report = ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     stages = dict(report.stage_seconds)
     stages["commit"] = max(report.seconds - sum(stages.values()), 0.0)
-    info = _save(kb_dir, key, {"seconds": report.seconds, "stage_seconds": stages, "chunks": report.chunks_written,
-                               "precision": embedder.precision, "reused": False})
+    info = _save(
+        kb_dir,
+        key,
+        {
+            "seconds": report.seconds,
+            "stage_seconds": stages,
+            "chunks": report.chunks_written,
+            "precision": embedder.precision,
+            "reused": False,
+        },
+    )
     return kb_dir, info
 
 
@@ -112,18 +131,34 @@ def _scifact_documents(src: KnowledgeBase) -> list[tuple[NewDocument, np.ndarray
     for doc_id, rows in by_doc.items():
         rows.sort(key=lambda r: records[r].ordinal)
         info = docs[doc_id]
-        chunks = tuple(NewChunk(text=records[r].text, char_start=records[r].char_start, char_end=records[r].char_end,
-                                n_tokens=records[r].n_tokens, page=records[r].page, section=records[r].section)
-                       for r in rows)
-        doc = NewDocument(source=info.source, name=info.name, title=info.title, kind=info.kind,
-                          content_hash=info.content_hash, size_bytes=info.size_bytes,
-                          text=src.document_text(doc_id), chunks=chunks)
+        chunks = tuple(
+            NewChunk(
+                text=records[r].text,
+                char_start=records[r].char_start,
+                char_end=records[r].char_end,
+                n_tokens=records[r].n_tokens,
+                page=records[r].page,
+                section=records[r].section,
+            )
+            for r in rows
+        )
+        doc = NewDocument(
+            source=info.source,
+            name=info.name,
+            title=info.title,
+            kind=info.kind,
+            content_hash=info.content_hash,
+            size_bytes=info.size_bytes,
+            text=src.document_text(doc_id),
+            chunks=chunks,
+        )
         out.append((doc, vectors[rows]))
     return out
 
 
-def synthetic_kb(workdir: Path, source: Path, n: int, sigma: float = 0.025, seed: int = 0,
-                 index: IndexConfig | None = None) -> tuple[Path, dict]:
+def synthetic_kb(
+    workdir: Path, source: Path, n: int, sigma: float = 0.025, seed: int = 0, index: IndexConfig | None = None
+) -> tuple[Path, dict]:
     """A KB of n chunks built from the SciFact KB at source (see the module docstring).
 
     sigma 0.025 per dimension moves a 384-d unit vector to cosine ~0.9 of its original, about as
@@ -135,8 +170,7 @@ def synthetic_kb(workdir: Path, source: Path, n: int, sigma: float = 0.025, seed
     index = index or IndexConfig()
     src = KnowledgeBase(source)
     kb_dir = workdir / f"kb_synth_{n}"
-    key = {"what": "synthetic", "n": n, "sigma": sigma, "seed": seed, "source_token": src.token(),
-           "index": asdict(index)}
+    key = {"what": "synthetic", "n": n, "sigma": sigma, "seed": seed, "source_token": src.token(), "index": asdict(index)}
     info = _cached(kb_dir, key)
     if info is not None:
         info["reused"] = True
@@ -164,14 +198,18 @@ def synthetic_kb(workdir: Path, source: Path, n: int, sigma: float = 0.025, seed
                     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
                     if len(cosines) < 2000:
                         cosines.extend((noisy * vecs).sum(1).tolist())
-                    doc = NewDocument(**{**doc.__dict__, "source": f"{doc.source}#copy{copy}",
-                                         "title": f"{doc.title} [{copy}]"})
+                    doc = NewDocument(
+                        **{**doc.__dict__, "source": f"{doc.source}#copy{copy}", "title": f"{doc.title} [{copy}]"}
+                    )
                     vecs = noisy
                 writer.put_document(doc, vecs)
                 written += len(doc.chunks)
             copy += 1
     seconds = time.perf_counter() - started
     mean_cos = float(np.mean(cosines)) if cosines else 1.0
-    info = _save(kb_dir, key, {"seconds": seconds, "chunks": written, "copies": copy,
-                               "mean_cosine_to_original": mean_cos, "reused": False})
+    info = _save(
+        kb_dir,
+        key,
+        {"seconds": seconds, "chunks": written, "copies": copy, "mean_cosine_to_original": mean_cos, "reused": False},
+    )
     return kb_dir, info

@@ -41,8 +41,20 @@ def typeset(title: str, text: str) -> bytes:
 
 def _latin1(text: str) -> str:
     # The core fonts cover Latin-1: typographic quotes and dashes become their ASCII forms.
-    table = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-                           "\u2026": "...", "\u2192": "->", "\u2022": "-", "\u00a0": " "})
+    table = str.maketrans(
+        {
+            "\u2014": "-",
+            "\u2013": "-",
+            "\u2018": "'",
+            "\u2019": "'",
+            "\u201c": '"',
+            "\u201d": '"',
+            "\u2026": "...",
+            "\u2192": "->",
+            "\u2022": "-",
+            "\u00a0": " ",
+        }
+    )
     return text.translate(table).encode("latin-1", "replace").decode("latin-1")
 
 

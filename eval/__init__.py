@@ -27,17 +27,46 @@ from eval.report import headline_metric, markdown, write_report
 from eval.runner import EvalConfig, EvalReport, RetrieverSpec, evaluate, run_eval
 
 __all__ = [
-    "QueryVectorCache", "LabelledSet", "from_records", "load_beir", "load_csv", "load_dataset", "load_jsonl",
-    "EvalError", "MissingExtra", "CONDITION_KINDS", "Condition", "garble", "garble_queries", "parse_condition",
+    "QueryVectorCache",
+    "LabelledSet",
+    "from_records",
+    "load_beir",
+    "load_csv",
+    "load_dataset",
+    "load_jsonl",
+    "EvalError",
+    "MissingExtra",
+    "CONDITION_KINDS",
+    "Condition",
+    "garble",
+    "garble_queries",
+    "parse_condition",
     "parse_conditions",
-    "METRICS", "STAT_TESTS", "score", "significance", "headline_metric", "markdown", "write_report",
-    "EvalConfig", "EvalReport", "RetrieverSpec", "evaluate", "run_eval",
-    "ConversationReport", "load_conversations", "run_conversations", "conversations_markdown",
+    "METRICS",
+    "STAT_TESTS",
+    "score",
+    "significance",
+    "headline_metric",
+    "markdown",
+    "write_report",
+    "EvalConfig",
+    "EvalReport",
+    "RetrieverSpec",
+    "evaluate",
+    "run_eval",
+    "ConversationReport",
+    "load_conversations",
+    "run_conversations",
+    "conversations_markdown",
 ]
 
 
-_CONVERSATIONS = {"ConversationReport": "ConversationReport", "load_conversations": "load_conversations",
-                  "run_conversations": "run_conversations", "conversations_markdown": "markdown"}
+_CONVERSATIONS = {
+    "ConversationReport": "ConversationReport",
+    "load_conversations": "load_conversations",
+    "run_conversations": "run_conversations",
+    "conversations_markdown": "markdown",
+}
 
 
 def __getattr__(name: str):

@@ -98,22 +98,41 @@ def main(argv: list[str] | None = None) -> None:
     kb_root = args.kb_root or args.out / "kbs"
     args.out.mkdir(parents=True, exist_ok=True)
     specs = variants()
-    lines = ["# Hopfield reader ablation", "",
-             "recall@1 / recall@10 at document level; * differs from dense at p < 0.05 "
-             "(paired randomisation test, 10,000 resamples, seed 0).", ""]
+    lines = [
+        "# Hopfield reader ablation",
+        "",
+        "recall@1 / recall@10 at document level; * differs from dense at p < 0.05 "
+        "(paired randomisation test, 10,000 resamples, seed 0).",
+        "",
+    ]
     payload = {}
     for labelled, kb_dir in labelled_sets([s.strip() for s in args.sets.split(",") if s.strip()], kb_root):
         if labelled.corpus is None:
             ensure_sample_kb(kb_dir)
         started = time.perf_counter()
-        config = EvalConfig(conditions=tuple(args.conditions.split(",")), limit=args.limit,
-                            cache_dir=args.out / "cache", metrics=("recall@1", "recall@10", "mrr@10", "ndcg@10"))
+        config = EvalConfig(
+            conditions=tuple(args.conditions.split(",")),
+            limit=args.limit,
+            cache_dir=args.out / "cache",
+            metrics=("recall@1", "recall@10", "mrr@10", "ndcg@10"),
+        )
         report = run_eval(labelled, kb_dir, config, specs=specs)
-        lines += [f"## {labelled.name} ({report.n_queries} questions, {report.meta['kb_chunks']} chunks, "
-                  f"{time.perf_counter() - started:.0f} s)", ""] + table(report) + [""]
-        payload[labelled.name] = {"results": report.results, "pvalues": report.pvalues,
-                                  "ms_per_query": report.ms_per_query, "n_queries": report.n_queries}
-        print("\n".join(lines[-(len(report.retrievers) + 5):]), flush=True)
+        lines += (
+            [
+                f"## {labelled.name} ({report.n_queries} questions, {report.meta['kb_chunks']} chunks, "
+                f"{time.perf_counter() - started:.0f} s)",
+                "",
+            ]
+            + table(report)
+            + [""]
+        )
+        payload[labelled.name] = {
+            "results": report.results,
+            "pvalues": report.pvalues,
+            "ms_per_query": report.ms_per_query,
+            "n_queries": report.n_queries,
+        }
+        print("\n".join(lines[-(len(report.retrievers) + 5) :]), flush=True)
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     (args.out / "ablation.json").write_text(json.dumps(payload, indent=1))
     print(f"written: {args.out / 'ablation.md'}")

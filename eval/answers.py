@@ -27,8 +27,8 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from data import DATA_DIR, SAMPLE_DOCS, SAMPLE_QUESTIONS
 from kb import KnowledgeBase, load_embedder
@@ -63,8 +63,9 @@ class SampleReport:
     leaked: tuple[str, ...]
 
 
-def sample_report(kb: KnowledgeBase, retriever_name: str = "hopfield", config: AnswerConfig = AnswerConfig(),
-                  embedder=None) -> SampleReport:
+def sample_report(
+    kb: KnowledgeBase, retriever_name: str = "hopfield", config: AnswerConfig = AnswerConfig(), embedder=None
+) -> SampleReport:
     """The sample-set figures (see the module docstring) for one retriever and answer config."""
     retriever = make_retriever(retriever_name, kb, embedder, top_k=5)
     answerable = read_jsonl(SAMPLE_QUESTIONS)
@@ -83,11 +84,14 @@ def sample_report(kb: KnowledgeBase, retriever_name: str = "hopfield", config: A
     abst_h = [answer(q["question"], retriever, config).abstained for q in holdout]
     abst_c = [answer(q["question"], retriever, config).abstained for q in calibration]
     return SampleReport(
-        answered=sum(answered) / len(answered), abstained_holdout=sum(abst_h) / len(abst_h),
-        abstained_calibration=sum(abst_c) / len(abst_c), key_fact=sum(key) / max(len(key), 1),
+        answered=sum(answered) / len(answered),
+        abstained_holdout=sum(abst_h) / len(abst_h),
+        abstained_calibration=sum(abst_c) / len(abst_c),
+        key_fact=sum(key) / max(len(key), 1),
         answered_by_style={s: f"{sum(v)}/{len(v)}" for s, v in by_style.items()},
         missed=tuple(q["id"] for q, a in zip(answerable, answered) if not a),
-        leaked=tuple(q["id"] for q, a in zip(holdout + calibration, abst_h + abst_c) if not a))
+        leaked=tuple(q["id"] for q, a in zip(holdout + calibration, abst_h + abst_c) if not a),
+    )
 
 
 def covid_report(kb_dir: Path, config: AnswerConfig = AnswerConfig(), limit: int | None = None, embedder=None) -> dict:
@@ -109,8 +113,9 @@ def covid_report(kb_dir: Path, config: AnswerConfig = AnswerConfig(), limit: int
     return {"questions": len(qids), "answered": answered / len(qids), "first_citation_relevant": right / max(answered, 1)}
 
 
-def policyqa_report(work: Path, limit: int = 600, seed: int = 0, config: AnswerConfig = AnswerConfig(),
-                    embedder=None) -> dict:
+def policyqa_report(
+    work: Path, limit: int = 600, seed: int = 0, config: AnswerConfig = AnswerConfig(), embedder=None
+) -> dict:
     """PolicyQA dev, one KB per policy (its segments as documents): answered share, and the share of
     answered questions whose quotes contain the gold span, for hopfield and for dense retrieval."""
     from ingest import IngestConfig, TextRecord, ingest_texts
@@ -120,8 +125,10 @@ def policyqa_report(work: Path, limit: int = 600, seed: int = 0, config: AnswerC
     questions: list[tuple[str, str, str]] = []  # (policy slug, question, gold span)
     for policy in data:
         slug = re.sub(r"[^a-z0-9]+", "-", policy["title"].lower()).strip("-")
-        records = [TextRecord(source=f"{slug}/{i}", title=policy["title"], text=p["context"])
-                   for i, p in enumerate(policy["paragraphs"])]
+        records = [
+            TextRecord(source=f"{slug}/{i}", title=policy["title"], text=p["context"])
+            for i, p in enumerate(policy["paragraphs"])
+        ]
         ingest_texts(work / slug, records, IngestConfig(mirror=True), embedder=embedder)
         for p in policy["paragraphs"]:
             for qa in p["qas"]:
@@ -151,12 +158,13 @@ def span_overlap(quotes: str, gold: str) -> bool:
     return bool(q and g) and len(q & g) >= 0.5 * min(len(q), len(g))
 
 
-def doc2dial_report(kb_dir: Path, limit: int = 500, seed: int = 0, config: AnswerConfig = AnswerConfig(),
-                    embedder=None) -> dict:
+def doc2dial_report(
+    kb_dir: Path, limit: int = 500, seed: int = 0, config: AnswerConfig = AnswerConfig(), embedder=None
+) -> dict:
     """doc2dial-dev: a seeded sample of user turns answered with their conversation; the answered share and
     the share of answered turns whose quotes overlap the gold grounding span (span_overlap)."""
-    from eval.runner import prepare_kb
     from eval.datasets import load_beir
+    from eval.runner import prepare_kb
 
     folder = SHARED / "doc2dial-dev"
     embedder = embedder or load_embedder()
@@ -190,29 +198,40 @@ def main(argv: list[str] | None = None) -> None:
         ingest(sample_dir, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     started = time.perf_counter()
     report: dict = {"sample": {}}
-    variants = {"hopfield": ("hopfield", AnswerConfig()), "dense": ("dense", AnswerConfig()),
-                "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_quotes=False)),
-                "hopfield + cross-encoder abstention": ("hopfield", AnswerConfig(cross_abstention=True))}
+    variants = {
+        "hopfield": ("hopfield", AnswerConfig()),
+        "dense": ("dense", AnswerConfig()),
+        "hopfield, no cross-encoder": ("hopfield", AnswerConfig(cross_quotes=False)),
+        "hopfield + cross-encoder abstention": ("hopfield", AnswerConfig(cross_abstention=True)),
+    }
     for name, (retriever_name, config) in variants.items():
         r = sample_report(KnowledgeBase(sample_dir), retriever_name, config, embedder=embedder)
         report["sample"][name] = r.__dict__
-        print(f"sample [{name}]: answered {r.answered:.3f} of answerable ({r.answered_by_style}); abstained "
-              f"{r.abstained_holdout:.3f} of held-out unanswerable ({r.abstained_calibration:.3f} of the calibration "
-              f"set); key fact in quote [1] {r.key_fact:.3f}", flush=True)
+        print(
+            f"sample [{name}]: answered {r.answered:.3f} of answerable ({r.answered_by_style}); abstained "
+            f"{r.abstained_holdout:.3f} of held-out unanswerable ({r.abstained_calibration:.3f} of the calibration "
+            f"set); key fact in quote [1] {r.key_fact:.3f}",
+            flush=True,
+        )
         print(f"    answerable abstained: {', '.join(r.missed) or '-'}; unanswerable answered: {', '.join(r.leaked) or '-'}")
-    ablation = {"default": AnswerConfig(), "no cross-encoder": AnswerConfig(cross_quotes=False),
-                "+ cross-encoder abstention": AnswerConfig(cross_abstention=True)}
+    ablation = {
+        "default": AnswerConfig(),
+        "no cross-encoder": AnswerConfig(cross_quotes=False),
+        "+ cross-encoder abstention": AnswerConfig(cross_abstention=True),
+    }
     for name, config in ablation.items():
         if not args.skip_shared and (SHARED / "covidfaq").is_dir():
             report[f"covidfaq, {name}"] = covid_report(args.work / "covidfaq", config, embedder=embedder)
             print(f"covidfaq [{name}]: {report[f'covidfaq, {name}']}", flush=True)
         if not args.skip_shared and (SHARED / "policyqa").is_dir():
-            report[f"policyqa, {name}"] = policyqa_report(args.work / "policyqa", args.policyqa_limit, config=config,
-                                                          embedder=embedder)
+            report[f"policyqa, {name}"] = policyqa_report(
+                args.work / "policyqa", args.policyqa_limit, config=config, embedder=embedder
+            )
             print(f"policyqa [{name}]: {report[f'policyqa, {name}']}", flush=True)
         if not args.skip_shared and (SHARED / "doc2dial-dev").is_dir():
-            report[f"doc2dial, {name}"] = doc2dial_report(args.work / "doc2dial", args.doc2dial_limit, config=config,
-                                                          embedder=embedder)
+            report[f"doc2dial, {name}"] = doc2dial_report(
+                args.work / "doc2dial", args.doc2dial_limit, config=config, embedder=embedder
+            )
             print(f"doc2dial-dev [{name}]: {report[f'doc2dial, {name}']}", flush=True)
     report["seconds"] = round(time.perf_counter() - started, 1)
     (args.work / "answers.json").write_text(json.dumps(report, indent=1))

@@ -78,8 +78,16 @@ def load_conversations(path: str | Path) -> tuple[list[ConversationTurn], Labell
             raise EvalError(f"{path}:{n}: not a conversational turn ({exc})") from None
         qid = str(row.get("id", n))
         dialogue = str(row.get("dialogue", qid.rsplit("_", 1)[0]))
-        turns.append(ConversationTurn(qid, dialogue, int(row.get("turn", 1 + sum(t.role == "user" for t in history))),
-                                      question.strip(), history, tuple(str(r) for r in relevant)))
+        turns.append(
+            ConversationTurn(
+                qid,
+                dialogue,
+                int(row.get("turn", 1 + sum(t.role == "user" for t in history))),
+                question.strip(),
+                history,
+                tuple(str(r) for r in relevant),
+            )
+        )
     if not turns:
         raise EvalError(f"{path} holds no turns")
     return turns, labelled
@@ -105,8 +113,7 @@ def _scores(ranked: list[str], relevant: set[str]) -> dict[str, float]:
 class ConversationEval:
     """Ranks a conversational set's turns against one KB under each row; results per turn id."""
 
-    def __init__(self, turns: Sequence[ConversationTurn], kb: KnowledgeBase,
-                 candidates: int = DEFAULT_CANDIDATES) -> None:
+    def __init__(self, turns: Sequence[ConversationTurn], kb: KnowledgeBase, candidates: int = DEFAULT_CANDIDATES) -> None:
         self.turns = list(turns)
         self.kb = kb
         self.embedder = embedder_for(kb)
@@ -131,8 +138,14 @@ class ConversationEval:
         return out
 
 
-ROWS = ("turn alone", "+ previous user turn", "whole conversation", "whole conversation (dense)",
-        "dense, turn alone", "conversation memory")
+ROWS = (
+    "turn alone",
+    "+ previous user turn",
+    "whole conversation",
+    "whole conversation (dense)",
+    "dense, turn alone",
+    "conversation memory",
+)
 
 
 @dataclass(frozen=True)
@@ -148,12 +161,22 @@ class ConversationReport:
     configs: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"first_turns": self.n_first, "follow_ups": self.n_follow, "table": self.table,
-                "p_vs_turn_alone": self.pvalues, "history_made_top_hit_wrong": self.worse, "configs": self.configs}
+        return {
+            "first_turns": self.n_first,
+            "follow_ups": self.n_follow,
+            "table": self.table,
+            "p_vs_turn_alone": self.pvalues,
+            "history_made_top_hit_wrong": self.worse,
+            "configs": self.configs,
+        }
 
 
-def summarise(turns: Sequence[ConversationTurn], rankings: dict[str, dict[str, list[str]]],
-              configs: dict[str, Any] | None = None, seed: int = 0) -> ConversationReport:
+def summarise(
+    turns: Sequence[ConversationTurn],
+    rankings: dict[str, dict[str, list[str]]],
+    configs: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> ConversationReport:
     """Scores of each row's rankings: first turns, follow-ups, turn buckets; paired tests against turn alone."""
     per = {row: {t.id: _scores(r[t.id], set(t.relevant)) for t in turns} for row, r in rankings.items()}
     first = [t.id for t in turns if not t.history]
@@ -161,16 +184,19 @@ def summarise(turns: Sequence[ConversationTurn], rankings: dict[str, dict[str, l
     groups = {"first": first, "follow-up": follow}
     for name, lo, hi in BUCKETS:
         groups[f"turn {name}"] = [t.id for t in turns if t.history and lo <= t.turn <= hi]
-    table = {row: {g: {m: float(np.mean([pq[q][m] for q in ids])) if ids else 0.0 for m in METRICS}
-                   for g, ids in groups.items()} for row, pq in per.items()}
+    table = {
+        row: {g: {m: float(np.mean([pq[q][m] for q in ids])) if ids else 0.0 for m in METRICS} for g, ids in groups.items()}
+        for row, pq in per.items()
+    }
     base = per.get("turn alone")
     pvalues, worse = {}, {}
     for row, pq in per.items():
         if base is None or row == "turn alone":
             continue
-        pvalues[row] = {m: paired_randomisation(np.array([base[q][m] for q in follow]),
-                                                np.array([pq[q][m] for q in follow]), seed=seed)
-                        for m in ("recall@1", "recall@5")}
+        pvalues[row] = {
+            m: paired_randomisation(np.array([base[q][m] for q in follow]), np.array([pq[q][m] for q in follow]), seed=seed)
+            for m in ("recall@1", "recall@5")
+        }
         worse[row] = float(np.mean([base[q]["recall@1"] > pq[q]["recall@1"] for q in follow])) if follow else 0.0
     return ConversationReport(len(first), len(follow), table, pvalues, worse, configs or {})
 
@@ -181,8 +207,13 @@ GRID = tuple(HistoryConfig(visited_weight=v) for v in (0.5, 0.7, 1.0))
 WIDE_GRID = tuple(HistoryConfig(context_weight=c, visited_weight=v) for c in (0.3, 0.5, 0.8) for v in (0.5, 0.7, 1.0))
 
 
-def cross_validate(ev: ConversationEval, grid: Sequence[HistoryConfig] = GRID, folds: int = 5, seed: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, list[str]], list[HistoryConfig]]:
+def cross_validate(
+    ev: ConversationEval,
+    grid: Sequence[HistoryConfig] = GRID,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, list[str]], list[HistoryConfig]]:
     """The conversation memory's rankings with each dialogue's weights picked on the other folds' dialogues
     (objective: mean of follow-up recall@1 and recall@5), and the config each fold picked."""
     dialogues = sorted({t.dialogue for t in ev.turns})
@@ -208,9 +239,15 @@ def cross_validate(ev: ConversationEval, grid: Sequence[HistoryConfig] = GRID, f
     return out, chosen
 
 
-def run_conversations(path: str | Path, kb_dir: str | Path, rows: Sequence[str] = ROWS, cv: bool = True,
-                      config: HistoryConfig = HistoryConfig(), limit: int | None = None,
-                      grid: Sequence[HistoryConfig] = GRID) -> ConversationReport:
+def run_conversations(
+    path: str | Path,
+    kb_dir: str | Path,
+    rows: Sequence[str] = ROWS,
+    cv: bool = True,
+    config: HistoryConfig = HistoryConfig(),
+    limit: int | None = None,
+    grid: Sequence[HistoryConfig] = GRID,
+) -> ConversationReport:
     """The table of a conversational set (ingesting a BEIR folder's corpus into kb_dir first).
 
     cv: the conversation-memory row is cross-validated over grid (else config as given).
@@ -220,8 +257,9 @@ def run_conversations(path: str | Path, kb_dir: str | Path, rows: Sequence[str] 
     if labelled is not None:
         prepare_kb(labelled, kb_dir, embedder_for(kb_dir))  # the KB's model; the default for a new one
     kb = KnowledgeBase(kb_dir)
-    relabelled = LabelledSet(name=str(path), queries={t.id: t.question for t in turns},
-                             qrels={t.id: {r: 1 for r in t.relevant} for t in turns})
+    relabelled = LabelledSet(
+        name=str(path), queries={t.id: t.question for t in turns}, qrels={t.id: {r: 1 for r in t.relevant} for t in turns}
+    )
     qrels, _ = resolve_qrels(relabelled, kb)
     turns = [replace(t, relevant=tuple(qrels[t.id])) for t in turns if t.id in qrels]
     if limit is not None:
@@ -240,17 +278,24 @@ def run_conversations(path: str | Path, kb_dir: str | Path, rows: Sequence[str] 
 
 def markdown(report: ConversationReport) -> str:
     """The README's table: R@1 / R@5 for first turns and follow-ups, follow-ups by turn, worse-at-1 share."""
-    lines = [f"| reading of the conversation | first turns R@1 / R@5 (n={report.n_first}) | follow-ups R@1 / R@5 "
-             f"(n={report.n_follow}) | turn 2 | turns 3-5 | turns 6+ | p (R@1, R@5) vs turn alone | history made "
-             "top hit wrong |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| reading of the conversation | first turns R@1 / R@5 (n={report.n_first}) | follow-ups R@1 / R@5 "
+        f"(n={report.n_follow}) | turn 2 | turns 3-5 | turns 6+ | p (R@1, R@5) vs turn alone | history made "
+        "top hit wrong |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row, groups in report.table.items():
+
         def pair(g: str) -> str:
             return f"{groups[g]['recall@1']:.3f} / {groups[g]['recall@5']:.3f}"
+
         p = report.pvalues.get(row)
         ptxt = f"{p['recall@1']:.4f}, {p['recall@5']:.4f}" if p else "—"
         worse = f"{report.worse[row]:.3f}" if row in report.worse else "—"
-        lines.append(f"| {row} | {pair('first')} | {pair('follow-up')} | {pair('turn 2')} | {pair('turn 3-5')} | "
-                     f"{pair('turn 6+')} | {ptxt} | {worse} |")
+        lines.append(
+            f"| {row} | {pair('first')} | {pair('follow-up')} | {pair('turn 2')} | {pair('turn 3-5')} | "
+            f"{pair('turn 6+')} | {ptxt} | {worse} |"
+        )
     return "\n".join(lines)
 
 
@@ -265,8 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wide-grid", action="store_true", help="cross-validate the context weight too (9 passes)")
     parser.add_argument("--json", help="also write the report as JSON here")
     args = parser.parse_args(argv)
-    report = run_conversations(args.dataset, args.kb_dir, cv=not args.no_cv, limit=args.limit,
-                               grid=WIDE_GRID if args.wide_grid else GRID)
+    report = run_conversations(
+        args.dataset, args.kb_dir, cv=not args.no_cv, limit=args.limit, grid=WIDE_GRID if args.wide_grid else GRID
+    )
     print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))

@@ -55,8 +55,10 @@ class LabelledSet:
             raise EvalError(f"{self.name}: level must be one of {LEVELS}, not {self.level!r}")
         if not self.queries:
             detail = f" ({'; '.join(self.warnings)})" if self.warnings else ""
-            raise EvalError(f"{self.name} holds no usable questions{detail}; "
-                            "each needs a question and at least one relevant document or chunk")
+            raise EvalError(
+                f"{self.name} holds no usable questions{detail}; "
+                "each needs a question and at least one relevant document or chunk"
+            )
         if set(self.queries) != set(self.qrels):
             raise EvalError(f"{self.name}: every question needs relevance judgements and vice versa")
 
@@ -108,6 +110,7 @@ def load_dataset(path: str | Path, split: str = "test") -> LabelledSet:
 
 # ---- BEIR -----------------------------------------------------------------------------------
 
+
 def _json_lines(path: Path, tally: Tally) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each JSON-object line; other non-blank lines are tallied."""
     try:
@@ -147,8 +150,9 @@ def read_beir_corpus(path: Path) -> tuple[tuple[TextRecord, ...], list[str]]:
             continue
         # Exactly these fields, so a KB built from the same corpus elsewhere hashes the same
         # and is reused without re-embedding.
-        records[doc_id] = TextRecord(source=doc_id, title=_text(obj.get("title", "")), text=_text(obj.get("text", "")),
-                                     name=doc_id)
+        records[doc_id] = TextRecord(
+            source=doc_id, title=_text(obj.get("title", "")), text=_text(obj.get("text", "")), name=doc_id
+        )
     return tuple(records.values()), tally.messages()
 
 
@@ -162,8 +166,7 @@ def _beir_queries(path: Path) -> tuple[dict[str, str], list[str]]:
             continue
         qid = str(obj["_id"])
         if qid in queries:
-            raise EvalError(f"{path}: lines {lines[qid]} and {number} both have query _id {qid!r}; "
-                            "query ids must be unique")
+            raise EvalError(f"{path}: lines {lines[qid]} and {number} both have query _id {qid!r}; query ids must be unique")
         if not WORD.search(obj["text"]):
             tally.add("empty queries skipped", f"line {number}: {qid}")
             continue
@@ -216,8 +219,10 @@ def load_beir(folder: str | Path, split: str = "test") -> LabelledSet:
     folder = Path(folder)
     for name in ("corpus.jsonl", "queries.jsonl"):
         if not (folder / name).is_file():
-            raise EvalError(f"{folder} is not a BEIR folder: {name} is missing "
-                            "(a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv)")
+            raise EvalError(
+                f"{folder} is not a BEIR folder: {name} is missing "
+                "(a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv)"
+            )
     corpus, warnings = read_beir_corpus(folder / "corpus.jsonl")
     queries, more = _beir_queries(folder / "queries.jsonl")
     warnings += more
@@ -249,11 +254,18 @@ def load_beir(folder: str | Path, split: str = "test") -> LabelledSet:
             qrels.pop(qid, None)
     warnings += tally.messages()
     order = [q for q in judged if q in qrels]
-    return LabelledSet(name=folder.name, queries={q: queries[q] for q in order}, qrels={q: qrels[q] for q in order},
-                       level="doc", corpus=corpus, warnings=tuple(warnings))
+    return LabelledSet(
+        name=folder.name,
+        queries={q: queries[q] for q in order},
+        qrels={q: qrels[q] for q in order},
+        level="doc",
+        corpus=corpus,
+        warnings=tuple(warnings),
+    )
 
 
 # ---- JSONL, CSV and in-memory records ---------------------------------------------------------
+
 
 def _targets(value: Any, chunk_key: bool) -> tuple[str, dict[str, int]] | str:
     """(level, {target: grade}) from a "relevant" value, or a reason it is unusable."""
@@ -290,8 +302,9 @@ def _targets(value: Any, chunk_key: bool) -> tuple[str, dict[str, int]] | str:
     return levels.pop(), out
 
 
-def from_records(records: Iterable[tuple[int, dict]] | Iterable[dict], name: str,
-                 warnings: Iterable[str] = ()) -> LabelledSet:
+def from_records(
+    records: Iterable[tuple[int, dict]] | Iterable[dict], name: str, warnings: Iterable[str] = ()
+) -> LabelledSet:
     """A LabelledSet from {"question", "relevant" | "relevant_chunks", "id"?} records.
 
     records: dicts, or (line number, dict) pairs so warnings can name the line.
@@ -319,17 +332,25 @@ def from_records(records: Iterable[tuple[int, dict]] | Iterable[dict], name: str
         if level is None:
             level, first_level_at = rec_level, at
         elif rec_level != level:
-            raise EvalError(f"{name} {at} gives {'chunk ids' if rec_level == 'chunk' else 'document names'} but "
-                            f"{first_level_at} gave {'chunk ids' if level == 'chunk' else 'document names'}; "
-                            "one labelled set is judged at one level")
+            raise EvalError(
+                f"{name} {at} gives {'chunk ids' if rec_level == 'chunk' else 'document names'} but "
+                f"{first_level_at} gave {'chunk ids' if level == 'chunk' else 'document names'}; "
+                "one labelled set is judged at one level"
+            )
         qid = str(rec["id"]) if rec.get("id") not in (None, "") else f"q{number}"
         if qid in queries:
             raise EvalError(f"{name}: {where[qid]} and {at} both have id {qid!r}; question ids must be unique")
         queries[qid] = question.strip()
         qrels[qid] = targets
         where[qid] = at
-    return LabelledSet(name=name, queries=queries, qrels=qrels, level=level or "doc", corpus=None,
-                       warnings=tuple(warnings) + tuple(tally.messages()))
+    return LabelledSet(
+        name=name,
+        queries=queries,
+        qrels=qrels,
+        level=level or "doc",
+        corpus=None,
+        warnings=tuple(warnings) + tuple(tally.messages()),
+    )
 
 
 def load_jsonl(path: str | Path) -> LabelledSet:
@@ -354,12 +375,17 @@ def load_csv(path: str | Path) -> LabelledSet:
         question = next((h for h in ("question", "query") if h in header), None)
         relevant = next((h for h in ("relevant", "relevant_chunks") if h in header), None)
         if question is None or relevant is None:
-            raise EvalError(f"{path}: the header row must name a question column and a relevant (or "
-                            f"relevant_chunks) column; found {', '.join(header) or 'no header'}")
+            raise EvalError(
+                f"{path}: the header row must name a question column and a relevant (or "
+                f"relevant_chunks) column; found {', '.join(header) or 'no header'}"
+            )
         records = []
         for row in reader:
             cell = row.get(relevant) or ""
-            rec = {"question": row.get(question) or "", "id": (row.get("id") or "").strip() or None,
-                   relevant: [t.strip() for t in SEPARATORS.split(cell) if t.strip()]}
+            rec = {
+                "question": row.get(question) or "",
+                "id": (row.get("id") or "").strip() or None,
+                relevant: [t.strip() for t in SEPARATORS.split(cell) if t.strip()],
+            }
             records.append((reader.line_num, rec))
     return from_records(records, path.name)

@@ -66,8 +66,10 @@ def parse_condition(name: str) -> Condition:
         return Condition(text, text, 0)
     m = _NAME.match(text)
     if not m:
-        raise EvalError(f"unknown condition {name!r}; use clean, lower-nopunct, typo-N, drop-N, truncate-N "
-                        "(N in 1..100, a percentage) or first-N (N words), e.g. typo-10")
+        raise EvalError(
+            f"unknown condition {name!r}; use clean, lower-nopunct, typo-N, drop-N, truncate-N "
+            "(N in 1..100, a percentage) or first-N (N words), e.g. typo-10"
+        )
     kind, n = m.group(1), int(m.group(2))
     if kind != "first" and not 1 <= n <= 100:
         raise EvalError(f"condition {name!r}: N must be a percentage from 1 to 100")

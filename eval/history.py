@@ -61,9 +61,14 @@ def _doc_chunks(kb: KnowledgeBase) -> tuple[dict[str, list[int]], dict[str, list
     return by_source, names
 
 
-def replay_history(history: LabelledSet | str | Path, kb: KnowledgeBase, embedder: TextEmbedder,
-                   cache_dir: Path | None = None, memory_dir: Path | None = None,
-                   users: Sequence[str | None] | None = None) -> Replay:
+def replay_history(
+    history: LabelledSet | str | Path,
+    kb: KnowledgeBase,
+    embedder: TextEmbedder,
+    cache_dir: Path | None = None,
+    memory_dir: Path | None = None,
+    users: Sequence[str | None] | None = None,
+) -> Replay:
     """Confirm every (question, relevant target) pair of history into a fresh scratch memory.
 
     memory_dir: where the memory file goes (default: a temporary folder removed with the Replay).

@@ -48,8 +48,7 @@ def split_history(labelled: LabelledSet, seed: int) -> tuple[dict[str, list[str]
     return history, scored
 
 
-def history_set(labelled: LabelledSet, history: dict[str, list[str]], share: float, wrong: float,
-                seed: int) -> LabelledSet:
+def history_set(labelled: LabelledSet, history: dict[str, list[str]], share: float, wrong: float, seed: int) -> LabelledSet:
     """The replayed pairs for share (of all questions: share / 0.5 of each entry's history half); a `wrong`
     fraction of them (seeded) point at another, random entry."""
     entries = sorted(history)
@@ -67,8 +66,7 @@ def history_set(labelled: LabelledSet, history: dict[str, list[str]], share: flo
 
 
 def scored_set(labelled: LabelledSet, scored: list[str]) -> LabelledSet:
-    return replace(labelled, queries={q: labelled.queries[q] for q in scored},
-                   qrels={q: labelled.qrels[q] for q in scored})
+    return replace(labelled, queries={q: labelled.queries[q] for q in scored}, qrels={q: labelled.qrels[q] for q in scored})
 
 
 def measure(labelled, kb_dir: Path, cache: Path, seed: int, embedder) -> list[dict]:
@@ -78,15 +76,25 @@ def measure(labelled, kb_dir: Path, cache: Path, seed: int, embedder) -> list[di
     runs = [(s, 0.0) for s in SHARES if s > 0] + [(0.5, 0.2)]
     for share, wrong in runs:
         hist = history_set(labelled, history, share, wrong, seed)
-        config = EvalConfig(retrievers=("hopfield",), conditions=CONDITIONS, metrics=("recall@1", "recall@5"),
-                            seed=seed, cache_dir=cache, history=hist)  # type: ignore[arg-type]
+        config = EvalConfig(
+            retrievers=("hopfield",),
+            conditions=CONDITIONS,
+            metrics=("recall@1", "recall@5"),
+            seed=seed,
+            cache_dir=cache,
+            history=hist,
+        )
         report = run_eval(test, kb_dir, config, embedder=embedder)
         row = {"share": share, "wrong": wrong, "pairs": report.meta["history"]["pairs"], "scored": report.n_queries}
         for cond in CONDITIONS:
             res = report.results[cond]
-            row[cond] = {"no memory": res["hopfield"]["recall@1"], "memory": res["hopfield+memory"]["recall@1"],
-                         "p": report.pvalues[cond]["hopfield+memory"]["recall@1"],
-                         "no memory r@5": res["hopfield"]["recall@5"], "memory r@5": res["hopfield+memory"]["recall@5"]}
+            row[cond] = {
+                "no memory": res["hopfield"]["recall@1"],
+                "memory": res["hopfield+memory"]["recall@1"],
+                "p": report.pvalues[cond]["hopfield+memory"]["recall@1"],
+                "no memory r@5": res["hopfield"]["recall@5"],
+                "memory r@5": res["hopfield+memory"]["recall@5"],
+            }
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -128,8 +136,12 @@ def latency(labelled, kb_dir: Path, seed: int, embedder, n_assoc: int = 10_000, 
             r.rank([q], query_vectors=v[None, :])
             times.append(time.perf_counter() - t0)
         added.append(1000 * (min(times[1], times[3]) - min(times[0], times[2])))
-    return {"associations": n, "questions": len(questions), "median_added_ms": round(statistics.median(added), 2),
-            "p90_added_ms": round(float(np.percentile(added, 90)), 2)}
+    return {
+        "associations": n,
+        "questions": len(questions),
+        "median_added_ms": round(statistics.median(added), 2),
+        "p90_added_ms": round(float(np.percentile(added, 90)), 2),
+    }
 
 
 def main() -> None:
@@ -144,15 +156,23 @@ def main() -> None:
     embedder = embedder_for(args.kb_dir)  # the KB's model; the default for a new one
     rows = measure(labelled, Path(args.kb_dir), Path(args.cache_dir), args.seed, embedder)
     print(f"\n{labelled.name}: recall@1 on the scored half (seed {args.seed}); memory = hopfield+memory")
-    print(f"{'replayed':>10} {'wrong':>6} {'pairs':>6} {'scored':>6}" + "".join(
-        f" {c + ' none':>12} {c + ' memory':>14} {'gain':>6}" for c in CONDITIONS))
+    print(
+        f"{'replayed':>10} {'wrong':>6} {'pairs':>6} {'scored':>6}"
+        + "".join(f" {c + ' none':>12} {c + ' memory':>14} {'gain':>6}" for c in CONDITIONS)
+    )
     base = rows[0]
-    print(f"{'0%':>10} {'-':>6} {0:>6} {base['scored']:>6}" + "".join(
-        f" {base[c]['no memory']:>12.3f} {base[c]['no memory']:>14.3f} {0:>+6.3f}" for c in CONDITIONS))
+    print(
+        f"{'0%':>10} {'-':>6} {0:>6} {base['scored']:>6}"
+        + "".join(f" {base[c]['no memory']:>12.3f} {base[c]['no memory']:>14.3f} {0:>+6.3f}" for c in CONDITIONS)
+    )
     for r in rows:
-        print(f"{r['share']:>10.0%} {r['wrong']:>6.0%} {r['pairs']:>6} {r['scored']:>6}" + "".join(
-            f" {r[c]['no memory']:>12.3f} {r[c]['memory']:>14.3f} {r[c]['memory'] - r[c]['no memory']:>+6.3f}"
-            for c in CONDITIONS))
+        print(
+            f"{r['share']:>10.0%} {r['wrong']:>6.0%} {r['pairs']:>6} {r['scored']:>6}"
+            + "".join(
+                f" {r[c]['no memory']:>12.3f} {r[c]['memory']:>14.3f} {r[c]['memory'] - r[c]['no memory']:>+6.3f}"
+                for c in CONDITIONS
+            )
+        )
     if not args.no_latency:
         print("\nlookup:", json.dumps(latency(labelled, Path(args.kb_dir), args.seed, embedder)))
 

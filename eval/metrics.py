@@ -52,8 +52,9 @@ def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def score(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequence[str]],
-          metrics: Sequence[str] = METRICS) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+def score(
+    qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequence[str]], metrics: Sequence[str] = METRICS
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(mean of each metric, {query id: {metric: value}}) of rankings against qrels.
 
     Every query in qrels is scored; a query missing from rankings scores 0.
@@ -90,9 +91,14 @@ def paired_randomisation(a: np.ndarray, b: np.ndarray, n_resamples: int = 10000,
     return (extreme + 1) / (n_resamples + 1)
 
 
-def significance(qrels: Mapping[str, Mapping[str, int]], baseline: tuple[str, Mapping[str, Sequence[str]]],
-                 others: Sequence[tuple[str, Mapping[str, Sequence[str]]]], metrics: Sequence[str] = METRICS,
-                 stat_test: str = "fisher", seed: int = 42) -> dict[str, dict[str, float]]:
+def significance(
+    qrels: Mapping[str, Mapping[str, int]],
+    baseline: tuple[str, Mapping[str, Sequence[str]]],
+    others: Sequence[tuple[str, Mapping[str, Sequence[str]]]],
+    metrics: Sequence[str] = METRICS,
+    stat_test: str = "fisher",
+    seed: int = 42,
+) -> dict[str, dict[str, float]]:
     """Paired p-values of each other run against the baseline, per metric: {name: {metric: p}}.
 
     stat_test: "fisher" (paired randomisation test, 10,000 resamples, deterministic for a seed),

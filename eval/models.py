@@ -22,8 +22,7 @@ from eval.ablation import labelled_sets
 from eval.datasets import LabelledSet
 from eval.runner import EvalConfig, run_eval
 from ingest import IngestConfig, IngestReport, ingest, ingest_texts
-from kb import (DEFAULT_MODEL, PACKAGED_MODELS, EmbedderConfig, OnnxEmbedder, OnnxEmbeddingModel, TextEmbedder,
-                load_embedder)
+from kb import DEFAULT_MODEL, PACKAGED_MODELS, EmbedderConfig, OnnxEmbedder, OnnxEmbeddingModel, TextEmbedder, load_embedder
 
 SETS = ("covidfaq", "sample", "scifact")
 METRICS = ("recall@1", "recall@10", "mrr@10")
@@ -50,13 +49,19 @@ def build_kb(labelled: LabelledSet, kb_dir: Path, embedder: TextEmbedder) -> dic
     from data import SAMPLE_DOCS
 
     config = IngestConfig(embedder=embedder.config)
-    report: IngestReport = (ingest_texts(kb_dir, list(labelled.corpus), config, embedder=embedder)
-                            if labelled.corpus is not None else ingest(kb_dir, [SAMPLE_DOCS], config, embedder=embedder))
+    report: IngestReport = (
+        ingest_texts(kb_dir, list(labelled.corpus), config, embedder=embedder)
+        if labelled.corpus is not None
+        else ingest(kb_dir, [SAMPLE_DOCS], config, embedder=embedder)
+    )
     stages = dict(report.stage_seconds)
-    info = {"chunks": report.chunks_embedded, "ingest_seconds": round(report.seconds, 1),
-            "embed_seconds": round(stages.get("embed", 0.0), 1),
-            "chunks_per_s": round(report.chunks_embedded / max(report.seconds, 1e-9), 1),
-            "embedded_per_s": round(report.chunks_embedded / max(stages.get("embed", 0.0), 1e-9), 1)}
+    info = {
+        "chunks": report.chunks_embedded,
+        "ingest_seconds": round(report.seconds, 1),
+        "embed_seconds": round(stages.get("embed", 0.0), 1),
+        "chunks_per_s": round(report.chunks_embedded / max(report.seconds, 1e-9), 1),
+        "embedded_per_s": round(report.chunks_embedded / max(stages.get("embed", 0.0), 1e-9), 1),
+    }
     info_path.write_text(json.dumps(info, indent=1))
     return info
 
@@ -64,8 +69,9 @@ def build_kb(labelled: LabelledSet, kb_dir: Path, embedder: TextEmbedder) -> dic
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--models", default=",".join([DEFAULT_MODEL] + sorted(m for m in PACKAGED_MODELS
-                                                                               if m != DEFAULT_MODEL)))
+    parser.add_argument(
+        "--models", default=",".join([DEFAULT_MODEL] + sorted(m for m in PACKAGED_MODELS if m != DEFAULT_MODEL))
+    )
     parser.add_argument("--out", type=Path, default=Path("eval_reports/models"))
     parser.add_argument("--kb-root", type=Path, default=None, help="KBs of the sets [default: OUT/kbs]")
     parser.add_argument("--conditions", default="clean,typo-20")
@@ -75,9 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
     names = [s.strip() for s in args.sets.split(",") if s.strip()]
-    lines = ["# Embedding models", "",
-             "recall@1 / recall@10 / MRR@10 at document level, per condition; ingest: chunks per second of the "
-             "whole first build (parse, embed, write) and of its embedding stage alone.", ""]
+    lines = [
+        "# Embedding models",
+        "",
+        "recall@1 / recall@10 / MRR@10 at document level, per condition; ingest: chunks per second of the "
+        "whole first build (parse, embed, write) and of its embedding stage alone.",
+        "",
+    ]
     payload: dict = {}
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         embedder = load_embedder(EmbedderConfig(model=model))
@@ -86,25 +96,43 @@ def main(argv: list[str] | None = None) -> None:
             build = build_kb(labelled, kb_dir, embedder)
             for label, variant in query_variants(embedder):
                 started = time.perf_counter()
-                config = EvalConfig(retrievers=RETRIEVERS, conditions=conditions, metrics=METRICS, limit=args.limit,
-                                    cache_dir=args.out / "cache")
+                config = EvalConfig(
+                    retrievers=RETRIEVERS,
+                    conditions=conditions,
+                    metrics=METRICS,
+                    limit=args.limit,
+                    cache_dir=args.out / "cache",
+                )
                 report = run_eval(labelled, kb_dir, config, embedder=variant)
-                row = {"model": label, "set": labelled.name, "questions": report.n_queries,
-                       "chunks": report.meta["kb_chunks"], "build": build, "results": report.results,
-                       "seconds": round(time.perf_counter() - started, 1)}
+                row = {
+                    "model": label,
+                    "set": labelled.name,
+                    "questions": report.n_queries,
+                    "chunks": report.meta["kb_chunks"],
+                    "build": build,
+                    "results": report.results,
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
                 payload.setdefault(labelled.name, []).append(row)
-                print(json.dumps({k: row[k] for k in ("model", "set", "questions", "chunks", "build", "seconds")}),
-                      flush=True)
+                print(
+                    json.dumps({k: row[k] for k in ("model", "set", "questions", "chunks", "build", "seconds")}), flush=True
+                )
     for name, rows in payload.items():
-        lines += [f"## {name} ({rows[0]['questions']} questions)", "",
-                  "| model | chunks | ingest chunks/s (embed only) | retriever | "
-                  + " | ".join(conditions) + " |", "|---" * (4 + len(conditions)) + "|"]
+        lines += [
+            f"## {name} ({rows[0]['questions']} questions)",
+            "",
+            "| model | chunks | ingest chunks/s (embed only) | retriever | " + " | ".join(conditions) + " |",
+            "|---" * (4 + len(conditions)) + "|",
+        ]
         for row in rows:
             b = row["build"]
             for r in RETRIEVERS:
                 cells = [" / ".join(f"{row['results'][c][r][m]:.3f}" for m in METRICS) for c in conditions]
-                lines.append(f"| {row['model']} | {row['chunks']} | {b['chunks_per_s']} ({b['embedded_per_s']}) | {r} | "
-                             + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {row['model']} | {row['chunks']} | {b['chunks_per_s']} ({b['embedded_per_s']}) | {r} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
         lines.append("")
     (args.out / "models.md").write_text("\n".join(lines) + "\n")
     (args.out / "models.json").write_text(json.dumps(payload, indent=1))

@@ -36,7 +36,8 @@ def markdown(report: EvalReport, command: str | None = None) -> str:
     head = headline_metric(report)
     base = report.baseline
     test = {"fisher": "paired randomisation test", "student": "paired t-test", "tukey": "Tukey HSD"}.get(
-        m.get("stat_test", ""), m.get("stat_test", ""))
+        m.get("stat_test", ""), m.get("stat_test", "")
+    )
     lines = [f"# Retrieval evaluation: {report.dataset}", ""]
     if command:
         lines += ["```bash", command, "```", ""]
@@ -60,14 +61,20 @@ def markdown(report: EvalReport, command: str | None = None) -> str:
             p = report.pvalues.get(c, {}).get(r, {}).get(head)
             cells.append(value + ("*" if p is not None and p < ALPHA else ""))
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
-    lines += ["", f"\\* differs from {base} at p < {ALPHA} ({test}, per condition, not corrected for the "
-                  "number of comparisons). Every p-value is in results.json; per-query scores in per_query.json.", ""]
+    lines += [
+        "",
+        f"\\* differs from {base} at p < {ALPHA} ({test}, per condition, not corrected for the "
+        "number of comparisons). Every p-value is in results.json; per-query scores in per_query.json.",
+        "",
+    ]
     shown_p = [x for x in ("recall@10", "ndcg@10") if x in report.metrics]
     for c in report.conditions:
-        lines += [f"## {c}", "",
-                  "| retriever | " + " | ".join(report.metrics) + " | "
-                  + "".join(f"p({x}) | " for x in shown_p) + "ms/query |",
-                  "|---|" + "---|" * (len(report.metrics) + len(shown_p) + 1)]
+        lines += [
+            f"## {c}",
+            "",
+            "| retriever | " + " | ".join(report.metrics) + " | " + "".join(f"p({x}) | " for x in shown_p) + "ms/query |",
+            "|---|" + "---|" * (len(report.metrics) + len(shown_p) + 1),
+        ]
         for r in report.retrievers:
             pvalues = report.pvalues.get(c, {}).get(r, {})
             cells = [_fmt(report.results[c][r][x]) for x in report.metrics]
@@ -75,10 +82,12 @@ def markdown(report: EvalReport, command: str | None = None) -> str:
             cells.append(f"{report.ms_per_query[c][r]:.1f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
-    embedding_seconds = {k: round(v, 2) for k, v in m.get('query_embedding_seconds', {}).items()}
-    lines += ["ms/query: ranking only; query embeddings are computed once per condition and shared "
-              f"(embedding seconds per condition: {json.dumps(embedding_seconds)}).",
-              ""]
+    embedding_seconds = {k: round(v, 2) for k, v in m.get("query_embedding_seconds", {}).items()}
+    lines += [
+        "ms/query: ranking only; query embeddings are computed once per condition and shared "
+        f"(embedding seconds per condition: {json.dumps(embedding_seconds)}).",
+        "",
+    ]
     if report.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     return "\n".join(lines)
@@ -123,11 +132,15 @@ def _plot_beta(report: EvalReport, path: Path, metric: str) -> bool:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, c in enumerate(report.conditions):
         color = f"C{i % 10}"
-        ax.plot([b for _, b in rows], [report.results[c][r][metric] for r, _ in rows], marker="o", color=color,
-                label=f"hopfield, {c}")
+        ax.plot(
+            [b for _, b in rows],
+            [report.results[c][r][metric] for r, _ in rows],
+            marker="o",
+            color=color,
+            label=f"hopfield, {c}",
+        )
         if base is not None:
-            ax.axhline(report.results[c][base][metric], color=color, linestyle=":", linewidth=1,
-                       label=f"{base}, {c}")
+            ax.axhline(report.results[c][base][metric], color=color, linestyle=":", linewidth=1, label=f"{base}, {c}")
     ax.set_xscale("log", base=2)
     ax.set_xticks([b for _, b in rows], [f"{b:g}" for _, b in rows])
     ax.set_xlabel("beta")
@@ -177,9 +190,11 @@ def plot(report: EvalReport, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     metric = headline_metric(report)
     made = []
-    for name, func in (("recall_at_k.png", lambda p: _plot_recall_curves(report, p)),
-                       ("recall10_vs_beta.png", lambda p: _plot_beta(report, p, metric)),
-                       ("recall10_vs_typo.png", lambda p: _plot_typo(report, p, metric))):
+    for name, func in (
+        ("recall_at_k.png", lambda p: _plot_recall_curves(report, p)),
+        ("recall10_vs_beta.png", lambda p: _plot_beta(report, p, metric)),
+        ("recall10_vs_typo.png", lambda p: _plot_typo(report, p, metric)),
+    ):
         if func(out_dir / name):
             made.append(out_dir / name)
     return made

@@ -45,7 +45,7 @@ class EvalConfig:
     cutoff: targets scored per query. candidates: first-stage pool K of hybrid and Hopfield.
     stat_test: "fisher" (randomisation), "student" (paired t) or "tukey".
     cache_dir: where query embeddings are cached (None: not on disk).
-    history: a labelled set (JSONL) replayed as confirmed pairs into a scratch question memory before
+    history: a labelled set (a JSONL path, or a LabelledSet) replayed as confirmed pairs into a scratch question memory before
     scoring; each Hopfield row gets a "+memory" twin and replayed questions are not scored (eval.history).
     model: the embedding model (kb.PACKAGED_MODELS) of a KB the run builds; an existing KB built with another
     is refused (None: the KB's own, or the default for a new one).
@@ -64,7 +64,7 @@ class EvalConfig:
     batch_size: int = 64
     cache_dir: Path | None = None
     progress: bool = False
-    history: Path | None = None
+    history: Path | LabelledSet | None = None
     model: str | None = None
 
     def __post_init__(self) -> None:
@@ -162,8 +162,10 @@ def prepare_kb(labelled: LabelledSet, kb_dir: Path, embedder: TextEmbedder, prog
     if (kb_dir / "kb.sqlite").exists():
         foreign = [d.source for d in KnowledgeBase(kb_dir).documents() if d.source not in corpus_ids]
         if foreign:
-            raise EvalError(f"{kb_dir} holds {len(foreign)} documents that are not in the {labelled.name} corpus "
-                            f"(e.g. {foreign[0]!r}); give the dataset its own --kb-dir")
+            raise EvalError(
+                f"{kb_dir} holds {len(foreign)} documents that are not in the {labelled.name} corpus "
+                f"(e.g. {foreign[0]!r}); give the dataset its own --kb-dir"
+            )
     return ingest_texts(kb_dir, list(labelled.corpus), IngestConfig(progress=progress), embedder=embedder)
 
 
@@ -212,8 +214,10 @@ def resolve_qrels(labelled: LabelledSet, kb: KnowledgeBase) -> tuple[dict[str, d
         else:
             tally.add("questions dropped: none of their relevant targets is in the KB", qid)
     if not qrels:
-        raise EvalError(f"none of the {len(labelled.qrels)} questions of {labelled.name} has a relevant target in "
-                        f"the KB at {kb.dir} ({'; '.join(tally.messages())}); is it the right --kb-dir?")
+        raise EvalError(
+            f"none of the {len(labelled.qrels)} questions of {labelled.name} has a relevant target in "
+            f"the KB at {kb.dir} ({'; '.join(tally.messages())}); is it the right --kb-dir?"
+        )
     return qrels, tally.messages()
 
 
@@ -241,14 +245,21 @@ def _default_embedder(kb_dir: Path, model: str | None) -> TextEmbedder:
     """The embedder of the KB's model; model (if given) must be it, or builds a new KB."""
     built = kb_model(kb_dir)
     if model and built and model != built:
-        raise EvalError(f"the KB at {kb_dir} was built with {built!r}, not {model!r}: give this run its own --kb-dir "
-                        f"(or move that KB with `kb reembed --model {model} --kb-dir {kb_dir}`)")
+        raise EvalError(
+            f"the KB at {kb_dir} was built with {built!r}, not {model!r}: give this run its own --kb-dir "
+            f"(or move that KB with `kb reembed --model {model} --kb-dir {kb_dir}`)"
+        )
     return load_embedder(EmbedderConfig(model=model or built or DEFAULT_MODEL))
 
 
-def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: EvalConfig = EvalConfig(),
-             embedder: TextEmbedder | None = None, specs: Sequence[RetrieverSpec] | None = None,
-             progress: Progress | None = None) -> EvalReport:
+def run_eval(
+    labelled: LabelledSet,
+    kb: KnowledgeBase | str | Path,
+    config: EvalConfig = EvalConfig(),
+    embedder: TextEmbedder | None = None,
+    specs: Sequence[RetrieverSpec] | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
     """Evaluate config.retrievers under config.conditions on labelled, against kb (a KB or its directory).
 
     A set with a corpus (BEIR) is first ingested into the KB directory. specs: report rows to run
@@ -294,8 +305,15 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
     specs = list(specs) if specs else retriever_specs(config.retrievers, config.betas)
     specs = replay.with_memory(specs) if replay is not None else specs
     retrievers: dict[str, Retriever] = {
-        s.label: make_retriever(s.name, kb, embedder=embedder, top_k=min(10, config.candidates),
-                                candidates=config.candidates, hopfield=s.hopfield, memory=s.memory)
+        s.label: make_retriever(
+            s.name,
+            kb,
+            embedder=embedder,
+            top_k=min(10, config.candidates),
+            candidates=config.candidates,
+            hopfield=s.hopfield,
+            memory=s.memory,
+        )
         for s in specs
     }
     conditions = parse_conditions(list(config.conditions))
@@ -323,8 +341,14 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
     batches = -(-len(order) // config.batch_size)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(conditions) * len(specs) * batches, desc="eval", unit="batch", file=sys.stderr,
-               disable=not config.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(conditions) * len(specs) * batches,
+        desc="eval",
+        unit="batch",
+        file=sys.stderr,
+        disable=not config.progress,
+        dynamic_ncols=True,
+    )
     try:
         for cond in conditions:
             texts = garble_queries(clean, cond, config.seed)
@@ -357,9 +381,14 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
                 top.setdefault(cond.name, {})[spec.label] = {q: v[:TOP_SHOWN] for q, v in out.items()}
                 ranked_len.setdefault(cond.name, {})[spec.label] = sum(map(len, out.values())) / max(len(out), 1)
             base = specs[0].label
-            pvalues[cond.name] = significance(qrels, (base, rankings[base]),
-                                              [(s.label, rankings[s.label]) for s in specs[1:]],
-                                              config.metrics, config.stat_test, seed=config.seed)
+            pvalues[cond.name] = significance(
+                qrels,
+                (base, rankings[base]),
+                [(s.label, rankings[s.label]) for s in specs[1:]],
+                config.metrics,
+                config.stat_test,
+                seed=config.seed,
+            )
     finally:
         bar.close()
 
@@ -378,28 +407,54 @@ def run_eval(labelled: LabelledSet, kb: KnowledgeBase | str | Path, config: Eval
         "query_embedding_seconds": embed_seconds,
         "warmup_seconds": warmup,
         "query_cache": {"hits": cache.hits, "embedded": cache.misses, "file": str(cache.path) if cache.path else None},
-        "ingest": ({**ingest_report.counts(), "chunks_embedded": ingest_report.chunks_embedded,
-                    "chunks_reused": ingest_report.chunks_reused, "seconds": round(ingest_report.seconds, 2)}
-                   if ingest_report is not None else None),
+        "ingest": (
+            {
+                **ingest_report.counts(),
+                "chunks_embedded": ingest_report.chunks_embedded,
+                "chunks_reused": ingest_report.chunks_reused,
+                "seconds": round(ingest_report.seconds, 2),
+            }
+            if ingest_report is not None
+            else None
+        ),
         "seconds": round(time.perf_counter() - started, 2),
-        "history": ({"file": str(config.history), "pairs": replay.pairs, "questions": len(replay.questions)}
-                    if replay is not None else None),
+        "history": (
+            {"file": str(config.history), "pairs": replay.pairs, "questions": len(replay.questions)}
+            if replay is not None
+            else None
+        ),
     }
     return EvalReport(
-        dataset=labelled.name, level=labelled.level, n_queries=len(order),
-        conditions=tuple(c.name for c in conditions), retrievers=tuple(s.label for s in specs),
-        metrics=tuple(config.metrics), results=results, per_query=per_query, top=top, queries=texts_by_condition,
-        qrels=qrels, pvalues=pvalues, ms_per_query=ms, ranked=ranked_len,
+        dataset=labelled.name,
+        level=labelled.level,
+        n_queries=len(order),
+        conditions=tuple(c.name for c in conditions),
+        retrievers=tuple(s.label for s in specs),
+        metrics=tuple(config.metrics),
+        results=results,
+        per_query=per_query,
+        top=top,
+        queries=texts_by_condition,
+        qrels=qrels,
+        pvalues=pvalues,
+        ms_per_query=ms,
+        ranked=ranked_len,
         betas={s.label: s.hopfield.beta for s in specs if s.hopfield is not None},
-        warnings=tuple(warnings), meta=meta,
+        warnings=tuple(warnings),
+        meta=meta,
     )
 
 
-
-def evaluate(kb: KnowledgeBase | str | Path, records: LabelledSet | Sequence[dict],
-             retrievers: Sequence[str] = RETRIEVERS, k: int = 10, embedder: TextEmbedder | None = None,
-             name: str = "labelled set", progress: Progress | None = None,
-             batch_size: int = 64) -> list[dict[str, Any]]:
+def evaluate(
+    kb: KnowledgeBase | str | Path,
+    records: LabelledSet | Sequence[dict],
+    retrievers: Sequence[str] = RETRIEVERS,
+    k: int = 10,
+    embedder: TextEmbedder | None = None,
+    name: str = "labelled set",
+    progress: Progress | None = None,
+    batch_size: int = 64,
+) -> list[dict[str, Any]]:
     """A quick table for the app: one row per retriever with recall, MRR, nDCG and hit rate at k
     on clean queries, the p-value of recall@k against the first retriever, and ms per query.
 
@@ -410,13 +465,20 @@ def evaluate(kb: KnowledgeBase | str | Path, records: LabelledSet | Sequence[dic
 
     labelled = records if isinstance(records, LabelledSet) else from_records(list(records), name)
     metrics = (f"recall@{k}", f"mrr@{k}", f"ndcg@{k}", f"hit_rate@{k}")
-    config = EvalConfig(retrievers=tuple(retrievers), metrics=metrics, cutoff=max(k, 10), depth=max(k, 10) * 3,
-                        batch_size=batch_size)
+    config = EvalConfig(
+        retrievers=tuple(retrievers), metrics=metrics, cutoff=max(k, 10), depth=max(k, 10) * 3, batch_size=batch_size
+    )
     report = run_eval(labelled, kb, config, embedder=embedder, progress=progress)
     rows = []
     for r in report.retrievers:
         p = report.pvalues["clean"].get(r, {}).get(f"recall@{k}")
-        rows.append({"retriever": r, **{m: round(v, 3) for m, v in report.results["clean"][r].items()},
-                     f"p(recall@{k}) vs {report.baseline}": None if p is None else round(p, 3),
-                     "ms/query": round(report.ms_per_query["clean"][r], 1), "questions": report.n_queries})
+        rows.append(
+            {
+                "retriever": r,
+                **{m: round(v, 3) for m, v in report.results["clean"][r].items()},
+                f"p(recall@{k}) vs {report.baseline}": None if p is None else round(p, 3),
+                "ms/query": round(report.ms_per_query["clean"][r], 1),
+                "questions": report.n_queries,
+            }
+        )
     return rows

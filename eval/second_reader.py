@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from data import DATA_DIR, SAMPLE_DOCS, SAMPLE_QUESTIONS
-from eval.answers import SHARED, KEY_FACT_RECALL, key_fact_recall, read_jsonl
+from eval.answers import KEY_FACT_RECALL, SHARED, key_fact_recall, read_jsonl
 from kb import KnowledgeBase, load_embedder, retrieval_text
-from retriever import ANSWERABILITY, AnswerConfig, Answerability, answer, load_cross_encoder, make_retriever, zscore
+from retriever import ANSWERABILITY, Answerability, AnswerConfig, answer, load_cross_encoder, make_retriever, zscore
 
 CALIBRATION = DATA_DIR / "answerability_calibration.jsonl"
 
@@ -53,13 +53,20 @@ def fit(x: np.ndarray, y: np.ndarray, base: Answerability = ANSWERABILITY) -> An
 
     feats = np.c_[x[:, 0], np.clip(x[:, 1], base.cross_low, base.cross_high)]
     model = LogisticRegression(C=10.0, max_iter=1000).fit(feats, y)
-    probe = Answerability(float(model.coef_[0, 0]), float(model.coef_[0, 1]), float(model.intercept_[0]),
-                          base.cross_low, base.cross_high, 0.5)
+    probe = Answerability(
+        float(model.coef_[0, 0]), float(model.coef_[0, 1]), float(model.intercept_[0]), base.cross_low, base.cross_high, 0.5
+    )
     p = np.array([probe.probability(e, c) for e, c in x])
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     balanced = [((p[y] >= t).mean() + (p[~y] < t).mean()) / 2 for t in grid]
-    return Answerability(round(probe.w_evidence, 3), round(probe.w_cross, 4), round(probe.bias, 3),
-                         base.cross_low, base.cross_high, float(grid[int(np.argmax(balanced))]))
+    return Answerability(
+        round(probe.w_evidence, 3),
+        round(probe.w_cross, 4),
+        round(probe.bias, 3),
+        base.cross_low,
+        base.cross_high,
+        float(grid[int(np.argmax(balanced))]),
+    )
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[float, float]:
@@ -79,8 +86,10 @@ def choose_w_cross(retriever, questions: list[dict]) -> dict[float, float]:
     out = {}
     for w in (0.0, 0.05, 0.1, 0.2, 0.4):
         config = AnswerConfig(w_cross=w, min_evidence=0.0)  # judge every question's quote
-        ok = [key_fact_recall(answer(q["question"], retriever, config).citations[0].quote, q["answer"]) >= KEY_FACT_RECALL
-              for q in questions]
+        ok = [
+            key_fact_recall(answer(q["question"], retriever, config).citations[0].quote, q["answer"]) >= KEY_FACT_RECALL
+            for q in questions
+        ]
         out[w] = float(np.mean(ok))
     return out
 
@@ -111,8 +120,10 @@ def rerank_beir(name: str, work: Path, embedder) -> None:
     retriever = make_retriever("hopfield", KnowledgeBase(work / name), embedder, top_k=10)
     pairs = [(labelled.queries[q], set(labelled.qrels[q])) for q in labelled.qrels]
     for n in (3, 5, 10):
-        print(f"rerank top {n}, {name} ({len(pairs)}): recall@1 by fusion weight {rerank_recall(retriever, pairs, n)}",
-              flush=True)
+        print(
+            f"rerank top {n}, {name} ({len(pairs)}): recall@1 by fusion weight {rerank_recall(retriever, pairs, n)}",
+            flush=True,
+        )
 
 
 def pair_cost(passages: list[str], repeats: int = 5) -> float:
@@ -145,8 +156,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"calibration: {int(y.sum())} answerable, {int((~y).sum())} not")
         print(f"fitted: {model}")
         p = np.array([model.probability(e, c) for e, c in x])
-        print(f"in-sample at {model.threshold}: answered {(p[y] >= model.threshold).mean():.3f}, "
-              f"abstained {(p[~y] < model.threshold).mean():.3f}")
+        print(
+            f"in-sample at {model.threshold}: answered {(p[y] >= model.threshold).mean():.3f}, "
+            f"abstained {(p[~y] < model.threshold).mean():.3f}"
+        )
         print("out-of-fold (5 folds): answered %.3f, abstained %.3f" % out_of_fold(x, y))
         print(f"w_cross -> key fact in quote [1]: {choose_w_cross(retriever, [q for q in questions if q['answerable']])}")
         return
@@ -159,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     hits = retriever.search("refund", top_k=8).hits
     texts = [retrieval_text(h.chunk.doc_title, h.chunk.section, h.chunk.text) for h in hits]
     sentences = [t.split(". ")[0][:200] for t in texts]
-    print(f"cost: {pair_cost(texts):.1f} ms per (question, passage) pair, {pair_cost(sentences):.1f} ms per "
-          f"(question, sentence) pair, batches of 8, 2 cores")
+    print(
+        f"cost: {pair_cost(texts):.1f} ms per (question, passage) pair, {pair_cost(sentences):.1f} ms per "
+        f"(question, sentence) pair, batches of 8, 2 cores"
+    )
 
 
 if __name__ == "__main__":

@@ -31,22 +31,62 @@ from ingest.ocr import OcrConfig
 from ingest.parse import parse_file
 from ingest.pipeline import ingest, plan_changes
 from ingest.plan import Change, ChangePlan
-from ingest.report_json import report_dict, report_line
 from ingest.ray_engine import RayConfig, RayEngine, RayIngestError, connect_ray
+from ingest.report_json import report_dict, report_line
 from ingest.sources import discover, document_key
 from ingest.texts import TextRecord, ingest_texts
 from ingest.tokens import cl100k, count_tokens
+from ingest.uploads import (
+    ALLOWED_EXTENSIONS,
+    MAX_UPLOAD_MB,
+    MIME,
+    check_upload,
+    safe_upload_name,
+    save_upload,
+    staged_upload,
+    upload_dir,
+)
 from ingest.worker import Budget
-from ingest.uploads import (ALLOWED_EXTENSIONS, MAX_UPLOAD_MB, MIME, check_upload, safe_upload_name, save_upload,
-                            staged_upload, upload_dir)
 
 __all__ = [
-    "ingest", "plan_changes", "ingest_texts", "Change", "ChangePlan",
-    "Engine", "LocalEngine", "ParseItem", "RayConfig", "RayEngine", "RayIngestError", "connect_ray",
-    "FileFailure", "IngestConfig", "IngestReport", "TextRecord", "discover", "document_key",
-    "Budget", "ChunkConfig", "chunk", "SUPPORTED", "Block", "LoadError", "ParsedText", "load", "parse_file", "OcrConfig",
-    "report_dict", "report_line",
-    "cl100k", "count_tokens",
-    "ALLOWED_EXTENSIONS", "MAX_UPLOAD_MB", "MIME", "safe_upload_name", "save_upload", "upload_dir", "check_upload",
+    "ingest",
+    "plan_changes",
+    "ingest_texts",
+    "Change",
+    "ChangePlan",
+    "Engine",
+    "LocalEngine",
+    "ParseItem",
+    "RayConfig",
+    "RayEngine",
+    "RayIngestError",
+    "connect_ray",
+    "FileFailure",
+    "IngestConfig",
+    "IngestReport",
+    "TextRecord",
+    "discover",
+    "document_key",
+    "Budget",
+    "ChunkConfig",
+    "chunk",
+    "SUPPORTED",
+    "Block",
+    "LoadError",
+    "ParsedText",
+    "load",
+    "parse_file",
+    "OcrConfig",
+    "report_dict",
+    "report_line",
+    "cl100k",
+    "count_tokens",
+    "ALLOWED_EXTENSIONS",
+    "MAX_UPLOAD_MB",
+    "MIME",
+    "safe_upload_name",
+    "save_upload",
+    "upload_dir",
+    "check_upload",
     "staged_upload",
 ]

@@ -102,9 +102,17 @@ def chunk(parsed: ParsedText, config: ChunkConfig = ChunkConfig()) -> list[NewCh
             j = max(j, i + 1)
             a, b = units[i].start, units[j - 1].end
             if total >= config.min_tokens or not chunks:
-                chunks.append(NewChunk(text=text[a:b], char_start=a, char_end=b, n_tokens=total,
-                                       page=block.page, section=block.section,
-                                       ocr_confidence=block.ocr_confidence))
+                chunks.append(
+                    NewChunk(
+                        text=text[a:b],
+                        char_start=a,
+                        char_end=b,
+                        n_tokens=total,
+                        page=block.page,
+                        section=block.section,
+                        ocr_confidence=block.ocr_confidence,
+                    )
+                )
             if j >= len(units):
                 break
             # Start the next chunk with trailing units of this one, up to overlap tokens.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence, Union
 
 from ingest.config import IngestConfig
@@ -23,9 +23,11 @@ def open_for_writing(kb: KBLike) -> KnowledgeBase:
     path = _dir(kb)
     if (path / "kb.sqlite").exists() and not os.access(path, os.W_OK):
         # Say so now, not after parsing every file: nothing can be committed here.
-        raise KBWriteError(f"cannot write the knowledge base at {path}: the directory is read-only (or not "
-                           "yours). Nothing was committed: the KB still holds its previous version. Fix the "
-                           "directory's permissions, then run the command again.")
+        raise KBWriteError(
+            f"cannot write the knowledge base at {path}: the directory is read-only (or not "
+            "yours). Nothing was committed: the KB still holds its previous version. Fix the "
+            "directory's permissions, then run the command again."
+        )
     return kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(path, create=True)
 
 
@@ -49,9 +51,15 @@ class Staged:
     written: int
 
 
-def stage_documents(writer: Writer, docs: Sequence[NewDocument], removed: Sequence[str], embedder: ChunkEmbedder,
-                    config: IngestConfig, on_progress: Callable[[str, float], None] | None,
-                    stages: dict[str, float]) -> Staged:
+def stage_documents(
+    writer: Writer,
+    docs: Sequence[NewDocument],
+    removed: Sequence[str],
+    embedder: ChunkEmbedder,
+    config: IngestConfig,
+    on_progress: Callable[[str, float], None] | None,
+    stages: dict[str, float],
+) -> Staged:
     """Embed docs (ingest.embed), stage them and the removals in writer (committed when its context exits).
     Adds the embed and stage seconds to stages; returns the chunk counts for the report."""
     t = time.perf_counter()

@@ -74,5 +74,10 @@ class IngestReport:
     dry_run: bool = False
 
     def counts(self) -> dict[str, int]:
-        return {"added": len(self.added), "updated": len(self.updated), "unchanged": len(self.unchanged),
-                "removed": len(self.removed), "failed": len(self.failed)}
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "removed": len(self.removed),
+            "failed": len(self.failed),
+        }

@@ -63,6 +63,5 @@ def load_docx(path: Path, data: bytes) -> ParsedText:
         text += body + "\n\n"
     blocks.append(Block(start, len(text), section=current))
     # A heading straight above another heading is a block of a few words: its sub-sections carry it.
-    kept = tuple(b for b in blocks if "\n\n" in text[b.start:b.end].strip())
-    return ParsedText(title=title or path.stem.replace("-", " "), kind="docx", text=text,
-                      blocks=kept or tuple(blocks))
+    kept = tuple(b for b in blocks if "\n\n" in text[b.start : b.end].strip())
+    return ParsedText(title=title or path.stem.replace("-", " "), kind="docx", text=text, blocks=kept or tuple(blocks))

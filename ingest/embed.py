@@ -24,9 +24,13 @@ class ChunkEmbedder(Protocol):
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
 
 
-def embed_documents(docs: Sequence[NewDocument], embedder: ChunkEmbedder, writer: Writer, progress: bool = False,
-                    on_progress: Callable[[str, float], None] | None = None
-                    ) -> tuple[list[np.ndarray], int, int]:
+def embed_documents(
+    docs: Sequence[NewDocument],
+    embedder: ChunkEmbedder,
+    writer: Writer,
+    progress: bool = False,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> tuple[list[np.ndarray], int, int]:
     """(one float32 (n_chunks, dim) array per doc, chunks embedded, chunks reused from the cache).
     progress: let the embedder draw a progress bar; on_progress("embed", fraction) after each part."""
     texts = [retrieval_text(d.title, c.section, c.text) for d in docs for c in d.chunks]
@@ -57,5 +61,7 @@ def _encoded(embedder: ChunkEmbedder, texts: list[str], progress: bool) -> Itera
         yield from stream(texts, CACHE_EVERY)
         return
     for start in range(0, len(texts), CACHE_EVERY):
-        yield range(start, min(start + CACHE_EVERY, len(texts))), embedder.encode(texts[start:start + CACHE_EVERY],
-                                                                                  progress=progress)
+        yield (
+            range(start, min(start + CACHE_EVERY, len(texts))),
+            embedder.encode(texts[start : start + CACHE_EVERY], progress=progress),
+        )

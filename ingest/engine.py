@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union, runtime_checkable
 
 from ingest.config import FileFailure, IngestConfig
+from ingest.embed import ChunkEmbedder
 from ingest.loaders import LoadError
 from ingest.parse import shown
 from ingest.plan import Change
 from ingest.sources import Scan
 from ingest.worker import worker_for
-from ingest.embed import ChunkEmbedder
 from kb import EmbedderConfig, NewDocument, load_embedder
 
 Parsed = tuple[NewDocument, tuple[str, ...]]
@@ -56,9 +56,16 @@ def parse_item(item: ParseItem, config: IngestConfig) -> Outcome:
     """The one place a file is parsed: in this process's parse worker, under config.budget, with the
     run's chunking, labels and OCR settings. A file that cannot be parsed is a FileFailure."""
     try:
-        doc, warnings = worker_for(config.budget).parse(item.path, item.data, config.chunking, key=item.key,
-                                                        root=item.root, visibility=config.visibility,
-                                                        tags=config.tags, ocr=config.ocr)
+        doc, warnings = worker_for(config.budget).parse(
+            item.path,
+            item.data,
+            config.chunking,
+            key=item.key,
+            root=item.root,
+            visibility=config.visibility,
+            tags=config.tags,
+            ocr=config.ocr,
+        )
     except LoadError as exc:
         return FileFailure(shown(exc.path), exc.reason)
     return doc, tuple(warnings)
@@ -75,9 +82,13 @@ class LocalEngine:
         return load_embedder(config)
 
 
-def parse_changes(engine: Engine, changes: Sequence[Change], scan: Scan, config: IngestConfig,
-                  on_progress: Callable[[str, float], None] | None = None
-                  ) -> tuple[dict[str, Parsed], list[FileFailure], float]:
+def parse_changes(
+    engine: Engine,
+    changes: Sequence[Change],
+    scan: Scan,
+    config: IngestConfig,
+    on_progress: Callable[[str, float], None] | None = None,
+) -> tuple[dict[str, Parsed], list[FileFailure], float]:
     """Parse the files of changes on engine: (key -> Parsed, failures, seconds). Each file's bytes are
     read as the engine asks for them; one that cannot be read fails like one that cannot be parsed."""
     started = time.perf_counter()

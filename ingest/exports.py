@@ -38,10 +38,12 @@ class Article:
     def page(self) -> bytes:
         """The article as a small HTML page (what the HTML loader reads): its title, then its body. Its
         address and date ride in the head (dropped by the loader) so that a change of either is a new version."""
-        meta = "".join(f'<meta name="{n}" content="{html.escape(v)}">' for n, v in (("url", self.url),
-                                                                                ("updated", self.updated_at)))
-        return (f"<html><head><title>{html.escape(self.title)}</title>{meta}</head><body>{self.body}</body></html>"
-                .encode("utf-8"))
+        meta = "".join(
+            f'<meta name="{n}" content="{html.escape(v)}">' for n, v in (("url", self.url), ("updated", self.updated_at))
+        )
+        return f"<html><head><title>{html.escape(self.title)}</title>{meta}</head><body>{self.body}</body></html>".encode(
+            "utf-8"
+        )
 
 
 def read_zendesk(path: Path, data: bytes) -> tuple[list[Article], list[str]]:
@@ -53,8 +55,11 @@ def read_zendesk(path: Path, data: bytes) -> tuple[list[Article], list[str]]:
         raise LoadError(path, f"not valid JSON ({type(exc).__name__}: {exc})") from None
     entries = doc.get("articles") if isinstance(doc, dict) else doc
     if not isinstance(entries, list):
-        raise LoadError(path, 'JSON that is not a Zendesk Help Center articles export (expected {"articles": [...]} '
-                              "as the Help Center API returns it)")
+        raise LoadError(
+            path,
+            'JSON that is not a Zendesk Help Center articles export (expected {"articles": [...]} '
+            "as the Help Center API returns it)",
+        )
     articles: list[Article] = []
     drafts, broken, seen = 0, 0, set()
     for entry in entries:
@@ -69,9 +74,15 @@ def read_zendesk(path: Path, data: bytes) -> tuple[list[Article], list[str]]:
             broken += 1
             continue
         seen.add(article_id)
-        articles.append(Article(id=article_id, title=str(entry.get("title") or f"Article {article_id}"),
-                                body=entry["body"], url=str(entry.get("html_url") or ""),
-                                updated_at=str(entry.get("updated_at") or entry.get("edited_at") or "")))
+        articles.append(
+            Article(
+                id=article_id,
+                title=str(entry.get("title") or f"Article {article_id}"),
+                body=entry["body"],
+                url=str(entry.get("html_url") or ""),
+                updated_at=str(entry.get("updated_at") or entry.get("edited_at") or ""),
+            )
+        )
     warnings = []
     if drafts:
         warnings.append(f"{path}: {drafts} draft article(s) skipped (not published)")
@@ -112,8 +123,12 @@ def confluence_page(path: Path, soup) -> ConfluencePage | None:
         for chrome in main.find_all(id=("main-header", "footer")):
             chrome.decompose()
     match = _PAGE_ID.search(path.name)
-    return ConfluencePage(title=title, main=str(main), updated_at=_iso_date(modified.get_text(" ").strip())
-                          if modified else "", page_id=match.group(1) if match else "")
+    return ConfluencePage(
+        title=title,
+        main=str(main),
+        updated_at=_iso_date(modified.get_text(" ").strip()) if modified else "",
+        page_id=match.group(1) if match else "",
+    )
 
 
 def _iso_date(text: str) -> str:

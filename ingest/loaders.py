@@ -20,28 +20,37 @@ from ingest.parsed import Block, LoadError, ParsedText  # re-exported: loaders r
 from ingest.tables import html_table_lines, markdown_tables
 from kb import OCR_LOW_CONFIDENCE
 
-SUPPORTED = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
-             ".docx": "docx"}
+SUPPORTED = {
+    ".pdf": "pdf",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".docx": "docx",
+}
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
-MAX_LABEL = 200       # characters of a title or section name: a 1.2 MB heading is not a title
+MAX_LABEL = 200  # characters of a title or section name: a 1.2 MB heading is not a title
 MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its square (3,000 levels: ~2 s)
 
 
 def kind_of(path: Path) -> str | None:
-    """"pdf", "markdown", "html", "text", "docx", or None for unsupported extensions."""
+    """ "pdf", "markdown", "html", "text", "docx", or None for unsupported extensions."""
     return SUPPORTED.get(path.suffix.lower())
 
 
-def load(path: Path, data: bytes, ocr: OcrConfig | None = None,
-         on_ocr_page: Callable[[float], None] | None = None) -> ParsedText:
+def load(
+    path: Path, data: bytes, ocr: OcrConfig | None = None, on_ocr_page: Callable[[float], None] | None = None
+) -> ParsedText:
     """Parse data (the bytes of path) by the file's extension. ocr: how PDF pages without a text layer
     are read (default OcrConfig()); on_ocr_page(seconds): called before each OCR page with its time limit."""
     kind = kind_of(path)
     if kind is None:
-        raise LoadError(path, f"unsupported file type {path.suffix or '(no extension)'!r}; "
-                              f"supported: {', '.join(sorted(SUPPORTED))}")
+        raise LoadError(
+            path, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {', '.join(sorted(SUPPORTED))}"
+        )
     if not data.strip():
         raise LoadError(path, "empty file")
     if kind == "pdf":
@@ -71,8 +80,13 @@ def _capped(parsed: ParsedText) -> ParsedText:
     return replace(parsed, title=_label(parsed.title) or "", blocks=blocks)
 
 
-BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def decode_text(path: Path, data: bytes) -> tuple[str, str, tuple[str, ...]]:
@@ -84,8 +98,9 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str, tuple[str, ...]]:
             try:
                 return data.decode(encoding), encoding.removesuffix("-sig"), ()
             except UnicodeDecodeError as exc:
-                raise LoadError(path, f"starts with a {encoding} byte-order mark but is not valid {encoding} "
-                                      f"(byte {exc.start})") from None
+                raise LoadError(
+                    path, f"starts with a {encoding} byte-order mark but is not valid {encoding} (byte {exc.start})"
+                ) from None
     nul = b"\x00" in data[:65536]
     if not nul:
         try:
@@ -99,14 +114,23 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str, tuple[str, ...]]:
     if best is not None:
         # Short texts fit several single-byte code pages equally well (cp1250, cp1252, cp1257 all read
         # "crème" without error, differently); among equals, the commonest Western one wins.
-        best = next((m for m in results if m.encoding == "cp1252" and m.chaos <= best.chaos + 0.01
-                     and m.coherence >= best.coherence - 0.01), best)
+        best = next(
+            (
+                m
+                for m in results
+                if m.encoding == "cp1252" and m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.01
+            ),
+            best,
+        )
     if nul and (best is None or not (best.encoding or "").startswith(("utf_16", "utf_32"))):
         # NUL bytes belong to UTF-16/32 text (which charset-normalizer recognises without a mark) or to binary.
         raise LoadError(path, "binary content (NUL bytes) in a text file")
     if best is None or best.encoding is None:
-        raise LoadError(path, "cannot tell the text encoding (not UTF-8, no byte-order mark, and no legacy "
-                              "encoding fits with confidence); save it as UTF-8")
+        raise LoadError(
+            path,
+            "cannot tell the text encoding (not UTF-8, no byte-order mark, and no legacy "
+            "encoding fits with confidence); save it as UTF-8",
+        )
     try:
         text = data.decode(best.encoding)
     except (UnicodeDecodeError, LookupError) as exc:
@@ -149,8 +173,9 @@ MIN_TABLE_RULES = 4
 _RULE_OPERATOR = re.compile(rb"\s(?:re|l)\s")
 
 
-def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
-             on_ocr_page: Callable[[float], None] | None = None) -> ParsedText:
+def load_pdf(
+    path: Path, data: bytes, ocr: OcrConfig | None = None, on_ocr_page: Callable[[float], None] | None = None
+) -> ParsedText:
     """One block per page with text; pages joined by blank lines. Encrypted PDFs open
     when their user password is empty; otherwise the error says a password is needed.
     Pages with a ruled table are re-read with it as row lines (ingest.pdf_tables); pages without a
@@ -212,8 +237,13 @@ def load_pdf(path: Path, data: bytes, ocr: OcrConfig | None = None,
         reason = warnings[0] if warnings else "scanned images need OCR"
         raise LoadError(path, f"PDF has {len(pages)} page(s) but no extractable text: {reason}")
     full = "".join(parts)
-    return ParsedText(title=title or _first_line(full) or path.stem, kind="pdf", text=full, blocks=tuple(blocks),
-                      warnings=tuple(f"{path}: {w}" for w in warnings))
+    return ParsedText(
+        title=title or _first_line(full) or path.stem,
+        kind="pdf",
+        text=full,
+        blocks=tuple(blocks),
+        warnings=tuple(f"{path}: {w}" for w in warnings),
+    )
 
 
 def _drawn_rules(page) -> int:
@@ -237,8 +267,14 @@ def _tables(path: Path, data: bytes, numbers: list[int]) -> dict[int, str]:
         return {}
 
 
-def _read_scans(path: Path, data: bytes, scanned: list[int], texts: dict[int, str], ocr: OcrConfig,
-                on_page: Callable[[float], None] | None) -> tuple[dict[int, float], list[str]]:
+def _read_scans(
+    path: Path,
+    data: bytes,
+    scanned: list[int],
+    texts: dict[int, str],
+    ocr: OcrConfig,
+    on_page: Callable[[float], None] | None,
+) -> tuple[dict[int, float], list[str]]:
     """OCR the scanned pages into texts; (page -> confidence, reasons naming pages skipped or hard to read)."""
     if not scanned:
         return {}, []
@@ -252,8 +288,7 @@ def _read_scans(path: Path, data: bytes, scanned: list[int], texts: dict[int, st
     except OcrUnavailable as exc:
         return {}, [f"page(s) {pages} have no text layer and need OCR: {exc}"]
     except Exception as exc:  # noqa: BLE001 - pdfium refusing a page pypdf read: the text pages still count
-        return {}, [f"page(s) {pages} have no text layer and could not be rendered for OCR "
-                    f"({type(exc).__name__}: {exc})"]
+        return {}, [f"page(s) {pages} have no text layer and could not be rendered for OCR ({type(exc).__name__}: {exc})"]
     confidence: dict[int, float] = {}
     low: list[int] = []
     skipped: dict[str, list[int]] = {}  # reason -> pages: a 2,000-page fax gets one line per reason, not 2,000
@@ -265,17 +300,22 @@ def _read_scans(path: Path, data: bytes, scanned: list[int], texts: dict[int, st
                 low.append(number)
         else:
             skipped.setdefault(result, []).append(number)
-    warnings = [f"{_pages(numbers)} {'has' if len(numbers) == 1 else 'have'} no text layer and "
-                f"{'was' if len(numbers) == 1 else 'were'} skipped: {reason}" for reason, numbers in skipped.items()]
+    warnings = [
+        f"{_pages(numbers)} {'has' if len(numbers) == 1 else 'have'} no text layer and "
+        f"{'was' if len(numbers) == 1 else 'were'} skipped: {reason}"
+        for reason, numbers in skipped.items()
+    ]
     if low:
         scores = ", ".join(f"{confidence[n]:.0%}" for n in low[:10])
-        warnings.append(f"{_pages(low)} read by OCR with low confidence ({scores}; under "
-                        f"{OCR_LOW_CONFIDENCE:.0%}): check against the scan")
+        warnings.append(
+            f"{_pages(low)} read by OCR with low confidence ({scores}; under "
+            f"{OCR_LOW_CONFIDENCE:.0%}): check against the scan"
+        )
     return confidence, warnings
 
 
 def _pages(numbers: list[int]) -> str:
-    """"page 3" or "pages 3, 4, ... and 9 more": the pages a warning is about."""
+    """ "page 3" or "pages 3, 4, ... and 9 more": the pages a warning is about."""
     return f"page {numbers[0]}" if len(numbers) == 1 else f"pages {_page_list(numbers)}"
 
 
@@ -308,7 +348,7 @@ def load_markdown(path: Path, text: str, warnings: tuple[str, ...] = ()) -> Pars
     if match:
         found = re.search(r"^title:\s*['\"]?(.+?)['\"]?\s*$", match.group(0), re.M)
         fm_title = found.group(1).strip() if found else ""
-        text = text[match.end():]
+        text = text[match.end() :]
     text = markdown_tables(TEMPLATE_TAGS.sub("", text))
     # Line numbers as markdown-it counts them: only \r\n, \r and \n end a line. str.splitlines also
     # breaks at \f, \x1c, \u2028..., which shifted every later heading into the wrong section.
@@ -345,8 +385,13 @@ def _confluence(path: Path, page: ConfluencePage, warnings: tuple[str, ...]) -> 
     """A Confluence export page: its #main-content under its own title, with its page address and date."""
     body = load_html(path, f"<html><body>{page.main}</body></html>", warnings)
     url = f"pages/viewpage.action?pageId={page.page_id}" if page.page_id else ""
-    return replace(body, title=page.title, url=url, updated_at=page.updated_at,
-                   content_hash=content_hash(page.title, url, page.updated_at, body.text))
+    return replace(
+        body,
+        title=page.title,
+        url=url,
+        updated_at=page.updated_at,
+        content_hash=content_hash(page.title, url, page.updated_at, body.text),
+    )
 
 
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
@@ -374,10 +419,32 @@ def html_depth(html: str) -> int:
             deepest = max(deepest, len(open_tags))
     return deepest
 
+
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "svg", "iframe", "form", "button")
 HEADING_MARK = "@@heading@@"
-BLOCK_TAGS = ("p", "div", "li", "tr", "td", "th", "dd", "dt", "pre", "blockquote", "section", "article",
-              "main", "table", "ul", "ol", "dl", "figcaption", "caption", "address", "hr")
+BLOCK_TAGS = (
+    "p",
+    "div",
+    "li",
+    "tr",
+    "td",
+    "th",
+    "dd",
+    "dt",
+    "pre",
+    "blockquote",
+    "section",
+    "article",
+    "main",
+    "table",
+    "ul",
+    "ol",
+    "dl",
+    "figcaption",
+    "caption",
+    "address",
+    "hr",
+)
 
 
 def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedText:
@@ -419,7 +486,7 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
     for line in raw.split("\n"):
         line = " ".join(line.split())
         if line.startswith(HEADING_MARK):
-            heading = line[len(HEADING_MARK):].strip()
+            heading = line[len(HEADING_MARK) :].strip()
             if heading:
                 title = title or heading
                 groups.append((heading, [heading]))

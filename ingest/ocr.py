@@ -18,6 +18,7 @@ from typing import Callable
 # a hostile page 200 inches wide must not take gigabytes of the parse budget as one image.
 MAX_PIXELS = 40_000_000
 
+
 @dataclass(frozen=True)
 class OcrConfig:
     """enabled: read scanned pages at all; dpi: render resolution (300 is Tesseract's sweet spot);
@@ -67,18 +68,21 @@ class OcrTimeout(Exception):
 def check_tesseract(config: OcrConfig) -> None:
     """Raise OcrUnavailable naming the fix when config.tesseract_cmd cannot be run."""
     if shutil.which(config.tesseract_cmd) is None:
-        raise OcrUnavailable(f"Tesseract ({config.tesseract_cmd!r}) is not installed: install Debian's tesseract-ocr "
-                             "package (`apt-get install tesseract-ocr`) and sync again")
+        raise OcrUnavailable(
+            f"Tesseract ({config.tesseract_cmd!r}) is not installed: install Debian's tesseract-ocr "
+            "package (`apt-get install tesseract-ocr`) and sync again"
+        )
 
 
-def read_pages(data: bytes, numbers: list[int], config: OcrConfig,
-               on_page: Callable[[float], None] | None = None) -> dict[int, OcrPage | str]:
+def read_pages(
+    data: bytes, numbers: list[int], config: OcrConfig, on_page: Callable[[float], None] | None = None
+) -> dict[int, OcrPage | str]:
     """OCR of the 1-based pages `numbers` of the PDF in data: page -> OcrPage, or a one-line reason it was
     skipped. on_page(seconds) is called before each page with its time limit (the parse worker extends
     its deadline by it). Raises OcrUnavailable without Tesseract."""
-    import pypdfium2 as pdfium
-
     from concurrent.futures import ThreadPoolExecutor
+
+    import pypdfium2 as pdfium
 
     check_tesseract(config)
     out: dict[int, OcrPage | str] = {}
@@ -91,7 +95,7 @@ def read_pages(data: bytes, numbers: list[int], config: OcrConfig,
         with ThreadPoolExecutor(workers) as pool:
             todo = numbers[: config.max_pages]
             for start in range(0, len(todo), workers):
-                window = todo[start:start + workers]
+                window = todo[start : start + workers]
                 images = []
                 for number in window:
                     if on_page is not None:
@@ -99,7 +103,7 @@ def read_pages(data: bytes, numbers: list[int], config: OcrConfig,
                     images.append(_render(pdf, number, config.dpi))
                 for number, result in zip(window, pool.map(lambda image: _read_or_reason(image, config), images)):
                     out[number] = result
-        for number in numbers[config.max_pages:]:
+        for number in numbers[config.max_pages :]:
             out[number] = f"past the {config.max_pages} pages OCR reads in one file"
     finally:
         pdf.close()
@@ -136,13 +140,15 @@ def read_image(image, config: OcrConfig) -> OcrPage:
     pytesseract.pytesseract.tesseract_cmd = config.tesseract_cmd
     started = time.perf_counter()
     try:
-        data = pytesseract.image_to_data(image, lang=config.language, timeout=config.page_seconds,
-                                         output_type=pytesseract.Output.DICT)
+        data = pytesseract.image_to_data(
+            image, lang=config.language, timeout=config.page_seconds, output_type=pytesseract.Output.DICT
+        )
     except RuntimeError as exc:  # pytesseract's timeout
         raise OcrTimeout(str(exc)) from None
     except pytesseract.TesseractNotFoundError as exc:
-        raise OcrUnavailable(f"Tesseract ({config.tesseract_cmd!r}) could not be run: install Debian's "
-                             "tesseract-ocr package") from exc
+        raise OcrUnavailable(
+            f"Tesseract ({config.tesseract_cmd!r}) could not be run: install Debian's tesseract-ocr package"
+        ) from exc
     text, confidence = words_to_text(data)
     return OcrPage(text=text, confidence=confidence, seconds=time.perf_counter() - started)
 
@@ -153,8 +159,9 @@ def words_to_text(data: dict[str, list]) -> tuple[str, float]:
     word confidence, 0-1."""
     paragraphs: dict[tuple[int, int], dict[int, list[str]]] = {}
     weighted = chars = 0.0
-    for word, conf, block, par, line in zip(data["text"], data["conf"], data["block_num"], data["par_num"],
-                                            data["line_num"]):
+    for word, conf, block, par, line in zip(
+        data["text"], data["conf"], data["block_num"], data["par_num"], data["line_num"]
+    ):
         word = (word or "").strip()
         if not word:
             continue

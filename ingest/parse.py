@@ -24,9 +24,17 @@ def shown(path: Path | str) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
-def parse_file(path: Path, data: bytes, chunking: ChunkConfig, key: str | None = None, root: str = "",
-               visibility: str = "internal", tags: tuple[str, ...] = (), ocr: OcrConfig | None = None,
-               on_ocr_page: Callable[[float], None] | None = None) -> tuple[NewDocument, tuple[str, ...]]:
+def parse_file(
+    path: Path,
+    data: bytes,
+    chunking: ChunkConfig,
+    key: str | None = None,
+    root: str = "",
+    visibility: str = "internal",
+    tags: tuple[str, ...] = (),
+    ocr: OcrConfig | None = None,
+    on_ocr_page: Callable[[float], None] | None = None,
+) -> tuple[NewDocument, tuple[str, ...]]:
     """Parse and chunk one file's bytes into a document keyed key (default: the file name); raises LoadError.
     ocr and on_ocr_page: see ingest.loaders.load."""
     try:
@@ -40,29 +48,48 @@ def parse_file(path: Path, data: bytes, chunking: ChunkConfig, key: str | None =
     if not chunks:
         raise LoadError(path, "no text content to index")
     _check_chunks(path, chunks)
-    doc = NewDocument(source=key or shown(path.name), name=shown(path.name), title=parsed.title, kind=parsed.kind,
-                      content_hash=parsed.content_hash or hashlib.sha256(data).hexdigest(), size_bytes=len(data),
-                      text=parsed.text, chunks=tuple(chunks), path=shown(path), root=root, visibility=visibility,
-                      tags=tuple(tags), encoding=parsed.encoding, url=parsed.url, updated_at=parsed.updated_at)
+    doc = NewDocument(
+        source=key or shown(path.name),
+        name=shown(path.name),
+        title=parsed.title,
+        kind=parsed.kind,
+        content_hash=parsed.content_hash or hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        text=parsed.text,
+        chunks=tuple(chunks),
+        path=shown(path),
+        root=root,
+        visibility=visibility,
+        tags=tuple(tags),
+        encoding=parsed.encoding,
+        url=parsed.url,
+        updated_at=parsed.updated_at,
+    )
     return doc, parsed.warnings
 
 
 # A text is not prose when most of it sits in runs this long without a space (base64, hex, minified code).
 NO_SPACE_RUN = 200
-MAX_EXPANSION = 60      # extracted characters per file byte: compressed PDF text rarely passes ~10
+MAX_EXPANSION = 60  # extracted characters per file byte: compressed PDF text rarely passes ~10
 MAX_DUPLICATE_SHARE = 0.9
 
 
 def _check_text(path: Path, data: bytes, text: str) -> None:
     """LoadError for text no reader wants indexed: absurd expansion, encoded data."""
     if len(text) > MAX_EXPANSION * max(len(data), 1) and len(text) > 1_000_000:
-        raise LoadError(path, f"{len(data):,} bytes expand to {len(text):,} characters of text "
-                              f"(over {MAX_EXPANSION}x): refused as a decompression bomb")
+        raise LoadError(
+            path,
+            f"{len(data):,} bytes expand to {len(text):,} characters of text "
+            f"(over {MAX_EXPANSION}x): refused as a decompression bomb",
+        )
     if len(text) > 20_000:
         runs = sum(len(m) for m in re.findall(r"\S{%d,}" % NO_SPACE_RUN, text))
         if runs > 0.5 * len(text):
-            raise LoadError(path, f"{100 * runs / len(text):.0f}% of the text is in runs of {NO_SPACE_RUN}+ characters "
-                                  "without a space (encoded or binary data, not prose): refused")
+            raise LoadError(
+                path,
+                f"{100 * runs / len(text):.0f}% of the text is in runs of {NO_SPACE_RUN}+ characters "
+                "without a space (encoded or binary data, not prose): refused",
+            )
 
 
 def _check_chunks(path: Path, chunks) -> None:
@@ -70,5 +97,8 @@ def _check_chunks(path: Path, chunks) -> None:
     if len(chunks) >= 20:
         distinct = len({c.text for c in chunks})
         if distinct < (1 - MAX_DUPLICATE_SHARE) * len(chunks):
-            raise LoadError(path, f"{len(chunks) - distinct} of its {len(chunks)} chunks repeat others: refused "
-                                  "as repetitive (over 90% duplicates)")
+            raise LoadError(
+                path,
+                f"{len(chunks) - distinct} of its {len(chunks)} chunks repeat others: refused "
+                "as repetitive (over 90% duplicates)",
+            )

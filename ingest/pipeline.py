@@ -80,10 +80,17 @@ def ingest(
         done = _carry_out(writer, planned, parsed, found, config)
         written = stage_documents(writer, done.docs, planned.removed, embedder, config, on_progress, stages)
     return IngestReport(
-        added=tuple(done.added), updated=tuple(done.updated), unchanged=tuple(done.unchanged), removed=planned.removed,
-        failed=planned.failed + tuple(failures), warnings=planned.warnings + tuple(done.warnings),
-        chunks_embedded=written.embedded, chunks_reused=written.reused, chunks_written=written.written,
-        seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()),
+        added=tuple(done.added),
+        updated=tuple(done.updated),
+        unchanged=tuple(done.unchanged),
+        removed=planned.removed,
+        failed=planned.failed + tuple(failures),
+        warnings=planned.warnings + tuple(done.warnings),
+        chunks_embedded=written.embedded,
+        chunks_reused=written.reused,
+        chunks_written=written.written,
+        seconds=time.perf_counter() - started,
+        stage_seconds=tuple(stages.items()),
     )
 
 
@@ -136,8 +143,13 @@ def _exported_as(doc: NewDocument, export: tuple[Path, Article] | None, base_url
     Confluence page's) resolved against base_url."""
     if export is not None:
         path, article = export
-        return replace(doc, url=web_url(article.url), updated_at=article.updated_at, path=shown(path),
-                       name=shown(f"{path.name}#{article.id}"))
+        return replace(
+            doc,
+            url=web_url(article.url),
+            updated_at=article.updated_at,
+            path=shown(path),
+            name=shown(f"{path.name}#{article.id}"),
+        )
     if doc.url and base_url and "://" not in doc.url:
         return replace(doc, url=web_url(urljoin(base_url.rstrip("/") + "/", doc.url)))
     return replace(doc, url=web_url(doc.url)) if doc.url else doc

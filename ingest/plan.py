@@ -70,9 +70,15 @@ class ChangePlan:
 
     def report(self, started: float) -> IngestReport:
         """The dry run's report of this plan (started: its time.perf_counter() at the start)."""
-        return IngestReport(added=self.keys(ADDED), updated=self.keys(UPDATED), unchanged=self.keys(UNCHANGED),
-                            removed=self.removed, failed=self.failed, seconds=time.perf_counter() - started,
-                            dry_run=True)
+        return IngestReport(
+            added=self.keys(ADDED),
+            updated=self.keys(UPDATED),
+            unchanged=self.keys(UNCHANGED),
+            removed=self.removed,
+            failed=self.failed,
+            seconds=time.perf_counter() - started,
+            dry_run=True,
+        )
 
 
 def make_plan(scan: Scan, stored: Mapping[str, DocumentInfo], config: IngestConfig) -> ChangePlan:
@@ -87,8 +93,14 @@ def make_plan(scan: Scan, stored: Mapping[str, DocumentInfo], config: IngestConf
             stored[source.key] = stored.pop(str(source.path))
     changes = tuple(_change(s, stored.get(s.key), config) for s in scan.sources if s.digest is not None)
     seen = {s.key for s in scan.sources}
-    removed = tuple(sorted(k for k, d in stored.items() if k not in seen and (
-        scan.exports.stale(k) or config.mirror and _mirrored(d, scan.roots) and not scan.exports.held(k))))
+    removed = tuple(
+        sorted(
+            k
+            for k, d in stored.items()
+            if k not in seen
+            and (scan.exports.stale(k) or config.mirror and _mirrored(d, scan.roots) and not scan.exports.held(k))
+        )
+    )
     return ChangePlan(changes, removed, tuple(renamed), scan.failures, scan.warnings)
 
 
@@ -100,8 +112,11 @@ def stored_documents(kb: KnowledgeBase | None) -> dict[str, DocumentInfo]:
 def same_content(old: DocumentInfo | None, content_hash: str, config: IngestConfig) -> bool:
     """Whether a stored document already holds this content with the labels (visibility, tags) a run
     gives it: no new version. (Where the file lives is not what it says: a moved folder is not a change.)"""
-    return old is not None and old.content_hash == content_hash and \
-        (old.visibility, tuple(old.tags)) == (config.visibility, tuple(config.tags))
+    return (
+        old is not None
+        and old.content_hash == content_hash
+        and (old.visibility, tuple(old.tags)) == (config.visibility, tuple(config.tags))
+    )
 
 
 def _change(source: Source, old: DocumentInfo | None, config: IngestConfig) -> Change:

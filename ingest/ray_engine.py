@@ -98,8 +98,10 @@ def plan_actors(config: RayConfig, nodes: Sequence[dict], resources: dict) -> Ac
         return ActorPlan(config.actors or gpus, 1.0, 1.0, max(int(config.cpus_per_actor or 1), 1))
     cpu_nodes = [n["Resources"].get("CPU", 0) for n in nodes if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
     if not cpu_nodes:
-        raise RayIngestError("the Ray cluster has no node with CPUs to run embedding actors; add a worker node "
-                             "(ray start --address=HEAD:PORT --num-cpus=N)")
+        raise RayIngestError(
+            "the Ray cluster has no node with CPUs to run embedding actors; add a worker node "
+            "(ray start --address=HEAD:PORT --num-cpus=N)"
+        )
     cpus = config.cpus_per_actor or min(cpu_nodes)
     return ActorPlan(config.actors or len(cpu_nodes), float(cpus), 0.0, max(int(cpus), 1))
 
@@ -107,15 +109,17 @@ def plan_actors(config: RayConfig, nodes: Sequence[dict], resources: dict) -> Ac
 def _reachable(address: str, timeout: float) -> None:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise RayIngestError(f"Ray address {address!r} is not HOST:PORT (ray start --head prints the address "
-                             "to use, e.g. 10.0.0.5:6379)")
+        raise RayIngestError(
+            f"Ray address {address!r} is not HOST:PORT (ray start --head prints the address to use, e.g. 10.0.0.5:6379)"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise RayIngestError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
-                             f"`ray start --head --port={port}` on that machine, or give the address it printed"
-                             ) from None
+        raise RayIngestError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
+            f"`ray start --head --port={port}` on that machine, or give the address it printed"
+        ) from None
 
 
 def connect_ray(address: str | None, timeout: float = 10.0) -> bool:
@@ -124,8 +128,7 @@ def connect_ray(address: str | None, timeout: float = 10.0) -> bool:
     try:
         import ray
     except ImportError:
-        raise KBError("--ray needs Ray: pip install 'hopfield-kb[ray]' (or pip install 'ray[data,serve]==2.60.0')"
-                      ) from None
+        raise KBError("--ray needs Ray: pip install 'hopfield-kb[ray]' (or pip install 'ray[data,serve]==2.60.0')") from None
     if ray.is_initialized():
         return False
     if address not in (None, "auto", "local"):
@@ -133,12 +136,19 @@ def connect_ray(address: str | None, timeout: float = 10.0) -> bool:
     # Ray workers import this package; keep their torch threads sleeping rather than spinning.
     env = {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}
     try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-                 runtime_env={"env_vars": env}, namespace="hopfield-kb")
+        ray.init(
+            address=address,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+            namespace="hopfield-kb",
+        )
     except Exception as exc:  # noqa: BLE001 - whatever ray.init raises, the user needs the address and the fix
         where = address or os.environ.get("RAY_ADDRESS") or "this machine"
-        raise RayIngestError(f"cannot connect to the Ray cluster at {where} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}); check it with `ray status`") from None
+        raise RayIngestError(
+            f"cannot connect to the Ray cluster at {where} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); check it with `ray status`"
+        ) from None
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -150,9 +160,11 @@ def connect_ray(address: str | None, timeout: float = 10.0) -> bool:
 
 def _failed(exc: Exception, stage: str) -> RayIngestError:
     first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return RayIngestError(f"the distributed {stage} failed on the Ray cluster ({type(exc).__name__}: {first}). "
-                          "Nothing was committed: the KB is at its previous version (vectors already embedded "
-                          "are cached and reused). Check the cluster with `ray status`, then run again")
+    return RayIngestError(
+        f"the distributed {stage} failed on the Ray cluster ({type(exc).__name__}: {first}). "
+        "Nothing was committed: the KB is at its previous version (vectors already embedded "
+        "are cached and reused). Check the cluster with `ray status`, then run again"
+    )
 
 
 def _parse_batch(batch: dict, config: IngestConfig) -> dict:
@@ -214,10 +226,15 @@ class RayEmbedder:
         # An ONNX model runs on onnxruntime's CPU build: its actors use the CPU even where the plan has GPUs.
         device = "cuda" if plan.gpus and gpu_capable(self.config.model) else "cpu"
         actor_config = replace(self.config, threads=plan.threads, device=device)
-        ds = source.map_batches(_EmbedActor, batch_size=None, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=plan.cpus,
-                            num_gpus=plan.gpus or None,
-                            fn_constructor_kwargs={"config": actor_config})
+        ds = source.map_batches(
+            _EmbedActor,
+            batch_size=None,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=plan.cpus,
+            num_gpus=plan.gpus or None,
+            fn_constructor_kwargs={"config": actor_config},
+        )
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
                 yield np.asarray(batch["i"], dtype=np.int64), np.asarray(batch["vector"], dtype=np.float32)
@@ -273,8 +290,7 @@ class RayEngine:
 
         per_task = self.config.files_per_task
         source = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_task))
-        ds = source.map_batches(partial(_parse_batch, config=config), batch_size=per_task, batch_format="numpy",
-                                num_cpus=1)
+        ds = source.map_batches(partial(_parse_batch, config=config), batch_size=per_task, batch_format="numpy", num_cpus=1)
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for payload in batch["outcome"]:

@@ -99,8 +99,9 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
         if not os.access(root, os.R_OK | os.X_OK):
             failures.append(FileFailure(shown(path), "directory is not readable (permission denied)"))
             continue
-        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: failures.append(
-                FileFailure(shown(e.filename), f"cannot list directory ({e.strerror})"))):
+        for dirpath, dirnames, filenames in os.walk(
+            root, onerror=lambda e: failures.append(FileFailure(shown(e.filename), f"cannot list directory ({e.strerror})"))
+        ):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):
@@ -109,9 +110,14 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
                 if file.is_symlink() and not follow_links:
                     target = file.resolve()
                     if not target.is_relative_to(root):
-                        failures.append(FileFailure(shown(file), f"a symbolic link to {shown(target)}, outside "
-                                                                  f"{shown(root)}: not followed (--follow-links "
-                                                                  "allows it)"))
+                        failures.append(
+                            FileFailure(
+                                shown(file),
+                                f"a symbolic link to {shown(target)}, outside "
+                                f"{shown(root)}: not followed (--follow-links "
+                                "allows it)",
+                            )
+                        )
                         continue
                 files.append(file)
     return sorted(set(files)), roots, failures
@@ -175,16 +181,21 @@ def _keys(files: list[Path], roots: list[Path], failures: list[FileFailure], pre
     for path in files:
         key, root = document_key(path, roots, prefix)
         if key in first:
-            failures.append(FileFailure(str(path), f"same document key {key!r} as {first[key]}; sync the folders "
-                                                   "one at a time, or give one a key prefix"))
+            failures.append(
+                FileFailure(
+                    str(path),
+                    f"same document key {key!r} as {first[key]}; sync the folders one at a time, or give one a key prefix",
+                )
+            )
             continue
         first[key] = str(path)
         out.append((path, key, root))
     return out
 
 
-def _expand_exports(keyed: list[tuple[Path, str, str]], failures: list[FileFailure], warnings: list[str],
-                    max_bytes: int) -> tuple[list[tuple[Path, str, str]], Exports]:
+def _expand_exports(
+    keyed: list[tuple[Path, str, str]], failures: list[FileFailure], warnings: list[str], max_bytes: int
+) -> tuple[list[tuple[Path, str, str]], Exports]:
     """keyed with each Zendesk export (.json) replaced by its articles; an article's path names the export
     file and the article ("articles.json#360001.html", read as HTML). An export that cannot be read fails
     by name."""

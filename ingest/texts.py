@@ -10,8 +10,8 @@ from typing import Callable, Sequence
 from ingest.chunker import chunk
 from ingest.commit import KBLike, open_for_writing, stage_documents
 from ingest.config import FileFailure, IngestConfig, IngestReport
-from ingest.loaders import Block, ParsedText
 from ingest.embed import ChunkEmbedder
+from ingest.loaders import Block, ParsedText
 from kb import NewDocument, load_embedder
 
 
@@ -67,9 +67,16 @@ def ingest_texts(
         removed = sorted(s for s in stored if config.mirror and s not in seen)
         written = stage_documents(writer, docs, removed, embedder, config, on_progress, stages)
     return IngestReport(
-        added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged), removed=tuple(removed),
-        failed=tuple(failures), chunks_embedded=written.embedded, chunks_reused=written.reused,
-        chunks_written=written.written, seconds=time.perf_counter() - started, stage_seconds=tuple(stages.items()),
+        added=tuple(added),
+        updated=tuple(updated),
+        unchanged=tuple(unchanged),
+        removed=tuple(removed),
+        failed=tuple(failures),
+        chunks_embedded=written.embedded,
+        chunks_reused=written.reused,
+        chunks_written=written.written,
+        seconds=time.perf_counter() - started,
+        stage_seconds=tuple(stages.items()),
     )
 
 
@@ -77,6 +84,15 @@ def _document(rec: TextRecord, data: bytes, config: IngestConfig) -> NewDocument
     """rec as a text document with its chunks and the run's labels; data: the bytes its hash is taken of."""
     body = rec.text.strip()
     parsed = ParsedText(title=rec.title or rec.source, kind="text", text=body, blocks=(Block(0, len(body)),))
-    return NewDocument(source=rec.source, name=rec.name or rec.source, title=parsed.title, kind="text",
-                       content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data), text=body,
-                       chunks=tuple(chunk(parsed, config.chunking)), visibility=config.visibility, tags=config.tags)
+    return NewDocument(
+        source=rec.source,
+        name=rec.name or rec.source,
+        title=parsed.title,
+        kind="text",
+        content_hash=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        text=body,
+        chunks=tuple(chunk(parsed, config.chunking)),
+        visibility=config.visibility,
+        tags=config.tags,
+    )

@@ -22,9 +22,15 @@ ALLOWED_EXTENSIONS = tuple(sorted(SUPPORTED))  # ".htm", ".html", ".markdown", "
 UPLOAD_DIR = "uploads"
 MAX_NAME = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-MIME = {".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".pdf": "application/pdf",
-        ".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
-        ".htm": "text/html", ".txt": "text/plain"}
+MIME = {
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pdf": "application/pdf",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+}
 
 
 def safe_upload_name(name: str) -> str:
@@ -37,8 +43,7 @@ def safe_upload_name(name: str) -> str:
     ext = f".{ext.lower()}" if dot else ""
     stem = _UNSAFE.sub("_", stem)
     if ext not in ALLOWED_EXTENSIONS:
-        raise KBError(f"{name!r}: file type {ext or '(none)'} is not allowed; upload one of "
-                      f"{', '.join(ALLOWED_EXTENSIONS)}")
+        raise KBError(f"{name!r}: file type {ext or '(none)'} is not allowed; upload one of {', '.join(ALLOWED_EXTENSIONS)}")
     stem = re.sub(r"_{2,}", "_", stem).strip(" ._")
     if not stem:
         raise KBError(f"{name!r}: the name has no usable characters; rename the file and upload it again")

@@ -13,11 +13,11 @@ model) once per process and reused; it exits when its parent goes away (its pipe
 from __future__ import annotations
 
 import multiprocessing as mp
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ingest.chunker import ChunkConfig
@@ -38,8 +38,9 @@ class Budget:
         from kb import KBError
 
         if not self.seconds > 0 or self.memory_mb < 256:
-            raise KBError(f"a parse budget needs seconds > 0 and memory_mb >= 256, "
-                          f"not {self.seconds} s, {self.memory_mb} MB")
+            raise KBError(
+                f"a parse budget needs seconds > 0 and memory_mb >= 256, not {self.seconds} s, {self.memory_mb} MB"
+            )
 
 
 def _serve(conn, memory_mb: int) -> None:
@@ -140,8 +141,11 @@ class ParseWorker:
                 if not conn.poll(max(deadline - time.monotonic(), 0)):
                     self.stop()
                     pages = f" plus {ocr_pages} OCR page(s)" if ocr_pages else ""
-                    raise LoadError(path, f"took more than the {self.budget.seconds:g} s parse budget{pages}; "
-                                          "skipped (raise it with --parse-seconds if the file is genuine)")
+                    raise LoadError(
+                        path,
+                        f"took more than the {self.budget.seconds:g} s parse budget{pages}; "
+                        "skipped (raise it with --parse-seconds if the file is genuine)",
+                    )
                 status, value = conn.recv()
                 if status != "extend":
                     return status, value
@@ -150,8 +154,9 @@ class ParseWorker:
         except (EOFError, OSError):
             code = self._proc.exitcode if self._proc is not None else None
             self.stop()
-            raise LoadError(path, f"the parser stopped (exit code {code}), likely over the "
-                                  f"{self.budget.memory_mb} MB parse budget") from None
+            raise LoadError(
+                path, f"the parser stopped (exit code {code}), likely over the {self.budget.memory_mb} MB parse budget"
+            ) from None
 
 
 _WORKERS: dict[Budget, ParseWorker] = {}

@@ -31,37 +31,100 @@ Public surface:
 """
 
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
-from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
-from kb.embedder import (PACKAGED_MODELS, Embedder, embedder_for, gpu_capable, kb_model, load_embedder,
-                         resolve_model_path)
+from kb.database import DB_NAME, Database
+from kb.embedder import PACKAGED_MODELS, Embedder, embedder_for, gpu_capable, kb_model, load_embedder, resolve_model_path
 from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
+from kb.integrity import CheckReport
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.manifest import FORMAT_VERSION, Manifest
 from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
+from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
+from kb.records import (
+    OCR_LOW_CONFIDENCE,
+    ChunkRecord,
+    DocumentFilter,
+    DocumentInfo,
+    Feedback,
+    HistoryEntry,
+    NewChunk,
+    NewDocument,
+    check_labels,
+    location_label,
+    ocr_note,
+    retrieval_text,
+    text_hash,
+    web_url,
+)
 from kb.reembed import ReembedReport, reembed
-from kb.records import (OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry,
-                        NewChunk, NewDocument, check_labels, location_label, ocr_note, retrieval_text, text_hash, web_url)
-from kb.database import DB_NAME, Database
-from kb.integrity import CheckReport
 from kb.store import KnowledgeBase
-from kb.writer import Writer
 from kb.vector_index import IndexConfig, Snapshot
+from kb.writer import Writer
 
 __all__ = [
-    "DEFAULT_MODEL", "Embedder", "EmbedderConfig", "load_embedder", "resolve_model_path",
-    "OnnxEmbedder", "OnnxEmbeddingModel", "TextEmbedder", "PACKAGED_MODELS", "embedder_for", "kb_model", "gpu_capable",
-    "ReembedReport", "reembed",
-    "EmptyKBError", "KBError", "KBLockedError", "KBWriteError", "ManifestError", "FAULT_POINTS",
-    "FORMAT_VERSION", "Manifest",
-    "ChunkRecord", "DocumentFilter", "DocumentInfo", "Feedback", "HistoryEntry", "NewChunk", "NewDocument",
-    "check_labels", "web_url", "without_paths", "retrieval_text", "OCR_LOW_CONFIDENCE", "ocr_note", "location_label",
-    "CheckReport", "KnowledgeBase", "Writer", "text_hash", "DB_NAME", "Database",
-    "IndexConfig", "Snapshot",
-    "Conversation", "ConversationConfig", "ConversationStore", "ConversationTurn", "new_id",
-    "GRAM_BUCKETS", "LATIN_WORD", "VOCABULARY_MIN_LENGTH", "bm25_terms", "char_grams", "latin_words",
-    "MemoryPatterns", "QuestionMemory", "question_key",
-    "BGE_SMALL", "CROSS_ENCODER", "PackagedModel", "model_folder", "onnx_session",
+    "DEFAULT_MODEL",
+    "Embedder",
+    "EmbedderConfig",
+    "load_embedder",
+    "resolve_model_path",
+    "OnnxEmbedder",
+    "OnnxEmbeddingModel",
+    "TextEmbedder",
+    "PACKAGED_MODELS",
+    "embedder_for",
+    "kb_model",
+    "gpu_capable",
+    "ReembedReport",
+    "reembed",
+    "EmptyKBError",
+    "KBError",
+    "KBLockedError",
+    "KBWriteError",
+    "ManifestError",
+    "FAULT_POINTS",
+    "FORMAT_VERSION",
+    "Manifest",
+    "ChunkRecord",
+    "DocumentFilter",
+    "DocumentInfo",
+    "Feedback",
+    "HistoryEntry",
+    "NewChunk",
+    "NewDocument",
+    "check_labels",
+    "web_url",
+    "without_paths",
+    "retrieval_text",
+    "OCR_LOW_CONFIDENCE",
+    "ocr_note",
+    "location_label",
+    "CheckReport",
+    "KnowledgeBase",
+    "Writer",
+    "text_hash",
+    "DB_NAME",
+    "Database",
+    "IndexConfig",
+    "Snapshot",
+    "Conversation",
+    "ConversationConfig",
+    "ConversationStore",
+    "ConversationTurn",
+    "new_id",
+    "GRAM_BUCKETS",
+    "LATIN_WORD",
+    "VOCABULARY_MIN_LENGTH",
+    "bm25_terms",
+    "char_grams",
+    "latin_words",
+    "MemoryPatterns",
+    "QuestionMemory",
+    "question_key",
+    "BGE_SMALL",
+    "CROSS_ENCODER",
+    "PackagedModel",
+    "model_folder",
+    "onnx_session",
 ]

@@ -29,7 +29,6 @@ from kb.database import DB_NAME, Database
 from kb.errors import KBError
 from kb.schema import CONVERSATION_TABLES, ensure_tables
 
-
 MAX_TITLE_CHARS = 80
 
 
@@ -106,8 +105,11 @@ class ConversationStore:
         cutoff = (time.time() if now is None else now) - self.config.retention_days * 86400.0
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
-            con.execute("DELETE FROM conversation_turns WHERE conversation_id IN "
-                        "(SELECT id FROM conversations WHERE updated_at < ?)", (cutoff,))
+            con.execute(
+                "DELETE FROM conversation_turns WHERE conversation_id IN "
+                "(SELECT id FROM conversations WHERE updated_at < ?)",
+                (cutoff,),
+            )
             gone = con.execute("DELETE FROM conversations WHERE updated_at < ?", (cutoff,)).rowcount
             con.execute("COMMIT")
         return int(gone)
@@ -117,8 +119,10 @@ class ConversationStore:
         now = time.time()
         conv = Conversation(new_id(), session, clean_title(title), now, now)
         with self._connect() as con:
-            con.execute("INSERT INTO conversations (id, session, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                        (conv.id, conv.session, conv.title, now, now))
+            con.execute(
+                "INSERT INTO conversations (id, session, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (conv.id, conv.session, conv.title, now, now),
+            )
         return conv
 
     def list(self, session: str) -> list[Conversation]:
@@ -127,7 +131,8 @@ class ConversationStore:
             rows = con.execute(
                 "SELECT c.id, c.session, c.title, c.created_at, c.updated_at, "
                 "(SELECT COUNT(*) FROM conversation_turns t WHERE t.conversation_id = c.id) "
-                "FROM conversations c WHERE c.session = ? ORDER BY c.updated_at DESC, c.rowid DESC", (session,)
+                "FROM conversations c WHERE c.session = ? ORDER BY c.updated_at DESC, c.rowid DESC",
+                (session,),
             ).fetchall()
         return [Conversation(*r) for r in rows]
 
@@ -136,15 +141,17 @@ class ConversationStore:
             r = con.execute(
                 "SELECT c.id, c.session, c.title, c.created_at, c.updated_at, "
                 "(SELECT COUNT(*) FROM conversation_turns t WHERE t.conversation_id = c.id) "
-                "FROM conversations c WHERE c.id = ?", (conversation_id,)
+                "FROM conversations c WHERE c.id = ?",
+                (conversation_id,),
             ).fetchone()
         return Conversation(*r) if r else None
 
     def rename(self, conversation_id: str, title: str) -> None:
         title = clean_title(title)
         with self._connect() as con:
-            n = con.execute("UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?",
-                            (title, time.time(), conversation_id)).rowcount
+            n = con.execute(
+                "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?", (title, time.time(), conversation_id)
+            ).rowcount
         if not n:
             raise KBError("that conversation no longer exists (deleted, or older than the retention)")
 
@@ -165,18 +172,23 @@ class ConversationStore:
             con.execute("BEGIN IMMEDIATE")
             if not con.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone():
                 con.execute("ROLLBACK")
-                raise KBError("that conversation no longer exists (deleted, or older than the retention); "
-                              "start a new one")
-            pos = con.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM conversation_turns WHERE conversation_id = ?",
-                              (conversation_id,)).fetchone()[0]
-            con.execute("INSERT INTO conversation_turns (conversation_id, position, question, answer, at) "
-                        "VALUES (?, ?, ?, ?, ?)", (conversation_id, pos, question, body, now))
+                raise KBError("that conversation no longer exists (deleted, or older than the retention); start a new one")
+            pos = con.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM conversation_turns WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()[0]
+            con.execute(
+                "INSERT INTO conversation_turns (conversation_id, position, question, answer, at) VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, pos, question, body, now),
+            )
             con.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
             con.execute("COMMIT")
         return ConversationTurn(conversation_id, int(pos), question, answer, now)
 
     def turns(self, conversation_id: str) -> builtins.list[ConversationTurn]:  # `list` here is the method above
         with self._connect() as con:
-            rows = con.execute("SELECT conversation_id, position, question, answer, at FROM conversation_turns "
-                               "WHERE conversation_id = ? ORDER BY position", (conversation_id,)).fetchall()
+            rows = con.execute(
+                "SELECT conversation_id, position, question, answer, at FROM conversation_turns "
+                "WHERE conversation_id = ? ORDER BY position",
+                (conversation_id,),
+            ).fetchall()
         return [ConversationTurn(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]

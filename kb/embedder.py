@@ -18,11 +18,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kb.database import DB_NAME
 from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder, encode_by_length
 from kb.errors import KBError
 from kb.onnx_embedder import BGE_SMALL_EMBEDDING, OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, model_folder
-from kb.database import DB_NAME
 from kb.store import KnowledgeBase
 
 # OpenMP workers that spin while waiting crawl when the 2 cores are shared with other work
@@ -144,9 +144,7 @@ class Embedder:
                 if self._cast_pending:
                     self.model = self.model.to(torch.bfloat16)
                     self._cast_pending = False
-        enc = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.config.max_tokens, return_tensors="pt"
-        )
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_tokens, return_tensors="pt")
         if self.device != "cpu":
             enc = enc.to(self.device)
         with torch.inference_mode():

@@ -44,16 +44,23 @@ class TextEmbedder(Protocol):
     device: str
     query_instruction: str  # put before a search query by encode_queries ("" for none)
 
-    def encode(self, texts: Sequence[str], progress: bool = False,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray: ...
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
 
 
-def encode_by_length(texts: Sequence[str], dim: int, batch_size: int, encode_batch: Callable[[list[str]], np.ndarray],
-                     progress: bool = False, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def encode_by_length(
+    texts: Sequence[str],
+    dim: int,
+    batch_size: int,
+    encode_batch: Callable[[list[str]], np.ndarray],
+    progress: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """float32 (len(texts), dim): encode_batch over batches of texts in order of length, so padding stays
     small; the output keeps the input order. on_batch(n) is called after each batch of n texts."""
     out = np.zeros((len(texts), dim), dtype=np.float32)

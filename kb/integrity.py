@@ -63,8 +63,7 @@ def _check_once(kb: KnowledgeBase, deep: bool, sample: int) -> tuple[CheckReport
         db_ids = np.array([r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
         n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         missing_vec = con.execute(
-            "SELECT COUNT(*) FROM chunks c LEFT JOIN embeddings e ON e.text_hash = c.text_hash "
-            "WHERE e.text_hash IS NULL"
+            "SELECT COUNT(*) FROM chunks c LEFT JOIN embeddings e ON e.text_hash = c.text_hash WHERE e.text_hash IS NULL"
         ).fetchone()[0]
         bad_counts = con.execute(
             "SELECT d.source FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id "
@@ -83,8 +82,11 @@ def _check_once(kb: KnowledgeBase, deep: bool, sample: int) -> tuple[CheckReport
     if orphans:
         problems.append(f"{orphans} chunks belong to no document")
     if not (kb.dir / MANIFEST_NAME).exists() and n_docs:
-        rewrite = (f" (kb.sqlite records model {kb.manifest.model}; the next sync or `kb check --repair` "
-                   "rewrites it)" if kb.manifest else "")
+        rewrite = (
+            f" (kb.sqlite records model {kb.manifest.model}; the next sync or `kb check --repair` rewrites it)"
+            if kb.manifest
+            else ""
+        )
         problems.append("manifest.json is missing" + rewrite)
     n_vectors = compared = 0
     if token is None:
@@ -92,33 +94,47 @@ def _check_once(kb: KnowledgeBase, deep: bool, sample: int) -> tuple[CheckReport
             problems.append("chunks are stored but no snapshot token is committed")
     else:
         if checksums is None:
-            notes.append("no checksums are recorded for this snapshot (written before they were); "
-                         "kb check --repair records them")
+            notes.append(
+                "no checksums are recorded for this snapshot (written before they were); kb check --repair records them"
+            )
         try:
             snap = load_snapshot(kb.dir, token, checksums=checksums)
         except SnapshotDamaged as exc:
             snap = None
             damaged = list(exc.files)
-            problems.append(f"snapshot files damaged: {', '.join(exc.files)} ({exc.reason}); searches use "
-                            "vectors rebuilt from kb.sqlite; kb check --repair rewrites the files")
+            problems.append(
+                f"snapshot files damaged: {', '.join(exc.files)} ({exc.reason}); searches use "
+                "vectors rebuilt from kb.sqlite; kb check --repair rewrites the files"
+            )
         if snap is None and not damaged:
             others = sorted({p.name.split(".", 1)[0].partition("-")[2] for p in kb.dir.glob("vectors-*.npy")})
-            lost = f"; files of another snapshot ({', '.join(others)}) are present: a commit may have been lost " \
-                   "(was kb.sqlite-wal deleted?)" if others else ""
+            lost = (
+                f"; files of another snapshot ({', '.join(others)}) are present: a commit may have been lost "
+                "(was kb.sqlite-wal deleted?)"
+                if others
+                else ""
+            )
             damaged = [p.name for p in snapshot_paths(kb.dir, token)]
-            problems.append(f"snapshot files for token {token} are missing{lost}; kb check --repair rebuilds "
-                            "them from kb.sqlite")
+            problems.append(
+                f"snapshot files for token {token} are missing{lost}; kb check --repair rebuilds them from kb.sqlite"
+            )
         if snap is not None:
             n_vectors = snap.index.ntotal
             compared, snapshot_problems = _check_snapshot(kb, snap, db_ids, deep, sample)
             problems += snapshot_problems
-    report = CheckReport(n_documents=n_docs, n_chunks=len(db_ids), n_vectors=n_vectors, problems=tuple(problems),
-                         damaged=tuple(damaged), vectors_compared=compared, notes=tuple(notes))
+    report = CheckReport(
+        n_documents=n_docs,
+        n_chunks=len(db_ids),
+        n_vectors=n_vectors,
+        problems=tuple(problems),
+        damaged=tuple(damaged),
+        vectors_compared=compared,
+        notes=tuple(notes),
+    )
     return report, token
 
 
-def _check_snapshot(kb: KnowledgeBase, snap: Snapshot, db_ids: np.ndarray, deep: bool,
-                    sample: int) -> tuple[int, list[str]]:
+def _check_snapshot(kb: KnowledgeBase, snap: Snapshot, db_ids: np.ndarray, deep: bool, sample: int) -> tuple[int, list[str]]:
     """(vectors compared, problems) of a loaded snapshot against the chunk rows db_ids."""
     problems = []
     faiss_ids = index_ids(snap.index)
@@ -139,8 +155,11 @@ def _check_snapshot(kb: KnowledgeBase, snap: Snapshot, db_ids: np.ndarray, deep:
 
 def _compare_vectors(kb: KnowledgeBase, snap: Snapshot, deep: bool, sample: int) -> tuple[int, list[str]]:
     """(vectors compared, problems): snapshot rows against kb.sqlite's vectors, finite and unit-length."""
-    rows = np.arange(snap.size) if deep or snap.size <= sample else \
-        np.sort(np.random.default_rng(0).choice(snap.size, sample, replace=False))
+    rows = (
+        np.arange(snap.size)
+        if deep or snap.size <= sample
+        else np.sort(np.random.default_rng(0).choice(snap.size, sample, replace=False))
+    )
     ids = snap.ids[rows]
     with kb.db.read() as con:
         stored = reads.vectors_of(con, ids)

@@ -13,9 +13,18 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from kb.lexicon import (
+    GRAM_BUCKETS,
+    LEXICON_VERSION,
+    char_grams,
+    fts_query,
+    latin_words,
+    pack_grams,
+    stopwords,
+    unpack_grams,
+    word_terms,
+)
 from kb.sql import IN_LIST, in_batches, select_in
-from kb.lexicon import (GRAM_BUCKETS, LEXICON_VERSION, char_grams, fts_query, latin_words, pack_grams,
-                        stopwords, unpack_grams, word_terms)
 
 BATCH = 512
 
@@ -58,11 +67,16 @@ class LexiconDelta:
                 self.words.update(latin_words(text))
                 self.length += len(kept)
                 bodies.append(" ".join(kept))
-            con.executemany("INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)",
-                            [(cid, body) for (cid, _), body in zip(part, bodies)])
-            con.executemany("INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
-                            [(cid, pack_grams(grams.indices[cut[i]:cut[i + 1]], grams.data[cut[i]:cut[i + 1]]))
-                             for i, (cid, _) in enumerate(part)])
+            con.executemany(
+                "INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)", [(cid, body) for (cid, _), body in zip(part, bodies)]
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
+                [
+                    (cid, pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
+                    for i, (cid, _) in enumerate(part)
+                ],
+            )
             self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
@@ -77,8 +91,10 @@ class LexiconDelta:
             self.words.subtract(latin_words(text))
             self.length -= len(kept)
             bodies.append(" ".join(kept))
-        con.executemany("INSERT INTO chunk_fts (chunk_fts, rowid, body) VALUES ('delete', ?, ?)",
-                        [(cid, body) for (cid, _), body in zip(rows, bodies)])
+        con.executemany(
+            "INSERT INTO chunk_fts (chunk_fts, rowid, body) VALUES ('delete', ?, ?)",
+            [(cid, body) for (cid, _), body in zip(rows, bodies)],
+        )
         ids = [cid for cid, _ in rows]
         for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
@@ -90,16 +106,21 @@ class LexiconDelta:
         """Write the accumulated document-frequency changes (terms and character n-gram buckets)."""
         self._flush(con)
         changed = [(t, d) for t, d in self.terms.items() if d]
-        con.executemany("INSERT INTO lex_terms (term, df) VALUES (?, ?) "
-                        "ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", changed)
+        con.executemany(
+            "INSERT INTO lex_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", changed
+        )
         con.execute("DELETE FROM lex_terms WHERE df <= 0")
-        con.executemany("INSERT INTO lex_words (word, n) VALUES (?, ?) ON CONFLICT(word) DO UPDATE SET n = n + excluded.n",
-                        [(w, d) for w, d in self.words.items() if d])
+        con.executemany(
+            "INSERT INTO lex_words (word, n) VALUES (?, ?) ON CONFLICT(word) DO UPDATE SET n = n + excluded.n",
+            [(w, d) for w, d in self.words.items() if d],
+        )
         con.execute("DELETE FROM lex_words WHERE n <= 0")
         if self.grams.any():
             df = char_df(con) + self.grams
-            con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('char_df', ?)",
-                        (np.maximum(df, 0).astype(np.int32).tobytes(),))
+            con.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('char_df', ?)",
+                (np.maximum(df, 0).astype(np.int32).tobytes(),),
+            )
         total = bm25_length(con) + self.length
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('bm25_length', ?)", (str(max(total, 0)),))
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
@@ -138,8 +159,10 @@ def problems(con: sqlite3.Connection, chunk_ids: np.ndarray) -> list[str]:
     out = []
     gram_ids = np.array([r[0] for r in con.execute("SELECT chunk_id FROM chunk_grams ORDER BY chunk_id")], dtype=np.int64)
     if not np.array_equal(gram_ids, chunk_ids):
-        out.append(f"the lexical index covers {len(gram_ids)} chunks, not the {len(chunk_ids)} stored; "
-                   "kb check --repair rebuilds it")
+        out.append(
+            f"the lexical index covers {len(gram_ids)} chunks, not the {len(chunk_ids)} stored; "
+            "kb check --repair rebuilds it"
+        )
     n_fts = con.execute("SELECT COUNT(*) FROM chunk_fts").fetchone()[0]
     if n_fts != len(chunk_ids):
         out.append(f"the BM25 index holds {n_fts} chunks, not the {len(chunk_ids)} stored; kb check --repair rebuilds it")
@@ -151,6 +174,7 @@ def bm25_length(con: sqlite3.Connection) -> int:
     """BM25 tokens in all chunks together (their average is what BM25 normalises chunk length by)."""
     row = con.execute("SELECT value FROM meta WHERE key = 'bm25_length'").fetchone()
     return int(row[0]) if row else 0
+
 
 def char_df(con: sqlite3.Connection) -> np.ndarray:
     """Chunks holding each character n-gram bucket: (GRAM_BUCKETS,) int64 (zeros for an empty KB)."""
@@ -165,8 +189,9 @@ def bm25_top(con: sqlite3.Connection, terms: list[str], k: int) -> tuple[np.ndar
     query = fts_query(terms)
     if query is None or k < 1:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    rows = con.execute("SELECT rowid, bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?",
-                       (query, int(k))).fetchall()
+    rows = con.execute(
+        "SELECT rowid, bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?", (query, int(k))
+    ).fetchall()
     return (np.array([r[0] for r in rows], dtype=np.int64), np.array([-r[1] for r in rows], dtype=np.float32))
 
 

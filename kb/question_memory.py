@@ -46,7 +46,6 @@ from kb.lexicon import char_grams, pack_grams, unpack_grams
 from kb.schema import QUESTION_MEMORY_TABLES, ensure_tables, has_table
 from kb.store import KnowledgeBase
 
-
 DAY = 86400.0
 ORIGINS = ("thumbs_up", "thumbs_down", "cited_helpful", "import", "replay")
 
@@ -135,13 +134,28 @@ def question_key(question: str) -> str:
     return " ".join(question.lower().split())
 
 
-_COLUMNS = ("id, question, text_hash, doc_source, doc_version, by_user, strength, confirmations, rejections, "
-            "created_at, last_confirmed_at, retired, retired_reason")
+_COLUMNS = (
+    "id, question, text_hash, doc_source, doc_version, by_user, strength, confirmations, rejections, "
+    "created_at, last_confirmed_at, retired, retired_reason"
+)
 
 
 def _association(row) -> Association:
-    return Association(int(row[0]), row[1], row[2], row[3], int(row[4]), row[5], float(row[6]), int(row[7]),
-                       int(row[8]), float(row[9]), float(row[10]), bool(row[11]), row[12])
+    return Association(
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        int(row[4]),
+        row[5],
+        float(row[6]),
+        int(row[7]),
+        int(row[8]),
+        float(row[9]),
+        float(row[10]),
+        bool(row[11]),
+        row[12],
+    )
 
 
 class QuestionMemory:
@@ -151,8 +165,9 @@ class QuestionMemory:
     scratch file, so a benchmark never writes into a real KB's memory).
     """
 
-    def __init__(self, kb: KnowledgeBase | str | Path, config: MemoryConfig | None = None,
-                 path: str | Path | None = None) -> None:
+    def __init__(
+        self, kb: KnowledgeBase | str | Path, config: MemoryConfig | None = None, path: str | Path | None = None
+    ) -> None:
         self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
         self.config = config or MemoryConfig()
         self.db = self.kb.db if path is None else Database(path)
@@ -200,8 +215,10 @@ class QuestionMemory:
 
     @staticmethod
     def _bump(con: sqlite3.Connection) -> None:
-        con.execute("INSERT INTO qmem_meta (key, value) VALUES ('version', '1') ON CONFLICT(key) DO UPDATE SET "
-                    "value = CAST(value AS INTEGER) + 1")
+        con.execute(
+            "INSERT INTO qmem_meta (key, value) VALUES ('version', '1') ON CONFLICT(key) DO UPDATE SET "
+            "value = CAST(value AS INTEGER) + 1"
+        )
 
     # ---- the KB side -------------------------------------------------------------
     def _chunks(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
@@ -219,18 +236,38 @@ class QuestionMemory:
             return reads.chunks_by_hash(con, hashes)
 
     # ---- learning ----------------------------------------------------------------
-    def confirm(self, question: str, vector: np.ndarray, chunk_id: int, user: str | None = None,
-                origin: str = "thumbs_up", now: float | None = None) -> Association:
+    def confirm(
+        self,
+        question: str,
+        vector: np.ndarray,
+        chunk_id: int,
+        user: str | None = None,
+        origin: str = "thumbs_up",
+        now: float | None = None,
+    ) -> Association:
         """Hebbian: chunk_id answers question (embedding vector, unit length); +1 to the association."""
         return self.learn([(question, vector, chunk_id)], +1.0, user, origin, now)[0]
 
-    def reject(self, question: str, vector: np.ndarray, chunk_id: int, user: str | None = None,
-               origin: str = "thumbs_down", now: float | None = None) -> Association:
+    def reject(
+        self,
+        question: str,
+        vector: np.ndarray,
+        chunk_id: int,
+        user: str | None = None,
+        origin: str = "thumbs_down",
+        now: float | None = None,
+    ) -> Association:
         """Anti-Hebbian: chunk_id does not answer question; -1 to the association (it may go negative)."""
         return self.learn([(question, vector, chunk_id)], -1.0, user, origin, now)[0]
 
-    def learn(self, items: Sequence[tuple[str, np.ndarray, int]], delta: float, user: str | None = None,
-              origin: str = "import", now: float | None = None) -> list[Association]:
+    def learn(
+        self,
+        items: Sequence[tuple[str, np.ndarray, int]],
+        delta: float,
+        user: str | None = None,
+        origin: str = "import",
+        now: float | None = None,
+    ) -> list[Association]:
         """Add delta (+1 confirm, -1 reject) to the association of each (question, vector, chunk id), in one
         transaction; the rows as written. The strength kept so far decays to now first, and stays within
         [-user_cap, user_cap]."""
@@ -253,8 +290,10 @@ class QuestionMemory:
             con.execute("BEGIN IMMEDIATE")
             for n, (question, vec, (h, source, version)) in enumerate(prepared):
                 key = question_key(question)
-                row = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE question_key = ? AND text_hash = ? "
-                                  "AND by_user = ?", (key, h, user)).fetchone()
+                row = con.execute(
+                    f"SELECT {_COLUMNS} FROM qmem_associations WHERE question_key = ? AND text_hash = ? AND by_user = ?",
+                    (key, h, user),
+                ).fetchone()
                 if row is None:
                     assert grams is not None  # computed whenever prepared holds a question
                     g = grams[n]
@@ -262,28 +301,46 @@ class QuestionMemory:
                         "INSERT INTO qmem_associations (question, question_key, vector, grams, text_hash, doc_source, "
                         "doc_version, by_user, strength, confirmations, rejections, created_at, last_confirmed_at) "
                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (question, key, vec.tobytes(), pack_grams(g.indices.astype(np.uint32), g.data), h, source,
-                         version, user, float(np.clip(delta, -cap, cap)), int(delta > 0), int(delta < 0), now, now))
+                        (
+                            question,
+                            key,
+                            vec.tobytes(),
+                            pack_grams(g.indices.astype(np.uint32), g.data),
+                            h,
+                            source,
+                            version,
+                            user,
+                            float(np.clip(delta, -cap, cap)),
+                            int(delta > 0),
+                            int(delta < 0),
+                            now,
+                            now,
+                        ),
+                    )
                     aid = inserted_id(cur)
                 else:
                     old = _association(row)
                     aid = old.id
                     # A retired association whose old text is current again starts afresh: its old weight is history.
                     kept = 0.0 if old.retired else old.strength * float(self.config.decay(now - old.last_confirmed_at))
-                    con.execute("UPDATE qmem_associations SET strength = ?, confirmations = confirmations + ?, "
-                                "rejections = rejections + ?, last_confirmed_at = ?, doc_version = ?, retired = 0, "
-                                "retired_reason = '' WHERE id = ?",
-                                (float(np.clip(kept + delta, -cap, cap)), int(delta > 0), int(delta < 0), now,
-                                 version, aid))
-                con.execute("INSERT INTO qmem_events (association_id, event, delta, by_user, origin, at) "
-                            "VALUES (?,?,?,?,?,?)",
-                            (aid, "confirmed" if delta > 0 else "rejected", delta, user, origin, now))
+                    con.execute(
+                        "UPDATE qmem_associations SET strength = ?, confirmations = confirmations + ?, "
+                        "rejections = rejections + ?, last_confirmed_at = ?, doc_version = ?, retired = 0, "
+                        "retired_reason = '' WHERE id = ?",
+                        (float(np.clip(kept + delta, -cap, cap)), int(delta > 0), int(delta < 0), now, version, aid),
+                    )
+                con.execute(
+                    "INSERT INTO qmem_events (association_id, event, delta, by_user, origin, at) VALUES (?,?,?,?,?,?)",
+                    (aid, "confirmed" if delta > 0 else "rejected", delta, user, origin, now),
+                )
                 out.append(aid)
             if out:
                 self._bump(con)
             con.execute("COMMIT")
-            return [_association(con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE id = ?",
-                                             (aid,)).fetchone()) for aid in out]
+            return [
+                _association(con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE id = ?", (aid,)).fetchone())
+                for aid in out
+            ]
 
     def forget(self, association_id: int, now: float | None = None) -> bool:
         """Delete one association (its events stay, with a 'forgotten' one); False when there was none."""
@@ -294,8 +351,10 @@ class QuestionMemory:
             con.execute("BEGIN IMMEDIATE")
             n = con.execute("DELETE FROM qmem_associations WHERE id = ?", (int(association_id),)).rowcount
             if n:
-                con.execute("INSERT INTO qmem_events (association_id, event, at) VALUES (?, 'forgotten', ?)",
-                            (int(association_id), now))
+                con.execute(
+                    "INSERT INTO qmem_events (association_id, event, at) VALUES (?, 'forgotten', ?)",
+                    (int(association_id), now),
+                )
                 self._bump(con)
             con.execute("COMMIT")
         return bool(n)
@@ -313,8 +372,9 @@ class QuestionMemory:
         if not self.exists():
             return counts
         with self._connect() as con:
-            rows = con.execute("SELECT id, text_hash, doc_source, doc_version FROM qmem_associations "
-                               "WHERE retired = 0").fetchall()
+            rows = con.execute(
+                "SELECT id, text_hash, doc_source, doc_version FROM qmem_associations WHERE retired = 0"
+            ).fetchall()
         found = self._resolve([r[1] for r in rows])
         with self.kb.db.read() as con:
             live = reads.document_versions(con)
@@ -327,8 +387,10 @@ class QuestionMemory:
                     here = [c for c in chunks if c[1] == source] or chunks
                     _, new_source, new_version = here[0]
                     if new_source != source:
-                        con.execute("UPDATE qmem_associations SET doc_source = ?, doc_version = ? WHERE id = ?",
-                                    (new_source, new_version, aid))
+                        con.execute(
+                            "UPDATE qmem_associations SET doc_source = ?, doc_version = ? WHERE id = ?",
+                            (new_source, new_version, aid),
+                        )
                         events.append((aid, "moved", f"{source} -> {new_source}"))
                         counts["moved"] += 1
                     elif new_version != version:
@@ -336,16 +398,20 @@ class QuestionMemory:
                         events.append((aid, "carried", f"{source} v{version} -> v{new_version} (text unchanged)"))
                         counts["carried"] += 1
                 elif source in live:
-                    con.execute("UPDATE qmem_associations SET retired = 1, retired_reason = ? WHERE id = ?",
-                                (f"passage changed in {source} v{live[source]}", aid))
+                    con.execute(
+                        "UPDATE qmem_associations SET retired = 1, retired_reason = ? WHERE id = ?",
+                        (f"passage changed in {source} v{live[source]}", aid),
+                    )
                     events.append((aid, "retired", f"passage text changed in v{live[source]}"))
                     counts["retired"] += 1
                 else:
                     con.execute("DELETE FROM qmem_associations WHERE id = ?", (aid,))
                     events.append((aid, "removed", f"document {source} deleted"))
                     counts["removed"] += 1
-            con.executemany("INSERT INTO qmem_events (association_id, event, note, at) VALUES (?,?,?,?)",
-                            [(a, e, n, now) for a, e, n in events])
+            con.executemany(
+                "INSERT INTO qmem_events (association_id, event, note, at) VALUES (?,?,?,?)",
+                [(a, e, n, now) for a, e, n in events],
+            )
             con.execute("INSERT OR REPLACE INTO qmem_meta (key, value) VALUES ('pruned_token', ?)", (token or "",))
             if events:
                 self._bump(con)
@@ -412,13 +478,21 @@ class QuestionMemory:
         decayed, each row capped at user_cap, each named user's total per passage capped at user_cap, summed
         over users per (question, passage); rows whose sum is below min_strength are left out."""
         now = time.time() if now is None else now
-        empty = MemoryPatterns(np.zeros((0, self.kb.manifest.dim if self.kb.manifest else 0), np.float32), (),
-                               np.zeros(0, np.float32), np.zeros(0, np.int64), (), np.zeros(0, np.int64))
+        empty = MemoryPatterns(
+            np.zeros((0, self.kb.manifest.dim if self.kb.manifest else 0), np.float32),
+            (),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            (),
+            np.zeros(0, np.int64),
+        )
         if not self.exists():
             return empty
         with self._connect(write=False) as con:
-            rows = con.execute("SELECT question, question_key, vector, grams, text_hash, doc_source, by_user, strength, "
-                               "last_confirmed_at FROM qmem_associations WHERE retired = 0").fetchall()
+            rows = con.execute(
+                "SELECT question, question_key, vector, grams, text_hash, doc_source, by_user, strength, "
+                "last_confirmed_at FROM qmem_associations WHERE retired = 0"
+            ).fetchall()
         if not rows:
             return empty
         found = self._resolve([r[4] for r in rows])
@@ -458,8 +532,9 @@ class QuestionMemory:
         )
 
 
-def revector(con: sqlite3.Connection, vectors: dict[str, np.ndarray],
-             encode_queries: Callable[[list[str]], np.ndarray]) -> int:
+def revector(
+    con: sqlite3.Connection, vectors: dict[str, np.ndarray], encode_queries: Callable[[list[str]], np.ndarray]
+) -> int:
     """Give every association the new model's vector of its question, inside con's open transaction (a model
     switch, kb.reembed); vectors: those embedded beforehand, encode_queries embeds questions learnt since.
     Returns the associations changed; readers see a new memory version."""
@@ -469,8 +544,10 @@ def revector(con: sqlite3.Connection, vectors: dict[str, np.ndarray],
     late = sorted({q for _, q in rows if q not in vectors})
     if late:
         vectors = {**vectors, **dict(zip(late, encode_queries(late)))}
-    con.executemany("UPDATE qmem_associations SET vector = ? WHERE id = ?",
-                    [(np.asarray(vectors[q], dtype=np.float32).tobytes(), i) for i, q in rows])
+    con.executemany(
+        "UPDATE qmem_associations SET vector = ? WHERE id = ?",
+        [(np.asarray(vectors[q], dtype=np.float32).tobytes(), i) for i, q in rows],
+    )
     if rows:
         QuestionMemory._bump(con)
     return len(rows)

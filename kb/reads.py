@@ -20,8 +20,10 @@ CHUNK_COLUMNS = (
     "c.id, c.doc_id, d.source, d.name, d.title, c.doc_version, c.ordinal, c.text, "
     "c.char_start, c.char_end, c.n_tokens, c.page, c.section, d.visibility, c.ocr_confidence, d.url"
 )
-DOC_COLUMNS = ("id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, "
-               "visibility, encoding, url, updated_at, tags")
+DOC_COLUMNS = (
+    "id, source, name, title, kind, content_hash, version, ingested_at, n_chunks, size_bytes, path, root, "
+    "visibility, encoding, url, updated_at, tags"
+)
 _DOC_FIELDS = tuple(c.strip() for c in DOC_COLUMNS.split(","))  # DocumentInfo's field names, in DOC_COLUMNS' order
 
 
@@ -54,15 +56,22 @@ def vectors(con: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 def vectors_of(con: sqlite3.Connection, chunk_ids: Iterable[int]) -> dict[int, np.ndarray]:
     """{chunk id: stored vector} for chunk_ids that exist."""
-    return {cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in select_in(
-        con, f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash WHERE c.id IN {IN_LIST}",
-        [int(i) for i in chunk_ids])}
+    return {
+        cid: np.frombuffer(blob, dtype=np.float32)
+        for cid, blob in select_in(
+            con,
+            f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash WHERE c.id IN {IN_LIST}",
+            [int(i) for i in chunk_ids],
+        )
+    }
 
 
 def vectors_by_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, np.ndarray]:
     """{text_hash: stored vector} for the hashes already embedded."""
-    return {h: np.frombuffer(blob, dtype=np.float32) for h, blob in select_in(
-        con, f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN {IN_LIST}", list(hashes))}
+    return {
+        h: np.frombuffer(blob, dtype=np.float32)
+        for h, blob in select_in(con, f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN {IN_LIST}", list(hashes))
+    }
 
 
 def retrieval_texts(con: sqlite3.Connection, chunk_ids: Sequence[int] | None = None) -> Iterator[tuple[int, str]]:
@@ -78,16 +87,27 @@ def retrieval_texts(con: sqlite3.Connection, chunk_ids: Sequence[int] | None = N
 
 def chunk_records(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
     """{chunk id: record} for chunk_ids that exist."""
-    return {row[0]: ChunkRecord(*row) for row in select_in(
-        con, f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN {IN_LIST}",
-        [int(i) for i in chunk_ids])}
+    return {
+        row[0]: ChunkRecord(*row)
+        for row in select_in(
+            con,
+            f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN {IN_LIST}",
+            [int(i) for i in chunk_ids],
+        )
+    }
 
 
 def chunk_versions(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
     """{chunk id: (text_hash, document source, document version)} for chunk_ids that exist."""
-    return {int(cid): (h, source, int(version)) for cid, h, source, version in select_in(
-        con, "SELECT c.id, c.text_hash, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
-        f"WHERE c.id IN {IN_LIST}", sorted({int(i) for i in chunk_ids}))}
+    return {
+        int(cid): (h, source, int(version))
+        for cid, h, source, version in select_in(
+            con,
+            "SELECT c.id, c.text_hash, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            f"WHERE c.id IN {IN_LIST}",
+            sorted({int(i) for i in chunk_ids}),
+        )
+    }
 
 
 def chunks_by_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
@@ -95,8 +115,11 @@ def chunks_by_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, 
     out: dict[str, list[tuple[int, str, int]]] = {}
     # ORDER BY holds within a batch; a hash's chunks all come in the batch that holds the hash.
     for h, cid, source, version in select_in(
-            con, "SELECT c.text_hash, c.id, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            f"WHERE c.text_hash IN {IN_LIST} ORDER BY c.id", list(dict.fromkeys(hashes))):
+        con,
+        "SELECT c.text_hash, c.id, d.source, d.version FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        f"WHERE c.text_hash IN {IN_LIST} ORDER BY c.id",
+        list(dict.fromkeys(hashes)),
+    ):
         out.setdefault(h, []).append((int(cid), source, int(version)))
     return out
 
@@ -115,8 +138,9 @@ def documents(con: sqlite3.Connection, where: DocumentFilter | None = None) -> l
 
 def documents_named(con: sqlite3.Connection, source_or_name: str) -> list[DocumentInfo]:
     """Documents whose source is source_or_name, or else whose file name is."""
-    rows = con.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE source = ? OR name = ?",
-                       (source_or_name, source_or_name)).fetchall()
+    rows = con.execute(
+        f"SELECT {DOC_COLUMNS} FROM documents WHERE source = ? OR name = ?", (source_or_name, source_or_name)
+    ).fetchall()
     exact = [r for r in rows if r[1] == source_or_name]
     return [_document(r) for r in exact or rows]
 
@@ -124,8 +148,9 @@ def documents_named(con: sqlite3.Connection, source_or_name: str) -> list[Docume
 def chunk_ids(con: sqlite3.Connection, where: DocumentFilter | None) -> np.ndarray:
     """Sorted ids of the chunks of the documents where allows."""
     clause, params = filter_sql(where)
-    rows = con.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {clause} ORDER BY c.id",
-                       params).fetchall()
+    rows = con.execute(
+        f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {clause} ORDER BY c.id", params
+    ).fetchall()
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
@@ -146,16 +171,18 @@ def counts(con: sqlite3.Connection) -> dict[str, Any]:
     n_docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
     n_chunks, n_tokens = con.execute("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM chunks").fetchone()
     by_kind = dict(con.execute("SELECT kind, COUNT(*) FROM documents GROUP BY kind").fetchall())
-    ocr = con.execute("SELECT d.source, c.page, MIN(c.ocr_confidence) FROM chunks c JOIN documents d "
-                      "ON d.id = c.doc_id WHERE c.ocr_confidence IS NOT NULL GROUP BY d.source, c.page "
-                      "ORDER BY d.source, c.page").fetchall()
-    return {"documents": n_docs, "chunks": n_chunks, "tokens": n_tokens, "documents_by_kind": by_kind,
-            "ocr_pages": ocr}
+    ocr = con.execute(
+        "SELECT d.source, c.page, MIN(c.ocr_confidence) FROM chunks c JOIN documents d "
+        "ON d.id = c.doc_id WHERE c.ocr_confidence IS NOT NULL GROUP BY d.source, c.page "
+        "ORDER BY d.source, c.page"
+    ).fetchall()
+    return {"documents": n_docs, "chunks": n_chunks, "tokens": n_tokens, "documents_by_kind": by_kind, "ocr_pages": ocr}
 
 
 def feedback(con: sqlite3.Connection) -> list[Feedback]:
-    rows = con.execute("SELECT id, question, chunk_id, doc_source, helpful, at, by_user FROM feedback "
-                       "ORDER BY id").fetchall()
+    rows = con.execute(
+        "SELECT id, question, chunk_id, doc_source, helpful, at, by_user FROM feedback ORDER BY id"
+    ).fetchall()
     return [Feedback(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
 
 
@@ -175,8 +202,11 @@ def filter_sql(where: DocumentFilter | None) -> tuple[str, list]:
         parts.append(f"d.kind IN ({','.join('?' * len(where.kinds))})" if where.kinds else "0")
         params += list(where.kinds)
     if where.tags is not None:
-        parts.append("EXISTS (SELECT 1 FROM json_each(d.tags) t WHERE t.value IN "
-                     f"({','.join('?' * len(where.tags))}))" if where.tags else "0")
+        parts.append(
+            f"EXISTS (SELECT 1 FROM json_each(d.tags) t WHERE t.value IN ({','.join('?' * len(where.tags))}))"
+            if where.tags
+            else "0"
+        )
         params += list(where.tags)
     if where.ingested_after is not None:
         parts.append("d.ingested_at > ?")

@@ -55,5 +55,12 @@ def reembed(kb_dir: str | Path, config: EmbedderConfig, wait: float = 0.0, progr
         question_vectors = dict(zip(questions, embedder.encode_queries(questions))) if questions else {}
         changed: list[int] = []
         writer.in_commit(lambda con: changed.append(revector(con, question_vectors, embedder.encode_queries)))
-    return ReembedReport(model_before=before, model=embedder.name, dim=embedder.dim, chunks=len(texts),
-                         texts=len(unique), questions=sum(changed), seconds=time.perf_counter() - started)
+    return ReembedReport(
+        model_before=before,
+        model=embedder.name,
+        dim=embedder.dim,
+        chunks=len(texts),
+        texts=len(unique),
+        questions=sum(changed),
+        seconds=time.perf_counter() - started,
+    )

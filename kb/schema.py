@@ -60,8 +60,20 @@ CREATE TABLE IF NOT EXISTS lex_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS lex_words (word TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunk_grams (chunk_id INTEGER PRIMARY KEY, grams BLOB NOT NULL);
 """
-CORE_TABLE_NAMES = frozenset({"meta", "documents", "chunks", "embeddings", "history", "feedback", "chunk_fts",
-                              "lex_terms", "lex_words", "chunk_grams"})
+CORE_TABLE_NAMES = frozenset(
+    {
+        "meta",
+        "documents",
+        "chunks",
+        "embeddings",
+        "history",
+        "feedback",
+        "chunk_fts",
+        "lex_terms",
+        "lex_words",
+        "chunk_grams",
+    }
+)
 
 # Columns added after the first release: {table: ((name, declaration), ...)}. Older KBs get them on open.
 ADDED_COLUMNS = {

@@ -45,8 +45,13 @@ class KnowledgeBase:
     ...     w.put_document(doc, vectors)
     """
 
-    def __init__(self, kb_dir: str | Path = "kb_data", create: bool = False, index: IndexConfig | None = None,
-                 background_refresh: bool = False):
+    def __init__(
+        self,
+        kb_dir: str | Path = "kb_data",
+        create: bool = False,
+        index: IndexConfig | None = None,
+        background_refresh: bool = False,
+    ):
         """background_refresh: for long-running servers. When another process commits, snapshot() keeps
         returning the loaded snapshot while a thread loads and verifies the new one (reading and
         checksumming its files takes ~0.1 s per 100k chunks), then switches; no question waits for a
@@ -81,8 +86,10 @@ class KnowledgeBase:
             with self.db.write() as con:
                 schema.upgrade(con, reads.retrieval_texts(con))
         except KBWriteError as exc:
-            raise KBError(f"the knowledge base at {self.dir} was written by an older version and needs a one-time "
-                          f"upgrade, which needs write access: {exc}") from exc
+            raise KBError(
+                f"the knowledge base at {self.dir} was written by an older version and needs a one-time "
+                f"upgrade, which needs write access: {exc}"
+            ) from exc
 
     def _committed_model(self, manifest: Manifest | None, token: str | None = None) -> Manifest | None:
         """manifest, or the model kb.sqlite records when that differs. SQLite is the source of truth: a
@@ -90,8 +97,9 @@ class KnowledgeBase:
         killed between the two, the vectors are the new model's and so must the KB's model be.
         token: use the record only if this snapshot token is still the committed one (else keep manifest)."""
         with self.db.read() as con:  # one statement: the model and the token of one commit
-            value, committed = con.execute("SELECT (SELECT value FROM meta WHERE key = 'model'), "
-                                           "(SELECT value FROM meta WHERE key = 'token')").fetchone()
+            value, committed = con.execute(
+                "SELECT (SELECT value FROM meta WHERE key = 'model'), (SELECT value FROM meta WHERE key = 'token')"
+            ).fetchone()
         if value is None or (token is not None and committed != token):
             return manifest
         try:
@@ -141,8 +149,12 @@ class KnowledgeBase:
                 try:
                     snap = load_snapshot(self.dir, token, self.index_config.nprobe, self.recorded_checksums(token))
                 except SnapshotDamaged as exc:
-                    log.warning("%s: snapshot file %s; answering from vectors rebuilt from kb.sqlite "
-                                "(kb check --repair rewrites the files)", self.dir, exc)
+                    log.warning(
+                        "%s: snapshot file %s; answering from vectors rebuilt from kb.sqlite "
+                        "(kb check --repair rewrites the files)",
+                        self.dir,
+                        exc,
+                    )
                     snap = None
                 self._snapshot = snap if snap is not None else self._rebuild_snapshot(token)
                 # A `kb reembed` by another process switched the model with this token: questions must now be
@@ -160,8 +172,13 @@ class KnowledgeBase:
             try:
                 self._load(token)
             except Exception as exc:  # noqa: BLE001 - the previous snapshot keeps serving; say why
-                log.warning("%s: loading snapshot %s failed (%s); still answering from %s", self.dir, token, exc,
-                            self._snapshot.token if self._snapshot else "nothing")
+                log.warning(
+                    "%s: loading snapshot %s failed (%s); still answering from %s",
+                    self.dir,
+                    token,
+                    exc,
+                    self._snapshot.token if self._snapshot else "nothing",
+                )
             finally:
                 with self._loading_lock:
                     self._loading = None
@@ -181,8 +198,9 @@ class KnowledgeBase:
             ids, vectors = reads.vectors(con, self.manifest.dim if self.manifest else 0)
             committed = reads.meta(con, "token")
             con.execute("COMMIT")
-        return Snapshot(token=committed or token, ids=ids, vectors=vectors,
-                        index=build_index(ids, vectors, self.index_config))
+        return Snapshot(
+            token=committed or token, ids=ids, vectors=vectors, index=build_index(ids, vectors, self.index_config)
+        )
 
     # ---- chunks and their lexical index (kb.lexicon) ----------------------------------------
     def chunks(self, chunk_ids: Sequence[int]) -> list[ChunkRecord | None]:
@@ -290,8 +308,11 @@ class KnowledgeBase:
             "tokens": counts["tokens"],
             "disk_bytes": size,
             "ocr_pages": len(ocr),
-            "low_confidence_pages": [{"document": source, "page": page, "confidence": conf}
-                                     for source, page, conf in ocr if conf < OCR_LOW_CONFIDENCE],
+            "low_confidence_pages": [
+                {"document": source, "page": page, "confidence": conf}
+                for source, page, conf in ocr
+                if conf < OCR_LOW_CONFIDENCE
+            ],
         }
 
     # ---- integrity (kb/integrity.py) -----------------------------------------------------------
@@ -311,8 +332,9 @@ class KnowledgeBase:
         return self.check(deep=True)
 
     # ---- feedback ----------------------------------------------------------------------------
-    def add_feedback(self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool,
-                     by: str | None = None) -> int:
+    def add_feedback(
+        self, question: str, chunk_id: int | None, doc_source: str | None, helpful: bool, by: str | None = None
+    ) -> int:
         """Store a verdict on a cited passage; by names who gave it (an API key's id, an app session)."""
         with self.db.write() as con:
             cur = con.execute(
@@ -348,8 +370,10 @@ class KnowledgeBase:
         record together, and the old model's KB serves (and stays whole after a crash) until then."""
         with self._write_lock(wait):
             if self.manifest is None:
-                raise KBError(f"the knowledge base at {self.dir} holds nothing to re-embed; ingest documents "
-                              "first (`kb sync PATH --model NAME` builds it with a chosen model)")
+                raise KBError(
+                    f"the knowledge base at {self.dir} holds nothing to re-embed; ingest documents "
+                    "first (`kb sync PATH --model NAME` builds it with a chosen model)"
+                )
             writer = Writer(self, model, dim)
             yield writer
             writer.commit()

@@ -231,8 +231,10 @@ def save_snapshot(kb_dir: Path, snap: Snapshot) -> dict[str, str]:
         with open(tmp_vec, "wb") as fh:
             np.save(fh, np.asarray(snap.vectors, dtype=np.float32))
         faiss.write_index(snap.index, str(tmp_index))
-        checksums = {final.name: file_sha256(tmp) for tmp, final in
-                     ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path))}
+        checksums = {
+            final.name: file_sha256(tmp)
+            for tmp, final in ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path))
+        }
         for tmp, final in ((tmp_ids, ids_path), (tmp_vec, vec_path), (tmp_index, index_path)):
             _fsync_replace(tmp, final)
             fault_point("snapshot-partial")
@@ -256,8 +258,9 @@ def save_snapshot(kb_dir: Path, snap: Snapshot) -> dict[str, str]:
     return checksums
 
 
-def load_snapshot(kb_dir: Path, token: str, nprobe: int | None = None,
-                  checksums: dict[str, str] | None = None) -> Snapshot | None:
+def load_snapshot(
+    kb_dir: Path, token: str, nprobe: int | None = None, checksums: dict[str, str] | None = None
+) -> Snapshot | None:
     """The snapshot saved under token; None if all its files are gone (a later commit removed them).
 
     Raises SnapshotDamaged when some file is missing, unreadable, inconsistent or (with checksums, as

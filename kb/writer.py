@@ -189,14 +189,13 @@ class Writer:
                     )
                 if self._switch is not None:
                     self._replace_vectors(con, self._switch)
-                con.execute(
-                    "DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)"
-                )
+                con.execute("DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
                 for step in self._in_commit:
                     step(con)
                 token = uuid.uuid4().hex[:16]
-                snap = self._next_snapshot(con, old_token, token,
-                                           np.array(removed_ids, dtype=np.int64), added_ids, added_vecs)
+                snap = self._next_snapshot(
+                    con, old_token, token, np.array(removed_ids, dtype=np.int64), added_ids, added_vecs
+                )
                 checksums = save_snapshot(kb.dir, snap)
                 fault_point("snapshot-written")
                 # The lexical index's largest write (16 MiB of n-gram frequencies) comes last: a full
@@ -207,10 +206,14 @@ class Writer:
                     self._lexicon.apply(con)
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))
                 # The model that built these vectors, in the same transaction (see KnowledgeBase._committed_model).
-                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)",
-                            (json.dumps({"model": self.model, "dim": self.dim}),))
-                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot_sha256', ?)",
-                            (json.dumps({"token": token, "files": checksums}),))
+                con.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)",
+                    (json.dumps({"model": self.model, "dim": self.dim}),),
+                )
+                con.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot_sha256', ?)",
+                    (json.dumps({"token": token, "files": checksums}),),
+                )
                 fault_point("before-sqlite-commit")
                 con.execute("COMMIT")
                 try:
@@ -225,8 +228,11 @@ class Writer:
                 raise
         fault_point("after-sqlite-commit")
         if self._switch is not None:
-            manifest = replace(kb.manifest, model=self.model, dim=self.dim) if kb.manifest else \
-                Manifest(model=self.model, dim=self.dim)
+            manifest = (
+                replace(kb.manifest, model=self.model, dim=self.dim)
+                if kb.manifest
+                else Manifest(model=self.model, dim=self.dim)
+            )
             try:
                 write_manifest(kb.dir, manifest)
             except OSError as exc:
@@ -249,12 +255,17 @@ class Writer:
         current = {r[0] for r in con.execute("SELECT DISTINCT text_hash FROM chunks")}
         missing = current - set(switch)
         if missing:
-            raise KBError(f"{len(missing)} passages changed while the KB was re-embedded; nothing was changed: "
-                          "run `kb reembed` again")
-        con.executemany("UPDATE embeddings SET vector = ? WHERE text_hash = ?",
-                        [(np.asarray(v, dtype=np.float32).tobytes(), h) for h, v in switch.items() if h in current])
-        con.executemany("INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
-                        [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in switch.items() if h in current])
+            raise KBError(
+                f"{len(missing)} passages changed while the KB was re-embedded; nothing was changed: run `kb reembed` again"
+            )
+        con.executemany(
+            "UPDATE embeddings SET vector = ? WHERE text_hash = ?",
+            [(np.asarray(v, dtype=np.float32).tobytes(), h) for h, v in switch.items() if h in current],
+        )
+        con.executemany(
+            "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
+            [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in switch.items() if h in current],
+        )
 
     def _apply_relocations(self, con: sqlite3.Connection) -> None:
         for source, (path, root) in self._relocations.items():
@@ -285,9 +296,25 @@ class Writer:
             "n_chunks=excluded.n_chunks, size_bytes=excluded.size_bytes, text=excluded.text, path=excluded.path, "
             "root=excluded.root, visibility=excluded.visibility, tags=excluded.tags, encoding=excluded.encoding, "
             "url=excluded.url, updated_at=excluded.updated_at",
-            (doc.source, doc.name, doc.title, doc.kind, doc.content_hash, version, now, len(doc.chunks), doc.size_bytes,
-             doc.text, doc.path, doc.root, doc.visibility, json.dumps(list(doc.tags)), doc.encoding, doc.url,
-             doc.updated_at),
+            (
+                doc.source,
+                doc.name,
+                doc.title,
+                doc.kind,
+                doc.content_hash,
+                version,
+                now,
+                len(doc.chunks),
+                doc.size_bytes,
+                doc.text,
+                doc.path,
+                doc.root,
+                doc.visibility,
+                json.dumps(list(doc.tags)),
+                doc.encoding,
+                doc.url,
+                doc.updated_at,
+            ),
         )
         doc_id = con.execute("SELECT id FROM documents WHERE source = ?", (doc.source,)).fetchone()[0]
         ids = []
@@ -299,16 +326,34 @@ class Writer:
             cur = con.execute(
                 "INSERT INTO chunks (doc_id, doc_version, ordinal, text, char_start, char_end, n_tokens, page, section, "
                 "text_hash, ocr_confidence) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (doc_id, version, ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.n_tokens,
-                 chunk.page, chunk.section, h, chunk.ocr_confidence),
+                (
+                    doc_id,
+                    version,
+                    ordinal,
+                    chunk.text,
+                    chunk.char_start,
+                    chunk.char_end,
+                    chunk.n_tokens,
+                    chunk.page,
+                    chunk.section,
+                    h,
+                    chunk.ocr_confidence,
+                ),
             )
             ids.append(inserted_id(cur))
             indexed.append((ids[-1], body))
         self._lexicon.add(con, indexed)
         return ids
 
-    def _next_snapshot(self, con: sqlite3.Connection, old_token: str | None, token: str,
-                       removed: np.ndarray, added_ids: list[int], added_vecs: list[np.ndarray]) -> Snapshot:
+    def _next_snapshot(
+        self,
+        con: sqlite3.Connection,
+        old_token: str | None,
+        token: str,
+        removed: np.ndarray,
+        added_ids: list[int],
+        added_vecs: list[np.ndarray],
+    ) -> Snapshot:
         kb = self.kb
         old = None
         if old_token and not self._rebuild and self._switch is None:

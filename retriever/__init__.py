@@ -26,33 +26,99 @@ Public surface:
 """
 
 from retriever import hopfield_math
-from retriever.answers import (ANSWERABILITY, NOT_FOUND, Answer, AnswerConfig, Answerability, Citation, LLMConfig,
-                               answer, clear_sentence_cache, content_tokens, lexical_overlap)
-from retriever.cross_encoder import CrossEncoder, CrossEncoderConfig, load_cross_encoder
-from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
+from retriever.answers import (
+    ANSWERABILITY,
+    NOT_FOUND,
+    Answer,
+    Answerability,
+    AnswerConfig,
+    Citation,
+    LLMConfig,
+    answer,
+    clear_sentence_cache,
+    content_tokens,
+    lexical_overlap,
+)
 from retriever.base import DEFAULT_CANDIDATES, Ranked, Retriever, check_query, clear_query_caches
 from retriever.baselines import BM25Retriever, DenseRetriever, HybridRetriever, zscore
+from retriever.conversation import Context, HistoryConfig, Turn, build_context, parse_history
+from retriever.cross_encoder import CrossEncoder, CrossEncoderConfig, load_cross_encoder
+from retriever.feedback import record_feedback
 from retriever.hopfield import HopfieldConfig, HopfieldRetriever
+from retriever.question_recall import learn_from_feedback
 from retriever.registry import RETRIEVERS, make_retriever
 from retriever.results import Diagnostics, Hit, SearchResult
-from retriever.feedback import record_feedback
-from retriever.question_recall import learn_from_feedback
-from retriever.serialize import (SCOPED_DIAGNOSTICS, AnswerDict, CitationDict, HistoryDict, HitDict, SearchDict,
-                                 answer_dict, citation_dict, diagnostics_dict, hit_dict, history_dict, search_dict)
+from retriever.serialize import (
+    SCOPED_DIAGNOSTICS,
+    AnswerDict,
+    CitationDict,
+    HistoryDict,
+    HitDict,
+    SearchDict,
+    answer_dict,
+    citation_dict,
+    diagnostics_dict,
+    history_dict,
+    hit_dict,
+    search_dict,
+)
 from retriever.vocabulary import Repair, VocabularyMemory
 
 __all__ = [
-    "hopfield_math", "DEFAULT_CANDIDATES", "Ranked", "Retriever", "check_query",
-    "BM25Retriever", "DenseRetriever", "HybridRetriever", "HopfieldConfig", "HopfieldRetriever",
-    "RETRIEVERS", "make_retriever", "Diagnostics", "Hit", "SearchResult",
-    "KBLangChainRetriever", "to_documents", "history_aware", "Repair", "VocabularyMemory",
-    "answer", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig",
-    "learn_from_feedback", "record_feedback",
-    "SCOPED_DIAGNOSTICS", "AnswerDict", "CitationDict", "HistoryDict", "HitDict", "SearchDict",
-    "answer_dict", "citation_dict", "diagnostics_dict", "hit_dict", "history_dict", "search_dict",
-    "content_tokens", "lexical_overlap", "clear_caches",
-    "Context", "HistoryConfig", "Turn", "build_context", "parse_history",
-    "CrossEncoder", "CrossEncoderConfig", "load_cross_encoder", "ANSWERABILITY", "Answerability", "zscore",
+    "hopfield_math",
+    "DEFAULT_CANDIDATES",
+    "Ranked",
+    "Retriever",
+    "check_query",
+    "BM25Retriever",
+    "DenseRetriever",
+    "HybridRetriever",
+    "HopfieldConfig",
+    "HopfieldRetriever",
+    "RETRIEVERS",
+    "make_retriever",
+    "Diagnostics",
+    "Hit",
+    "SearchResult",
+    "KBLangChainRetriever",
+    "to_documents",
+    "history_aware",
+    "Repair",
+    "VocabularyMemory",
+    "answer",
+    "NOT_FOUND",
+    "Answer",
+    "AnswerConfig",
+    "Citation",
+    "LLMConfig",
+    "learn_from_feedback",
+    "record_feedback",
+    "SCOPED_DIAGNOSTICS",
+    "AnswerDict",
+    "CitationDict",
+    "HistoryDict",
+    "HitDict",
+    "SearchDict",
+    "answer_dict",
+    "citation_dict",
+    "diagnostics_dict",
+    "hit_dict",
+    "history_dict",
+    "search_dict",
+    "content_tokens",
+    "lexical_overlap",
+    "clear_caches",
+    "Context",
+    "HistoryConfig",
+    "Turn",
+    "build_context",
+    "parse_history",
+    "CrossEncoder",
+    "CrossEncoderConfig",
+    "load_cross_encoder",
+    "ANSWERABILITY",
+    "Answerability",
+    "zscore",
 ]
 
 

@@ -49,8 +49,9 @@ class Retriever:
     name = "base"
     uses_dense = True
 
-    def __init__(self, kb: KnowledgeBase, embedder: TextEmbedder | None = None, top_k: int = 5,
-                 candidates: int = DEFAULT_CANDIDATES):
+    def __init__(
+        self, kb: KnowledgeBase, embedder: TextEmbedder | None = None, top_k: int = 5, candidates: int = DEFAULT_CANDIDATES
+    ):
         if top_k < 1:
             raise KBError(f"top_k must be at least 1, not {top_k}")
         if candidates < top_k:
@@ -71,8 +72,10 @@ class Retriever:
             self._embedder = embedder_for(self.kb)
             self._given = False
         elif model is not None and self._embedder.name != model:
-            raise KBError(f"this KB was built with the embedding model {model!r}, but the retriever was given "
-                          f"{self._embedder.name!r}; use the KB's model (kb.embedder_for(kb))")
+            raise KBError(
+                f"this KB was built with the embedding model {model!r}, but the retriever was given "
+                f"{self._embedder.name!r}; use the KB's model (kb.embedder_for(kb))"
+            )
         return self._embedder
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
@@ -85,13 +88,26 @@ class Retriever:
     # context text followed by the turn (the plain concatenation the conversation eval compares against).
     reads_context = False
 
-    def _rank(self, corpus: Corpus, queries: list[str], qvecs: np.ndarray | None, k: int,
-              allowed: np.ndarray | None = None, contexts: Sequence[Context | None] | None = None) -> list[Ranked]:
+    def _rank(
+        self,
+        corpus: Corpus,
+        queries: list[str],
+        qvecs: np.ndarray | None,
+        k: int,
+        allowed: np.ndarray | None = None,
+        contexts: Sequence[Context | None] | None = None,
+    ) -> list[Ranked]:
         raise NotImplementedError
 
-    def rank(self, queries: Sequence[str], k: int | None = None, query_vectors: np.ndarray | None = None,
-             where: DocumentFilter | None = None, corpus: Corpus | None = None,
-             contexts: Sequence[Context | None] | None = None) -> list[Ranked]:
+    def rank(
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        query_vectors: np.ndarray | None = None,
+        where: DocumentFilter | None = None,
+        corpus: Corpus | None = None,
+        contexts: Sequence[Context | None] | None = None,
+    ) -> list[Ranked]:
         """Rank chunk ids for each query (no chunk lookup): what eval uses.
 
         query_vectors: precomputed embeddings of queries (rows L2-normalised), to skip embedding.
@@ -114,10 +130,14 @@ class Retriever:
             return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size), allowed)
         return self._rank(corpus, queries, query_vectors, min(k, corpus.snapshot.size), allowed, contexts)
 
-    def search_batch(self, queries: Sequence[str], top_k: int | None = None,
-                     where: DocumentFilter | None = None,
-                     histories: Sequence[Sequence[Turn]] | None = None,
-                     history_config: HistoryConfig = HistoryConfig()) -> list[SearchResult]:
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        top_k: int | None = None,
+        where: DocumentFilter | None = None,
+        histories: Sequence[Sequence[Turn]] | None = None,
+        history_config: HistoryConfig = HistoryConfig(),
+    ) -> list[SearchResult]:
         """Hits with chunk records for each query (only from documents where allows).
 
         histories: per query, the conversation before it (Turn objects, oldest first; retriever.conversation).
@@ -128,8 +148,10 @@ class Retriever:
             try:
                 contexts = None
                 if histories is not None:
-                    contexts = [build_context(self, check_query(q), h, history_config, where, corpus) if h else None
-                                for q, h in zip(queries, histories)]
+                    contexts = [
+                        build_context(self, check_query(q), h, history_config, where, corpus) if h else None
+                        for q, h in zip(queries, histories)
+                    ]
                 ranked = self.rank(queries, top_k, where=where, corpus=corpus, contexts=contexts)
             except SnapshotMoved:
                 # A sync committed while we ranked: the lexical index is past our snapshot. Load the
@@ -149,14 +171,29 @@ class Retriever:
             hits = tuple(Hit(chunk=records[pos + j], score=float(s), rank=j + 1) for j, s in enumerate(r.scores))
             pos += len(r.ids)
             context = contexts[b] if contexts is not None else None
-            out.append(SearchResult(query=query, retriever=self.name, hits=hits, diagnostics=r.diagnostics,
-                                    seconds=elapsed, snapshot=corpus.snapshot.token,
-                                    history=None if context is None else history_used(
-                                        context, r.diagnostics.history_scale if r.diagnostics else 1.0)))
+            out.append(
+                SearchResult(
+                    query=query,
+                    retriever=self.name,
+                    hits=hits,
+                    diagnostics=r.diagnostics,
+                    seconds=elapsed,
+                    snapshot=corpus.snapshot.token,
+                    history=None
+                    if context is None
+                    else history_used(context, r.diagnostics.history_scale if r.diagnostics else 1.0),
+                )
+            )
         return out
 
-    def search(self, query: str, top_k: int | None = None, where: DocumentFilter | None = None,
-               history: Sequence[Turn] | None = None, history_config: HistoryConfig = HistoryConfig()) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        top_k: int | None = None,
+        where: DocumentFilter | None = None,
+        history: Sequence[Turn] | None = None,
+        history_config: HistoryConfig = HistoryConfig(),
+    ) -> SearchResult:
         """search_batch for one query; history: the conversation before it (Turn objects, oldest first)."""
         histories = [tuple(history)] if history else None
         return self.search_batch([query], top_k, where, histories, history_config)[0]

@@ -11,8 +11,9 @@ from retriever.corpus import Corpus
 _THREADS = faiss.omp_get_max_threads()
 
 
-def dense_candidates(corpus: Corpus, qvecs: np.ndarray, k: int,
-                     allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def dense_candidates(
+    corpus: Corpus, qvecs: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """FAISS top-k chunk ids and inner products for each query: (B, k) each; missing slots are -1.
 
     allowed: sorted chunk ids a filtered search may return (None: every chunk).

@@ -42,13 +42,15 @@ from retriever.results import HistoryUsed
 
 ROLES = ("user", "assistant")
 # Common function words: a turn made of these alone ("and that one?") cannot stand on its own.
-_FUNCTION_WORDS = frozenset("""
+_FUNCTION_WORDS = frozenset(
+    """
 a about after again all also am an and any are as at be been before being but by can could did do does doing
 for from had has have he her here hers him his how i if in into is it its just me more most my no nor not now of
 off ok okay on once only or other our out over please same she should so some such than thank thanks that the
 their them then there these they this those through to too under until up very was we were what when where which
 while who whom why will with would yes you your yours
-""".split())
+""".split()
+)
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -245,10 +247,14 @@ def _message_vector(retriever, text: str) -> np.ndarray:
 def history_used(context: Context, scale: float = 1.0) -> HistoryUsed:
     """The caller-facing summary of a Context (no vectors); scale: what the reader multiplied its weights by
     (switch_scale for a turn it read as a new topic)."""
-    return HistoryUsed(turns=tuple((t.role, t.content) for t in context.turns), gate=round(context.gate, 4),
-                       views=tuple((text, round(float(w * scale), 4)) for text, _, w in context.views),
-                       visited=int(len(context.visited)), visited_weight=round(context.visited_weight * scale, 4),
-                       new_topic=scale < 1.0)
+    return HistoryUsed(
+        turns=tuple((t.role, t.content) for t in context.turns),
+        gate=round(context.gate, 4),
+        views=tuple((text, round(float(w * scale), 4)) for text, _, w in context.views),
+        visited=int(len(context.visited)),
+        visited_weight=round(context.visited_weight * scale, 4),
+        new_topic=scale < 1.0,
+    )
 
 
 def visited_recall(candidates: np.ndarray, visited: np.ndarray, log_weights: np.ndarray, beta: float) -> np.ndarray:
@@ -287,8 +293,9 @@ _VISITED = _LRU(2048)
 _MESSAGES = _LRU(4096)
 
 
-def build_context(retriever, question: str, turns: Sequence[Turn], config: HistoryConfig,
-                  where: DocumentFilter | None = None, corpus=None) -> Context | None:
+def build_context(
+    retriever, question: str, turns: Sequence[Turn], config: HistoryConfig, where: DocumentFilter | None = None, corpus=None
+) -> Context | None:
     """The Context of question after turns (already parsed), or None when there is nothing to read.
 
     retriever: the Hopfield reader that will rank question (it also ranks earlier user turns, once each
@@ -299,19 +306,33 @@ def build_context(retriever, question: str, turns: Sequence[Turn], config: Histo
         return None
     g = gate(question, config)
     if not retriever.reads_context:  # it ranks the turn in its context as one text (Retriever.rank): nothing more
-        return Context(views=((context_text(turns, question), np.zeros(0, np.float32), g * config.context_weight),),
-                       visited=np.zeros(0, np.int64), visited_log_weights=np.zeros(0, np.float32), visited_weight=0.0,
-                       gate=g, visited_beta=config.visited_beta, turns=turns)
+        return Context(
+            views=((context_text(turns, question), np.zeros(0, np.float32), g * config.context_weight),),
+            visited=np.zeros(0, np.int64),
+            visited_log_weights=np.zeros(0, np.float32),
+            visited_weight=0.0,
+            gate=g,
+            visited_beta=config.visited_beta,
+            turns=turns,
+        )
     texts = [context_text(turns, question), conversation_text(turns, question)]
     weights = [g * config.context_weight, g * config.conversation_weight]
     # The turn in its context is embedded as one text (its meaning is more than the mean of its parts: 0.02 of
     # follow-up recall@1 on doc2dial); the conversation's user turns are blended from vectors already computed.
     vectors = [retriever.embed_queries(texts[:1])[0], _blend(retriever, user_messages(turns), question)]
     visited, log_w = _visited(retriever, turns, config, where, corpus)
-    return Context(views=tuple(zip(texts, vectors, weights)), visited=visited, visited_log_weights=log_w,
-                   visited_weight=g * config.visited_weight, gate=g, visited_beta=config.visited_beta, turns=turns,
-                   novel=is_novel(question, turns), switch_margin=config.switch_margin,
-                   switch_scale=config.switch_scale)
+    return Context(
+        views=tuple(zip(texts, vectors, weights)),
+        visited=visited,
+        visited_log_weights=log_w,
+        visited_weight=g * config.visited_weight,
+        gate=g,
+        visited_beta=config.visited_beta,
+        turns=turns,
+        novel=is_novel(question, turns),
+        switch_margin=config.switch_margin,
+        switch_scale=config.switch_scale,
+    )
 
 
 def _visited(retriever, turns: Sequence[Turn], config: HistoryConfig, where, corpus) -> tuple[np.ndarray, np.ndarray]:
@@ -325,13 +346,20 @@ def _visited(retriever, turns: Sequence[Turn], config: HistoryConfig, where, cor
     users = [i for i, t in enumerate(turns) if t.role == "user"]
     ids, logw = [], []
     for age, i in enumerate(reversed(users)):
-        key = (str(retriever.kb.dir), corpus.snapshot.token, where, retriever.name, config,
-               tuple((t.role, t.content) for t in turns[: i + 1]))
+        key = (
+            str(retriever.kb.dir),
+            corpus.snapshot.token,
+            where,
+            retriever.name,
+            config,
+            tuple((t.role, t.content) for t in turns[: i + 1]),
+        )
         top = _VISITED.get(key)
         if top is None:
             earlier = build_context(retriever, turns[i].content, turns[:i], config, where, corpus)
-            ranked = retriever.rank([turns[i].content], k=config.visited_depth, where=where, corpus=corpus,
-                                    contexts=[earlier])[0]
+            ranked = retriever.rank(
+                [turns[i].content], k=config.visited_depth, where=where, corpus=corpus, contexts=[earlier]
+            )[0]
             top = np.asarray(ranked.ids[: config.visited_depth], dtype=np.int64)
             _VISITED.put(key, top)
         ids.append(top)

@@ -66,8 +66,9 @@ class Corpus:
         return np.isin(self.ids, allowed, assume_unique=True)
 
     # ---- BM25 (words) --------------------------------------------------------------------------
-    def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None,
-                 exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def bm25_top(
+        self, query: str, k: int, allowed: np.ndarray | None = None, exact: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first; only allowed ids
         when given (sorted). Chunks a newer commit added are skipped: they are not in this snapshot.
 
@@ -192,7 +193,6 @@ class Corpus:
         finally:
             dense[q.indices] = 0.0
         return dots.astype(np.float32)
-
 
     # ---- words ---------------------------------------------------------------------------------
     @cached_property

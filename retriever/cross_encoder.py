@@ -89,9 +89,11 @@ class CrossEncoder:
         # The tokenizer's padding/truncation state is shared; onnxruntime sessions are thread-safe.
         with self._lock:
             encoded = self._tokenizer.encode_batch(pairs)
-        feeds = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-                 "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64)}
+        feeds = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
         logits = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
         return [float(x) for x in np.asarray(logits).reshape(len(pairs), -1)[:, 0]]
 

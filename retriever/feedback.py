@@ -23,15 +23,20 @@ class Cited(Protocol):
     def doc_source(self) -> str: ...
 
 
-def record_feedback(kb, question: str, cited: Iterable[Cited], helpful: bool, by: str | None = None,
-                    learn: Callable[[list[int]], object] | None = None) -> list[int]:
+def record_feedback(
+    kb,
+    question: str,
+    cited: Iterable[Cited],
+    helpful: bool,
+    by: str | None = None,
+    learn: Callable[[list[int]], object] | None = None,
+) -> list[int]:
     """Store a thumbs up/down on the passages cited for question and teach the question memory; the feedback
     rows' ids. by: who gave it (an API key as "key:ID"; None in the app). learn(chunk_ids): how the memory is
     taught (default: now, by learn_from_feedback); it is not called when nothing was cited."""
     passages = list(cited)
     slots: list[Cited | None] = [*passages] if passages else [None]  # one row without a passage when none was cited
-    rows = [kb.add_feedback(question, p.chunk_id if p else None, p.doc_source if p else None, helpful, by=by)
-            for p in slots]
+    rows = [kb.add_feedback(question, p.chunk_id if p else None, p.doc_source if p else None, helpful, by=by) for p in slots]
     chunk_ids = [p.chunk_id for p in passages]
     if chunk_ids:
         if learn is None:

@@ -43,8 +43,8 @@ import torch
 
 from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
-from retriever.conversation import Context, visited_recall
 from retriever.baselines import candidate_positions, dense_candidates, zscore
+from retriever.conversation import Context, visited_recall
 from retriever.hopfield_math import entropy, iterate_gram
 from retriever.question_recall import QuestionRecall, Recall
 from retriever.results import Diagnostics
@@ -148,16 +148,18 @@ class HopfieldRetriever(Retriever):
         cfg = self.config
         if not cfg.repair:
             return [corpus.vocabulary.unrepaired(q) for q in queries], qvecs
-        repairs = [corpus.vocabulary.repair(q, cfg.repair_beta, cfg.repair_prior, cfg.repair_min_similarity)
-                   for q in queries]
+        repairs = [
+            corpus.vocabulary.repair(q, cfg.repair_beta, cfg.repair_prior, cfg.repair_min_similarity) for q in queries
+        ]
         changed = [i for i, r in enumerate(repairs) if r.changes]
         rvecs = qvecs.copy()
         if changed:
             rvecs[changed] = self.embed_queries([repairs[i].text for i in changed])
         return repairs, rvecs
 
-    def _cue(self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed,
-             recall: Recall | None = None) -> _Cue:
+    def _cue(
+        self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed, recall: Recall | None = None
+    ) -> _Cue:
         cfg = self.config
         lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed, exact=False)
         pos = candidate_positions(corpus, dense_ids, lexical)
@@ -172,8 +174,7 @@ class HopfieldRetriever(Retriever):
             evidence = evidence + cfg.memory_weight * _mass_at(corpus.ids[pos], recall)
         gram = dense @ dense.T
         spread = gram.std()
-        return _Cue(pos, zscore(evidence).astype(np.float32),
-                    (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
+        return _Cue(pos, zscore(evidence).astype(np.float32), (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
 
     def _rank(self, corpus, queries, qvecs, k, allowed=None, contexts=None):
         """Each query ranked alone, or, where it has a conversation Context, fused with the same reader's
@@ -215,11 +216,24 @@ class HopfieldRetriever(Retriever):
         repairs, rvecs = self._repair(corpus, queries, qvecs)
         gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
         dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates, allowed)
-        recalls = (self.recall.lookup(corpus.snapshot.token, rvecs, queries, gates, cfg.memory_beta,
-                                      cfg.memory_threshold, cfg.memory_char_share, allowed)
-                   if self.recall is not None else None) or [None] * len(queries)
-        cues = [self._cue(corpus, dense_ids[b], rvecs[b], repairs[b], queries[b], gates[b], allowed, recalls[b])
-                for b in range(len(queries))]
+        recalls = (
+            self.recall.lookup(
+                corpus.snapshot.token,
+                rvecs,
+                queries,
+                gates,
+                cfg.memory_beta,
+                cfg.memory_threshold,
+                cfg.memory_char_share,
+                allowed,
+            )
+            if self.recall is not None
+            else None
+        ) or [None] * len(queries)
+        cues = [
+            self._cue(corpus, dense_ids[b], rvecs[b], repairs[b], queries[b], gates[b], allowed, recalls[b])
+            for b in range(len(queries))
+        ]
         if not any(len(c.positions) for c in cues):
             return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None) for _ in cues]
         width = max(len(c.positions) for c in cues)
@@ -243,14 +257,21 @@ class HopfieldRetriever(Retriever):
             score = c.evidence + cfg.settled_weight * zscore(settled)
             ids, scores = top_k(score, corpus.ids[c.positions], k)
             steps = int(res.steps[b])
-            diag = Diagnostics(beta=cfg.beta, steps=steps, converged=bool(res.converged[b]),
-                               energy=tuple(float(e) for e in res.energies[b, :steps]),
-                               entropy=float(ent[b]), candidates=n, repairs=repairs[b].changes,
-                               query_used=repairs[b].text, garble=repairs[b].garble, char_gate=gates[b],
-                               memory=recalls[b].suggestions if recalls[b] is not None else ())
+            diag = Diagnostics(
+                beta=cfg.beta,
+                steps=steps,
+                converged=bool(res.converged[b]),
+                energy=tuple(float(e) for e in res.energies[b, :steps]),
+                entropy=float(ent[b]),
+                candidates=n,
+                repairs=repairs[b].changes,
+                query_used=repairs[b].text,
+                garble=repairs[b].garble,
+                char_gate=gates[b],
+                memory=recalls[b].suggestions if recalls[b] is not None else (),
+            )
             out.append(Ranked(ids, scores, diag))
         return out
-
 
 
 def _margin(ranked: Ranked) -> float:

@@ -149,5 +149,4 @@ def iterate_gram(
         if bool(done.all()):
             break
     scores = torch.einsum("bkj,bj->bk", gram, weights)
-    return GramRetrieval(weights=weights, scores=scores, energies=torch.stack(energies, dim=1), steps=steps,
-                         converged=done)
+    return GramRetrieval(weights=weights, scores=scores, energies=torch.stack(energies, dim=1), steps=steps, converged=done)

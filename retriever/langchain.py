@@ -35,13 +35,24 @@ def to_documents(result: SearchResult) -> list[Document]:
     for hit in result.hits:
         c = hit.chunk
         meta = {
-            "chunk_id": c.id, "doc_id": c.doc_id, "source": c.doc_source, "name": c.doc_name, "title": c.doc_title,
-            "version": c.doc_version, "page": c.page, "section": c.section, "char_start": c.char_start,
-            "char_end": c.char_end, "score": hit.score, "rank": hit.rank, "retriever": result.retriever,
+            "chunk_id": c.id,
+            "doc_id": c.doc_id,
+            "source": c.doc_source,
+            "name": c.doc_name,
+            "title": c.doc_title,
+            "version": c.doc_version,
+            "page": c.page,
+            "section": c.section,
+            "char_start": c.char_start,
+            "char_end": c.char_end,
+            "score": hit.score,
+            "rank": hit.rank,
+            "retriever": result.retriever,
         }
         if diag is not None:
-            meta.update(beta=diag.beta, steps=diag.steps, converged=diag.converged, entropy=diag.entropy,
-                        query_used=diag.query_used)
+            meta.update(
+                beta=diag.beta, steps=diag.steps, converged=diag.converged, entropy=diag.entropy, query_used=diag.query_used
+            )
         docs.append(Document(page_content=c.text, metadata=meta))
     return docs
 
@@ -89,5 +100,6 @@ def _turns(chat_history: list) -> list[dict]:
 def history_aware(retriever: KBLangChainRetriever) -> Runnable:
     """A runnable {"input": str, "chat_history": [...]} -> list[Document]: the contract of LangChain's
     history-aware retrievers (create_history_aware_retriever), so create_retrieval_chain can use it."""
-    return RunnableLambda(lambda x: retriever.with_history(x["input"], x.get("chat_history") or []),
-                          name="KBHistoryAwareRetriever")
+    return RunnableLambda(
+        lambda x: retriever.with_history(x["input"], x.get("chat_history") or []), name="KBHistoryAwareRetriever"
+    )

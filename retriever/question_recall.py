@@ -72,8 +72,9 @@ class _Index:
         counts = np.concatenate([c for _, c in patterns.grams]) if len(patterns) else np.zeros(0)
         from kb import GRAM_BUCKETS
 
-        m = sparse.csr_matrix(((1 + np.log(np.maximum(counts, 1))).astype(np.float32), (rows, buckets)),
-                              shape=(len(patterns), GRAM_BUCKETS))
+        m = sparse.csr_matrix(
+            ((1 + np.log(np.maximum(counts, 1))).astype(np.float32), (rows, buckets)), shape=(len(patterns), GRAM_BUCKETS)
+        )
         df = np.bincount(m.indices, minlength=GRAM_BUCKETS)
         self.idf = (np.log((1 + len(patterns)) / (1 + df)) + 1).astype(np.float32)
         m = m.multiply(self.idf[None, :]).tocsr()
@@ -117,8 +118,17 @@ class QuestionRecall:
             _CACHE[key] = index
         return index
 
-    def lookup(self, token: str, qvecs: np.ndarray, queries: list[str], gates: list[float], beta: float,
-               threshold: float, char_share: float, allowed: np.ndarray | None = None) -> list[Recall] | None:
+    def lookup(
+        self,
+        token: str,
+        qvecs: np.ndarray,
+        queries: list[str],
+        gates: list[float],
+        beta: float,
+        threshold: float,
+        char_share: float,
+        allowed: np.ndarray | None = None,
+    ) -> list[Recall] | None:
         """Each question's Recall, or None when the memory holds nothing usable (the reader is then unchanged).
         qvecs: the (repaired) questions' embeddings; gates: the reader's character gate per question."""
         index = self.index(token)
@@ -136,8 +146,11 @@ class QuestionRecall:
         for b in range(len(queries)):
             keep = np.flatnonzero(mass[b] >= MIN_MASS)
             keep = keep[np.argsort(-mass[b, keep], kind="stable")][:MAX_RECALLED]
-            out.append(Recall(index.chunks[keep], mass[b, keep].astype(np.float32),
-                              self._suggestions(index, attn[b], keep, mass[b])))
+            out.append(
+                Recall(
+                    index.chunks[keep], mass[b, keep].astype(np.float32), self._suggestions(index, attn[b], keep, mass[b])
+                )
+            )
         return out
 
     @staticmethod
@@ -146,14 +159,20 @@ class QuestionRecall:
         for u in keep[:3]:
             rows = np.flatnonzero(index.pattern_chunk == u)
             rows = rows[np.argsort(-attn[rows], kind="stable")]
-            out.append(MemorySuggestion(chunk_id=int(index.chunks[u]), mass=round(float(mass[u]), 4),
-                                        questions=tuple(index.patterns.questions[i] for i in rows[:SHOWN_QUESTIONS]),
-                                        n_questions=int((attn[rows] >= MIN_MASS / 10).sum())))
+            out.append(
+                MemorySuggestion(
+                    chunk_id=int(index.chunks[u]),
+                    mass=round(float(mass[u]), 4),
+                    questions=tuple(index.patterns.questions[i] for i in rows[:SHOWN_QUESTIONS]),
+                    n_questions=int((attn[rows] >= MIN_MASS / 10).sum()),
+                )
+            )
         return tuple(out)
 
 
-def learn_from_feedback(kb, question: str, chunk_ids, helpful: bool, user: str | None = None, embedder=None,
-                        origin: str | None = None) -> int:
+def learn_from_feedback(
+    kb, question: str, chunk_ids, helpful: bool, user: str | None = None, embedder=None, origin: str | None = None
+) -> int:
     """A thumbs up (Hebbian) or down (anti-Hebbian) on the passages cited for question, into the KB's question
     memory; returns how many associations changed. Passages a sync has changed since are skipped (their
     feedback still lands in the feedback table). user: who gave it (an API key's id), None for nobody."""
@@ -168,8 +187,12 @@ def learn_from_feedback(kb, question: str, chunk_ids, helpful: bool, user: str |
     changed = 0
     for cid in ids:
         try:
-            memory.learn([(question, vector, cid)], +1.0 if helpful else -1.0, user,
-                         origin or ("thumbs_up" if helpful else "thumbs_down"))
+            memory.learn(
+                [(question, vector, cid)],
+                +1.0 if helpful else -1.0,
+                user,
+                origin or ("thumbs_up" if helpful else "thumbs_down"),
+            )
             changed += 1
         except KBError:
             continue

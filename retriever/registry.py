@@ -23,8 +23,9 @@ def make_retriever(
     or a kb.question_memory.QuestionMemory) are used only by "hopfield"."""
     classes = {"dense": DenseRetriever, "bm25": BM25Retriever, "hybrid": HybridRetriever}
     if name == "hopfield":
-        return HopfieldRetriever(kb, embedder, top_k=top_k, candidates=candidates, config=hopfield or HopfieldConfig(),
-                                 memory=memory)
+        return HopfieldRetriever(
+            kb, embedder, top_k=top_k, candidates=candidates, config=hopfield or HopfieldConfig(), memory=memory
+        )
     if name not in classes:
         raise KBError(f"unknown retriever {name!r}; choose one of {', '.join(RETRIEVERS)}")
     return classes[name](kb, embedder, top_k=top_k, candidates=candidates)

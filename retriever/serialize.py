@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 
 from kb import web_url
 from retriever.answers.types import Answer, Citation
-from retriever.results import Diagnostics, Hit, HistoryUsed, SearchResult
+from retriever.results import Diagnostics, HistoryUsed, Hit, SearchResult
 
 # What a scoped reader gets of the Hopfield diagnostics: only what is computed from documents it may see.
 # Repairs, garble and the character gate come from the vocabulary of the whole KB (a made-up word and a word
@@ -105,17 +105,42 @@ class AnswerDict(TypedDict):
 def hit_dict(hit: Hit, scoped: bool = False) -> dict[str, Any]:
     """A hit as HitDict."""
     c = hit.chunk
-    return {"rank": hit.rank, "score": None if scoped else round(float(hit.score), 6), "chunk_id": c.id,
-            "document": c.doc_source, "name": c.doc_name, "title": c.doc_title, "version": c.doc_version,
-            "visibility": c.doc_visibility, "page": c.page, "section": c.section, "char_start": c.char_start,
-            "char_end": c.char_end, "text": c.text, "ocr_confidence": c.ocr_confidence, "url": web_url(c.doc_url)}
+    return {
+        "rank": hit.rank,
+        "score": None if scoped else round(float(hit.score), 6),
+        "chunk_id": c.id,
+        "document": c.doc_source,
+        "name": c.doc_name,
+        "title": c.doc_title,
+        "version": c.doc_version,
+        "visibility": c.doc_visibility,
+        "page": c.page,
+        "section": c.section,
+        "char_start": c.char_start,
+        "char_end": c.char_end,
+        "text": c.text,
+        "ocr_confidence": c.ocr_confidence,
+        "url": web_url(c.doc_url),
+    }
 
 
 def citation_dict(c: Citation, details: bool = False) -> dict[str, Any]:
     """A citation as CitationDict; details adds its sentence "score" (see retriever.AnswerConfig)."""
-    out = {"n": c.n, "chunk_id": c.chunk_id, "document": c.doc_source, "name": c.doc_name, "title": c.doc_title,
-           "version": c.doc_version, "page": c.page, "section": c.section, "start": c.start, "end": c.end,
-           "quote": c.quote, "ocr_confidence": c.chunk.ocr_confidence, "url": web_url(c.chunk.doc_url)}
+    out = {
+        "n": c.n,
+        "chunk_id": c.chunk_id,
+        "document": c.doc_source,
+        "name": c.doc_name,
+        "title": c.doc_title,
+        "version": c.doc_version,
+        "page": c.page,
+        "section": c.section,
+        "start": c.start,
+        "end": c.end,
+        "quote": c.quote,
+        "ocr_confidence": c.chunk.ocr_confidence,
+        "url": web_url(c.chunk.doc_url),
+    }
     if details:
         out["score"] = round(float(c.score), 6)
     return out
@@ -134,16 +159,26 @@ def history_dict(used: HistoryUsed | None) -> dict[str, Any] | None:
     KB that a scoped reader could not see (earlier turns were ranked under the same filter); None for a lone turn."""
     if used is None:
         return None
-    return {"turns": [{"role": r, "content": c} for r, c in used.turns], "gate": used.gate,
-            "views": [{"text": t, "weight": w} for t, w in used.views], "visited": used.visited,
-            "visited_weight": used.visited_weight, "new_topic": used.new_topic}
+    return {
+        "turns": [{"role": r, "content": c} for r, c in used.turns],
+        "gate": used.gate,
+        "views": [{"text": t, "weight": w} for t, w in used.views],
+        "visited": used.visited,
+        "visited_weight": used.visited_weight,
+        "new_topic": used.new_topic,
+    }
 
 
 def search_dict(result: SearchResult, scoped: bool = False, details: bool = False) -> dict[str, Any]:
     """A search result as SearchDict; details adds "seconds"."""
-    out: dict[str, Any] = {"query": result.query, "retriever": result.retriever, "snapshot": result.snapshot,
-           "hits": [hit_dict(h, scoped) for h in result.hits],
-           "diagnostics": diagnostics_dict(result.diagnostics, scoped), "history_used": history_dict(result.history)}
+    out: dict[str, Any] = {
+        "query": result.query,
+        "retriever": result.retriever,
+        "snapshot": result.snapshot,
+        "hits": [hit_dict(h, scoped) for h in result.hits],
+        "diagnostics": diagnostics_dict(result.diagnostics, scoped),
+        "history_used": history_dict(result.history),
+    }
     if details:
         _not_scoped(scoped)
         out["seconds"] = round(result.seconds, 4)
@@ -153,16 +188,29 @@ def search_dict(result: SearchResult, scoped: bool = False, details: bool = Fals
 def answer_dict(ans: Answer, scoped: bool = False, details: bool = False) -> dict[str, Any]:
     """An answer as AnswerDict; details adds "mode", "retriever", "signals" and "diagnostics", and each citation's
     "score"."""
-    out = {"question": ans.question, "answer": ans.text, "abstained": ans.abstained,
-           "evidence": None if scoped else round(float(ans.evidence), 4), "threshold": ans.threshold,
-           "snapshot": ans.search.snapshot, "citations": [citation_dict(c, details) for c in ans.citations],
-           "closest": [hit_dict(h, scoped) for h in ans.closest], "notes": list(ans.notes),
-           "seconds": round(ans.seconds, 4), "history_used": history_dict(ans.search.history)}
+    out = {
+        "question": ans.question,
+        "answer": ans.text,
+        "abstained": ans.abstained,
+        "evidence": None if scoped else round(float(ans.evidence), 4),
+        "threshold": ans.threshold,
+        "snapshot": ans.search.snapshot,
+        "citations": [citation_dict(c, details) for c in ans.citations],
+        "closest": [hit_dict(h, scoped) for h in ans.closest],
+        "notes": list(ans.notes),
+        "seconds": round(ans.seconds, 4),
+        "history_used": history_dict(ans.search.history),
+    }
     if details:
         _not_scoped(scoped)
-        out.update({"mode": ans.mode, "retriever": ans.search.retriever,
-                    "signals": {k: round(v, 4) for k, v in ans.signals.items()},
-                    "diagnostics": diagnostics_dict(ans.search.diagnostics)})
+        out.update(
+            {
+                "mode": ans.mode,
+                "retriever": ans.search.retriever,
+                "signals": {k: round(v, 4) for k, v in ans.signals.items()},
+                "diagnostics": diagnostics_dict(ans.search.diagnostics),
+            }
+        )
     return out
 
 

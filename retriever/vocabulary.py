@@ -166,8 +166,9 @@ class VocabularyMemory:
         from symspellpy import Verbosity
 
         with self._lock:
-            found = self._edits.lookup(word, Verbosity.CLOSEST, max_edit_distance=1 if len(word) <= 4 else 2,
-                                       transfer_casing=False)
+            found = self._edits.lookup(
+                word, Verbosity.CLOSEST, max_edit_distance=1 if len(word) <= 4 else 2, transfer_casing=False
+            )
         # The dictionary may be shared with later snapshots (see updated): keep to this memory's words.
         held = [s.term for s in found if s.term in self.index]
         return max(held, key=lambda w: self.counts[self.index[w]]) if held else None

@@ -31,5 +31,6 @@ install_needed
 # Lint and type-check first (pyproject.toml [tool.ruff], [tool.mypy]): a minute, and a failure names file,
 # line and rule.
 "$VENV/bin/python" -m ruff check .
+"$VENV/bin/python" -m ruff format --check .
 "$VENV/bin/python" -m mypy
 exec "$VENV/bin/python" -m pytest "$@"

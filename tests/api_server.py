@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import os
 import socket
 import subprocess
@@ -76,14 +75,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(config: Path, log_path: Path, extra: tuple[str, ...] = ()
-                   ) -> Iterator[tuple[str, httpx.Client, subprocess.Popen]]:
+def running_server(
+    config: Path, log_path: Path, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[str, httpx.Client, subprocess.Popen]]:
     """`kb serve --config config [extra...]` on a free port: yields (base URL, client, process); SIGTERM on exit."""
     port = free_port()
     log = open(log_path, "w")
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port), *extra],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=120)
     try:

@@ -58,11 +58,26 @@ def shared_dir() -> Path:
 # The fast loop, `pytest -m "not slow"`: tests that need the embedding model, a built KB, ../shared, a server,
 # a browser, a Ray cluster, OCR or killed processes are marked slow here, by the fixtures they take or their module.
 SLOW_FIXTURES = frozenset({"embedder", "sample_kb_dir", "sample_kb", "kb_copy", "shared_dir"})
-SLOW_MODULES = frozenset({
-    "test_api", "test_api_fuzz", "test_app", "test_app_files", "test_browser", "test_chat_cli", "test_cli_basic",
-    "test_cross_encoder", "test_eval_conversations", "test_eval_run", "test_faults", "test_models", "test_ocr",
-    "test_ray", "test_security", "test_sync",
-})
+SLOW_MODULES = frozenset(
+    {
+        "test_api",
+        "test_api_fuzz",
+        "test_app",
+        "test_app_files",
+        "test_browser",
+        "test_chat_cli",
+        "test_cli_basic",
+        "test_cross_encoder",
+        "test_eval_conversations",
+        "test_eval_run",
+        "test_faults",
+        "test_models",
+        "test_ocr",
+        "test_ray",
+        "test_security",
+        "test_sync",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

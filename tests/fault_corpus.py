@@ -23,9 +23,9 @@ CODE = re.compile(r"revision code (R\d+)")
 QUERY = "revision code of the travel policy and the notes"
 STABLE = {
     "shipping.txt": "Shipping. Orders ship from the Leeds warehouse within two working days. "
-                    "Tracking numbers are emailed when the parcel leaves.\n",
+    "Tracking numbers are emailed when the parcel leaves.\n",
     "warranty.html": "<html><head><title>Warranty</title></head><body><h1>Warranty</h1>"
-                     "<p>Hardware carries a two-year warranty against manufacturing defects.</p></body></html>",
+    "<p>Hardware carries a two-year warranty against manufacturing defects.</p></body></html>",
 }
 
 
@@ -45,17 +45,16 @@ def write_revision(folder: Path, rev: int, extra_sections: int = 0) -> State:
     """Make folder hold revision rev (creating it if needed); returns the State a sync must reach."""
     folder.mkdir(parents=True, exist_ok=True)
     c = code(rev)
-    sections = [("Travel", "Economy class is booked for flights under six hours"),
-                ("Expenses", "Meals are refunded up to the daily allowance with receipts"),
-                ("Approvals", "Trips abroad need a manager's approval two weeks ahead")]
-    sections += [(f"Annex {i}", f"Annex {i} lists the approved hotel chains for region {i}")
-                 for i in range(extra_sections)]
-    body = "".join(f"## {title}\n\n{text}. This is revision code {c} of the travel policy.\n\n"
-                   for title, text in sections)
+    sections = [
+        ("Travel", "Economy class is booked for flights under six hours"),
+        ("Expenses", "Meals are refunded up to the daily allowance with receipts"),
+        ("Approvals", "Trips abroad need a manager's approval two weeks ahead"),
+    ]
+    sections += [(f"Annex {i}", f"Annex {i} lists the approved hotel chains for region {i}") for i in range(extra_sections)]
+    body = "".join(f"## {title}\n\n{text}. This is revision code {c} of the travel policy.\n\n" for title, text in sections)
     files = {
         "policy.md": f"# Travel policy\n\n{body}",
-        "notes.txt": f"Notes to the travel policy. The current text is revision code {c}; "
-                     f"older notes are withdrawn.\n",
+        "notes.txt": f"Notes to the travel policy. The current text is revision code {c}; older notes are withdrawn.\n",
         f"notice-{c}.txt": f"Notice for revision code {c}: the travel policy was reissued.\n",
         **STABLE,
     }
@@ -86,7 +85,8 @@ def assert_consistent(kb_dir: Path, allowed: list[State], embedder) -> State:
     revisioned = 0
     for rec in records:
         assert rec.doc_version == versions[rec.doc_id], (
-            f"chunk {rec.id} cites v{rec.doc_version}, doc is v{versions[rec.doc_id]}")
+            f"chunk {rec.id} cites v{rec.doc_version}, doc is v{versions[rec.doc_id]}"
+        )
         found = CODE.findall(rec.text)
         assert set(found) <= {want}, f"chunk {rec.id} of {rec.doc_name} has {found} in a KB at {want}"
         revisioned += bool(found)
@@ -102,5 +102,8 @@ def assert_consistent(kb_dir: Path, allowed: list[State], embedder) -> State:
 
 def snapshot_tokens(kb_dir: Path) -> set[str]:
     """Tokens that have snapshot files in kb_dir (one, once a writer has cleaned up)."""
-    return {p.name.split(".", 1)[0].partition("-")[2] for p in Path(kb_dir).glob("*-*.*")
-            if p.name.split("-", 1)[0] in ("ids", "vectors", "index")}
+    return {
+        p.name.split(".", 1)[0].partition("-")[2]
+        for p in Path(kb_dir).glob("*-*.*")
+        if p.name.split("-", 1)[0] in ("ids", "vectors", "index")
+    }

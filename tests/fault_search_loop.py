@@ -16,9 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
-from tests.fault_corpus import CODE, QUERY
 from kb import KnowledgeBase, load_embedder
 from retriever import make_retriever
+from tests.fault_corpus import CODE, QUERY
 
 
 def main(argv: list[str]) -> int:

@@ -169,8 +169,14 @@ class ForkServer:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "0"}
         for name in ("HOPFIELD_KB_FAULT", "HOPFIELD_KB_PAUSE"):
             env.pop(name, None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fault_server"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=str(ROOT), env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fault_server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+            env=env,
+        )
         hello = self._read()
         if not hello.get("ready"):
             raise RuntimeError(f"fork server did not start: {hello}")
@@ -191,19 +197,22 @@ class ForkServer:
         self.proc.stdin.flush()
         return self._read()
 
-    def spawn(self, argv, env: dict | None = None, fsize: int | None = None, uid: int | None = None,
-              call: str | None = None) -> int:
+    def spawn(
+        self, argv, env: dict | None = None, fsize: int | None = None, uid: int | None = None, call: str | None = None
+    ) -> int:
         """Start `kb *argv` (or call(argv)) in a new child; returns its pid at once."""
-        reply = self._ask({"op": "spawn", "argv": [str(a) for a in argv], "env": env or {}, "fsize": fsize,
-                           "uid": uid, "call": call})
+        reply = self._ask(
+            {"op": "spawn", "argv": [str(a) for a in argv], "env": env or {}, "fsize": fsize, "uid": uid, "call": call}
+        )
         return int(reply["pid"])
 
     def wait(self, pid: int) -> Result:
         reply = self._ask({"op": "wait", "pid": pid})
         return Result(pid=reply["pid"], rc=reply["rc"], stdout=reply["stdout"], stderr=reply["stderr"])
 
-    def run(self, argv, env: dict | None = None, fsize: int | None = None, uid: int | None = None,
-            call: str | None = None) -> Result:
+    def run(
+        self, argv, env: dict | None = None, fsize: int | None = None, uid: int | None = None, call: str | None = None
+    ) -> Result:
         """spawn then wait: run `kb *argv` to its end (or to its fault point)."""
         return self.wait(self.spawn(argv, env=env, fsize=fsize, uid=uid, call=call))
 

@@ -42,12 +42,26 @@ def sentence_document(name: str, sentences: list[str], per_section: int):
     chunks, pos = [], 0
     for s in sentences:
         start = text.index(s, pos)
-        chunks.append(NewChunk(text=s, char_start=start, char_end=start + len(s), n_tokens=count_tokens(s),
-                               section=f"Part {len(chunks) // per_section}"))
+        chunks.append(
+            NewChunk(
+                text=s,
+                char_start=start,
+                char_end=start + len(s),
+                n_tokens=count_tokens(s),
+                section=f"Part {len(chunks) // per_section}",
+            )
+        )
         pos = start + len(s)
-    return NewDocument(source=f"/virtual/{name}", name=name, title=name.title(), kind="text",
-                       content_hash=hashlib.sha256(text.encode()).hexdigest(), size_bytes=len(text), text=text,
-                       chunks=tuple(chunks))
+    return NewDocument(
+        source=f"/virtual/{name}",
+        name=name,
+        title=name.title(),
+        kind="text",
+        content_hash=hashlib.sha256(text.encode()).hexdigest(),
+        size_bytes=len(text),
+        text=text,
+        chunks=tuple(chunks),
+    )
 
 
 def write_beir(folder, corpus, queries, qrels_lines, split="test"):

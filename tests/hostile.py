@@ -38,8 +38,11 @@ class Case:
 
 def _words(n: int, seed: int = 0) -> str:
     rng = random.Random(seed)
-    vocab = [w for w in "policy invoice refund annual plan customer account payment support window days team "
-                        "business starter export backup data deletion retention owner admin member".split()]
+    vocab = [
+        w
+        for w in "policy invoice refund annual plan customer account payment support window days team "
+        "business starter export backup data deletion retention owner admin member".split()
+    ]
     return " ".join(rng.choice(vocab) for _ in range(n))
 
 
@@ -48,14 +51,18 @@ def pdf_bomb(folder: Path, scale: float) -> str:
     ops = b"BT /F1 12 Tf 72 720 Td (Refund policy text that repeats.) Tj ET\n" * int(1_000_000 * scale)
     stream = zlib.compress(ops, 9)
     pages = max(int(300 * scale), 20)
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(f"{5 + i} 0 R".encode() for i in range(pages))
-               + f"] /Count {pages} >>".encode(),
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-               b"<< /Length " + str(len(stream)).encode() + b" /Filter /FlateDecode >>\nstream\n" + stream
-               + b"\nendstream"]
-    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-                b"/Contents 4 0 R >>" for _ in range(pages)]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(f"{5 + i} 0 R".encode() for i in range(pages))
+        + f"] /Count {pages} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length " + str(len(stream)).encode() + b" /Filter /FlateDecode >>\nstream\n" + stream + b"\nendstream",
+    ]
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
+        for _ in range(pages)
+    ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for i, body in enumerate(objects, start=1):

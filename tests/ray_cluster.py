@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
 
 # A dead node is noticed in ~3 s instead of ~30 s (the fault tests kill one): GCS health checks.
-FAST_FAILURE_ENV = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4",
-                    "RAY_health_check_initial_delay_ms": "0", "RAY_health_check_timeout_ms": "1000"}
+FAST_FAILURE_ENV = {
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_failure_threshold": "4",
+    "RAY_health_check_initial_delay_ms": "0",
+    "RAY_health_check_timeout_ms": "1000",
+}
 
 
 class ClusterError(RuntimeError):
@@ -49,8 +53,13 @@ class Node:
 class LocalCluster:
     """head_cpus on the head; one worker node per entry of worker_cpus. Use as a context manager."""
 
-    def __init__(self, head_cpus: float = 1, worker_cpus: tuple[float, ...] = (1,), object_store_mb: int = 256,
-                 start_timeout: float = 90.0) -> None:
+    def __init__(
+        self,
+        head_cpus: float = 1,
+        worker_cpus: tuple[float, ...] = (1,),
+        object_store_mb: int = 256,
+        start_timeout: float = 90.0,
+    ) -> None:
         self.head_cpus = head_cpus
         self.worker_cpus = worker_cpus
         self.object_store_mb = object_store_mb
@@ -63,22 +72,36 @@ class LocalCluster:
 
     def _start_node(self, name: str, cpus: float, head: bool) -> Node:
         log = self.tmp / f"{name}.log"
-        args = [str(RAY), "start", "--block", f"--num-cpus={cpus:g}", "--num-gpus=0", "--disable-usage-stats",
-                f"--object-store-memory={self.object_store_mb * 2**20}",
-                f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-                f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-                "--node-ip-address=127.0.0.1"]
+        args = [
+            str(RAY),
+            "start",
+            "--block",
+            f"--num-cpus={cpus:g}",
+            "--num-gpus=0",
+            "--disable-usage-stats",
+            f"--object-store-memory={self.object_store_mb * 2**20}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+            "--node-ip-address=127.0.0.1",
+        ]
         if head:
-            args += ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.tmp}",
-                     f"--ray-client-server-port={free_port()}"]
+            args += [
+                "--head",
+                f"--port={self.port}",
+                "--include-dashboard=false",
+                f"--temp-dir={self.tmp}",
+                f"--ray-client-server-port={free_port()}",
+            ]
         else:
             args += [f"--address={self.address}"]
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", RAY_USAGE_STATS_ENABLED="0", **FAST_FAILURE_ENV)
         env.pop("RAY_ADDRESS", None)
         with open(log, "w") as fh:
-            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         node = Node(proc, log, cpus)
         self.nodes.append(node)
         return node
@@ -113,11 +136,15 @@ class LocalCluster:
         while not ray.is_initialized():
             dead = [nd for nd in self.nodes if nd.proc.poll() is not None]
             if dead:
-                raise ClusterError(f"`ray start` exited with {dead[0].proc.returncode}: "
-                                   f"{dead[0].log.read_text()[-1500:]}")
+                raise ClusterError(f"`ray start` exited with {dead[0].proc.returncode}: {dead[0].log.read_text()[-1500:]}")
             try:
-                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, namespace="hopfield-kb",
-                         runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}})
+                ray.init(
+                    address=self.address,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                    namespace="hopfield-kb",
+                    runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
+                )
             except (ConnectionError, RuntimeError, Exception) as exc:  # noqa: BLE001 - the head may not listen yet
                 if time.monotonic() > deadline:
                     raise ClusterError(f"could not connect to the head at {self.address}: {exc}") from None

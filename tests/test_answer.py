@@ -112,8 +112,11 @@ def test_near_duplicate_sentences_are_cited_once(tmp_path, embedder):
     ]
     ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
-    ans = answer("how long until an annual plan refund reaches the card", make_retriever("dense", kb, embedder, top_k=3),
-                 AnswerConfig(margin=1.0, max_sentences=3))
+    ans = answer(
+        "how long until an annual plan refund reaches the card",
+        make_retriever("dense", kb, embedder, top_k=3),
+        AnswerConfig(margin=1.0, max_sentences=3),
+    )
     quotes = [" ".join(c.quote.split()) for c in ans.citations]
     assert quotes.count(sentence) == 1
     assert_citations_are_grounded(ans, kb)
@@ -125,8 +128,10 @@ def test_answers_follow_a_sync_without_a_restart(kb_copy, embedder, tmp_path):
     question = "What colour is the Zorblax loyalty badge for Tallyo partners?"
     assert answer(question, retriever).abstained
     doc = tmp_path / "zorblax-badges.md"
-    doc.write_text("# Zorblax partner badges\n\nThe Zorblax loyalty badge for Tallyo partners is coloured teal "
-                   "and appears on every partner invoice.\n")
+    doc.write_text(
+        "# Zorblax partner badges\n\nThe Zorblax loyalty badge for Tallyo partners is coloured teal "
+        "and appears on every partner invoice.\n"
+    )
     from ingest import ingest
 
     ingest(kb_copy, [doc], IngestConfig(), embedder=embedder)
@@ -143,10 +148,13 @@ def test_empty_question_is_a_clear_error(sample_kb, embedder):
 
 # ---- sentences ---------------------------------------------------------------------------
 
+
 def test_sentence_spans_are_verbatim_and_skip_markdown_and_pdf_layout():
-    text = ("## Refunds\n\nNew plans are refunded in full within 14 days, e.g. a plan bought on\n"
-            "the 1st. Annual plans are prorated.\n\n- Monthly plans: no partial refunds;\n- Chargebacks: see "
-            "below.\n\n| Plan | Limit |\n|---|---|\n| Team | 5 users |\nHow to claim\nWrite to billing@x.example.")
+    text = (
+        "## Refunds\n\nNew plans are refunded in full within 14 days, e.g. a plan bought on\n"
+        "the 1st. Annual plans are prorated.\n\n- Monthly plans: no partial refunds;\n- Chargebacks: see "
+        "below.\n\n| Plan | Limit |\n|---|---|\n| Team | 5 users |\nHow to claim\nWrite to billing@x.example."
+    )
     spans = split_sentences(text)
     got = [text[s.start : s.end] for s in spans]
     assert got[0] == "Refunds" and spans[0].heading
@@ -159,6 +167,7 @@ def test_sentence_spans_are_verbatim_and_skip_markdown_and_pdf_layout():
 
 
 # ---- generative endpoint -----------------------------------------------------------------
+
 
 class _ChatServer:
     """A local OpenAI-compatible endpoint (no LLM runs here): replies with fixed texts (one per request, the
@@ -194,8 +203,9 @@ class _ChatServer:
 
 
 def test_generated_answers_keep_only_citations_to_retrieved_sources(sample_kb, embedder):
-    server = _ChatServer("New subscriptions can be refunded within 14 days [2]. Partial months are not refunded "
-                         "[2, 9]. See also [7].")
+    server = _ChatServer(
+        "New subscriptions can be refunded within 14 days [2]. Partial months are not refunded [2, 9]. See also [7]."
+    )
     try:
         retriever = make_retriever("dense", sample_kb, embedder, top_k=5)
         ans = answer(QUESTIONS[0]["question"], retriever, AnswerConfig(llm=LLMConfig(url=server.url, model="m")))
@@ -215,12 +225,15 @@ def test_generated_answers_keep_only_citations_to_retrieved_sources(sample_kb, e
 
 def test_with_an_llm_a_follow_up_is_condensed_to_a_standalone_question_before_retrieval(sample_kb, embedder):
     server = _ChatServer("How is a refund of an annual plan calculated?\n", "Whole unused months are refunded [1].")
-    history = [{"role": "user", "content": "How long is the refund window?"},
-               {"role": "assistant", "content": "14 days for new subscriptions. [1]"}]
+    history = [
+        {"role": "user", "content": "How long is the refund window?"},
+        {"role": "assistant", "content": "14 days for new subscriptions. [1]"},
+    ]
     try:
         retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
-        ans = answer("and for annual plans?", retriever, AnswerConfig(llm=LLMConfig(url=server.url, model="m")),
-                     history=history)
+        ans = answer(
+            "and for annual plans?", retriever, AnswerConfig(llm=LLMConfig(url=server.url, model="m")), history=history
+        )
         down = server.url
     finally:
         server.close()
@@ -230,8 +243,9 @@ def test_with_an_llm_a_follow_up_is_condensed_to_a_standalone_question_before_re
     assert ans.notes[0] == "read as: How is a refund of an annual plan calculated?"
     assert ans.mode == "generative" and not ans.abstained and "annual" in ans.citations[0].chunk.text.lower()
     # the endpoint gone: the follow-up is still read with the conversation, and the note says why
-    fallback = answer("and for annual plans?", retriever, AnswerConfig(llm=LLMConfig(url=down, model="m", timeout=5)),
-                      history=history)
+    fallback = answer(
+        "and for annual plans?", retriever, AnswerConfig(llm=LLMConfig(url=down, model="m", timeout=5)), history=history
+    )
     assert fallback.search.query == "and for annual plans?" and "could not be rewritten" in fallback.notes[0]
     assert fallback.mode == "extractive" and "refund" in fallback.citations[0].quote.lower()
 
@@ -247,8 +261,11 @@ def assert_citations_are_grounded_generative(ans: Answer, kb: KnowledgeBase) -> 
 def test_generated_answer_without_valid_citations_abstains(sample_kb, embedder):
     server = _ChatServer("Refunds are always possible [12].")
     try:
-        ans = answer(QUESTIONS[0]["question"], make_retriever("dense", sample_kb, embedder, top_k=5),
-                     AnswerConfig(llm=LLMConfig(url=server.url, model="m")))
+        ans = answer(
+            QUESTIONS[0]["question"],
+            make_retriever("dense", sample_kb, embedder, top_k=5),
+            AnswerConfig(llm=LLMConfig(url=server.url, model="m")),
+        )
     finally:
         server.close()
     assert ans.abstained and ans.text == NOT_FOUND and ans.closest
@@ -259,8 +276,11 @@ def test_unreachable_endpoint_falls_back_to_the_extractive_answer(sample_kb, emb
     server = _ChatServer("unused")
     url = server.url
     server.close()  # nothing listens there now
-    ans = answer(QUESTIONS[0]["question"], make_retriever("dense", sample_kb, embedder, top_k=5),
-                 AnswerConfig(llm=LLMConfig(url=url, model="m", timeout=5)))
+    ans = answer(
+        QUESTIONS[0]["question"],
+        make_retriever("dense", sample_kb, embedder, top_k=5),
+        AnswerConfig(llm=LLMConfig(url=url, model="m", timeout=5)),
+    )
     assert ans.mode == "extractive" and ans.citations
     assert any("cannot reach" in n for n in ans.notes)
 
@@ -273,6 +293,7 @@ def test_marker_validation_renumbers_in_order_of_first_use():
 
 # ---- kb ask ------------------------------------------------------------------------------
 
+
 def test_kb_ask_prints_the_answer_and_numbered_sources(sample_kb_dir):
     from click.testing import CliRunner
 
@@ -283,8 +304,9 @@ def test_kb_ask_prints_the_answer_and_numbered_sources(sample_kb_dir):
     assert result.exit_code == 0, result.output
     assert "[1]" in result.output.splitlines()[0]
     assert "Sources:" in result.output and f"{q['relevant'][0]} v1, p. {q['page']}" in result.output
-    as_json = CliRunner().invoke(main, ["ask", q["question"], "--kb-dir", str(sample_kb_dir), "--json",
-                                        "--retriever", "dense"])
+    as_json = CliRunner().invoke(
+        main, ["ask", q["question"], "--kb-dir", str(sample_kb_dir), "--json", "--retriever", "dense"]
+    )
     payload = json.loads(as_json.output)
     assert payload["retriever"] == "dense" and not payload["abstained"]
     assert payload["citations"][0]["name"] == q["relevant"][0] and payload["citations"][0]["page"] == q["page"]

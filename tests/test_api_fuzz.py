@@ -33,9 +33,11 @@ def fuzz_server(tmp_path_factory):
         shutil.copy(SAMPLE_DOCS / name, docs / name)
     for name in PUBLIC:
         shutil.copy(SAMPLE_DOCS / name, public / name)
-    (base / "server.toml").write_text(f'keys = "keys.sqlite"\nmax_upload_mb = 1\nmax_request_kb = 16\n'
-                                      f'[collections.fuzz]\nkb_dir = "kb"\nsources = [{{path = "{docs}"}}, '
-                                      f'{{path = "{public}", visibility = "public"}}]\n')
+    (base / "server.toml").write_text(
+        f'keys = "keys.sqlite"\nmax_upload_mb = 1\nmax_request_kb = 16\n'
+        f'[collections.fuzz]\nkb_dir = "kb"\nsources = [{{path = "{docs}"}}, '
+        f'{{path = "{public}", visibility = "public"}}]\n'
+    )
     store = KeyStore(base / "keys.sqlite")
     token, _ = store.create("fuzzer", "admin", ["*"], ["*"])
     public_writer, _ = store.create("public fuzzer", "write", ["fuzz"], ["public"])
@@ -54,8 +56,13 @@ def test_no_generated_request_gets_a_server_error(fuzz_server):
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def check(case):
             nonlocal calls, client_errors
@@ -70,8 +77,10 @@ def test_no_generated_request_gets_a_server_error(fuzz_server):
                 assert response.json().get("detail"), f"{operation.label}: a 4xx without a message"
 
         check()
-    print(f"\nschemathesis: {calls} requests over {len(list(schema.get_all_operations()))} operations, "
-          f"{client_errors} answered 4xx with a message, {len(errors)} server errors")
+    print(
+        f"\nschemathesis: {calls} requests over {len(list(schema.get_all_operations()))} operations, "
+        f"{client_errors} answered 4xx with a message, {len(errors)} server errors"
+    )
     assert calls >= 10 * EXAMPLES_PER_OPERATION
     assert not errors, errors[:5]
     assert "Traceback" not in (base / "server.log").read_text()
@@ -136,8 +145,16 @@ def test_stateful_links_across_two_keys_never_cross_the_visibility_wall(fuzz_ser
                 assert sync_collection(client, "fuzz", admin)["state"] == "done"
 
     try:
-        TwoKeys.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None, derandomize=True,
-                                      database=None, suppress_health_check=list(HealthCheck)))
+        TwoKeys.run(
+            settings=settings(
+                max_examples=25,
+                stateful_step_count=6,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
     finally:
         client.close()
     print(f"\nstateful: {tally}")

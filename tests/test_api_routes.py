@@ -23,11 +23,14 @@ from tests.api_server import write_server_config
 def app_and_keys(tmp_path):
     for folder in ("public", "internal", "it"):
         (tmp_path / folder).mkdir()
-    config = load_config(write_server_config(tmp_path / "server.toml", tmp_path / "public", tmp_path / "internal",
-                                             tmp_path / "it"))
+    config = load_config(
+        write_server_config(tmp_path / "server.toml", tmp_path / "public", tmp_path / "internal", tmp_path / "it")
+    )
     store = KeyStore(config.keys_path)
-    keys = {"reader": store.create("bot", "read", ["support"], ["public"])[0],
-            "other": store.create("it bot", "read", ["it"], ["*"])[0]}
+    keys = {
+        "reader": store.create("bot", "read", ["support"], ["public"])[0],
+        "other": store.create("it bot", "read", ["it"], ["*"])[0],
+    }
     return create_app(config), keys  # no `with TestClient`: the lifespan (loading the model) never runs
 
 
@@ -74,11 +77,11 @@ def test_a_collection_still_empty_is_a_409_conflict_naming_the_fix_and_scopes_st
     headers = {"Authorization": f"Bearer {keys['reader']}"}
     empty = client.get("/v1/collections/support/documents", headers=headers)
     assert empty.status_code == 409 and "upload documents or start a sync first" in empty.json()["detail"]
-    assert client.get("/v1/collections", headers=headers).json() == [
-        {"name": "support", "documents": 0, "chunks": 0}]
+    assert client.get("/v1/collections", headers=headers).json() == [{"name": "support", "documents": 0, "chunks": 0}]
     assert client.get("/v1/collections/it/documents", headers=headers).status_code == 403
-    assert client.get("/v1/collections/nope/documents",
-                      headers={"Authorization": f"Bearer {keys['other']}"}).status_code == 403
+    assert (
+        client.get("/v1/collections/nope/documents", headers={"Authorization": f"Bearer {keys['other']}"}).status_code == 403
+    )
     assert client.get("/v1/collections/support/documents").status_code == 401
     assert issubclass(EmptyCollection, Conflict) and issubclass(JobRunning, Conflict)
 

@@ -196,8 +196,9 @@ def test_uploads_are_sanitised_typed_and_ingested_as_new_versions(kb_copy, monke
     at = open_app(kb_copy, monkeypatch, page="pages/knowledge_base.py")
     body = b"# Loyalty badges\n\nThe Zorblax partner badge is teal and shows on partner invoices.\n"
     assert set(at.file_uploader[0].allowed_type) == {".pdf", ".docx", ".md", ".markdown", ".html", ".htm", ".txt"}
-    at.file_uploader[0].set_value([("../../evil <b>name.md", body, "text/markdown"),
-                                   ("empty.txt", b"  \n", "text/plain")]).run()
+    at.file_uploader[0].set_value(
+        [("../../evil <b>name.md", body, "text/markdown"), ("empty.txt", b"  \n", "text/plain")]
+    ).run()
     at.button[0].click().run()  # Ingest uploaded files
     assert not at.exception
     assert any("'empty.txt' is empty" in e.value.replace("\\", "") for e in at.error)
@@ -219,8 +220,10 @@ def test_document_text_with_script_and_markdown_tricks_is_escaped(kb_copy, monke
     from ingest import IngestConfig, ingest
 
     doc = tmp_path / "tricky-widget-notes.txt"
-    payload = ('Widget resets: the Frobnicator widget resets every night at 02:00 <script>window.pwned=1</script> '
-               'and [click here](javascript:alert(1)) **bold** <img src=x onerror="window.pwned=2">.')
+    payload = (
+        "Widget resets: the Frobnicator widget resets every night at 02:00 <script>window.pwned=1</script> "
+        'and [click here](javascript:alert(1)) **bold** <img src=x onerror="window.pwned=2">.'
+    )
     doc.write_text("Tricky widget notes\n\n" + payload + "\n")
     ingest(kb_copy, [doc], IngestConfig(), embedder=embedder)
     at = ask(open_app(kb_copy, monkeypatch), "When does the Frobnicator widget reset?")
@@ -244,8 +247,7 @@ SMALL_SET = QUESTIONS[:12]  # the evaluation page on a small set: the test's tim
 
 
 def small_set_bytes() -> bytes:
-    return "".join(json.dumps({"question": q["question"], "relevant": q["relevant"]}) + "\n"
-                   for q in SMALL_SET).encode()
+    return "".join(json.dumps({"question": q["question"], "relevant": q["relevant"]}) + "\n" for q in SMALL_SET).encode()
 
 
 def test_evaluation_page_runs_eval_with_progress_per_retriever_and_clears_stale_results(sample_kb_dir, monkeypatch):
@@ -260,8 +262,10 @@ def test_evaluation_page_runs_eval_with_progress_per_retriever_and_clears_stale_
     assert all(0.0 <= v <= 1.0 for v in table["recall@5"]) and table["recall@5"].max() > 0.5
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "no metrics plot"
     bars = [p.proto.text for p in at.get("progress")]
-    assert bars == [f"dense: {len(SMALL_SET)} of {len(SMALL_SET)} questions (done)",
-                    f"bm25: {len(SMALL_SET)} of {len(SMALL_SET)} questions (done)"]
+    assert bars == [
+        f"dense: {len(SMALL_SET)} of {len(SMALL_SET)} questions (done)",
+        f"bm25: {len(SMALL_SET)} of {len(SMALL_SET)} questions (done)",
+    ]
     assert any(s.value.startswith("Results on small") for s in at.subheader)
     # another source, other retrievers or another k: the old table goes
     at.slider(key="eval_k").set_value(3).run()

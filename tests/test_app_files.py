@@ -11,24 +11,33 @@ from ui.app.files import feedback_questions, original_document, pdf_page, safe_u
 from ui.app.render import highlight_html, md_escape
 
 
-@pytest.mark.parametrize("raw, safe", [
-    ("refund-policy.md", "refund-policy.md"),
-    ("../../etc/passwd.txt", "passwd.txt"),
-    ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
-    ("/abs/path/Report 2024.PDF", "Report 2024.pdf"),
-    (".hidden.md", "hidden.md"),
-    ("a<script>b.html", "a_script_b.html"),
-    ("x</script>.html", "script.html"),
-    ("ｆｕｌｌｗｉｄｔｈ.txt", "fullwidth.txt"),
-])
+@pytest.mark.parametrize(
+    "raw, safe",
+    [
+        ("refund-policy.md", "refund-policy.md"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
+        ("/abs/path/Report 2024.PDF", "Report 2024.pdf"),
+        (".hidden.md", "hidden.md"),
+        ("a<script>b.html", "a_script_b.html"),
+        ("x</script>.html", "script.html"),
+        ("ｆｕｌｌｗｉｄｔｈ.txt", "fullwidth.txt"),
+    ],
+)
 def test_upload_names_lose_directories_and_odd_characters(raw, safe):
     assert safe_upload_name(raw) == safe
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("tool.exe", "not allowed"), ("notes", "not allowed"), ("archive.md.zip", "not allowed"),
-    ("../.md", "no usable characters"), ("<>.txt", "no usable characters"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("tool.exe", "not allowed"),
+        ("notes", "not allowed"),
+        ("archive.md.zip", "not allowed"),
+        ("../.md", "no usable characters"),
+        ("<>.txt", "no usable characters"),
+    ],
+)
 def test_upload_names_that_cannot_be_used_are_refused_with_the_reason(raw, reason):
     with pytest.raises(KBError, match=reason):
         safe_upload_name(raw)
@@ -87,7 +96,7 @@ def test_feedback_export_keeps_confirmed_documents_and_a_later_thumbs_down_cance
 
 
 def test_highlighted_passages_are_inert_html():
-    text = 'Intro <script>alert(1)</script> then the answer & more [x](javascript:y)'
+    text = "Intro <script>alert(1)</script> then the answer & more [x](javascript:y)"
     start = text.index("then")
     out = highlight_html(text, start, start + len("then the answer"))
     assert "<script>" not in out and "&lt;script&gt;" in out and "&amp; more" in out

@@ -69,8 +69,12 @@ def browser():
 
 def open_page(browser, url: str, scheme: str = "light"):
     """A fresh browser context (own Streamlit session) on url, with clipboard access, console collected."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True,
-                                  color_scheme=scheme, permissions=["clipboard-read", "clipboard-write"])
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 1000},
+        accept_downloads=True,
+        color_scheme=scheme,
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
@@ -112,7 +116,6 @@ def sources(page):
 def go_to(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title).wait_for()
-
 
 
 def test_question_gets_an_answer_whose_marker_opens_the_cited_pdf_page(page):
@@ -210,7 +213,8 @@ def test_conversation_survives_a_reload_and_exports_as_markdown_with_footnotes(p
     assert page.locator(".kb-answer").first.inner_text() == answer_text
     side = page.get_by_test_id("stSidebar")
     expect(side.get_by_role("combobox", name="Saved conversations")).to_have_value(
-        re.compile(re.escape(QUESTIONS[0]["question"][:40])))
+        re.compile(re.escape(QUESTIONS[0]["question"][:40]))
+    )
     shot(page, "chat-after-reload")
     with page.expect_download() as dl:
         side.get_by_role("button", name="Export as Markdown").click()
@@ -263,8 +267,9 @@ def test_settings_and_diagnostics_are_behind_advanced_and_the_chart_is_clean(pag
     expect(chart.locator("canvas, svg").first).to_be_visible()
     steps = int(side.get_by_test_id("stMetric").filter(has_text="Steps").get_by_test_id("stMetricValue").inner_text())
     expect(side.get_by_text(f"Energy after each of the {steps} update steps")).to_be_visible()
-    entropy = float(side.get_by_test_id("stMetric").filter(has_text="Attention entropy")
-                    .get_by_test_id("stMetricValue").inner_text())
+    entropy = float(
+        side.get_by_test_id("stMetric").filter(has_text="Attention entropy").get_by_test_id("stMetricValue").inner_text()
+    )
     assert entropy > 0
     page.get_by_test_id("stSidebar").screenshot(path=ARTIFACTS / "chat-advanced-light.png")
     assert not [m for m in page.console_messages_seen if "Infinite extent" in m]
@@ -320,8 +325,9 @@ def _small_set(tmp_path: Path, n: int = 12) -> Path:
     import json
 
     path = tmp_path / "small-set.jsonl"
-    path.write_text("".join(json.dumps({"question": q["question"], "relevant": q["relevant"]}) + "\n"
-                            for q in QUESTIONS[:n]))
+    path.write_text(
+        "".join(json.dumps({"question": q["question"], "relevant": q["relevant"]}) + "\n" for q in QUESTIONS[:n])
+    )
     return path
 
 
@@ -363,8 +369,7 @@ def test_every_page_in_the_dark_theme(browser, app_url, tmp_path):
         expect(sources(pg).first.locator("mark.kb-quote")).to_be_in_viewport()
         shot(pg, "chat-citation-open")
         pg.get_by_test_id("stSidebar").get_by_text("Advanced: retrieval settings and diagnostics").click()
-        expect(pg.get_by_test_id("stSidebar").get_by_test_id("stVegaLiteChart").locator("canvas, svg").first) \
-            .to_be_visible()
+        expect(pg.get_by_test_id("stSidebar").get_by_test_id("stVegaLiteChart").locator("canvas, svg").first).to_be_visible()
         pg.get_by_test_id("stSidebar").screenshot(path=ARTIFACTS / "chat-advanced-dark.png")
         box = pg.get_by_test_id("stChatInputTextArea")
         box.fill("y" * 5000)

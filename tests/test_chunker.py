@@ -1,7 +1,7 @@
+import pytest
+
 from ingest import Block, ChunkConfig, ParsedText, chunk, count_tokens
 from kb import KBError
-
-import pytest
 
 
 def _doc(text: str, blocks=None) -> ParsedText:
@@ -16,7 +16,7 @@ def test_spans_are_verbatim_and_sizes_respect_the_token_budget(rng):
     chunks = chunk(_doc(text), config)
     assert len(chunks) > 5
     for c in chunks:
-        assert text[c.char_start:c.char_end] == c.text
+        assert text[c.char_start : c.char_end] == c.text
         assert count_tokens(c.text) <= config.size + 2  # joins between units may add a token
     # Consecutive chunks overlap (the next starts before the previous ends) or abut.
     assert any(b.char_start < a.char_end for a, b in zip(chunks, chunks[1:]))
@@ -40,7 +40,7 @@ def test_a_huge_single_line_falls_back_to_token_windows():
     chunks = chunk(_doc(text), ChunkConfig(size=100, overlap=10))
     assert len(chunks) >= 200
     assert max(c.n_tokens for c in chunks) <= 100
-    assert all(text[c.char_start:c.char_end] == c.text for c in chunks)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
 
 
 @pytest.mark.parametrize("size, overlap", [(8, 0), (100, 60), (100, -1)])

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import make_pdf
 from kb import FORMAT_VERSION
+from tests.helpers import make_pdf
 from ui.cli import main
 
 
@@ -43,7 +43,9 @@ def test_ingest_exits_0_and_reports_counts_then_reports_everything_unchanged(fol
     report = json.loads(again.stdout)
     assert report["counts"] == {"added": 0, "updated": 0, "unchanged": 2, "removed": 0, "failed": 0}
     assert report["chunks_embedded"] == 0 and sorted(Path(s).name for s in report["unchanged"]) == [
-        "expenses.pdf", "leave.md"]
+        "expenses.pdf",
+        "leave.md",
+    ]
 
 
 def test_ingest_with_a_failed_file_exits_1_and_names_it_on_stderr(folder, tmp_path, embedder):
@@ -64,8 +66,9 @@ def test_search_stats_and_check_on_a_missing_kb_exit_2_with_a_clear_message(tmp_
         assert res.stderr == f"error: no knowledge base at {missing}: run `kb ingest PATH --kb-dir {missing}` first\n"
     script = Path(sys.executable).with_name("kb")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ui.cli"]
-    proc = subprocess.run([*cmd, "search", "refund policy", "--kb-dir", str(missing)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*cmd, "search", "refund policy", "--kb-dir", str(missing)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "no knowledge base at" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not missing.exists(), "a read command created a KB directory"
@@ -116,8 +119,11 @@ def test_search_and_ask_json_are_the_api_replies_plus_the_owners_details(sample_
     found = json.loads(kb_cli("search", "refund policy", "--kb-dir", sample_kb_dir, "--json").stdout)
     assert set(found) - api_keys[SearchResponse] == {"seconds"} and api_keys[SearchResponse] <= set(found)
     assert found["hits"] and all(set(h) == api_keys[HitOut] for h in found["hits"])
-    answered = json.loads(kb_cli("ask", "How long do I have to cancel an annual plan for a full refund?",
-                                 "--kb-dir", sample_kb_dir, "--json").stdout)
+    answered = json.loads(
+        kb_cli(
+            "ask", "How long do I have to cancel an annual plan for a full refund?", "--kb-dir", sample_kb_dir, "--json"
+        ).stdout
+    )
     assert set(answered) - api_keys[AnswerResponse] == {"mode", "retriever", "signals", "diagnostics"}
     assert api_keys[AnswerResponse] <= set(answered) and not answered["abstained"]
     assert answered["citations"] and all(set(c) - {"score"} == api_keys[Citation] for c in answered["citations"])
@@ -163,17 +169,23 @@ def test_kb_ui_refuses_other_machines_without_a_password_and_stops_with_its_serv
     from ui.app.server import free_port
     from ui.cli import main
 
-    refused = CliRunner().invoke(main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"],
-                                 env={"HOPFIELD_KB_UI_PASSWORD": ""})
+    refused = CliRunner().invoke(
+        main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"], env={"HOPFIELD_KB_UI_PASSWORD": ""}
+    )
     assert refused.exit_code == 2 and "sign-in password" in refused.output
-    short = CliRunner().invoke(main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"],
-                               env={"HOPFIELD_KB_UI_PASSWORD": "short"})
+    short = CliRunner().invoke(
+        main, ["ui", "--kb-dir", str(sample_kb_dir), "--host", "0.0.0.0"], env={"HOPFIELD_KB_UI_PASSWORD": "short"}
+    )
     assert short.exit_code == 2
 
     port = free_port()
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "ui", "--kb-dir", str(sample_kb_dir), "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "ui", "--kb-dir", str(sample_kb_dir), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def healthy() -> bool:
         try:
@@ -191,8 +203,9 @@ def test_kb_ui_refuses_other_machines_without_a_password_and_stops_with_its_serv
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     deadline = time.monotonic() + 30
-    while any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
-              for pid in children):
+    while any(
+        os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower() for pid in children
+    ):
         assert time.monotonic() < deadline, "the streamlit child outlived kb ui"
         time.sleep(0.2)
     assert not healthy()

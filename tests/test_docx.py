@@ -28,10 +28,18 @@ def _partner_docx(path: Path) -> Path:
     d.add_heading("Badges", 1)
     d.add_paragraph("Gold partners get a badge on every invoice.", style="List Bullet")
     changed = d.add_paragraph("The badge colour is ")
-    changed._p.append(parse_xml(f'<w:del {nsdecls("w")} w:id="1" w:author="Ana" w:date="2026-01-01T00:00:00Z">'
-                                '<w:r><w:delText>teal</w:delText></w:r></w:del>'))
-    changed._p.append(parse_xml(f'<w:ins {nsdecls("w")} w:id="2" w:author="Ana" w:date="2026-01-01T00:00:00Z">'
-                                '<w:r><w:t>orange</w:t></w:r></w:ins>'))
+    changed._p.append(
+        parse_xml(
+            f'<w:del {nsdecls("w")} w:id="1" w:author="Ana" w:date="2026-01-01T00:00:00Z">'
+            "<w:r><w:delText>teal</w:delText></w:r></w:del>"
+        )
+    )
+    changed._p.append(
+        parse_xml(
+            f'<w:ins {nsdecls("w")} w:id="2" w:author="Ana" w:date="2026-01-01T00:00:00Z">'
+            "<w:r><w:t>orange</w:t></w:r></w:ins>"
+        )
+    )
     d.save(path)
     return path
 
@@ -45,7 +53,7 @@ def test_a_word_file_keeps_sections_lists_and_table_rows_and_drops_deletions_and
     assert "- Gold partners get a badge on every invoice." in text
     assert "The badge colour is orange" in text and "teal" not in text  # the tracked change as Word shows it
     assert "Zorblax" not in text and "INTERNAL" not in text  # comments are not the document
-    sections = {b.section: text[b.start:b.end] for b in parsed.blocks}
+    sections = {b.section: text[b.start : b.end] for b in parsed.blocks}
     assert "1200" in sections["Rate limits"] and "badge" in sections["Badges"]
     assert "reseller" in sections["Partner programme"]
 

@@ -74,8 +74,13 @@ def test_fp32_vectors_do_not_depend_on_batch_composition_or_order(offline_fp32):
     reversed_ = emb.encode(TEXTS[::-1])[::-1]
     padded_with_long = emb.encode(["filler words " * 150] + TEXTS + ["x"])[1:-1]
     duplicated = emb.encode(TEXTS + TEXTS)
-    for name, got in (("in one call", together), ("reversed", reversed_), ("among other texts", padded_with_long),
-                      ("first copy", duplicated[: len(TEXTS)]), ("second copy", duplicated[len(TEXTS):])):
+    for name, got in (
+        ("in one call", together),
+        ("reversed", reversed_),
+        ("among other texts", padded_with_long),
+        ("first copy", duplicated[: len(TEXTS)]),
+        ("second copy", duplicated[len(TEXTS) :]),
+    ):
         diff = float(np.abs(got - alone).max())
         assert diff <= 1e-5, f"{name}: vectors differ from one-at-a-time encoding by {diff}"
 

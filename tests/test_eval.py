@@ -11,25 +11,41 @@ import string
 import numpy as np
 import pytest
 
-from eval import (EvalConfig, EvalError, garble, garble_queries, load_dataset, parse_condition, parse_conditions, score,
-                  significance)
-from eval.metrics import paired_randomisation
+from eval import (
+    EvalConfig,
+    EvalError,
+    garble,
+    garble_queries,
+    load_dataset,
+    parse_condition,
+    parse_conditions,
+    score,
+    significance,
+)
 from eval.garble import NEIGHBOURS, typos
+from eval.metrics import paired_randomisation
 from eval.runner import retriever_specs, to_targets
 from ingest import TextRecord
 from kb import KBError
 from tests.helpers import write_beir
 
-
 # ---- labelled sets ---------------------------------------------------------------------------
 
+
 def test_beir_folder_reads_judged_queries_and_counts_bad_qrels_lines(tmp_path):
-    corpus = [{"_id": "d1", "title": "Alpha", "text": "alpha text"}, {"_id": "d2", "title": "", "text": "beta text"},
-              {"_id": 3, "text": "gamma"}]
-    queries = [{"_id": "q1", "text": "about alpha"}, {"_id": "q2", "text": "about beta"},
-               {"_id": "q9", "text": "never judged"}]
-    folder = write_beir(tmp_path / "set", corpus, queries,
-                        ["q1\td1\t1", "q2\td2\t2", "q2\tnope\t1", "q2\t3", "qx\td1\t1", "q1\t3\t0"])
+    corpus = [
+        {"_id": "d1", "title": "Alpha", "text": "alpha text"},
+        {"_id": "d2", "title": "", "text": "beta text"},
+        {"_id": 3, "text": "gamma"},
+    ]
+    queries = [
+        {"_id": "q1", "text": "about alpha"},
+        {"_id": "q2", "text": "about beta"},
+        {"_id": "q9", "text": "never judged"},
+    ]
+    folder = write_beir(
+        tmp_path / "set", corpus, queries, ["q1\td1\t1", "q2\td2\t2", "q2\tnope\t1", "q2\t3", "qx\td1\t1", "q1\t3\t0"]
+    )
     (folder / "corpus.jsonl").write_text((folder / "corpus.jsonl").read_text() + "{broken\n")
     ds = load_dataset(folder)
     assert ds.level == "doc" and list(ds.queries) == ["q1", "q2"]
@@ -45,16 +61,24 @@ def test_beir_folder_reads_judged_queries_and_counts_bad_qrels_lines(tmp_path):
 
 
 def test_beir_query_left_without_relevant_documents_is_dropped_with_a_warning(tmp_path):
-    folder = write_beir(tmp_path / "set", [{"_id": "d1", "text": "x"}],
-                        [{"_id": "q1", "text": "one"}, {"_id": "q2", "text": "two"}], ["q1\td1\t1", "q2\tgone\t1"])
+    folder = write_beir(
+        tmp_path / "set",
+        [{"_id": "d1", "text": "x"}],
+        [{"_id": "q1", "text": "one"}, {"_id": "q2", "text": "two"}],
+        ["q1\td1\t1", "q2\tgone\t1"],
+    )
     ds = load_dataset(folder)
     assert list(ds.queries) == ["q1"]
     assert any("queries dropped: no relevant document left (q2)" in w for w in ds.warnings)
 
 
 def test_beir_errors_name_the_missing_file_split_and_duplicate_ids(tmp_path):
-    folder = write_beir(tmp_path / "set", [{"_id": "d1", "text": "x"}],
-                        [{"_id": "q1", "text": "one"}, {"_id": "q1", "text": "again"}], ["q1\td1\t1"])
+    folder = write_beir(
+        tmp_path / "set",
+        [{"_id": "d1", "text": "x"}],
+        [{"_id": "q1", "text": "one"}, {"_id": "q1", "text": "again"}],
+        ["q1\td1\t1"],
+    )
     with pytest.raises(EvalError, match=r"lines 1 and 2 both have query _id 'q1'"):
         load_dataset(folder)
     (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "one"}) + "\n")
@@ -67,9 +91,14 @@ def test_beir_errors_name_the_missing_file_split_and_duplicate_ids(tmp_path):
 
 def test_jsonl_set_skips_bad_lines_with_counts_and_reads_levels(tmp_path):
     path = tmp_path / "set.jsonl"
-    lines = [json.dumps({"id": "a", "question": "refund window?", "relevant": ["refund.md"]}), "{oops",
-             json.dumps({"question": "no targets", "relevant": []}), json.dumps({"question": "", "relevant": ["x"]}),
-             json.dumps({"question": "graded", "relevant": {"x.md": 2, "y.md": 1}}), "[1, 2]"]
+    lines = [
+        json.dumps({"id": "a", "question": "refund window?", "relevant": ["refund.md"]}),
+        "{oops",
+        json.dumps({"question": "no targets", "relevant": []}),
+        json.dumps({"question": "", "relevant": ["x"]}),
+        json.dumps({"question": "graded", "relevant": {"x.md": 2, "y.md": 1}}),
+        "[1, 2]",
+    ]
     path.write_text("\n".join(lines) + "\n")
     ds = load_dataset(path)
     assert ds.level == "doc" and ds.corpus is None
@@ -82,20 +111,31 @@ def test_jsonl_set_skips_bad_lines_with_counts_and_reads_levels(tmp_path):
     assert "1 records skipped: no question text (line 4)" in text
 
     chunks = tmp_path / "chunks.jsonl"
-    chunks.write_text(json.dumps({"question": "q", "relevant": [12, 7]}) + "\n"
-                      + json.dumps({"question": "r", "relevant_chunks": ["3"]}) + "\n")
+    chunks.write_text(
+        json.dumps({"question": "q", "relevant": [12, 7]})
+        + "\n"
+        + json.dumps({"question": "r", "relevant_chunks": ["3"]})
+        + "\n"
+    )
     ds = load_dataset(chunks)
     assert ds.level == "chunk" and ds.qrels == {"q1": {"12": 1, "7": 1}, "q2": {"3": 1}}
 
 
-@pytest.mark.parametrize("lines, message", [
-    ([{"id": "x", "question": "a", "relevant": ["d"]}, {"id": "x", "question": "b", "relevant": ["e"]}],
-     r"line 1 and line 2 both have id 'x'"),
-    ([{"question": "a", "relevant": ["d.md"]}, {"question": "b", "relevant": [5]}],
-     r"line 2 gives chunk ids but line 1 gave document names"),
-    ([], r"holds no usable questions"),
-    ([{"question": "a"}], r"holds no usable questions \(set.jsonl: 1 records skipped: relevant is not a list"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (
+            [{"id": "x", "question": "a", "relevant": ["d"]}, {"id": "x", "question": "b", "relevant": ["e"]}],
+            r"line 1 and line 2 both have id 'x'",
+        ),
+        (
+            [{"question": "a", "relevant": ["d.md"]}, {"question": "b", "relevant": [5]}],
+            r"line 2 gives chunk ids but line 1 gave document names",
+        ),
+        ([], r"holds no usable questions"),
+        ([{"question": "a"}], r"holds no usable questions \(set.jsonl: 1 records skipped: relevant is not a list"),
+    ],
+)
 def test_jsonl_set_errors_name_the_problem(tmp_path, lines, message):
     path = tmp_path / "set.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -105,8 +145,9 @@ def test_jsonl_set_errors_name_the_problem(tmp_path, lines, message):
 
 def test_csv_set_splits_targets_on_semicolons_and_bars(tmp_path):
     path = tmp_path / "set.csv"
-    path.write_text('id,Question,relevant\nq1,"Refund, how?",refund.md; billing.html\nq2,Password reset,a.md|b.md\n'
-                    "q3,No target,\n")
+    path.write_text(
+        'id,Question,relevant\nq1,"Refund, how?",refund.md; billing.html\nq2,Password reset,a.md|b.md\nq3,No target,\n'
+    )
     ds = load_dataset(path)
     assert ds.queries == {"q1": "Refund, how?", "q2": "Password reset"}
     assert ds.qrels == {"q1": {"refund.md": 1, "billing.html": 1}, "q2": {"a.md": 1, "b.md": 1}}
@@ -128,6 +169,7 @@ def test_unknown_dataset_path_or_format_is_a_clear_error(tmp_path):
 
 # ---- garbling --------------------------------------------------------------------------------
 
+
 def levenshtein(a: str, b: str) -> int:
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -138,15 +180,16 @@ def levenshtein(a: str, b: str) -> int:
     return prev[-1]
 
 
-LONG = ("Annual plans cancelled after the fourteen day window receive a prorated refund for whole unused months, "
-        "minus an early termination fee, unless the customer moved to a cheaper plan first.")
+LONG = (
+    "Annual plans cancelled after the fourteen day window receive a prorated refund for whole unused months, "
+    "minus an early termination fee, unless the customer moved to a cheaper plan first."
+)
 
 
 def test_conditions_parse_by_name_and_unknown_names_say_what_is_valid():
     assert parse_condition("typo-10").kind == "typo" and parse_condition("typo-10").strength == 10
     assert parse_condition(" Truncate-50 ").name == "truncate-50"
-    assert [c.name for c in parse_conditions("clean,typo-20,clean, lower-nopunct")] == ["clean", "typo-20",
-                                                                                        "lower-nopunct"]
+    assert [c.name for c in parse_conditions("clean,typo-20,clean, lower-nopunct")] == ["clean", "typo-20", "lower-nopunct"]
     for bad in ("typo", "typo-0", "typo-101", "shuffle-10", "first-0"):
         with pytest.raises(EvalError, match="typo-N|percentage|at least one word"):
             parse_condition(bad)
@@ -208,6 +251,7 @@ def test_word_conditions_drop_truncate_and_strip_punctuation():
 
 # ---- metrics ---------------------------------------------------------------------------------
 
+
 def brute_force(qrels, run, k):
     """Recall, reciprocal rank, nDCG (linear gain, log2 discount) and hit at k, straight from the definitions."""
     out = {}
@@ -217,8 +261,12 @@ def brute_force(qrels, run, k):
         first = next((i for i, d in enumerate(top) if rel.get(d, 0) > 0), None)
         dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(top))
         ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(rel.values(), reverse=True)[:k]))
-        out[q] = {"recall": len(found) / sum(1 for g in rel.values() if g > 0), "rr": 0.0 if first is None else
-                  1 / (first + 1), "ndcg": dcg / ideal, "hit": float(bool(found))}
+        out[q] = {
+            "recall": len(found) / sum(1 for g in rel.values() if g > 0),
+            "rr": 0.0 if first is None else 1 / (first + 1),
+            "ndcg": dcg / ideal,
+            "hit": float(bool(found)),
+        }
     return out
 
 
@@ -259,7 +307,7 @@ def test_paired_randomisation_is_repeatable_and_matches_the_exact_test_by_enumer
     b = a - 0.15 + rng.normal(0, 0.2, 12)
     # Exact two-sided test: every one of the 2^12 sign assignments of the paired differences.
     diff = a - b
-    signs = np.array([[1 if (i >> j) & 1 else -1 for j in range(12)] for i in range(2 ** 12)])
+    signs = np.array([[1 if (i >> j) & 1 else -1 for j in range(12)] for i in range(2**12)])
     exact = np.mean(np.abs(signs @ diff) >= abs(diff.sum()) - 1e-12)
     p1, p2 = paired_randomisation(a, b, seed=3), paired_randomisation(a, b, seed=3)
     assert p1 == p2
@@ -285,12 +333,17 @@ def test_document_level_ranking_counts_each_document_once_at_its_best_chunk():
 
 def test_eval_config_rejects_bad_options_and_labels_a_row_per_beta():
     assert [s.label for s in retriever_specs(["dense", "hopfield"], [4, 8.5])] == [
-        "dense", "hopfield(beta=4)", "hopfield(beta=8.5)"]
+        "dense",
+        "hopfield(beta=4)",
+        "hopfield(beta=8.5)",
+    ]
     assert [s.label for s in retriever_specs(["hopfield"], [])] == ["hopfield"]
-    for kwargs, message in (({"retrievers": ("dense", "colbert")}, "unknown retriever 'colbert'"),
-                            ({"conditions": ("typo-x",)}, "unknown condition"),
-                            ({"metrics": ("recall@ten",)}, "unknown metric"),
-                            ({"betas": (-1.0,)}, "beta must be"),
-                            ({"cutoff": 500}, "cutoff <= depth")):
+    for kwargs, message in (
+        ({"retrievers": ("dense", "colbert")}, "unknown retriever 'colbert'"),
+        ({"conditions": ("typo-x",)}, "unknown condition"),
+        ({"metrics": ("recall@ten",)}, "unknown metric"),
+        ({"betas": (-1.0,)}, "beta must be"),
+        ({"cutoff": 500}, "cutoff <= depth"),
+    ):
         with pytest.raises(KBError, match=message):
             EvalConfig(**kwargs)

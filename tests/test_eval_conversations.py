@@ -11,16 +11,36 @@ from eval import EvalError, load_conversations, run_conversations
 from ui.cli import main
 
 TURNS = [
-    {"id": "a_1", "question": "How long is the refund window?", "history": [],
-     "relevant": ["refund-and-cancellation-policy.md"]},
-    {"id": "a_2", "question": "and for annual plans?", "relevant": ["refund-and-cancellation-policy.md"],
-     "history": [{"role": "user", "content": "How long is the refund window?"},
-                 {"role": "assistant", "content": "14 days for new subscriptions."}]},
-    {"id": "b_1", "question": "What is the fee for American Express payments?", "history": [],
-     "relevant": ["payments-and-payouts.md"]},
-    {"id": "b_2", "question": "and how long do payouts take?", "relevant": ["payments-and-payouts.md"],
-     "history": [{"role": "user", "content": "What is the fee for American Express payments?"},
-                 {"role": "assistant", "content": "3.5% per transaction."}]},
+    {
+        "id": "a_1",
+        "question": "How long is the refund window?",
+        "history": [],
+        "relevant": ["refund-and-cancellation-policy.md"],
+    },
+    {
+        "id": "a_2",
+        "question": "and for annual plans?",
+        "relevant": ["refund-and-cancellation-policy.md"],
+        "history": [
+            {"role": "user", "content": "How long is the refund window?"},
+            {"role": "assistant", "content": "14 days for new subscriptions."},
+        ],
+    },
+    {
+        "id": "b_1",
+        "question": "What is the fee for American Express payments?",
+        "history": [],
+        "relevant": ["payments-and-payouts.md"],
+    },
+    {
+        "id": "b_2",
+        "question": "and how long do payouts take?",
+        "relevant": ["payments-and-payouts.md"],
+        "history": [
+            {"role": "user", "content": "What is the fee for American Express payments?"},
+            {"role": "assistant", "content": "3.5% per transaction."},
+        ],
+    },
 ]
 
 
@@ -28,14 +48,21 @@ def test_kb_eval_conversations_reports_first_turns_and_follow_ups_apart(kb_copy,
     path = tmp_path / "chats.jsonl"
     path.write_text("\n".join(json.dumps(t) for t in TURNS) + "\n")
     out = tmp_path / "report"
-    result = CliRunner().invoke(main, ["eval", "--dataset", str(path), "--conversations", "--kb-dir", str(kb_copy),
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["eval", "--dataset", str(path), "--conversations", "--kb-dir", str(kb_copy), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "conversations.json").read_text())
     assert report["first_turns"] == 2 and report["follow_ups"] == 2
     table = report["table"]
-    assert set(table) == {"turn alone", "+ previous user turn", "whole conversation", "whole conversation (dense)",
-                          "dense, turn alone", "conversation memory"}
+    assert set(table) == {
+        "turn alone",
+        "+ previous user turn",
+        "whole conversation",
+        "whole conversation (dense)",
+        "dense, turn alone",
+        "conversation memory",
+    }
     # first turns have no history: every Hopfield reading ranks them the same
     assert table["conversation memory"]["first"] == table["turn alone"]["first"]
     assert table["conversation memory"]["follow-up"]["recall@1"] == 1.0

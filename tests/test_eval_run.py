@@ -17,17 +17,17 @@ from ui.cli import main
 
 TOPICS = {
     "refunds": "Refunds are paid within fourteen days of the first payment. Annual plans cancelled later get a "
-               "prorated refund for whole unused months minus a termination fee.",
+    "prorated refund for whole unused months minus a termination fee.",
     "passwords": "To reset a forgotten password open the sign-in page, choose forgot password and follow the link "
-                 "sent by email. Links expire after thirty minutes.",
+    "sent by email. Links expire after thirty minutes.",
     "invoices": "Invoices are issued on the first day of each billing month and can be downloaded as PDF from the "
-                "billing page by account owners and billing admins.",
+    "billing page by account owners and billing admins.",
     "outages": "During an outage the status page is updated every thirty minutes and affected customers receive "
-               "service credits according to the service level agreement.",
+    "service credits according to the service level agreement.",
     "exports": "Workspace exports produce a ZIP archive of every project as CSV files. Large exports are emailed "
-               "when ready, usually within an hour.",
+    "when ready, usually within an hour.",
     "security": "All customer data is encrypted at rest with AES-256 and in transit with TLS 1.2 or later. Keys are "
-                "rotated every ninety days.",
+    "rotated every ninety days.",
 }
 QUERIES = {
     "q1": ("how long do refunds take after the first payment", ["refunds"]),
@@ -59,8 +59,13 @@ def beir_set(tmp_path_factory):
 def beir_run(beir_set, tmp_path_factory, embedder):
     """The tiny set ingested into a fresh KB and evaluated once (dense, bm25, hopfield at two betas)."""
     kb_dir = tmp_path_factory.mktemp("beir_kb") / "kb"
-    config = EvalConfig(retrievers=("dense", "bm25", "hopfield"), betas=(4.0, 16.0), conditions=("clean", "typo-20"),
-                        cache_dir=kb_dir.parent / "cache", candidates=20)
+    config = EvalConfig(
+        retrievers=("dense", "bm25", "hopfield"),
+        betas=(4.0, 16.0),
+        conditions=("clean", "typo-20"),
+        cache_dir=kb_dir.parent / "cache",
+        candidates=20,
+    )
     return kb_dir, config, run_eval(load_dataset(beir_set), kb_dir, config, embedder=embedder)
 
 
@@ -117,17 +122,41 @@ def test_a_beir_set_refuses_a_kb_holding_other_documents(beir_set, kb_copy, embe
 def test_kb_eval_json_prints_condition_retriever_metric_and_writes_the_report(beir_set, beir_run, tmp_path):
     kb_dir, _, _ = beir_run
     out = tmp_path / "report"
-    result = CliRunner().invoke(main, ["eval", "--dataset", str(beir_set), "--kb-dir", str(kb_dir), "--out", str(out),
-                                       "--retrievers", "bm25,dense,hopfield", "--conditions", "clean,typo-10",
-                                       "--beta", "2,8", "-K", "20", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--dataset",
+            str(beir_set),
+            "--kb-dir",
+            str(kb_dir),
+            "--out",
+            str(out),
+            "--retrievers",
+            "bm25,dense,hopfield",
+            "--conditions",
+            "clean,typo-10",
+            "--beta",
+            "2,8",
+            "-K",
+            "20",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = json.loads(result.stdout)
     assert list(table) == ["clean", "typo-10"]
     assert list(table["clean"]) == ["bm25", "dense", "hopfield(beta=2)", "hopfield(beta=8)"]
     assert table["clean"]["dense"]["recall@10"] >= table["clean"]["dense"]["recall@1"]
     assert "warning: tiny vs" in result.stderr or "warning: " in result.stderr
-    for name in ("results.md", "results.json", "per_query.json", "recall_at_k.png", "recall10_vs_beta.png",
-                 "recall10_vs_typo.png"):
+    for name in (
+        "results.md",
+        "results.json",
+        "per_query.json",
+        "recall_at_k.png",
+        "recall10_vs_beta.png",
+        "recall10_vs_typo.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert (out / "recall_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "results.json").read_text())
@@ -141,8 +170,9 @@ def test_kb_eval_json_prints_condition_retriever_metric_and_writes_the_report(be
 
 def test_kb_eval_reports_bad_options_as_one_line_and_exit_code_2(beir_set, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["eval", "--dataset", str(beir_set), "--conditions", "clean,typo-lots",
-                                  "--out", str(tmp_path / "r")])
+    result = runner.invoke(
+        main, ["eval", "--dataset", str(beir_set), "--conditions", "clean,typo-lots", "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2 and "unknown condition 'typo-lots'" in result.stderr
     result = runner.invoke(main, ["eval", "--dataset", str(tmp_path / "nothing.jsonl")])
     assert result.exit_code == 2 and "no labelled set at" in result.stderr
@@ -151,9 +181,22 @@ def test_kb_eval_reports_bad_options_as_one_line_and_exit_code_2(beir_set, tmp_p
 
 def test_sample_questions_evaluate_against_the_sample_kb(sample_kb_dir, tmp_path):
     out = tmp_path / "sample"
-    result = CliRunner().invoke(main, ["eval", "--dataset", str(SAMPLE_QUESTIONS), "--kb-dir", str(sample_kb_dir),
-                                       "--out", str(out), "--retrievers", "dense,hybrid", "--conditions",
-                                       "clean,lower-nopunct"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--dataset",
+            str(SAMPLE_QUESTIONS),
+            "--kb-dir",
+            str(sample_kb_dir),
+            "--out",
+            str(out),
+            "--retrievers",
+            "dense,hybrid",
+            "--conditions",
+            "clean,lower-nopunct",
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "results.json").read_text())
     assert saved["n_queries"] == 60 and saved["warnings"] == []
@@ -163,8 +206,10 @@ def test_sample_questions_evaluate_against_the_sample_kb(sample_kb_dir, tmp_path
 
 
 def test_app_quick_evaluation_names_missing_documents_and_returns_rows(sample_kb, embedder):
-    records = [{"id": "a", "question": "How do I reset my password?", "relevant": ["account-recovery.md"]},
-               {"id": "b", "question": "What is the refund window?", "relevant": ["no-such-file.md"]}]
+    records = [
+        {"id": "a", "question": "How do I reset my password?", "relevant": ["account-recovery.md"]},
+        {"id": "b", "question": "What is the refund window?", "relevant": ["no-such-file.md"]},
+    ]
     rows = evaluate(sample_kb, records, retrievers=["bm25", "dense"], k=5, embedder=embedder)
     assert [r["retriever"] for r in rows] == ["bm25", "dense"]
     assert all(r["questions"] == 1 and 0.0 <= r["recall@5"] <= 1.0 for r in rows)
@@ -183,8 +228,12 @@ def test_scifact_slice_dense_beats_its_garbled_self_and_every_judgement_maps(sha
     others = [r for r in full.corpus if r.source not in wanted]
     keep = wanted | {r.source for r in rng.sample(others, 200)}
     corpus = [{"_id": r.source, "title": r.title, "text": r.text} for r in full.corpus if r.source in keep]
-    folder = write_beir(tmp_path / "scifact-slice", corpus, [{"_id": q, "text": full.queries[q]} for q in qids],
-                        [f"{q}\t{d}\t{g}" for q in qids for d, g in full.qrels[q].items()])
+    folder = write_beir(
+        tmp_path / "scifact-slice",
+        corpus,
+        [{"_id": q, "text": full.queries[q]} for q in qids],
+        [f"{q}\t{d}\t{g}" for q in qids for d, g in full.qrels[q].items()],
+    )
     config = EvalConfig(retrievers=("dense", "bm25"), conditions=("clean", "typo-20"), cache_dir=tmp_path / "cache")
     report = run_eval(load_dataset(folder), tmp_path / "kb", config, embedder=embedder)
     assert report.n_queries == 30 and report.warnings == ()
@@ -197,8 +246,13 @@ def test_scifact_slice_dense_beats_its_garbled_self_and_every_judgement_maps(sha
 @pytest.mark.shared
 def test_hopfield_does_not_lose_to_dense_on_real_user_questions_and_wins_on_typos(shared_dir, tmp_path, embedder):
     """covidfaq: 1,073 questions people typed, against 67 FAQ entries; the first 400, clean and typo-20."""
-    config = EvalConfig(retrievers=("dense", "hopfield"), conditions=("clean", "typo-20", "truncate-50"), limit=400,
-                        metrics=("recall@1", "recall@10"), cache_dir=tmp_path / "cache")
+    config = EvalConfig(
+        retrievers=("dense", "hopfield"),
+        conditions=("clean", "typo-20", "truncate-50"),
+        limit=400,
+        metrics=("recall@1", "recall@10"),
+        cache_dir=tmp_path / "cache",
+    )
     report = run_eval(load_dataset(shared_dir / "datasets" / "covidfaq"), tmp_path / "kb", config, embedder=embedder)
     for condition in ("clean", "truncate-50"):
         for metric in ("recall@1", "recall@10"):

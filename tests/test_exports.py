@@ -38,8 +38,11 @@ def test_a_zendesk_export_becomes_one_document_per_article_with_its_title_url_an
     doc = docs[f"articles.json#{refunds['id']}"]
     assert (doc.title, doc.url, doc.updated_at) == (refunds["title"], refunds["html_url"], "2025-03-01T09:00:00Z")
     assert doc.path.endswith("articles.json")
-    hit = make_retriever("hopfield", KnowledgeBase(tmp_path / "kb"), embedder).search(
-        "how is a refund calculated when an annual plan is cancelled after 14 days").hits[0]
+    hit = (
+        make_retriever("hopfield", KnowledgeBase(tmp_path / "kb"), embedder)
+        .search("how is a refund calculated when an annual plan is cancelled after 14 days")
+        .hits[0]
+    )
     assert hit.chunk.doc_url == refunds["html_url"]
 
 
@@ -72,8 +75,11 @@ def test_the_cli_syncs_an_export_and_search_names_the_article_url(zendesk, tmp_p
     synced = run(main, ["sync", str(zendesk), "--kb-dir", str(tmp_path / "kb"), "--json"], catch_exceptions=False)
     assert synced.exit_code == 0, synced.output
     assert len(json.loads(synced.output)["added"]) == len(zendesk_export(SAMPLE_DOCS)["articles"])
-    found = run(main, ["search", "which API requests are rate limited per minute", "--kb-dir", str(tmp_path / "kb"),
-                       "-k", "1"], catch_exceptions=False)
+    found = run(
+        main,
+        ["search", "which API requests are rate limited per minute", "--kb-dir", str(tmp_path / "kb"), "-k", "1"],
+        catch_exceptions=False,
+    )
     assert f"{HELP_CENTRE}/" in found.output and "api-rate-limits" in found.output
 
 
@@ -145,6 +151,7 @@ def test_a_server_source_names_its_wiki_address_for_the_api_sync_jobs(tmp_path):
     from api import load_config
 
     (tmp_path / "server.toml").write_text(
-        '[collections.it]\nkb_dir = "kb"\nsources = [{path = "space", base_url = "https://wiki.tallyo.example"}]\n')
+        '[collections.it]\nkb_dir = "kb"\nsources = [{path = "space", base_url = "https://wiki.tallyo.example"}]\n'
+    )
     source = load_config(tmp_path / "server.toml").collections["it"].sources[0]
     assert (source.path, source.base_url) == ((tmp_path / "space").resolve(), "https://wiki.tallyo.example")

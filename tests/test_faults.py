@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kb import FAULT_POINTS, KnowledgeBase
 from tests.fault_corpus import CODE, State, assert_consistent, code, snapshot_tokens, write_revision
 from tests.fault_server import ForkServer
-from kb import FAULT_POINTS, KnowledgeBase
 
 # Kills at a point before the SQLite commit must leave the old revision; after it, the new one.
 COMMITTED_AT = {p: p == "after-sqlite-commit" for p in FAULT_POINTS}
@@ -159,8 +159,13 @@ def test_sync_killed_at_random_moments_from_outside_leaves_a_consistent_kb(serve
         assert res.killed or res.rc == 0, res.stderr
         TALLY["kill at random moment"] += res.killed
         got = _consistent(server, kb_dir, [prev, new], embedder)
-        outcomes["killed, old kept" if res.killed and got is prev else
-                 "killed, new committed" if res.killed else "finished before the kill"] += 1
+        outcomes[
+            "killed, old kept"
+            if res.killed and got is prev
+            else "killed, new committed"
+            if res.killed
+            else "finished before the kill"
+        ] += 1
         assert _sync(server, docs, kb_dir).rc == 0
         prev = assert_consistent(kb_dir, [new], embedder)
     assert outcomes["killed, old kept"] + outcomes["killed, new committed"] >= 3, outcomes
@@ -169,8 +174,9 @@ def test_sync_killed_at_random_moments_from_outside_leaves_a_consistent_kb(serve
 def test_kb_console_script_killed_while_holding_the_write_lock_leaves_a_consistent_kb(server, tmp_path, embedder):
     docs, kb_dir, prev = _fresh_kb(server, tmp_path)
     new = write_revision(docs, 1)
-    proc = subprocess.Popen([*_kb_script(), "sync", str(docs), "--kb-dir", str(kb_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*_kb_script(), "sync", str(docs), "--kb-dir", str(kb_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert _wait_for_lock(kb_dir, proc.pid), "kb sync never took the write lock"
     time.sleep(0.02)  # inside the write: reading, embedding or committing
     proc.kill()
@@ -236,8 +242,13 @@ def test_kb_console_script_on_a_full_disk_prints_one_clear_error_and_exits_2(ser
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
 
-    res = subprocess.run([*_kb_script(), "sync", str(docs), "--kb-dir", str(kb_dir)], preexec_fn=full_disk,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*_kb_script(), "sync", str(docs), "--kb-dir", str(kb_dir)],
+        preexec_fn=full_disk,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     TALLY["disk-full run"] += 1
     assert res.returncode == 2, res.stderr
     line = _one_error_line(res.stderr)

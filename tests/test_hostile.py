@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES
 from kb import KnowledgeBase
+from tests.hostile import DAMAGE_CASES, GOOD, GOOD_QUESTION, SYNC_CASES
 from ui.cli import main
 from ui.cli.terminal import safe_text
 
-SCALE = 0.1         # a tenth of the adversarial report's sizes: same shapes, seconds instead of minutes
-PARSE_SECONDS = 8   # the budget the tests give each file
+SCALE = 0.1  # a tenth of the adversarial report's sizes: same shapes, seconds instead of minutes
+PARSE_SECONDS = 8  # the budget the tests give each file
 
 
 def kb(*args, env: dict | None = None):
@@ -144,8 +144,9 @@ def test_reads_work_on_read_only_media_and_write_nothing(fresh, monkeypatch):
         path.unlink()
     # Root ignores file modes, so read-only media are what the access check reports for the KB folder.
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == kb_dir and mode & os.W_OK
-                        else real_access(p, mode, **kw))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if Path(p) == kb_dir and mode & os.W_OK else real_access(p, mode, **kw)
+    )
     before = sorted((p.name, p.stat().st_mtime_ns) for p in kb_dir.iterdir())
     assert kb("check", "--kb-dir", kb_dir).exit_code == 0
     assert_good_documents_intact(kb_dir, texts)
@@ -168,9 +169,15 @@ def test_reads_work_on_a_full_disk(fresh):
 
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     for command in (["check"], ["search", GOOD_QUESTION[0], "--retriever", "dense"]):
-        res = subprocess.run([sys.executable, "-m", "ui.cli", *command, "--kb-dir", str(kb_dir)], capture_output=True,
-                             text=True, preexec_fn=full_disk, env=env, cwd=Path(__file__).resolve().parents[1],
-                             timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "ui.cli", *command, "--kb-dir", str(kb_dir)],
+            capture_output=True,
+            text=True,
+            preexec_fn=full_disk,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+            timeout=300,
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         assert "Traceback" not in res.stderr
 

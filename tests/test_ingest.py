@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import make_pdf
 from ingest import ChunkConfig, IngestConfig, TextRecord, chunk, ingest, ingest_texts, load
 from kb import KnowledgeBase
 from retriever import make_retriever
+from tests.helpers import make_pdf
 
 SECTIONS = {
     "Refunds": "Annual plans are refunded pro rata for whole unused months after the first fourteen days.",
@@ -34,10 +34,17 @@ def _small_folder(folder: Path) -> Path:
     folder.mkdir()
     (folder / "policy.md").write_text(_policy_md(SECTIONS))
     (folder / "hours.txt").write_text("Support hours\n\nThe support desk is open from 8:00 to 18:00 CET on weekdays.\n")
-    (folder / "sso.html").write_text("<html><head><title>Single sign-on</title></head><body><h1>SSO</h1>"
-                                     "<p>SAML single sign-on is available on the Business plan.</p></body></html>")
-    make_pdf(folder / "sla.pdf", ["Uptime commitment: 99.9 percent each calendar month.",
-                                  "Service credits are capped at 30 percent of the monthly fee."])
+    (folder / "sso.html").write_text(
+        "<html><head><title>Single sign-on</title></head><body><h1>SSO</h1>"
+        "<p>SAML single sign-on is available on the Business plan.</p></body></html>"
+    )
+    make_pdf(
+        folder / "sla.pdf",
+        [
+            "Uptime commitment: 99.9 percent each calendar month.",
+            "Service credits are capped at 30 percent of the monthly fee.",
+        ],
+    )
     return folder
 
 
@@ -101,9 +108,17 @@ def _bad_folder(folder: Path) -> dict[str, str]:
     (folder / "good.txt").write_text("Parking permits are renewed every January.\n")
     os.mkfifo(folder / "pipe.txt")  # reading a named pipe would block the whole run
     (folder / "dangling.md").symlink_to(folder / "deleted-target.md")  # an unreadable path
-    return {"pipe.txt": "not a regular file", "dangling.md": "cannot read",
-            "empty.txt": "empty", "blank.md": "empty", "binary.txt": "binary", "slides.pptx": "unsupported",
-            "corrupt.pdf": "corrupt", "locked.pdf": "password", "huge.txt": "limit"}
+    return {
+        "pipe.txt": "not a regular file",
+        "dangling.md": "cannot read",
+        "empty.txt": "empty",
+        "blank.md": "empty",
+        "binary.txt": "binary",
+        "slides.pptx": "unsupported",
+        "corrupt.pdf": "corrupt",
+        "locked.pdf": "password",
+        "huge.txt": "limit",
+    }
 
 
 def test_bad_inputs_are_each_reported_once_with_a_reason_and_good_files_are_ingested(tmp_path, embedder):
@@ -171,8 +186,7 @@ def test_pdf_chunks_carry_the_number_of_the_page_their_text_came_from(tmp_path, 
     pages = []
     for number in range(1, 5):  # page 2 is blank: numbering must not shift
         words = topics.get(number, "").split()
-        pages.append(" ".join(f"Sentence {i} on page {number} mentions {words[i % 4]}." for i in range(40))
-                     if words else "")
+        pages.append(" ".join(f"Sentence {i} on page {number} mentions {words[i % 4]}." for i in range(40)) if words else "")
     docs = tmp_path / "docs"
     docs.mkdir()
     make_pdf(docs / "atlas.pdf", pages)
@@ -182,7 +196,7 @@ def test_pdf_chunks_carry_the_number_of_the_page_their_text_came_from(tmp_path, 
     text = kb.document_text(records[0].doc_id)
     seen = set()
     for r in records:
-        assert r.text == text[r.char_start:r.char_end]
+        assert r.text == text[r.char_start : r.char_end]
         assert f"on page {r.page} " in r.text
         for other in set(topics) - {r.page}:
             assert f"on page {other} " not in r.text, "a chunk crosses a page boundary"
@@ -199,14 +213,16 @@ def test_markdown_sections_and_html_visible_text_reach_the_stored_chunks(tmp_pat
         "Intro before any heading explains the guide.\n\n# Onboarding Guide\n\nWelcome to the team.\n\n"
         "## Accounts\n\nYour laptop account is created on day one.\n\n### Passwords\n\n"
         "Passwords rotate every ninety days.\n\n## Equipment\n\nMonitors are ordered through the service desk.\n\n"
-        "## Hardware\n\n### Laptops\n\nLaptops are replaced every four years.\n")
+        "## Hardware\n\n### Laptops\n\nLaptops are replaced every four years.\n"
+    )
     (docs / "page.html").write_text(
         "<html><head><title>Security FAQ</title><style>body { zqxstyle: 1 }</style>"
         "<script>var zqxheadscript = 1;</script></head><body><nav>zqxnav Home</nav>"
         "<h1>Encryption</h1><p>Data at rest uses AES-256.</p><script>track('zqxscript')</script>"
         "<noscript>zqxnoscript</noscript><h2>Access</h2><p>Staff access needs a hardware key.</p>"
         "<h2>Keys</h2><h3>Lost keys</h3><p>Report a lost key to security at once.</p>"
-        "<footer>zqxfooter</footer></body></html>")
+        "<footer>zqxfooter</footer></body></html>"
+    )
     report = ingest(tmp_path / "kb", [docs], IngestConfig(), embedder=embedder)
     assert not report.failed
     kb = KnowledgeBase(tmp_path / "kb")
@@ -223,20 +239,25 @@ def test_markdown_sections_and_html_visible_text_reach_the_stored_chunks(tmp_pat
 
     html = by_doc["page.html"]
     assert {r.doc_title for r in html} == {"Security FAQ"}
-    assert {r.section: r.text for r in html} == {"Encryption": "Encryption\n\nData at rest uses AES-256.",
-                                                  "Access": "Access\n\nStaff access needs a hardware key.",
-                                                  "Lost keys": "Lost keys\n\nReport a lost key to security at once."}
+    assert {r.section: r.text for r in html} == {
+        "Encryption": "Encryption\n\nData at rest uses AES-256.",
+        "Access": "Access\n\nStaff access needs a hardware key.",
+        "Lost keys": "Lost keys\n\nReport a lost key to security at once.",
+    }
     stored = kb.document_text(html[0].doc_id)
     assert "zqx" not in stored and "track(" not in stored and "Home" not in stored
 
 
-@pytest.mark.parametrize("newline, oddity", [("\n", "\f"), ("\n", "\u2028"), ("\n", "\x1c"), ("\r\n", "\x85"),
-                                             ("\r", "\x0b")])
+@pytest.mark.parametrize(
+    "newline, oddity", [("\n", "\f"), ("\n", "\u2028"), ("\n", "\x1c"), ("\r\n", "\x85"), ("\r", "\x0b")]
+)
 def test_markdown_sections_survive_odd_line_breaks(tmp_path, newline, oddity):
     # Form feeds, U+2028 and friends are line breaks to str.splitlines but not to Markdown.
-    body = (f"# Guide{newline}{newline}Intro{oddity}with an odd break.{newline}{newline}"
-            f"## Refunds{newline}{newline}Refunds take ten days.{oddity}Really.{newline}{newline}"
-            f"## Billing{newline}{newline}Invoices go out monthly.{newline}")
+    body = (
+        f"# Guide{newline}{newline}Intro{oddity}with an odd break.{newline}{newline}"
+        f"## Refunds{newline}{newline}Refunds take ten days.{oddity}Really.{newline}{newline}"
+        f"## Billing{newline}{newline}Invoices go out monthly.{newline}"
+    )
     path = tmp_path / "guide.md"
     path.write_bytes(body.encode("utf-8"))
     parsed = load(path, path.read_bytes())
@@ -249,30 +270,37 @@ def test_markdown_sections_survive_odd_line_breaks(tmp_path, newline, oddity):
 
 def test_ingest_texts_adds_reuses_and_updates_in_memory_records(tmp_path, embedder):
     kb_dir = tmp_path / "kb"
-    records = [TextRecord("doc-1", "Refunds", "Refunds are paid within ten days."),
-               TextRecord("doc-2", "Payouts", "Payouts go out every Friday.", name="payouts"),
-               TextRecord("doc-3", "Limits", " ".join(f"Endpoint {i} allows {10 * i} requests per minute."
-                                                       for i in range(80)))]
+    records = [
+        TextRecord("doc-1", "Refunds", "Refunds are paid within ten days."),
+        TextRecord("doc-2", "Payouts", "Payouts go out every Friday.", name="payouts"),
+        TextRecord("doc-3", "Limits", " ".join(f"Endpoint {i} allows {10 * i} requests per minute." for i in range(80))),
+    ]
     first = ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     assert first.counts()["added"] == 3 and not first.failed
     assert first.chunks_embedded == first.chunks_written == len(kb.snapshot().ids) > 3  # doc-3 is several chunks
     for r in kb.chunks(kb.snapshot().ids):
-        assert r.text == kb.document_text(r.doc_id)[r.char_start:r.char_end]
+        assert r.text == kb.document_text(r.doc_id)[r.char_start : r.char_end]
     assert kb.document("payouts").source == "doc-2" and kb.document("doc-1").title == "Refunds"
 
     token = kb.token()
     second = ingest_texts(kb_dir, records, IngestConfig(), embedder=embedder)
     assert second.counts()["unchanged"] == 3 and second.chunks_embedded == 0 and kb.token() == token
 
-    changed = [records[0], TextRecord("doc-2", "Payouts", "Payouts go out every Monday."), records[2],
-               TextRecord("doc-4", "Holidays", "The office closes on public holidays."),
-               TextRecord("doc-4", "Duplicate", "A second record with the same id."),
-               TextRecord("doc-5", "Empty", "   ")]
+    changed = [
+        records[0],
+        TextRecord("doc-2", "Payouts", "Payouts go out every Monday."),
+        records[2],
+        TextRecord("doc-4", "Holidays", "The office closes on public holidays."),
+        TextRecord("doc-4", "Duplicate", "A second record with the same id."),
+        TextRecord("doc-5", "Empty", "   "),
+    ]
     third = ingest_texts(kb_dir, changed, IngestConfig(), embedder=embedder)
     assert (third.added, third.updated, third.unchanged) == (("doc-4",), ("doc-2",), ("doc-1", "doc-3"))
     assert {f.path: f.reason for f in third.failed} == {
-        "doc-4": "duplicate source id; only the first record was kept", "doc-5": "empty text"}
+        "doc-4": "duplicate source id; only the first record was kept",
+        "doc-5": "empty text",
+    }
     assert third.chunks_embedded == 2
     assert kb.document("doc-2").version == 2 and kb.document("doc-4").title == "Holidays"
     hit = make_retriever("dense", kb, embedder, top_k=1).search("which day are payouts sent").hits[0]

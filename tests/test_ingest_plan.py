@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ingest import (Engine, IngestConfig, LocalEngine, ParseItem, RayEngine, ingest, plan_changes)
+from ingest import Engine, IngestConfig, LocalEngine, ParseItem, RayEngine, ingest, plan_changes
 from kb import KnowledgeBase
 from retriever import make_retriever
 
@@ -40,12 +40,23 @@ def test_the_dry_run_reports_the_plan_that_the_real_run_carries_out(tmp_path, em
     assert dry.dry_run and not real.dry_run
     assert {f: getattr(dry, f) for f in FIELDS} == {f: getattr(real, f) for f in FIELDS}
     assert (real.added, real.updated, real.unchanged, real.removed) == (
-        planned.keys("added"), planned.keys("updated"), planned.keys("unchanged"), planned.removed)
-    assert (real.added, real.updated, real.unchanged, real.removed) == (("new.txt",), ("change.txt",), ("keep.txt",),
-                                                                         ("drop.txt",))
+        planned.keys("added"),
+        planned.keys("updated"),
+        planned.keys("unchanged"),
+        planned.removed,
+    )
+    assert (real.added, real.updated, real.unchanged, real.removed) == (
+        ("new.txt",),
+        ("change.txt",),
+        ("keep.txt",),
+        ("drop.txt",),
+    )
     assert [Path(f.path).name for f in real.failed] == ["big.txt"] and "size limit" in real.failed[0].reason
-    assert {c.key: c.reason for c in planned.changes} == {"change.txt": "bytes changed", "keep.txt": "same bytes and labels",
-                                                          "new.txt": "new"}
+    assert {c.key: c.reason for c in planned.changes} == {
+        "change.txt": "bytes changed",
+        "keep.txt": "same bytes and labels",
+        "new.txt": "new",
+    }
     after = plan_changes(kb_dir, [docs], config)
     assert after.keys("unchanged") == ("change.txt", "keep.txt", "new.txt") and not after.to_parse and not after.removed
 

@@ -18,8 +18,13 @@ def imports_of(path: Path, runtime_only: bool = False) -> set[str]:
     out those under `if TYPE_CHECKING:` (annotations only: no import at run time, so no cycle)."""
     out = set()
     tree = ast.parse(path.read_text(), str(path))
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and ast.unparse(block.test).endswith("TYPE_CHECKING") for stmt in block.body for n in ast.walk(stmt)}
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
     for node in ast.walk(tree):
         if runtime_only and id(node) in typing_only:
             continue
@@ -51,8 +56,14 @@ def test_no_import_cycles_between_modules():
         for path in package_files(package):
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             modules[name] = path
-    graph = {m: {i for i in imports_of(p, runtime_only=True) if i in modules and i != m and not m.startswith(i + ".")
-                 and not i.endswith("__init__")} for m, p in modules.items()}
+    graph = {
+        m: {
+            i
+            for i in imports_of(p, runtime_only=True)
+            if i in modules and i != m and not m.startswith(i + ".") and not i.endswith("__init__")
+        }
+        for m, p in modules.items()
+    }
     # A package's __init__ re-exports its modules; cycles through it are the package's public surface, not a loop.
     graph = {m: {i for i in deps if i not in FLOORS} for m, deps in graph.items()}
     seen: dict[str, int] = {}
@@ -63,7 +74,7 @@ def test_no_import_cycles_between_modules():
         stack.append(m)
         for d in graph.get(m, ()):
             if seen.get(d) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d):] + [d]))
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d) :] + [d]))
             if d not in seen:
                 visit(d)
         stack.pop()
@@ -109,20 +120,29 @@ def test_no_module_reaches_into_another_modules_private_names(package):
         tree = ast.parse(path.read_text(), str(path))
         own = private_names_defined_in(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__") \
-                    and node.attr not in own:
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and node.attr not in own
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {ast.unparse(node)}")
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] in FLOORS:
-                bad += [f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name} from {node.module}"
-                        for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                bad += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name} from {node.module}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
     assert not bad, bad
 
 
 def test_only_kb_database_opens_sqlite_connections():
     """kb/database.py is the one place that opens a connection to kb.sqlite (or a file of its shape); everything
     else asks it, so pragmas, timeouts, read-only fallbacks and error messages are decided once."""
-    owners = {ROOT / "kb" / "database.py",
-              ROOT / "api" / "keys.py"}  # the API key store: a file of its own, outside every KB
+    owners = {
+        ROOT / "kb" / "database.py",
+        ROOT / "api" / "keys.py",
+    }  # the API key store: a file of its own, outside every KB
     bad = []
     for package in FLOORS:
         for path in package_files(package):
@@ -139,6 +159,7 @@ def test_the_cli_and_the_app_do_not_import_each_other():
     bad = []
     for room, other in (("cli", "ui.app"), ("app", "ui.cli")):
         for path in package_files(f"ui/{room}"):
-            bad += [f"{path.relative_to(ROOT)} imports {m}" for m in imports_of(path)
-                    if m == other or m.startswith(other + ".")]
+            bad += [
+                f"{path.relative_to(ROOT)} imports {m}" for m in imports_of(path) if m == other or m.startswith(other + ".")
+            ]
     assert not bad, bad

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from tests.helpers import sentence_document
 from kb import KnowledgeBase, NewDocument
 from retriever.corpus import Corpus, SnapshotMoved
+from tests.helpers import sentence_document
 
 MODEL, DIM = "synthetic-test-model", 16
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "zen", "pra", "qui", "dor"]
@@ -146,8 +146,7 @@ def test_bm25_top_returns_chunks_holding_a_question_word_best_first(changed_kb):
 def test_character_cosines_equal_scikit_learn_tfidf_fitted_on_the_snapshot(changed_kb):
     corpus = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
     _, texts = _texts(changed_kb)
-    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
-                                dtype=np.float32)
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2, dtype=np.float32)
     matrix = reference.fit_transform(texts)
     rng = np.random.default_rng(3)
     everything = np.arange(corpus.snapshot.size)
@@ -165,8 +164,10 @@ def test_character_cosines_equal_scikit_learn_tfidf_fitted_on_the_snapshot(chang
 def test_a_kb_without_a_lexical_index_gets_one_on_open(changed_kb):
     before = _state(changed_kb)
     con = sqlite3.connect(changed_kb.dir / "kb.sqlite")
-    con.executescript("DROP TABLE chunk_fts; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE chunk_grams; "
-                      "DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version');")
+    con.executescript(
+        "DROP TABLE chunk_fts; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE chunk_grams; "
+        "DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version');"
+    )
     con.close()
     reopened = KnowledgeBase(changed_kb.dir)
     _assert_same(before, _state(reopened))

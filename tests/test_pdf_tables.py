@@ -47,10 +47,13 @@ def test_the_sample_sla_credit_table_reads_one_row_per_line_with_its_header():
     parsed = load(path, path.read_bytes())
     row = "Monthly Uptime Percentage: Less than 95.0% | Team plan credit: 50% | Business plan credit: 60%"
     page2 = next(b for b in parsed.blocks if b.page == 2)
-    assert row in parsed.text[page2.start:page2.end]
+    assert row in parsed.text[page2.start : page2.end]
     # The sentence that introduces the table stays above it, the one after it below it.
-    assert parsed.text.index("according\nto the table below") < parsed.text.index(row) < parsed.text.index(
-        "For annual subscriptions")
+    assert (
+        parsed.text.index("according\nto the table below")
+        < parsed.text.index(row)
+        < parsed.text.index("For annual subscriptions")
+    )
 
 
 def test_two_tables_on_a_page_never_merge_and_keep_their_caption_between_them(two_tables):

@@ -81,8 +81,9 @@ def test_confirmed_question_finds_its_paraphrase(kb_copy, embedder):
     # An unrelated question recalls nothing and ranks as before.
     other = "How do I reset two-factor authentication?"
     assert HopfieldRetriever(kb, embedder).search(other).diagnostics.memory == ()
-    assert [h.chunk.id for h in HopfieldRetriever(kb, embedder).search(other).hits] == \
-           [h.chunk.id for h in plain.search(other).hits]
+    assert [h.chunk.id for h in HopfieldRetriever(kb, embedder).search(other).hits] == [
+        h.chunk.id for h in plain.search(other).hits
+    ]
 
 
 def test_changed_policy_is_never_answered_from_the_old_version(kb_copy, tmp_path, embedder):
@@ -101,8 +102,9 @@ def test_changed_policy_is_never_answered_from_the_old_version(kb_copy, tmp_path
 
     # The policy changes: the guarantee becomes 30 days. Everything else in the document stays as it was.
     policy = docs / POLICY
-    policy.write_text(policy.read_text().replace("comes with a 14-day money-back guarantee",
-                                                 "comes with a 30-day money-back guarantee"))
+    policy.write_text(
+        policy.read_text().replace("comes with a 14-day money-back guarantee", "comes with a 30-day money-back guarantee")
+    )
     report = ingest(kb_copy, [docs], IngestConfig(mirror=True), embedder=embedder)
     assert not report.failed and report.updated
     kb = KnowledgeBase(kb_copy)
@@ -188,8 +190,7 @@ def test_eval_history_replay_never_scores_a_replayed_question(kb_copy, tmp_path,
     replayed = records[:20]
     # One of them typed differently (case, spaces): still the same question, still not scored.
     replayed[0] = {**replayed[0], "question": "  " + replayed[0]["question"].upper()}
-    history.write_text("".join(json.dumps({"question": r["question"], "relevant": r["relevant"]}) + "\n"
-                               for r in replayed))
+    history.write_text("".join(json.dumps({"question": r["question"], "relevant": r["relevant"]}) + "\n" for r in replayed))
     labelled = load_dataset(SAMPLE_QUESTIONS)
     config = EvalConfig(retrievers=("hopfield",), metrics=("recall@1",), cutoff=5, depth=20, history=history)
     report = run_eval(labelled, kb_copy, config, embedder=embedder)

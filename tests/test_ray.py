@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from click.testing import CliRunner
 
 from data import SAMPLE_DOCS
@@ -65,7 +64,8 @@ def chunk_rows(kb_dir: Path) -> list[tuple]:
         rows = con.execute(
             "SELECT d.source, c.ordinal, c.text, c.char_start, c.char_end, c.page, c.section, e.vector "
             "FROM chunks c JOIN documents d ON d.id = c.doc_id AND c.doc_version = d.version "
-            "JOIN embeddings e ON e.text_hash = c.text_hash ORDER BY d.source, c.ordinal").fetchall()
+            "JOIN embeddings e ON e.text_hash = c.text_hash ORDER BY d.source, c.ordinal"
+        ).fetchall()
     finally:
         con.close()
     return [r[:7] + (np.frombuffer(r[7], dtype=np.float32),) for r in rows]
@@ -123,16 +123,36 @@ def _serve(cluster, tmp_path: Path, kb_dir: Path) -> tuple[subprocess.Popen, str
     from api import KeyStore
 
     # Failover under load is the point here, not the per-key feedback limit (tests/test_security.py has that).
-    (tmp_path / "server.toml").write_text(f'keys = "keys.sqlite"\nfeedback_limit = "100000/minute"\n'
-                                          f'[collections.default]\nkb_dir = "{kb_dir}"\n')
+    (tmp_path / "server.toml").write_text(
+        f'keys = "keys.sqlite"\nfeedback_limit = "100000/minute"\n[collections.default]\nkb_dir = "{kb_dir}"\n'
+    )
     token, _ = KeyStore(tmp_path / "keys.sqlite").create("bot", "read", ["*"], ["*"])
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--config", str(tmp_path / "server.toml"),
-                                 "--port", str(port), "--ray", cluster.address, "--replicas", "2",
-                                 "--replica-cpus", "0.5"], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"), start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ui.cli",
+                "serve",
+                "--config",
+                str(tmp_path / "server.toml"),
+                "--port",
+                str(port),
+                "--ray",
+                cluster.address,
+                "--replicas",
+                "2",
+                "--replica-cpus",
+                "0.5",
+            ],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"),
+            start_new_session=True,
+        )
     return proc, f"http://127.0.0.1:{port}", token, log
 
 
@@ -165,29 +185,34 @@ def test_serve_on_ray_replicas_follow_syncs_and_fail_over(cluster, ray_kb_dir, t
     headers = {"Authorization": f"Bearer {token}"}
     client = httpx.Client(base_url=url, timeout=60)
     try:
+
         def ready():
             assert proc.poll() is None, log.read_text()[-3000:]
             return client.get("/v1/ready", headers=headers).status_code == 200
 
         wait_for(ready, 150, "kb serve --ray to be ready", interval=0.5)
         wait_for(lambda: _replicas() == 2, 60, "two running replicas")
-        hits = client.post("/v1/collections/default/search", headers=headers,
-                           json={"query": "refund window for annual plans", "k": 3}).json()["hits"]
+        hits = client.post(
+            "/v1/collections/default/search", headers=headers, json={"query": "refund window for annual plans", "k": 3}
+        ).json()["hits"]
         assert hits and hits[0]["document"].startswith("refund"), hits
         assert client.post("/v1/collections/default/search", json={"query": "x"}).status_code == 401
 
         # A local sync adds a document; every replica serves it without a restart.
         new = tmp_path / "new"
         new.mkdir()
-        (new / "quokka-perks.md").write_text("# Quokka perks\n\nEvery employee with a quokka badge gets a free "
-                                             "zanzibar smoothie on Fridays at the Lisbon office.\n")
+        (new / "quokka-perks.md").write_text(
+            "# Quokka perks\n\nEvery employee with a quokka badge gets a free "
+            "zanzibar smoothie on Fridays at the Lisbon office.\n"
+        )
         report = ingest(kb_dir, [new], IngestConfig(), embedder=embedder)
         assert report.added == ("quokka-perks.md",)
         seen = []
 
         def all_replicas_see_it():
-            body = client.post("/v1/collections/default/search", headers=headers,
-                               json={"query": "quokka badge zanzibar smoothie", "k": 1}).json()
+            body = client.post(
+                "/v1/collections/default/search", headers=headers, json={"query": "quokka badge zanzibar smoothie", "k": 1}
+            ).json()
             seen.append(bool(body["hits"]) and body["hits"][0]["document"] == "quokka-perks.md")
             return len(seen) >= 8 and all(seen[-8:])  # 8 in a row: both replicas, round-robin or not
 
@@ -205,8 +230,11 @@ def test_serve_on_ray_replicas_follow_syncs_and_fail_over(cluster, ray_kb_dir, t
             with httpx.Client(base_url=url, timeout=30) as c:
                 while time.monotonic() < stop_at:
                     kind = "feedback" if rng.random() < 0.3 else "search"
-                    body = ({"question": f"load {seed}", "chunk_id": None, "helpful": True} if kind == "feedback"
-                            else {"query": rng.choice(["refund window", "reset password", "sso setup"]), "k": 3})
+                    body = (
+                        {"question": f"load {seed}", "chunk_id": None, "helpful": True}
+                        if kind == "feedback"
+                        else {"query": rng.choice(["refund window", "reset password", "sso setup"]), "k": 3}
+                    )
                     try:
                         status = c.post(f"/v1/collections/default/{kind}", headers=headers, json=body).status_code
                     except httpx.HTTPError:
@@ -225,8 +253,10 @@ def test_serve_on_ray_replicas_follow_syncs_and_fail_over(cluster, ray_kb_dir, t
         ok = {"search": 200, "feedback": 201}
         errors = [o for o in outcomes if o[2] != ok[o[1]]]
         rate = len(errors) / len(outcomes)
-        print(f"\nreplica killed under load: {len(outcomes)} requests, {len(errors)} failed "
-              f"(error rate {rate:.1%}); statuses of failures: {sorted({o[2] for o in errors})}")
+        print(
+            f"\nreplica killed under load: {len(outcomes)} requests, {len(errors)} failed "
+            f"(error rate {rate:.1%}); statuses of failures: {sorted({o[2] for o in errors})}"
+        )
         assert len(outcomes) > 20
         assert rate < 0.5
         late = [o for o in outcomes if o[0] > killed_at[0] + 4]
@@ -247,8 +277,10 @@ def test_serve_on_ray_replicas_follow_syncs_and_fail_over(cluster, ray_kb_dir, t
 
 def _synthetic_docs(folder: Path, n_files: int = 16, words: int = 1200) -> None:
     rng = random.Random(19)
-    vocab = ("invoice refund seat licence renewal proration quota region tenant audit export webhook retry "
-             "escalation outage credit voucher annual monthly trial upgrade downgrade archive").split()
+    vocab = (
+        "invoice refund seat licence renewal proration quota region tenant audit export webhook retry "
+        "escalation outage credit voucher annual monthly trial upgrade downgrade archive"
+    ).split()
     folder.mkdir()
     for i in range(n_files):
         text = " ".join(rng.choice(vocab) + ("." if rng.random() < 0.08 else "") for _ in range(words))
@@ -273,8 +305,12 @@ def test_killing_the_worker_raylet_mid_ingest_leaves_a_consistent_kb(cluster, ra
     worker = threading.Thread(target=run)
     worker.start()
     # Mid-ingest: the worker node's embedding actor is up (parsing is done, embedding under way).
-    wait_for(lambda: cluster.processes("ray::MapWorker(MapBatches(_EmbedActor))").get(1), 120,
-             "an embedding actor on the worker node", interval=0.1)
+    wait_for(
+        lambda: cluster.processes("ray::MapWorker(MapBatches(_EmbedActor))").get(1),
+        120,
+        "an embedding actor on the worker node",
+        interval=0.1,
+    )
     os.kill(cluster.raylet_pid(1), signal.SIGKILL)
     worker.join(timeout=240)
     assert not worker.is_alive(), "the Ray ingest neither finished nor failed after its node was killed"

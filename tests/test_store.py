@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
-from tests.helpers import read_questions, sentence_document
 from ingest import ChunkConfig, IngestConfig, count_tokens, ingest
 from kb import (
     FORMAT_VERSION,
@@ -30,6 +29,7 @@ from kb import (
     retrieval_text,
 )
 from retriever import make_retriever
+from tests.helpers import read_questions, sentence_document
 
 MODEL, DIM = "synthetic-test-model", 24
 
@@ -41,12 +41,14 @@ def _unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
 
 def _doc(name: str, n_chunks: int, edition: int = 1) -> NewDocument:
     """A document whose text is n_chunks sentences; chunk i spans sentence i exactly."""
-    return sentence_document(name, [f"{name} edition {edition} sentence {i} about topic {i * 7 % 11}."
-                                    for i in range(n_chunks)], per_section=3)
+    return sentence_document(
+        name, [f"{name} edition {edition} sentence {i} about topic {i * 7 % 11}." for i in range(n_chunks)], per_section=3
+    )
 
 
-def _write(kb: KnowledgeBase, docs: dict[str, NewDocument], vectors: dict[str, np.ndarray],
-           removals: tuple[str, ...] = ()) -> None:
+def _write(
+    kb: KnowledgeBase, docs: dict[str, NewDocument], vectors: dict[str, np.ndarray], removals: tuple[str, ...] = ()
+) -> None:
     with kb.writer(model=MODEL, dim=DIM) as w:
         for name, doc in docs.items():
             w.put_document(doc, vectors[name])
@@ -89,8 +91,12 @@ def test_faiss_search_equals_brute_force_inner_product_before_and_after_an_updat
 
     # An incremental commit (remove_ids + add_with_ids on the old index) must stay exact too.
     new_beta = _doc("beta", 12, edition=2)
-    _write(kb, {"beta": new_beta, "epsilon": _doc("epsilon", 8)},
-           {"beta": _unit(rng, 12), "epsilon": _unit(rng, 8)}, removals=("delta",))
+    _write(
+        kb,
+        {"beta": new_beta, "epsilon": _doc("epsilon", 8)},
+        {"beta": _unit(rng, 12), "epsilon": _unit(rng, 8)},
+        removals=("delta",),
+    )
     snap = kb.snapshot()
     assert snap.size == 30 + 12 + 40 + 8 and snap.index.ntotal == snap.size
     assert np.all(np.diff(snap.ids) > 0), "snapshot ids must be sorted and unique"
@@ -179,8 +185,11 @@ def _kb_state(kb: KnowledgeBase) -> tuple:
         rows = {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         con.close()
-    files = {p.name: p.read_bytes() for p in kb.dir.iterdir()
-             if p.name not in ("kb.sqlite", "kb.sqlite-wal", "kb.sqlite-shm", "write.lock")}
+    files = {
+        p.name: p.read_bytes()
+        for p in kb.dir.iterdir()
+        if p.name not in ("kb.sqlite", "kb.sqlite-wal", "kb.sqlite-shm", "write.lock")
+    }
     return rows, files
 
 
@@ -231,7 +240,7 @@ def test_every_sample_chunk_points_at_its_exact_span_with_consistent_metadata(sa
     per_doc: dict[int, list[int]] = {}
     for r in records:
         doc = by_id[r.doc_id]
-        assert r.text == texts[r.doc_id][r.char_start:r.char_end], (doc.name, r.ordinal)
+        assert r.text == texts[r.doc_id][r.char_start : r.char_end], (doc.name, r.ordinal)
         assert r.text.strip() == r.text and r.text
         assert (r.doc_source, r.doc_name, r.doc_title, r.doc_version) == (doc.source, doc.name, doc.title, doc.version)
         # n_tokens sums the pieces a chunk was built from; the joined text may differ by the joins.
@@ -242,8 +251,10 @@ def test_every_sample_chunk_points_at_its_exact_span_with_consistent_metadata(sa
         assert sorted(per_doc[doc.id]) == list(range(doc.n_chunks)), doc.name
         raw = Path(doc.path).read_bytes()
         assert doc.content_hash == hashlib.sha256(raw).hexdigest() and doc.size_bytes == len(raw)
-        assert doc.version == 1 and doc.kind == {".pdf": "pdf", ".md": "markdown", ".html": "html",
-                                                 ".txt": "text"}[Path(doc.path).suffix]
+        assert (
+            doc.version == 1
+            and doc.kind == {".pdf": "pdf", ".md": "markdown", ".html": "html", ".txt": "text"}[Path(doc.path).suffix]
+        )
         assert time.time() - 3600 < doc.ingested_at <= time.time()
     # The stored vector of a chunk is the embedding of its retrieval text (title | section + text).
     r = records[len(records) // 2]
@@ -348,26 +359,42 @@ def test_document_filters_select_exactly_what_a_brute_force_scan_selects(tmp_pat
     from kb import DocumentFilter
 
     kb_dir = tmp_path / "kb"
-    for visibility, tags, prefix in (("public", ("faq",), "help/"), ("internal", ("runbook", "faq"), "ops/"),
-                                     ("internal", (), "ops/old-")):
-        records = [TextRecord(source=f"{prefix}{i}", title=f"Doc {prefix}{i}", text=f"Text number {i} for {prefix}.")
-                   for i in range(int(rng.integers(2, 5)))]
+    for visibility, tags, prefix in (
+        ("public", ("faq",), "help/"),
+        ("internal", ("runbook", "faq"), "ops/"),
+        ("internal", (), "ops/old-"),
+    ):
+        records = [
+            TextRecord(source=f"{prefix}{i}", title=f"Doc {prefix}{i}", text=f"Text number {i} for {prefix}.")
+            for i in range(int(rng.integers(2, 5)))
+        ]
         ingest_texts(kb_dir, records, IngestConfig(visibility=visibility, tags=tags), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
     docs = kb.documents()
     chunks = [r for r in kb.chunks(kb.snapshot().ids)]
     middle = sorted(d.ingested_at for d in docs)[len(docs) // 2]
-    filters = [DocumentFilter(visibility=("public",)), DocumentFilter(visibility=()), DocumentFilter(key_prefix="ops/"),
-               DocumentFilter(key_prefix="ops/old-"), DocumentFilter(tags=("faq",)), DocumentFilter(tags=("runbook",)),
-               DocumentFilter(kinds=("pdf",)), DocumentFilter(ingested_after=middle),
-               DocumentFilter(visibility=("internal",), tags=("faq",), key_prefix="ops/")]
+    filters = [
+        DocumentFilter(visibility=("public",)),
+        DocumentFilter(visibility=()),
+        DocumentFilter(key_prefix="ops/"),
+        DocumentFilter(key_prefix="ops/old-"),
+        DocumentFilter(tags=("faq",)),
+        DocumentFilter(tags=("runbook",)),
+        DocumentFilter(kinds=("pdf",)),
+        DocumentFilter(ingested_after=middle),
+        DocumentFilter(visibility=("internal",), tags=("faq",), key_prefix="ops/"),
+    ]
     for where in filters:
+
         def allows(d) -> bool:
-            return ((where.visibility is None or d.visibility in where.visibility)
-                    and (where.key_prefix is None or d.source.startswith(where.key_prefix))
-                    and (where.kinds is None or d.kind in where.kinds)
-                    and (where.tags is None or bool(set(d.tags) & set(where.tags)))
-                    and (where.ingested_after is None or d.ingested_at > where.ingested_after))
+            return (
+                (where.visibility is None or d.visibility in where.visibility)
+                and (where.key_prefix is None or d.source.startswith(where.key_prefix))
+                and (where.kinds is None or d.kind in where.kinds)
+                and (where.tags is None or bool(set(d.tags) & set(where.tags)))
+                and (where.ingested_after is None or d.ingested_at > where.ingested_after)
+            )
+
         expected_docs = {d.id for d in docs if allows(d)}
         assert {d.id for d in kb.documents(where)} == expected_docs, where
         assert kb.chunk_ids(where).tolist() == sorted(r.id for r in chunks if r.doc_id in expected_docs), where

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import make_pdf
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
 from retriever import make_retriever
+from tests.helpers import make_pdf
 from ui.cli import main
 
 
@@ -42,8 +42,12 @@ def _chunk_ids_by_doc(kb: KnowledgeBase) -> dict[str, list[int]]:
 def test_resync_embeds_only_changed_documents_and_replaces_only_their_chunks(tmp_path, embedder):
     docs, kb_dir = tmp_path / "docs", tmp_path / "kb"
     docs.mkdir()
-    texts = {"a.txt": "Annual plans renew on the signup date.", "b.txt": "Invoices are sent on the first day.",
-             "c.md": "# Leave\n\nStaff get 25 days of paid leave.", "d.txt": "The VPN is required off site."}
+    texts = {
+        "a.txt": "Annual plans renew on the signup date.",
+        "b.txt": "Invoices are sent on the first day.",
+        "c.md": "# Leave\n\nStaff get 25 days of paid leave.",
+        "d.txt": "The VPN is required off site.",
+    }
     for name, text in texts.items():
         (docs / name).write_text(text + "\n")
     first = ingest(kb_dir, [docs], IngestConfig(mirror=True), embedder=embedder)
@@ -87,10 +91,17 @@ def _bad_corpus(folder: Path) -> tuple[dict[str, str], set[str]]:
     (folder / "huge-single-line.txt").write_text(" ".join(rng.choice(words, 150_000)) + ".")  # ~1 MB, one line
     (folder / "repetitive.txt").write_text("The same boilerplate sentence again and again. " * 20_000)
     (folder / "deeply-nested.html").write_text(
-        "<html><body>" + "<div>" * 3000 + "Nested notice: the canteen opens at eight." + "</div>" * 3000 + "</body></html>")
+        "<html><body>" + "<div>" * 3000 + "Nested notice: the canteen opens at eight." + "</div>" * 3000 + "</body></html>"
+    )
     (folder / "latin1.txt").write_bytes("Café policy: crème brûlée is served on Fridays.\n".encode("cp1252"))
-    bad = {"encrypted.pdf": "password", "truncated.pdf": "corrupt", "corrupt.pdf": "corrupt",
-           "binary-as.pdf": "corrupt", "zero-byte.txt": "empty", "repetitive.txt": "repetitive"}
+    bad = {
+        "encrypted.pdf": "password",
+        "truncated.pdf": "corrupt",
+        "corrupt.pdf": "corrupt",
+        "binary-as.pdf": "corrupt",
+        "zero-byte.txt": "empty",
+        "repetitive.txt": "repetitive",
+    }
     good = {"good.md", "good.pdf", "huge-single-line.txt", "deeply-nested.html", "latin1.txt"}
     return bad, good
 
@@ -172,8 +183,11 @@ def test_changed_document_that_now_fails_keeps_its_previous_version_searchable(t
 
     make_pdf(pdf, ["Taxi receipts are refunded up to sixty pounds per journey from May."])
     assert kb_cli("sync", docs, "--kb-dir", kb_dir).exit_code == 0
-    out = json.loads(kb_cli("search", "how much is refunded for a taxi", "--kb-dir", kb_dir,
-                            "--retriever", "dense", "-k", "1", "--json").stdout)
+    out = json.loads(
+        kb_cli(
+            "search", "how much is refunded for a taxi", "--kb-dir", kb_dir, "--retriever", "dense", "-k", "1", "--json"
+        ).stdout
+    )
     assert "sixty pounds" in out["hits"][0]["text"] and out["hits"][0]["doc_version"] == 2
 
 
@@ -187,8 +201,10 @@ def test_history_lists_every_version_with_hash_time_and_chunk_count(tmp_path):
     started = time.time()
     expected = []
     for n_sections in (1, 3, 2):
-        doc.write_text("# Refunds\n\n" + "".join(f"## Case {i}\n\nRefund case {i} is paid in {i + n_sections} days.\n\n"
-                                                 for i in range(n_sections)))
+        doc.write_text(
+            "# Refunds\n\n"
+            + "".join(f"## Case {i}\n\nRefund case {i} is paid in {i + n_sections} days.\n\n" for i in range(n_sections))
+        )
         assert kb_cli("sync", docs, "--kb-dir", kb_dir).exit_code == 0
         expected.append((sha(doc), KnowledgeBase(kb_dir).document("refunds.md").n_chunks))
     doc.unlink()
@@ -201,15 +217,22 @@ def test_history_lists_every_version_with_hash_time_and_chunk_count(tmp_path):
     rows = [HISTORY_LINE.match(line) for line in res.stdout.splitlines()]
     assert all(rows), res.stdout
     got = [(int(m[1]), m[2], m[4], m[5]) for m in rows]
-    assert got == [(1, "added", str(counts[0]), expected[0][0][:12]), (2, "updated", str(counts[1]), expected[1][0][:12]),
-                   (3, "updated", str(counts[2]), expected[2][0][:12]), (3, "removed", "0", expected[2][0][:12])]
+    assert got == [
+        (1, "added", str(counts[0]), expected[0][0][:12]),
+        (2, "updated", str(counts[1]), expected[1][0][:12]),
+        (3, "updated", str(counts[2]), expected[2][0][:12]),
+        (3, "removed", "0", expected[2][0][:12]),
+    ]
     for m in rows:
         assert started - 1 <= dt.datetime.fromisoformat(m[3]).timestamp() <= time.time() + 1
         assert m[6] == doc.name  # the key: the path relative to the synced folder
     as_json = json.loads(kb_cli("history", "refunds.md", "--kb-dir", kb_dir, "--json").stdout)
-    assert [(e["version"], e["content_hash"], e["n_chunks"]) for e in as_json] == \
-        [(1, expected[0][0], counts[0]), (2, expected[1][0], counts[1]), (3, expected[2][0], counts[2]),
-         (3, expected[2][0], 0)]
+    assert [(e["version"], e["content_hash"], e["n_chunks"]) for e in as_json] == [
+        (1, expected[0][0], counts[0]),
+        (2, expected[1][0], counts[1]),
+        (3, expected[2][0], counts[2]),
+        (3, expected[2][0], 0),
+    ]
 
     missing = kb_cli("history", "nothing.md", "--kb-dir", kb_dir)
     assert missing.exit_code == 2 and "no document 'nothing.md'" in missing.stderr
@@ -217,10 +240,15 @@ def test_history_lists_every_version_with_hash_time_and_chunk_count(tmp_path):
 
 def _kb_state(kb_dir: Path) -> tuple:
     kb = KnowledgeBase(kb_dir)
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in kb_dir.iterdir()
-                   if not p.name.endswith(("-wal", "-shm")))
-    return kb.token(), kb.hashes(), [(h.source, h.version,
-                                      h.event) for d in kb.documents() for h in kb.history(d.source)], files
+    files = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in kb_dir.iterdir() if not p.name.endswith(("-wal", "-shm"))
+    )
+    return (
+        kb.token(),
+        kb.hashes(),
+        [(h.source, h.version, h.event) for d in kb.documents() for h in kb.history(d.source)],
+        files,
+    )
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):

@@ -22,31 +22,45 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 KB_DIR_ENV = "HOPFIELD_KB_DIR"
 LLM_URL_ENV = "HOPFIELD_KB_LLM_URL"
 LLM_MODEL_ENV = "HOPFIELD_KB_LLM_MODEL"
-SOURCES_ENV = "HOPFIELD_KB_SOURCES"          # JSON list of folders re-ingest may read
-PASSWORD_ENV = "HOPFIELD_KB_UI_PASSWORD"     # what a user sets; never passed on to the app
-SIGN_IN_ENV = "HOPFIELD_KB_UI_SIGN_IN"       # "scrypt$n$r$p$salt$hash" of the password, what the app checks
+SOURCES_ENV = "HOPFIELD_KB_SOURCES"  # JSON list of folders re-ingest may read
+PASSWORD_ENV = "HOPFIELD_KB_UI_PASSWORD"  # what a user sets; never passed on to the app
+SIGN_IN_ENV = "HOPFIELD_KB_UI_SIGN_IN"  # "scrypt$n$r$p$salt$hash" of the password, what the app checks
 APP = Path(__file__).resolve().parent / "app" / "main.py"  # the script `streamlit run` runs
 
 
 def streamlit_command(kb_dir: Path, port: int, host: str) -> list[str]:
     """The `streamlit run` command line for the app on kb_dir."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.headless", "true",
-        "--server.port", str(port),
-        "--server.address", host,
-        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
         # Errors reach users as our own one-line messages; never as a traceback.
-        "--client.showErrorDetails", "none",
-        "--client.toolbarMode", "minimal",
-        "--", "--kb-dir", str(kb_dir),
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--",
+        "--kb-dir",
+        str(kb_dir),
     ]
 
 
 def password_token(password: str) -> str:
-    """"scrypt$n$r$p$salt$hash" of password: what the app checks sign-ins against, never the password itself."""
+    """ "scrypt$n$r$p$salt$hash" of password: what the app checks sign-ins against, never the password itself."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 * 2**20)
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
@@ -58,8 +72,9 @@ def password_matches(token: str, password: str) -> bool:
         kind, n, r, p, salt, digest = token.split("$")
         if kind != "scrypt":
             return False
-        given = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                               maxmem=64 * 2**20)
+        given = hashlib.scrypt(
+            password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), maxmem=64 * 2**20
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(given, bytes.fromhex(digest))

@@ -14,10 +14,14 @@ def question_problem(text: str | None) -> str | None:
     """
     stripped = (text or "").strip()
     if not any(ch.isalnum() for ch in stripped):
-        return ("The question is empty or only punctuation: type some words to search for, "
-                "e.g. how long do customers have to ask for a refund?")
+        return (
+            "The question is empty or only punctuation: type some words to search for, "
+            "e.g. how long do customers have to ask for a refund?"
+        )
     if len(stripped) > MAX_QUESTION_CHARS:
-        return (f"The question is {len(stripped):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. "
-                "Ask the question itself in a sentence or two (paste the key sentence of a ticket, not the whole "
-                "ticket).")
+        return (
+            f"The question is {len(stripped):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. "
+            "Ask the question itself in a sentence or two (paste the key sentence of a ticket, not the whole "
+            "ticket)."
+        )
     return None

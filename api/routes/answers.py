@@ -20,24 +20,31 @@ router = APIRouter(tags=["answers"])
 @router.post("/v1/collections/{collection}/search", response_model=SearchResponse)
 def search(body: SearchRequest, caller: Caller = READER) -> dict:
     """Passages for a query, best first, each with what a citation needs."""
-    retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k,
-                                                      body.candidates, body.beta)
-    result = retriever.search(body.query, body.k, where=caller.filter(body.filters),
-                              history=parse_history(history_turns(body.history)))
+    retriever = caller.services.collections.retriever(
+        caller.collection_name, body.retriever, body.k, body.candidates, body.beta
+    )
+    result = retriever.search(
+        body.query, body.k, where=caller.filter(body.filters), history=parse_history(history_turns(body.history))
+    )
     return search_dict(result, caller.scoped)
 
 
-@router.post("/v1/collections/{collection}/ask", response_model=AnswerResponse,
-             responses={200: {"content": {"text/event-stream": {}}}})
+@router.post(
+    "/v1/collections/{collection}/ask",
+    response_model=AnswerResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
 def ask(body: AskRequest, caller: Caller = READER, accept: str | None = Header(None)):
     """A cited answer, or an abstention with the closest passages. Streams as server-sent events when
     stream is true or the client accepts text/event-stream."""
     retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k)
-    ans = answer(body.question, retriever, AnswerConfig(), where=caller.filter(body.filters),
-                 history=history_turns(body.history))
+    ans = answer(
+        body.question, retriever, AnswerConfig(), where=caller.filter(body.filters), history=history_turns(body.history)
+    )
     if body.stream or "text/event-stream" in (accept or ""):
-        return StreamingResponse(stream_answer(ans, caller.scoped), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            stream_answer(ans, caller.scoped), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
     return answer_dict(ans, caller.scoped)
 
 

@@ -55,9 +55,13 @@ def document(collection: str, doc_key: str, caller: Caller = READER, text: bool 
 
 
 @router.post("/v1/collections/{collection}/documents", status_code=201)
-def upload(caller: Caller = WRITER, file: UploadFile = File(...),
-           doc_key: str | None = Form(None, alias="document_key"),
-           visibility: str = Form("internal"), tags: str = Form("")) -> dict:
+def upload(
+    caller: Caller = WRITER,
+    file: UploadFile = File(...),
+    doc_key: str | None = Form(None, alias="document_key"),
+    visibility: str = Form("internal"),
+    tags: str = Form(""),
+) -> dict:
     """Add a document, or a new version of the one with the same key (by default the file's name):
     the same document uploaded or synced from a folder is one document with versions. Everything is
     checked before anything is written; a name held by a document this key may not see is refused."""
@@ -88,12 +92,18 @@ def start_sync(caller: Caller = WRITER, body: SyncRequest = SyncRequest()) -> di
     sources = conf.sources
     if body.sources is not None:
         by_path = {str(s.path): s for s in conf.sources}
-        unknown = [p for p in body.sources if str(Path(p)) not in by_path and not any(
-            str(s.path).endswith("/" + p.strip("/")) for s in conf.sources)]
+        unknown = [
+            p
+            for p in body.sources
+            if str(Path(p)) not in by_path and not any(str(s.path).endswith("/" + p.strip("/")) for s in conf.sources)
+        ]
         if unknown:
             raise HTTPException(400, f"not a configured source folder of {caller.collection!r}: {unknown[0]!r}")
-        sources = tuple(s for s in conf.sources if str(s.path) in body.sources
-                        or any(str(s.path).endswith("/" + p.strip("/")) for p in body.sources))
+        sources = tuple(
+            s
+            for s in conf.sources
+            if str(s.path) in body.sources or any(str(s.path).endswith("/" + p.strip("/")) for p in body.sources)
+        )
     if not all(caller.sees(s.visibility) for s in sources):
         raise HTTPException(403, "this key cannot sync folders of a visibility it cannot see")
     return caller.services.jobs.start(conf, sources, body.dry_run, started_by=caller.key.id).as_dict()

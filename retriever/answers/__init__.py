@@ -14,5 +14,17 @@ from retriever.answers.compose import answer, clear_sentence_cache
 from retriever.answers.sentences import content_tokens, lexical_overlap, split_sentences
 from retriever.answers.types import NOT_FOUND, Answer, AnswerConfig, Citation, LLMConfig
 
-__all__ = ["ANSWERABILITY", "Answerability", "answer", "clear_sentence_cache", "content_tokens", "lexical_overlap",
-           "split_sentences", "NOT_FOUND", "Answer", "AnswerConfig", "Citation", "LLMConfig"]
+__all__ = [
+    "ANSWERABILITY",
+    "Answerability",
+    "answer",
+    "clear_sentence_cache",
+    "content_tokens",
+    "lexical_overlap",
+    "split_sentences",
+    "NOT_FOUND",
+    "Answer",
+    "AnswerConfig",
+    "Citation",
+    "LLMConfig",
+]

@@ -25,30 +25,49 @@ from typing import Any, Sequence
 import numpy as np
 
 from kb import DocumentFilter, retrieval_text
+from retriever.answers.answerability import ANSWERABILITY
 from retriever.answers.evidence import coverage, idf_weights, weighted_overlap
 from retriever.answers.llm import LLMError, condense, generate
 from retriever.answers.sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
 from retriever.answers.types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
-from retriever.answers.answerability import ANSWERABILITY
 from retriever.base import Retriever, check_query
-from retriever.cross_encoder import load_cross_encoder
 from retriever.conversation import HistoryConfig, parse_history, with_previous_question, within_budget
+from retriever.cross_encoder import load_cross_encoder
 from retriever.results import Hit
 
-__all__ = ["NOT_FOUND", "Answer", "AnswerConfig", "Citation", "abstention_signals", "answer", "compose", "coverage",
-           "evidence_of", "score_sentences", "select_sentences"]
+__all__ = [
+    "NOT_FOUND",
+    "Answer",
+    "AnswerConfig",
+    "Citation",
+    "abstention_signals",
+    "answer",
+    "compose",
+    "coverage",
+    "evidence_of",
+    "score_sentences",
+    "select_sentences",
+]
 
 
-def evidence_of(question: str, retriever: Retriever, hits: tuple[Hit, ...], scored: list[ScoredSentence],
-                config: AnswerConfig, repaired: str | None = None) -> float:
+def evidence_of(
+    question: str,
+    retriever: Retriever,
+    hits: tuple[Hit, ...],
+    scored: list[ScoredSentence],
+    config: AnswerConfig,
+    repaired: str | None = None,
+) -> float:
     """The abstention signal (see AnswerConfig): coverage mixed with the best sentence score.
 
     Coverage is taken of the question as typed or as repaired by the reader, whichever is higher:
     "refnd" is not a word the KB lacks. The sentence score leaves out the retriever's rank, so
     the threshold does not depend on the retriever.
     """
-    best = max((config.w_sentence * s.cosine + config.w_passage * s.passage + config.w_lexical * s.lexical
-                for s in scored), default=0.0)
+    best = max(
+        (config.w_sentence * s.cosine + config.w_passage * s.passage + config.w_lexical * s.lexical for s in scored),
+        default=0.0,
+    )
     cov = coverage(question, retriever.kb, hits)
     if repaired and repaired != question:
         cov = max(cov, coverage(repaired, retriever.kb, hits))
@@ -117,8 +136,9 @@ def _is_heading(sentence: str, hit: Hit) -> bool:
     return flat in {" ".join((c.section or "").split()).casefold(), " ".join(c.doc_title.split()).casefold()}
 
 
-def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], config: AnswerConfig,
-                    qvec: np.ndarray | None = None) -> list[ScoredSentence]:
+def score_sentences(
+    question: str, retriever: Retriever, hits: tuple[Hit, ...], config: AnswerConfig, qvec: np.ndarray | None = None
+) -> list[ScoredSentence]:
     """The max_embedded most promising candidate sentences of hits, scored, best first.
 
     qvec: the question's embedding (embedded here when None).
@@ -160,8 +180,12 @@ def score_sentences(question: str, retriever: Retriever, hits: tuple[Hit, ...], 
     out = []
     for (_, i, start, end, lex), vec, ce in zip(kept, vectors, cross):
         cos = float(vec @ qvec)
-        score = (config.w_sentence * cos + config.w_passage * float(passage_cos[i]) + config.w_rank / hits[i].rank
-                 + config.w_lexical * lex)
+        score = (
+            config.w_sentence * cos
+            + config.w_passage * float(passage_cos[i])
+            + config.w_rank / hits[i].rank
+            + config.w_lexical * lex
+        )
         out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec, ce))
     out.sort(key=lambda s: -s.score)
     return _first_quote(out, hits[0].chunk.doc_id, config)
@@ -185,8 +209,14 @@ def _first_quote(scored: list[ScoredSentence], top_doc: int, config: AnswerConfi
     return [first] + [s for s in scored if s is not first]
 
 
-def abstention_signals(question: str, retriever: Retriever, hits: tuple[Hit, ...], scored: list[ScoredSentence],
-                       config: AnswerConfig, repaired: str | None = None) -> tuple[float, dict[str, float]]:
+def abstention_signals(
+    question: str,
+    retriever: Retriever,
+    hits: tuple[Hit, ...],
+    scored: list[ScoredSentence],
+    config: AnswerConfig,
+    repaired: str | None = None,
+) -> tuple[float, dict[str, float]]:
     """(evidence, signals): the figure compared with config.threshold, and what it was made of.
 
     By default evidence is the bi-encoder evidence score (evidence_of); with config.cross_abstention,
@@ -228,9 +258,21 @@ def select_sentences(scored: list[ScoredSentence], config: AnswerConfig) -> list
 
 def _citation(n: int, s: ScoredSentence) -> Citation:
     c = s.hit.chunk
-    return Citation(n=n, chunk_id=c.id, doc_source=c.doc_source, doc_name=c.doc_name, doc_title=c.doc_title,
-                    doc_version=c.doc_version, page=c.page, section=c.section, start=c.char_start + s.start,
-                    end=c.char_start + s.end, quote=s.text, score=s.score, chunk=c)
+    return Citation(
+        n=n,
+        chunk_id=c.id,
+        doc_source=c.doc_source,
+        doc_name=c.doc_name,
+        doc_title=c.doc_title,
+        doc_version=c.doc_version,
+        page=c.page,
+        section=c.section,
+        start=c.char_start + s.start,
+        end=c.char_start + s.end,
+        quote=s.text,
+        score=s.score,
+        chunk=c,
+    )
 
 
 def _clip(sentence: str, limit: int) -> str:
@@ -246,9 +288,14 @@ def compose(chosen: list[ScoredSentence], config: AnswerConfig) -> tuple[str, tu
     return text, citations
 
 
-def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerConfig(),
-           where: DocumentFilter | None = None, history: Sequence[Any] | None = None,
-           history_config: HistoryConfig = HistoryConfig()) -> Answer:
+def answer(
+    question: str,
+    retriever: Retriever,
+    config: AnswerConfig = AnswerConfig(),
+    where: DocumentFilter | None = None,
+    history: Sequence[Any] | None = None,
+    history_config: HistoryConfig = HistoryConfig(),
+) -> Answer:
     """Answer question from what retriever finds in its KB (only in the documents where allows).
 
     history: the conversation before question ([{"role", "content"}] or Turn objects, oldest first): the
@@ -285,22 +332,63 @@ def answer(question: str, retriever: Retriever, config: AnswerConfig = AnswerCon
     evidence, signals = abstention_signals(asked, retriever, result.hits, scored, config, repaired)
     threshold = config.threshold
     if evidence < threshold:
-        return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
-                      threshold=threshold, search=result, closest=result.hits[: config.closest],
-                      notes=notes, seconds=time.perf_counter() - started, signals=signals)
+        return Answer(
+            question=question,
+            text=NOT_FOUND,
+            citations=(),
+            abstained=True,
+            evidence=evidence,
+            threshold=threshold,
+            search=result,
+            closest=result.hits[: config.closest],
+            notes=notes,
+            seconds=time.perf_counter() - started,
+            signals=signals,
+        )
     if config.llm is not None:
         try:
             text, citations, more = generate(asked_as, result.hits, scored, config)
             notes = notes + tuple(more)
             if not citations:  # an uncited claim cannot be checked: show the passages instead
-                return Answer(question=question, text=NOT_FOUND, citations=(), abstained=True, evidence=evidence,
-                              threshold=threshold, search=result, closest=result.hits[: config.closest],
-                              mode="generative", notes=notes, seconds=time.perf_counter() - started, signals=signals)
-            return Answer(question=question, text=text, citations=citations, abstained=False, evidence=evidence,
-                          threshold=threshold, search=result, mode="generative", notes=notes,
-                          seconds=time.perf_counter() - started, signals=signals)
+                return Answer(
+                    question=question,
+                    text=NOT_FOUND,
+                    citations=(),
+                    abstained=True,
+                    evidence=evidence,
+                    threshold=threshold,
+                    search=result,
+                    closest=result.hits[: config.closest],
+                    mode="generative",
+                    notes=notes,
+                    seconds=time.perf_counter() - started,
+                    signals=signals,
+                )
+            return Answer(
+                question=question,
+                text=text,
+                citations=citations,
+                abstained=False,
+                evidence=evidence,
+                threshold=threshold,
+                search=result,
+                mode="generative",
+                notes=notes,
+                seconds=time.perf_counter() - started,
+                signals=signals,
+            )
         except LLMError as exc:
             notes = notes + (f"generative answer unavailable ({exc}); showing the extractive answer",)
     text, citations = compose(select_sentences(scored, config), config)
-    return Answer(question=question, text=text, citations=citations, abstained=False, evidence=evidence,
-                  threshold=threshold, search=result, notes=notes, seconds=time.perf_counter() - started, signals=signals)
+    return Answer(
+        question=question,
+        text=text,
+        citations=citations,
+        abstained=False,
+        evidence=evidence,
+        threshold=threshold,
+        search=result,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+        signals=signals,
+    )

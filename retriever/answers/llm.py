@@ -14,6 +14,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+
 from retriever.answers.types import AnswerConfig, Citation, ScoredSentence
 from retriever.results import Hit
 
@@ -44,8 +45,15 @@ def build_messages(question: str, hits: tuple[Hit, ...]) -> list[dict[str, str]]
 def chat(config, messages: list[dict[str, str]]) -> str:
     """POST messages to {config.url}/chat/completions; returns the reply text. Raises LLMError."""
     url = config.url.rstrip("/") + "/chat/completions"
-    body = json.dumps({"model": config.model, "messages": messages, "temperature": config.temperature,
-                       "max_tokens": config.max_tokens, "stream": False}).encode()
+    body = json.dumps(
+        {
+            "model": config.model,
+            "messages": messages,
+            "temperature": config.temperature,
+            "max_tokens": config.max_tokens,
+            "stream": False,
+        }
+    ).encode()
     headers = {"Content-Type": "application/json"}
     if config.api_key:
         headers["Authorization"] = f"Bearer {config.api_key}"
@@ -70,8 +78,10 @@ def chat(config, messages: list[dict[str, str]]) -> str:
     return text.strip()
 
 
-CONDENSE_PROMPT = ("Rewrite the user's last message as one standalone question that keeps its subject from the "
-                   "conversation before it. Reply with the question only.")
+CONDENSE_PROMPT = (
+    "Rewrite the user's last message as one standalone question that keeps its subject from the "
+    "conversation before it. Reply with the question only."
+)
 MAX_CONDENSED_CHARS = 2000
 
 
@@ -79,8 +89,13 @@ def condense(question: str, turns, config) -> str:
     """A standalone rewrite of question (a follow-up) given turns (retriever.conversation.Turn, oldest first),
     by the endpoint of config (an LLMConfig). Raises LLMError when it is unreachable or says nothing usable."""
     transcript = "\n".join(f"{t.role}: {t.content}" for t in turns)
-    reply = chat(config, [{"role": "system", "content": CONDENSE_PROMPT},
-                          {"role": "user", "content": f"{transcript}\nuser: {question}\n\nStandalone question:"}])
+    reply = chat(
+        config,
+        [
+            {"role": "system", "content": CONDENSE_PROMPT},
+            {"role": "user", "content": f"{transcript}\nuser: {question}\n\nStandalone question:"},
+        ],
+    )
     line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
     if not any(ch.isalnum() for ch in line):
         raise LLMError("the endpoint returned no question")
@@ -112,15 +127,19 @@ def validate_markers(text: str, n_sources: int) -> tuple[str, list[int], list[in
     return cleaned, order, dropped
 
 
-def generate(question: str, hits: tuple[Hit, ...], scored: list[ScoredSentence],
-             config: AnswerConfig) -> tuple[str, tuple[Citation, ...], tuple[str, ...]]:
+def generate(
+    question: str, hits: tuple[Hit, ...], scored: list[ScoredSentence], config: AnswerConfig
+) -> tuple[str, tuple[Citation, ...], tuple[str, ...]]:
     """(answer text, citations, notes) from config.llm. Citations are empty when the model cited nothing valid."""
     reply = chat(config.llm, build_messages(question, hits))
     text, order, dropped = validate_markers(reply, len(hits))
     notes = []
     if dropped:
-        notes.append("dropped citation(s) " + ", ".join(f"[{k}]" for k in dropped)
-                     + f": the model cited sources that were not retrieved (only 1-{len(hits)} were)")
+        notes.append(
+            "dropped citation(s) "
+            + ", ".join(f"[{k}]" for k in dropped)
+            + f": the model cited sources that were not retrieved (only 1-{len(hits)} were)"
+        )
     citations = []
     for n, k in enumerate(order, start=1):
         hit = hits[k - 1]
@@ -128,10 +147,23 @@ def generate(question: str, hits: tuple[Hit, ...], scored: list[ScoredSentence],
         best = next((s for s in scored if s.hit.chunk.id == c.id), None)
         # Quote the passage's best sentence; a passage without candidate sentences is quoted whole.
         start, end, score = (best.start, best.end, best.score) if best else (0, len(c.text), 0.0)
-        citations.append(Citation(n=n, chunk_id=c.id, doc_source=c.doc_source, doc_name=c.doc_name,
-                                  doc_title=c.doc_title, doc_version=c.doc_version, page=c.page, section=c.section,
-                                  start=c.char_start + start, end=c.char_start + end, quote=c.text[start:end],
-                                  score=score, chunk=c))
+        citations.append(
+            Citation(
+                n=n,
+                chunk_id=c.id,
+                doc_source=c.doc_source,
+                doc_name=c.doc_name,
+                doc_title=c.doc_title,
+                doc_version=c.doc_version,
+                page=c.page,
+                section=c.section,
+                start=c.char_start + start,
+                end=c.char_start + end,
+                quote=c.text[start:end],
+                score=score,
+                chunk=c,
+            )
+        )
     if not citations:
         notes.append("the model's answer cited none of the retrieved sources")
     return text, tuple(citations), tuple(notes)

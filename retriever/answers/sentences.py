@@ -79,8 +79,12 @@ def _blocks(text: str) -> list[tuple[int, int, bool]]:
             or _BLOCK_START.match(line) is not None
             or bool(current[2])
             or (prev.lstrip().startswith("|"))
-            or (len(prev) < _SHORT_LINE and prev[-1:] not in ".,;:!?-(" and stripped[:1].isupper()
-                and not _BLOCK_START.match(prev))
+            or (
+                len(prev) < _SHORT_LINE
+                and prev[-1:] not in ".,;:!?-("
+                and stripped[:1].isupper()
+                and not _BLOCK_START.match(prev)
+            )
         )
         if new_block:
             if current:

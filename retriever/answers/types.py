@@ -75,7 +75,7 @@ class AnswerConfig:
         0.91). Turn it on for a KB whose askers stray off its scope more than they paraphrase.
     w_cross: weight of the cross-encoder logit (about -11..+10) against the sentence score when choosing
         quote [1]; chosen on the calibration questions' key fact (`python -m eval.second_reader --fit`).
-"""
+    """
 
     min_evidence: float | None = None
     w_coverage: float = 0.75
@@ -143,7 +143,7 @@ class Citation:
 
     @property
     def where(self) -> str:
-        """"p. 2", "§ Section" or "" for display, with the OCR note of a scanned page (ChunkRecord.where)."""
+        """ "p. 2", "§ Section" or "" for display, with the OCR note of a scanned page (ChunkRecord.where)."""
         return self.chunk.where
 
 

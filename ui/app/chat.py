@@ -19,9 +19,9 @@ from ui.app.cite import citation_script, copy_button
 from ui.app.conversations import render_conversations
 from ui.app.diagnostics import render_diagnostics
 from ui.app.files import original_document, pdf_page_of
-from ui.questions import question_problem
 from ui.app.render import anchor_id, answer_html, citation_label, highlight_html, md_escape, passage_html
 from ui.app.turns import NEW_TOPIC, READ_WITH, SourceView, TurnView, conversation_history, copy_text, from_answer
+from ui.questions import question_problem
 
 PDF_VIEW_HEIGHT_PX = 640
 
@@ -36,8 +36,15 @@ def _download_buttons(s: SourceView, key: str) -> None:
     cols = st.columns(len(files))
     for i, (col, f) in enumerate(zip(cols, files)):
         # data is a callable: the file is read when the button is clicked, not on every rerun
-        col.download_button(f.label, data=f.data, file_name=f.file_name, mime=f.mime, key=f"{key}-dl{i}",
-                            on_click="ignore", icon=":material/description:")
+        col.download_button(
+            f.label,
+            data=f.data,
+            file_name=f.file_name,
+            mime=f.mime,
+            key=f"{key}-dl{i}",
+            on_click="ignore",
+            icon=":material/description:",
+        )
 
 
 def _pdf_view(s: SourceView, key: str) -> None:
@@ -70,23 +77,31 @@ def _on_feedback(key: str, turn: TurnView) -> None:
 def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
     if turn.abstained:
         st.html(f'<div class="kb-answer kb-abstained" style="font-weight: 600;">{html.escape(turn.text)}</div>')
-        st.caption(f"The evidence ({turn.evidence:.2f}) is below the threshold ({turn.threshold:.2f}); "
-                   "these are the closest passages:")
+        st.caption(
+            f"The evidence ({turn.evidence:.2f}) is below the threshold ({turn.threshold:.2f}); "
+            "these are the closest passages:"
+        )
         for j, s in enumerate(turn.closest):
             with st.expander(citation_label(s)):
                 st.html(passage_html(s.passage))
                 _download_buttons(s, key=f"t{index}-c{j}")
     else:
         st.html(answer_html(turn, index))
-        st.caption(f"{len(turn.sources)} source{'s' if len(turn.sources) != 1 else ''} · "
-                   f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms" + _read_with(turn))
+        st.caption(
+            f"{len(turn.sources)} source{'s' if len(turn.sources) != 1 else ''} · "
+            f"{turn.retriever} · {turn.mode} · {turn.seconds * 1000:.0f} ms" + _read_with(turn)
+        )
         for s in turn.sources:
             anchor = anchor_id(index, s.n)
             with st.container(key=anchor), st.expander(citation_label(s)):
                 a, b = s.span or (0, 0)
                 st.html(highlight_html(s.passage, a, b, anchor=f"{anchor}-passage"))
-                st.caption(md_escape(f"{s.doc_title} · {_where(s) or 'whole document'} · chunk {s.chunk_id} · "
-                                     f"characters {s.start}–{s.end} of the document · version {s.doc_version}"))
+                st.caption(
+                    md_escape(
+                        f"{s.doc_title} · {_where(s) or 'whole document'} · chunk {s.chunk_id} · "
+                        f"characters {s.start}–{s.end} of the document · version {s.doc_version}"
+                    )
+                )
                 _pdf_view(s, key=f"t{index}-n{s.n}")
                 _download_buttons(s, key=f"t{index}-n{s.n}")
     for note in turn.notes:
@@ -133,8 +148,10 @@ def _answer_turn(question: str, settings: app_state.Settings, path: Path, histor
         return TurnView(question, error=md_escape(app_state.message(exc)))
     except Exception as exc:  # noqa: BLE001 - show a clear message, keep the session alive
         app_state.log.exception("answering a question failed")
-        return TurnView(question, error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). "
-                                                  "The server log has the details."))
+        return TurnView(
+            question,
+            error=md_escape(f"Answering failed unexpectedly ({type(exc).__name__}: {exc}). The server log has the details."),
+        )
 
 
 def _saved_turns(store: ConversationStore | None, conv: str | None) -> list[TurnView]:
@@ -168,8 +185,9 @@ def render() -> None:
         kb = app_state.knowledge_base(path)
         docs = kb.stats()["documents"]
     except KBError as exc:
-        st.warning(f"{md_escape(app_state.message(exc))}. Add documents on the Knowledge base page.",
-                   icon=":material/warning:")
+        st.warning(
+            f"{md_escape(app_state.message(exc))}. Add documents on the Knowledge base page.", icon=":material/warning:"
+        )
         return
     session = app_session.browser_session()
     store: ConversationStore | None = None
@@ -177,17 +195,22 @@ def render() -> None:
         store = app_state.conversations(path)
     if not docs:
         st.info("The knowledge base is empty: add documents on the Knowledge base page.", icon=":material/info:")
-    st.caption(md_escape(f"{docs} documents. Answers quote the documents; click a marker such as [1] to open "
-                         "its source."))
+    st.caption(md_escape(f"{docs} documents. Answers quote the documents; click a marker such as [1] to open its source."))
     question = st.chat_input("Ask a question, e.g. how long do customers have to ask for a refund?")
     # Follow-ups are read with the turns before them; "New topic" makes the next question stand alone.
-    if st.button("New topic", icon=":material/restart_alt:", key="kb-new-topic",
-                 help="The next question is answered on its own, without the turns above it"):
+    if st.button(
+        "New topic",
+        icon=":material/restart_alt:",
+        key="kb-new-topic",
+        help="The next question is answered on its own, without the turns above it",
+    ):
         st.session_state[NEW_TOPIC] = True
     if docs:
         # Loads the model and builds the indexes on the first page view (cached per process after that).
-        with app_state.shown_errors("Loading the retriever"), \
-                st.spinner("Loading the model and the knowledge base (first visit after a restart)..."):
+        with (
+            app_state.shown_errors("Loading the retriever"),
+            st.spinner("Loading the model and the knowledge base (first visit after a restart)..."),
+        ):
             settings.retriever_for(path)
     conv = app_session.current_conversation()
     history: list[TurnView] = []
@@ -195,8 +218,9 @@ def render() -> None:
         found = store.get(conv) if store is not None and conv is not None else None
         if store is not None and conv is not None and (found is None or found.session != session):
             if found is not None:  # a link to another browser session's conversation: refused, never joined
-                st.warning("That conversation belongs to another browser session; a new one starts here.",
-                           icon=":material/lock:")
+                st.warning(
+                    "That conversation belongs to another browser session; a new one starts here.", icon=":material/lock:"
+                )
             app_session.set_conversation(None)  # deleted, expired, from another KB or another session: start afresh
             conv = None
         history = _saved_turns(store, conv)

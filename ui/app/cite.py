@@ -54,7 +54,7 @@ _CITE_SCRIPT = """
 """
 
 
-_ICON = ('<svg width="13" height="13" viewBox="0 0 24 24" fill="currentColor" style="vertical-align:-2px"><path d="M16 1H4a2 2 0 0 0-2 2v14h2V3h12V1zm3 4H8a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h11a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm0 16H8V7h11v14z"/></svg>')  # noqa: E501
+_ICON = '<svg width="13" height="13" viewBox="0 0 24 24" fill="currentColor" style="vertical-align:-2px"><path d="M16 1H4a2 2 0 0 0-2 2v14h2V3h12V1zm3 4H8a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h11a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm0 16H8V7h11v14z"/></svg>'  # noqa: E501
 
 
 def citation_script() -> None:
@@ -66,7 +66,8 @@ def copy_button(text: str, label: str = "Copy answer") -> None:
     """A button that copies text (the answer and its sources) to the clipboard; 34 px high."""
     # text comes from documents: as a JSON string with <, > and & escaped it is data inside the script, never markup.
     payload = json.dumps(text).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    st.iframe(f"""
+    st.iframe(
+        f"""
 <style>
   :root {{ color-scheme: light dark; }}
   body {{ margin: 0; font-family: "Source Sans Pro", "Source Sans 3", sans-serif; }}
@@ -89,4 +90,6 @@ def copy_button(text: str, label: str = "Copy answer") -> None:
     button.textContent = "\\u2713 Copied";
     setTimeout(() => {{ button.innerHTML = {json.dumps(_ICON + " " + label)}; }}, 2000);
   }});
-</script>""", height=34)
+</script>""",
+        height=34,
+    )

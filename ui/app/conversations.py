@@ -61,8 +61,14 @@ def render_conversations(box, store: ConversationStore | None, session: str, his
             return
         convs = store.list(session)
         current = app_session.current_conversation()
-        st.button("New conversation", icon=":material/add_comment:", on_click=_on_new, key="conv_new",
-                  disabled=current is None, width="stretch")
+        st.button(
+            "New conversation",
+            icon=":material/add_comment:",
+            on_click=_on_new,
+            key="conv_new",
+            disabled=current is None,
+            width="stretch",
+        )
         if not convs:
             st.caption("Your conversations are saved in the knowledge base for 30 days and listed here.")
             return
@@ -70,18 +76,32 @@ def render_conversations(box, store: ConversationStore | None, session: str, his
         options = list(labels)
         cur = next((c for c in convs if c.id == current), None)
         st.session_state["conv_pick"] = _label(cur) if cur else None  # the widget follows the URL's conversation
-        st.selectbox("Saved conversations", options, key="conv_pick", placeholder=NEW_TITLE,
-                     on_change=_on_pick, args=(store, labels), label_visibility="collapsed")
+        st.selectbox(
+            "Saved conversations",
+            options,
+            key="conv_pick",
+            placeholder=NEW_TITLE,
+            on_change=_on_pick,
+            args=(store, labels),
+            label_visibility="collapsed",
+        )
         if cur is None:
             return
         c1, c3 = st.columns(2)
         with c1.popover("Rename", icon=":material/edit:", help="Rename this conversation", width="stretch"):
             st.text_input("Title", value=cur.title, key="conv_title", max_chars=80)
             st.button("Rename", key="conv_rename", on_click=_on_rename, args=(store, cur.id), type="primary")
-        st.download_button("Export as Markdown", data=conversation_markdown(cur.title, history),
-                           file_name=_file_name(cur.title),
-                           mime="text/markdown", icon=":material/download:", on_click="ignore", key="conv_export",
-                           help="Export as Markdown (sources as footnotes)", width="stretch")
+        st.download_button(
+            "Export as Markdown",
+            data=conversation_markdown(cur.title, history),
+            file_name=_file_name(cur.title),
+            mime="text/markdown",
+            icon=":material/download:",
+            on_click="ignore",
+            key="conv_export",
+            help="Export as Markdown (sources as footnotes)",
+            width="stretch",
+        )
         with c3.popover("Delete", icon=":material/delete:", help="Delete this conversation", width="stretch"):
             st.caption(md_escape(f"Delete “{cur.title}” and its {cur.n_turns} answers?"))
             st.button("Delete", key="conv_delete", on_click=_on_delete, args=(store, cur.id), type="primary")

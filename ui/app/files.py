@@ -45,14 +45,21 @@ def original_document(kb: KnowledgeBase, doc_source: str, doc_name: str, page: i
     if path.is_file():
         ext = path.suffix.lower()
         if ext == ".pdf" and page is not None:
-            out.append(Download(_page_of(path, page), f"{path.stem}-page-{page}.pdf", "application/pdf",
-                                f"Open page {page} (PDF)"))
+            out.append(
+                Download(_page_of(path, page), f"{path.stem}-page-{page}.pdf", "application/pdf", f"Open page {page} (PDF)")
+            )
         out.append(Download(_read(path), path.name, MIME.get(ext, "application/octet-stream"), "Original document"))
         return out
     if doc is not None:
         doc_id = doc.id
-        out.append(Download(lambda: kb.document_text(doc_id).encode("utf-8"), f"{Path(doc_name).stem}.txt",
-                            "text/plain", "Document text (original file not found)"))
+        out.append(
+            Download(
+                lambda: kb.document_text(doc_id).encode("utf-8"),
+                f"{Path(doc_name).stem}.txt",
+                "text/plain",
+                "Document text (original file not found)",
+            )
+        )
     return out
 
 
@@ -103,8 +110,10 @@ def feedback_questions(kb: KnowledgeBase) -> list[dict]:
         docs = confirmed.setdefault(fb.question, [])
         if names[fb.doc_source] not in docs:
             docs.append(names[fb.doc_source])
-    return [{"id": f"fb{i:04d}", "question": q, "relevant": docs, "source": "feedback"}
-            for i, (q, docs) in enumerate(((q, d) for q, d in confirmed.items() if d), start=1)]
+    return [
+        {"id": f"fb{i:04d}", "question": q, "relevant": docs, "source": "feedback"}
+        for i, (q, docs) in enumerate(((q, d) for q, d in confirmed.items() if d), start=1)
+    ]
 
 
 def feedback_jsonl(kb: KnowledgeBase) -> str:

@@ -29,25 +29,34 @@ def _documents_table(kb: KnowledgeBase) -> None:
     if not docs:
         st.info("No documents yet: upload files or ingest a folder below.", icon=":material/info:")
         return
-    rows = [{
-        "document": d.name,
-        "title": d.title,
-        "type": d.kind,
-        "version": d.version,
-        "ingested": dt.datetime.fromtimestamp(d.ingested_at).strftime("%Y-%m-%d %H:%M:%S"),
-        "chunks": d.n_chunks,
-        "size (KB)": round(d.size_bytes / 1024, 1),
-        "source": d.source,
-        "updated (export)": d.updated_at,
-        "url": web_url(d.url),
-    } for d in docs]
-    st.dataframe(rows, hide_index=True, width="stretch", key="documents_table",
-                 column_config={"url": st.column_config.LinkColumn("url")})
+    rows = [
+        {
+            "document": d.name,
+            "title": d.title,
+            "type": d.kind,
+            "version": d.version,
+            "ingested": dt.datetime.fromtimestamp(d.ingested_at).strftime("%Y-%m-%d %H:%M:%S"),
+            "chunks": d.n_chunks,
+            "size (KB)": round(d.size_bytes / 1024, 1),
+            "source": d.source,
+            "updated (export)": d.updated_at,
+            "url": web_url(d.url),
+        }
+        for d in docs
+    ]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        key="documents_table",
+        column_config={"url": st.column_config.LinkColumn("url")},
+    )
 
 
 def _progress_callback(bar):
     def on_progress(stage: str, fraction: float) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"{STAGES.get(stage, stage.capitalize())}: {fraction:.0%}")
+
     return on_progress
 
 
@@ -67,8 +76,13 @@ def _run_ingest(paths: list[Path], path: Path, mirror: bool, origin: str) -> Non
     """Ingest with a progress bar where it runs; the report is shown next to the button named by origin
     ("upload" or "folder") after the rerun."""
     bar = st.progress(0.0, text="Starting...")
-    report = ingest(path, paths, IngestConfig(mirror=mirror, wait=30.0), embedder=app_state.embedder(path),
-                    on_progress=_progress_callback(bar))
+    report = ingest(
+        path,
+        paths,
+        IngestConfig(mirror=mirror, wait=30.0),
+        embedder=app_state.embedder(path),
+        on_progress=_progress_callback(bar),
+    )
     bar.progress(1.0, text="Done")
     st.session_state["kb_last_report"] = (origin, report)
 
@@ -86,12 +100,21 @@ def _report_here(origin: str) -> None:
 
 def _uploads(path: Path) -> None:
     st.subheader("Upload documents")
-    st.caption(md_escape(f"Allowed: {', '.join(ALLOWED_EXTENSIONS)}; up to {MAX_UPLOAD_MB} MB each. "
-                         "A file with the name of a document already in the KB (uploaded or synced from a "
-                         "folder) becomes a new version of that document, not a second copy."))
+    st.caption(
+        md_escape(
+            f"Allowed: {', '.join(ALLOWED_EXTENSIONS)}; up to {MAX_UPLOAD_MB} MB each. "
+            "A file with the name of a document already in the KB (uploaded or synced from a "
+            "folder) becomes a new version of that document, not a second copy."
+        )
+    )
     key = f"uploader_{st.session_state.get('uploader_round', 0)}"
-    files = st.file_uploader("Files to add or update", type=[e.lstrip(".") for e in ALLOWED_EXTENSIONS],
-                             accept_multiple_files=True, key=key, max_upload_size=MAX_UPLOAD_MB)
+    files = st.file_uploader(
+        "Files to add or update",
+        type=[e.lstrip(".") for e in ALLOWED_EXTENSIONS],
+        accept_multiple_files=True,
+        key=key,
+        max_upload_size=MAX_UPLOAD_MB,
+    )
     if st.button("Ingest uploaded files", disabled=not files, type="primary", icon=":material/upload:"):
         saved: list[Path] = []
         refused: list[str] = []
@@ -114,11 +137,16 @@ def _folder(path: Path) -> None:
     st.subheader("Re-ingest a folder")
     folders = app_state.source_folders()
     if not folders:
-        st.info("No source folders are configured, so none can be re-ingested from here: start the app with "
-                "`kb ui --source FOLDER` to allow one.", icon=":material/info:")
+        st.info(
+            "No source folders are configured, so none can be re-ingested from here: start the app with "
+            "`kb ui --source FOLDER` to allow one.",
+            icon=":material/info:",
+        )
         return
-    st.caption("New and changed files are ingested; unchanged files are skipped without re-embedding. "
-               "A document keeps one identity (its path inside the folder): a changed file becomes a new version.")
+    st.caption(
+        "New and changed files are ingested; unchanged files are skipped without re-embedding. "
+        "A document keeps one identity (its path inside the folder): a changed file becomes a new version."
+    )
     folder = st.selectbox("Configured source folder", [str(f) for f in folders], key="reingest_folder")
     mirror = st.checkbox("Also remove documents whose files are gone from the folder (sync)", key="reingest_mirror")
     if st.button("Re-ingest folder", icon=":material/sync:"):
@@ -137,8 +165,7 @@ def render() -> None:
     path = app_state.kb_dir()
     kb = _open_kb(path)
     if kb is None:
-        st.info(md_escape(f"There is no knowledge base at {path} yet; uploading files creates it."),
-                icon=":material/info:")
+        st.info(md_escape(f"There is no knowledge base at {path} yet; uploading files creates it."), icon=":material/info:")
     else:
         with app_state.shown_errors("Reading the knowledge base"):
             stats: dict[str, Any] = kb.stats()
@@ -150,8 +177,13 @@ def render() -> None:
             low = stats["low_confidence_pages"]
             if low:
                 pages = "; ".join(f"{p['document']} p. {p['page']} ({p['confidence']:.0%})" for p in low[:20])
-                st.warning(md_escape(f"{len(low)} scanned page(s) read by OCR with low confidence; check their "
-                                     f"citations against the scan: {pages}"), icon=":material/document_scanner:")
+                st.warning(
+                    md_escape(
+                        f"{len(low)} scanned page(s) read by OCR with low confidence; check their "
+                        f"citations against the scan: {pages}"
+                    ),
+                    icon=":material/document_scanner:",
+                )
     if kb is not None:
         with app_state.shown_errors("Listing documents"):
             _documents_table(kb)

@@ -18,8 +18,10 @@ from ui.app.turns import SourceView, TurnView
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'])")
 _MARKER = re.compile(r"\[(\d+)\]")
 
-PASSAGE_STYLE = ("white-space: pre-wrap; font-size: 0.92rem; line-height: 1.5; padding: 0.6rem 0.8rem; "
-                 "border-left: 3px solid #c9c9d4; background: rgba(127,127,127,0.06); border-radius: 4px;")
+PASSAGE_STYLE = (
+    "white-space: pre-wrap; font-size: 0.92rem; line-height: 1.5; padding: 0.6rem 0.8rem; "
+    "border-left: 3px solid #c9c9d4; background: rgba(127,127,127,0.06); border-radius: 4px;"
+)
 MARK_STYLE = "background: #ffe08a; color: #1f1f1f; padding: 0 2px; border-radius: 2px;"
 CITE_STYLE = "text-decoration: none; font-weight: 600; font-size: 0.8em; vertical-align: super;"
 
@@ -44,8 +46,9 @@ def answer_html(turn: TurnView, index: int) -> str:
         body = " ".join(parts)
     else:
         valid = {s.n for s in turn.sources}
-        body = _MARKER.sub(lambda m: _cite_link(index, int(m.group(1))) if int(m.group(1)) in valid else m.group(0),
-                           html.escape(turn.text))
+        body = _MARKER.sub(
+            lambda m: _cite_link(index, int(m.group(1))) if int(m.group(1)) in valid else m.group(0), html.escape(turn.text)
+        )
     return f'<div class="kb-answer" style="font-size: 1rem; line-height: 1.6;">{body}</div>'
 
 
@@ -56,8 +59,10 @@ def highlight_html(text: str, start: int, end: int, anchor: str | None = None) -
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     before, quote, after = (html.escape(p) for p in (text[:start], text[start:end], text[end:]))
     id_attr = f' id="{html.escape(anchor)}"' if anchor else ""
-    return (f'<div class="kb-passage"{id_attr} style="{PASSAGE_STYLE}">{before}'
-            f'<mark class="kb-quote" style="{MARK_STYLE}">{quote}</mark>{after}</div>')
+    return (
+        f'<div class="kb-passage"{id_attr} style="{PASSAGE_STYLE}">{before}'
+        f'<mark class="kb-quote" style="{MARK_STYLE}">{quote}</mark>{after}</div>'
+    )
 
 
 def passage_html(text: str) -> str:

@@ -40,22 +40,30 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: floa
 
 
 @contextmanager
-def running_app(kb_dir: Path, port: int | None = None, log_path: Path | None = None,
-                sources: tuple[Path, ...] = ()) -> Iterator[str]:
+def running_app(
+    kb_dir: Path, port: int | None = None, log_path: Path | None = None, sources: tuple[Path, ...] = ()
+) -> Iterator[str]:
     """Serve the app on kb_dir (re-ingest allowed for sources); yields its base URL and stops the server on exit."""
     import json
 
     port = port or free_port()
-    env = dict(os.environ, **{KB_DIR_ENV: str(Path(kb_dir).resolve()),
-                              SOURCES_ENV: json.dumps([str(Path(s).resolve()) for s in sources])})
+    env = dict(
+        os.environ,
+        **{KB_DIR_ENV: str(Path(kb_dir).resolve()), SOURCES_ENV: json.dumps([str(Path(s).resolve()) for s in sources])},
+    )
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     tmp = None
     if log_path is None:
         tmp = tempfile.TemporaryDirectory()
         log_path = Path(tmp.name) / "app.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen(streamlit_command(Path(kb_dir).resolve(), port, "127.0.0.1"), env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        streamlit_command(Path(kb_dir).resolve(), port, "127.0.0.1"),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, Path(log_path))

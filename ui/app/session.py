@@ -62,8 +62,12 @@ def bound_session() -> str | None:
 def browser_session() -> str:
     """This browser's session id: bound to its cookie when it has one; else from the URL, else this Streamlit
     session's, else a new one (written to the URL)."""
-    sid = bound_session() or _valid(st.query_params.get(SESSION_PARAM)) or _valid(st.session_state.get("kb_session")) \
+    sid = (
+        bound_session()
+        or _valid(st.query_params.get(SESSION_PARAM))
+        or _valid(st.session_state.get("kb_session"))
         or new_id()
+    )
     st.session_state["kb_session"] = sid
     if st.query_params.get(SESSION_PARAM) != sid:
         st.query_params[SESSION_PARAM] = sid

@@ -41,9 +41,11 @@ def _address() -> str:
 def locked_for(address: str) -> int:
     """Seconds until address may try again (0: it may now)."""
     limiter = _limiter()
-    waits = [limiter.get_window_stats(limit, *ids).reset_time - time.time()
-             for limit, ids in ((PER_ADDRESS, ("sign-in", address)), (OVERALL, ("sign-in", "*")))
-             if not limiter.test(limit, *ids)]
+    waits = [
+        limiter.get_window_stats(limit, *ids).reset_time - time.time()
+        for limit, ids in ((PER_ADDRESS, ("sign-in", address)), (OVERALL, ("sign-in", "*")))
+        if not limiter.test(limit, *ids)
+    ]
     return max(1, math.ceil(max(waits))) if waits else 0
 
 

@@ -19,13 +19,22 @@ from typing import Iterator
 
 import streamlit as st
 
-from kb import (DEFAULT_MODEL, ConversationConfig, ConversationStore, EmbedderConfig, KBError, KnowledgeBase,
-                TextEmbedder, kb_model, load_embedder, without_paths)
-from retriever import DEFAULT_CANDIDATES, AnswerConfig, HopfieldConfig, LLMConfig, RETRIEVERS, Retriever, make_retriever
+from kb import (
+    DEFAULT_MODEL,
+    ConversationConfig,
+    ConversationStore,
+    EmbedderConfig,
+    KBError,
+    KnowledgeBase,
+    TextEmbedder,
+    kb_model,
+    load_embedder,
+    without_paths,
+)
+from retriever import DEFAULT_CANDIDATES, RETRIEVERS, AnswerConfig, HopfieldConfig, LLMConfig, Retriever, make_retriever
 from ui.launch import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
 log = logging.getLogger("hopfield_kb.app")
-
 
 
 def kb_dir() -> Path:
@@ -86,8 +95,9 @@ def conversations(path: Path | None = None) -> ConversationStore:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _retriever(path: str, name: str, top_k: int, candidates: int, beta: float) -> Retriever:
     # No embedder given: the retriever embeds with the KB's model, and follows a `kb reembed` while cached.
-    retriever = make_retriever(name, _knowledge_base(path), top_k=top_k, candidates=candidates,
-                               hopfield=HopfieldConfig(beta=beta))
+    retriever = make_retriever(
+        name, _knowledge_base(path), top_k=top_k, candidates=candidates, hopfield=HopfieldConfig(beta=beta)
+    )
     try:  # build the index structures now, not during the first question
         retriever.search("warm up the index")
     except KBError:
@@ -119,25 +129,47 @@ def sidebar_settings(side=None) -> Settings:
     persist across pages."""
     side = side if side is not None else st.sidebar
     side.markdown("**Retrieval settings**")
-    name = side.selectbox("Retriever", RETRIEVERS, key="set_retriever",
-                          help="hopfield: dense + lexical candidates re-read by a modern-Hopfield memory; "
-                               "dense: embeddings only; bm25: words only; hybrid: both, fused.")
-    beta = side.slider("beta (Hopfield inverse temperature)", 0.5, 20.0, float(HopfieldConfig().beta), 0.5,
-                       key="set_beta", disabled=name != "hopfield",
-                       help="Larger values settle on fewer passages.")
-    candidates = side.select_slider("K (first-stage candidates)", options=[10, 20, 50, 100, 200, 500], value=100,
-                                    key="set_candidates",
-                                    help="Passages each first-stage view (dense, lexical) proposes; the Hopfield "
-                                         "reader weighs their union, so between K and 2K candidates.")
+    name = side.selectbox(
+        "Retriever",
+        RETRIEVERS,
+        key="set_retriever",
+        help="hopfield: dense + lexical candidates re-read by a modern-Hopfield memory; "
+        "dense: embeddings only; bm25: words only; hybrid: both, fused.",
+    )
+    beta = side.slider(
+        "beta (Hopfield inverse temperature)",
+        0.5,
+        20.0,
+        float(HopfieldConfig().beta),
+        0.5,
+        key="set_beta",
+        disabled=name != "hopfield",
+        help="Larger values settle on fewer passages.",
+    )
+    candidates = side.select_slider(
+        "K (first-stage candidates)",
+        options=[10, 20, 50, 100, 200, 500],
+        value=100,
+        key="set_candidates",
+        help="Passages each first-stage view (dense, lexical) proposes; the Hopfield "
+        "reader weighs their union, so between K and 2K candidates.",
+    )
     top_k = side.slider("top_k (passages read)", 1, 10, 5, key="set_top_k")
-    min_evidence = side.slider("Abstain below evidence", 0.0, 1.0, float(AnswerConfig().threshold), 0.01,
-                               key="set_min_evidence",
-                               help="Calibrated default; lower answers more often, higher abstains more often.")
+    min_evidence = side.slider(
+        "Abstain below evidence",
+        0.0,
+        1.0,
+        float(AnswerConfig().threshold),
+        0.01,
+        key="set_min_evidence",
+        help="Calibrated default; lower answers more often, higher abstains more often.",
+    )
     if candidates < top_k:
         side.warning(f"K ({candidates}) is below top_k ({top_k}); using K = top_k.")
         candidates = top_k
-    return Settings(retriever=name, beta=float(beta), candidates=int(candidates), top_k=int(top_k),
-                    min_evidence=float(min_evidence))
+    return Settings(
+        retriever=name, beta=float(beta), candidates=int(candidates), top_k=int(top_k), min_evidence=float(min_evidence)
+    )
 
 
 def message(exc: BaseException) -> str:
@@ -155,5 +187,7 @@ def shown_errors(what: str) -> Iterator[None]:
         st.error(f"{what}: {message(exc)}", icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the page must survive any failure and say what happened
         log.exception("%s failed", what)
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {message(exc)}). The server log has the details.",
-                 icon=":material/error:")
+        st.error(
+            f"{what} failed unexpectedly ({type(exc).__name__}: {message(exc)}). The server log has the details.",
+            icon=":material/error:",
+        )

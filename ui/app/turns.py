@@ -47,10 +47,23 @@ class SourceView:
     def of(cls, d: dict[str, Any], passage: str, span: tuple[int, int] | None = None) -> "SourceView":
         """A source drawn from retriever's JSON of a citation (retriever.citation_dict) or of a closest passage
         (retriever.hit_dict: n = 0, no quote): the fields the API sends, under the names saved turns keep."""
-        return cls(n=d.get("n", 0), chunk_id=d["chunk_id"], doc_source=d["document"], doc_name=d["name"],
-                   doc_title=d["title"], doc_version=d["version"], page=d["page"], section=d["section"],
-                   passage=passage, quote=d.get("quote", ""), span=span, start=d.get("start", 0), end=d.get("end", 0),
-                   ocr_confidence=d["ocr_confidence"], url=d["url"])
+        return cls(
+            n=d.get("n", 0),
+            chunk_id=d["chunk_id"],
+            doc_source=d["document"],
+            doc_name=d["name"],
+            doc_title=d["title"],
+            doc_version=d["version"],
+            page=d["page"],
+            section=d["section"],
+            passage=passage,
+            quote=d.get("quote", ""),
+            span=span,
+            start=d.get("start", 0),
+            end=d.get("end", 0),
+            ocr_confidence=d["ocr_confidence"],
+            url=d["url"],
+        )
 
 
 @dataclass(frozen=True)
@@ -111,33 +124,51 @@ class TurnView:
             return SourceView(**{**s, "span": tuple(span) if span is not None else None})
 
         diag = d.get("diagnostics")
-        return cls(**{
-            **d,
-            "sources": tuple(source(s) for s in d.get("sources", ())),
-            "closest": tuple(source(s) for s in d.get("closest", ())),
-            "notes": tuple(d.get("notes", ())),
-            "diagnostics": DiagnosticsView(**{**diag, "energy": tuple(diag["energy"]),
-                                              "repairs": tuple(tuple(r) for r in diag.get("repairs", ())),
-                                              "memory": tuple(diag.get("memory", ()))})
-            if diag else None,
-        })
+        return cls(
+            **{
+                **d,
+                "sources": tuple(source(s) for s in d.get("sources", ())),
+                "closest": tuple(source(s) for s in d.get("closest", ())),
+                "notes": tuple(d.get("notes", ())),
+                "diagnostics": DiagnosticsView(
+                    **{
+                        **diag,
+                        "energy": tuple(diag["energy"]),
+                        "repairs": tuple(tuple(r) for r in diag.get("repairs", ())),
+                        "memory": tuple(diag.get("memory", ())),
+                    }
+                )
+                if diag
+                else None,
+            }
+        )
 
 
 def diagnostics_view(d: Diagnostics, k: int) -> DiagnosticsView:
     """The retriever's Diagnostics with non-finite energies replaced by None (a chart cannot place them)."""
     energy = tuple(float(e) if math.isfinite(e) else None for e in d.energy)
-    return DiagnosticsView(beta=float(d.beta), k=int(k), candidates=int(d.candidates), steps=int(d.steps),
-                           converged=bool(d.converged), entropy=float(d.entropy), energy=energy,
-                           repairs=tuple((str(a), str(b)) for a, b in d.repairs), query_used=d.query_used,
-                           memory=tuple(memory_line(m) for m in d.memory))
+    return DiagnosticsView(
+        beta=float(d.beta),
+        k=int(k),
+        candidates=int(d.candidates),
+        steps=int(d.steps),
+        converged=bool(d.converged),
+        entropy=float(d.entropy),
+        energy=energy,
+        repairs=tuple((str(a), str(b)) for a, b in d.repairs),
+        query_used=d.query_used,
+        memory=tuple(memory_line(m) for m in d.memory),
+    )
 
 
 def memory_line(m) -> str:
     """'passage 12 (mass 0.83): also suggested by 3 earlier questions like "..."' for a MemorySuggestion."""
     like = "; ".join(f"\u201c{q}\u201d" for q in m.questions[:2])
     n = m.n_questions
-    return (f"passage {m.chunk_id} (recalled {m.mass:.2f}): also suggested by {n} earlier question"
-            f"{'s' if n != 1 else ''} like {like}")
+    return (
+        f"passage {m.chunk_id} (recalled {m.mass:.2f}): also suggested by {n} earlier question"
+        f"{'s' if n != 1 else ''} like {like}"
+    )
 
 
 def from_answer(question: str, ans: Answer, k: int) -> TurnView:
@@ -146,12 +177,27 @@ def from_answer(question: str, ans: Answer, k: int) -> TurnView:
     closest = tuple(SourceView.of(d, d["text"]) for d in shown["closest"])
     diag = diagnostics_view(ans.search.diagnostics, k) if ans.search.diagnostics is not None else None
     used = ans.search.history
-    extra = {} if used is None else {READ_WITH: sum(role == "user" for role, _ in used.turns),
-                                     "new_topic_detected": used.new_topic}
-    return TurnView(question=question, text=ans.text, abstained=ans.abstained, mode=ans.mode, evidence=ans.evidence,
-                    threshold=ans.threshold, retriever=ans.search.retriever, seconds=ans.seconds,
-                    search_seconds=ans.search.seconds, sources=sources, closest=closest, notes=tuple(ans.notes),
-                    diagnostics=diag, extra=extra)
+    extra = (
+        {}
+        if used is None
+        else {READ_WITH: sum(role == "user" for role, _ in used.turns), "new_topic_detected": used.new_topic}
+    )
+    return TurnView(
+        question=question,
+        text=ans.text,
+        abstained=ans.abstained,
+        mode=ans.mode,
+        evidence=ans.evidence,
+        threshold=ans.threshold,
+        retriever=ans.search.retriever,
+        seconds=ans.seconds,
+        search_seconds=ans.search.seconds,
+        sources=sources,
+        closest=closest,
+        notes=tuple(ans.notes),
+        diagnostics=diag,
+        extra=extra,
+    )
 
 
 READ_WITH = "read_with"  # TurnView.extra: how many earlier questions the turn was read with
@@ -170,7 +216,7 @@ def conversation_history(turns: list[TurnView]) -> list[dict[str, str]]:
 
 
 def source_line(s: SourceView) -> str:
-    """"Title — p. 2 · file.pdf v1" for the copy text and the export."""
+    """ "Title — p. 2 · file.pdf v1" for the copy text and the export."""
     place = location_label(s.page, s.section, s.ocr_confidence)
     return f"{s.doc_title}" + (f" — {place}" if place else "") + f" · {s.doc_name} v{s.doc_version}"
 

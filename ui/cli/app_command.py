@@ -19,8 +19,17 @@ from pathlib import Path
 
 import click
 
-from ui.launch import (KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, PASSWORD_ENV, SIGN_IN_ENV, SOURCES_ENV, password_token,
-                       streamlit_command)
+from ui.launch import (
+    KB_DIR_ENV,
+    LLM_MODEL_ENV,
+    LLM_URL_ENV,
+    PASSWORD_ENV,
+    SIGN_IN_ENV,
+    SOURCES_ENV,
+    password_token,
+    streamlit_command,
+)
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -54,16 +63,33 @@ def run_until_signalled(command: list[str], env: dict) -> int:
 
 
 @click.command("ui")
-@click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
-              help="Knowledge-base directory (created by the first upload if it does not exist).")
+@click.option(
+    "--kb-dir",
+    default="kb_data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Knowledge-base directory (created by the first upload if it does not exist).",
+)
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Any address but loopback needs a sign-in password "
-                   f"(${PASSWORD_ENV} or --password-file).")
-@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
-              help="File whose first line is the sign-in password.")
-@click.option("--source", "sources", multiple=True, type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="A folder the Knowledge base page may re-ingest (repeatable); no other folder can be.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help=f"Address to listen on. Any address but loopback needs a sign-in password (${PASSWORD_ENV} or --password-file).",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="File whose first line is the sign-in password.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A folder the Knowledge base page may re-ingest (repeatable); no other folder can be.",
+)
 @click.option("--llm-url", default=None, help="OpenAI-compatible endpoint for generative answers (off by default).")
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
 def ui(kb_dir, port, host, password_file, sources, llm_url, llm_model):
@@ -73,11 +99,16 @@ def ui(kb_dir, port, host, password_file, sources, llm_url, llm_model):
         raise click.ClickException("`kb ui` needs the app's packages (streamlit is missing): pip install 'hopfield-kb[app]'")
     if bool(llm_url) != bool(llm_model):
         raise click.UsageError("--llm-url and --llm-model go together")
-    password = (password_file.read_text(encoding="utf-8").splitlines() or [""])[0] if password_file else \
-        os.environ.get(PASSWORD_ENV, "")
+    password = (
+        (password_file.read_text(encoding="utf-8").splitlines() or [""])[0]
+        if password_file
+        else os.environ.get(PASSWORD_ENV, "")
+    )
     if not is_loopback(host) and len(password) < 8:
-        raise click.UsageError(f"serving on {host} makes the app reachable from other machines: set a sign-in "
-                               f"password of 8+ characters in ${PASSWORD_ENV} or --password-file")
+        raise click.UsageError(
+            f"serving on {host} makes the app reachable from other machines: set a sign-in "
+            f"password of 8+ characters in ${PASSWORD_ENV} or --password-file"
+        )
     kb_dir = kb_dir.resolve()
     env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     env[KB_DIR_ENV] = str(kb_dir)
@@ -87,6 +118,9 @@ def ui(kb_dir, port, host, password_file, sources, llm_url, llm_model):
         env[SIGN_IN_ENV] = password_token(password)
     if llm_url:
         env[LLM_URL_ENV], env[LLM_MODEL_ENV] = llm_url, llm_model
-    click.echo(f"Serving the knowledge base at {kb_dir} on http://{host}:{port}"
-               f"{' (sign-in required)' if password else ''} (Ctrl+C stops)", err=True)
+    click.echo(
+        f"Serving the knowledge base at {kb_dir} on http://{host}:{port}"
+        f"{' (sign-in required)' if password else ''} (Ctrl+C stops)",
+        err=True,
+    )
     sys.exit(run_until_signalled(streamlit_command(kb_dir, port, host), env))

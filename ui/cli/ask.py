@@ -8,31 +8,52 @@ from pathlib import Path
 import click
 
 from kb import KnowledgeBase
-from retriever import (DEFAULT_CANDIDATES, RETRIEVERS, Answer, AnswerConfig, HopfieldConfig, LLMConfig, answer,
-                       answer_dict, make_retriever)
+from retriever import (
+    DEFAULT_CANDIDATES,
+    RETRIEVERS,
+    Answer,
+    AnswerConfig,
+    HopfieldConfig,
+    LLMConfig,
+    answer,
+    answer_dict,
+    make_retriever,
+)
 from ui.cli.terminal import safe_text
 
 
 @click.command("ask")
 @click.argument("question")
-@click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
-              help="Knowledge-base directory.")
+@click.option(
+    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
 @click.option("-k", "--top-k", default=5, show_default=True, help="Passages the answer is drawn from.")
 @click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")
 @click.option("--candidates", "-K", default=DEFAULT_CANDIDATES, show_default=True, help="First-stage candidates.")
-@click.option("--min-evidence", type=float, default=None,
-              help="Abstain below this evidence (default: 0.48 for the evidence score; with --cross-abstention, "
-                   "P(answerable) at the threshold python -m eval.second_reader --fit chose).")
-@click.option("--cross-abstention", is_flag=True,
-              help="Abstain by P(answerable) from the cross-encoder too (ms-marco-MiniLM-L-12-v2): more often on "
-                   "out-of-scope questions, and on loosely worded answerable ones as well.")
-@click.option("--llm-url", default=None, help="OpenAI-compatible endpoint for generative answers, "
-                                              "e.g. http://localhost:11434/v1 (off by default).")
+@click.option(
+    "--min-evidence",
+    type=float,
+    default=None,
+    help="Abstain below this evidence (default: 0.48 for the evidence score; with --cross-abstention, "
+    "P(answerable) at the threshold python -m eval.second_reader --fit chose).",
+)
+@click.option(
+    "--cross-abstention",
+    is_flag=True,
+    help="Abstain by P(answerable) from the cross-encoder too (ms-marco-MiniLM-L-12-v2): more often on "
+    "out-of-scope questions, and on loosely worded answerable ones as well.",
+)
+@click.option(
+    "--llm-url",
+    default=None,
+    help="OpenAI-compatible endpoint for generative answers, e.g. http://localhost:11434/v1 (off by default).",
+)
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
-def ask(question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_evidence, cross_abstention, llm_url,
-        llm_model):
+def ask(
+    question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_evidence, cross_abstention, llm_url, llm_model
+):
     """Answer QUESTION from the KB with numbered citations, or say it is not in the KB."""
     if bool(llm_url) != bool(llm_model):
         raise click.UsageError("--llm-url and --llm-model go together")
@@ -62,8 +83,12 @@ def print_answer(ans: Answer) -> None:
         return
     click.echo("\nSources:")
     for c in ans.citations:
-        click.echo(safe_text(f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where}, "
-                             f"chars {c.start}-{c.end}, chunk {c.chunk_id})"))
+        click.echo(
+            safe_text(
+                f"  [{c.n}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where}, "
+                f"chars {c.start}-{c.end}, chunk {c.chunk_id})"
+            )
+        )
         if c.chunk.doc_url:
             click.echo(safe_text(f"      {c.chunk.doc_url}"))
-        click.echo(f"      \"{safe_text(' '.join(c.quote.split()))}\"")
+        click.echo(f'      "{safe_text(" ".join(c.quote.split()))}"')

@@ -9,20 +9,24 @@ import click
 
 from kb import KBError, KnowledgeBase
 from retriever import RETRIEVERS, AnswerConfig, LLMConfig, answer, make_retriever
-from ui.questions import question_problem
 from ui.cli.ask import print_answer
 from ui.cli.terminal import safe_text
+from ui.questions import question_problem
 
 HELP = "Ask a question. /new starts a new topic, /quit or Ctrl+D leaves."
 
 
 @click.command("chat")
-@click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
-              help="Knowledge-base directory.")
+@click.option(
+    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
+)
 @click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
 @click.option("-k", "--top-k", default=5, show_default=True, help="Passages each answer is drawn from.")
-@click.option("--llm-url", default=None, help="OpenAI-compatible endpoint: follow-ups are rewritten to stand alone "
-                                              "and answers generated (off by default).")
+@click.option(
+    "--llm-url",
+    default=None,
+    help="OpenAI-compatible endpoint: follow-ups are rewritten to stand alone and answers generated (off by default).",
+)
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
 def chat(kb_dir, retriever_name, top_k, llm_url, llm_model):
     """Chat with the KB: cited answers, each question read with the conversation before it."""

@@ -26,8 +26,9 @@ from ui.cli.terminal import safe_text
 
 # The default first, then the other packaged models (kb.embedder.PACKAGED_MODELS is the one list).
 MODEL_NAMES = [DEFAULT_MODEL] + sorted(m for m in PACKAGED_MODELS if m != DEFAULT_MODEL)
-KB_DIR = click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
-                      help="Knowledge-base directory.")
+KB_DIR = click.option(
+    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
+)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
@@ -53,8 +54,10 @@ class KBGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - a user never sees a traceback; the message says what broke
             if os.environ.get("HOPFIELD_KB_DEBUG"):
                 raise
-            _fail(f"unexpected failure ({type(exc).__name__}: {exc}); nothing more was changed. "
-                  "Run again with HOPFIELD_KB_DEBUG=1 for the details")
+            _fail(
+                f"unexpected failure ({type(exc).__name__}: {exc}); nothing more was changed. "
+                "Run again with HOPFIELD_KB_DEBUG=1 for the details"
+            )
 
 
 @click.group(cls=KBGroup)
@@ -87,9 +90,11 @@ def _model_for(kb_dir: Path, requested: str | None) -> str:
 
     built = kb_model(kb_dir)
     if requested and built and requested != built:
-        raise KBError(f"the KB at {kb_dir} was built with the embedding model {built!r}; --model {requested} would "
-                      f"mix two models' vectors. Move the whole KB to it with `kb reembed --model {requested} "
-                      f"--kb-dir {kb_dir}`, sync without --model to keep {built!r}, or sync into a new --kb-dir")
+        raise KBError(
+            f"the KB at {kb_dir} was built with the embedding model {built!r}; --model {requested} would "
+            f"mix two models' vectors. Move the whole KB to it with `kb reembed --model {requested} "
+            f"--kb-dir {kb_dir}`, sync without --model to keep {built!r}, or sync into a new --kb-dir"
+        )
     return requested or built or DEFAULT_MODEL
 
 
@@ -99,15 +104,21 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
 
     o = options
     model = _model_for(kb_dir, o["model"])
-    config = IngestConfig(chunking=ChunkConfig(size=o["chunk_size"], overlap=o["overlap"]), mirror=mirror,
-                          dry_run=o["dry_run"], wait=o["wait"], progress=not as_json and sys.stderr.isatty(),
-                          embedder=EmbedderConfig(model=model, precision=o["precision"] or "auto"),
-                          visibility=o["visibility"], tags=tuple(o["tags"]), key_prefix=o["key_prefix"],
-                          budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
-                          follow_links=o["follow_links"],
-                          ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"],
-                                        page_seconds=o["ocr_page_seconds"]),
-                          base_url=o["base_url"])
+    config = IngestConfig(
+        chunking=ChunkConfig(size=o["chunk_size"], overlap=o["overlap"]),
+        mirror=mirror,
+        dry_run=o["dry_run"],
+        wait=o["wait"],
+        progress=not as_json and sys.stderr.isatty(),
+        embedder=EmbedderConfig(model=model, precision=o["precision"] or "auto"),
+        visibility=o["visibility"],
+        tags=tuple(o["tags"]),
+        key_prefix=o["key_prefix"],
+        budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
+        follow_links=o["follow_links"],
+        ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"], page_seconds=o["ocr_page_seconds"]),
+        base_url=o["base_url"],
+    )
     before = _token(kb_dir)
     engine = None
     if o["ray_address"] is not None and not o["dry_run"]:
@@ -138,39 +149,82 @@ def _token(kb_dir: Path) -> str | None:
 
 _ingest_options = [
     click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path)),
-    KB_DIR, JSON,
+    KB_DIR,
+    JSON,
     click.option("--chunk-size", default=ChunkConfig().size, show_default=True, help="Chunk size in tokens."),
     click.option("--overlap", default=ChunkConfig().overlap, show_default=True, help="Chunk overlap in tokens."),
     click.option("--wait", default=0.0, show_default=True, help="Seconds to wait for another writer."),
     click.option("--dry-run", is_flag=True, help="Print the plan; change nothing."),
-    click.option("--model", default=None, metavar="NAME",
-                 help=f"Embedding model of a new KB: {' or '.join(MODEL_NAMES)} [default: the KB's own; "
-                      f"{MODEL_NAMES[0]} for a new KB]. To change an existing KB's model, use `kb reembed`."),
-    click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default=None,
-                 help="Embedding precision (default auto: bf16 where the CPU has it; an ONNX model runs int8)."),
-    click.option("--visibility", default="internal", show_default=True,
-                 help="Who may see these documents through the HTTP API (e.g. public); keys are scoped to labels."),
+    click.option(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help=f"Embedding model of a new KB: {' or '.join(MODEL_NAMES)} [default: the KB's own; "
+        f"{MODEL_NAMES[0]} for a new KB]. To change an existing KB's model, use `kb reembed`.",
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16", "int8"]),
+        default=None,
+        help="Embedding precision (default auto: bf16 where the CPU has it; an ONNX model runs int8).",
+    ),
+    click.option(
+        "--visibility",
+        default="internal",
+        show_default=True,
+        help="Who may see these documents through the HTTP API (e.g. public); keys are scoped to labels.",
+    ),
     click.option("--tag", "tags", multiple=True, help="A tag for these documents, for search filters (repeatable)."),
     click.option("--key-prefix", default="", help="Put before every document key (keeps two folders' keys apart)."),
-    click.option("--parse-seconds", default=60.0, show_default=True,
-                 help="Time one file may take to parse and chunk; past it the file fails and the run goes on."),
+    click.option(
+        "--parse-seconds",
+        default=60.0,
+        show_default=True,
+        help="Time one file may take to parse and chunk; past it the file fails and the run goes on.",
+    ),
     click.option("--parse-memory-mb", default=3072, show_default=True, help="Memory one file's parsing may use."),
-    click.option("--follow-links", is_flag=True,
-                 help="Follow symbolic links that lead outside the folder (default: they fail with a reason)."),
+    click.option(
+        "--follow-links",
+        is_flag=True,
+        help="Follow symbolic links that lead outside the folder (default: they fail with a reason).",
+    ),
     click.option("--no-ocr", is_flag=True, help="Do not read PDF pages without a text layer by OCR (Tesseract)."),
-    click.option("--ocr-language", default="eng", show_default=True,
-                 help="Tesseract language(s) for scanned pages, e.g. eng+deu (their traineddata installed)."),
-    click.option("--ocr-page-seconds", default=60.0, show_default=True,
-                 help="Time limit for reading one scanned page; past it the page is skipped with a warning."),
-    click.option("--base-url", default="", metavar="URL",
-                 help="A Confluence export's wiki address (https://wiki.example.com): its pages cite their live URL."),
+    click.option(
+        "--ocr-language",
+        default="eng",
+        show_default=True,
+        help="Tesseract language(s) for scanned pages, e.g. eng+deu (their traineddata installed).",
+    ),
+    click.option(
+        "--ocr-page-seconds",
+        default=60.0,
+        show_default=True,
+        help="Time limit for reading one scanned page; past it the page is skipped with a warning.",
+    ),
+    click.option(
+        "--base-url",
+        default="",
+        metavar="URL",
+        help="A Confluence export's wiki address (https://wiki.example.com): its pages cite their live URL.",
+    ),
     # An option with an optional value: `kb sync PATH --ray` (a cluster on this machine, RAY_ADDRESS, or a
     # fresh local Ray) or `kb sync PATH --ray HOST:PORT`. Put it after PATH: `--ray PATH` reads PATH as the address.
-    click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
-                 help="Parse and embed on a Ray cluster (HOST:PORT of its head; none: this machine's); "
-                      "this process still writes and commits the KB."),
-    click.option("--ray-actors", type=click.IntRange(1), default=None,
-                 help="With --ray: embedding actors (default: one per GPU, else one per node)."),
+    click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[ADDRESS]",
+        help="Parse and embed on a Ray cluster (HOST:PORT of its head; none: this machine's); "
+        "this process still writes and commits the KB.",
+    ),
+    click.option(
+        "--ray-actors",
+        type=click.IntRange(1),
+        default=None,
+        help="With --ray: embedding actors (default: one per GPU, else one per node).",
+    ),
 ]
 
 
@@ -205,8 +259,11 @@ def stats(kb_dir, as_json):
     kb = KnowledgeBase(kb_dir)
     info = kb.stats()
     # Read at question time, not stored: the answer layer's second reader (retriever.cross_encoder).
-    info["answer_reader"] = CROSS_ENCODER.describe() if as_json else (
-        f"{CROSS_ENCODER.name} ({CROSS_ENCODER.licence}, from {CROSS_ENCODER.distribution}=={CROSS_ENCODER.version})")
+    info["answer_reader"] = (
+        CROSS_ENCODER.describe()
+        if as_json
+        else (f"{CROSS_ENCODER.name} ({CROSS_ENCODER.licence}, from {CROSS_ENCODER.distribution}=={CROSS_ENCODER.version})")
+    )
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -214,8 +271,10 @@ def stats(kb_dir, as_json):
     for key, value in info.items():
         click.echo(f"{key:>18}: {value}")
     for page in low:
-        click.echo(f"  low OCR confidence: {page['document']} p. {page['page']} ({page['confidence']:.0%}): "
-                   "check its citations against the scan")
+        click.echo(
+            f"  low OCR confidence: {page['document']} p. {page['page']} ({page['confidence']:.0%}): "
+            "check its citations against the scan"
+        )
 
 
 @main.command()
@@ -235,16 +294,21 @@ def reembed(model, kb_dir, as_json, wait):
     if as_json:
         click.echo(json.dumps(asdict(report), indent=2))
         return
-    click.echo(f"re-embedded {report.chunks} chunks ({report.texts} distinct texts) with {report.model} "
-               f"(was {report.model_before}); {report.questions} question-memory entries; {report.seconds:.1f} s")
+    click.echo(
+        f"re-embedded {report.chunks} chunks ({report.texts} distinct texts) with {report.model} "
+        f"(was {report.model_before}); {report.questions} question-memory entries; {report.seconds:.1f} s"
+    )
 
 
 @main.command()
 @KB_DIR
 @JSON
 @click.option("--deep", is_flag=True, help="Compare every snapshot vector with kb.sqlite (default: a sample of 512).")
-@click.option("--repair", is_flag=True, help="Rewrite the snapshot files and checksums from kb.sqlite (no re-embedding), "
-                                             "then check deeply.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rewrite the snapshot files and checksums from kb.sqlite (no re-embedding), then check deeply.",
+)
 @click.option("--wait", default=0.0, show_default=True, help="Seconds to wait for another writer (with --repair).")
 def check(kb_dir, as_json, deep, repair, wait):
     """Integrity check: checksums of the snapshot files, FAISS ids against chunk rows, vectors against kb.sqlite."""
@@ -266,8 +330,10 @@ def check(kb_dir, as_json, deep, repair, wait):
             for problem in before.problems:
                 click.echo(f"  {safe_text(problem)}")
             click.echo("repaired: snapshot files rewritten from kb.sqlite; checked again:")
-        click.echo(f"{report.n_documents} documents, {report.n_chunks} chunks, {report.n_vectors} vectors "
-                   f"({report.vectors_compared} compared with kb.sqlite): " + ("ok" if report.ok else "PROBLEMS"))
+        click.echo(
+            f"{report.n_documents} documents, {report.n_chunks} chunks, {report.n_vectors} vectors "
+            f"({report.vectors_compared} compared with kb.sqlite): " + ("ok" if report.ok else "PROBLEMS")
+        )
         for problem in report.problems:
             click.echo(f"  {safe_text(problem)}")
         for note in report.notes:
@@ -292,8 +358,9 @@ def history(doc, kb_dir, as_json):
 
     for e in entries:
         when = dt.datetime.fromtimestamp(e.at).isoformat(timespec="seconds")
-        click.echo(f"v{e.version:<3} {e.event:<8} {when}  {e.n_chunks:>4} chunks  {e.content_hash[:12]}  "
-                   f"{safe_text(e.source)}")
+        click.echo(
+            f"v{e.version:<3} {e.event:<8} {when}  {e.n_chunks:>4} chunks  {e.content_hash[:12]}  {safe_text(e.source)}"
+        )
 
 
 @main.command()
@@ -307,24 +374,24 @@ def history(doc, kb_dir, as_json):
 def search(question, kb_dir, as_json, top_k, retriever_name, beta, candidates):
     """Retrieve the passages that best answer QUESTION."""
     kb = KnowledgeBase(kb_dir)
-    retriever = make_retriever(retriever_name, kb, top_k=top_k, candidates=candidates,
-                               hopfield=HopfieldConfig(beta=beta))
+    retriever = make_retriever(retriever_name, kb, top_k=top_k, candidates=candidates, hopfield=HopfieldConfig(beta=beta))
     result = retriever.search(question)
     if as_json:
         click.echo(json.dumps(search_dict(result, details=True), indent=2))
         return
     for hit in result.hits:
         c = hit.chunk
-        click.echo(safe_text(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where}) "
-                             f"score {hit.score:.3f}"))
+        click.echo(safe_text(f"[{hit.rank}] {c.doc_title} ({c.doc_name} v{c.doc_version}, {c.where}) score {hit.score:.3f}"))
         snippet = " ".join(c.text.split())
         click.echo(f"    {safe_text(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
         if c.doc_url:
             click.echo(f"    {safe_text(c.doc_url)}")
     if result.diagnostics:
         d = result.diagnostics
-        click.echo(f"hopfield: beta {d.beta}, {d.steps} steps, converged {d.converged}, "
-                   f"entropy {d.entropy:.3f}, {d.candidates} candidates")
+        click.echo(
+            f"hopfield: beta {d.beta}, {d.steps} steps, converged {d.converged}, "
+            f"entropy {d.entropy:.3f}, {d.candidates} candidates"
+        )
         if d.repairs:
             click.echo("repaired: " + safe_text(", ".join(f"{a} -> {b}" for a, b in d.repairs)))
 
@@ -360,13 +427,16 @@ class _LazyCommand(click.Command):
                 self._real = self.entry.load()
             except ImportError as exc:
                 # A plain install leaves the HTTP API out (pyproject.toml extras): say which extra brings it.
-                raise click.ClickException(f"`kb {self.name}` needs the HTTP API's packages ({exc.name} is missing): "
-                                           "pip install 'hopfield-kb[api]'") from None
+                raise click.ClickException(
+                    f"`kb {self.name}` needs the HTTP API's packages ({exc.name} is missing): pip install 'hopfield-kb[api]'"
+                ) from None
         return self._real
 
     def get_short_help_str(self, limit: int = 45) -> str:
-        return {"serve": "Serve the HTTP API (search, answers, documents, sync).",
-                "keys": "Create, list and revoke API keys."}.get(self.name or "", super().get_short_help_str(limit))
+        return {
+            "serve": "Serve the HTTP API (search, answers, documents, sync).",
+            "keys": "Create, list and revoke API keys.",
+        }.get(self.name or "", super().get_short_help_str(limit))
 
     def main(self, *args, **kwargs):
         return self.real().main(*args, **kwargs)

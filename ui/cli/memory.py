@@ -14,8 +14,9 @@ import click
 from kb import KBError, KnowledgeBase, QuestionMemory
 from ui.cli.terminal import safe_text
 
-KB_DIR = click.option("--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path),
-                      help="Knowledge-base directory.")
+KB_DIR = click.option(
+    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
+)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
@@ -41,8 +42,9 @@ def list_cmd(kb_dir, as_json, include_retired):
     mem = QuestionMemory(KnowledgeBase(kb_dir))
     mem.prune_if_stale()
     now = time.time()
-    rows = sorted((_row(mem, a, now) for a in mem.associations(include_retired)),
-                  key=lambda r: (-r["effective_strength"], r["id"]))
+    rows = sorted(
+        (_row(mem, a, now) for a in mem.associations(include_retired)), key=lambda r: (-r["effective_strength"], r["id"])
+    )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -52,8 +54,12 @@ def list_cmd(kb_dir, as_json, include_retired):
     for r in rows:
         flag = " retired" if r["retired"] else ""
         user = f" by {r['user']}" if r["user"] else ""
-        click.echo(safe_text(f"#{r['id']:<5} {r['effective_strength']:5.2f} (+{r['confirmations']}/-{r['rejections']})"
-                             f"{flag}{user}  {r['question'][:70]!r} -> {r['doc_source']} v{r['doc_version']}"))
+        click.echo(
+            safe_text(
+                f"#{r['id']:<5} {r['effective_strength']:5.2f} (+{r['confirmations']}/-{r['rejections']})"
+                f"{flag}{user}  {r['question'][:70]!r} -> {r['doc_source']} v{r['doc_version']}"
+            )
+        )
 
 
 @memory.command("show")
@@ -72,20 +78,34 @@ def show_cmd(association_id, kb_dir, as_json):
     chunk = mem.current_chunk(a) if a is not None else None
     record = kb.chunks([chunk])[0] if chunk is not None else None
     if as_json:
-        click.echo(json.dumps({"association": _row(mem, a, time.time()) if a else None, "chunk_id": chunk,
-                               "passage": record.text if record else None,
-                               "events": [asdict(e) for e in events]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "association": _row(mem, a, time.time()) if a else None,
+                    "chunk_id": chunk,
+                    "passage": record.text if record else None,
+                    "events": [asdict(e) for e in events],
+                },
+                indent=2,
+            )
+        )
         return
     if a is None:
         click.echo(f"#{association_id} was removed; its history:")
     else:
         click.echo(safe_text(f"#{a.id}: {a.question!r}"))
-        click.echo(safe_text(f"  passage: {a.doc_source} v{a.doc_version}, version {a.text_hash[:12]}, "
-                             + (f"now chunk {chunk}" if chunk is not None else "not in the KB now")
-                             + (f" (retired: {a.retired_reason})" if a.retired else "")))
-        click.echo(f"  strength {a.strength:.2f} at {_when(a.last_confirmed_at)}, now "
-                   f"{a.effective(mem.config):.2f} (half-life {mem.config.half_life_days:g} days); "
-                   f"+{a.confirmations}/-{a.rejections}" + (f"; by {safe_text(a.user)}" if a.user else ""))
+        click.echo(
+            safe_text(
+                f"  passage: {a.doc_source} v{a.doc_version}, version {a.text_hash[:12]}, "
+                + (f"now chunk {chunk}" if chunk is not None else "not in the KB now")
+                + (f" (retired: {a.retired_reason})" if a.retired else "")
+            )
+        )
+        click.echo(
+            f"  strength {a.strength:.2f} at {_when(a.last_confirmed_at)}, now "
+            f"{a.effective(mem.config):.2f} (half-life {mem.config.half_life_days:g} days); "
+            f"+{a.confirmations}/-{a.rejections}" + (f"; by {safe_text(a.user)}" if a.user else "")
+        )
         if record is not None:
             snippet = " ".join(record.text.split())
             click.echo(f"  {safe_text(snippet[:240])}{'...' if len(snippet) > 240 else ''}")
