@@ -45,8 +45,8 @@ class EvalConfig:
     cutoff: targets scored per query. candidates: first-stage pool K of hybrid and Hopfield.
     stat_test: "fisher" (randomisation), "student" (paired t) or "tukey".
     cache_dir: where query embeddings are cached (None: not on disk).
-    history: a labelled set (a JSONL path, or a LabelledSet) replayed as confirmed pairs into a scratch question memory before
-    scoring; each Hopfield row gets a "+memory" twin and replayed questions are not scored (eval.history).
+    history: a labelled set (a JSONL path, or a LabelledSet) replayed as confirmed pairs into a scratch question
+    memory before scoring; each Hopfield row gets a "+memory" twin and replayed questions are not scored (eval.history).
     model: the embedding model (kb.PACKAGED_MODELS) of a KB the run builds; an existing KB built with another
     is refused (None: the KB's own, or the default for a new one).
     """
