@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from ingest.csv_loader import load_csv
+from ingest.email_loader import load_email
 from ingest.exports import ConfluencePage, confluence_page, content_hash
 from ingest.ocr import OcrConfig
 from ingest.parsed import Block, LoadError, ParsedText, first_line  # re-exported: loaders return these
@@ -27,6 +29,8 @@ SUPPORTED = {
     ".htm": "html",
     ".txt": "text",
     ".docx": "docx",
+    ".csv": "csv",
+    ".eml": "email",
 }
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -36,7 +40,7 @@ MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its 
 
 
 def kind_of(path: Path) -> str | None:
-    """ "pdf", "markdown", "html", "text", "docx", or None for unsupported extensions."""
+    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", or None for unsupported extensions."""
     return SUPPORTED.get(path.suffix.lower())
 
 
@@ -58,11 +62,15 @@ def load(
         from ingest.docx_loader import load_docx
 
         return _capped(load_docx(path, data))
+    if kind == "email":
+        return _capped(load_email(path, data, lambda p, html: load_html(p, html).text))
     text, encoding, warnings = decode_text(path, data)
     if kind == "markdown":
         parsed = load_markdown(path, text, warnings)
     elif kind == "html":
         parsed = load_html(path, text, warnings)
+    elif kind == "csv":
+        parsed = load_csv(path, text, warnings)
     else:
         parsed = _single_block(path, text.strip("\ufeff"), "text", first_line(text) or path.stem, warnings)
     return replace(_capped(parsed), encoding=encoding)

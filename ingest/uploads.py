@@ -18,7 +18,7 @@ from ingest.loaders import SUPPORTED
 from kb import KBError
 
 MAX_UPLOAD_MB = 20
-ALLOWED_EXTENSIONS = tuple(sorted(SUPPORTED))  # ".htm", ".html", ".markdown", ".md", ".pdf", ".txt"
+ALLOWED_EXTENSIONS = tuple(sorted(SUPPORTED))  # every type a sync reads (ingest.loaders.SUPPORTED)
 UPLOAD_DIR = "uploads"
 MAX_NAME = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -30,6 +30,8 @@ MIME = {
     ".html": "text/html",
     ".htm": "text/html",
     ".txt": "text/plain",
+    ".csv": "text/csv",
+    ".eml": "message/rfc822",
 }
 
 

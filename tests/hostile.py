@@ -82,6 +82,17 @@ def deep_html(folder: Path, scale: float) -> str:
     return "deep.html"
 
 
+def nested_mime(folder: Path, scale: float) -> str:
+    # 1,000 levels at every scale: the file stays ~100 KB, and fewer levels would parse fine.
+    body = b"Content-Type: text/plain\r\n\r\nleaf\r\n"
+    for i in range(1000):
+        b = f"b{i}".encode()
+        body = b'Content-Type: multipart/mixed; boundary="' + b + b'"\r\n\r\n--' + b + b"\r\n" + body
+        body += b"\r\n--" + b + b"--\r\n"
+    (folder / "nested.eml").write_bytes(b"From: a@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + body)
+    return "nested.eml"
+
+
 def huge_heading(folder: Path, scale: float) -> str:
     (folder / "heading.md").write_text("# " + _words(int(200_000 * scale), 1) + "\n")
     return "heading.md"
@@ -139,6 +150,7 @@ def repetitive(folder: Path, scale: float) -> str:
 SYNC_CASES = [
     Case("PDF: pages share one huge content stream", pdf_bomb, "budget"),
     Case("HTML nested 100,000 levels", deep_html, "nested"),
+    Case("e-mail with 1,000 nested MIME parts", nested_mime, "nested"),
     Case("Markdown whose H1 is one huge line", huge_heading, None, exit=0),
     Case("one 10 MB line of base64", base64_line, "encoded"),
     Case("file name not valid UTF-8", bad_name, None, exit=0),
