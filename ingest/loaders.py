@@ -31,6 +31,8 @@ SUPPORTED = {
     ".docx": "docx",
     ".csv": "csv",
     ".eml": "email",
+    ".xlsx": "xlsx",
+    ".pptx": "pptx",
 }
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -40,7 +42,7 @@ MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its 
 
 
 def kind_of(path: Path) -> str | None:
-    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", or None for unsupported extensions."""
+    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", "xlsx", "pptx", or None for unsupported extensions."""
     return SUPPORTED.get(path.suffix.lower())
 
 
@@ -62,6 +64,14 @@ def load(
         from ingest.docx_loader import load_docx
 
         return _capped(load_docx(path, data))
+    if kind == "xlsx":
+        from ingest.xlsx_loader import load_xlsx
+
+        return _capped(load_xlsx(path, data))
+    if kind == "pptx":
+        from ingest.pptx_loader import load_pptx
+
+        return _capped(load_pptx(path, data))
     if kind == "email":
         return _capped(load_email(path, data, lambda p, html: load_html(p, html).text))
     text, encoding, warnings = decode_text(path, data)

@@ -32,6 +32,8 @@ MIME = {
     ".txt": "text/plain",
     ".csv": "text/csv",
     ".eml": "message/rfc822",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 }
 
 
