@@ -171,7 +171,8 @@ class QuestionLog:
         that asker's; collections: only entries of those collections."""
         if not self.exists():
             return []
-        where, args = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        args: list[object] = []
         if since is not None:
             where.append("at >= ?")
             args.append(since)
