@@ -7,7 +7,7 @@ Public surface:
     insights_dict, insights_text             the report as JSON values or as text
     InsightsConfig, TopicConfig              how gaps are grouped and reported (Hopfield attractors or HDBSCAN)
     GapQuestion, GapTopic, NearPassage       gap questions, their topics and the passages nearest a topic
-    gap_questions, gap_topics, embed_questions   the steps of build_insights, for callers with their own data
+    gap_questions, weak_answers, gap_topics, embed_questions   the steps of build_insights, for callers with their own data
     topic_labels, hopfield_labels, hdbscan_labels, hopfield_states   the groupings themselves
     DocumentHealth, DocumentUse, StaleAnswer, document_health   most/least/never cited, thumbs down, replaced versions
     replay(topics, retriever) -> Replay      re-ask the gap questions against the current KB, per topic
@@ -21,6 +21,7 @@ from insights.gaps import (
     embed_questions,
     gap_questions,
     gap_topics,
+    weak_answers,
 )
 from insights.health import DocumentHealth, DocumentUse, StaleAnswer, document_health
 from insights.replay import Replay, TopicReplay, replay
@@ -35,6 +36,7 @@ __all__ = [
     "embed_questions",
     "gap_questions",
     "gap_topics",
+    "weak_answers",
     "DocumentHealth",
     "DocumentUse",
     "StaleAnswer",

@@ -11,7 +11,8 @@
    removed entry; goal >= 0.80).
 4. Add the removed entries back and replay every gap question: the share answered now (goal >= 0.70), and
    the share of the removed entries' own gap questions answered now.
-Prints the figures as JSON; --reuse keeps the KB and log of a previous run in --work (steps 1-2).
+Prints the figures as JSON. Gap questions are the abstained ones, and in a second variant also the answered
+ones whose nearest passage is below --weak-cosine (InsightsConfig.weak_cosine).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import csv
 import json
 import random
 import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest import IngestConfig, TextRecord, ingest_texts
-from insights.gaps import GapTopic, InsightsConfig, embed_questions, gap_questions, gap_topics
+from insights.gaps import GapTopic, InsightsConfig, embed_questions, gap_questions, gap_topics, weak_answers
 from insights.replay import replay
 from insights.topics import TopicConfig
 from kb import KnowledgeBase, QuestionLog, QuestionLogConfig, load_embedder
@@ -77,55 +79,77 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     ap.add_argument("--removed", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--min-questions",
+        type=int,
+        default=5,
+        help="remove only entries asked about at least this often (an entry nobody asks about is no gap)",
+    )
+    ap.add_argument("--weak-cosine", type=float, default=0.5, help="InsightsConfig.weak_cosine of the second variant")
     ap.add_argument("--work", type=Path, default=Path("/tmp/insights-measure"))
-    ap.add_argument("--reuse", action="store_true", help="keep the KB and log of a previous run in --work")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     records, queries, qrels = load_faq(args.dataset)
-    removed = set(random.Random(args.seed).sample(sorted(r.source for r in records), args.removed))
+    asked = Counter(qrels[q] for q in queries)
+    eligible = sorted(r.source for r in records if asked[r.source] >= args.min_questions)
+    removed = set(random.Random(args.seed).sample(eligible, args.removed))
     kb_dir = args.work / "kb"
     embedder = load_embedder()
-    log_ok = args.reuse and kb_dir.exists() and len(QuestionLog(KnowledgeBase(kb_dir))) == len(queries)
-    if not log_ok:
-        shutil.rmtree(args.work, ignore_errors=True)
-        ingest_texts(kb_dir, [r for r in records if r.source not in removed], IngestConfig(mirror=True), embedder=embedder)
-        kb = KnowledgeBase(kb_dir)
-        retriever = make_retriever("hopfield", kb, embedder=embedder)
-        now = time.time()
-        for i, (qid, text) in enumerate(sorted(queries.items())):
-            log_answer(kb, answer(text, retriever, AnswerConfig()), config=QuestionLogConfig(redact=False), now=now + i)
+    shutil.rmtree(args.work, ignore_errors=True)
+    ingest_texts(kb_dir, [r for r in records if r.source not in removed], IngestConfig(mirror=True), embedder=embedder)
+    kb = KnowledgeBase(kb_dir)
+    retriever = make_retriever("hopfield", kb, embedder=embedder)
+    now = time.time()
+    for i, (qid, text) in enumerate(sorted(queries.items())):
+        log_answer(kb, answer(text, retriever, AnswerConfig()), config=QuestionLogConfig(redact=False), now=now + i)
     kb = KnowledgeBase(kb_dir)
     entries = QuestionLog(kb).entries()
-    gaps = gap_questions(entries, [])
     label_of = {text: qrels[qid] for qid, text in queries.items()}
-    vectors = embed_questions(kb, [g.question for g in gaps], embedder)
     out: dict = {
         "dataset": str(args.dataset),
         "removed": sorted(removed),
         "questions": len(entries),
-        "abstained": len(gaps),
-        "abstained_from_removed": sum(label_of.get(g.question) in removed for g in gaps),
         "questions_of_removed": sum(qrels[q] in removed for q in queries),
+        "abstained": sum(e.abstained for e in entries),
+        "abstained_of_removed": sum(e.abstained and label_of.get(e.question) in removed for e in entries),
+    }
+    variants = {
+        "abstained": gap_questions(entries, []),
+        f"abstained+weak<{args.weak_cosine}": gap_questions(entries, [])
+        + weak_answers(kb, entries, args.weak_cosine, embedder),
     }
     methods = {
-        "hopfield": TopicConfig(method="hopfield"),
+        "hopfield beta 20": TopicConfig(method="hopfield", beta=20.0),
+        "hopfield beta 40 (default)": TopicConfig(method="hopfield"),
         "hdbscan": TopicConfig(method="hdbscan"),
     }
-    topics_by: dict[str, list[GapTopic]] = {}
-    for name, tc in methods.items():
-        t0 = time.perf_counter()
-        topics_by[name] = gap_topics(kb, gaps, InsightsConfig(topics=tc), embedder, vectors=vectors)
-        out[name] = {**topic_figures(topics_by[name], label_of, removed), "seconds": round(time.perf_counter() - t0, 2)}
-    # After the fix: every entry back in the KB, every gap question asked again.
+    kept: dict[str, list[GapTopic]] = {}
+    for variant, gaps in variants.items():
+        vectors = embed_questions(kb, [g.question for g in gaps], embedder)
+        row: dict = {"gaps": len(gaps), "gaps_of_removed": sum(label_of.get(g.question) in removed for g in gaps)}
+        for name, tc in methods.items():
+            t0 = time.perf_counter()
+            topics = gap_topics(kb, gaps, InsightsConfig(topics=tc), embedder, vectors=vectors)
+            row[name] = {**topic_figures(topics, label_of, removed), "seconds": round(time.perf_counter() - t0, 2)}
+            if tc == TopicConfig():
+                kept[variant] = topics
+        out[variant] = row
+    # After the fix: every entry back in the KB, every gap question asked again (default topics).
     ingest_texts(kb_dir, records, IngestConfig(mirror=True), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
-    again = replay(topics_by["hopfield"], make_retriever("hopfield", kb, embedder=embedder))
-    out["replay_answered"] = round(again.share, 3)
-    out["replay_top10_answered"] = round(
-        sum(r.answered for r in again.topics[:10]) / max(sum(r.asked for r in again.topics[:10]), 1), 3
+    retriever = make_retriever("hopfield", kb, embedder=embedder)
+    for variant, topics in kept.items():
+        again = replay(topics, retriever)
+        out[variant]["replay_answered"] = round(again.share, 3)
+    removed_gaps = [g.question for g in variants["abstained"] if label_of.get(g.question) in removed]
+    now_right = [answer(q, retriever, AnswerConfig()) for q in removed_gaps]
+    out["removed_abstained_now_answered_citing_their_entry"] = round(
+        sum((not a.abstained) and a.citations[0].doc_source == label_of[q] for q, a in zip(removed_gaps, now_right))
+        / max(len(removed_gaps), 1),
+        3,
     )
     out["seconds"] = round(time.perf_counter() - started, 1)
-    out["command"] = "python -m insights.measure " + " ".join(argv or [])
+    out["command"] = "python -m insights.measure " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(out, indent=2))
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from insights.gaps import GapQuestion, GapTopic, InsightsConfig, gap_questions, gap_topics
+from insights.gaps import GapQuestion, GapTopic, InsightsConfig, gap_questions, gap_topics, weak_answers
 from insights.health import DocumentHealth, document_health
 from kb import KnowledgeBase, QuestionLog, TextEmbedder
 
@@ -27,6 +27,7 @@ class Insights:
     answered: int
     abstained: int
     thumbs_down: int
+    weak: int
     topics: tuple[GapTopic, ...]
     gaps: tuple[GapQuestion, ...]
     health: DocumentHealth
@@ -48,6 +49,8 @@ def build_insights(
     if asked_by is not None:
         feedback = [f for f in feedback if f.by == asked_by]
     gaps = gap_questions(entries, feedback, since, until)
+    if config.weak_cosine is not None:
+        gaps += weak_answers(kb, entries, config.weak_cosine, embedder)
     topics = gap_topics(kb, gaps, config, embedder)
     return Insights(
         since=since,
@@ -56,6 +59,7 @@ def build_insights(
         answered=sum(not e.abstained for e in entries),
         abstained=sum(e.abstained for e in entries),
         thumbs_down=sum(g.reason == "thumbs_down" for g in gaps),
+        weak=sum(g.reason == "weak" for g in gaps),
         topics=tuple(topics),
         gaps=tuple(gaps),
         health=document_health(kb.documents(), entries, feedback, since, until),
@@ -84,7 +88,7 @@ def insights_text(report: Insights, top_topics: int = 10) -> str:
     lines = [
         f"Insights from {_when(report.since)} to {_when(report.until) if report.until else 'now'} (UTC)",
         f"questions: {report.asked} logged, {report.answered} answered, {report.abstained} not answered; "
-        f"{report.thumbs_down} thumbs down",
+        f"{report.thumbs_down} thumbs down, {report.weak} answered weakly",
         "",
         f"Gap topics ({len(report.topics)}; the {min(top_topics, len(report.topics))} largest):",
     ]
