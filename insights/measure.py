@@ -113,6 +113,13 @@ def main(argv: list[str] | None = None) -> dict:
         "abstained": sum(e.abstained for e in entries),
         "abstained_of_removed": sum(e.abstained and label_of.get(e.question) in removed for e in entries),
     }
+    # How well two "not covered" signals tell the removed entries' questions apart (ROC AUC, low = removed).
+    from sklearn.metrics import roc_auc_score
+
+    is_removed = np.array([label_of.get(e.question) in removed for e in entries])
+    nearest = kb.snapshot().search(embed_questions(kb, [e.question for e in entries], embedder), 1)[0][:, 0]
+    out["auc_evidence"] = round(float(roc_auc_score(is_removed, [-(e.evidence or 0.0) for e in entries])), 3)
+    out["auc_nearest_cosine"] = round(float(roc_auc_score(is_removed, -nearest)), 3)
     variants = {
         "abstained": gap_questions(entries, []),
         f"abstained+weak<{args.weak_cosine}": gap_questions(entries, [])
