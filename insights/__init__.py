@@ -4,7 +4,7 @@ Floor 2 (beside eval): reads the KB's question log and feedback (kb) and re-asks
 
 Public surface:
     build_insights(kb, since, until, config) -> Insights   counts, gap topics and document health of a period
-    insights_dict, insights_text             the report as JSON values or as text
+    insights_dict, insights_text, insights_csv   the report as JSON values, as text, or its topics as CSV
     InsightsConfig, TopicConfig              how gaps are grouped and reported (Hopfield attractors or HDBSCAN)
     GapQuestion, GapTopic, NearPassage       gap questions, their topics and the passages nearest a topic
     gap_questions, weak_answers, gap_topics, embed_questions   the steps of build_insights, for callers with their own data
@@ -25,7 +25,7 @@ from insights.gaps import (
 )
 from insights.health import DocumentHealth, DocumentUse, StaleAnswer, document_health
 from insights.replay import Replay, TopicReplay, replay
-from insights.report import Insights, build_insights, insights_dict, insights_text
+from insights.report import Insights, build_insights, insights_csv, insights_dict, insights_text
 from insights.topics import TopicConfig, hdbscan_labels, hopfield_labels, hopfield_states, topic_labels
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "replay",
     "Insights",
     "build_insights",
+    "insights_csv",
     "insights_dict",
     "insights_text",
     "TopicConfig",

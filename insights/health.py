@@ -3,8 +3,10 @@ thumbs-down rate per document, and the answers served from a document version th
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from kb import DocumentInfo, Feedback, LogEntry
 
@@ -43,13 +45,24 @@ class StaleAnswer:
 class DocumentHealth:
     """most_cited / least_cited: documents cited in the period, by answers citing them; never_cited: current
     documents no answer cited; most_thumbs_down: documents by thumbs-down count (rate in each); stale: answers
-    served from versions since replaced."""
+    served from versions since replaced; outdated: (source, updated_at) of exported documents whose updated_at
+    (ISO 8601, from the export) is older than old_days."""
 
     most_cited: tuple[DocumentUse, ...]
     least_cited: tuple[DocumentUse, ...]
     never_cited: tuple[str, ...]
     most_thumbs_down: tuple[DocumentUse, ...]
     stale: tuple[StaleAnswer, ...]
+    outdated: tuple[tuple[str, str], ...] = ()
+
+
+def updated_seconds(updated_at: str) -> float | None:
+    """An exported updated_at (ISO 8601, "Z" allowed; UTC when it names no zone) as Unix seconds; None if unreadable."""
+    try:
+        when = datetime.fromisoformat(updated_at.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def document_health(
@@ -59,8 +72,12 @@ def document_health(
     since: float | None = None,
     until: float | None = None,
     top: int = 5,
+    old_days: float = 365.0,
+    now: float | None = None,
 ) -> DocumentHealth:
-    """Document health from the current documents, the period's log entries and the feedback table."""
+    """Document health from the current documents, the period's log entries and the feedback table; old_days:
+    an exported document not updated for this many days is outdated."""
+    now = time.time() if now is None else now
     current = {d.source: d for d in documents}
     cited: Counter[str] = Counter()
     stale = []
@@ -91,4 +108,9 @@ def document_health(
         never_cited=tuple(sorted(s for s in current if s not in cited)),
         most_thumbs_down=tuple(use(s) for s in sorted(down, key=lambda s: (-down[s], s))[:top]),
         stale=tuple(stale),
+        outdated=tuple(
+            (d.source, d.updated_at)
+            for d in sorted(documents, key=lambda d: d.source)
+            if d.updated_at and (u := updated_seconds(d.updated_at)) is not None and u < now - old_days * 86400.0
+        ),
     )

@@ -79,6 +79,21 @@ def insights_dict(report: Insights, top_topics: int = 10) -> dict:
     return out
 
 
+def insights_csv(report: Insights, top_topics: int = 10) -> str:
+    """The gap topics as CSV: topic, size, action, close_document, example_1..3, nearest passage's document."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["topic", "size", "action", "close_document", "example_1", "example_2", "example_3", "nearest_document"])
+    for t in report.topics[:top_topics]:
+        examples = list(t.examples[:3]) + [""] * (3 - len(t.examples[:3]))
+        nearest = t.passages[0].doc_source if t.passages else ""
+        w.writerow([t.id + 1, t.size, t.action, t.close_document or "", *examples, nearest])
+    return buf.getvalue()
+
+
 def _when(t: float | None) -> str:
     return "the beginning" if t is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
 
@@ -106,6 +121,8 @@ def insights_text(report: Insights, top_topics: int = 10) -> str:
         lines.append(
             "  thumbs down: " + ", ".join(f"{d.source} ({d.thumbs_down}, {d.down_rate:.0%})" for d in h.most_thumbs_down)
         )
+    if h.outdated:
+        lines.append(f"  not updated for a year or more: {len(h.outdated)}: " + ", ".join(s for s, _ in h.outdated[:10]))
     lines.append(f"  answers from replaced versions: {len(h.stale)}")
     for s in h.stale[:5]:
         now = f"v{s.current_version}" if s.current_version else "removed"

@@ -67,8 +67,8 @@ def test_topic_config_errors_name_the_fix():
         TopicConfig(beta=0)
 
 
-def _doc(source: str, version: int) -> DocumentInfo:
-    return DocumentInfo(1, source, source, source.title(), "md", "h", version, 0.0, 1, 10)
+def _doc(source: str, version: int, updated_at: str = "") -> DocumentInfo:
+    return DocumentInfo(1, source, source, source.title(), "md", "h", version, 0.0, 1, 10, updated_at=updated_at)
 
 
 def _entry(i: int, question: str, outcome: str, cites: list[tuple[str, int]], at: float = 0.0) -> LogEntry:
@@ -76,7 +76,7 @@ def _entry(i: int, question: str, outcome: str, cites: list[tuple[str, int]], at
 
 
 def test_document_health_counts_citations_thumbs_and_replaced_versions():
-    docs = [_doc("a.md", 2), _doc("b.md", 1), _doc("c.md", 1)]
+    docs = [_doc("a.md", 2, "2020-01-01T00:00:00Z"), _doc("b.md", 1, "2026-11-30"), _doc("c.md", 1, "not a date")]
     entries = [
         _entry(1, "q1", "answered", [("a.md", 2), ("a.md", 2)]),  # one answer citing a.md twice counts once
         _entry(2, "q2", "answered", [("a.md", 1)]),  # a.md v1 has been replaced by v2
@@ -90,7 +90,8 @@ def test_document_health_counts_citations_thumbs_and_replaced_versions():
         Feedback(3, "q3", 3, "b.md", False, 10.0),
         Feedback(4, "old", 3, "a.md", False, -5.0),  # before the period
     ]
-    h = document_health(docs, entries, feedback, since=0.0)
+    h = document_health(docs, entries, feedback, since=0.0, now=1796083200.0)  # 2026-12-01
+    assert h.outdated == (("a.md", "2020-01-01T00:00:00Z"),)
     assert [(d.source, d.citations) for d in h.most_cited][:2] == [("a.md", 2), ("b.md", 1)]
     assert h.never_cited == ("c.md",)
     assert [(d.source, d.thumbs_down, round(d.down_rate, 2)) for d in h.most_thumbs_down] == [("b.md", 2, 0.67)]
@@ -158,6 +159,10 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     assert {d.source for d in report.health.most_cited} == cited
     assert set(report.health.never_cited) == sources - cited
     assert "Gap topics" in insights_text(report)
+    out = CliRunner().invoke(main, ["insights", "--kb-dir", str(kb_copy), "--csv"])
+    assert out.exit_code == 0, out.output
+    rows = out.output.splitlines()
+    assert rows[0].startswith("topic,size,action") and len(rows) == 1 + min(10, len(report.topics))
     assert build_insights(kb, asked_by="key:other", embedder=embedder).asked == 0  # another asker sees nothing
 
     runner = CliRunner()

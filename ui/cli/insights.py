@@ -1,7 +1,8 @@
 """`kb insights`: what the KB could not answer, which documents to fix; `--replay`: whether a fix worked.
 
 Reads the KB's question log (filled by the app, the API and `kb ask --log`) and its feedback for the period
-(--since 7d: the last seven days; also 24h, 2w or a date 2026-11-01; default: all that is kept).
+(--since 7d: the last seven days; also 24h, 2w or a date 2026-11-01; default: all that is kept); --json prints
+the report as JSON, --csv the gap topics as CSV.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from insights import InsightsConfig, TopicConfig, build_insights, insights_dict, insights_text, replay
+from insights import InsightsConfig, TopicConfig, build_insights, insights_csv, insights_dict, insights_text, replay
 from kb import KnowledgeBase
 from retriever import make_retriever
 from ui.cli.terminal import safe_text
@@ -43,6 +44,7 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
 )
 @click.option("--since", default=None, help="Period: 7d, 24h, 2w or a date (UTC); default: everything kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the gap topics as CSV.")
 @click.option("--top", default=10, show_default=True, help="Gap topics shown.")
 @click.option(
     "--method",
@@ -52,7 +54,7 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     help="How gap questions are grouped into topics.",
 )
 @click.option("--replay", "do_replay", is_flag=True, help="Re-ask the period's gap questions against the current KB.")
-def insights(kb_dir, since, as_json, top, method, do_replay):
+def insights(kb_dir, since, as_json, as_csv, top, method, do_replay):
     """Gap topics (questions not answered or thumbed down), document health, and --replay after a fix."""
     kb = KnowledgeBase(kb_dir)
     config = InsightsConfig(topics=TopicConfig(method=method), top_topics=top)
@@ -68,5 +70,8 @@ def insights(kb_dir, since, as_json, top, method, do_replay):
         return
     if as_json:
         click.echo(json.dumps(insights_dict(report, top), indent=2))
+        return
+    if as_csv:
+        click.echo(insights_csv(report, top), nl=False)
         return
     click.echo(safe_text(insights_text(report, top)))
