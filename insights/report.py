@@ -103,7 +103,7 @@ def insights_text(report: Insights, top_topics: int = 10) -> str:
     lines = [
         f"Insights from {_when(report.since)} to {_when(report.until) if report.until else 'now'} (UTC)",
         f"questions: {report.asked} logged, {report.answered} answered, {report.abstained} not answered; "
-        f"{report.thumbs_down} thumbs down, {report.weak} answered weakly",
+        f"{report.thumbs_down} thumbs down" + (f", {report.weak} answered weakly" if report.weak else ""),
         "",
         f"Gap topics ({len(report.topics)}; the {min(top_topics, len(report.topics))} largest):",
     ]

@@ -159,6 +159,8 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     assert {d.source for d in report.health.most_cited} == cited
     assert set(report.health.never_cited) == sources - cited
     assert "Gap topics" in insights_text(report)
+    out = CliRunner().invoke(main, ["insights", "--kb-dir", str(kb_copy), "--since", "2026-01-01"])
+    assert out.exit_code == 0 and "\\n" not in out.output and out.output.count("\n") > 8, out.output
     out = CliRunner().invoke(main, ["insights", "--kb-dir", str(kb_copy), "--csv"])
     assert out.exit_code == 0, out.output
     rows = out.output.splitlines()

@@ -53,11 +53,17 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     show_default=True,
     help="How gap questions are grouped into topics.",
 )
+@click.option(
+    "--weak-cosine",
+    type=float,
+    default=None,
+    help="Count answered questions whose nearest passage is below this cosine as gaps too (e.g. 0.5; off by default).",
+)
 @click.option("--replay", "do_replay", is_flag=True, help="Re-ask the period's gap questions against the current KB.")
-def insights(kb_dir, since, as_json, as_csv, top, method, do_replay):
+def insights(kb_dir, since, as_json, as_csv, top, method, weak_cosine, do_replay):
     """Gap topics (questions not answered or thumbed down), document health, and --replay after a fix."""
     kb = KnowledgeBase(kb_dir)
-    config = InsightsConfig(topics=TopicConfig(method=method), top_topics=top)
+    config = InsightsConfig(topics=TopicConfig(method=method), top_topics=top, weak_cosine=weak_cosine)
     report = build_insights(kb, since=parse_since(since), config=config)
     if do_replay:
         again = replay(report.topics, make_retriever("hopfield", kb))
@@ -74,4 +80,4 @@ def insights(kb_dir, since, as_json, as_csv, top, method, do_replay):
     if as_csv:
         click.echo(insights_csv(report, top), nl=False)
         return
-    click.echo(safe_text(insights_text(report, top)))
+    click.echo("\n".join(safe_text(line) for line in insights_text(report, top).splitlines()))
