@@ -2,7 +2,7 @@
 
 Hopfield (the default): the stored patterns X (N, d) are the unit embeddings of the period's gap questions.
 Each question's embedding is iterated `steps` times by the modern Hopfield update
-xi <- X^T softmax(beta X xi) (retriever.hopfield_math.update) and the states that settle on the same
+xi <- X^T softmax(beta X xi) (retriever.hopfield_math.update; see hopfield_states) and the states that settle on the same
 attractor (cosine >= `same_cosine` between final states) form one topic. beta (an inverse temperature on
 cosines) sets the grain: small beta pulls everything to the mean, large beta leaves each question alone.
 beta 40: on covidfaq's gap questions (python -m insights.measure) beta 20 merged unrelated questions into two
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from kb import KBError
-from retriever import hopfield_math
 
 METHODS = ("hopfield", "hdbscan")
 
@@ -60,15 +59,17 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return v / np.maximum(norms, 1e-12)
 
 
-def hopfield_states(vectors: np.ndarray, beta: float, steps: int, batch: int = 512) -> np.ndarray:
-    """Each row of vectors iterated `steps` Hopfield updates over all rows as the stored patterns: (N, d)."""
+def hopfield_states(vectors: np.ndarray, beta: float, steps: int, batch: int = 1024) -> np.ndarray:
+    """Each row of vectors iterated `steps` Hopfield updates over all rows as the stored patterns: (N, d).
+
+    The update of retriever.hopfield_math.update, xi <- X^T softmax(beta X xi), written as two matrix products
+    over the one shared X (hopfield_math takes a (B, K, d) copy of the patterns per query): memory B x N."""
     x = torch.from_numpy(unit(vectors))
     out = []
     for start in range(0, len(x), batch):
         xi = x[start : start + batch]
-        patterns = x.unsqueeze(0).expand(len(xi), -1, -1)
         for _ in range(steps):
-            xi = hopfield_math.update(xi, patterns, beta)
+            xi = torch.softmax(beta * (xi @ x.T), dim=-1) @ x
         out.append(xi)
     return torch.cat(out).numpy() if out else np.zeros_like(vectors, dtype=np.float32)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from kb.database import rollback
 from kb.errors import KBError
 from kb.redact import redact
 from kb.schema import QUESTION_LOG_TABLES, ensure_tables, has_table
@@ -140,7 +141,7 @@ class QuestionLog:
                     )
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
         return entry
 

@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from insights import (
@@ -18,10 +19,11 @@ from insights import (
     gap_questions,
     hdbscan_labels,
     hopfield_labels,
+    hopfield_states,
     insights_text,
 )
 from kb import DocumentInfo, Feedback, KBError, KnowledgeBase, LogEntry, LoggedCitation, QuestionLog
-from retriever import AnswerConfig, answer, log_answer, make_retriever
+from retriever import AnswerConfig, answer, hopfield_math, log_answer, make_retriever
 from ui.cli.commands import main
 from ui.cli.insights import parse_since
 
@@ -52,6 +54,13 @@ def test_hdbscan_keeps_each_group_in_one_topic_of_its_own(rng):
     for g in range(3):
         assert len(set(labels[truth == g])) == 1
     assert len({int(labels[truth == g][0]) for g in range(3)}) == 3
+
+
+def test_hopfield_states_are_the_retrievers_hopfield_update(rng):
+    x = rng.normal(size=(7, 16)).astype(np.float32)
+    u = torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True))
+    want = hopfield_math.update(hopfield_math.update(u, u.expand(7, -1, -1), 5.0), u.expand(7, -1, -1), 5.0)
+    np.testing.assert_allclose(hopfield_states(x, beta=5.0, steps=2, batch=3), want.numpy(), atol=1e-5)
 
 
 def test_a_low_beta_pulls_every_question_to_one_attractor(rng):
