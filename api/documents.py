@@ -103,7 +103,7 @@ def upload(caller, data: bytes, name: str, visibility: str, tags: str) -> dict:
                     422,
                     scrub_paths("; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed), collections.config),
                 )
-    collections.refresh(collection)
+    # The upload committed through the served KB, whose writer loads the new snapshot before returning.
     stored = collections.kb(collection, create=True).document(saved.name)
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     return {"status": status, "document": document_payload(stored)}

@@ -43,3 +43,12 @@ class ParsedText:
     url: str = ""
     updated_at: str = ""
     content_hash: str = ""
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of text, less Markdown heading marks, at most 120 characters: a title of last resort."""
+    for line in text.splitlines():
+        line = line.strip(" #\t")
+        if line:
+            return line[:120]
+    return ""

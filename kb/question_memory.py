@@ -33,9 +33,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -43,119 +42,17 @@ from kb import reads
 from kb.database import Database, inserted_id
 from kb.errors import KBError
 from kb.lexicon import char_grams, pack_grams, unpack_grams
+from kb.memory_records import (
+    ASSOCIATION_COLUMNS,
+    Association,
+    MemoryConfig,
+    MemoryEvent,
+    MemoryPatterns,
+    association_from_row,
+    question_key,
+)
 from kb.schema import QUESTION_MEMORY_TABLES, ensure_tables, has_table
 from kb.store import KnowledgeBase
-
-DAY = 86400.0
-ORIGINS = ("thumbs_up", "thumbs_down", "cited_helpful", "import", "replay")
-
-
-@dataclass(frozen=True)
-class MemoryConfig:
-    """half_life_days: an association's strength halves every this many days without feedback (30).
-    user_cap: the most one association, and one named user's associations to one passage together,
-    add to that passage's strength (3: a fourth identical thumbs up changes nothing).
-    min_strength: effective strength below which an association is not used."""
-
-    half_life_days: float = 30.0
-    user_cap: float = 3.0
-    min_strength: float = 0.05
-
-    def __post_init__(self) -> None:
-        if not self.half_life_days > 0:
-            raise KBError(f"half_life_days must be > 0, not {self.half_life_days}")
-        if not self.user_cap > 0:
-            raise KBError(f"user_cap must be > 0, not {self.user_cap}")
-
-    def decay(self, elapsed_seconds: np.ndarray | float) -> np.ndarray | float:
-        """0.5 ** (days / half_life_days): the factor an association keeps after elapsed_seconds unconfirmed."""
-        return 0.5 ** (np.maximum(elapsed_seconds, 0.0) / (self.half_life_days * DAY))
-
-
-@dataclass(frozen=True)
-class Association:
-    """One stored (question, passage version, user). strength: as last written (see effective());
-    user: "" for none; retired: the passage's text changed (never used again)."""
-
-    id: int
-    question: str
-    text_hash: str
-    doc_source: str
-    doc_version: int
-    user: str
-    strength: float
-    confirmations: int
-    rejections: int
-    created_at: float
-    last_confirmed_at: float
-    retired: bool
-    retired_reason: str
-
-    def effective(self, config: MemoryConfig, now: float | None = None) -> float:
-        now = time.time() if now is None else now
-        return float(self.strength * config.decay(now - self.last_confirmed_at))
-
-
-@dataclass(frozen=True)
-class MemoryEvent:
-    """One change: confirmed, rejected, retired, removed, moved, carried or forgotten."""
-
-    association_id: int
-    event: str
-    delta: float
-    user: str
-    origin: str
-    note: str
-    at: float
-
-
-@dataclass(frozen=True)
-class MemoryPatterns:
-    """The usable associations, one row per (question, passage version), resolved to current chunks.
-
-    vectors (M, d) float32 unit rows; grams: M (buckets, counts) character views; weights (M,) > 0:
-    effective strength summed over users (decayed, capped); chunk_ids (M,) the current chunk of each;
-    questions: their texts; support (M,): how many associations (users) each row sums.
-    """
-
-    vectors: np.ndarray
-    grams: tuple[tuple[np.ndarray, np.ndarray], ...]
-    weights: np.ndarray
-    chunk_ids: np.ndarray
-    questions: tuple[str, ...]
-    support: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.chunk_ids)
-
-
-def question_key(question: str) -> str:
-    """What makes two questions the same: case and spacing ignored."""
-    return " ".join(question.lower().split())
-
-
-_COLUMNS = (
-    "id, question, text_hash, doc_source, doc_version, by_user, strength, confirmations, rejections, "
-    "created_at, last_confirmed_at, retired, retired_reason"
-)
-
-
-def _association(row) -> Association:
-    return Association(
-        int(row[0]),
-        row[1],
-        row[2],
-        row[3],
-        int(row[4]),
-        row[5],
-        float(row[6]),
-        int(row[7]),
-        int(row[8]),
-        float(row[9]),
-        float(row[10]),
-        bool(row[11]),
-        row[12],
-    )
 
 
 class QuestionMemory:
@@ -214,7 +111,8 @@ class QuestionMemory:
         return int(row[0]) if row else 0
 
     @staticmethod
-    def _bump(con: sqlite3.Connection) -> None:
+    def bump_version(con: sqlite3.Connection) -> None:
+        """Inside con's open transaction: readers caching on version() must reload."""
         con.execute(
             "INSERT INTO qmem_meta (key, value) VALUES ('version', '1') ON CONFLICT(key) DO UPDATE SET "
             "value = CAST(value AS INTEGER) + 1"
@@ -291,7 +189,8 @@ class QuestionMemory:
             for n, (question, vec, (h, source, version)) in enumerate(prepared):
                 key = question_key(question)
                 row = con.execute(
-                    f"SELECT {_COLUMNS} FROM qmem_associations WHERE question_key = ? AND text_hash = ? AND by_user = ?",
+                    f"SELECT {ASSOCIATION_COLUMNS} FROM qmem_associations "
+                    "WHERE question_key = ? AND text_hash = ? AND by_user = ?",
                     (key, h, user),
                 ).fetchone()
                 if row is None:
@@ -319,7 +218,7 @@ class QuestionMemory:
                     )
                     aid = inserted_id(cur)
                 else:
-                    old = _association(row)
+                    old = association_from_row(row)
                     aid = old.id
                     # A retired association whose old text is current again starts afresh: its old weight is history.
                     kept = 0.0 if old.retired else old.strength * float(self.config.decay(now - old.last_confirmed_at))
@@ -335,10 +234,12 @@ class QuestionMemory:
                 )
                 out.append(aid)
             if out:
-                self._bump(con)
+                self.bump_version(con)
             con.execute("COMMIT")
             return [
-                _association(con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE id = ?", (aid,)).fetchone())
+                association_from_row(
+                    con.execute(f"SELECT {ASSOCIATION_COLUMNS} FROM qmem_associations WHERE id = ?", (aid,)).fetchone()
+                )
                 for aid in out
             ]
 
@@ -355,7 +256,7 @@ class QuestionMemory:
                     "INSERT INTO qmem_events (association_id, event, at) VALUES (?, 'forgotten', ?)",
                     (int(association_id), now),
                 )
-                self._bump(con)
+                self.bump_version(con)
             con.execute("COMMIT")
         return bool(n)
 
@@ -414,7 +315,7 @@ class QuestionMemory:
             )
             con.execute("INSERT OR REPLACE INTO qmem_meta (key, value) VALUES ('pruned_token', ?)", (token or "",))
             if events:
-                self._bump(con)
+                self.bump_version(con)
             con.execute("COMMIT")
         return counts
 
@@ -444,15 +345,17 @@ class QuestionMemory:
             return []
         where = "" if include_retired else " WHERE retired = 0"
         with self._connect(write=False) as con:
-            rows = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations{where} ORDER BY id").fetchall()
-        return [_association(r) for r in rows]
+            rows = con.execute(f"SELECT {ASSOCIATION_COLUMNS} FROM qmem_associations{where} ORDER BY id").fetchall()
+        return [association_from_row(r) for r in rows]
 
     def get(self, association_id: int) -> Association | None:
         if not self.exists():
             return None
         with self._connect(write=False) as con:
-            row = con.execute(f"SELECT {_COLUMNS} FROM qmem_associations WHERE id = ?", (int(association_id),)).fetchone()
-        return _association(row) if row else None
+            row = con.execute(
+                f"SELECT {ASSOCIATION_COLUMNS} FROM qmem_associations WHERE id = ?", (int(association_id),)
+            ).fetchone()
+        return association_from_row(row) if row else None
 
     def events(self, association_id: int | None = None) -> list[MemoryEvent]:
         if not self.exists():
@@ -530,24 +433,3 @@ class QuestionMemory:
             questions=tuple(g[2][0] for g in keep),
             support=np.array([g[1] for g in keep], dtype=np.int64),
         )
-
-
-def revector(
-    con: sqlite3.Connection, vectors: dict[str, np.ndarray], encode_queries: Callable[[list[str]], np.ndarray]
-) -> int:
-    """Give every association the new model's vector of its question, inside con's open transaction (a model
-    switch, kb.reembed); vectors: those embedded beforehand, encode_queries embeds questions learnt since.
-    Returns the associations changed; readers see a new memory version."""
-    if not has_table(con, "qmem_associations"):
-        return 0
-    rows = con.execute("SELECT id, question FROM qmem_associations").fetchall()
-    late = sorted({q for _, q in rows if q not in vectors})
-    if late:
-        vectors = {**vectors, **dict(zip(late, encode_queries(late)))}
-    con.executemany(
-        "UPDATE qmem_associations SET vector = ? WHERE id = ?",
-        [(np.asarray(vectors[q], dtype=np.float32).tobytes(), i) for i, q in rows],
-    )
-    if rows:
-        QuestionMemory._bump(con)
-    return len(rows)

@@ -10,14 +10,19 @@ wins over the stale manifest.json (kb.store), so the vectors and the model alway
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from kb.embedder import load_embedder
 from kb.embedder_base import EmbedderConfig
-from kb.question_memory import QuestionMemory, revector
+from kb.question_memory import QuestionMemory
 from kb.records import text_hash
+from kb.schema import has_table
 from kb.store import KnowledgeBase
 
 
@@ -64,3 +69,24 @@ def reembed(kb_dir: str | Path, config: EmbedderConfig, wait: float = 0.0, progr
         questions=sum(changed),
         seconds=time.perf_counter() - started,
     )
+
+
+def revector(
+    con: sqlite3.Connection, vectors: dict[str, np.ndarray], encode_queries: Callable[[list[str]], np.ndarray]
+) -> int:
+    """Give every association the new model's vector of its question, inside con's open transaction (a model
+    switch, kb.reembed); vectors: those embedded beforehand, encode_queries embeds questions learnt since.
+    Returns the associations changed; readers see a new memory version."""
+    if not has_table(con, "qmem_associations"):
+        return 0
+    rows = con.execute("SELECT id, question FROM qmem_associations").fetchall()
+    late = sorted({q for _, q in rows if q not in vectors})
+    if late:
+        vectors = {**vectors, **dict(zip(late, encode_queries(late)))}
+    con.executemany(
+        "UPDATE qmem_associations SET vector = ? WHERE id = ?",
+        [(np.asarray(vectors[q], dtype=np.float32).tobytes(), i) for i, q in rows],
+    )
+    if rows:
+        QuestionMemory.bump_version(con)
+    return len(rows)

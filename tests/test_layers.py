@@ -163,3 +163,18 @@ def test_the_cli_and_the_app_do_not_import_each_other():
                 f"{path.relative_to(ROOT)} imports {m}" for m in imports_of(path) if m == other or m.startswith(other + ".")
             ]
     assert not bad, bad
+
+
+def test_every_package_folder_is_shipped():
+    """pyproject.toml lists packages by hand; a new subpackage missing there would work from a checkout and be
+    absent from an installed wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for package in FLOORS
+        for path in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert folders <= listed, sorted(folders - listed)

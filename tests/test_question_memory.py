@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
-from kb.question_memory import DAY, MemoryConfig, QuestionMemory
+from kb.memory_records import DAY, MemoryConfig
+from kb.question_memory import QuestionMemory
 from retriever import HopfieldRetriever
 from retriever.question_recall import chunk_mass, recall_attention
 

@@ -188,7 +188,7 @@ def test_changed_document_that_now_fails_keeps_its_previous_version_searchable(t
             "search", "how much is refunded for a taxi", "--kb-dir", kb_dir, "--retriever", "dense", "-k", "1", "--json"
         ).stdout
     )
-    assert "sixty pounds" in out["hits"][0]["text"] and out["hits"][0]["doc_version"] == 2
+    assert "sixty pounds" in out["hits"][0]["text"] and out["hits"][0]["version"] == 2
 
 
 HISTORY_LINE = re.compile(r"^v(\d+)\s+(added|updated|removed)\s+(\S+)\s+(\d+) chunks\s+([0-9a-f]{12})\s+(\S+)$")
