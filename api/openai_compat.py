@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from api.auth import Caller, authenticate
 from api.payloads import answer_pieces
 from api.schemas import AskRequest, ChatRequest
-from retriever import AnswerConfig, answer, citation_dict, history_dict
+from retriever import AnswerConfig, answer, citation_dict, history_dict, log_answer
 
 # The question cap of /search and /ask, for the chat endpoint's question too.
 QUESTION_MAX = next(m.max_length for m in AskRequest.model_fields["question"].metadata if hasattr(m, "max_length"))
@@ -94,6 +94,7 @@ def chat(body: ChatRequest, caller: Caller = Depends(authenticate)):
         where=caller.filter(),
         history=history,
     )
+    log_answer(caller.kb, ans, by=f"key:{caller.key.id}", collection=name)
     content = ans.text + sources_text(ans.citations)
     cites = [citation_dict(c) for c in ans.citations]
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

@@ -5,7 +5,8 @@ Three groups of tables:
                          created with the KB; an older KB gets missing tables and ADDED_COLUMNS on open
     QUESTION_MEMORY_TABLES   confirmed (question, passage) pairs (kb/question_memory.py)
     CONVERSATION_TABLES      saved chats (kb/conversations.py)
-The last two are created by their owners on first write (ensure_tables), so a KB from before them needs
+    QUESTION_LOG_TABLES      every question asked, redacted, with its outcome and citations (kb/question_log.py)
+The last three are created by their owners on first write (ensure_tables), so a KB from before them needs
 no upgrade and a read-only KB simply has none.
 """
 
@@ -144,9 +145,31 @@ CREATE TABLE IF NOT EXISTS conversation_turns (
 );
 """
 
+QUESTION_LOG_TABLES = """
+CREATE TABLE IF NOT EXISTS question_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    question TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    asked_by TEXT,
+    collection TEXT,
+    evidence REAL
+);
+CREATE INDEX IF NOT EXISTS question_log_at ON question_log(at);
+CREATE TABLE IF NOT EXISTS question_log_citations (
+    entry_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    chunk_id INTEGER NOT NULL,
+    doc_source TEXT NOT NULL,
+    doc_version INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, n)
+);
+"""
+
 
 def ensure_tables(con: sqlite3.Connection, tables: str) -> None:
-    """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES) if missing; idempotent."""
+    """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES, QUESTION_LOG_TABLES) if missing;
+    idempotent."""
     con.executescript(tables)
 
 

@@ -17,6 +17,7 @@ Public surface:
     Turn, HistoryConfig, Context, parse_history, build_context   follow-ups read with the conversation before them
     learn_from_feedback(kb, question, chunk_ids, helpful)  a thumbs up/down into the question memory
     record_feedback(kb, question, cited, helpful, by)     a thumbs up/down stored and learnt: what every interface calls
+    log_answer(kb, answer, by, collection)   an answer into the KB's question log (redacted): what every interface calls
     hit_dict, citation_dict, search_dict, answer_dict     results and answers as JSON values (retriever/serialize.py):
     diagnostics_dict, history_dict, SCOPED_DIAGNOSTICS    the one shape the CLI's --json, the app and the API use
     HitDict, CitationDict, HistoryDict, SearchDict, AnswerDict   that shape, as TypedDicts
@@ -26,6 +27,7 @@ Public surface:
 """
 
 from retriever import hopfield_math
+from retriever.answer_log import log_answer
 from retriever.answers import (
     ANSWERABILITY,
     NOT_FOUND,
@@ -93,6 +95,7 @@ __all__ = [
     "LLMConfig",
     "learn_from_feedback",
     "record_feedback",
+    "log_answer",
     "SCOPED_DIAGNOSTICS",
     "AnswerDict",
     "CitationDict",

@@ -189,6 +189,29 @@ def test_ask_answers_as_json_and_as_a_stream_of_sentences_then_citations(server)
     assert unknown["abstained"] and unknown["answer"] == "Not found in the knowledge base." and unknown["closest"]
 
 
+def test_answers_are_logged_per_key_and_collection_redacted_and_never_in_the_server_log(server):
+    from kb import KnowledgeBase, QuestionLog
+
+    c, store = server["client"], server["store"]
+    ids = {k.name: k.id for k in store.list()}
+    started = time.time()  # the module's other tests asked with these keys before
+    question = "How long is a VPN profile valid? Mail me at jo.doe@example.com"
+    reply = c.post("/v1/collections/it/ask", headers=auth(server, "it"), json={"question": question}).json()
+    chat = {"model": "support", "messages": [{"role": "user", "content": "Refund window for new plans? Call 555-123-4567"}]}
+    assert c.post("/v1/chat/completions", headers=auth(server, "public"), json=chat).status_code == 200
+    it = QuestionLog(KnowledgeBase(server["base"] / "kbs" / "it")).entries(since=started, asked_by=f"key:{ids['it bot']}")
+    assert [(e.question, e.collection, e.abstained) for e in it] == [
+        ("How long is a VPN profile valid? Mail me at [email]", "it", reply["abstained"])
+    ]
+    assert [x.chunk_id for x in it[0].citations] == [x["chunk_id"] for x in reply["citations"]]
+    support = QuestionLog(KnowledgeBase(server["base"] / "kbs" / "support")).entries(
+        since=started, asked_by=f"key:{ids['website bot']}"
+    )
+    assert [(e.question, e.collection) for e in support] == [("Refund window for new plans? Call [phone]", "support")]
+    log_text = server["log"].read_text()
+    assert "jo.doe@example.com" not in log_text and "VPN profile valid" not in log_text and "555-123-4567" not in log_text
+
+
 def test_the_openai_client_reads_cited_answers_from_the_compatible_endpoint(server):
     openai = pytest.importorskip("openai", reason="the openai package is not installed")
     client = openai.OpenAI(base_url=server["url"] + "/v1", api_key=server["keys"]["public"])

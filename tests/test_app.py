@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
-from kb import KnowledgeBase
+from kb import KnowledgeBase, QuestionLog
 from tests.helpers import read_questions
 from ui.launch import APP as APP_SCRIPT
 from ui.launch import KB_DIR_ENV, SOURCES_ENV
@@ -141,12 +143,18 @@ def test_missing_kb_is_explained_on_every_page(tmp_path, monkeypatch):
 
 def test_feedback_is_stored_and_exported_as_a_labelled_question(kb_copy, monkeypatch):
     q = QUESTIONS[0]
+    started = time.time()  # kb_copy holds what app tests on the shared sample KB logged before
     at = ask(open_app(kb_copy, monkeypatch), q["question"])
     at.get("feedback")[0].set_value(1).run()
     assert not at.exception
     kb = KnowledgeBase(kb_copy)
     rows = kb.feedback()
     assert rows and all(r.helpful and r.question == q["question"] for r in rows)
+    entries = QuestionLog(kb).entries(since=started)
+    assert len(entries) == 1, entries
+    [logged] = entries  # the question is in the log, by a digest of the session (never its id)
+    assert logged.question == q["question"] and not logged.abstained and logged.citations
+    assert logged.asked_by and re.fullmatch(r"session:[0-9a-f]{16}", logged.asked_by)
     at.switch_page("pages/evaluation.py").run()
     assert not at.exception
     table = at.dataframe[-1].value

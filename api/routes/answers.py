@@ -12,7 +12,7 @@ from api.auth import READER, Caller
 from api.feedback import Lesson
 from api.payloads import history_turns, stream_answer
 from api.schemas import AnswerResponse, AskRequest, FeedbackRequest, SearchRequest, SearchResponse
-from retriever import AnswerConfig, answer, answer_dict, parse_history, record_feedback, search_dict
+from retriever import AnswerConfig, answer, answer_dict, log_answer, parse_history, record_feedback, search_dict
 
 router = APIRouter(tags=["answers"])
 
@@ -41,6 +41,7 @@ def ask(body: AskRequest, caller: Caller = READER, accept: str | None = Header(N
     ans = answer(
         body.question, retriever, AnswerConfig(), where=caller.filter(body.filters), history=history_turns(body.history)
     )
+    log_answer(caller.kb, ans, by=f"key:{caller.key.id}", collection=caller.collection_name)
     if body.stream or "text/event-stream" in (accept or ""):
         return StreamingResponse(
             stream_answer(ans, caller.scoped), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

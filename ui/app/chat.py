@@ -6,13 +6,14 @@ Agents see the conversation and the question box; the sidebar lists their saved 
 
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
 
 import streamlit as st
 
 from kb import ConversationStore, EmptyKBError, KBError, location_label
-from retriever import answer, record_feedback
+from retriever import answer, log_answer, record_feedback
 from ui.app import session as app_session
 from ui.app import state as app_state
 from ui.app.cite import citation_script, copy_button
@@ -141,6 +142,9 @@ def _answer_turn(question: str, settings: app_state.Settings, path: Path, histor
     try:
         with st.spinner("Searching the knowledge base..."):
             ans = answer(question, settings.retriever_for(path), settings.answer_config(), history=history)
+        # The session id opens the session's conversations: the log keeps only a digest of it.
+        asker = hashlib.sha256(app_session.browser_session().encode()).hexdigest()[:16]
+        log_answer(app_state.knowledge_base(path), ans, by=f"session:{asker}")
         return from_answer(question, ans, k=settings.candidates)
     except EmptyKBError:
         return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")

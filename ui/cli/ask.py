@@ -17,6 +17,7 @@ from retriever import (
     LLMConfig,
     answer,
     answer_dict,
+    log_answer,
     make_retriever,
 )
 from ui.cli.terminal import safe_text
@@ -51,8 +52,25 @@ from ui.cli.terminal import safe_text
     help="OpenAI-compatible endpoint for generative answers, e.g. http://localhost:11434/v1 (off by default).",
 )
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
+@click.option(
+    "--log",
+    "log_it",
+    is_flag=True,
+    help="Keep the question (redacted), its outcome and citations in the KB's question log, for `kb insights`.",
+)
 def ask(
-    question, kb_dir, as_json, retriever_name, top_k, beta, candidates, min_evidence, cross_abstention, llm_url, llm_model
+    question,
+    kb_dir,
+    as_json,
+    retriever_name,
+    top_k,
+    beta,
+    candidates,
+    min_evidence,
+    cross_abstention,
+    llm_url,
+    llm_model,
+    log_it,
 ):
     """Answer QUESTION from the KB with numbered citations, or say it is not in the KB."""
     if bool(llm_url) != bool(llm_model):
@@ -61,6 +79,8 @@ def ask(
     retriever = make_retriever(retriever_name, kb, top_k=top_k, candidates=candidates, hopfield=HopfieldConfig(beta=beta))
     llm = LLMConfig(url=llm_url, model=llm_model) if llm_url else None
     ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, cross_abstention=cross_abstention, llm=llm))
+    if log_it:
+        log_answer(kb, ans)
     if as_json:
         # The API's answer JSON, with what only the KB's owner reads (mode, retriever, signals, diagnostics, scores).
         click.echo(json.dumps(answer_dict(ans, details=True), indent=2))

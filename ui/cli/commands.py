@@ -21,6 +21,7 @@ from ui.cli.app_command import ui
 from ui.cli.ask import ask
 from ui.cli.chat import chat
 from ui.cli.evaluate import eval_cmd
+from ui.cli.insights import insights
 from ui.cli.memory import memory
 from ui.cli.terminal import safe_text
 
@@ -401,6 +402,7 @@ main.add_command(chat)
 main.add_command(ui)
 main.add_command(eval_cmd)
 main.add_command(memory)
+main.add_command(insights)
 
 
 def _plugins() -> None:

@@ -1,0 +1,57 @@
+"""insights: what the knowledge base could not answer, which documents to fix, and proof that a fix worked.
+
+Floor 2 (beside eval): reads the KB's question log and feedback (kb) and re-asks questions (retriever).
+
+Public surface:
+    build_insights(kb, since, until, config) -> Insights   counts, gap topics and document health of a period
+    insights_dict, insights_text, insights_csv   the report as JSON values, as text, or its topics as CSV
+    InsightsConfig, TopicConfig              how gaps are grouped and reported (Hopfield attractors or HDBSCAN)
+    GapQuestion, GapTopic, NearPassage       gap questions, their topics and the passages nearest a topic
+    gap_questions, weak_answers, gap_topics, embed_questions   the steps of build_insights, for callers with their own data
+    topic_labels, hopfield_labels, hdbscan_labels, hopfield_states   the groupings themselves
+    DocumentHealth, DocumentUse, StaleAnswer, document_health   most/least/never cited, thumbs down, replaced versions
+    replay(topics, retriever) -> Replay      re-ask the gap questions against the current KB, per topic
+"""
+
+from insights.gaps import (
+    GapQuestion,
+    GapTopic,
+    InsightsConfig,
+    NearPassage,
+    embed_questions,
+    gap_questions,
+    gap_topics,
+    weak_answers,
+)
+from insights.health import DocumentHealth, DocumentUse, StaleAnswer, document_health
+from insights.replay import Replay, TopicReplay, replay
+from insights.report import Insights, build_insights, insights_csv, insights_dict, insights_text
+from insights.topics import TopicConfig, hdbscan_labels, hopfield_labels, hopfield_states, topic_labels
+
+__all__ = [
+    "GapQuestion",
+    "GapTopic",
+    "InsightsConfig",
+    "NearPassage",
+    "embed_questions",
+    "gap_questions",
+    "gap_topics",
+    "weak_answers",
+    "DocumentHealth",
+    "DocumentUse",
+    "StaleAnswer",
+    "document_health",
+    "Replay",
+    "TopicReplay",
+    "replay",
+    "Insights",
+    "build_insights",
+    "insights_csv",
+    "insights_dict",
+    "insights_text",
+    "TopicConfig",
+    "hdbscan_labels",
+    "hopfield_labels",
+    "hopfield_states",
+    "topic_labels",
+]

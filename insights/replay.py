@@ -1,0 +1,44 @@
+"""After a fix: re-ask the period's gap questions against the current KB and count, per topic, how many are
+now answered (the answer layer no longer abstains)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from insights.gaps import GapTopic
+from retriever import AnswerConfig, Retriever, answer
+
+
+@dataclass(frozen=True)
+class TopicReplay:
+    """A topic's questions re-asked: how many, and how many are answered now."""
+
+    topic: int
+    asked: int
+    answered: int
+    example: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Every topic's replay, and the totals; share: answered / asked (0 when nothing was asked)."""
+
+    topics: tuple[TopicReplay, ...]
+    asked: int
+    answered: int
+
+    @property
+    def share(self) -> float:
+        return self.answered / self.asked if self.asked else 0.0
+
+
+def replay(
+    topics: list[GapTopic] | tuple[GapTopic, ...], retriever: Retriever, config: AnswerConfig | None = None
+) -> Replay:
+    """Re-ask each topic's questions through retriever.answer (config: the answer settings, default ones)."""
+    config = config or AnswerConfig()
+    out = []
+    for t in topics:
+        answered = sum(not answer(q, retriever, config).abstained for q in t.questions)
+        out.append(TopicReplay(t.id, len(t.questions), answered, t.examples[0] if t.examples else ""))
+    return Replay(tuple(out), sum(r.asked for r in out), sum(r.answered for r in out))

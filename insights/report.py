@@ -1,0 +1,130 @@
+"""The insights report of a period: counts, gap topics and document health, as a dict (JSON) or text.
+
+build_insights(kb, since, until) reads the KB's question log and feedback for since <= at < until (Unix
+seconds; None: unbounded); asked_by / collections narrow it to one asker's or some collections' questions
+(what a scoped key may see).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from insights.gaps import GapQuestion, GapTopic, InsightsConfig, gap_questions, gap_topics, weak_answers
+from insights.health import DocumentHealth, document_health
+from kb import KnowledgeBase, QuestionLog, TextEmbedder
+
+
+@dataclass(frozen=True)
+class Insights:
+    """since / until: the period (Unix seconds, None: unbounded); asked / answered / abstained: logged
+    questions; thumbs_down: gap questions from thumbs down; topics: every gap topic, largest first; gaps: the
+    gap questions (what --replay re-asks)."""
+
+    since: float | None
+    until: float | None
+    asked: int
+    answered: int
+    abstained: int
+    thumbs_down: int
+    weak: int
+    topics: tuple[GapTopic, ...]
+    gaps: tuple[GapQuestion, ...]
+    health: DocumentHealth
+
+
+def build_insights(
+    kb: KnowledgeBase,
+    since: float | None = None,
+    until: float | None = None,
+    config: InsightsConfig | None = None,
+    embedder: TextEmbedder | None = None,
+    asked_by: str | None = None,
+    collections: list[str] | None = None,
+) -> Insights:
+    """The period's insights of kb (see the module's docstring)."""
+    config = config or InsightsConfig()
+    entries = QuestionLog(kb).entries(since=since, until=until, asked_by=asked_by, collections=collections)
+    feedback = kb.feedback() if config.thumbs_down else []
+    if asked_by is not None:
+        feedback = [f for f in feedback if f.by == asked_by]
+    gaps = gap_questions(entries, feedback, since, until)
+    if config.weak_cosine is not None:
+        gaps += weak_answers(kb, entries, config.weak_cosine, embedder)
+    topics = gap_topics(kb, gaps, config, embedder)
+    return Insights(
+        since=since,
+        until=until,
+        asked=len(entries),
+        answered=sum(not e.abstained for e in entries),
+        abstained=sum(e.abstained for e in entries),
+        thumbs_down=sum(g.reason == "thumbs_down" for g in gaps),
+        weak=sum(g.reason == "weak" for g in gaps),
+        topics=tuple(topics),
+        gaps=tuple(gaps),
+        health=document_health(kb.documents(), entries, feedback, since, until),
+    )
+
+
+def insights_dict(report: Insights, top_topics: int = 10) -> dict:
+    """The report as JSON values: the first top_topics topics, every health list; no gap list (the topics
+    hold their questions)."""
+    out = asdict(report)
+    out.pop("gaps")
+    out["topics"] = out["topics"][:top_topics]
+    out["topics_total"] = len(report.topics)
+    for use_list in ("most_cited", "least_cited", "most_thumbs_down"):
+        for d, use in zip(out["health"][use_list], getattr(report.health, use_list)):
+            d["down_rate"] = round(use.down_rate, 3)
+    return out
+
+
+def insights_csv(report: Insights, top_topics: int = 10) -> str:
+    """The gap topics as CSV: topic, size, action, close_document, example_1..3, nearest passage's document."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["topic", "size", "action", "close_document", "example_1", "example_2", "example_3", "nearest_document"])
+    for t in report.topics[:top_topics]:
+        examples = list(t.examples[:3]) + [""] * (3 - len(t.examples[:3]))
+        nearest = t.passages[0].doc_source if t.passages else ""
+        w.writerow([t.id + 1, t.size, t.action, t.close_document or "", *examples, nearest])
+    return buf.getvalue()
+
+
+def _when(t: float | None) -> str:
+    return "the beginning" if t is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+
+def insights_text(report: Insights, top_topics: int = 10) -> str:
+    """The report for people: the period, the counts, the top gap topics with their action, document health."""
+    lines = [
+        f"Insights from {_when(report.since)} to {_when(report.until) if report.until else 'now'} (UTC)",
+        f"questions: {report.asked} logged, {report.answered} answered, {report.abstained} not answered; "
+        f"{report.thumbs_down} thumbs down" + (f", {report.weak} answered weakly" if report.weak else ""),
+        "",
+        f"Gap topics ({len(report.topics)}; the {min(top_topics, len(report.topics))} largest):",
+    ]
+    for t in report.topics[:top_topics]:
+        lines.append(f"  #{t.id + 1} {t.size} question(s): {t.action}")
+        lines.extend(f'      "{q}"' for q in t.examples)
+        for p in t.passages[:1]:
+            lines.append(f"      nearest: {p.doc_title} ({p.doc_source} v{p.doc_version}, cosine {p.cosine:.2f})")
+    h = report.health
+    lines += ["", "Documents:"]
+    lines.append("  most cited:  " + (", ".join(f"{d.source} ({d.citations})" for d in h.most_cited) or "none"))
+    lines.append("  least cited: " + (", ".join(f"{d.source} ({d.citations})" for d in h.least_cited) or "none"))
+    lines.append(f"  never cited: {len(h.never_cited)}" + (": " + ", ".join(h.never_cited[:10]) if h.never_cited else ""))
+    if h.most_thumbs_down:
+        lines.append(
+            "  thumbs down: " + ", ".join(f"{d.source} ({d.thumbs_down}, {d.down_rate:.0%})" for d in h.most_thumbs_down)
+        )
+    if h.outdated:
+        lines.append(f"  not updated for a year or more: {len(h.outdated)}: " + ", ".join(s for s, _ in h.outdated[:10]))
+    lines.append(f"  answers from replaced versions: {len(h.stale)}")
+    for s in h.stale[:5]:
+        now = f"v{s.current_version}" if s.current_version else "removed"
+        lines.append(f'      "{s.question}" cited {s.doc_source} v{s.cited_version} (now {now})')
+    return "\n".join(lines)

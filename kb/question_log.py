@@ -1,0 +1,211 @@
+"""The question log: every question asked through the app, the API and (opt-in) `kb ask`, kept for insights.
+
+Each entry: when (Unix seconds), the question with personal data redacted (kb/redact.py) before it is
+stored, the outcome ("answered" or "abstained"), the evidence the answer layer read (0..1), the cited
+passages (chunk id, document source, document version at the time), who asked ("key:ID" for an API key,
+"session:ID" for an app session, None for the local CLI) and the collection, if any.
+
+Retention: entries older than `retention_days` are deleted on every write (0 keeps nothing: nothing is
+written, and what was there is deleted on the next write). The tables are declared in kb/schema.py
+(QUESTION_LOG_TABLES) and created here on the first write; a KB never asked anything has none. The log
+never prints its questions anywhere: it only stores them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from kb.database import rollback
+from kb.errors import KBError
+from kb.redact import redact
+from kb.schema import QUESTION_LOG_TABLES, ensure_tables, has_table
+from kb.store import KnowledgeBase
+
+DAY = 86400.0
+OUTCOMES = ("answered", "abstained")
+
+
+@dataclass(frozen=True)
+class QuestionLogConfig:
+    """retention_days: entries older than this many days are deleted on each write (90; 0 keeps nothing).
+    redact: take personal data out of questions before storing them (on by default; tests may turn it off)."""
+
+    retention_days: float = 90.0
+    redact: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.retention_days >= 0:
+            raise KBError(f"retention_days must be >= 0 (0 keeps nothing), not {self.retention_days}")
+
+
+@dataclass(frozen=True)
+class LoggedCitation:
+    """A passage an answer cited: its chunk id, document source and the document's version then."""
+
+    chunk_id: int
+    doc_source: str
+    doc_version: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One logged question. at: Unix seconds; evidence: the answer layer's evidence (None if not given)."""
+
+    id: int
+    at: float
+    question: str
+    outcome: str
+    citations: tuple[LoggedCitation, ...]
+    asked_by: str | None
+    collection: str | None
+    evidence: float | None
+
+    @property
+    def abstained(self) -> bool:
+        return self.outcome == "abstained"
+
+
+class QuestionLog:
+    """The question log of the KB at kb (a KnowledgeBase or its directory), in its kb.sqlite."""
+
+    def __init__(self, kb: KnowledgeBase | str | Path, config: QuestionLogConfig | None = None) -> None:
+        self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
+        self.config = config or QuestionLogConfig()
+        self.db = self.kb.db
+        self._ready = False
+
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        try:
+            if not write:
+                with self.db.read() as con:
+                    yield con
+                return
+            with self.db.write() as con:
+                if not self._ready:
+                    ensure_tables(con, QUESTION_LOG_TABLES)
+                    self._ready = True
+                yield con
+        except sqlite3.OperationalError as exc:
+            raise KBError(f"cannot read or write the question log in {self.db.path}: {exc}") from exc
+
+    def exists(self) -> bool:
+        """Whether the log's tables exist (nothing logged yet: False)."""
+        if not self.db.path.exists():
+            return False
+        try:
+            with self._connect(write=False) as con:
+                return has_table(con, "question_log")
+        except KBError:
+            return False
+
+    def record(
+        self,
+        question: str,
+        outcome: str,
+        citations: Sequence[LoggedCitation] = (),
+        asked_by: str | None = None,
+        collection: str | None = None,
+        evidence: float | None = None,
+        now: float | None = None,
+    ) -> int | None:
+        """Log one question (redacted) and prune what is past retention; the entry's id, or None when the
+        retention is 0 (nothing kept)."""
+        if outcome not in OUTCOMES:
+            raise KBError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        now = time.time() if now is None else now
+        if self.config.retention_days == 0 and not self.exists():
+            return None
+        text = redact(question) if self.config.redact else question
+        with self._connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                self._prune(con, now)
+                entry: int | None = None
+                if self.config.retention_days > 0:
+                    cur = con.execute(
+                        "INSERT INTO question_log (at, question, outcome, asked_by, collection, evidence) "
+                        "VALUES (?,?,?,?,?,?)",
+                        (now, text, outcome, asked_by, collection, evidence),
+                    )
+                    entry = int(cur.lastrowid or 0)
+                    con.executemany(
+                        "INSERT INTO question_log_citations (entry_id, n, chunk_id, doc_source, doc_version) "
+                        "VALUES (?,?,?,?,?)",
+                        [(entry, n, int(c.chunk_id), c.doc_source, int(c.doc_version)) for n, c in enumerate(citations, 1)],
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                rollback(con)
+                raise
+        return entry
+
+    def _prune(self, con: sqlite3.Connection, now: float) -> int:
+        cutoff = now - self.config.retention_days * DAY if self.config.retention_days > 0 else float("inf")
+        old = "SELECT id FROM question_log WHERE at < ?"
+        con.execute(f"DELETE FROM question_log_citations WHERE entry_id IN ({old})", (cutoff,))
+        return con.execute("DELETE FROM question_log WHERE at < ?", (cutoff,)).rowcount
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete the entries past retention now; how many."""
+        if not self.exists():
+            return 0
+        with self._connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
+            n = self._prune(con, time.time() if now is None else now)
+            con.execute("COMMIT")
+        return n
+
+    def entries(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        asked_by: str | None = None,
+        collections: Sequence[str] | None = None,
+    ) -> list[LogEntry]:
+        """The entries with since <= at < until (Unix seconds; None: no bound), oldest first; asked_by: only
+        that asker's; collections: only entries of those collections."""
+        if not self.exists():
+            return []
+        where: list[str] = ["1 = 1"]
+        args: list[object] = []
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("at < ?")
+            args.append(until)
+        if asked_by is not None:
+            where.append("asked_by = ?")
+            args.append(asked_by)
+        if collections is not None:
+            where.append(f"collection IN ({','.join('?' * len(collections))})")
+            args.extend(collections)
+        sql = " AND ".join(where)
+        with self._connect(write=False) as con:
+            rows = con.execute(
+                "SELECT id, at, question, outcome, asked_by, collection, evidence FROM question_log "
+                f"WHERE {sql} ORDER BY at, id",
+                args,
+            ).fetchall()
+            cites: dict[int, list[LoggedCitation]] = {}
+            for e, chunk, source, version in con.execute(
+                "SELECT entry_id, chunk_id, doc_source, doc_version FROM question_log_citations WHERE entry_id IN "
+                f"(SELECT id FROM question_log WHERE {sql}) ORDER BY entry_id, n",
+                args,
+            ):
+                cites.setdefault(int(e), []).append(LoggedCitation(int(chunk), source, int(version)))
+        return [
+            LogEntry(int(r[0]), float(r[1]), r[2], r[3], tuple(cites.get(int(r[0]), ())), r[4], r[5], r[6]) for r in rows
+        ]
+
+    def __len__(self) -> int:
+        if not self.exists():
+            return 0
+        with self._connect(write=False) as con:
+            return int(con.execute("SELECT COUNT(*) FROM question_log").fetchone()[0])

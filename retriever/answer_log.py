@@ -1,0 +1,56 @@
+"""Logging an answer into the KB's question log: the one function every interface calls after answering.
+
+The app's chat (by "session:ID"), the API's /ask and chat completions (by "key:ID", with the collection)
+and `kb ask --log` call log_answer(kb, ans, by=..., collection=...). It records the outcome, the evidence
+and the cited passages with their document versions; the question is redacted by kb.QuestionLog before
+it is stored. Logging never fails an answer: a KB that cannot be written (read-only media) is skipped with
+a warning that names the KB, never the question.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kb import KBError, KnowledgeBase, LoggedCitation, QuestionLog, QuestionLogConfig
+from retriever.answers import Answer
+
+log = logging.getLogger(__name__)
+_logs: dict[tuple[str, QuestionLogConfig], QuestionLog] = {}
+_lock = threading.Lock()
+
+
+def _log_for(kb: KnowledgeBase, config: QuestionLogConfig) -> QuestionLog:
+    """One QuestionLog per (KB file, config) per process, so the tables are ensured once."""
+    key = (str(kb.db.path), config)
+    with _lock:
+        found = _logs.get(key)
+        if found is None or found.kb is not kb:
+            found = _logs[key] = QuestionLog(kb, config)
+        return found
+
+
+def log_answer(
+    kb: KnowledgeBase,
+    ans: Answer,
+    by: str | None = None,
+    collection: str | None = None,
+    config: QuestionLogConfig | None = None,
+    now: float | None = None,
+) -> int | None:
+    """Log ans (its question, outcome, evidence and citations) in kb's question log; the entry's id, or None
+    when nothing was kept (retention 0, or a KB that cannot be written). by: "key:ID", "session:ID" or None."""
+    cited = [LoggedCitation(c.chunk_id, c.doc_source, c.doc_version) for c in ans.citations]
+    try:
+        return _log_for(kb, config or QuestionLogConfig()).record(
+            ans.question,
+            "abstained" if ans.abstained else "answered",
+            cited,
+            asked_by=by,
+            collection=collection,
+            evidence=float(ans.evidence),
+            now=now,
+        )
+    except KBError as exc:
+        log.warning("question log not written for the KB at %s: %s", kb.dir, exc)
+        return None
