@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Iterator
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
 from api.auth import Caller, authenticate
@@ -82,7 +82,7 @@ def models(caller: Caller = Depends(authenticate)) -> dict:
 
 
 @router.post("/v1/chat/completions")
-def chat(body: ChatRequest, caller: Caller = Depends(authenticate)):
+def chat(body: ChatRequest, background: BackgroundTasks, caller: Caller = Depends(authenticate)):
     """The cited answer as an OpenAI chat completion (model = collection name)."""
     caller = caller.use(body.model.removeprefix("hopfield-kb/"))
     name = caller.collection_name
@@ -94,7 +94,7 @@ def chat(body: ChatRequest, caller: Caller = Depends(authenticate)):
         where=caller.filter(),
         history=history,
     )
-    log_answer(caller.kb, ans, by=f"key:{caller.key.id}", collection=name)
+    background.add_task(log_answer, caller.kb, ans, by=f"key:{caller.key.id}", collection=name)  # after the reply
     content = ans.text + sources_text(ans.citations)
     cites = [citation_dict(c) for c in ans.citations]
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

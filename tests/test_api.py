@@ -199,13 +199,24 @@ def test_answers_are_logged_per_key_and_collection_redacted_and_never_in_the_ser
     reply = c.post("/v1/collections/it/ask", headers=auth(server, "it"), json={"question": question}).json()
     chat = {"model": "support", "messages": [{"role": "user", "content": "Refund window for new plans? Call 555-123-4567"}]}
     assert c.post("/v1/chat/completions", headers=auth(server, "public"), json=chat).status_code == 200
-    it = QuestionLog(KnowledgeBase(server["base"] / "kbs" / "it")).entries(since=started, asked_by=f"key:{ids['it bot']}")
+    # Logged after the reply is sent (a background task): wait for the entries, not a fixed time.
+    it = wait_for(
+        lambda: QuestionLog(KnowledgeBase(server["base"] / "kbs" / "it")).entries(
+            since=started, asked_by=f"key:{ids['it bot']}"
+        ),
+        30,
+        "the it collection's log entry",
+    )
     assert [(e.question, e.collection, e.abstained) for e in it] == [
         ("How long is a VPN profile valid? Mail me at [email]", "it", reply["abstained"])
     ]
     assert [x.chunk_id for x in it[0].citations] == [x["chunk_id"] for x in reply["citations"]]
-    support = QuestionLog(KnowledgeBase(server["base"] / "kbs" / "support")).entries(
-        since=started, asked_by=f"key:{ids['website bot']}"
+    support = wait_for(
+        lambda: QuestionLog(KnowledgeBase(server["base"] / "kbs" / "support")).entries(
+            since=started, asked_by=f"key:{ids['website bot']}"
+        ),
+        30,
+        "the support collection's log entry",
     )
     assert [(e.question, e.collection) for e in support] == [("Refund window for new plans? Call [phone]", "support")]
     log_text = server["log"].read_text()

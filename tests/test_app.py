@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from kb import KnowledgeBase, QuestionLog
+from tests.api_server import wait_for
 from tests.helpers import read_questions
 from ui.launch import APP as APP_SCRIPT
 from ui.launch import KB_DIR_ENV, SOURCES_ENV
@@ -150,7 +151,8 @@ def test_feedback_is_stored_and_exported_as_a_labelled_question(kb_copy, monkeyp
     kb = KnowledgeBase(kb_copy)
     rows = kb.feedback()
     assert rows and all(r.helpful and r.question == q["question"] for r in rows)
-    entries = QuestionLog(kb).entries(since=started)
+    # Logged in a thread after the answer is shown: wait for the entry, not a fixed time.
+    entries = wait_for(lambda: QuestionLog(kb).entries(since=started), 30, "the app's question log entry")
     assert len(entries) == 1, entries
     [logged] = entries  # the question is in the log, by a digest of the session (never its id)
     assert logged.question == q["question"] and not logged.abstained and logged.citations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import StreamingResponse
 
 from api import openai_compat
@@ -34,14 +34,16 @@ def search(body: SearchRequest, caller: Caller = READER) -> dict:
     response_model=AnswerResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def ask(body: AskRequest, caller: Caller = READER, accept: str | None = Header(None)):
+def ask(body: AskRequest, background: BackgroundTasks, caller: Caller = READER, accept: str | None = Header(None)):
     """A cited answer, or an abstention with the closest passages. Streams as server-sent events when
     stream is true or the client accepts text/event-stream."""
     retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k)
     ans = answer(
         body.question, retriever, AnswerConfig(), where=caller.filter(body.filters), history=history_turns(body.history)
     )
-    log_answer(caller.kb, ans, by=f"key:{caller.key.id}", collection=caller.collection_name)
+    # Logged after the reply is sent: a sync committing to the same kb.sqlite holds its write lock for
+    # seconds, and no answer should wait on that.
+    background.add_task(log_answer, caller.kb, ans, by=f"key:{caller.key.id}", collection=caller.collection_name)
     if body.stream or "text/event-stream" in (accept or ""):
         return StreamingResponse(
             stream_answer(ans, caller.scoped), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -144,7 +145,10 @@ def _answer_turn(question: str, settings: app_state.Settings, path: Path, histor
             ans = answer(question, settings.retriever_for(path), settings.answer_config(), history=history)
         # The session id opens the session's conversations: the log keeps only a digest of it.
         asker = hashlib.sha256(app_session.browser_session().encode()).hexdigest()[:16]
-        log_answer(app_state.knowledge_base(path), ans, by=f"session:{asker}")
+        # In a thread: a sync committing to the same kb.sqlite holds its write lock for seconds, and the
+        # answer on screen must not wait on the log.
+        kb = app_state.knowledge_base(path)
+        threading.Thread(target=log_answer, args=(kb, ans), kwargs={"by": f"session:{asker}"}, daemon=True).start()
         return from_answer(question, ans, k=settings.candidates)
     except EmptyKBError:
         return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")
