@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from data import SAMPLE_DOCS
 from ingest import IngestConfig, ingest
-from kb import Embedder, KnowledgeBase, load_embedder
+from kb import Embedder, KnowledgeBase, QuestionLog, QuestionLogConfig, load_embedder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -37,9 +38,20 @@ def sample_kb(sample_kb_dir) -> KnowledgeBase:
 
 @pytest.fixture
 def kb_copy(sample_kb_dir, tmp_path) -> Path:
-    """A private copy of the sample KB directory that a test may change."""
+    """A private copy of the sample KB as built, which a test may change.
+
+    kb.sqlite is copied with SQLite's backup API: an app test's question-log thread may still be writing to
+    the shared KB, and a file copy could catch it half-way. The question log those chats left is emptied.
+    """
     dest = tmp_path / "kb"
-    shutil.copytree(sample_kb_dir, dest)
+    shutil.copytree(sample_kb_dir, dest, ignore=shutil.ignore_patterns("kb.sqlite*"))
+    src, out = sqlite3.connect(sample_kb_dir / "kb.sqlite"), sqlite3.connect(dest / "kb.sqlite")
+    try:
+        src.backup(out)
+    finally:
+        src.close()
+        out.close()
+    QuestionLog(KnowledgeBase(dest), QuestionLogConfig(retention_days=0)).prune()
     return dest
 
 

@@ -205,7 +205,19 @@ def test_a_sign_in_password_guards_every_page(kb_copy, monkeypatch):
 def test_uploads_are_sanitised_typed_and_ingested_as_new_versions(kb_copy, monkeypatch):
     at = open_app(kb_copy, monkeypatch, page="pages/knowledge_base.py")
     body = b"# Loyalty badges\n\nThe Zorblax partner badge is teal and shows on partner invoices.\n"
-    assert set(at.file_uploader[0].allowed_type) == {".pdf", ".docx", ".md", ".markdown", ".html", ".htm", ".txt"}
+    assert set(at.file_uploader[0].allowed_type) == {
+        ".pdf",
+        ".docx",
+        ".md",
+        ".markdown",
+        ".html",
+        ".htm",
+        ".txt",
+        ".csv",
+        ".eml",
+        ".xlsx",
+        ".pptx",
+    }
     at.file_uploader[0].set_value(
         [("../../evil <b>name.md", body, "text/markdown"), ("empty.txt", b"  \n", "text/plain")]
     ).run()
