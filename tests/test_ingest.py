@@ -99,7 +99,8 @@ def _bad_folder(folder: Path) -> dict[str, str]:
     (folder / "empty.txt").write_bytes(b"")
     (folder / "blank.md").write_text("   \n\n \t\n")
     (folder / "binary.txt").write_bytes(b"PK\x03\x04" + rng.bytes(3000) + b"\x00\x00")
-    (folder / "slides.pptx").write_bytes(b"PK\x03\x04" + rng.bytes(500))
+    (folder / "slides.pptx").write_bytes(b"PK\x03\x04" + rng.bytes(500))  # a zip header, then noise
+    (folder / "slides.key").write_bytes(b"PK\x03\x04" + rng.bytes(500))  # Keynote: not a type a sync reads
     good_pdf = make_pdf(folder / "good.pdf", ["Expense reports are due on the fifth working day."]).read_bytes()
     (folder / "corrupt.pdf").write_bytes(good_pdf[:100] + rng.bytes(len(good_pdf)))
     make_pdf(folder / "locked.pdf", ["Salary bands for managers."], password="hunter2")
@@ -114,7 +115,8 @@ def _bad_folder(folder: Path) -> dict[str, str]:
         "empty.txt": "empty",
         "blank.md": "empty",
         "binary.txt": "binary",
-        "slides.pptx": "unsupported",
+        "slides.pptx": "not a readable office file",
+        "slides.key": "unsupported",
         "corrupt.pdf": "corrupt",
         "locked.pdf": "password",
         "huge.txt": "limit",
