@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 from dataclasses import replace
 from functools import lru_cache
@@ -209,21 +210,27 @@ def _numpy_encoder(config: EmbedderConfig, folder: Path) -> NumpyEncoder:
     return NumpyEncoder(config, folder)
 
 
-# KB_QUERY_ENCODER=torch makes questions use the torch embedder (what ingest uses) instead; "auto" (unset) and
-# "numpy" pick the NumpyEncoder wherever it can run the model (bench/bench_first_answer.py compares the two).
+# Which embedder questions use. "numpy": the NumpyEncoder wherever it can run the model; "torch": the torch
+# embedder (what ingest uses); "auto" (unset): numpy unless this process has already imported torch. A one-shot
+# `kb ask` never imports torch (2.5x faster to its first answer, bench/bench_first_answer.py); a server that
+# warmed the torch embedder keeps it, since bf16 torch embeds an answer's sentences ~3x faster when warm
+# (272 vs 858 ms for 40 SciFact sentences, 2 cores with avx512_bf16).
 QUERY_ENCODER_ENV = "KB_QUERY_ENCODER"
 
 
 def query_encoder(config: EmbedderConfig = EmbedderConfig()) -> TextEmbedder:
     """The embedder for questions (and the sentences an answer quotes) under config: a NumpyEncoder over the
     model's own safetensors when the model is a torch BERT (a packaged one or a local folder) and config asks
-    for the CPU in fp32 or auto (vectors within 1e-4 of torch's, no ~5 s `import torch`); else load_embedder."""
+    for the CPU in fp32 or auto (vectors within 1e-4 of torch's, no ~5 s `import torch`) and QUERY_ENCODER_ENV
+    allows it (see there); else load_embedder."""
     choice = os.environ.get(QUERY_ENCODER_ENV, "auto").strip().lower() or "auto"
     if choice not in ("auto", "numpy", "torch"):
         raise KBError(f"{QUERY_ENCODER_ENV}={choice!r} is not auto, numpy or torch; unset it or pick one of those")
     entry = PACKAGED_MODELS.get(config.model)
+    if choice == "auto":
+        choice = "torch" if "torch" in sys.modules else "numpy"
     if (
-        choice != "torch"
+        choice == "numpy"
         and config.device == "cpu"
         and config.precision in ("auto", "fp32")
         and not isinstance(entry, OnnxEmbeddingModel)

@@ -62,6 +62,10 @@ def test_gelu_is_the_exact_erf_gelu():
 
 
 def test_the_question_path_picks_numpy_and_the_switch_brings_torch(monkeypatch, sample_kb_dir):
+    # auto: torch is loaded in this test process (the session's embedder), so a server-like process keeps torch;
+    # the fresh-process test below sees auto choose numpy.
+    assert isinstance(query_embedder_for(sample_kb_dir), Embedder)
+    monkeypatch.setenv("KB_QUERY_ENCODER", "numpy")
     assert isinstance(query_embedder_for(sample_kb_dir), NumpyEncoder)
     assert not isinstance(query_encoder(EmbedderConfig(precision="bf16")), NumpyEncoder)  # asked for torch's bf16
     assert not isinstance(query_encoder(EmbedderConfig(model="bge-small-en-v1.5")), NumpyEncoder)  # an ONNX model
@@ -91,10 +95,13 @@ def test_a_fresh_kb_ask_answers_without_importing_torch(sample_kb_dir):
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
         # numba comes with bm25s's package import, which kb.lexicon's stopwords avoid (~0.25 s)
+        "from kb import query_encoder\n"
+        "print('ENCODER', type(query_encoder()).__name__)\n"
         "print('LOADED', sorted(m for m in ('torch', 'transformers', 'numba') if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip().endswith("LOADED []"), proc.stdout[-500:]
-    answer = json.loads(proc.stdout[: proc.stdout.rindex("LOADED")])
+    assert "ENCODER NumpyEncoder" in proc.stdout
+    answer = json.loads(proc.stdout[: proc.stdout.rindex("ENCODER")])
     assert answer["citations"] and not answer["abstained"]
