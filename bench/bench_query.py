@@ -46,7 +46,7 @@ PARTS = {
     "BM25 of the candidates": ("corpus.py", "bm25_at"),
     "char n-gram cosines of the candidates": ("corpus.py", "char_at"),
     "cue + Gram matrix": ("hopfield.py", "_cue"),
-    "Hopfield iterations": ("hopfield_math.py", "iterate_gram"),
+    "Hopfield iterations": ("hopfield_gram.py", "iterate_gram"),
     "chunk lookup (SQLite)": ("store.py", "chunks"),
 }
 

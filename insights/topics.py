@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from kb import KBError
 
@@ -64,6 +63,8 @@ def hopfield_states(vectors: np.ndarray, beta: float, steps: int, batch: int = 1
 
     The update of retriever.hopfield_math.update, xi <- X^T softmax(beta X xi), written as two matrix products
     over the one shared X (hopfield_math takes a (B, K, d) copy of the patterns per query): memory B x N."""
+    import torch  # here, not at the top: `kb ask` imports this package with the CLI and must not load torch
+
     x = torch.from_numpy(unit(vectors))
     out = []
     for start in range(0, len(x), batch):

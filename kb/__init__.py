@@ -11,6 +11,8 @@ Public surface:
     resolve_model_path                       the model's folder (its config.json gives the dimension unloaded)
     kb_model, embedder_for                   the model that built a KB, and its embedder: what anything embedding
                                              for an existing KB uses (never the default model)
+    query_embedder_for, query_encoder        the embedder for questions: NumpyEncoder (kb/numpy_encoder.py, the
+                                             default MiniLM's weights run in numpy, no torch import) where it can
     gpu_capable                              whether a model can run on a GPU (torch) or only on the CPU (ONNX)
     reembed, ReembedReport                   move a KB to another embedding model in one commit (kb/reembed.py)
     IndexConfig, Snapshot                    FAISS index choice and a committed vector snapshot
@@ -35,13 +37,24 @@ Public surface:
 
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
 from kb.database import DB_NAME, Database
-from kb.embedder import PACKAGED_MODELS, Embedder, embedder_for, gpu_capable, kb_model, load_embedder, resolve_model_path
+from kb.embedder import (
+    PACKAGED_MODELS,
+    Embedder,
+    embedder_for,
+    gpu_capable,
+    kb_model,
+    load_embedder,
+    query_embedder_for,
+    query_encoder,
+    resolve_model_path,
+)
 from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.integrity import CheckReport
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.manifest import FORMAT_VERSION, Manifest
+from kb.numpy_encoder import NumpyEncoder
 from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
 from kb.question_log import LogEntry, LoggedCitation, QuestionLog, QuestionLogConfig
@@ -79,6 +92,9 @@ __all__ = [
     "TextEmbedder",
     "PACKAGED_MODELS",
     "embedder_for",
+    "query_embedder_for",
+    "query_encoder",
+    "NumpyEncoder",
     "kb_model",
     "gpu_capable",
     "ReembedReport",

@@ -4,12 +4,14 @@ Nothing is downloaded: the model folder comes from an installed package (or a
 local path) and is loaded with HF_HUB_OFFLINE=1. Vectors are mean-pooled over
 tokens and L2-normalised, so inner product equals cosine similarity.
 load_embedder also returns the ONNX models PACKAGED_MODELS names (kb.onnx_embedder).
+query_embedder_for gives the questions' embedder: the same weights run in numpy (kb.numpy_encoder), no torch.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 from dataclasses import replace
 from functools import lru_cache
@@ -21,6 +23,7 @@ import numpy as np
 from kb.database import DB_NAME
 from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder, encode_by_length
 from kb.errors import KBError
+from kb.numpy_encoder import NumpyEncoder, bert_folder_supported
 from kb.onnx_embedder import BGE_SMALL_EMBEDDING, OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, model_folder
 from kb.store import KnowledgeBase
@@ -200,3 +203,45 @@ def embedder_for(kb: KnowledgeBase | str | Path, config: EmbedderConfig = Embedd
     holds nothing yet). Whatever embeds for an existing KB (questions, a sync, an upload, an eval) goes
     through here, so no caller mixes the default model's vectors into a KB built with another."""
     return load_embedder(replace(config, model=kb_model(kb) or config.model))
+
+
+@lru_cache(maxsize=4)
+def _numpy_encoder(config: EmbedderConfig, folder: Path) -> NumpyEncoder:
+    return NumpyEncoder(config, folder)
+
+
+# Which embedder questions use. "numpy": the NumpyEncoder wherever it can run the model; "torch": the torch
+# embedder (what ingest uses); "auto" (unset): numpy unless this process has already imported torch. A one-shot
+# `kb ask` never imports torch (2.5x faster to its first answer, bench/bench_first_answer.py); a server that
+# warmed the torch embedder keeps it, since bf16 torch embeds an answer's sentences ~3x faster when warm
+# (272 vs 858 ms for 40 SciFact sentences, 2 cores with avx512_bf16).
+QUERY_ENCODER_ENV = "KB_QUERY_ENCODER"
+
+
+def query_encoder(config: EmbedderConfig = EmbedderConfig()) -> TextEmbedder:
+    """The embedder for questions (and the sentences an answer quotes) under config: a NumpyEncoder over the
+    model's own safetensors when the model is a torch BERT (a packaged one or a local folder) and config asks
+    for the CPU in fp32 or auto (vectors within 1e-4 of torch's, no ~5 s `import torch`) and QUERY_ENCODER_ENV
+    allows it (see there); else load_embedder."""
+    choice = os.environ.get(QUERY_ENCODER_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "numpy", "torch"):
+        raise KBError(f"{QUERY_ENCODER_ENV}={choice!r} is not auto, numpy or torch; unset it or pick one of those")
+    entry = PACKAGED_MODELS.get(config.model)
+    if choice == "auto":
+        choice = "torch" if "torch" in sys.modules else "numpy"
+    if (
+        choice == "numpy"
+        and config.device == "cpu"
+        and config.precision in ("auto", "fp32")
+        and not isinstance(entry, OnnxEmbeddingModel)
+    ):
+        folder = resolve_model_path(config.model)
+        if bert_folder_supported(folder):
+            with _LOAD_LOCK:
+                return _numpy_encoder(config, folder)
+    return load_embedder(config)
+
+
+def query_embedder_for(kb: KnowledgeBase | str | Path, config: EmbedderConfig = EmbedderConfig()) -> TextEmbedder:
+    """embedder_for's model, for embedding questions: query_encoder (numpy where it can, see there)."""
+    return query_encoder(replace(config, model=kb_model(kb) or config.model))

@@ -41,10 +41,23 @@ def word_terms(text: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
-    """The 33 English stopwords BM25 skips (bm25s's list: a short one, so "how many" questions keep "many")."""
-    from bm25s.stopwords import STOPWORDS_EN
+    """The 33 English stopwords BM25 skips (bm25s's list: a short one, so "how many" questions keep "many").
 
-    return frozenset(STOPWORDS_EN)
+    Read from bm25s/stopwords.py alone: importing it through the package runs bm25s/__init__, which loads
+    numba (~0.25 s of a fresh `kb ask`)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bm25s")  # finds the package without running its __init__
+    folder = next(iter(spec.submodule_search_locations or ())) if spec else None
+    if folder is None:
+        from bm25s.stopwords import STOPWORDS_EN  # the ordinary import names what is missing
+
+        return frozenset(STOPWORDS_EN)
+    source = importlib.util.spec_from_file_location("_bm25s_stopwords", f"{folder}/stopwords.py")
+    assert source is not None and source.loader is not None
+    module = importlib.util.module_from_spec(source)
+    source.loader.exec_module(module)
+    return frozenset(module.STOPWORDS_EN)
 
 
 def latin_words(text: str) -> list[str]:

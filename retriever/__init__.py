@@ -10,7 +10,8 @@ Public surface:
     VocabularyMemory, Repair                 the word memory that repairs garbled queries
     KBLangChainRetriever, to_documents       langchain-core BaseRetriever over any of the above
     history_aware(lc_retriever)              the {"input", "chat_history"} runnable LangChain chat chains call
-    hopfield_math                            the pure update / energy functions
+    hopfield_math                            the pure update / energy functions in torch (imported when first named:
+                                             the reader runs their numpy twins, retriever/hopfield_gram.py)
     answer(question, retriever, AnswerConfig) -> Answer   cited extractive answers (or abstention): retriever/answers/
     clear_caches()                           forget cached question and sentence vectors (benchmarks' cold path)
     Answer, Citation, AnswerConfig, LLMConfig, NOT_FOUND   answer types; LLMConfig for an OpenAI-compatible endpoint
@@ -26,7 +27,8 @@ Public surface:
     Answerability, ANSWERABILITY             P(answerable) from the evidence score and the cross-encoder's logit
 """
 
-from retriever import hopfield_math
+import importlib
+
 from retriever.answer_log import log_answer
 from retriever.answers import (
     ANSWERABILITY,
@@ -137,4 +139,7 @@ def __getattr__(name: str):
         from retriever import langchain
 
         return getattr(langchain, name)
+    # hopfield_math imports torch (~1 s): loaded only when named, so answering a question never imports it.
+    if name == "hopfield_math":
+        return importlib.import_module("retriever.hopfield_math")
     raise AttributeError(f"module 'retriever' has no attribute {name!r}")

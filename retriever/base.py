@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kb import DocumentFilter, KBError, KnowledgeBase, TextEmbedder, embedder_for
+from kb import DocumentFilter, KBError, KnowledgeBase, TextEmbedder, query_embedder_for
 from retriever.conversation import Context, HistoryConfig, Turn, build_context, history_used
 from retriever.corpus import Corpus, SnapshotMoved, corpus_for
 from retriever.results import Diagnostics, Hit, SearchResult
@@ -69,7 +69,7 @@ class Retriever:
         given that is not the KB's model is refused: its vectors would be compared with another model's."""
         model = self.kb.manifest.model if self.kb.manifest else None
         if self._embedder is None or (not self._given and model is not None and self._embedder.name != model):
-            self._embedder = embedder_for(self.kb)
+            self._embedder = query_embedder_for(self.kb)  # numpy where it can: no torch import to answer
             self._given = False
         elif model is not None and self._embedder.name != model:
             raise KBError(

@@ -39,13 +39,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 
 from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.conversation import Context, visited_recall
-from retriever.hopfield_math import entropy, iterate_gram
+from retriever.hopfield_gram import entropy, iterate_gram
 from retriever.question_recall import QuestionRecall, Recall
 from retriever.results import Diagnostics
 from retriever.vocabulary import Repair
@@ -237,13 +236,13 @@ class HopfieldRetriever(Retriever):
         if not any(len(c.positions) for c in cues):
             return [Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None) for _ in cues]
         width = max(len(c.positions) for c in cues)
-        cue_t = torch.zeros(len(cues), width)
-        gram_t = torch.zeros(len(cues), width, width)
-        mask = torch.zeros(len(cues), width, dtype=torch.bool)
+        cue_t = np.zeros((len(cues), width), dtype=np.float32)
+        gram_t = np.zeros((len(cues), width, width), dtype=np.float32)
+        mask = np.zeros((len(cues), width), dtype=bool)
         for b, c in enumerate(cues):
             n = len(c.positions)
-            cue_t[b, :n] = torch.from_numpy(cfg.beta * c.evidence)
-            gram_t[b, :n, :n] = torch.from_numpy(c.gram)
+            cue_t[b, :n] = cfg.beta * c.evidence
+            gram_t[b, :n, :n] = c.gram
             mask[b, : max(n, 1)] = True  # a query a filter left without candidates gets a dummy row, dropped below
         res = iterate_gram(cue_t, gram_t, cfg.beta, mask, cfg.update_steps_max, cfg.update_steps_eps)
         ent = entropy(res.weights)
@@ -253,7 +252,7 @@ class HopfieldRetriever(Retriever):
             if n == 0:
                 out.append(Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), None))
                 continue
-            settled = res.scores[b, :n].numpy()
+            settled = res.scores[b, :n]
             score = c.evidence + cfg.settled_weight * zscore(settled)
             ids, scores = top_k(score, corpus.ids[c.positions], k)
             steps = int(res.steps[b])

@@ -176,12 +176,12 @@ def learn_from_feedback(
     """A thumbs up (Hebbian) or down (anti-Hebbian) on the passages cited for question, into the KB's question
     memory; returns how many associations changed. Passages a sync has changed since are skipped (their
     feedback still lands in the feedback table). user: who gave it (an API key's id), None for nobody."""
-    from kb import KBError, embedder_for
+    from kb import KBError, query_embedder_for
 
     ids = [int(c) for c in chunk_ids if c is not None]
     if not ids or not question or not question.strip():
         return 0
-    embedder = embedder or embedder_for(kb)
+    embedder = embedder or query_embedder_for(kb)
     vector = embedder.encode_queries([question])[0]  # a question: embedded as the reader embeds a new one
     memory = QuestionMemory(kb)
     changed = 0
