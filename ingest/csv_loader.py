@@ -13,11 +13,10 @@ import csv
 import io
 from pathlib import Path
 
-from ingest.parsed import Block, LoadError, ParsedText
-from ingest.tables import render_rows
+from ingest.parsed import LoadError, ParsedText, joined
+from ingest.tables import row_sections
 
 DELIMITERS = ",;\t|"
-ROWS_PER_BLOCK = 50  # a block's section names its rows ("rows 51-100"), so a citation says where to look
 MAX_FIELD_CHARS = 1_000_000  # one cell; csv's own limit (131,072) refuses real exports with long notes
 
 
@@ -27,25 +26,11 @@ def load_csv(path: Path, text: str, warnings: tuple[str, ...] = ()) -> ParsedTex
     header, body = rows[0], [r for r in rows[1:] if any(c.strip() for c in r)]
     if not body:
         raise LoadError(path, "no data rows under the header")
-    parts: list[str] = []
-    blocks: list[Block] = []
-    offset = 0
-    for first in range(0, len(body), ROWS_PER_BLOCK):
-        lines = render_rows(header, body[first : first + ROWS_PER_BLOCK])
-        if not lines:
-            continue
-        chunk = "\n\n".join(lines)
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(chunk)
-        last = min(first + ROWS_PER_BLOCK, len(body))
-        blocks.append(Block(offset, offset + len(chunk), section=f"rows {first + 1}-{last}"))
-        offset += len(chunk)
+    text, blocks = joined(row_sections(header, body))
     if not blocks:
         raise LoadError(path, "no text content")
     title = path.stem.replace("-", " ").replace("_", " ")
-    return ParsedText(title=title, kind="csv", text="".join(parts), blocks=tuple(blocks), warnings=warnings)
+    return ParsedText(title=title, kind="csv", text=text, blocks=blocks, warnings=warnings)
 
 
 def _rows(path: Path, text: str) -> list[list[str]]:

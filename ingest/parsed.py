@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 
 class LoadError(Exception):
@@ -52,3 +53,24 @@ def first_line(text: str) -> str:
         if line:
             return line[:120]
     return ""
+
+
+def joined(sections: Iterable[tuple[str | None, str]]) -> tuple[str, tuple[Block, ...]]:
+    """(text, blocks) of (section name, text) pairs joined by blank lines, one block each; empty texts left out.
+
+    >>> joined([("Plans", "Plan: Team"), ("Regions", "Region: EU")])[1][1]
+    Block(start=12, end=22, page=None, section='Regions', ocr_confidence=None)
+    """
+    parts: list[str] = []
+    blocks: list[Block] = []
+    offset = 0
+    for section, text in sections:
+        if not text.strip():
+            continue
+        if parts:
+            parts.append("\n\n")
+            offset += 2
+        parts.append(text)
+        blocks.append(Block(offset, offset + len(text), section=section))
+        offset += len(text)
+    return "".join(parts), tuple(blocks)

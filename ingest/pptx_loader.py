@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.ooxml import checked_archive
-from ingest.parsed import Block, LoadError, ParsedText
+from ingest.parsed import LoadError, ParsedText, joined
 from ingest.tables import render_rows
 
 
@@ -22,9 +22,7 @@ def load_pptx(path: Path, data: bytes) -> ParsedText:
         raise
     except Exception as exc:  # noqa: BLE001 - python-pptx raises many types for a damaged deck
         raise LoadError(path, f"unreadable slide deck ({type(exc).__name__}: {exc})") from exc
-    parts: list[str] = []
-    blocks: list[Block] = []
-    offset = 0
+    sections: list[tuple[str, str]] = []
     deck_title = ""
     for number, slide in enumerate(deck.slides, start=1):
         title_shape = slide.shapes.title
@@ -35,20 +33,12 @@ def load_pptx(path: Path, data: bytes) -> ParsedText:
             notes = slide.notes_slide.notes_text_frame
             if notes is not None and notes.text.strip():
                 pieces.append("Notes: " + notes.text.strip())
-        text = "\n\n".join(p for p in ([title] if title else []) + pieces if p.strip())
-        if not text:
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(text)
-        blocks.append(Block(offset, offset + len(text), section=f"Slide {number}" + (f": {title}" if title else "")))
-        offset += len(text)
+        slide_text = "\n\n".join(p for p in ([title] if title else []) + pieces if p.strip())
+        sections.append((f"Slide {number}" + (f": {title}" if title else ""), slide_text))
+    text, blocks = joined(sections)
     if not blocks:
         raise LoadError(path, "no slide holds text")
-    return ParsedText(
-        title=deck_title or path.stem.replace("-", " "), kind="pptx", text="".join(parts), blocks=tuple(blocks)
-    )
+    return ParsedText(title=deck_title or path.stem.replace("-", " "), kind="pptx", text=text, blocks=blocks)
 
 
 def _shape_text(shape: Any) -> list[str]:

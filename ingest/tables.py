@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 ROW_SEPARATOR = " | "
+ROWS_PER_BLOCK = 50  # a sheet's rows per section ("rows 51-100"), so a citation says where to look
 _SPACE = re.compile(r"\s+")
 
 
@@ -89,3 +90,16 @@ def html_table_lines(table) -> list[str]:
         else:
             rows.append(texts)
     return render_rows(header, rows)
+
+
+def row_sections(header: list[str], rows: list[list[str]], name: str | None = None) -> list[tuple[str, str]]:
+    """(section, rendered rows) for every ROWS_PER_BLOCK rows of a sheet: section is name when it holds them all,
+    else "name, rows 51-100" (or "rows 51-100" without a name)."""
+    out = []
+    for first in range(0, len(rows), ROWS_PER_BLOCK):
+        lines = render_rows(header, rows[first : first + ROWS_PER_BLOCK])
+        span = f"rows {first + 1}-{min(first + ROWS_PER_BLOCK, len(rows))}"
+        section = span if name is None else name if len(rows) <= ROWS_PER_BLOCK else f"{name}, {span}"
+        if lines:
+            out.append((section, "\n\n".join(lines)))
+    return out
