@@ -39,6 +39,7 @@ from kb.conversations import Conversation, ConversationConfig, ConversationStore
 from kb.database import DB_NAME, Database
 from kb.embedder import (
     PACKAGED_MODELS,
+    QUERY_ENCODER_ENV,
     Embedder,
     embedder_for,
     gpu_capable,
@@ -93,6 +94,7 @@ __all__ = [
     "PACKAGED_MODELS",
     "embedder_for",
     "query_embedder_for",
+    "QUERY_ENCODER_ENV",
     "query_encoder",
     "NumpyEncoder",
     "kb_model",
