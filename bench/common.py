@@ -12,6 +12,7 @@ import os
 import random
 import resource
 import string
+import subprocess
 import sys
 import tempfile
 import time
@@ -221,3 +222,34 @@ def sample_questions() -> list[str]:
     from data import SAMPLE_QUESTIONS
 
     return [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text().splitlines() if line.strip()]
+
+
+def run_json(module: str, *args: str, timeout: float = 1800) -> dict:
+    """Run python -m bench.MODULE ARGS in a fresh process; its last stdout line is a JSON object."""
+    cmd = [sys.executable, "-m", f"bench.{module}", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_kbs(workdir: Path, sizes: list[int], need_scifact: bool) -> dict:
+    """(name -> (dir, build info)) for the KBs the chosen sections need, built in a helper process."""
+    script = (
+        "import json, sys\nfrom pathlib import Path\nfrom bench import kbs\n"
+        "w = Path(sys.argv[1]); out = {'sample': kbs.sample_kb(w)}\n"
+        "if sys.argv[2] == '1':\n"
+        "    out['scifact'] = kbs.scifact_kb(w)\n"
+        "    for n in map(int, filter(None, sys.argv[3].split(','))):\n"
+        "        out[f'synthetic {n}'] = kbs.synthetic_kb(w, out['scifact'][0], n)\n"
+        "print(json.dumps({k: [str(d), i] for k, (d, i) in out.items()}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(workdir), "1" if need_scifact else "0", ",".join(map(str, sizes))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the benchmark KBs failed:\n{proc.stderr[-3000:]}")
+    return {k: (Path(d), info) for k, (d, info) in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
