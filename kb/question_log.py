@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from kb.database import rollback
 from kb.errors import KBError
 from kb.redact import redact
-from kb.schema import QUESTION_LOG_TABLES, ensure_tables, has_table
+from kb.schema import QUESTION_LOG_TABLES, FeatureTables, has_table
 from kb.store import KnowledgeBase
 
 DAY = 86400.0
@@ -77,29 +76,14 @@ class QuestionLog:
         self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
         self.config = config or QuestionLogConfig()
         self.db = self.kb.db
-        self._ready = False
-
-    @contextmanager
-    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
-        try:
-            if not write:
-                with self.db.read() as con:
-                    yield con
-                return
-            with self.db.write() as con:
-                if not self._ready:
-                    ensure_tables(con, QUESTION_LOG_TABLES)
-                    self._ready = True
-                yield con
-        except sqlite3.OperationalError as exc:
-            raise KBError(f"cannot read or write the question log in {self.db.path}: {exc}") from exc
+        self._tables = FeatureTables(self.db, QUESTION_LOG_TABLES, "the question log")
 
     def exists(self) -> bool:
         """Whether the log's tables exist (nothing logged yet: False)."""
         if not self.db.path.exists():
             return False
         try:
-            with self._connect(write=False) as con:
+            with self._tables.connect(write=False) as con:
                 return has_table(con, "question_log")
         except KBError:
             return False
@@ -122,7 +106,7 @@ class QuestionLog:
         if self.config.retention_days == 0 and not self.exists():
             return None
         text = redact(question) if self.config.redact else question
-        with self._connect(write=True) as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 self._prune(con, now)
@@ -155,7 +139,7 @@ class QuestionLog:
         """Delete the entries past retention now; how many."""
         if not self.exists():
             return 0
-        with self._connect(write=True) as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             n = self._prune(con, time.time() if now is None else now)
             con.execute("COMMIT")
@@ -187,7 +171,7 @@ class QuestionLog:
             where.append(f"collection IN ({','.join('?' * len(collections))})")
             args.extend(collections)
         sql = " AND ".join(where)
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             rows = con.execute(
                 "SELECT id, at, question, outcome, asked_by, collection, evidence FROM question_log "
                 f"WHERE {sql} ORDER BY at, id",
@@ -207,5 +191,5 @@ class QuestionLog:
     def __len__(self) -> int:
         if not self.exists():
             return 0
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             return int(con.execute("SELECT COUNT(*) FROM question_log").fetchone()[0])

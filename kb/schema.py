@@ -13,9 +13,14 @@ no upgrade and a read-only KB simply has none.
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from kb import lexical_index
+from kb.errors import KBError
+
+if TYPE_CHECKING:
+    from kb.database import Database
 
 CORE_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -171,6 +176,31 @@ def ensure_tables(con: sqlite3.Connection, tables: str) -> None:
     """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES, QUESTION_LOG_TABLES) if missing;
     idempotent."""
     con.executescript(tables)
+
+
+class FeatureTables:
+    """One feature's group of tables in a KB's database (the question log, the question memory), created
+    on the feature's first write; connections whose errors name the feature (`what`) and the file."""
+
+    def __init__(self, db: Database, tables: str, what: str) -> None:
+        self.db, self.tables, self.what = db, tables, what
+        self._ready = False
+
+    @contextmanager
+    def connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """A fresh write connection (the tables ensured on the first) or the thread's kept read-only one."""
+        try:
+            if not write:
+                with self.db.read() as con:
+                    yield con
+                return
+            with self.db.write() as con:
+                if not self._ready:
+                    ensure_tables(con, self.tables)
+                    self._ready = True
+                yield con
+        except sqlite3.OperationalError as exc:
+            raise KBError(f"cannot read or write {self.what} in {self.db.path}: {exc}") from exc
 
 
 def has_table(con: sqlite3.Connection, name: str) -> bool:
