@@ -20,6 +20,7 @@ import threading
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from api.auth import KeyCache
 from api.config import ServerConfig
@@ -70,5 +71,5 @@ def create_app(config: ServerConfig) -> FastAPI:
     for router in (admin.router, documents.router, answers.router):
         app.include_router(router)
     # The MCP server (streamable HTTP): behind the same gate, so the same keys, scopes and limits (api/mcp_server.py).
-    app.add_route("/mcp", mcp, include_in_schema=False)
+    app.router.routes.append(Route("/mcp", endpoint=mcp, include_in_schema=False))
     return app
