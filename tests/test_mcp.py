@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import tomllib
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
@@ -23,7 +24,7 @@ from mcp.shared.exceptions import MCPError
 
 from api.mcp_server import TOOLS, AskTool, SearchTool, document_uri, parse_uri
 from api.schemas import AskRequest, SearchRequest
-from tests.api_server import PUBLIC, ROOT
+from tests.api_server import PUBLIC, ROOT, wait_for
 
 INTERNAL_QUESTION = "How do I recover an account after losing the 2FA device?"
 # `kb mcp` through the installed entry point; a checkout whose install predates the command (entry points are read
@@ -121,7 +122,11 @@ def test_over_http_mcp_needs_a_key_and_keeps_a_scoped_key_to_its_documents(api_s
     anyio.run(scenario)
 
 
-def test_over_http_ask_reads_a_follow_up_with_its_conversation(api_server):
+def test_over_http_ask_reads_a_follow_up_with_its_conversation_and_is_logged_for_its_key(api_server):
+    from kb import KnowledgeBase, QuestionLog
+
+    started = time.time()
+
     async def scenario() -> dict:
         async with over_http(api_server["url"], api_server["keys"]["admin"]) as client:
             result = await client.call_tool(
@@ -141,6 +146,19 @@ def test_over_http_ask_reads_a_follow_up_with_its_conversation(api_server):
     answer = anyio.run(scenario)
     assert answer["history_used"]["turns"][0]["content"] == "How long is the refund window?"
     assert answer["citations"] and "[1]" in answer["answer"]
+    admin = next(k.id for k in api_server["store"].list() if k.name == "ops")
+    logged = wait_for(
+        lambda: [
+            e
+            for e in QuestionLog(KnowledgeBase(api_server["base"] / "kbs" / "support")).entries(
+                since=started, asked_by=f"key:{admin}"
+            )
+            if e.question == "and for annual plans?"
+        ],
+        30,
+        "the MCP answer's log entry",
+    )
+    assert [x.chunk_id for x in logged[0].citations] == [c["chunk_id"] for c in answer["citations"]]
 
 
 def test_over_stdio_kb_mcp_acts_as_the_owner_or_with_the_scope_of_its_key(api_server):
