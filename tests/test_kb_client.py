@@ -65,6 +65,7 @@ def test_the_client_searches_answers_and_reads_documents_within_its_keys_scope(a
         doc = kb.document("billing-faq.html", text=True)
         assert doc.visibility == "public" and doc.text and "Billing" in doc.text
         assert kb.document("billing-faq.html").text is None
+        assert kb.feedback(REFUNDS, helpful=True, chunk_id=answer.citations[0].chunk_id) > 0
     with client(api_server) as kb:  # an unscoped key: scores, evidence and internal documents
         result = kb.search(INTERNAL_QUESTION, k=3)
         assert result.hits[0].document == "account-recovery.md" and result.hits[0].score is not None
@@ -107,6 +108,7 @@ def test_the_async_client_does_what_the_sync_one_does(api_server):
     async def scenario() -> tuple:
         async with AsyncClient(api_server["url"], api_server["keys"]["public"], collection="support") as kb:
             result = await kb.search(INTERNAL_QUESTION, k=3)
+            assert (await kb.ask(REFUNDS)).citations[0].document == "refund-and-cancellation-policy.md"
             events = [e async for e in kb.ask_stream(REFUNDS)]
             docs = await kb.documents()
             with pytest.raises(NotFound):
