@@ -438,6 +438,7 @@ class _LazyCommand(click.Command):
         return {
             "serve": "Serve the HTTP API (search, answers, documents, sync).",
             "keys": "Create, list and revoke API keys.",
+            "mcp": "Serve the KB to an MCP client on stdio.",
         }.get(self.name or "", super().get_short_help_str(limit))
 
     def main(self, *args, **kwargs):
