@@ -221,17 +221,23 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
     """Bring a KB (new or older) to the current core schema on a write connection; retrieval_texts: every
     (chunk id, retrieval text), read only when the lexical index must be built."""
     con.executescript(CORE_TABLES)
-    for table, added in ADDED_COLUMNS.items():
-        have = _columns(con, table)
-        for name, declaration in added:
-            if name not in have:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
-    if not lexical_index.is_current(con):
-        # A KB from before the lexical index: build it once from the chunks (what every process used to
-        # build in memory at start-up).
-        con.execute("BEGIN IMMEDIATE")
-        lexical_index.rebuild(con, retrieval_texts)
+    # One writer at a time, each re-reading what is there: two threads opening a new KB at once (a sync job
+    # and the server's warm-up) would otherwise both add the same column.
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        for table, added in ADDED_COLUMNS.items():
+            have = _columns(con, table)
+            for name, declaration in added:
+                if name not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        if not lexical_index.is_current(con):
+            # A KB from before the lexical index: build it once from the chunks (what every process used to
+            # build in memory at start-up).
+            lexical_index.rebuild(con, retrieval_texts)
         con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:
