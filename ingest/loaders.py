@@ -34,6 +34,8 @@ SUPPORTED = {
     ".xlsx": "xlsx",
     ".pptx": "pptx",
 }
+WEB = "web"  # a crawled help-centre page (ingest.crawl): HTML read for its main content (ingest.web_loader)
+KINDS = tuple(sorted(set(SUPPORTED.values()) | {WEB}))  # every kind a sync stores: what `kinds` filters name
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -47,11 +49,16 @@ def kind_of(path: Path) -> str | None:
 
 
 def load(
-    path: Path, data: bytes, ocr: OcrConfig | None = None, on_ocr_page: Callable[[float], None] | None = None
+    path: Path,
+    data: bytes,
+    ocr: OcrConfig | None = None,
+    on_ocr_page: Callable[[float], None] | None = None,
+    kind: str = "",
 ) -> ParsedText:
-    """Parse data (the bytes of path) by the file's extension. ocr: how PDF pages without a text layer
-    are read (default OcrConfig()); on_ocr_page(seconds): called before each OCR page with its time limit."""
-    kind = kind_of(path)
+    """Parse data (the bytes of path) by the file's extension, or as kind when given ("web": a crawled page).
+    ocr: how PDF pages without a text layer are read (default OcrConfig()); on_ocr_page(seconds): called
+    before each OCR page with its time limit."""
+    kind = kind or kind_of(path)
     if kind is None:
         raise LoadError(
             path, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {', '.join(sorted(SUPPORTED))}"
@@ -79,6 +86,10 @@ def load(
         parsed = load_markdown(path, text, warnings)
     elif kind == "html":
         parsed = load_html(path, text, warnings)
+    elif kind == WEB:
+        from ingest.web_loader import load_web
+
+        parsed = load_web(path, text, warnings)
     elif kind == "csv":
         parsed = load_csv(path, text, warnings)
     else:

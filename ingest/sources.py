@@ -1,5 +1,6 @@
-"""What a run reads: the files under its paths, keyed, with exports expanded into their articles, and
-the SHA-256 of each one's bytes (scan). Nothing here parses a file or touches the KB."""
+"""What a run reads: the files under its paths, keyed, with exports expanded into their articles, the pages
+of the web addresses among them (ingest.crawl), and the SHA-256 of each one's bytes (scan). Nothing here
+parses a file or touches the KB."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ingest.config import FileFailure, IngestConfig
+from ingest.crawl import Crawl, Page, crawl
 from ingest.exports import Article, read_zendesk
-from ingest.loaders import LoadError
+from ingest.loaders import WEB, LoadError
 from ingest.parse import shown
+from ingest.sitemap import is_web, page_name
+from kb import Validators
 
 
 @dataclass(frozen=True)
@@ -21,13 +25,16 @@ class Source:
     """One document of a run. path: its file, or "<export>.json#<id>.html" for an exported article;
     key: its key in the KB; root: the folder it was found in ("" for a file given on its own); where:
     the file it lives in (the export file for an article); digest: the SHA-256 of the bytes it is parsed
-    from, None when they could not be read (the failure is in Scan.failures)."""
+    from, None when they could not be read (the failure is in Scan.failures). A crawled page: key and where
+    are its URL, root the sitemap or start page it was found from, path its name, kind "web"; kind "" means:
+    by the file's extension."""
 
     path: Path
     key: str
     root: str
     where: str
     digest: str | None
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,16 +58,27 @@ class Exports:
 @dataclass(frozen=True)
 class Scan:
     """What a run found: its sources in discovery order, the resolved roots it was given, its exports,
-    and the failures and warnings of finding and reading them."""
+    and the failures and warnings of finding and reading them; web: the crawl of its web addresses."""
 
     sources: tuple[Source, ...]
     roots: tuple[Path, ...]
     exports: Exports
     failures: tuple[FileFailure, ...]
     warnings: tuple[str, ...]
+    web: Crawl = field(default_factory=Crawl)
+
+    @property
+    def pages(self) -> dict[str, Page]:
+        """key -> crawled page (read or failed)."""
+        return {p.key: p for p in self.web.pages}
 
     def data(self, source: Source, max_bytes: int) -> bytes:
         """The bytes source is parsed from (read again: a scan keeps only their digest); LoadError."""
+        if source.kind == WEB:
+            page = next((p for p in self.web.pages if p.key == source.key), None)
+            if page is None or page.data is None:
+                raise LoadError(source.key, "not modified on the server since the stored version (HTTP 304); sync again")
+            return page.data
         return _data(source.path, source.key, self.exports, max_bytes)
 
 
@@ -123,10 +141,14 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
     return sorted(set(files)), roots, failures
 
 
-def scan(paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path) -> Scan:
+def scan(
+    paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path, known: Mapping[str, Validators] = {}
+) -> Scan:
     """Find, key and hash every document under paths (reading each file once). The KB's own files
-    (directly in kb_dir) are not documents; its subfolders (the app's uploads/) are."""
-    files, roots, failures = discover(paths, config.follow_links)
+    (directly in kb_dir) are not documents; its subfolders (the app's uploads/) are. A web address among
+    paths is crawled (config.crawl), known giving the stored pages' validators for conditional requests."""
+    urls = [str(p) for p in paths if is_web(p)]
+    files, roots, failures = discover([p for p in paths if not is_web(p)], config.follow_links)
     # `kb ingest .` with the default ./kb_data: each run would report its sqlite, npy and faiss files as failed.
     kb_root = kb_dir.resolve()
     files = [f for f in files if f.parent != kb_root]
@@ -142,7 +164,14 @@ def scan(paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path) -> Sca
             failures.append(FileFailure(shown(exc.path), exc.reason))
             digest = None
         sources.append(Source(path, key, root, where, digest))
-    return Scan(tuple(sources), tuple(roots), exports, tuple(failures), tuple(warnings))
+    web = crawl(urls, config.crawl, known) if urls else Crawl()
+    for page in web.pages:
+        if page.error:
+            failures.append(FileFailure(page.key, page.error))
+        sources.append(Source(Path(page_name(page.key)), page.key, page.site, page.url or page.key, page.digest, WEB))
+    failures += [FileFailure(url, reason) for url, reason in web.failed]
+    warnings += web.warnings
+    return Scan(tuple(sources), tuple(roots), exports, tuple(failures), tuple(warnings), web)
 
 
 def read_file(path: Path, max_bytes: int) -> bytes:
