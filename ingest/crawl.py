@@ -54,8 +54,8 @@ class CrawlConfig:
 
 @dataclass(frozen=True)
 class Page:
-    """One page a crawl listed. key: its URL as listed (the document key); site: the start URL it was found
-    from; url: where it was read after redirects; data: its bytes (None: not modified since the stored
+    """One page a crawl listed. key: its URL (the document key; where a redirect led, for a page that moved);
+    site: the start URL it was found from; url: where it was read; data: its bytes (None: not modified since the stored
     version, or failed); digest: SHA-256 of data, or the stored content hash for a 304; validators: what the
     server sent to identify this version; error: why it could not be read ("" when it was)."""
 
@@ -230,8 +230,12 @@ class _Crawler:
         except FetchError as exc:
             self.pages[url] = Page(url, site, error=str(exc))
             return None
+        key = normal(reply.url)  # a page that moved (a redirect) is the document at its new address
+        if key != url and key in self.pages:
+            self.warnings.append(f"{url}: redirects to {key}, already read; not a second document")
+            return None
         digest = hashlib.sha256(reply.body).hexdigest()
-        self.pages[url] = Page(url, site, reply.url, reply.body, digest, reply.validators)
+        self.pages[key] = Page(key, site, reply.url, reply.body, digest, reply.validators)
         return reply
 
     def allowed(self, url: str, scope: Scope, report: bool = False) -> bool:
