@@ -36,8 +36,8 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     key_prefix: str | None = Field(None, max_length=500, description="document keys starting with this, e.g. 'policies/'")
-    kinds: list[Literal["pdf", "markdown", "html", "text", "docx", "csv", "email", "xlsx", "pptx"]] | None = Field(
-        None, max_length=9
+    kinds: list[Literal["pdf", "markdown", "html", "text", "docx", "csv", "email", "msg", "xlsx", "pptx", "web"]] | None = Field(
+        None, max_length=11
     )
     tags: list[Label] | None = Field(None, max_length=32, description="documents carrying at least one of these tags")
     visibility: list[Label] | None = Field(None, max_length=16, description="within what the key may see")

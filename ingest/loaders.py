@@ -31,6 +31,7 @@ SUPPORTED = {
     ".docx": "docx",
     ".csv": "csv",
     ".eml": "email",
+    ".msg": "msg",
     ".xlsx": "xlsx",
     ".pptx": "pptx",
 }
@@ -44,7 +45,8 @@ MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its 
 
 
 def kind_of(path: Path) -> str | None:
-    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", "xlsx", "pptx", or None for unsupported extensions."""
+    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", "msg", "xlsx", "pptx", or None for unsupported
+    extensions."""
     return SUPPORTED.get(path.suffix.lower())
 
 
@@ -81,6 +83,10 @@ def load(
         return _capped(load_pptx(path, data))
     if kind == "email":
         return _capped(load_email(path, data, lambda p, html: load_html(p, html).text))
+    if kind == "msg":
+        from ingest.msg_loader import load_msg
+
+        return _capped(load_msg(path, data, lambda p, html: load_html(p, html).text))
     text, encoding, warnings = decode_text(path, data)
     if kind == "markdown":
         parsed = load_markdown(path, text, warnings)
