@@ -126,6 +126,8 @@ def _carry_out(writer: Writer, plan: ChangePlan, parsed: dict[str, Parsed], foun
             continue  # unparsable: reported with the failures
         doc, warnings = parsed[change.key]
         doc = _exported_as(doc, found.exports.articles.get(change.key), config.base_url)
+        if change.key in found.exports.attachments:  # its file is the message it came in
+            doc = replace(doc, path=change.source.where)
         if change.source.kind == WEB:
             doc = replace(doc, url=web_url(change.source.where), path=change.source.where, name=page_name(change.key))
         done.warnings.extend(warnings)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ingest.attachments import attachment, attachments, is_message
 from ingest.config import FileFailure, IngestConfig
 from ingest.crawl import Crawl, Page, crawl
 from ingest.exports import Article, read_zendesk
@@ -39,15 +40,18 @@ class Source:
 
 @dataclass(frozen=True)
 class Exports:
-    """The Zendesk exports of one run: article key -> (export file, Article); the export keys read, and
-    those that failed to load (their stored articles stay). An article's key is "<export key>#<id>"."""
+    """The files of one run that hold documents of their own: Zendesk exports (article key -> (export file,
+    Article)) and e-mail messages (attachment key -> (message file, attachment name); ingest.attachments);
+    the keys of those read, and of those that failed to load (their stored articles and attachments stay).
+    An article's key is "<export key>#<id>", an attachment's "<message key>#<name>"."""
 
     articles: dict[str, tuple[Path, Article]] = field(default_factory=dict)
+    attachments: dict[str, tuple[Path, str]] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
 
     def stale(self, key: str) -> bool:
-        """Whether key (not in this run) is an article of an export read in this run: removed from it."""
+        """Whether key (not in this run) is an article or attachment of a file read in this run: removed from it."""
         return key.rpartition("#")[0] in self.read
 
     def held(self, key: str) -> bool:
@@ -155,9 +159,11 @@ def scan(
     keyed = _keys(files, roots, failures, config.key_prefix)
     warnings: list[str] = []
     keyed, exports = _expand_exports(keyed, failures, warnings, config.max_bytes)
+    keyed = _expand_attachments(keyed, exports, warnings, config.max_bytes)
     sources = []
     for path, key, root in keyed:
-        where = shown(exports.articles[key][0]) if key in exports.articles else shown(path)
+        holder = exports.articles.get(key) or exports.attachments.get(key)
+        where = shown(holder[0]) if holder else shown(path)
         try:
             digest: str | None = hashlib.sha256(_data(path, key, exports, config.max_bytes)).hexdigest()
         except LoadError as exc:
@@ -248,8 +254,35 @@ def _expand_exports(
     return out, exports
 
 
+def _expand_attachments(
+    keyed: list[tuple[Path, str, str]], exports: Exports, warnings: list[str], max_bytes: int
+) -> list[tuple[Path, str, str]]:
+    """keyed with each e-mail message followed by its attachments ("message.eml#report.pdf", parsed by the
+    attachment's extension). A message whose attachments cannot be looked at keeps its stored ones (the
+    message itself fails, or not, when it is parsed)."""
+    out: list[tuple[Path, str, str]] = []
+    for path, key, root in keyed:
+        out.append((path, key, root))
+        if not is_message(path) or key in exports.articles:
+            continue
+        try:
+            found, notes = attachments(path, read_file(path, max_bytes), max_bytes)
+        except LoadError:
+            exports.failed.add(key)
+            continue
+        warnings.extend(notes)
+        exports.read.add(key)
+        for item in found:
+            exports.attachments[f"{key}#{item.name}"] = (path, item.name)
+            out.append((path.with_name(f"{path.name}#{item.name}"), f"{key}#{item.name}", root))
+    return out
+
+
 def _data(path: Path, key: str, exports: Exports, max_bytes: int) -> bytes:
-    """The bytes a document is parsed from: an exported article's page, or the file's bytes."""
+    """The bytes a document is parsed from: an exported article's page, an attachment's bytes, or the file's."""
     if key in exports.articles:
         return exports.articles[key][1].page()
+    if key in exports.attachments:
+        message, name = exports.attachments[key]
+        return attachment(message, read_file(message, max_bytes), name, max_bytes)
     return read_file(path, max_bytes)

@@ -1,37 +1,18 @@
-"""Outlook .msg e-mail: written here with extract-msg's own OLE writer (a real compound file, MAPI property
-streams as Outlook names them), then read like an .eml: subject, from, date, body, quoted reply left out."""
+"""Outlook .msg e-mail (written by tests/outlook.py), read like an .eml: subject, from, date, body, quoted reply
+left out."""
 
 from __future__ import annotations
-
-import datetime
-import struct
-from pathlib import Path
 
 import pytest
 
 from ingest import LoadError, check_upload, load
 from kb import DocumentFilter, KnowledgeBase
+from tests.outlook import SENT, write_msg
 
-SENT = datetime.datetime(2026, 3, 3, 10, 2, tzinfo=datetime.timezone.utc)
 BODY = (
     "Hi team,\n\nA duplicated invoice is refunded within 5 working days of the customer's request.\n\n"
     "On Mon, 2 Mar 2026 at 09:00, Ana <ana@example.com> wrote:\n> Refunds take 30 days, right?\n> Thanks\n"
 )
-
-
-def write_msg(path: Path, subject: str, sender: str, body: str, sent: datetime.datetime = SENT) -> Path:
-    """A minimal Outlook message: IPM.Note with subject, sender, plain body and delivery time (PT_SYSTIME)."""
-    from extract_msg import OleWriter
-
-    filetime = int((sent - datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds() * 10**7)
-    header = b"\0" * 8 + struct.pack("<IIII", 0, 0, 0, 0) + b"\0" * 8  # top-level message: 32 bytes
-    times = b"".join(struct.pack("<IIQ", tag, 6, filetime) for tag in (0x0E060040, 0x00390040))
-    writer = OleWriter()
-    writer.addEntry("__properties_version1.0", header + times)
-    for tag, value in (("001A001F", "IPM.Note"), ("0037001F", subject), ("0C1A001F", sender), ("1000001F", body)):
-        writer.addEntry(f"__substg1.0_{tag}", value.encode("utf-16-le"))
-    writer.write(str(path))
-    return path
 
 
 def test_an_outlook_message_reads_like_an_eml(tmp_path):
