@@ -184,7 +184,8 @@ class _Crawler:
             if url in self.pages:
                 continue
             if n >= self.config.max_pages:
-                self.pages[url] = Page(url, site, error=f"not fetched: over the crawl's limit of {self.config.max_pages} pages")
+                limit = self.config.max_pages
+                self.pages[url] = Page(url, site, error=f"not fetched: over the limit of {limit} pages (--max-pages)")
             elif self.allowed(url, scope, report=True):
                 self.fetch_page(site, url, scope)
         return True

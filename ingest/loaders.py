@@ -60,13 +60,14 @@ def load(
     """Parse data (the bytes of path) by the file's extension, or as kind when given ("web": a crawled page).
     ocr: how PDF pages without a text layer are read (default OcrConfig()); on_ocr_page(seconds): called
     before each OCR page with its time limit."""
-    kind = kind or kind_of(path)
-    if kind is None:
+    known = kind or kind_of(path)
+    if known is None:
         raise LoadError(
             path, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {', '.join(sorted(SUPPORTED))}"
         )
     if not data.strip():
         raise LoadError(path, "empty file")
+    kind = known
     if kind == "pdf":
         return _capped(load_pdf(path, data, ocr, on_ocr_page))
     if kind == "docx":

@@ -170,10 +170,8 @@ def _known_pages(kb: KnowledgeBase | None, config: IngestConfig) -> dict[str, Va
     if not validators or kb is None:
         return validators
     docs = {d.source: d for d in kb.documents() if d.source in validators}
-    return {
-        key: v if key in docs and same_content(docs[key], v.content_hash, config) else Validators(content_hash=v.content_hash)
-        for key, v in validators.items()
-    }
+    same = {key for key, v in validators.items() if key in docs and same_content(docs[key], v.content_hash, config)}
+    return {key: v if key in same else Validators(content_hash=v.content_hash) for key, v in validators.items()}
 
 
 def _record_pages(writer: Writer, found: Scan, done: _Done, removed: tuple[str, ...]) -> None:

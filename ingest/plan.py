@@ -100,8 +100,8 @@ def make_plan(scan: Scan, stored: Mapping[str, DocumentInfo], config: IngestConf
             if k not in seen
             and (
                 scan.exports.stale(k)
-                or config.mirror and _mirrored(d, scan.roots) and not scan.exports.held(k)
-                or config.mirror and d.root in scan.web.sites
+                or (config.mirror and _mirrored(d, scan.roots) and not scan.exports.held(k))
+                or (config.mirror and d.root in scan.web.sites)  # a page gone from its sitemap or site
             )
         )
     )

@@ -145,9 +145,7 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
     return sorted(set(files)), roots, failures
 
 
-def scan(
-    paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path, known: Mapping[str, Validators] = {}
-) -> Scan:
+def scan(paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path, known: Mapping[str, Validators] = {}) -> Scan:
     """Find, key and hash every document under paths (reading each file once). The KB's own files
     (directly in kb_dir) are not documents; its subfolders (the app's uploads/) are. A web address among
     paths is crawled (config.crawl), known giving the stored pages' validators for conditional requests."""
