@@ -20,6 +20,7 @@ from ingest.ocr import OcrConfig
 from ingest.parsed import Block, LoadError, ParsedText, first_line  # re-exported: loaders return these
 from ingest.pdf_loader import load_pdf
 from ingest.tables import html_table_lines, markdown_tables
+from ingest.web_loader import WEB, load_web
 
 SUPPORTED = {
     ".pdf": "pdf",
@@ -35,7 +36,6 @@ SUPPORTED = {
     ".xlsx": "xlsx",
     ".pptx": "pptx",
 }
-WEB = "web"  # a crawled help-centre page (ingest.crawl): HTML read for its main content (ingest.web_loader)
 KINDS = tuple(sorted(set(SUPPORTED.values()) | {WEB}))  # every kind a sync stores: what `kinds` filters name
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -94,9 +94,8 @@ def load(
     elif kind == "html":
         parsed = load_html(path, text, warnings)
     elif kind == WEB:
-        from ingest.web_loader import load_web
-
-        parsed = load_web(path, text, warnings)
+        _check_depth(path, text)  # before trafilatura: lxml's tree of a 100,000-level page is the slow part
+        parsed = load_web(path, text, warnings, load_html)
     elif kind == "csv":
         parsed = load_csv(path, text, warnings)
     else:
@@ -281,6 +280,12 @@ def html_depth(html: str) -> int:
     return deepest
 
 
+def _check_depth(path: Path, html: str) -> None:
+    depth = html_depth(html)
+    if depth > MAX_HTML_DEPTH:
+        raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
+
+
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "svg", "iframe", "form", "button")
 HEADING_MARK = "@@heading@@"
 BLOCK_TAGS = (
@@ -314,9 +319,7 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
     keeps its header (ingest.tables)."""
     from bs4 import BeautifulSoup
 
-    depth = html_depth(html)
-    if depth > MAX_HTML_DEPTH:
-        raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
+    _check_depth(path, html)
     try:
         soup = BeautifulSoup(html, "html.parser")
         page = confluence_page(path, soup)

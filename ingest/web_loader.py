@@ -12,20 +12,21 @@ import html as html_lib
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from ingest.exports import content_hash
-from ingest.loaders import MAX_HTML_DEPTH, WEB, html_depth, load_html
-from ingest.parsed import LoadError, ParsedText
+from ingest.parsed import ParsedText
 
+WEB = "web"  # the kind of a crawled help-centre page (ingest.crawl)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 
 
-def load_web(path: Path, page: str, warnings: tuple[str, ...] = ()) -> ParsedText:
-    """ParsedText of a page's HTML (decoded): its main content under its <title>. A page where trafilatura
-    finds no main content is read whole (navigation, header and footer still dropped), with a warning."""
-    depth = html_depth(page)
-    if depth > MAX_HTML_DEPTH:  # before trafilatura: lxml's tree of a 100,000-level page is the slow part
-        raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
+def load_web(
+    path: Path, page: str, warnings: tuple[str, ...], load_html: Callable[[Path, str, tuple[str, ...]], ParsedText]
+) -> ParsedText:
+    """ParsedText of a page's HTML (decoded, its nesting already checked): its main content under its <title>,
+    read by load_html (ingest.loaders'). A page where trafilatura finds no main content is read whole
+    (navigation, header and footer still dropped), with a warning."""
     import trafilatura
 
     main = trafilatura.extract(
