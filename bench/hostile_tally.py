@@ -68,6 +68,23 @@ def row(case: str, rc: int, out: str, err: str, seconds: float, check_rc: int, o
     }
 
 
+def self_listing_sitemap(work: Path, base_docs: Path, base_kb: Path) -> dict:
+    """The sample site (data/sample_site.py) served here; `kb sync` of its sitemap that lists itself and one page,
+    beside the good folder: the page is synced once, the loop is named in a warning."""
+    from data.sample_site import SampleSite
+
+    kb_dir = work / "kb-sitemap"
+    shutil.copytree(base_kb, kb_dir)
+    with SampleSite() as site:
+        rc, out, err, seconds = kb("sync", base_docs, site.url("/help/loop.xml"), "--kb-dir", kb_dir, "--crawl-delay", 0)
+        fetched = site.requests["/help/loop.xml"]
+    found = row("sitemap that lists itself", rc, out, err, seconds, kb("check", "--kb-dir", kb_dir, "--deep")[0], True)
+    warning = next((line for line in err.splitlines() if "lists itself" in line), "no warning")
+    found["message"] = f"{warning.removeprefix('warning: ')[-110:]}; sitemap fetched {fetched}x"
+    found["intact"] = intact(kb_dir)
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
@@ -90,6 +107,8 @@ def main() -> int:
             check_rc = kb("check", "--kb-dir", kb_dir, "--deep")[0]
             rows.append(row(case.name, rc, out, err, seconds, check_rc, intact(kb_dir)))
             print(rows[-1], flush=True)
+        rows.append(self_listing_sitemap(work, base_docs, base_kb))
+        print(rows[-1], flush=True)
         for i, (name, hurt) in enumerate(DAMAGE_CASES):
             docs, kb_dir = work / f"ddocs{i}", work / f"dkb{i}"
             shutil.copytree(base_docs, docs)
