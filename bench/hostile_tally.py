@@ -80,7 +80,7 @@ def self_listing_sitemap(work: Path, base_docs: Path, base_kb: Path) -> dict:
         fetched = site.requests["/help/loop.xml"]
     found = row("sitemap that lists itself", rc, out, err, seconds, kb("check", "--kb-dir", kb_dir, "--deep")[0], True)
     warning = next((line for line in err.splitlines() if "lists itself" in line), "no warning")
-    found["message"] = f"{warning.removeprefix('warning: ')[-110:]}; sitemap fetched {fetched}x"
+    found["message"] = f"sitemap fetched {fetched}x; {warning}"[:200]
     found["intact"] = intact(kb_dir)
     return found
 

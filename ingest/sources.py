@@ -8,6 +8,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -71,7 +72,7 @@ class Scan:
     warnings: tuple[str, ...]
     web: Crawl = field(default_factory=Crawl)
 
-    @property
+    @cached_property
     def pages(self) -> dict[str, Page]:
         """key -> crawled page (read or failed)."""
         return {p.key: p for p in self.web.pages}
@@ -79,7 +80,7 @@ class Scan:
     def data(self, source: Source, max_bytes: int) -> bytes:
         """The bytes source is parsed from (read again: a scan keeps only their digest); LoadError."""
         if source.kind == WEB:
-            page = next((p for p in self.web.pages if p.key == source.key), None)
+            page = self.pages.get(source.key)
             if page is None or page.data is None:
                 raise LoadError(source.key, "not modified on the server since the stored version (HTTP 304); sync again")
             return page.data

@@ -126,3 +126,20 @@ def test_the_cli_syncs_a_sitemap_and_search_names_the_page_url(site, tmp_path):
     assert len(report["added"]) == 10
     found = run(main, ["search", "which API requests are rate limited per minute", "--kb-dir", kb, "-k", "1"])
     assert site.url("/help/api-rate-limits") in found.output
+
+
+def test_page_size_and_redirect_budgets_fail_the_page_by_name(site):
+    small = crawl([site.url("/help/sitemap.xml")], CrawlConfig(delay=0.0, timeout=1.0, max_page_bytes=7000))
+    assert "over the limit of 7,000" in _errors(small)["billing-faq"]
+    site.listed = ["/help/old-refunds"]
+    none = crawl([site.url("/help/sitemap.xml")], CrawlConfig(delay=0.0, timeout=1.0, max_redirects=0))
+    assert "more than 0 redirects" in _errors(none)["old-refunds"]
+
+
+def test_a_polite_crawl_spaces_its_requests(site):
+    import time
+
+    site.listed = ["/help/billing-faq", "/help/api-rate-limits"]
+    started = time.monotonic()
+    crawl([site.url("/help/sitemap.xml")], CrawlConfig(delay=0.2, timeout=1.0))
+    assert time.monotonic() - started >= 0.2 * 3  # robots.txt, the sitemap, two pages: three gaps
