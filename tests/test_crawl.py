@@ -143,3 +143,30 @@ def test_a_polite_crawl_spaces_its_requests(site):
     started = time.monotonic()
     crawl([site.url("/help/sitemap.xml")], CrawlConfig(delay=0.2, timeout=1.0))
     assert time.monotonic() - started >= 0.2 * 3  # robots.txt, the sitemap, two pages: three gaps
+
+
+@pytest.mark.slow
+def test_a_sync_killed_before_its_commit_leaves_the_old_pages_and_their_validators(site, embedder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    kb_dir, sitemap = tmp_path / "kb", site.url("/help/sitemap.xml")
+    site.listed = ["/help/billing-faq", "/help/changing"]
+    config = IngestConfig(mirror=True, crawl=FAST)
+    ingest(kb_dir, [sitemap], config, embedder=embedder)
+    site.edit()
+    killed = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "sync", sitemap, "--kb-dir", str(kb_dir), "--crawl-delay", "0"],
+        env=dict(os.environ, HOPFIELD_KB_FAULT="before-sqlite-commit"),
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    kb = KnowledgeBase(kb_dir)
+    assert kb.check().ok
+    changing = kb.document(site.url("/help/changing"))
+    assert CHANGING_AFTER not in kb.document_text(changing.id) and changing.version == 1
+    # The killed run's new ETag was never committed: the next sync fetches the page in full and updates it.
+    again = ingest(kb_dir, [sitemap], config, embedder=embedder)
+    assert again.updated == (site.url("/help/changing"),) and again.unchanged == (site.url("/help/billing-faq"),)
