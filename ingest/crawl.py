@@ -284,7 +284,7 @@ class _Crawler:
                 url = target
                 continue
             if reply.status >= 400 and not accept_errors:
-                raise FetchError(f"HTTP {reply.status}")
+                raise FetchError(f"HTTP {reply.status} ({_phrase(reply.status)})")
             return reply
         raise FetchError(f"more than {self.config.max_redirects} redirects")
 
@@ -325,3 +325,13 @@ class _Crawler:
         if pause > 0:
             time.sleep(pause)  # politeness toward the site, not a wait for a condition
         self.last[host] = time.monotonic()
+
+
+def _phrase(status: int) -> str:
+    """ "Not Found" for 404: the reason a failure line gives."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "an error status"

@@ -31,7 +31,7 @@ def test_a_sitemap_crawl_reads_the_pages_and_names_each_failure(site):
     read = {p.key.rsplit("/", 1)[-1] for p in result.pages if p.data}
     assert {"billing-faq", "refund-and-cancellation-policy", "changing"} <= read
     errors = _errors(result)
-    assert errors["missing"] == "HTTP 404"
+    assert errors["missing"] == "HTTP 404 (Not Found)"
     assert "timed out" in errors["hang"]
     assert "not an HTML page (Content-Type application/pdf)" in errors["report.pdf"]
     # robots.txt: the private page is never requested
