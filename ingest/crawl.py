@@ -196,10 +196,10 @@ class _Crawler:
         neither the page limit nor the time budget cut the crawl short."""
         queue = deque([start] + sorted(k for k in self.known if scope.allows(k) and k != start))
         queued = set(queue)
-        complete = True
+        complete, before = True, len(self.pages)
         while queue:
             url = queue.popleft()
-            if len([p for p in self.pages.values() if p.site == start]) >= self.config.max_pages:
+            if len(self.pages) - before >= self.config.max_pages:
                 self.warnings.append(f"{start}: stopped at the limit of {self.config.max_pages} pages (--max-pages)")
                 complete = False
                 break
