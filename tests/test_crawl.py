@@ -170,3 +170,9 @@ def test_a_sync_killed_before_its_commit_leaves_the_old_pages_and_their_validato
     # The killed run's new ETag was never committed: the next sync fetches the page in full and updates it.
     again = ingest(kb_dir, [sitemap], config, embedder=embedder)
     assert again.updated == (site.url("/help/changing"),) and again.unchanged == (site.url("/help/billing-faq"),)
+
+
+def test_a_start_page_crawl_cut_by_its_page_limit_removes_nothing(site):
+    result = crawl([site.url("/help/billing-faq")], CrawlConfig(delay=0.0, timeout=1.0, max_pages=2))
+    assert len(result.pages) == 2 and result.sites == ()  # not complete: a sync removes none of its stored pages
+    assert any("limit of 2 pages" in w for w in result.warnings)
