@@ -6,7 +6,9 @@ Three groups of tables:
     QUESTION_MEMORY_TABLES   confirmed (question, passage) pairs (kb/question_memory.py)
     CONVERSATION_TABLES      saved chats (kb/conversations.py)
     QUESTION_LOG_TABLES      every question asked, redacted, with its outcome and citations (kb/question_log.py)
-The last three are created by their owners on first write (ensure_tables), so a KB from before them needs
+    WEB_PAGE_TABLES          a crawled page's HTTP validators (ETag, Last-Modified) for conditional requests
+                             (kb/web_pages.py)
+The last four are created by their owners on first write (ensure_tables), so a KB from before them needs
 no upgrade and a read-only KB simply has none.
 """
 
@@ -171,9 +173,18 @@ CREATE TABLE IF NOT EXISTS question_log_citations (
 );
 """
 
+WEB_PAGE_TABLES = """
+CREATE TABLE IF NOT EXISTS web_pages (
+    source TEXT PRIMARY KEY,
+    etag TEXT NOT NULL DEFAULT '',
+    last_modified TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+"""
+
 
 def ensure_tables(con: sqlite3.Connection, tables: str) -> None:
-    """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES, QUESTION_LOG_TABLES) if missing;
+    """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES, QUESTION_LOG_TABLES,
+    WEB_PAGE_TABLES) if missing;
     idempotent."""
     con.executescript(tables)
 
