@@ -124,6 +124,12 @@ class _Crawler:
 
     def run(self, starts: Sequence[str]) -> Crawl:
         for start in starts:
+            parts = urlsplit(start)
+            if parts.username is not None or parts.password is not None:
+                # The URL would become a document key, shown in citations and kept in kb.sqlite.
+                shown = parts._replace(netloc=parts.hostname or "").geturl()
+                self.failed.append((shown, "a URL with a user name or password is refused (it would be stored)"))
+                continue
             try:
                 self.site(normal(start))
             except FetchError as exc:

@@ -71,6 +71,14 @@ def test_an_unreachable_site_fails_by_name_and_a_bad_sitemap_is_refused(site):
         read_sitemap(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><urlset>&a;</urlset>')
 
 
+def test_a_start_url_with_credentials_is_refused_and_its_password_never_shown(site):
+    with_password = site.url("/help/sitemap.xml").replace("http://", "http://agent:hunter2@")
+    result = crawl([with_password], FAST)
+    assert not result.pages and sum(site.requests.values()) == 0
+    (shown, reason), *_ = result.failed
+    assert "user name or password" in reason and "hunter2" not in shown + reason and "agent" not in shown
+
+
 def test_crawl_config_names_a_bad_value():
     with pytest.raises(ValueError, match="timeout"):
         CrawlConfig(timeout=0)
