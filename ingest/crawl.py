@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ingest.sitemap import Scope, SitemapError, looks_like_sitemap, normal, page_links, read_sitemap, robots_rules
 from kb import Validators
@@ -127,7 +127,7 @@ class _Crawler:
             parts = urlsplit(start)
             if parts.username is not None or parts.password is not None:
                 # The URL would become a document key, shown in citations and kept in kb.sqlite.
-                shown = parts._replace(netloc=parts.hostname or "").geturl()
+                shown = urlunsplit((parts.scheme, parts.hostname or "", parts.path, parts.query, ""))
                 self.failed.append((shown, "a URL with a user name or password is refused (it would be stored)"))
                 continue
             try:
