@@ -7,17 +7,12 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import click
 
 from kb import KBError, KnowledgeBase, QuestionMemory
+from ui.cli.options import JSON, KB_DIR
 from ui.cli.terminal import safe_text
-
-KB_DIR = click.option(
-    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
-)
-JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 def _when(at: float) -> str:
