@@ -23,6 +23,15 @@ from retriever import (
 from ui.cli.terminal import safe_text
 
 
+# `kb ask` and `kb chat` take the same opt-in flag: the app and the API always log.
+log_option = click.option(
+    "--log",
+    "log_it",
+    is_flag=True,
+    help="Keep each question (redacted), its outcome and citations in the KB's question log, for `kb insights`.",
+)
+
+
 @click.command("ask")
 @click.argument("question")
 @click.option(
@@ -52,12 +61,7 @@ from ui.cli.terminal import safe_text
     help="OpenAI-compatible endpoint for generative answers, e.g. http://localhost:11434/v1 (off by default).",
 )
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
-@click.option(
-    "--log",
-    "log_it",
-    is_flag=True,
-    help="Keep the question (redacted), its outcome and citations in the KB's question log, for `kb insights`.",
-)
+@log_option
 def ask(
     question,
     kb_dir,
