@@ -22,7 +22,6 @@ from retriever import (
 )
 from ui.cli.terminal import safe_text
 
-
 # `kb ask` and `kb chat` take the same opt-in flag: the app and the API always log.
 log_option = click.option(
     "--log",
