@@ -12,6 +12,8 @@ Public surface:
     topic_labels, hopfield_labels, hdbscan_labels, hopfield_states   the groupings themselves
     DocumentHealth, DocumentUse, PassageUse, StaleAnswer, document_health   most/least/never cited, thumbs down
                                              per document and per passage, replaced versions
+    parse_when(value) -> Unix seconds        "7d", "24h", "2w" back from now, or a UTC date "2026-11-01"
+    PERIOD_FORMS, PERIOD_MAX_LENGTH          those forms in words, and the longest text taken as one
     replay(topics, retriever) -> Replay      re-ask the gap questions against the current KB, per topic
 """
 
@@ -26,6 +28,9 @@ from insights.gaps import (
     weak_answers,
 )
 from insights.health import DocumentHealth, DocumentUse, PassageUse, StaleAnswer, document_health
+from insights.period import FORMS as PERIOD_FORMS
+from insights.period import MAX_LENGTH as PERIOD_MAX_LENGTH
+from insights.period import parse_when
 from insights.replay import Replay, TopicReplay, replay
 from insights.report import Insights, build_insights, insights_csv, insights_dict, insights_text, trend
 from insights.topics import TopicConfig, hdbscan_labels, hopfield_labels, hopfield_states, topic_labels
@@ -44,6 +49,9 @@ __all__ = [
     "PassageUse",
     "StaleAnswer",
     "document_health",
+    "parse_when",
+    "PERIOD_FORMS",
+    "PERIOD_MAX_LENGTH",
     "Replay",
     "TopicReplay",
     "replay",
