@@ -74,6 +74,7 @@ SLOW_MODULES = frozenset(
     {
         "test_api",
         "test_api_fuzz",
+        "test_api_insights",
         "test_app",
         "test_app_files",
         "test_browser",
