@@ -78,6 +78,7 @@ SLOW_MODULES = frozenset(
         "test_app",
         "test_app_files",
         "test_browser",
+        "test_browser_insights",
         "test_chat_cli",
         "test_cli_basic",
         "test_cross_encoder",
