@@ -88,7 +88,7 @@ def fill(kb: KnowledgeBase, entries: int, abstained: float, thumbs_down: float, 
             batch.append(NewEntry(at, gap_question(rng), "abstained", (), who, None, rng.uniform(0.1, 0.47)))
         else:
             c = rng.choice(chunks)
-            cite = LoggedCitation(c.chunk_id, c.doc_source, c.doc_version)
+            cite = LoggedCitation(c.id, c.doc_source, c.doc_version)
             q = rng.choice(OPENERS) + rng.choice(questions)
             batch.append(NewEntry(at, q, "answered", (cite,), who, None, rng.uniform(0.48, 0.9)))
             if rng.random() < thumbs_down:

@@ -58,8 +58,8 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return v / np.maximum(norms, 1e-12)
 
 
-EXACT_UP_TO = 4096  # distinct questions: above this, each update reads only the NEIGHBOURS nearest patterns
-NEIGHBOURS = 256
+EXACT_UP_TO = 1024  # distinct questions: above this, each update reads only its NEIGHBOURS nearest patterns
+NEIGHBOURS = 48
 
 
 def _distinct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,33 +71,52 @@ def _distinct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[first[order]], counts[order], rank[np.asarray(inverse).reshape(-1)]
 
 
+def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest rows of each row by cosine (itself included): (N, k) row numbers, by FAISS's exact
+    inner-product search (one blocked product; measured faster here than building an HNSW graph at 12k rows)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    _, ids = index.search(x, k)
+    return np.where(ids < 0, np.arange(len(x))[:, None], ids)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def _distinct_states(
     x: np.ndarray, counts: np.ndarray, beta: float, steps: int, batch: int, exact_up_to: int, neighbours: int
 ) -> np.ndarray:
     """The update over distinct patterns, each weighted by its count: softmax(beta X xi + log count) equals the
     softmax over the repeated rows, so the states are those of the full update. Above exact_up_to patterns,
     each question's updates read only its `neighbours` nearest patterns (a top-k sparse softmax: at beta 40 a
-    pattern 0.2 of cosine further than the nearest weighs e^-8 of it)."""
+    pattern 0.2 of cosine further than the nearest weighs e^-8 of it), in numpy (torch's batched small
+    products were 8x slower here)."""
+    logc = np.log(counts).astype(np.float32)
+    if len(x) > exact_up_to:
+        near = _neighbours(x, min(neighbours, len(x)))
+        out = []
+        for start in range(0, len(x), 512):  # (512, neighbours, d) gathered patterns: bounded memory
+            rows = near[start : start + 512]
+            patterns, weights, xi = x[rows], logc[rows], x[start : start + 512]
+            for _ in range(steps):
+                p = _softmax(beta * np.einsum("bkd,bd->bk", patterns, xi) + weights)
+                xi = np.einsum("bk,bkd->bd", p, patterns)
+            out.append(xi)
+        return np.concatenate(out).astype(np.float32)
     import torch  # here, not at the top: `kb ask` imports this package with the CLI and must not load torch
 
-    u = torch.from_numpy(x)
-    logc = torch.from_numpy(np.log(counts).astype(np.float32))
-    sparse = len(x) > exact_up_to
-    step = min(batch, 256) if sparse else batch  # (batch, neighbours, d) gathered patterns: bounded memory
-    out = []
-    for start in range(0, len(u), step):
-        xi = u[start : start + step]
-        if not sparse:
-            for _ in range(steps):
-                xi = torch.softmax(beta * (xi @ u.T) + logc, dim=-1) @ u
-        else:
-            near = torch.topk(xi @ u.T, min(neighbours, len(u)), dim=-1).indices
-            patterns, weights = u[near], logc[near]
-            for _ in range(steps):
-                p = torch.softmax(beta * torch.einsum("bkd,bd->bk", patterns, xi) + weights, dim=-1)
-                xi = torch.einsum("bk,bkd->bd", p, patterns)
-        out.append(xi)
-    return torch.cat(out).numpy()
+    u, logc_t = torch.from_numpy(x), torch.from_numpy(logc)
+    states = []
+    for start in range(0, len(u), batch):
+        state = u[start : start + batch]
+        for _ in range(steps):
+            state = torch.softmax(beta * (state @ u.T) + logc_t, dim=-1) @ u
+        states.append(state)
+    return torch.cat(states).numpy()
 
 
 def hopfield_states(

@@ -61,7 +61,7 @@ def test_a_signed_in_owner_sees_gap_topics_charts_and_a_replay(logged_kb, monkey
             page.get_by_test_id("stSidebarNav").get_by_text("Insights", exact=True).click()
             page.get_by_role("heading", name="Insights").wait_for()
             main = page.get_by_test_id("stMainBlockContainer")
-            expect(main.get_by_text("Gap topics", exact=True)).to_be_visible()
+            main.get_by_role("heading", name="Gap topics").wait_for()
             topic = main.get_by_test_id("stExpander").filter(has_text="payroll").first
             expect(topic).to_be_visible()
             expect(topic).to_contain_text(re.compile("no document covers this: add one|comes close .*: update it"))

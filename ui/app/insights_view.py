@@ -119,13 +119,14 @@ def thumbs_chart(rows: list[dict]):
     """Bars: thumbs down per document (thumbs_down_rows rows)."""
     import altair as alt
 
+    data = [{"document": r["document"], "thumbs_down": r["thumbs down"], "rate": r["rate"]} for r in rows]
     return (
-        alt.Chart(alt.Data(values=rows))
+        alt.Chart(alt.Data(values=data))
         .mark_bar()
         .encode(
-            x=alt.X("thumbs down:Q", title="thumbs down"),
-            y=alt.Y("document:N", sort="-x", title=None),
-            tooltip=["document:N", "thumbs down:Q", "rate:Q"],
+            x=alt.X("thumbs_down:Q", title="thumbs down", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("document:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+            tooltip=["document:N", "thumbs_down:Q", "rate:Q"],
         )
-        .properties(height=max(80, 28 * len(rows)))
+        .properties(height=60 + 32 * len(data))
     )
