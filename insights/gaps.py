@@ -173,7 +173,7 @@ def embed_questions(
                 cache.save_vectors(keep, model)
             except KBError as exc:
                 log.warning("question vectors not kept for the KB at %s: %s", kb.dir, exc)
-    vectors = np.stack([found[q] for q in distinct])
+    vectors = unit(np.stack([found[q] for q in distinct]))
     row = {q: i for i, q in enumerate(distinct)}
     return vectors[[row[q] for q in questions]]
 

@@ -72,7 +72,9 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class NewEntry:
-    """An entry to log (QuestionLog.record_many): at: Unix seconds; the question as typed (redacted on writing)."""
+    """An entry to log (QuestionLog.record_many): at: Unix seconds; the question as typed (redacted on writing);
+    vector: its float32 unit vector by `model` when the asker's retriever has it at hand (kept only when
+    redaction left the question unchanged: a vector of personal data is personal data)."""
 
     at: float
     question: str
@@ -81,6 +83,8 @@ class NewEntry:
     asked_by: str | None = None
     collection: str | None = None
     evidence: float | None = None
+    vector: bytes | None = None
+    model: str | None = None
 
 
 class QuestionLog:
@@ -126,11 +130,14 @@ class QuestionLog:
         collection: str | None = None,
         evidence: float | None = None,
         now: float | None = None,
+        vector: bytes | None = None,
+        model: str | None = None,
     ) -> int | None:
         """Log one question (redacted) and prune what is past retention; the entry's id, or None when the
-        retention is 0 (nothing kept)."""
+        retention is 0 (nothing kept). vector / model: see NewEntry."""
         now = time.time() if now is None else now
-        ids = self.record_many([NewEntry(now, question, outcome, tuple(citations), asked_by, collection, evidence)], now)
+        entry = NewEntry(now, question, outcome, tuple(citations), asked_by, collection, evidence, vector, model)
+        ids = self.record_many([entry], now)
         return ids[0] if ids else None
 
     def record_many(self, entries: Sequence["NewEntry"], now: float | None = None) -> list[int]:
@@ -157,6 +164,11 @@ class QuestionLog:
                         )
                         entry = int(cur.lastrowid or 0)
                         ids.append(entry)
+                        if e.vector is not None and e.model and text == e.question:
+                            con.execute(
+                                "INSERT OR IGNORE INTO question_log_vectors (question, model, vector) VALUES (?,?,?)",
+                                (text, e.model, e.vector),
+                            )
                         con.executemany(
                             "INSERT INTO question_log_citations (entry_id, n, chunk_id, doc_source, doc_version) "
                             "VALUES (?,?,?,?,?)",

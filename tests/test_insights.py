@@ -152,7 +152,10 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     caplog.set_level(logging.DEBUG)
     answers = [answer(q, retriever, AnswerConfig()) for q in UNANSWERABLE + ANSWERABLE]
     for a in answers:
-        assert log_answer(kb, a, by="key:7", collection="docs") is not None
+        assert log_answer(kb, a, by="key:7", collection="docs", retriever=retriever) is not None
+    kept = QuestionLog(kb).vectors(UNANSWERABLE + ANSWERABLE, embedder.name)  # the retriever's own vectors, kept
+    assert set(kept) == set(UNANSWERABLE + ANSWERABLE)
+    assert np.allclose(np.frombuffer(kept[ANSWERABLE[0]], np.float32), retriever.embed_queries([ANSWERABLE[0]])[0])
     assert not any(q in caplog.text for q in UNANSWERABLE + ANSWERABLE)  # questions never reach the logs
     abstained = sum(a.abstained for a in answers)
     assert abstained >= 2 and not answers[-1].abstained  # the sample KB abstains on some out-of-scope questions

@@ -91,3 +91,14 @@ def test_the_log_keeps_question_vectors_until_retention_removes_their_last_entry
     log.record("new", "answered", now=now)  # prunes what is older than 90 days
     assert [e.question for e in log.entries()] == ["kept question", "new"]
     assert set(log.vectors(["old question mail [email]", "kept question"], "m")) == {"kept question"}
+
+
+def test_a_vector_given_at_log_time_is_kept_only_for_a_question_redaction_left_unchanged(tmp_path):
+    log = QuestionLog(KnowledgeBase(tmp_path / "kb", create=True))
+    v = np.ones(4, np.float32).tobytes()
+    log.record("How do refunds work?", "answered", vector=v, model="m")
+    log.record("Refund to jo@example.com please", "abstained", vector=v, model="m")
+    log.record("No model given", "abstained", vector=v)
+    assert log.vectors(["How do refunds work?", "Refund to [email] please", "No model given"], "m") == {
+        "How do refunds work?": v
+    }

@@ -43,7 +43,7 @@ def ask(body: AskRequest, background: BackgroundTasks, caller: Caller = READER, 
     )
     # Logged after the reply is sent: a sync committing to the same kb.sqlite holds its write lock for
     # seconds, and no answer should wait on that.
-    background.add_task(log_answer, caller.kb, ans, by=f"key:{caller.key.id}", collection=caller.collection_name)
+    background.add_task(log_answer, caller.kb, ans, by=caller.asker, collection=caller.collection_name, retriever=retriever)
     if body.stream or "text/event-stream" in (accept or ""):
         return StreamingResponse(
             stream_answer(ans, caller.scoped), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -54,7 +54,7 @@ def ask(body: AskRequest, background: BackgroundTasks, caller: Caller = READER, 
 @router.post("/v1/collections/{collection}/feedback", status_code=201)
 def feedback(body: FeedbackRequest, caller: Caller = READER) -> dict:
     """A thumbs up or down on an answer's cited passage (chunk_id), recorded with the key that gave it."""
-    by = f"key:{caller.key.id}"
+    by = caller.asker
     # 404 for a passage the key may not see, as for one that does not exist.
     cited = [] if body.chunk_id is None else [_Cited(body.chunk_id, caller.chunk(body.chunk_id).doc_source)]
 

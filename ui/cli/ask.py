@@ -83,7 +83,7 @@ def ask(
     llm = LLMConfig(url=llm_url, model=llm_model) if llm_url else None
     ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, cross_abstention=cross_abstention, llm=llm))
     if log_it:
-        log_answer(kb, ans)
+        log_answer(kb, ans, retriever=retriever)
     if as_json:
         # The API's answer JSON, with what only the KB's owner reads (mode, retriever, signals, diagnostics, scores).
         click.echo(json.dumps(answer_dict(ans, details=True), indent=2))

@@ -60,7 +60,7 @@ def chat(kb_dir, retriever_name, top_k, llm_url, llm_model, log_it):
             click.echo(f"error: {safe_text(exc)}")
             continue
         if log_it:
-            log_answer(kb, ans)
+            log_answer(kb, ans, retriever=retriever)
         print_answer(ans)
         click.echo()
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ans.text}]
