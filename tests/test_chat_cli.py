@@ -102,4 +102,4 @@ def test_kb_chat_logs_each_question_redacted_only_with_log(kb_copy):
         entries = QuestionLog(KnowledgeBase(kb_copy)).entries()
         assert len(entries) == logged
     assert [e.question for e in entries] == ["How long is the refund window? I am [email]", "and for annual plans?"]
-    assert entries[0].asked_by is None and entries[0].citations
+    assert all(e.asked_by is None and e.outcome in ("answered", "abstained") for e in entries)
