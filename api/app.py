@@ -4,8 +4,9 @@ Every route but /v1/health and the API docs needs a key (Authorization: Bearer h
 X-API-Key), scoped to the collection the path names and to a role. A key scoped to some
 visibility labels (say public) never sees, is never cited from and is never answered from a
 document with another label: the filter is applied inside the search, not to its results.
-The service calls what the `kb` command line calls (ingest, make_retriever, answer) and
-imports nothing from the app or the CLI.
+The MCP server (tools search, ask, get_document, list_documents; documents as resources) is at
+/mcp, streamable HTTP, with the same keys, scopes and limits. The service calls what the `kb`
+command line calls (ingest, make_retriever, answer) and imports nothing from the app or the CLI.
 
 Where things are: the routes in api/routes/ (answers, documents, admin, insights: one router per tag), the
 key and visibility check every route takes in api/auth.py, the typed refusals in api/errors.py,
@@ -19,26 +20,29 @@ import threading
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from api.auth import KeyCache
 from api.config import ServerConfig
 from api.errors import add_handlers
 from api.limits import Gate, GateLimits
+from api.mcp_server import McpEndpoint
 from api.openapi_links import LinkedAPI
 from api.routes import admin, answers, documents, insights
 from api.services import Services
-from kb import KBError, embedder_for
 
 
 def create_app(config: ServerConfig) -> FastAPI:
     """The FastAPI application for config (run it with uvicorn; `kb serve` does)."""
     services = Services.build(config)
+    mcp = McpEndpoint(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Warm in the background: the server answers /v1/health (not ready) while the models load.
-        threading.Thread(target=_warm_up, args=(services,), name="warm-up", daemon=True).start()
-        yield
+        threading.Thread(target=services.warm_up, name="warm-up", daemon=True).start()
+        async with mcp.run():
+            yield
 
     app = LinkedAPI(
         title="hopfield-kb",
@@ -66,18 +70,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     add_handlers(app, config)
     for router in (admin.router, documents.router, answers.router, insights.router):
         app.include_router(router)
+    # The MCP server (streamable HTTP): behind the same gate, so the same keys, scopes and limits (api/mcp_server.py).
+    app.router.routes.append(Route("/mcp", endpoint=mcp, include_in_schema=False))
     return app
-
-
-def _warm_up(services: Services) -> None:
-    """Load each collection's model (the default for an empty one) and build its indexes; then ready is set."""
-    try:
-        for name in services.config.collections:
-            embedder_for(services.collections.get(name).kb_dir)
-        for name in services.config.collections:
-            try:
-                services.collections.retriever(name, "hopfield", 5).search("warm up")
-            except KBError:
-                pass  # an empty collection is ready as soon as it gets documents
-    finally:
-        services.ready.set()

@@ -1,4 +1,4 @@
-"""`kb serve` (the HTTP API under uvicorn) and `kb keys create|list|revoke` (the key store).
+"""`kb serve` (the HTTP API under uvicorn), `kb mcp` (the MCP server on stdio) and `kb keys create|list|revoke`.
 
 These are a plug-in of the `kb` command line (entry point group hopfield_kb.commands), so the
 CLI package and this one stay beside each other without importing each other.
@@ -22,6 +22,7 @@ from api.keys import ROLES, KeyStore
 from kb import QUERY_ENCODER_ENV, KBError
 
 DEFAULT_KEYS = Path("kb_keys.sqlite")
+KEY_ENV = "HOPFIELD_KB_KEY"  # `kb mcp`'s API key, from the environment: a command line is visible to every user
 
 
 def _fail(message: str) -> None:
@@ -167,6 +168,53 @@ def serve(
         timeout_graceful_shutdown=10,
         http=http_parser,
     )
+
+
+@click.command("mcp")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Server config (TOML): serve its collections.",
+)
+@click.option(
+    "--kb-dir",
+    type=click.Path(path_type=Path),
+    default=Path("kb_data"),
+    show_default=True,
+    help="Without --config: the one collection, named default.",
+)
+@click.option(
+    "--keys",
+    "keys_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"API key store for {KEY_ENV} [default: the config's keys, else ./{DEFAULT_KEYS}].",
+)
+def mcp(config_path, kb_dir, keys_path):
+    """Serve the KB to one MCP client (a desktop assistant, an IDE) on stdin/stdout: tools search, ask, get_document,
+    list_documents, and the documents as resources. Acts as the KB's owner (every collection and label, read only),
+    or with the scope of the API key in the environment variable HOPFIELD_KB_KEY. `kb serve` serves the same tools
+    over HTTP at /mcp."""
+    os.environ.setdefault(QUERY_ENCODER_ENV, "torch")  # a long-lived server, as kb serve: see there
+    token = os.environ.get(KEY_ENV, "").strip() or None
+    try:
+        config = _server_config(config_path, kb_dir, (), "internal", keys_path)
+        if config_path is None and not (kb_dir / "kb.sqlite").exists():
+            raise KBError(f"no knowledge base at {kb_dir}: build one with `kb sync FOLDER --kb-dir {kb_dir}`")
+        if token is not None and KeyStore(config.keys_path).verify(token) is None:
+            raise KBError(f"{KEY_ENV}: invalid, expired or revoked API key (key store {config.keys_path})")
+    except KBError as exc:
+        _fail(str(exc))
+    import threading
+
+    from api.mcp_server import serve_stdio
+    from api.services import Services
+
+    services = Services.build(config)
+    threading.Thread(target=services.warm_up, name="warm-up", daemon=True).start()
+    serve_stdio(services, token)
 
 
 @click.group("keys")

@@ -6,7 +6,7 @@ citations and answers): each has exactly the fields of its TypedDict there, chec
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,8 @@ MAX_HISTORY_CHARS = HistoryConfig().max_chars
 
 Retriever = Literal[RETRIEVERS]  # type: ignore[valid-type]
 Label = Annotated[str, Field(max_length=64)]  # a tag or visibility label (kb.check_labels: at most 64 characters)
+# Every kind a sync stores (ingest.KINDS; tests/test_csv_email.py keeps the two equal).
+Kind = Literal["pdf", "markdown", "html", "text", "docx", "csv", "email", "msg", "xlsx", "pptx", "web"]
 
 
 class Filters(BaseModel):
@@ -36,9 +38,7 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     key_prefix: str | None = Field(None, max_length=500, description="document keys starting with this, e.g. 'policies/'")
-    kinds: list[Literal["pdf", "markdown", "html", "text", "docx", "csv", "email", "xlsx", "pptx"]] | None = Field(
-        None, max_length=9
-    )
+    kinds: list[Kind] | None = Field(None, max_length=len(get_args(Kind)))
     tags: list[Label] | None = Field(None, max_length=32, description="documents carrying at least one of these tags")
     visibility: list[Label] | None = Field(None, max_length=16, description="within what the key may see")
     ingested_after: float | None = Field(None, ge=0, le=1e11, description="Unix time, seconds")

@@ -12,7 +12,7 @@ from api.feedback import FeedbackLearner
 from api.jobs import SyncJobs
 from api.keys import KeyStore
 from api.metrics import Metrics
-from kb import embedder_for
+from kb import KBError, embedder_for
 
 
 @dataclass
@@ -42,3 +42,16 @@ class Services:
             learner=FeedbackLearner(collections.kb),
             uploads=UploadGate(UploadLimits(config.upload_slots, config.upload_slots_per_key)),
         )
+
+    def warm_up(self) -> None:
+        """Load each collection's model (the default for an empty one) and build its indexes; then ready is set."""
+        try:
+            for name in self.config.collections:
+                embedder_for(self.collections.get(name).kb_dir)
+            for name in self.config.collections:
+                try:
+                    self.collections.retriever(name, "hopfield", 5).search("warm up")
+                except KBError:
+                    pass  # an empty collection is ready as soon as it gets documents
+        finally:
+            self.ready.set()

@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from bench.bench_answer import clear_caches
 from bench.common import ROOT
 from eval import load_conversations
-from eval.runner import prepare_kb
+from eval.targets import prepare_kb
 from kb import KnowledgeBase, load_embedder
 from retriever import answer, make_retriever
 

@@ -97,7 +97,7 @@ def sample_report(
 def covid_report(kb_dir: Path, config: AnswerConfig = AnswerConfig(), limit: int | None = None, embedder=None) -> dict:
     """covidfaq: answered rate and citation [1] from a relevant entry, real questions, hopfield reader."""
     from eval.datasets import load_beir
-    from eval.runner import prepare_kb
+    from eval.targets import prepare_kb
 
     labelled = load_beir(SHARED / "covidfaq")
     embedder = embedder or load_embedder()
@@ -164,7 +164,7 @@ def doc2dial_report(
     """doc2dial-dev: a seeded sample of user turns answered with their conversation; the answered share and
     the share of answered turns whose quotes overlap the gold grounding span (span_overlap)."""
     from eval.datasets import load_beir
-    from eval.runner import prepare_kb
+    from eval.targets import prepare_kb
 
     folder = SHARED / "doc2dial-dev"
     embedder = embedder or load_embedder()

@@ -31,7 +31,7 @@ import numpy as np
 from eval.datasets import LabelledSet, load_beir
 from eval.errors import EvalError
 from eval.metrics import paired_randomisation
-from eval.runner import chunk_documents, prepare_kb, resolve_qrels, to_targets
+from eval.targets import chunk_documents, prepare_kb, resolve_qrels, to_targets
 from kb import KBError, KnowledgeBase, embedder_for
 from retriever import DEFAULT_CANDIDATES, HistoryConfig, Turn, build_context, make_retriever, parse_history
 

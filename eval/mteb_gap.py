@@ -23,7 +23,7 @@ import numpy as np
 
 from eval.datasets import load_beir
 from eval.metrics import score
-from eval.runner import chunk_documents, to_targets
+from eval.targets import chunk_documents, to_targets
 from kb import EmbedderConfig, KnowledgeBase, load_embedder
 
 

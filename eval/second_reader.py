@@ -113,7 +113,7 @@ def rerank_recall(retriever, questions: list[tuple[str, set[str]]], n: int, weig
 def rerank_beir(name: str, work: Path, embedder) -> None:
     """Print rerank_recall over a BEIR set of ../shared (its corpus ingested into work/name once)."""
     from eval.datasets import load_beir
-    from eval.runner import prepare_kb
+    from eval.targets import prepare_kb
 
     labelled = load_beir(SHARED / name)
     prepare_kb(labelled, work / name, embedder)

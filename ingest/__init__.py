@@ -13,7 +13,8 @@ Public surface (kb: an open kb.KnowledgeBase, whose snapshot serves the commit a
     Budget                       the time and memory one file's parsing may use
     report_dict, report_line     a report as JSON values (the CLI, the app and the API's sync jobs) and as one line
     ChunkConfig, chunk           token-aware chunking (cl100k_base tokens)
-    load, parse_file, LoadError, ParsedText, Block, SUPPORTED   file loaders
+    load, parse_file, LoadError, ParsedText, Block, SUPPORTED   file loaders; KINDS: every kind a sync stores
+    crawl, CrawlConfig, Crawl    a help-centre site (sitemap.xml or start page) for `kb sync URL` (ingest/crawl.py)
     OcrConfig                    how PDF pages without a text layer are read (Tesseract; ingest/ocr.py)
     cl100k, count_tokens         the offline tiktoken encoding
     save_upload, safe_upload_name, upload_dir, check_upload, staged_upload, ALLOWED_EXTENSIONS, MAX_UPLOAD_MB,
@@ -25,8 +26,9 @@ embed (only new texts) -> commit (the writer); pipeline ties them together, text
 
 from ingest.chunker import ChunkConfig, chunk
 from ingest.config import FileFailure, IngestConfig, IngestReport
+from ingest.crawl import Crawl, CrawlConfig, crawl
 from ingest.engine import Engine, LocalEngine, ParseItem
-from ingest.loaders import SUPPORTED, Block, LoadError, ParsedText, load
+from ingest.loaders import KINDS, SUPPORTED, Block, LoadError, ParsedText, load
 from ingest.ocr import OcrConfig
 from ingest.parse import parse_file
 from ingest.pipeline import ingest, plan_changes
@@ -71,6 +73,10 @@ __all__ = [
     "ChunkConfig",
     "chunk",
     "SUPPORTED",
+    "KINDS",
+    "Crawl",
+    "CrawlConfig",
+    "crawl",
     "Block",
     "LoadError",
     "ParsedText",

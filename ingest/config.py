@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ingest.chunker import ChunkConfig
+from ingest.crawl import CrawlConfig
 from ingest.loaders import DEFAULT_MAX_BYTES
 from ingest.ocr import OcrConfig
 from ingest.worker import Budget
@@ -23,7 +24,8 @@ class IngestConfig:
     links fail with a reason, so syncing a folder others can write never publishes /etc/passwd).
     ocr: how PDF pages without a text layer are read (ingest.ocr; each OCR page adds its own time limit
     to the budget). base_url: the wiki address that exported Confluence pages' links are relative to
-    ("https://wiki.example.com"), so their citations link to the live page."""
+    ("https://wiki.example.com"), so their citations link to the live page. crawl: how web addresses
+    among the paths (a sitemap.xml or a start page) are fetched (ingest.crawl)."""
 
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -39,6 +41,7 @@ class IngestConfig:
     follow_links: bool = False
     ocr: OcrConfig = field(default_factory=OcrConfig)
     base_url: str = ""
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
 
     def __post_init__(self) -> None:
         check_labels(self.visibility, self.tags)

@@ -27,18 +27,25 @@ def load_email(path: Path, data: bytes, html_text: Callable[[Path, str], str]) -
     message = email.message_from_bytes(data, policy=email.policy.default)
     if not isinstance(message, EmailMessage) or not message.keys():
         raise LoadError(path, "not an e-mail message (no headers)")
-    subject = _header(message, "subject")
-    head = "\n".join(f"{name}: {value}" for name in ("From", "Date", "Subject") if (value := _header(message, name)))
-    body = _body(path, message, html_text)
+    heads = {name: _header(message, name) for name in ("From", "Date", "Subject")}
+    return message_text(path, heads, _body(path, message, html_text), _sent_at(message), "email")
+
+
+def message_text(path: Path, heads: dict[str, str], body: str, sent_at: str, kind: str) -> ParsedText:
+    """The one way an e-mail (.eml or Outlook .msg) becomes text: its From, Date and Subject lines (heads; empty
+    ones left out) above its body (quoted replies already out); the subject is the title and the section,
+    sent_at (ISO 8601) the document's updated_at. LoadError for a message without a text body."""
     if not body.strip():
         raise LoadError(path, "the message has no text body")
+    subject = heads.get("Subject", "")
+    head = "\n".join(f"{name}: {value}" for name in ("From", "Date", "Subject") if (value := heads.get(name, "")))
     text = f"{head}\n\n{body}" if head else body
     return ParsedText(
         title=subject or path.stem,
-        kind="email",
+        kind=kind,
         text=text,
         blocks=(Block(0, len(text), section=subject or None),),
-        updated_at=_sent_at(message),
+        updated_at=sent_at,
     )
 
 

@@ -30,12 +30,14 @@ Outcome = Union[Parsed, FileFailure]
 
 @dataclass(frozen=True)
 class ParseItem:
-    """One file to parse: its path (for its name and type), its bytes, its key and root (see ingest.sources.Source)."""
+    """One file to parse: its path (for its name and type), its bytes, its key and root, and its kind when its
+    name does not tell it (see ingest.sources.Source)."""
 
     path: Path
     data: bytes
     key: str
     root: str
+    kind: str = ""
 
 
 @runtime_checkable
@@ -65,6 +67,7 @@ def parse_item(item: ParseItem, config: IngestConfig) -> Outcome:
             visibility=config.visibility,
             tags=config.tags,
             ocr=config.ocr,
+            kind=item.kind,
         )
     except LoadError as exc:
         return FileFailure(shown(exc.path), exc.reason)
@@ -102,7 +105,7 @@ def parse_changes(
             except LoadError as exc:
                 failures.append(FileFailure(shown(exc.path), exc.reason))
                 continue
-            yield ParseItem(change.source.path, data, change.key, change.source.root)
+            yield ParseItem(change.source.path, data, change.key, change.source.root, change.source.kind)
 
     if on_progress and not changes:
         on_progress("parse", 1.0)

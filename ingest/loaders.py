@@ -20,6 +20,7 @@ from ingest.ocr import OcrConfig
 from ingest.parsed import Block, LoadError, ParsedText, first_line  # re-exported: loaders return these
 from ingest.pdf_loader import load_pdf
 from ingest.tables import html_table_lines, markdown_tables
+from ingest.web_loader import WEB, load_web
 
 SUPPORTED = {
     ".pdf": "pdf",
@@ -31,9 +32,11 @@ SUPPORTED = {
     ".docx": "docx",
     ".csv": "csv",
     ".eml": "email",
+    ".msg": "msg",
     ".xlsx": "xlsx",
     ".pptx": "pptx",
 }
+KINDS = tuple(sorted(set(SUPPORTED.values()) | {WEB}))  # every kind a sync stores: what `kinds` filters name
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -42,22 +45,29 @@ MAX_HTML_DEPTH = 5000  # element nesting: the HTML parser's cost grows with its 
 
 
 def kind_of(path: Path) -> str | None:
-    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", "xlsx", "pptx", or None for unsupported extensions."""
+    """ "pdf", "markdown", "html", "text", "docx", "csv", "email", "msg", "xlsx", "pptx", or None for unsupported
+    extensions."""
     return SUPPORTED.get(path.suffix.lower())
 
 
 def load(
-    path: Path, data: bytes, ocr: OcrConfig | None = None, on_ocr_page: Callable[[float], None] | None = None
+    path: Path,
+    data: bytes,
+    ocr: OcrConfig | None = None,
+    on_ocr_page: Callable[[float], None] | None = None,
+    kind: str = "",
 ) -> ParsedText:
-    """Parse data (the bytes of path) by the file's extension. ocr: how PDF pages without a text layer
-    are read (default OcrConfig()); on_ocr_page(seconds): called before each OCR page with its time limit."""
-    kind = kind_of(path)
-    if kind is None:
+    """Parse data (the bytes of path) by the file's extension, or as kind when given ("web": a crawled page).
+    ocr: how PDF pages without a text layer are read (default OcrConfig()); on_ocr_page(seconds): called
+    before each OCR page with its time limit."""
+    known = kind or kind_of(path)
+    if known is None:
         raise LoadError(
             path, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {', '.join(sorted(SUPPORTED))}"
         )
     if not data.strip():
         raise LoadError(path, "empty file")
+    kind = known
     if kind == "pdf":
         return _capped(load_pdf(path, data, ocr, on_ocr_page))
     if kind == "docx":
@@ -74,11 +84,18 @@ def load(
         return _capped(load_pptx(path, data))
     if kind == "email":
         return _capped(load_email(path, data, lambda p, html: load_html(p, html).text))
+    if kind == "msg":
+        from ingest.msg_loader import load_msg
+
+        return _capped(load_msg(path, data, lambda p, html: load_html(p, html).text))
     text, encoding, warnings = decode_text(path, data)
     if kind == "markdown":
         parsed = load_markdown(path, text, warnings)
     elif kind == "html":
         parsed = load_html(path, text, warnings)
+    elif kind == WEB:
+        _check_depth(path, text)  # before trafilatura: lxml's tree of a 100,000-level page is the slow part
+        parsed = load_web(path, text, warnings, load_html)
     elif kind == "csv":
         parsed = load_csv(path, text, warnings)
     else:
@@ -263,6 +280,12 @@ def html_depth(html: str) -> int:
     return deepest
 
 
+def _check_depth(path: Path, html: str) -> None:
+    depth = html_depth(html)
+    if depth > MAX_HTML_DEPTH:
+        raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
+
+
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "svg", "iframe", "form", "button")
 HEADING_MARK = "@@heading@@"
 BLOCK_TAGS = (
@@ -296,9 +319,7 @@ def load_html(path: Path, html: str, warnings: tuple[str, ...] = ()) -> ParsedTe
     keeps its header (ingest.tables)."""
     from bs4 import BeautifulSoup
 
-    depth = html_depth(html)
-    if depth > MAX_HTML_DEPTH:
-        raise LoadError(path, f"HTML nested {depth} levels deep, over the limit of {MAX_HTML_DEPTH}")
+    _check_depth(path, html)
     try:
         soup = BeautifulSoup(html, "html.parser")
         page = confluence_page(path, soup)

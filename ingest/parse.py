@@ -34,11 +34,12 @@ def parse_file(
     tags: tuple[str, ...] = (),
     ocr: OcrConfig | None = None,
     on_ocr_page: Callable[[float], None] | None = None,
+    kind: str = "",
 ) -> tuple[NewDocument, tuple[str, ...]]:
     """Parse and chunk one file's bytes into a document keyed key (default: the file name); raises LoadError.
-    ocr and on_ocr_page: see ingest.loaders.load."""
+    ocr, on_ocr_page and kind: see ingest.loaders.load."""
     try:
-        parsed = load(path, data, ocr, on_ocr_page)
+        parsed = load(path, data, ocr, on_ocr_page, kind)
         _check_text(path, data, parsed.text)  # before chunking: tokenising 10 MB of base64 is the slow part
         chunks = chunk(parsed, chunking)
     except LoadError:

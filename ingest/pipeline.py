@@ -24,17 +24,20 @@ from ingest.config import IngestConfig, IngestReport
 from ingest.embed import ChunkEmbedder
 from ingest.engine import Engine, LocalEngine, Parsed, parse_changes
 from ingest.exports import Article
+from ingest.loaders import WEB
 from ingest.parse import shown
 from ingest.plan import UNCHANGED, UPDATED, ChangePlan, make_plan, same_content, stored_documents
+from ingest.sitemap import page_name
 from ingest.sources import Scan, scan
-from kb import KnowledgeBase, NewDocument, Writer, web_url
+from kb import KnowledgeBase, NewDocument, Validators, Writer, record_validators, stored_validators, web_url
 
 
 def plan_changes(kb: KBLike, paths: Sequence[str | Path], config: IngestConfig = IngestConfig()) -> ChangePlan:
     """What ingest(kb, paths, config) would do now: the files are read and hashed, nothing is written (and
     against a directory with no KB yet, nothing is created: every file is added)."""
     kb_dir = kb.dir if isinstance(kb, KnowledgeBase) else Path(kb)
-    return make_plan(scan(paths, config, kb_dir), stored_documents(open_for_reading(kb)), config)
+    opened = open_for_reading(kb)
+    return make_plan(scan(paths, config, kb_dir, _known_pages(opened, config)), stored_documents(opened), config)
 
 
 def ingest(
@@ -61,7 +64,7 @@ def ingest(
         return plan_changes(kb, paths, config).report(started)
     opened = open_for_writing(kb)
     engine = engine or LocalEngine()
-    found = scan(paths, config, opened.dir)
+    found = scan(paths, config, opened.dir, _known_pages(opened, config))
     stages: dict[str, float] = {"read": time.perf_counter() - started, "parse": 0.0}
     # Parse before taking the write lock: a slow file must not keep every other writer waiting.
     planned = make_plan(found, stored_documents(opened), config)
@@ -78,6 +81,7 @@ def ingest(
             failures += more_failures
             stages["parse"] += seconds
         done = _carry_out(writer, planned, parsed, found, config)
+        _record_pages(writer, found, done, planned.removed)
         written = stage_documents(writer, done.docs, planned.removed, embedder, config, on_progress, stages)
     return IngestReport(
         added=tuple(done.added),
@@ -122,6 +126,10 @@ def _carry_out(writer: Writer, plan: ChangePlan, parsed: dict[str, Parsed], foun
             continue  # unparsable: reported with the failures
         doc, warnings = parsed[change.key]
         doc = _exported_as(doc, found.exports.articles.get(change.key), config.base_url)
+        if change.key in found.exports.attachments:  # its file is the message it came in
+            doc = replace(doc, path=change.source.where)
+        if change.source.kind == WEB:
+            doc = replace(doc, url=web_url(change.source.where), path=change.source.where, name=page_name(change.key))
         done.warnings.extend(warnings)
         if same_content(change.stored, doc.content_hash, config):
             _relocate(writer, change.key, change.moved, doc.path, change.source.root)
@@ -153,3 +161,24 @@ def _exported_as(doc: NewDocument, export: tuple[Path, Article] | None, base_url
     if doc.url and base_url and "://" not in doc.url:
         return replace(doc, url=web_url(urljoin(base_url.rstrip("/") + "/", doc.url)))
     return replace(doc, url=web_url(doc.url)) if doc.url else doc
+
+
+def _known_pages(kb: KnowledgeBase | None, config: IngestConfig) -> dict[str, Validators]:
+    """The stored web pages' validators, for conditional requests. A page whose labels this run changes is
+    fetched in full (without validators): its new version needs the page's bytes."""
+    validators = stored_validators(kb)
+    if not validators or kb is None:
+        return validators
+    docs = {d.source: d for d in kb.documents() if d.source in validators}
+    same = {key for key, v in validators.items() if key in docs and same_content(docs[key], v.content_hash, config)}
+    return {key: v if key in same else Validators(content_hash=v.content_hash) for key, v in validators.items()}
+
+
+def _record_pages(writer: Writer, found: Scan, done: _Done, removed: tuple[str, ...]) -> None:
+    """Stage, in the commit, the validators of every crawled page the KB holds after it (a 304 keeps its own)
+    and forget those of removed pages."""
+    if not found.web.pages:
+        return
+    held = set(done.added) | set(done.updated) | set(done.unchanged)
+    fresh = {p.key: p.validators for p in found.web.pages if p.key in held and p.data is not None}
+    record_validators(writer, fresh, removed)

@@ -98,7 +98,11 @@ def make_plan(scan: Scan, stored: Mapping[str, DocumentInfo], config: IngestConf
             k
             for k, d in stored.items()
             if k not in seen
-            and (scan.exports.stale(k) or config.mirror and _mirrored(d, scan.roots) and not scan.exports.held(k))
+            and (
+                scan.exports.stale(k)
+                or (config.mirror and _mirrored(d, scan.roots) and not scan.exports.held(k))
+                or (config.mirror and d.root in scan.web.sites)  # a page gone from its sitemap or site
+            )
         )
     )
     return ChangePlan(changes, removed, tuple(renamed), scan.failures, scan.warnings)

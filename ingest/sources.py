@@ -1,5 +1,6 @@
-"""What a run reads: the files under its paths, keyed, with exports expanded into their articles, and
-the SHA-256 of each one's bytes (scan). Nothing here parses a file or touches the KB."""
+"""What a run reads: the files under its paths, keyed, with exports expanded into their articles, the pages
+of the web addresses among them (ingest.crawl), and the SHA-256 of each one's bytes (scan). Nothing here
+parses a file or touches the KB."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from ingest.attachments import attachment, attachments, is_message
 from ingest.config import FileFailure, IngestConfig
+from ingest.crawl import Crawl, Page, crawl
 from ingest.exports import Article, read_zendesk
-from ingest.loaders import LoadError
+from ingest.loaders import WEB, LoadError
 from ingest.parse import shown
+from ingest.sitemap import is_web, page_name
+from kb import Validators
 
 
 @dataclass(frozen=True)
@@ -21,26 +27,32 @@ class Source:
     """One document of a run. path: its file, or "<export>.json#<id>.html" for an exported article;
     key: its key in the KB; root: the folder it was found in ("" for a file given on its own); where:
     the file it lives in (the export file for an article); digest: the SHA-256 of the bytes it is parsed
-    from, None when they could not be read (the failure is in Scan.failures)."""
+    from, None when they could not be read (the failure is in Scan.failures). A crawled page: key and where
+    are its URL, root the sitemap or start page it was found from, path its name, kind "web"; kind "" means:
+    by the file's extension."""
 
     path: Path
     key: str
     root: str
     where: str
     digest: str | None
+    kind: str = ""
 
 
 @dataclass(frozen=True)
 class Exports:
-    """The Zendesk exports of one run: article key -> (export file, Article); the export keys read, and
-    those that failed to load (their stored articles stay). An article's key is "<export key>#<id>"."""
+    """The files of one run that hold documents of their own: Zendesk exports (article key -> (export file,
+    Article)) and e-mail messages (attachment key -> (message file, attachment name); ingest.attachments);
+    the keys of those read, and of those that failed to load (their stored articles and attachments stay).
+    An article's key is "<export key>#<id>", an attachment's "<message key>#<name>"."""
 
     articles: dict[str, tuple[Path, Article]] = field(default_factory=dict)
+    attachments: dict[str, tuple[Path, str]] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
 
     def stale(self, key: str) -> bool:
-        """Whether key (not in this run) is an article of an export read in this run: removed from it."""
+        """Whether key (not in this run) is an article or attachment of a file read in this run: removed from it."""
         return key.rpartition("#")[0] in self.read
 
     def held(self, key: str) -> bool:
@@ -51,16 +63,27 @@ class Exports:
 @dataclass(frozen=True)
 class Scan:
     """What a run found: its sources in discovery order, the resolved roots it was given, its exports,
-    and the failures and warnings of finding and reading them."""
+    and the failures and warnings of finding and reading them; web: the crawl of its web addresses."""
 
     sources: tuple[Source, ...]
     roots: tuple[Path, ...]
     exports: Exports
     failures: tuple[FileFailure, ...]
     warnings: tuple[str, ...]
+    web: Crawl = field(default_factory=Crawl)
+
+    @cached_property
+    def pages(self) -> dict[str, Page]:
+        """key -> crawled page (read or failed)."""
+        return {p.key: p for p in self.web.pages}
 
     def data(self, source: Source, max_bytes: int) -> bytes:
         """The bytes source is parsed from (read again: a scan keeps only their digest); LoadError."""
+        if source.kind == WEB:
+            page = self.pages.get(source.key)
+            if page is None or page.data is None:
+                raise LoadError(source.key, "not modified on the server since the stored version (HTTP 304); sync again")
+            return page.data
         return _data(source.path, source.key, self.exports, max_bytes)
 
 
@@ -123,26 +146,37 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
     return sorted(set(files)), roots, failures
 
 
-def scan(paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path) -> Scan:
+def scan(paths: Sequence[str | Path], config: IngestConfig, kb_dir: Path, known: Mapping[str, Validators] = {}) -> Scan:
     """Find, key and hash every document under paths (reading each file once). The KB's own files
-    (directly in kb_dir) are not documents; its subfolders (the app's uploads/) are."""
-    files, roots, failures = discover(paths, config.follow_links)
+    (directly in kb_dir) are not documents; its subfolders (the app's uploads/) are. A web address among
+    paths is crawled (config.crawl), known giving the stored pages' validators for conditional requests."""
+    urls = [str(p) for p in paths if is_web(p)]
+    files, roots, failures = discover([p for p in paths if not is_web(p)], config.follow_links)
     # `kb ingest .` with the default ./kb_data: each run would report its sqlite, npy and faiss files as failed.
     kb_root = kb_dir.resolve()
     files = [f for f in files if f.parent != kb_root]
     keyed = _keys(files, roots, failures, config.key_prefix)
     warnings: list[str] = []
     keyed, exports = _expand_exports(keyed, failures, warnings, config.max_bytes)
+    keyed = _expand_attachments(keyed, exports, warnings, config.max_bytes)
     sources = []
     for path, key, root in keyed:
-        where = shown(exports.articles[key][0]) if key in exports.articles else shown(path)
+        holder = exports.articles.get(key) or exports.attachments.get(key)
+        where = shown(holder[0]) if holder else shown(path)
         try:
             digest: str | None = hashlib.sha256(_data(path, key, exports, config.max_bytes)).hexdigest()
         except LoadError as exc:
             failures.append(FileFailure(shown(exc.path), exc.reason))
             digest = None
         sources.append(Source(path, key, root, where, digest))
-    return Scan(tuple(sources), tuple(roots), exports, tuple(failures), tuple(warnings))
+    web = crawl(urls, config.crawl, known) if urls else Crawl()
+    for page in web.pages:
+        if page.error:
+            failures.append(FileFailure(page.key, page.error))
+        sources.append(Source(Path(page_name(page.key)), page.key, page.site, page.url or page.key, page.digest, WEB))
+    failures += [FileFailure(url, reason) for url, reason in web.failed]
+    warnings += web.warnings
+    return Scan(tuple(sources), tuple(roots), exports, tuple(failures), tuple(warnings), web)
 
 
 def read_file(path: Path, max_bytes: int) -> bytes:
@@ -219,8 +253,35 @@ def _expand_exports(
     return out, exports
 
 
+def _expand_attachments(
+    keyed: list[tuple[Path, str, str]], exports: Exports, warnings: list[str], max_bytes: int
+) -> list[tuple[Path, str, str]]:
+    """keyed with each e-mail message followed by its attachments ("message.eml#report.pdf", parsed by the
+    attachment's extension). A message whose attachments cannot be looked at keeps its stored ones (the
+    message itself fails, or not, when it is parsed)."""
+    out: list[tuple[Path, str, str]] = []
+    for path, key, root in keyed:
+        out.append((path, key, root))
+        if not is_message(path) or key in exports.articles:
+            continue
+        try:
+            found, notes = attachments(path, read_file(path, max_bytes), max_bytes)
+        except LoadError:
+            exports.failed.add(key)
+            continue
+        warnings.extend(notes)
+        exports.read.add(key)
+        for item in found:
+            exports.attachments[f"{key}#{item.name}"] = (path, item.name)
+            out.append((path.with_name(f"{path.name}#{item.name}"), f"{key}#{item.name}", root))
+    return out
+
+
 def _data(path: Path, key: str, exports: Exports, max_bytes: int) -> bytes:
-    """The bytes a document is parsed from: an exported article's page, or the file's bytes."""
+    """The bytes a document is parsed from: an exported article's page, an attachment's bytes, or the file's."""
     if key in exports.articles:
         return exports.articles[key][1].page()
+    if key in exports.attachments:
+        message, name = exports.attachments[key]
+        return attachment(message, read_file(message, max_bytes), name, max_bytes)
     return read_file(path, max_bytes)

@@ -32,6 +32,7 @@ MIME = {
     ".txt": "text/plain",
     ".csv": "text/csv",
     ".eml": "message/rfc822",
+    ".msg": "application/vnd.ms-outlook",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 }

@@ -22,6 +22,7 @@ Public surface:
     location_label                           "p. 2" / "§ Section": the one format of a place in a document
     DocumentFilter, check_labels             which documents a search may use; visibility / tag rules
     web_url                                  an exported address kept only when it is http(s)
+    Validators, stored_validators, record_validators   a crawled page's ETag / Last-Modified (kb/web_pages.py)
     KBError, ManifestError, KBLockedError, EmptyKBError, KBWriteError           errors
     FAULT_POINTS                             named crash points for fault tests (see kb/faults.py)
     ConversationStore, ConversationConfig, Conversation, ConversationTurn, new_id   saved chats (kb/conversations.py)
@@ -81,6 +82,7 @@ from kb.redact import redact
 from kb.reembed import ReembedReport, reembed
 from kb.store import KnowledgeBase
 from kb.vector_index import IndexConfig, Snapshot
+from kb.web_pages import Validators, record_validators, stored_validators
 from kb.writer import Writer
 
 __all__ = [
@@ -119,6 +121,9 @@ __all__ = [
     "NewDocument",
     "check_labels",
     "web_url",
+    "Validators",
+    "stored_validators",
+    "record_validators",
     "without_paths",
     "retrieval_text",
     "OCR_LOW_CONFIDENCE",

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from kb.database import rollback
 from kb.errors import KBError
 from kb.redact import redact
-from kb.schema import QUESTION_LOG_TABLES, ensure_tables, has_table
+from kb.schema import QUESTION_LOG_TABLES, FeatureTables, has_table
 from kb.store import KnowledgeBase
 
 DAY = 86400.0
@@ -94,29 +93,14 @@ class QuestionLog:
         self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
         self.config = config or QuestionLogConfig()
         self.db = self.kb.db
-        self._ready = False
-
-    @contextmanager
-    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
-        try:
-            if not write:
-                with self.db.read() as con:
-                    yield con
-                return
-            with self.db.write() as con:
-                if not self._ready:
-                    ensure_tables(con, QUESTION_LOG_TABLES)
-                    self._ready = True
-                yield con
-        except sqlite3.OperationalError as exc:
-            raise KBError(f"cannot read or write the question log in {self.db.path}: {exc}") from exc
+        self._tables = FeatureTables(self.db, QUESTION_LOG_TABLES, "the question log")
 
     def exists(self) -> bool:
         """Whether the log's tables exist (nothing logged yet: False)."""
         if not self.db.path.exists():
             return False
         try:
-            with self._connect(write=False) as con:
+            with self._tables.connect(write=False) as con:
                 return has_table(con, "question_log")
         except KBError:
             return False
@@ -150,7 +134,7 @@ class QuestionLog:
         if self.config.retention_days == 0 and not self.exists():
             return []
         ids: list[int] = []
-        with self._connect(write=True) as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 self._prune(con, now)
@@ -201,7 +185,7 @@ class QuestionLog:
         """Delete the entries past retention now; how many."""
         if not self.exists():
             return 0
-        with self._connect(write=True) as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             n = self._prune(con, time.time() if now is None else now)
             con.execute("COMMIT")
@@ -233,7 +217,7 @@ class QuestionLog:
             where.append(f"collection IN ({','.join('?' * len(collections))})")
             args.extend(collections)
         sql = " AND ".join(where)
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             rows = con.execute(
                 "SELECT id, at, question, outcome, asked_by, collection, evidence FROM question_log "
                 f"WHERE {sql} ORDER BY at, id",
@@ -256,7 +240,7 @@ class QuestionLog:
             return {}
         out: dict[str, bytes] = {}
         distinct = list(dict.fromkeys(questions))
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             if not has_table(con, "question_log_vectors"):
                 return {}
             for start in range(0, len(distinct), 500):
@@ -275,7 +259,7 @@ class QuestionLog:
         each with the last entry holding its question)."""
         if not vectors or not self.exists():
             return
-        with self._connect(write=True) as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 con.executemany(
@@ -290,5 +274,5 @@ class QuestionLog:
     def __len__(self) -> int:
         if not self.exists():
             return 0
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             return int(con.execute("SELECT COUNT(*) FROM question_log").fetchone()[0])

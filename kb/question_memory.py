@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -51,7 +50,7 @@ from kb.memory_records import (
     association_from_row,
     question_key,
 )
-from kb.schema import QUESTION_MEMORY_TABLES, ensure_tables, has_table
+from kb.schema import QUESTION_MEMORY_TABLES, FeatureTables, has_table
 from kb.store import KnowledgeBase
 
 
@@ -69,31 +68,14 @@ class QuestionMemory:
         self.config = config or MemoryConfig()
         self.db = self.kb.db if path is None else Database(path)
         self.path = self.db.path
-        self._ready = False
-
-    # ---- connections -------------------------------------------------------------
-    @contextmanager
-    def _connect(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """A write connection (the memory's tables created on the first) or the kept read-only one."""
-        try:
-            if not write:
-                with self.db.read() as con:
-                    yield con
-                return
-            with self.db.write() as con:
-                if not self._ready:
-                    ensure_tables(con, QUESTION_MEMORY_TABLES)
-                    self._ready = True
-                yield con
-        except sqlite3.OperationalError as exc:
-            raise KBError(f"cannot read or write the question memory in {self.path}: {exc}") from exc
+        self._tables = FeatureTables(self.db, QUESTION_MEMORY_TABLES, "the question memory")
 
     def exists(self) -> bool:
         """Whether the memory's tables exist (no write needed to ask)."""
         if not self.path.exists():
             return False
         try:
-            with self._connect(write=False) as con:
+            with self._tables.connect(write=False) as con:
                 return has_table(con, "qmem_meta")
         except KBError:
             return False
@@ -184,7 +166,7 @@ class QuestionMemory:
             prepared.append((question.strip(), vec, chunks[int(chunk_id)]))
         grams = char_grams([q for q, _, _ in prepared]) if prepared else None
         out = []
-        with self._connect() as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             for n, (question, vec, (h, source, version)) in enumerate(prepared):
                 key = question_key(question)
@@ -248,7 +230,7 @@ class QuestionMemory:
         now = time.time() if now is None else now
         if not self.exists():
             return False
-        with self._connect() as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             n = con.execute("DELETE FROM qmem_associations WHERE id = ?", (int(association_id),)).rowcount
             if n:
@@ -272,7 +254,7 @@ class QuestionMemory:
         token = self.kb.token()
         if not self.exists():
             return counts
-        with self._connect() as con:
+        with self._tables.connect(write=True) as con:
             rows = con.execute(
                 "SELECT id, text_hash, doc_source, doc_version FROM qmem_associations WHERE retired = 0"
             ).fetchall()
@@ -280,7 +262,7 @@ class QuestionMemory:
         with self.kb.db.read() as con:
             live = reads.document_versions(con)
         events = []
-        with self._connect() as con:
+        with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             for aid, h, source, version in rows:
                 chunks = found.get(h)
@@ -325,7 +307,7 @@ class QuestionMemory:
         if not self.exists():
             return
         try:
-            with self._connect(write=False) as con:
+            with self._tables.connect(write=False) as con:
                 row = con.execute("SELECT value FROM qmem_meta WHERE key = 'pruned_token'").fetchone()
             if (row[0] if row else None) != self.kb.token():
                 self.prune()
@@ -337,21 +319,21 @@ class QuestionMemory:
         """Every distinct question the memory holds (retired ones too): what a model switch re-embeds."""
         if not self.exists():
             return []
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             return [r[0] for r in con.execute("SELECT DISTINCT question FROM qmem_associations ORDER BY question")]
 
     def associations(self, include_retired: bool = False) -> list[Association]:
         if not self.exists():
             return []
         where = "" if include_retired else " WHERE retired = 0"
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             rows = con.execute(f"SELECT {ASSOCIATION_COLUMNS} FROM qmem_associations{where} ORDER BY id").fetchall()
         return [association_from_row(r) for r in rows]
 
     def get(self, association_id: int) -> Association | None:
         if not self.exists():
             return None
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             row = con.execute(
                 f"SELECT {ASSOCIATION_COLUMNS} FROM qmem_associations WHERE id = ?", (int(association_id),)
             ).fetchone()
@@ -364,7 +346,7 @@ class QuestionMemory:
         args: tuple = ()
         if association_id is not None:
             sql, args = sql + " WHERE association_id = ?", (int(association_id),)
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             rows = con.execute(sql + " ORDER BY id", args).fetchall()
         return [MemoryEvent(int(r[0]), r[1], float(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows]
 
@@ -391,7 +373,7 @@ class QuestionMemory:
         )
         if not self.exists():
             return empty
-        with self._connect(write=False) as con:
+        with self._tables.connect(write=False) as con:
             rows = con.execute(
                 "SELECT question, question_key, vector, grams, text_hash, doc_source, by_user, strength, "
                 "last_confirmed_at FROM qmem_associations WHERE retired = 0"

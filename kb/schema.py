@@ -6,16 +6,23 @@ Three groups of tables:
     QUESTION_MEMORY_TABLES   confirmed (question, passage) pairs (kb/question_memory.py)
     CONVERSATION_TABLES      saved chats (kb/conversations.py)
     QUESTION_LOG_TABLES      every question asked, redacted, with its outcome and citations (kb/question_log.py)
-The last three are created by their owners on first write (ensure_tables), so a KB from before them needs
+    WEB_PAGE_TABLES          a crawled page's HTTP validators (ETag, Last-Modified) for conditional requests
+                             (kb/web_pages.py)
+The last four are created by their owners on first write (ensure_tables), so a KB from before them needs
 no upgrade and a read-only KB simply has none.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from kb import lexical_index
+from kb.errors import KBError
+
+if TYPE_CHECKING:
+    from kb.database import Database
 
 CORE_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -175,11 +182,45 @@ CREATE TABLE IF NOT EXISTS question_log_vectors (
 );
 """
 
+WEB_PAGE_TABLES = """
+CREATE TABLE IF NOT EXISTS web_pages (
+    source TEXT PRIMARY KEY,
+    etag TEXT NOT NULL DEFAULT '',
+    last_modified TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+"""
+
 
 def ensure_tables(con: sqlite3.Connection, tables: str) -> None:
-    """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES, QUESTION_LOG_TABLES) if missing;
+    """Create one group of tables (QUESTION_MEMORY_TABLES, CONVERSATION_TABLES, QUESTION_LOG_TABLES,
+    WEB_PAGE_TABLES) if missing;
     idempotent."""
     con.executescript(tables)
+
+
+class FeatureTables:
+    """One feature's group of tables in a KB's database (the question log, the question memory), created
+    on the feature's first write; connections whose errors name the feature (`what`) and the file."""
+
+    def __init__(self, db: Database, tables: str, what: str) -> None:
+        self.db, self.tables, self.what = db, tables, what
+        self._ready = False
+
+    @contextmanager
+    def connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """A fresh write connection (the tables ensured on the first) or the thread's kept read-only one."""
+        try:
+            if not write:
+                with self.db.read() as con:
+                    yield con
+                return
+            with self.db.write() as con:
+                if not self._ready:
+                    ensure_tables(con, self.tables)
+                    self._ready = True
+                yield con
+        except sqlite3.OperationalError as exc:
+            raise KBError(f"cannot read or write {self.what} in {self.db.path}: {exc}") from exc
 
 
 def has_table(con: sqlite3.Connection, name: str) -> bool:
@@ -200,17 +241,23 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
     """Bring a KB (new or older) to the current core schema on a write connection; retrieval_texts: every
     (chunk id, retrieval text), read only when the lexical index must be built."""
     con.executescript(CORE_TABLES)
-    for table, added in ADDED_COLUMNS.items():
-        have = _columns(con, table)
-        for name, declaration in added:
-            if name not in have:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
-    if not lexical_index.is_current(con):
-        # A KB from before the lexical index: build it once from the chunks (what every process used to
-        # build in memory at start-up).
-        con.execute("BEGIN IMMEDIATE")
-        lexical_index.rebuild(con, retrieval_texts)
+    # One writer at a time, each re-reading what is there: two threads opening a new KB at once (a sync job
+    # and the server's warm-up) would otherwise both add the same column.
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        for table, added in ADDED_COLUMNS.items():
+            have = _columns(con, table)
+            for name, declaration in added:
+                if name not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        if not lexical_index.is_current(con):
+            # A KB from before the lexical index: build it once from the chunks (what every process used to
+            # build in memory at start-up).
+            lexical_index.rebuild(con, retrieval_texts)
         con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:

@@ -145,10 +145,13 @@ class Writer:
     def commit(self) -> None:
         """Apply staged changes: SQLite rows and a new snapshot, visible together or not at all."""
         if not self._puts and not self._removals and not self._renames and not self._rebuild and self._switch is None:
-            if self._relocations:
+            if self._relocations or self._in_commit:  # no new snapshot: the rows alone, in one transaction
                 with self.kb.db.transaction() as con:
                     self._apply_relocations(con)
+                    for step in self._in_commit:
+                        step(con)
                 self._relocations.clear()
+                self._in_commit.clear()
             return
         kb = self.kb
         if kb.manifest is None:

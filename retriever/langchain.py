@@ -2,6 +2,7 @@
 
     >>> lc = KBLangChainRetriever(retriever=make_retriever("hopfield", KnowledgeBase("kb_data")))
     >>> docs = lc.invoke("refund policy for annual plans")   # list[langchain_core.documents.Document]
+    >>> docs = await lc.ainvoke("refund policy", k=2)          # k per call; async runs in a worker thread
 
 With a conversation: history_aware(lc) takes the {"input", "chat_history"} dict that LangChain's
 history-aware retrievers take (create_retrieval_chain passes it), and reads the follow-up with the chat
@@ -14,9 +15,10 @@ history (retriever.conversation) instead of asking an LLM to rewrite it:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.retrievers import BaseRetriever
@@ -29,7 +31,8 @@ from retriever.results import SearchResult
 
 
 def to_documents(result: SearchResult) -> list[Document]:
-    """One Document per hit: page_content is the chunk text; metadata says where it came from."""
+    """One Document per hit: id is the chunk's stable id (as text), page_content its text; metadata says where
+    it came from."""
     diag = result.diagnostics
     docs = []
     for hit in result.hits:
@@ -53,20 +56,29 @@ def to_documents(result: SearchResult) -> list[Document]:
             meta.update(
                 beta=diag.beta, steps=diag.steps, converged=diag.converged, entropy=diag.entropy, query_used=diag.query_used
             )
-        docs.append(Document(page_content=c.text, metadata=meta))
+        docs.append(Document(id=str(c.id), page_content=c.text, metadata=meta))
     return docs
 
 
 class KBLangChainRetriever(BaseRetriever):
-    """langchain-core BaseRetriever wrapping a hopfield-kb Retriever; k: documents returned (None = its top_k)."""
+    """langchain-core BaseRetriever wrapping a hopfield-kb Retriever; k: documents returned (None = its top_k),
+    or per call: invoke(query, k=3)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     retriever: Retriever
     k: int | None = None
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return to_documents(self.retriever.search(query, self.k))
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        return to_documents(self.retriever.search(query, k or self.k))
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        # The search is CPU-bound numpy/FAISS work: a worker thread keeps the event loop free.
+        return to_documents(await asyncio.to_thread(self.retriever.search, query, k or self.k))
 
     def with_history(self, question: str, chat_history: list) -> list[Document]:
         """Documents for question read as a follow-up of chat_history (messages or (role, text) pairs)."""

@@ -105,6 +105,39 @@ def running_server(
         log.close()
 
 
+@contextmanager
+def sample_server(base: Path) -> Iterator[dict]:
+    """A real `kb serve` of the sample documents under base: collections support (three public documents, the rest
+    internal) and it (one internal note), both synced; keys admin, public (reads support's public documents), writer
+    (support) and it (reads it). Yields url, client (httpx, no key), keys, base, proc, store and log."""
+    from api import KeyStore
+
+    public, internal, it = base / "public", base / "internal", base / "it"
+    split_sample_docs(public, internal, it)
+    (it / "vpn.txt").write_text("The office VPN uses WireGuard. Ask the IT desk for a profile; it expires after 90 days.\n")
+    write_server_config(base / "server.toml", public, internal, it)
+    store = KeyStore(base / "keys.sqlite")
+    keys = {
+        "admin": store.create("ops", "admin", ["*"], ["*"])[0],
+        "public": store.create("website bot", "read", ["support"], ["public"])[0],
+        "writer": store.create("docs team", "write", ["support"], ["*"])[0],
+        "it": store.create("it bot", "read", ["it"], ["*"])[0],
+    }
+    with running_server(base / "server.toml", base / "server.log") as (url, client, proc):
+        for name in ("support", "it"):
+            done = sync_collection(client, name, keys["admin"])
+            assert done["state"] == "done", done["error"]
+        yield {
+            "url": url,
+            "client": client,
+            "keys": keys,
+            "base": base,
+            "proc": proc,
+            "store": store,
+            "log": base / "server.log",
+        }
+
+
 def sync_collection(client: httpx.Client, name: str, key: str, timeout: float = 300) -> dict:
     """Start a sync job of every source of collection name and wait for it to end; returns the job."""
     headers = {"Authorization": f"Bearer {key}"}

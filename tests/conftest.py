@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -67,9 +68,19 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory) -> Iterator[dict]:
+    """One real `kb serve` of the sample documents for the modules that only read from it (the MCP server, the
+    client): tests.api_server.sample_server's collections and keys. test_api.py starts its own (it changes things)."""
+    from tests.api_server import sample_server
+
+    with sample_server(tmp_path_factory.mktemp("served")) as served:
+        yield served
+
+
 # The fast loop, `pytest -m "not slow"`: tests that need the embedding model, a built KB, ../shared, a server,
 # a browser, a Ray cluster, OCR or killed processes are marked slow here, by the fixtures they take or their module.
-SLOW_FIXTURES = frozenset({"embedder", "sample_kb_dir", "sample_kb", "kb_copy", "shared_dir"})
+SLOW_FIXTURES = frozenset({"embedder", "sample_kb_dir", "sample_kb", "kb_copy", "shared_dir", "api_server"})
 SLOW_MODULES = frozenset(
     {
         "test_api",

@@ -93,6 +93,29 @@ def nested_mime(folder: Path, scale: float) -> str:
     return "nested.eml"
 
 
+def _zip_bomb(path: Path, member: str) -> None:
+    """An Office archive whose one part inflates to 300 MB of zeros (~300 KB on disk), at every scale: the
+    refusal is by the inflated size (ingest.ooxml, 256 MB), so a smaller bomb would be parsed."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+        with archive.open(member, "w", force_zip64=True) as part:
+            zeros = b"\0" * 2**20
+            for _ in range(300):
+                part.write(zeros)
+
+
+def xlsx_bomb(folder: Path, scale: float) -> str:
+    _zip_bomb(folder / "bomb.xlsx", "xl/worksheets/sheet1.xml")
+    return "bomb.xlsx"
+
+
+def pptx_bomb(folder: Path, scale: float) -> str:
+    _zip_bomb(folder / "bomb.pptx", "ppt/slides/slide1.xml")
+    return "bomb.pptx"
+
+
 def huge_heading(folder: Path, scale: float) -> str:
     (folder / "heading.md").write_text("# " + _words(int(200_000 * scale), 1) + "\n")
     return "heading.md"
@@ -151,6 +174,8 @@ SYNC_CASES = [
     Case("PDF: pages share one huge content stream", pdf_bomb, "budget"),
     Case("HTML nested 100,000 levels", deep_html, "nested"),
     Case("e-mail with 1,000 nested MIME parts", nested_mime, "nested"),
+    Case("XLSX zip bomb (inflates to 300 MB)", xlsx_bomb, "zip bomb"),
+    Case("PPTX zip bomb (inflates to 300 MB)", pptx_bomb, "zip bomb"),
     Case("Markdown whose H1 is one huge line", huge_heading, None, exit=0),
     Case("one 10 MB line of base64", base64_line, "encoded"),
     Case("file name not valid UTF-8", bad_name, None, exit=0),

@@ -23,41 +23,15 @@ from tests.api_server import (
     PUBLIC,
     ROOT,
     free_port,
-    running_server,
-    split_sample_docs,
-    sync_collection,
+    sample_server,
     wait_for,
-    write_server_config,
 )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("api")
-    public, internal, it = base / "public", base / "internal", base / "it"
-    split_sample_docs(public, internal, it)
-    (it / "vpn.txt").write_text("The office VPN uses WireGuard. Ask the IT desk for a profile; it expires after 90 days.\n")
-    write_server_config(base / "server.toml", public, internal, it)
-    store = KeyStore(base / "keys.sqlite")
-    keys = {
-        "admin": store.create("ops", "admin", ["*"], ["*"])[0],
-        "public": store.create("website bot", "read", ["support"], ["public"])[0],
-        "writer": store.create("docs team", "write", ["support"], ["*"])[0],
-        "it": store.create("it bot", "read", ["it"], ["*"])[0],
-    }
-    with running_server(base / "server.toml", base / "server.log") as (url, client, proc):
-        for name in ("support", "it"):
-            done = sync_collection(client, name, keys["admin"])
-            assert done["state"] == "done", done["error"]
-        yield {
-            "url": url,
-            "client": client,
-            "keys": keys,
-            "base": base,
-            "proc": proc,
-            "store": store,
-            "log": base / "server.log",
-        }
+    with sample_server(tmp_path_factory.mktemp("api")) as served:
+        yield served
 
 
 def auth(server, who: str) -> dict:

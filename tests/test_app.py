@@ -215,6 +215,7 @@ def test_uploads_are_sanitised_typed_and_ingested_as_new_versions(kb_copy, monke
         ".txt",
         ".csv",
         ".eml",
+        ".msg",
         ".xlsx",
         ".pptx",
     }

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.schemas import Filters
-from ingest import SUPPORTED, LoadError, load
+from ingest import KINDS, SUPPORTED, LoadError, load
 from kb import DocumentFilter, KnowledgeBase
 from ui.cli import main as kb_cli
 
@@ -103,7 +103,7 @@ def test_a_file_that_is_not_an_email_fails_with_a_reason(tmp_path):
 def test_every_kind_a_sync_reads_is_a_kind_the_api_filters_on():
     field = Filters.model_fields["kinds"].annotation
     literal = next(a for a in typing.get_args(field) if typing.get_args(a))  # list[Literal[...]]
-    assert set(typing.get_args(typing.get_args(literal)[0])) == set(SUPPORTED.values())
+    assert set(typing.get_args(typing.get_args(literal)[0])) == set(KINDS) == set(SUPPORTED.values()) | {"web"}
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ from eval import (
 )
 from eval.garble import NEIGHBOURS, typos
 from eval.metrics import paired_randomisation
-from eval.runner import retriever_specs, to_targets
+from eval.runner import retriever_specs
+from eval.targets import to_targets
 from ingest import TextRecord
 from kb import KBError
 from tests.helpers import write_beir

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each package may import the packages on lower floors (and data, the sample KB), never one above or beside.
 FLOORS = {"kb": 0, "ingest": 1, "retriever": 1, "eval": 2, "insights": 2, "ui": 3, "api": 3}
 ALLOWED_EXTRA = {"data"}
+# Shipped to be used alone: imports nothing from the project (tests/test_layers.py checks).
+STANDALONE = ("kb_client",)
 
 
 def imports_of(path: Path, runtime_only: bool = False) -> set[str]:
@@ -173,8 +175,23 @@ def test_every_package_folder_is_shipped():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {
         ".".join(path.parent.relative_to(ROOT).parts)
-        for package in FLOORS
+        for package in (*FLOORS, *STANDALONE)
         for path in (ROOT / package).rglob("*.py")
         if "__pycache__" not in path.parts
     }
     assert folders <= listed, sorted(folders - listed)
+
+
+@pytest.mark.parametrize("package", STANDALONE)
+def test_standalone_packages_import_nothing_from_the_project(package):
+    """kb_client ships to users of the HTTP API alone: no import of another project package, at any place."""
+    project = set(FLOORS) | ALLOWED_EXTRA | {"bench", "tests", *STANDALONE}
+    files = package_files(package)
+    assert files, f"{package}/ holds no Python files"
+    bad = [
+        f"{path.relative_to(ROOT)} imports {m}"
+        for path in files
+        for m in imports_of(path)
+        if m.split(".")[0] in project - {package}
+    ]
+    assert not bad, bad

@@ -156,6 +156,17 @@ def test_langchain_retriever_works_inside_a_runnable_chain(sample_kb, embedder):
     meta = doc.metadata
     assert doc.page_content == sample_kb.document_text(meta["doc_id"])[meta["char_start"] : meta["char_end"]]
     assert {"chunk_id", "title", "page", "section", "score", "version", "steps", "converged"} <= set(meta)
+    assert doc.id == str(meta["chunk_id"])  # the stable id: a vector store or a dedup step can key on it
+
+
+def test_langchain_retriever_takes_k_per_call_and_runs_natively_async(sample_kb, embedder):
+    import asyncio
+
+    lc = KBLangChainRetriever(retriever=make_retriever("hopfield", sample_kb, embedder), k=3)
+    assert len(lc.invoke("refund window", k=1)) == 1 and len(lc.invoke("refund window")) == 3
+    sync_ids = [d.id for d in lc.invoke("refund window", k=2)]
+    async_docs = asyncio.run(lc.ainvoke("refund window", k=2))
+    assert [d.id for d in async_docs] == sync_ids
 
 
 def test_kb_search_cli_takes_retriever_and_beta(sample_kb_dir):

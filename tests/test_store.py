@@ -420,3 +420,30 @@ def test_a_background_refreshing_kb_keeps_answering_from_the_loaded_snapshot_whi
     # A commit through the server's own writer is served as soon as commit() returns.
     _write(server, {"gamma": _doc("gamma", 2)}, {"gamma": _unit(rng, 2)})
     assert server.snapshot().token == kb.token() and server.snapshot().size == old.size + 5
+
+
+def test_many_threads_opening_a_new_kb_at_once_all_succeed(tmp_path):
+    # A sync job and the server's warm-up can open a brand-new KB together; each once raced the other to
+    # add the same column ("duplicate column name").
+    import threading
+
+    for attempt in range(20):
+        kb_dir = tmp_path / f"kb{attempt}"
+        kb_dir.mkdir()
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def open_it() -> None:
+            start.wait()
+            try:
+                KnowledgeBase(kb_dir, create=True)
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert KnowledgeBase(kb_dir).documents() == []

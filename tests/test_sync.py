@@ -109,9 +109,8 @@ def _bad_corpus(folder: Path) -> tuple[dict[str, str], set[str]]:
 def test_bad_inputs_are_each_reported_once_and_the_rest_is_synced(tmp_path, embedder):
     docs, kb_dir = tmp_path / "docs", tmp_path / "kb"
     bad, good = _bad_corpus(docs)
-    started = time.perf_counter()
+    # No wall-clock bound here (the machine may be busy): each file's parse budget is tested in test_hostile.py.
     res = kb_cli("sync", docs, "--kb-dir", kb_dir, "--json")
-    assert time.perf_counter() - started < 60, "hostile inputs stalled the sync"
     assert res.exit_code == 1, res.output
     report = json.loads(res.stdout)
     failed = [Path(f["path"]).name for f in report["failed"]]

@@ -7,12 +7,12 @@ from typing import NamedTuple
 from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import StreamingResponse
 
-from api import openai_compat
+from api import openai_compat, queries
 from api.auth import READER, Caller
 from api.feedback import Lesson
-from api.payloads import history_turns, stream_answer
+from api.payloads import stream_answer
 from api.schemas import AnswerResponse, AskRequest, FeedbackRequest, SearchRequest, SearchResponse
-from retriever import AnswerConfig, answer, answer_dict, log_answer, parse_history, record_feedback, search_dict
+from retriever import answer_dict, record_feedback
 
 router = APIRouter(tags=["answers"])
 
@@ -20,13 +20,7 @@ router = APIRouter(tags=["answers"])
 @router.post("/v1/collections/{collection}/search", response_model=SearchResponse)
 def search(body: SearchRequest, caller: Caller = READER) -> dict:
     """Passages for a query, best first, each with what a citation needs."""
-    retriever = caller.services.collections.retriever(
-        caller.collection_name, body.retriever, body.k, body.candidates, body.beta
-    )
-    result = retriever.search(
-        body.query, body.k, where=caller.filter(body.filters), history=parse_history(history_turns(body.history))
-    )
-    return search_dict(result, caller.scoped)
+    return queries.search(caller, body)
 
 
 @router.post(
@@ -37,13 +31,10 @@ def search(body: SearchRequest, caller: Caller = READER) -> dict:
 def ask(body: AskRequest, background: BackgroundTasks, caller: Caller = READER, accept: str | None = Header(None)):
     """A cited answer, or an abstention with the closest passages. Streams as server-sent events when
     stream is true or the client accepts text/event-stream."""
-    retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k)
-    ans = answer(
-        body.question, retriever, AnswerConfig(), where=caller.filter(body.filters), history=history_turns(body.history)
-    )
+    ans = queries.ask(caller, body)
     # Logged after the reply is sent: a sync committing to the same kb.sqlite holds its write lock for
     # seconds, and no answer should wait on that.
-    background.add_task(log_answer, caller.kb, ans, by=caller.asker, collection=caller.collection_name, retriever=retriever)
+    background.add_task(queries.log, caller, ans)
     if body.stream or "text/event-stream" in (accept or ""):
         return StreamingResponse(
             stream_answer(ans, caller.scoped), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

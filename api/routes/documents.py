@@ -9,10 +9,10 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 
 from api import documents as uploads
+from api import queries
 from api.auth import READER, WRITER, Caller, authenticate
 from api.errors import EmptyCollection
 from api.jobs import may_see
-from api.payloads import document_payload
 from api.schemas import DocumentOut, SyncRequest
 from ingest import upload_dir
 
@@ -36,7 +36,7 @@ def list_collections(caller: Caller = Depends(authenticate)) -> list[dict]:
 
 @router.get("/v1/collections/{collection}/documents", response_model=list[DocumentOut])
 def documents(caller: Caller = READER, key_prefix: str | None = None) -> list[dict]:
-    return [document_payload(d) for d in caller.kb.documents(caller.where(key_prefix))]
+    return queries.documents(caller, key_prefix)
 
 
 @router.get("/v1/collections/{collection}/documents/{doc_key:path}/history")
@@ -47,11 +47,7 @@ def history(collection: str, doc_key: str, caller: Caller = READER) -> list[dict
 
 @router.get("/v1/collections/{collection}/documents/{doc_key:path}")
 def document(collection: str, doc_key: str, caller: Caller = READER, text: bool = False) -> dict:
-    doc = caller.document(doc_key)
-    out = document_payload(doc)
-    if text:
-        out["text"] = caller.kb.document_text(doc.id)
-    return out
+    return queries.document(caller, doc_key, text)
 
 
 @router.post("/v1/collections/{collection}/documents", status_code=201)

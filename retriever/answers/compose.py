@@ -331,64 +331,34 @@ def answer(
     scored = score_sentences(scoring, retriever, result.hits, config, qvec)
     evidence, signals = abstention_signals(asked, retriever, result.hits, scored, config, repaired)
     threshold = config.threshold
-    if evidence < threshold:
+
+    def reply(text: str, citations: tuple[Citation, ...] = (), mode: str = "extractive") -> Answer:
+        # Every way out shares the question's reading; NOT_FOUND is an abstention, shown the closest passages.
+        abstained = text == NOT_FOUND
         return Answer(
             question=question,
-            text=NOT_FOUND,
-            citations=(),
-            abstained=True,
+            text=text,
+            citations=() if abstained else citations,
+            abstained=abstained,
             evidence=evidence,
             threshold=threshold,
             search=result,
-            closest=result.hits[: config.closest],
+            closest=result.hits[: config.closest] if abstained else (),
+            mode=mode,
             notes=notes,
             seconds=time.perf_counter() - started,
             signals=signals,
         )
+
+    if evidence < threshold:
+        return reply(NOT_FOUND)
     if config.llm is not None:
         try:
             text, citations, more = generate(asked_as, result.hits, scored, config)
             notes = notes + tuple(more)
-            if not citations:  # an uncited claim cannot be checked: show the passages instead
-                return Answer(
-                    question=question,
-                    text=NOT_FOUND,
-                    citations=(),
-                    abstained=True,
-                    evidence=evidence,
-                    threshold=threshold,
-                    search=result,
-                    closest=result.hits[: config.closest],
-                    mode="generative",
-                    notes=notes,
-                    seconds=time.perf_counter() - started,
-                    signals=signals,
-                )
-            return Answer(
-                question=question,
-                text=text,
-                citations=citations,
-                abstained=False,
-                evidence=evidence,
-                threshold=threshold,
-                search=result,
-                mode="generative",
-                notes=notes,
-                seconds=time.perf_counter() - started,
-                signals=signals,
-            )
+            # An uncited claim cannot be checked: abstain and show the passages instead.
+            return reply(text if citations else NOT_FOUND, citations, mode="generative")
         except LLMError as exc:
             notes = notes + (f"generative answer unavailable ({exc}); showing the extractive answer",)
     text, citations = compose(select_sentences(scored, config), config)
-    return Answer(
-        question=question,
-        text=text,
-        citations=citations,
-        abstained=False,
-        evidence=evidence,
-        threshold=threshold,
-        search=result,
-        notes=notes,
-        seconds=time.perf_counter() - started,
-        signals=signals,
-    )
+    return reply(text, citations)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ingest import ChunkConfig, IngestConfig, IngestReport, ingest, report_dict, report_line
+from ingest import ChunkConfig, CrawlConfig, IngestConfig, IngestReport, ingest, report_dict, report_line
 from kb import CROSS_ENCODER, DEFAULT_MODEL, PACKAGED_MODELS, KBError, KnowledgeBase
 from retriever import DEFAULT_CANDIDATES, RETRIEVERS, HopfieldConfig, make_retriever, search_dict
 from ui.cli.app_command import ui
@@ -31,6 +31,7 @@ KB_DIR = click.option(
     "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
 )
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+CRAWL = CrawlConfig()
 
 
 def _fail(message: str) -> None:
@@ -119,6 +120,9 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
         follow_links=o["follow_links"],
         ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"], page_seconds=o["ocr_page_seconds"]),
         base_url=o["base_url"],
+        crawl=CrawlConfig(
+            delay=o["crawl_delay"], timeout=o["crawl_timeout"], max_pages=o["max_pages"], scope=o["crawl_scope"]
+        ),
     )
     before = _token(kb_dir)
     engine = None
@@ -149,7 +153,8 @@ def _token(kb_dir: Path) -> str | None:
 
 
 _ingest_options = [
-    click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    # Text, not click.Path: a web address (https://help.example.com/sitemap.xml) must keep its "//".
+    click.argument("paths", nargs=-1, required=True, type=str),
     KB_DIR,
     JSON,
     click.option("--chunk-size", default=ChunkConfig().size, show_default=True, help="Chunk size in tokens."),
@@ -207,6 +212,30 @@ _ingest_options = [
         default="",
         metavar="URL",
         help="A Confluence export's wiki address (https://wiki.example.com): its pages cite their live URL.",
+    ),
+    click.option(
+        "--crawl-delay",
+        type=click.FloatRange(0),
+        default=CRAWL.delay,
+        show_default=True,
+        help="For a web address (a sitemap.xml or a start page): seconds between two requests to the site.",
+    ),
+    click.option(
+        "--crawl-timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=CRAWL.timeout,
+        show_default=True,
+        help="Seconds a web page may take to answer and arrive; past it the page fails and the crawl goes on.",
+    ),
+    click.option(
+        "--max-pages", type=click.IntRange(1), default=CRAWL.max_pages, show_default=True, help="Pages one crawl reads."
+    ),
+    click.option(
+        "--scope",
+        "crawl_scope",
+        default="",
+        metavar="PREFIX",
+        help="A start page's crawl stays under this path (/hc/en-us/); default: the start page's folder.",
     ),
     # An option with an optional value: `kb sync PATH --ray` (a cluster on this machine, RAY_ADDRESS, or a
     # fresh local Ray) or `kb sync PATH --ray HOST:PORT`. Put it after PATH: `--ray PATH` reads PATH as the address.
@@ -438,6 +467,7 @@ class _LazyCommand(click.Command):
         return {
             "serve": "Serve the HTTP API (search, answers, documents, sync).",
             "keys": "Create, list and revoke API keys.",
+            "mcp": "Serve the KB to an MCP client on stdio.",
         }.get(self.name or "", super().get_short_help_str(limit))
 
     def main(self, *args, **kwargs):
