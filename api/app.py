@@ -8,7 +8,7 @@ The MCP server (tools search, ask, get_document, list_documents; documents as re
 /mcp, streamable HTTP, with the same keys, scopes and limits. The service calls what the `kb`
 command line calls (ingest, make_retriever, answer) and imports nothing from the app or the CLI.
 
-Where things are: the routes in api/routes/ (answers, documents, admin: one router per tag), the
+Where things are: the routes in api/routes/ (answers, documents, admin, insights: one router per tag), the
 key and visibility check every route takes in api/auth.py, the typed refusals in api/errors.py,
 what the routes share in api/services.py, the front gate in api/limits.py.
 """
@@ -28,7 +28,7 @@ from api.errors import add_handlers
 from api.limits import Gate, GateLimits
 from api.mcp_server import McpEndpoint
 from api.openapi_links import LinkedAPI
-from api.routes import admin, answers, documents
+from api.routes import admin, answers, documents, insights
 from api.services import Services
 
 
@@ -49,7 +49,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         version="1",
         description=__doc__,
         lifespan=lifespan,
-        openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}],
+        openapi_tags=[{"name": "answers"}, {"name": "documents"}, {"name": "admin"}, {"name": "insights"}],
     )
     app.state.services = services
     app.state.collections = services.collections
@@ -68,7 +68,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.middleware("http")(services.metrics.middleware)
     add_handlers(app, config)
-    for router in (admin.router, documents.router, answers.router):
+    for router in (admin.router, documents.router, answers.router, insights.router):
         app.include_router(router)
     # The MCP server (streamable HTTP): behind the same gate, so the same keys, scopes and limits (api/mcp_server.py).
     app.router.routes.append(Route("/mcp", endpoint=mcp, include_in_schema=False))

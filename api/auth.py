@@ -3,7 +3,7 @@
 The front gate (api.limits.Gate) proves the key from its token before any body is read (KeyCache),
 and puts it in request.state. A route then takes a Caller:
     Depends(authenticate)            any valid key (the routes that name no collection)
-    READER / WRITER                  a key scoped to the {collection} of the path, with that role
+    READER / WRITER / ADMIN          a key scoped to the {collection} of the path, with that role
 A Caller carries the visibility check: a key scoped to some labels (say public) never sees, is
 never cited from and is never answered from a document with another label. The search filter
 (Caller.filter) applies it inside the search, not to its results; Caller.document and Caller.chunk
@@ -77,6 +77,17 @@ class Caller:
         return replace(self, collection=collection)
 
     @property
+    def asker(self) -> str:
+        """Who asked, as the question log and the feedback table record it."""
+        return f"key:{self.key.id}"
+
+    @property
+    def questions_of(self) -> str | None:
+        """Whose logged questions the key may read: everyone's (None) for a key scoped to nothing (every
+        collection, every label); its own alone for any other."""
+        return None if self.key.sees_everything and "*" in self.key.collections else self.asker
+
+    @property
     def kb(self) -> KnowledgeBase:
         return self.services.collections.kb(self.collection_name)
 
@@ -143,4 +154,4 @@ def member(role: str) -> Callable[..., Caller]:
     return check
 
 
-READER, WRITER = Depends(member("read")), Depends(member("write"))
+READER, WRITER, ADMIN = Depends(member("read")), Depends(member("write")), Depends(member("admin"))

@@ -87,14 +87,9 @@ def chat(body: ChatRequest, background: BackgroundTasks, caller: Caller = Depend
     caller = caller.use(body.model.removeprefix("hopfield-kb/"))
     name = caller.collection_name
     question, history = _conversation(body)
-    ans = answer(
-        question,
-        caller.services.collections.retriever(name, "hopfield", 5),
-        AnswerConfig(),
-        where=caller.filter(),
-        history=history,
-    )
-    background.add_task(log_answer, caller.kb, ans, by=f"key:{caller.key.id}", collection=name)  # after the reply
+    retriever = caller.services.collections.retriever(name, "hopfield", 5)
+    ans = answer(question, retriever, AnswerConfig(), where=caller.filter(), history=history)
+    background.add_task(log_answer, caller.kb, ans, by=caller.asker, collection=name, retriever=retriever)  # after the reply
     content = ans.text + sources_text(ans.citations)
     cites = [citation_dict(c) for c in ans.citations]
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

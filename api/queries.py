@@ -35,8 +35,10 @@ def ask(caller: Caller, body: AskRequest) -> Answer:
 
 
 def log(caller: Caller, ans: Answer) -> None:
-    """ans into the collection's question log, asked by the caller's key."""
-    log_answer(caller.kb, ans, by=f"key:{caller.key.id}", collection=caller.collection_name)
+    """ans into the collection's question log, asked by the caller's key, with the question's vector from the
+    collection's retriever (one embedder per model per process: the vector the answer made, from its cache)."""
+    retriever = caller.services.collections.retriever(caller.collection_name, "hopfield", 5)
+    log_answer(caller.kb, ans, by=caller.asker, collection=caller.collection_name, retriever=retriever)
 
 
 def documents(caller: Caller, key_prefix: str | None = None) -> list[dict]:

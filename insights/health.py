@@ -29,6 +29,22 @@ class DocumentUse:
 
 
 @dataclass(frozen=True)
+class PassageUse:
+    """Thumbs on one passage in the period: its chunk id, its document, thumbs up and down."""
+
+    chunk_id: int
+    doc_source: str
+    thumbs_up: int
+    thumbs_down: int
+
+    @property
+    def down_rate(self) -> float:
+        """Share of its thumbs that were down (0 when it had none)."""
+        total = self.thumbs_up + self.thumbs_down
+        return self.thumbs_down / total if total else 0.0
+
+
+@dataclass(frozen=True)
 class StaleAnswer:
     """An answer that cited a document version since replaced (current_version None: the document is gone);
     question: as logged (redacted), so the team can tell who asked (asked_by)."""
@@ -46,7 +62,7 @@ class DocumentHealth:
     """most_cited / least_cited: documents cited in the period, by answers citing them; never_cited: current
     documents no answer cited; most_thumbs_down: documents by thumbs-down count (rate in each); stale: answers
     served from versions since replaced; outdated: (source, updated_at) of exported documents whose updated_at
-    (ISO 8601, from the export) is older than old_days."""
+    (ISO 8601, from the export) is older than old_days; passages_thumbs_down: passages by thumbs-down count."""
 
     most_cited: tuple[DocumentUse, ...]
     least_cited: tuple[DocumentUse, ...]
@@ -54,6 +70,7 @@ class DocumentHealth:
     most_thumbs_down: tuple[DocumentUse, ...]
     stale: tuple[StaleAnswer, ...]
     outdated: tuple[tuple[str, str], ...] = ()
+    passages_thumbs_down: tuple[PassageUse, ...] = ()
 
 
 def updated_seconds(updated_at: str) -> float | None:
@@ -92,10 +109,14 @@ def document_health(
                 )
     up: Counter[str] = Counter()
     down: Counter[str] = Counter()
+    passage_up: Counter[tuple[int, str]] = Counter()
+    passage_down: Counter[tuple[int, str]] = Counter()
     for f in feedback:
         if f.doc_source is None or (since is not None and f.at < since) or (until is not None and f.at >= until):
             continue
         (up if f.helpful else down)[f.doc_source] += 1
+        if f.chunk_id is not None:
+            (passage_up if f.helpful else passage_down)[(f.chunk_id, f.doc_source)] += 1
 
     def use(source: str) -> DocumentUse:
         doc = current.get(source)
@@ -108,6 +129,10 @@ def document_health(
         never_cited=tuple(sorted(s for s in current if s not in cited)),
         most_thumbs_down=tuple(use(s) for s in sorted(down, key=lambda s: (-down[s], s))[:top]),
         stale=tuple(stale),
+        passages_thumbs_down=tuple(
+            PassageUse(c, source, passage_up[(c, source)], n)
+            for (c, source), n in sorted(passage_down.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ),
         outdated=tuple(
             (d.source, d.updated_at)
             for d in sorted(documents, key=lambda d: d.source)

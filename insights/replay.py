@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from insights.gaps import GapTopic
+from kb import DocumentFilter
 from retriever import AnswerConfig, Retriever, answer
 
 
@@ -33,12 +34,16 @@ class Replay:
 
 
 def replay(
-    topics: list[GapTopic] | tuple[GapTopic, ...], retriever: Retriever, config: AnswerConfig | None = None
+    topics: list[GapTopic] | tuple[GapTopic, ...],
+    retriever: Retriever,
+    config: AnswerConfig | None = None,
+    where: DocumentFilter | None = None,
 ) -> Replay:
-    """Re-ask each topic's questions through retriever.answer (config: the answer settings, default ones)."""
+    """Re-ask each topic's questions through retriever.answer (config: the answer settings, default ones;
+    where: the documents the answers may come from, a scoped reader's)."""
     config = config or AnswerConfig()
     out = []
     for t in topics:
-        answered = sum(not answer(q, retriever, config).abstained for q in t.questions)
+        answered = sum(not answer(q, retriever, config, where=where).abstained for q in t.questions)
         out.append(TopicReplay(t.id, len(t.questions), answered, t.examples[0] if t.examples else ""))
     return Replay(tuple(out), sum(r.asked for r in out), sum(r.answered for r in out))

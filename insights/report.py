@@ -8,18 +8,28 @@ seconds; None: unbounded); asked_by / collections narrow it to one asker's or so
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
-from insights.gaps import GapQuestion, GapTopic, InsightsConfig, gap_questions, gap_topics, weak_answers
+from insights.gaps import (
+    GapQuestion,
+    GapTopic,
+    InsightsConfig,
+    embed_questions,
+    gap_questions,
+    gap_topics,
+    previous_sizes,
+    weak_answers,
+)
 from insights.health import DocumentHealth, document_health
-from kb import KnowledgeBase, QuestionLog, TextEmbedder
+from kb import DocumentFilter, Feedback, KnowledgeBase, LogEntry, QuestionLog, TextEmbedder
 
 
 @dataclass(frozen=True)
 class Insights:
     """since / until: the period (Unix seconds, None: unbounded); asked / answered / abstained: logged
     questions; thumbs_down: gap questions from thumbs down; topics: every gap topic, largest first; gaps: the
-    gap questions (what --replay re-asks)."""
+    gap questions (what --replay re-asks); seconds: where the time went ("reading", "embedding", "grouping",
+    "nearest", "trend", "health")."""
 
     since: float | None
     until: float | None
@@ -31,6 +41,30 @@ class Insights:
     topics: tuple[GapTopic, ...]
     gaps: tuple[GapQuestion, ...]
     health: DocumentHealth
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _period(
+    kb: KnowledgeBase,
+    log: QuestionLog,
+    since: float | None,
+    until: float | None,
+    config: InsightsConfig,
+    asked_by: str | None,
+    collections: list[str] | None,
+    visible: set[str] | None,
+) -> tuple[list[LogEntry], list[Feedback], list[GapQuestion]]:
+    """A period's log entries, feedback and gap questions as the reader may see them: asked_by's alone when
+    given; visible: the documents a scoped reader may see (None: all): citations and thumbs on others are
+    dropped."""
+    entries = log.entries(since=since, until=until, asked_by=asked_by, collections=collections)
+    feedback = kb.feedback() if config.thumbs_down else []
+    if asked_by is not None:
+        feedback = [f for f in feedback if f.by == asked_by]
+    if visible is not None:
+        entries = [replace(e, citations=tuple(c for c in e.citations if c.doc_source in visible)) for e in entries]
+        feedback = [f for f in feedback if f.doc_source is None or f.doc_source in visible]
+    return entries, feedback, gap_questions(entries, feedback, since, until)
 
 
 def build_insights(
@@ -41,17 +75,47 @@ def build_insights(
     embedder: TextEmbedder | None = None,
     asked_by: str | None = None,
     collections: list[str] | None = None,
+    where: DocumentFilter | None = None,
 ) -> Insights:
-    """The period's insights of kb (see the module's docstring)."""
+    """The period's insights of kb (see the module's docstring); where: the documents the reader may see (a
+    scoped key's visibility): nothing about another document (citations, thumbs, nearest passages, health)."""
     config = config or InsightsConfig()
-    entries = QuestionLog(kb).entries(since=since, until=until, asked_by=asked_by, collections=collections)
-    feedback = kb.feedback() if config.thumbs_down else []
-    if asked_by is not None:
-        feedback = [f for f in feedback if f.by == asked_by]
-    gaps = gap_questions(entries, feedback, since, until)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    log = QuestionLog(kb)
+    scoped = where is not None and not where.empty
+    documents = kb.documents(where) if scoped else kb.documents()
+    visible = {d.source for d in documents} if scoped else None
+    entries, feedback, gaps = _period(kb, log, since, until, config, asked_by, collections, visible)
+    earlier_entries: list[LogEntry] = []
+    earlier: list[GapQuestion] = []
+    if since is not None:  # the equally long period before, for each topic's trend
+        span = (time.time() if until is None else until) - since
+        earlier_entries, _, earlier = _period(kb, log, since - span, since, config, asked_by, collections, visible)
+    seconds["reading"] = time.perf_counter() - clock
     if config.weak_cosine is not None:
         gaps += weak_answers(kb, entries, config.weak_cosine, embedder)
-    topics = gap_topics(kb, gaps, config, embedder)
+    clock = time.perf_counter()
+    logged = {e.question for e in entries}
+    x = embed_questions(kb, [g.question for g in gaps], embedder, log, logged)
+    seconds["embedding"] = time.perf_counter() - clock
+    allowed = kb.chunk_ids(where) if scoped and where is not None else None
+    topics = gap_topics(kb, gaps, config, embedder, vectors=x, allowed=allowed, seconds=seconds)
+    clock = time.perf_counter()
+    if since is not None and topics:
+        topic_of = {q: t.id for t in topics for q in t.questions}
+        first = {g.question: i for i, g in reversed(list(enumerate(gaps)))}
+        current = sorted(topic_of)
+        before = {e.question for e in earlier_entries}
+        earlier_x = embed_questions(kb, [g.question for g in earlier], embedder, log, before)
+        sizes = previous_sizes(
+            len(topics), x[[first[q] for q in current]], [topic_of[q] for q in current], earlier_x, config.trend_cosine
+        )
+        topics = [replace(t, previous=n) for t, n in zip(topics, sizes)]
+    seconds["trend"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    health = document_health(documents, entries, feedback, since, until)
+    seconds["health"] = time.perf_counter() - clock
     return Insights(
         since=since,
         until=until,
@@ -62,35 +126,49 @@ def build_insights(
         weak=sum(g.reason == "weak" for g in gaps),
         topics=tuple(topics),
         gaps=tuple(gaps),
-        health=document_health(kb.documents(), entries, feedback, since, until),
+        health=health,
+        seconds={k: round(v, 3) for k, v in seconds.items()},
     )
 
 
+def trend(topic: GapTopic) -> str:
+    """A topic's size against the period before: "+3", "-2", "0", "new" (none before) or "" (no period before)."""
+    if topic.previous is None:
+        return ""
+    if topic.previous == 0:
+        return "new"
+    return f"{topic.size - topic.previous:+d}" if topic.size != topic.previous else "0"
+
+
 def insights_dict(report: Insights, top_topics: int = 10) -> dict:
-    """The report as JSON values: the first top_topics topics, every health list; no gap list (the topics
-    hold their questions)."""
+    """The report as JSON values: the first top_topics topics (each with its trend), every health list (each
+    with its thumbs-down rate); no gap list (the topics hold their questions)."""
     out = asdict(report)
     out.pop("gaps")
     out["topics"] = out["topics"][:top_topics]
     out["topics_total"] = len(report.topics)
-    for use_list in ("most_cited", "least_cited", "most_thumbs_down"):
+    for d, topic in zip(out["topics"], report.topics):
+        d["trend"] = trend(topic)
+    for use_list in ("most_cited", "least_cited", "most_thumbs_down", "passages_thumbs_down"):
         for d, use in zip(out["health"][use_list], getattr(report.health, use_list)):
             d["down_rate"] = round(use.down_rate, 3)
     return out
 
 
 def insights_csv(report: Insights, top_topics: int = 10) -> str:
-    """The gap topics as CSV: topic, size, action, close_document, example_1..3, nearest passage's document."""
+    """The gap topics as CSV: topic, size, trend, action, close_document, example_1..3, nearest passage's document."""
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["topic", "size", "action", "close_document", "example_1", "example_2", "example_3", "nearest_document"])
+    w.writerow(
+        ["topic", "size", "trend", "action", "close_document", "example_1", "example_2", "example_3", "nearest_document"]
+    )
     for t in report.topics[:top_topics]:
         examples = list(t.examples[:3]) + [""] * (3 - len(t.examples[:3]))
         nearest = t.passages[0].doc_source if t.passages else ""
-        w.writerow([t.id + 1, t.size, t.action, t.close_document or "", *examples, nearest])
+        w.writerow([t.id + 1, t.size, trend(t), t.action, t.close_document or "", *examples, nearest])
     return buf.getvalue()
 
 
@@ -108,7 +186,8 @@ def insights_text(report: Insights, top_topics: int = 10) -> str:
         f"Gap topics ({len(report.topics)}; the {min(top_topics, len(report.topics))} largest):",
     ]
     for t in report.topics[:top_topics]:
-        lines.append(f"  #{t.id + 1} {t.size} question(s): {t.action}")
+        change = f" ({trend(t)} against the period before)" if t.previous is not None else ""
+        lines.append(f"  #{t.id + 1} {t.size} question(s){change}: {t.action}")
         lines.extend(f'      "{q}"' for q in t.examples)
         for p in t.passages[:1]:
             lines.append(f"      nearest: {p.doc_title} ({p.doc_source} v{p.doc_version}, cosine {p.cosine:.2f})")
@@ -121,6 +200,9 @@ def insights_text(report: Insights, top_topics: int = 10) -> str:
         lines.append(
             "  thumbs down: " + ", ".join(f"{d.source} ({d.thumbs_down}, {d.down_rate:.0%})" for d in h.most_thumbs_down)
         )
+    if h.passages_thumbs_down:
+        passages = [f"#{p.chunk_id} of {p.doc_source} ({p.thumbs_down}, {p.down_rate:.0%})" for p in h.passages_thumbs_down]
+        lines.append("  passages thumbed down: " + ", ".join(passages))
     if h.outdated:
         lines.append(f"  not updated for a year or more: {len(h.outdated)}: " + ", ".join(s for s, _ in h.outdated[:10]))
     lines.append(f"  answers from replaced versions: {len(h.stale)}")

@@ -29,8 +29,9 @@ Public surface:
     bm25_terms, latin_words, char_grams, GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH   how the lexical index
                                              cuts text (kb/lexicon.py): readers must cut questions the same way
     QuestionMemory, MemoryPatterns, question_key   confirmed (question, passage) pairs (kb/question_memory.py)
-    QuestionLog, QuestionLogConfig, LogEntry, LoggedCitation   every question asked, redacted, with its outcome
-                                             and citations, kept retention_days (kb/question_log.py)
+    QuestionLog, QuestionLogConfig, LogEntry, LoggedCitation, NewEntry   every question asked, redacted, with its
+                                             outcome and citations, kept retention_days (kb/question_log.py); its
+                                             questions' vectors for insights (QuestionLog.vectors / save_vectors)
     redact                                   e-mail, phone, card-like and ID-like numbers out of a text (kb/redact.py)
     PackagedModel, CROSS_ENCODER, BGE_SMALL, model_folder, onnx_session   ONNX models shipped in a pinned wheel,
                                              hash-checked at load (kb/onnx_models.py)
@@ -59,7 +60,7 @@ from kb.manifest import FORMAT_VERSION, Manifest
 from kb.numpy_encoder import NumpyEncoder
 from kb.onnx_embedder import OnnxEmbedder, OnnxEmbeddingModel
 from kb.onnx_models import BGE_SMALL, CROSS_ENCODER, PackagedModel, model_folder, onnx_session
-from kb.question_log import LogEntry, LoggedCitation, QuestionLog, QuestionLogConfig
+from kb.question_log import LogEntry, LoggedCitation, NewEntry, QuestionLog, QuestionLogConfig
 from kb.question_memory import MemoryPatterns, QuestionMemory, question_key
 from kb.records import (
     OCR_LOW_CONFIDENCE,
@@ -152,6 +153,7 @@ __all__ = [
     "question_key",
     "LogEntry",
     "LoggedCitation",
+    "NewEntry",
     "QuestionLog",
     "QuestionLogConfig",
     "redact",

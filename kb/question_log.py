@@ -69,6 +69,23 @@ class LogEntry:
         return self.outcome == "abstained"
 
 
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to log (QuestionLog.record_many): at: Unix seconds; the question as typed (redacted on writing);
+    vector: its float32 unit vector by `model` when the asker's retriever has it at hand (kept only when
+    redaction left the question unchanged: a vector of personal data is personal data)."""
+
+    at: float
+    question: str
+    outcome: str
+    citations: tuple[LoggedCitation, ...] = ()
+    asked_by: str | None = None
+    collection: str | None = None
+    evidence: float | None = None
+    vector: bytes | None = None
+    model: str | None = None
+
+
 class QuestionLog:
     """The question log of the KB at kb (a KnowledgeBase or its directory), in its kb.sqlite."""
 
@@ -97,43 +114,72 @@ class QuestionLog:
         collection: str | None = None,
         evidence: float | None = None,
         now: float | None = None,
+        vector: bytes | None = None,
+        model: str | None = None,
     ) -> int | None:
         """Log one question (redacted) and prune what is past retention; the entry's id, or None when the
-        retention is 0 (nothing kept)."""
-        if outcome not in OUTCOMES:
-            raise KBError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        retention is 0 (nothing kept). vector / model: see NewEntry."""
+        now = time.time() if now is None else now
+        entry = NewEntry(now, question, outcome, tuple(citations), asked_by, collection, evidence, vector, model)
+        ids = self.record_many([entry], now)
+        return ids[0] if ids else None
+
+    def record_many(self, entries: Sequence["NewEntry"], now: float | None = None) -> list[int]:
+        """Log entries (each redacted, at its own time) in one transaction after pruning what is past retention
+        at now; their ids, in order ([] when the retention is 0). What record() does, for imports and benchmarks."""
+        for e in entries:
+            if e.outcome not in OUTCOMES:
+                raise KBError(f"outcome must be one of {', '.join(OUTCOMES)}, not {e.outcome!r}")
         now = time.time() if now is None else now
         if self.config.retention_days == 0 and not self.exists():
-            return None
-        text = redact(question) if self.config.redact else question
+            return []
+        ids: list[int] = []
         with self._tables.connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 self._prune(con, now)
-                entry: int | None = None
                 if self.config.retention_days > 0:
-                    cur = con.execute(
-                        "INSERT INTO question_log (at, question, outcome, asked_by, collection, evidence) "
-                        "VALUES (?,?,?,?,?,?)",
-                        (now, text, outcome, asked_by, collection, evidence),
-                    )
-                    entry = int(cur.lastrowid or 0)
-                    con.executemany(
-                        "INSERT INTO question_log_citations (entry_id, n, chunk_id, doc_source, doc_version) "
-                        "VALUES (?,?,?,?,?)",
-                        [(entry, n, int(c.chunk_id), c.doc_source, int(c.doc_version)) for n, c in enumerate(citations, 1)],
-                    )
+                    for e in entries:
+                        text = redact(e.question) if self.config.redact else e.question
+                        cur = con.execute(
+                            "INSERT INTO question_log (at, question, outcome, asked_by, collection, evidence) "
+                            "VALUES (?,?,?,?,?,?)",
+                            (e.at, text, e.outcome, e.asked_by, e.collection, e.evidence),
+                        )
+                        entry = int(cur.lastrowid or 0)
+                        ids.append(entry)
+                        if e.vector is not None and e.model and text == e.question:
+                            con.execute(
+                                "INSERT OR IGNORE INTO question_log_vectors (question, model, vector) VALUES (?,?,?)",
+                                (text, e.model, e.vector),
+                            )
+                        con.executemany(
+                            "INSERT INTO question_log_citations (entry_id, n, chunk_id, doc_source, doc_version) "
+                            "VALUES (?,?,?,?,?)",
+                            [
+                                (entry, n, int(c.chunk_id), c.doc_source, int(c.doc_version))
+                                for n, c in enumerate(e.citations, 1)
+                            ],
+                        )
                 con.execute("COMMIT")
             except BaseException:
                 rollback(con)
                 raise
-        return entry
+        return ids
 
     def _prune(self, con: sqlite3.Connection, now: float) -> int:
         cutoff = now - self.config.retention_days * DAY if self.config.retention_days > 0 else float("inf")
         old = "SELECT id FROM question_log WHERE at < ?"
+        gone = [r[0] for r in con.execute("SELECT DISTINCT question FROM question_log WHERE at < ?", (cutoff,))]
         con.execute(f"DELETE FROM question_log_citations WHERE entry_id IN ({old})", (cutoff,))
-        return con.execute("DELETE FROM question_log WHERE at < ?", (cutoff,)).rowcount
+        n = con.execute("DELETE FROM question_log WHERE at < ?", (cutoff,)).rowcount
+        # A question's vector goes with the last entry holding it (it is as personal as the text).
+        con.executemany(
+            "DELETE FROM question_log_vectors WHERE question = ? AND NOT EXISTS "
+            "(SELECT 1 FROM question_log WHERE question = ?)",
+            [(q, q) for q in gone],
+        )
+        return n
 
     def prune(self, now: float | None = None) -> int:
         """Delete the entries past retention now; how many."""
@@ -187,6 +233,43 @@ class QuestionLog:
         return [
             LogEntry(int(r[0]), float(r[1]), r[2], r[3], tuple(cites.get(int(r[0]), ())), r[4], r[5], r[6]) for r in rows
         ]
+
+    def vectors(self, questions: Sequence[str], model: str) -> dict[str, bytes]:
+        """{question: stored vector bytes (float32)} of the given logged questions embedded by model earlier."""
+        if not questions or not self.exists():
+            return {}
+        out: dict[str, bytes] = {}
+        distinct = list(dict.fromkeys(questions))
+        with self._tables.connect(write=False) as con:
+            if not has_table(con, "question_log_vectors"):
+                return {}
+            for start in range(0, len(distinct), 500):
+                part = distinct[start : start + 500]
+                out.update(
+                    con.execute(
+                        "SELECT question, vector FROM question_log_vectors WHERE model = ? "
+                        f"AND question IN ({','.join('?' * len(part))})",
+                        [model, *part],
+                    ).fetchall()
+                )
+        return out
+
+    def save_vectors(self, vectors: dict[str, bytes], model: str) -> None:
+        """Keep {question: float32 vector bytes} by model for questions read from the log (retention deletes
+        each with the last entry holding its question)."""
+        if not vectors or not self.exists():
+            return
+        with self._tables.connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany(
+                    "INSERT OR IGNORE INTO question_log_vectors (question, model, vector) VALUES (?,?,?)",
+                    [(q, model, v) for q, v in vectors.items()],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                rollback(con)
+                raise
 
     def __len__(self) -> int:
         if not self.exists():

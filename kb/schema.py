@@ -163,6 +163,7 @@ CREATE TABLE IF NOT EXISTS question_log (
     evidence REAL
 );
 CREATE INDEX IF NOT EXISTS question_log_at ON question_log(at);
+CREATE INDEX IF NOT EXISTS question_log_question ON question_log(question);
 CREATE TABLE IF NOT EXISTS question_log_citations (
     entry_id INTEGER NOT NULL,
     n INTEGER NOT NULL,
@@ -170,6 +171,14 @@ CREATE TABLE IF NOT EXISTS question_log_citations (
     doc_source TEXT NOT NULL,
     doc_version INTEGER NOT NULL,
     PRIMARY KEY (entry_id, n)
+);
+-- Unit vectors of logged (redacted) questions by a model, so insights embed each question once; deleted with
+-- the last entry holding the question (retention).
+CREATE TABLE IF NOT EXISTS question_log_vectors (
+    question TEXT NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (question, model)
 );
 """
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 
+import numpy as np
+
 from kb import KBError, KnowledgeBase, LoggedCitation, QuestionLog, QuestionLogConfig
 from retriever.answers import Answer
+from retriever.base import Retriever
 
 log = logging.getLogger(__name__)
 _logs: dict[tuple[str, QuestionLogConfig], QuestionLog] = {}
@@ -37,11 +40,18 @@ def log_answer(
     collection: str | None = None,
     config: QuestionLogConfig | None = None,
     now: float | None = None,
+    retriever: Retriever | None = None,
 ) -> int | None:
     """Log ans (its question, outcome, evidence and citations) in kb's question log; the entry's id, or None
-    when nothing was kept (retention 0, or a KB that cannot be written). by: "key:ID", "session:ID" or None."""
+    when nothing was kept (retention 0, or a KB that cannot be written). by: "key:ID", "session:ID" or None.
+    retriever: the one that answered; the question's vector it just made (cached) is kept with the entry, so
+    insights need not embed the question again."""
     cited = [LoggedCitation(c.chunk_id, c.doc_source, c.doc_version) for c in ans.citations]
+    vector, model = None, None
     try:
+        if retriever is not None and retriever.uses_dense:
+            vector = np.asarray(retriever.embed_queries([ans.question])[0], np.float32).tobytes()
+            model = retriever.embedder.name
         return _log_for(kb, config or QuestionLogConfig()).record(
             ans.question,
             "abstained" if ans.abstained else "answered",
@@ -50,6 +60,8 @@ def log_answer(
             collection=collection,
             evidence=float(ans.evidence),
             now=now,
+            vector=vector,
+            model=model,
         )
     except KBError as exc:
         log.warning("question log not written for the KB at %s: %s", kb.dir, exc)

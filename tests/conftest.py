@@ -85,9 +85,11 @@ SLOW_MODULES = frozenset(
     {
         "test_api",
         "test_api_fuzz",
+        "test_api_insights",
         "test_app",
         "test_app_files",
         "test_browser",
+        "test_browser_insights",
         "test_chat_cli",
         "test_cli_basic",
         "test_cross_encoder",

@@ -15,7 +15,7 @@ from api.errors import Conflict, EmptyCollection
 from api.jobs import JobRunning, SyncJob
 from api.keys import ApiKey
 from api.limits import OPEN_PATHS
-from api.routes import admin, answers, documents
+from api.routes import admin, answers, documents, insights
 from tests.api_server import write_server_config
 
 
@@ -37,7 +37,7 @@ def app_and_keys(tmp_path):
 def served_routes() -> dict[tuple[str, str], APIRoute]:
     """(path, method) -> route of every route the routers hold (api.openai_compat's is included by answers')."""
     out = {}
-    for router in (admin.router, documents.router, answers.router, openai_compat.router):
+    for router in (admin.router, documents.router, answers.router, insights.router, openai_compat.router):
         for route in router.routes:
             if isinstance(route, APIRoute):
                 out.update({(route.path_format, m.lower()): route for m in route.methods})

@@ -82,3 +82,24 @@ def test_kb_chat_answers_a_follow_up_in_context_resets_on_new_and_leaves_on_ctrl
         assert term.proc.wait(60) == 0
     finally:
         term.close()
+
+
+def test_kb_chat_logs_each_question_redacted_only_with_log(kb_copy):
+    from kb import KnowledgeBase, QuestionLog
+
+    for flags, logged in (([], 0), (["--log"], 2)):
+        term = Terminal(KB + ["chat", "--kb-dir", str(kb_copy), *flags])
+        try:
+            term.expect("> ")
+            term.type("How long is the refund window? I am jo.doe@example.com")
+            term.expect("\n> ")
+            term.type("and for annual plans?")
+            term.expect("\n> ")
+            os.write(term.master, b"\x04")
+            assert term.proc.wait(60) == 0
+        finally:
+            term.close()
+        entries = QuestionLog(KnowledgeBase(kb_copy)).entries()
+        assert len(entries) == logged
+    assert [e.question for e in entries] == ["How long is the refund window? I am [email]", "and for annual plans?"]
+    assert all(e.asked_by is None and e.outcome in ("answered", "abstained") for e in entries)

@@ -104,6 +104,9 @@ def test_document_health_counts_citations_thumbs_and_replaced_versions():
     assert [(d.source, d.citations) for d in h.most_cited][:2] == [("a.md", 2), ("b.md", 1)]
     assert h.never_cited == ("c.md",)
     assert [(d.source, d.thumbs_down, round(d.down_rate, 2)) for d in h.most_thumbs_down] == [("b.md", 2, 0.67)]
+    assert [(p.chunk_id, p.doc_source, p.thumbs_down, round(p.down_rate, 2)) for p in h.passages_thumbs_down] == [
+        (3, "b.md", 2, 0.67)
+    ]
     assert {(s.question, s.doc_source, s.cited_version, s.current_version) for s in h.stale} == {
         ("q2", "a.md", 1, 2),
         ("q4", "gone.md", 3, None),
@@ -149,7 +152,10 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     caplog.set_level(logging.DEBUG)
     answers = [answer(q, retriever, AnswerConfig()) for q in UNANSWERABLE + ANSWERABLE]
     for a in answers:
-        assert log_answer(kb, a, by="key:7", collection="docs") is not None
+        assert log_answer(kb, a, by="key:7", collection="docs", retriever=retriever) is not None
+    kept = QuestionLog(kb).vectors(UNANSWERABLE + ANSWERABLE, embedder.name)  # the retriever's own vectors, kept
+    assert set(kept) == set(UNANSWERABLE + ANSWERABLE)
+    assert np.allclose(np.frombuffer(kept[ANSWERABLE[0]], np.float32), retriever.embed_queries([ANSWERABLE[0]])[0])
     assert not any(q in caplog.text for q in UNANSWERABLE + ANSWERABLE)  # questions never reach the logs
     abstained = sum(a.abstained for a in answers)
     assert abstained >= 2 and not answers[-1].abstained  # the sample KB abstains on some out-of-scope questions
@@ -173,7 +179,7 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     out = CliRunner().invoke(main, ["insights", "--kb-dir", str(kb_copy), "--csv"])
     assert out.exit_code == 0, out.output
     rows = out.output.splitlines()
-    assert rows[0].startswith("topic,size,action") and len(rows) == 1 + min(10, len(report.topics))
+    assert rows[0].startswith("topic,size,trend,action") and len(rows) == 1 + min(10, len(report.topics))
     assert build_insights(kb, asked_by="key:other", embedder=embedder).asked == 0  # another asker sees nothing
 
     runner = CliRunner()
@@ -184,6 +190,10 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert data["asked"] == 7 and data["abstained"] == abstained and data["topics_total"] == len(report.topics)
+    assert {(t["previous"], t["trend"]) for t in data["topics"]} == {(0, "new")}  # nothing in the day before
+    assert all(sum(n for _, n in t["by_day"]) == t["size"] for t in data["topics"])
+    gap_texts = [q for t in report.topics for q in t.questions]
+    assert set(QuestionLog(kb).vectors(gap_texts, embedder.name)) == set(gap_texts)  # embedded once, kept
     out = runner.invoke(main, ["insights", "--kb-dir", str(kb_copy), "--replay", "--json"])
     assert out.exit_code == 0, out.output
     again = json.loads(out.output)

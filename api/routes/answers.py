@@ -45,7 +45,7 @@ def ask(body: AskRequest, background: BackgroundTasks, caller: Caller = READER, 
 @router.post("/v1/collections/{collection}/feedback", status_code=201)
 def feedback(body: FeedbackRequest, caller: Caller = READER) -> dict:
     """A thumbs up or down on an answer's cited passage (chunk_id), recorded with the key that gave it."""
-    by = f"key:{caller.key.id}"
+    by = caller.asker
     # 404 for a passage the key may not see, as for one that does not exist.
     cited = [] if body.chunk_id is None else [_Cited(body.chunk_id, caller.chunk(body.chunk_id).doc_source)]
 

@@ -142,13 +142,15 @@ def _render_turn(turn: TurnView, index: int, conv: str | None) -> None:
 def _answer_turn(question: str, settings: app_state.Settings, path: Path, history: list[dict[str, str]]) -> TurnView:
     try:
         with st.spinner("Searching the knowledge base..."):
-            ans = answer(question, settings.retriever_for(path), settings.answer_config(), history=history)
+            retriever = settings.retriever_for(path)
+            ans = answer(question, retriever, settings.answer_config(), history=history)
         # The session id opens the session's conversations: the log keeps only a digest of it.
         asker = hashlib.sha256(app_session.browser_session().encode()).hexdigest()[:16]
         # In a thread: a sync committing to the same kb.sqlite holds its write lock for seconds, and the
         # answer on screen must not wait on the log.
         kb = app_state.knowledge_base(path)
-        threading.Thread(target=log_answer, args=(kb, ans), kwargs={"by": f"session:{asker}"}, daemon=True).start()
+        kwargs = {"by": f"session:{asker}", "retriever": retriever}
+        threading.Thread(target=log_answer, args=(kb, ans), kwargs=kwargs, daemon=True).start()
         return from_answer(question, ans, k=settings.candidates)
     except EmptyKBError:
         return TurnView(question, error="The knowledge base is empty: add documents on the Knowledge base page.")

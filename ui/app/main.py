@@ -1,7 +1,7 @@
 """The Streamlit app: `kb ui` runs `streamlit run ui/app/main.py -- --kb-dir DIR`.
 
 Pages: Ask (chat with cited answers), Knowledge base (documents, uploads, re-ingest),
-Evaluation (retrieval quality on a labelled set, feedback export).
+Evaluation (retrieval quality on a labelled set, feedback export), Insights (gap topics, document health, replay).
 """
 
 import os
@@ -37,6 +37,7 @@ def run() -> None:
         st.Page(str(HERE / "pages" / "chat.py"), title="Ask", icon=":material/chat:", default=True),
         st.Page(str(HERE / "pages" / "knowledge_base.py"), title="Knowledge base", icon=":material/folder_open:"),
         st.Page(str(HERE / "pages" / "evaluation.py"), title="Evaluation", icon=":material/analytics:"),
+        st.Page(str(HERE / "pages" / "insights.py"), title="Insights", icon=":material/insights:"),
     ]
     st.navigation(pages).run()
 

@@ -22,6 +22,14 @@ from retriever import (
 )
 from ui.cli.terminal import safe_text
 
+# `kb ask` and `kb chat` take the same opt-in flag: the app and the API always log.
+log_option = click.option(
+    "--log",
+    "log_it",
+    is_flag=True,
+    help="Keep each question (redacted), its outcome and citations in the KB's question log, for `kb insights`.",
+)
+
 
 @click.command("ask")
 @click.argument("question")
@@ -52,12 +60,7 @@ from ui.cli.terminal import safe_text
     help="OpenAI-compatible endpoint for generative answers, e.g. http://localhost:11434/v1 (off by default).",
 )
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
-@click.option(
-    "--log",
-    "log_it",
-    is_flag=True,
-    help="Keep the question (redacted), its outcome and citations in the KB's question log, for `kb insights`.",
-)
+@log_option
 def ask(
     question,
     kb_dir,
@@ -80,7 +83,7 @@ def ask(
     llm = LLMConfig(url=llm_url, model=llm_model) if llm_url else None
     ans = answer(question, retriever, AnswerConfig(min_evidence=min_evidence, cross_abstention=cross_abstention, llm=llm))
     if log_it:
-        log_answer(kb, ans)
+        log_answer(kb, ans, retriever=retriever)
     if as_json:
         # The API's answer JSON, with what only the KB's owner reads (mode, retriever, signals, diagnostics, scores).
         click.echo(json.dumps(answer_dict(ans, details=True), indent=2))

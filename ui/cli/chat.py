@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from kb import KBError, KnowledgeBase
-from retriever import RETRIEVERS, AnswerConfig, LLMConfig, answer, make_retriever
-from ui.cli.ask import print_answer
+from retriever import RETRIEVERS, AnswerConfig, LLMConfig, answer, log_answer, make_retriever
+from ui.cli.ask import log_option, print_answer
 from ui.cli.terminal import safe_text
 from ui.questions import question_problem
 
@@ -28,12 +28,14 @@ HELP = "Ask a question. /new starts a new topic, /quit or Ctrl+D leaves."
     help="OpenAI-compatible endpoint: follow-ups are rewritten to stand alone and answers generated (off by default).",
 )
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
-def chat(kb_dir, retriever_name, top_k, llm_url, llm_model):
+@log_option
+def chat(kb_dir, retriever_name, top_k, llm_url, llm_model, log_it):
     """Chat with the KB: cited answers, each question read with the conversation before it."""
     if bool(llm_url) != bool(llm_model):
         raise click.UsageError("--llm-url and --llm-model go together")
     config = AnswerConfig(llm=LLMConfig(url=llm_url, model=llm_model) if llm_url else None)
-    retriever = make_retriever(retriever_name, KnowledgeBase(kb_dir), top_k=top_k)
+    kb = KnowledgeBase(kb_dir)
+    retriever = make_retriever(retriever_name, kb, top_k=top_k)
     history: list[dict[str, str]] = []
     click.echo(HELP)
     while True:
@@ -57,6 +59,8 @@ def chat(kb_dir, retriever_name, top_k, llm_url, llm_model):
         except KBError as exc:
             click.echo(f"error: {safe_text(exc)}")
             continue
+        if log_it:
+            log_answer(kb, ans, retriever=retriever)
         print_answer(ans)
         click.echo()
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ans.text}]

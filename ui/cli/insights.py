@@ -8,34 +8,34 @@ the report as JSON, --csv the gap topics as CSV.
 from __future__ import annotations
 
 import json
-import re
-import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from insights import InsightsConfig, TopicConfig, build_insights, insights_csv, insights_dict, insights_text, replay
+from insights import (
+    InsightsConfig,
+    TopicConfig,
+    build_insights,
+    insights_csv,
+    insights_dict,
+    insights_text,
+    parse_when,
+    replay,
+)
 from kb import KnowledgeBase
 from retriever import make_retriever
 from ui.cli.terminal import safe_text
 
-UNITS = {"h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-
 
 def parse_since(value: str | None, now: float | None = None) -> float | None:
-    """--since as Unix seconds: "7d", "24h", "2w" before now, or a date "2026-11-01" (UTC); None for None."""
+    """--since as Unix seconds (insights.parse_when: "7d", "24h", "2w" before now, or a UTC date); None for None."""
     if value is None:
         return None
-    now = time.time() if now is None else now
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", value)
-    if m:
-        return now - float(m.group(1)) * UNITS[m.group(2)]
     try:
-        return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give a span like 7d, 24h or 2w, or a date like 2026-11-01") from None
+        return parse_when(value, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("insights")
