@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -20,6 +19,7 @@ from retriever import (
     log_answer,
     make_retriever,
 )
+from ui.cli.options import JSON, KB_DIR
 from ui.cli.terminal import safe_text
 
 # `kb ask` and `kb chat` take the same opt-in flag: the app and the API always log.
@@ -33,10 +33,8 @@ log_option = click.option(
 
 @click.command("ask")
 @click.argument("question")
-@click.option(
-    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@KB_DIR
+@JSON
 @click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
 @click.option("-k", "--top-k", default=5, show_default=True, help="Passages the answer is drawn from.")
 @click.option("--beta", default=HopfieldConfig().beta, show_default=True, help="Hopfield inverse temperature.")

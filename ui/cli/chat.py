@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from kb import KBError, KnowledgeBase
 from retriever import RETRIEVERS, AnswerConfig, LLMConfig, answer, log_answer, make_retriever
 from ui.cli.ask import log_option, print_answer
+from ui.cli.options import KB_DIR
 from ui.cli.terminal import safe_text
 from ui.questions import question_problem
 
@@ -17,9 +16,7 @@ HELP = "Ask a question. /new starts a new topic, /quit or Ctrl+D leaves."
 
 
 @click.command("chat")
-@click.option(
-    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
-)
+@KB_DIR
 @click.option("--retriever", "retriever_name", type=click.Choice(RETRIEVERS), default="hopfield", show_default=True)
 @click.option("-k", "--top-k", default=5, show_default=True, help="Passages each answer is drawn from.")
 @click.option(

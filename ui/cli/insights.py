@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import click
 
@@ -25,6 +24,7 @@ from insights import (
 )
 from kb import KnowledgeBase
 from retriever import make_retriever
+from ui.cli.options import JSON, KB_DIR
 from ui.cli.terminal import safe_text
 
 
@@ -39,11 +39,9 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
 
 
 @click.command("insights")
-@click.option(
-    "--kb-dir", default="kb_data", show_default=True, type=click.Path(path_type=Path), help="Knowledge-base directory."
-)
+@KB_DIR
 @click.option("--since", default=None, help="Period: 7d, 24h, 2w or a date (UTC); default: everything kept.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@JSON
 @click.option("--csv", "as_csv", is_flag=True, help="Print the gap topics as CSV.")
 @click.option("--top", default=10, show_default=True, help="Gap topics shown.")
 @click.option(
