@@ -55,7 +55,7 @@ def one_answer(kb: KnowledgeBase, retriever, question: str, history: list[dict] 
     started = time.perf_counter()
     ans = answer(question, retriever, AnswerConfig(), history=history)
     answered = time.perf_counter()
-    log_answer(kb, ans, config=QuestionLogConfig())
+    log_answer(kb, ans, config=QuestionLogConfig(), retriever=retriever)  # as the API and the app log
     done = time.perf_counter()
     cross = cross_seconds() - cross_before
     stages = {
