@@ -25,6 +25,25 @@ DEFAULT_KEYS = Path("kb_keys.sqlite")
 KEY_ENV = "HOPFIELD_KB_KEY"  # `kb mcp`'s API key, from the environment: a command line is visible to every user
 
 
+def config_option(help: str):
+    """--config: a server config file (TOML)."""
+    return click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help)
+
+
+def keys_option(help: str):
+    """--keys: an API key store file."""
+    return click.option("--keys", "keys_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help)
+
+
+KB_DIR = click.option(
+    "--kb-dir",
+    type=click.Path(path_type=Path),
+    default=Path("kb_data"),
+    show_default=True,
+    help="Without --config: the one collection, named default.",
+)
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
@@ -40,20 +59,8 @@ def _server_config(
 
 
 @click.command("serve")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Server config (TOML): collections, their source folders, key store, limits.",
-)
-@click.option(
-    "--kb-dir",
-    type=click.Path(path_type=Path),
-    default=Path("kb_data"),
-    show_default=True,
-    help="Without --config: the one collection, named default.",
-)
+@config_option("Server config (TOML): collections, their source folders, key store, limits.")
+@KB_DIR
 @click.option(
     "--source",
     "sources",
@@ -62,13 +69,7 @@ def _server_config(
     help="Without --config: a folder sync jobs may read (repeatable).",
 )
 @click.option("--visibility", default="internal", show_default=True, help="Without --config: the sources' visibility.")
-@click.option(
-    "--keys",
-    "keys_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].",
-)
+@keys_option(f"API key store [default: the config's keys, else ./{DEFAULT_KEYS}].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 # Explicit, not uvicorn's silent fallback: httptools (from uvicorn[standard]) is what the limits were measured with.
@@ -171,27 +172,9 @@ def serve(
 
 
 @click.command("mcp")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Server config (TOML): serve its collections.",
-)
-@click.option(
-    "--kb-dir",
-    type=click.Path(path_type=Path),
-    default=Path("kb_data"),
-    show_default=True,
-    help="Without --config: the one collection, named default.",
-)
-@click.option(
-    "--keys",
-    "keys_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=f"API key store for {KEY_ENV} [default: the config's keys, else ./{DEFAULT_KEYS}].",
-)
+@config_option("Server config (TOML): serve its collections.")
+@KB_DIR
+@keys_option(f"API key store for {KEY_ENV} [default: the config's keys, else ./{DEFAULT_KEYS}].")
 def mcp(config_path, kb_dir, keys_path):
     """Serve the KB to one MCP client (a desktop assistant, an IDE) on stdin/stdout: tools search, ask, get_document,
     list_documents, and the documents as resources. Acts as the KB's owner (every collection and label, read only),
@@ -223,20 +206,8 @@ def keys() -> None:
 
 
 _store_options = [
-    click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="Server config whose key store to use.",
-    ),
-    click.option(
-        "--keys",
-        "keys_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help=f"Key store file [default: the config's keys, else ./{DEFAULT_KEYS}].",
-    ),
+    config_option("Server config whose key store to use."),
+    keys_option(f"Key store file [default: the config's keys, else ./{DEFAULT_KEYS}]."),
 ]
 
 
