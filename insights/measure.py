@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     now_right = [answer(q, retriever, AnswerConfig()) for q in removed_gaps]
     out["removed_abstained_now_answered_citing_their_entry"] = round(
         sum(
-            (not a.abstained) and entry_of(a.citations[0].doc_source) == label_of[q] for q, a in zip(removed_gaps, now_right)
+            bool(a.citations) and entry_of(a.citations[0].doc_source) == label_of[q] for q, a in zip(removed_gaps, now_right)
         )
         / max(len(removed_gaps), 1),
         3,

@@ -122,6 +122,21 @@ def test_near_duplicate_sentences_are_cited_once(tmp_path, embedder):
     assert_citations_are_grounded(ans, kb)
 
 
+def test_a_kb_with_nothing_quotable_abstains_instead_of_answering_without_a_citation(tmp_path, embedder):
+    # Questions and headings only: the passage matches the question word for word (strong evidence), but no
+    # sentence can be quoted, and an answer nobody can check must not be given.
+    records = [
+        TextRecord(source="faq", title="Refunds", text="How long is the refund window for annual plans?\nRefunds"),
+        TextRecord(source="faq2", title="Shipping", text="Where do parcels ship from?"),
+    ]
+    ingest_texts(tmp_path / "kb", records, IngestConfig(), embedder=embedder)
+    retriever = make_retriever("hopfield", KnowledgeBase(tmp_path / "kb"), embedder)
+    ans = answer("How long is the refund window for annual plans?", retriever, AnswerConfig())
+    assert ans.evidence >= ans.threshold  # it would have been answered on the evidence alone
+    assert ans.abstained and ans.text == NOT_FOUND and ans.citations == ()
+    assert ans.closest and ans.closest[0].chunk.doc_source == "faq"
+
+
 def test_answers_follow_a_sync_without_a_restart(kb_copy, embedder, tmp_path):
     kb = KnowledgeBase(kb_copy)
     retriever = make_retriever("hybrid", kb, embedder, top_k=5)

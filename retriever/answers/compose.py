@@ -361,4 +361,6 @@ def answer(
         except LLMError as exc:
             notes = notes + (f"generative answer unavailable ({exc}); showing the extractive answer",)
     text, citations = compose(select_sentences(scored, config), config)
-    return reply(text, citations)
+    # No sentence to quote (a follow-up judged by its previous question can find none of its own): an answer
+    # without a citation cannot be checked, so it abstains like any other.
+    return reply(text if citations else NOT_FOUND, citations)
