@@ -71,7 +71,7 @@ class InsightsConfig:
 @dataclass(frozen=True)
 class GapQuestion:
     """A question the KB did not answer well: reason "abstained" or "thumbs_down" (doc_source: the passage's
-    document that got it). at: Unix seconds."""
+    document that got it). at: Unix seconds; context: a follow-up's previous user question (None: asked alone)."""
 
     question: str
     at: float
@@ -79,6 +79,7 @@ class GapQuestion:
     doc_source: str | None = None
     asked_by: str | None = None
     collection: str | None = None
+    context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class GapTopic:
     """One topic: its questions (size counts repeats), the examples nearest its centre, the nearest passages
     and the suggested action; close_document: the document that comes close (None: nothing does); by_day:
     (UTC date, questions) per day; previous: its size in the equally long period before (None: the period has
-    no start, so no period before it)."""
+    no start, so no period before it); contexts: each question's previous user question if it was a follow-up."""
 
     id: int
     size: int
@@ -110,6 +111,7 @@ class GapTopic:
     reasons: dict[str, int]
     by_day: tuple[tuple[str, int], ...] = ()
     previous: int | None = None
+    contexts: tuple[str | None, ...] = ()
 
 
 def gap_questions(
@@ -117,7 +119,9 @@ def gap_questions(
 ) -> list[GapQuestion]:
     """The abstained entries of the log, and the thumbs-down questions in since <= at < until (redacted: the
     feedback table keeps what was typed), one per (question, time)."""
-    out = [GapQuestion(e.question, e.at, "abstained", None, e.asked_by, e.collection) for e in entries if e.abstained]
+    out = [
+        GapQuestion(e.question, e.at, "abstained", None, e.asked_by, e.collection, e.context) for e in entries if e.abstained
+    ]
     seen: set[tuple[str, int]] = set()
     for f in feedback:
         if f.helpful or (since is not None and f.at < since) or (until is not None and f.at >= until):
@@ -141,7 +145,7 @@ def weak_answers(
     x = embed_questions(kb, [e.question for e in answered], embedder)
     best, _ = snap.search(x, 1)
     return [
-        GapQuestion(e.question, e.at, "weak", None, e.asked_by, e.collection)
+        GapQuestion(e.question, e.at, "weak", None, e.asked_by, e.collection, e.context)
         for e, b in zip(answered, best[:, 0])
         if b < weak_cosine
     ]
@@ -257,6 +261,7 @@ def gap_topics(
                 id=t,
                 size=len(rows),
                 questions=tuple(texts[i] for i in rows),
+                contexts=tuple(gaps[i].context for i in rows),
                 examples=tuple(examples),
                 passages=passages,
                 action=action,

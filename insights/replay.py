@@ -39,11 +39,17 @@ def replay(
     config: AnswerConfig | None = None,
     where: DocumentFilter | None = None,
 ) -> Replay:
-    """Re-ask each topic's questions through retriever.answer (config: the answer settings, default ones;
-    where: the documents the answers may come from, a scoped reader's)."""
+    """Re-ask each topic's questions through retriever.answer, a follow-up after the question it followed
+    (config: the answer settings, default ones; where: the documents the answers may come from, a scoped
+    reader's)."""
     config = config or AnswerConfig()
     out = []
     for t in topics:
-        answered = sum(not answer(q, retriever, config, where=where).abstained for q in t.questions)
+        contexts = t.contexts or (None,) * len(t.questions)
+        answered = sum(
+            # A follow-up is asked again after the question it followed, as it was meant.
+            not answer(q, retriever, config, where=where, history=[{"role": "user", "content": c}] if c else None).abstained
+            for q, c in zip(t.questions, contexts)
+        )
         out.append(TopicReplay(t.id, len(t.questions), answered, t.examples[0] if t.examples else ""))
     return Replay(tuple(out), sum(r.asked for r in out), sum(r.answered for r in out))

@@ -3,7 +3,8 @@
 Each entry: when (Unix seconds), the question with personal data redacted (kb/redact.py) before it is
 stored, the outcome ("answered" or "abstained"), the evidence the answer layer read (0..1), the cited
 passages (chunk id, document source, document version at the time), who asked ("key:ID" for an API key,
-"session:ID" for an app session, None for the local CLI) and the collection, if any.
+"session:ID" for an app session, None for the local CLI), the collection, if any, and for a follow-up its
+context: the user's previous question (redacted too), so the question can be asked again as it was meant.
 
 Retention: entries older than `retention_days` are deleted on every write (0 keeps nothing: nothing is
 written, and what was there is deleted on the next write). The tables are declared in kb/schema.py
@@ -22,7 +23,7 @@ from typing import Sequence
 from kb.database import rollback
 from kb.errors import KBError
 from kb.redact import redact
-from kb.schema import QUESTION_LOG_TABLES, FeatureTables, has_table
+from kb.schema import QUESTION_LOG_ADDED_COLUMNS, QUESTION_LOG_TABLES, FeatureTables, has_column, has_table
 from kb.store import KnowledgeBase
 
 DAY = 86400.0
@@ -53,7 +54,8 @@ class LoggedCitation:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One logged question. at: Unix seconds; evidence: the answer layer's evidence (None if not given)."""
+    """One logged question. at: Unix seconds; evidence: the answer layer's evidence (None if not given);
+    context: a follow-up's previous user question (None: asked alone)."""
 
     id: int
     at: float
@@ -63,6 +65,7 @@ class LogEntry:
     asked_by: str | None
     collection: str | None
     evidence: float | None
+    context: str | None = None
 
     @property
     def abstained(self) -> bool:
@@ -73,7 +76,8 @@ class LogEntry:
 class NewEntry:
     """An entry to log (QuestionLog.record_many): at: Unix seconds; the question as typed (redacted on writing);
     vector: its float32 unit vector by `model` when the asker's retriever has it at hand (kept only when
-    redaction left the question unchanged: a vector of personal data is personal data)."""
+    redaction left the question unchanged: a vector of personal data is personal data); context: a follow-up's
+    previous user question (redacted on writing too)."""
 
     at: float
     question: str
@@ -84,6 +88,7 @@ class NewEntry:
     evidence: float | None = None
     vector: bytes | None = None
     model: str | None = None
+    context: str | None = None
 
 
 class QuestionLog:
@@ -93,7 +98,7 @@ class QuestionLog:
         self.kb = kb if isinstance(kb, KnowledgeBase) else KnowledgeBase(kb)
         self.config = config or QuestionLogConfig()
         self.db = self.kb.db
-        self._tables = FeatureTables(self.db, QUESTION_LOG_TABLES, "the question log")
+        self._tables = FeatureTables(self.db, QUESTION_LOG_TABLES, "the question log", QUESTION_LOG_ADDED_COLUMNS)
 
     def exists(self) -> bool:
         """Whether the log's tables exist (nothing logged yet: False)."""
@@ -116,11 +121,12 @@ class QuestionLog:
         now: float | None = None,
         vector: bytes | None = None,
         model: str | None = None,
+        context: str | None = None,
     ) -> int | None:
         """Log one question (redacted) and prune what is past retention; the entry's id, or None when the
-        retention is 0 (nothing kept). vector / model: see NewEntry."""
+        retention is 0 (nothing kept). vector / model / context: see NewEntry."""
         now = time.time() if now is None else now
-        entry = NewEntry(now, question, outcome, tuple(citations), asked_by, collection, evidence, vector, model)
+        entry = NewEntry(now, question, outcome, tuple(citations), asked_by, collection, evidence, vector, model, context)
         ids = self.record_many([entry], now)
         return ids[0] if ids else None
 
@@ -141,10 +147,11 @@ class QuestionLog:
                 if self.config.retention_days > 0:
                     for e in entries:
                         text = redact(e.question) if self.config.redact else e.question
+                        context = redact(e.context) if self.config.redact and e.context else e.context
                         cur = con.execute(
-                            "INSERT INTO question_log (at, question, outcome, asked_by, collection, evidence) "
-                            "VALUES (?,?,?,?,?,?)",
-                            (e.at, text, e.outcome, e.asked_by, e.collection, e.evidence),
+                            "INSERT INTO question_log (at, question, outcome, asked_by, collection, evidence, context) "
+                            "VALUES (?,?,?,?,?,?,?)",
+                            (e.at, text, e.outcome, e.asked_by, e.collection, e.evidence, context or None),
                         )
                         entry = int(cur.lastrowid or 0)
                         ids.append(entry)
@@ -220,8 +227,10 @@ class QuestionLog:
             args.extend(collections)
         sql = " AND ".join(where)
         with self._tables.connect(write=False) as con:
+            # A log written before contexts were kept has no such column until its next write.
+            context = "context" if has_column(con, "question_log", "context") else "NULL"
             rows = con.execute(
-                "SELECT id, at, question, outcome, asked_by, collection, evidence FROM question_log "
+                f"SELECT id, at, question, outcome, asked_by, collection, evidence, {context} FROM question_log "
                 f"WHERE {sql} ORDER BY at, id",
                 args,
             ).fetchall()
@@ -233,7 +242,8 @@ class QuestionLog:
             ):
                 cites.setdefault(int(e), []).append(LoggedCitation(int(chunk), source, int(version)))
         return [
-            LogEntry(int(r[0]), float(r[1]), r[2], r[3], tuple(cites.get(int(r[0]), ())), r[4], r[5], r[6]) for r in rows
+            LogEntry(int(r[0]), float(r[1]), r[2], r[3], tuple(cites.get(int(r[0]), ())), r[4], r[5], r[6], r[7])
+            for r in rows
         ]
 
     def vectors(self, questions: Sequence[str], model: str) -> dict[str, bytes]:

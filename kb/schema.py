@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from kb import lexical_index
 from kb.errors import KBError
 
 if TYPE_CHECKING:
     from kb.database import Database
+
+# {table: ((column, declaration), ...)}: columns added to tables an earlier version created.
+Columns = Mapping[str, tuple[tuple[str, str], ...]]
 
 CORE_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -160,7 +163,8 @@ CREATE TABLE IF NOT EXISTS question_log (
     outcome TEXT NOT NULL,
     asked_by TEXT,
     collection TEXT,
-    evidence REAL
+    evidence REAL,
+    context TEXT
 );
 CREATE INDEX IF NOT EXISTS question_log_at ON question_log(at);
 CREATE INDEX IF NOT EXISTS question_log_question ON question_log(question);
@@ -182,6 +186,9 @@ CREATE TABLE IF NOT EXISTS question_log_vectors (
 );
 """
 
+# Columns a log written by an earlier version lacks, added on its next write (FeatureTables).
+QUESTION_LOG_ADDED_COLUMNS: Columns = {"question_log": (("context", "TEXT"),)}
+
 WEB_PAGE_TABLES = """
 CREATE TABLE IF NOT EXISTS web_pages (
     source TEXT PRIMARY KEY,
@@ -202,8 +209,8 @@ class FeatureTables:
     """One feature's group of tables in a KB's database (the question log, the question memory), created
     on the feature's first write; connections whose errors name the feature (`what`) and the file."""
 
-    def __init__(self, db: Database, tables: str, what: str) -> None:
-        self.db, self.tables, self.what = db, tables, what
+    def __init__(self, db: Database, tables: str, what: str, added: Columns | None = None) -> None:
+        self.db, self.tables, self.what, self.added = db, tables, what, added or {}
         self._ready = False
 
     @contextmanager
@@ -217,10 +224,29 @@ class FeatureTables:
             with self.db.write() as con:
                 if not self._ready:
                     ensure_tables(con, self.tables)
+                    add_missing_columns(con, self.added)
                     self._ready = True
                 yield con
         except sqlite3.OperationalError as exc:
             raise KBError(f"cannot read or write {self.what} in {self.db.path}: {exc}") from exc
+
+
+def add_missing_columns(con: sqlite3.Connection, added: Columns) -> None:
+    """Add each (name, declaration) column its table lacks, in one transaction that re-reads the columns (two
+    writers may find the same table old at once)."""
+    if not added:
+        return
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        _add_columns(con, added)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def has_column(con: sqlite3.Connection, table: str, name: str) -> bool:
+    return name in _columns(con, table)
 
 
 def has_table(con: sqlite3.Connection, name: str) -> bool:
@@ -245,11 +271,7 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
     # and the server's warm-up) would otherwise both add the same column.
     con.execute("BEGIN IMMEDIATE")
     try:
-        for table, added in ADDED_COLUMNS.items():
-            have = _columns(con, table)
-            for name, declaration in added:
-                if name not in have:
-                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        _add_columns(con, ADDED_COLUMNS)
         if not lexical_index.is_current(con):
             # A KB from before the lexical index: build it once from the chunks (what every process used to
             # build in memory at start-up).
@@ -258,6 +280,14 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _add_columns(con: sqlite3.Connection, added: Columns) -> None:
+    for table, columns in added.items():
+        have = _columns(con, table)
+        for name, declaration in columns:
+            if name not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:

@@ -33,6 +33,16 @@ def _log_for(kb: KnowledgeBase, config: QuestionLogConfig) -> QuestionLog:
         return found
 
 
+def follow_up_context(ans: Answer) -> str | None:
+    """The user's previous question when ans was read as a follow-up of its conversation (None: read alone, or
+    the reader took it for a new topic), so a replay can ask it again as it was meant."""
+    used = ans.search.history
+    if used is None or used.new_topic:
+        return None
+    previous = [text for role, text in used.turns if role == "user"]
+    return previous[-1] if previous else None
+
+
 def log_answer(
     kb: KnowledgeBase,
     ans: Answer,
@@ -62,6 +72,7 @@ def log_answer(
             now=now,
             vector=vector,
             model=model,
+            context=follow_up_context(ans),
         )
     except KBError as exc:
         log.warning("question log not written for the KB at %s: %s", kb.dir, exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -198,3 +199,23 @@ def test_logged_answers_become_a_report_a_cli_listing_and_a_replay(kb_copy, embe
     assert out.exit_code == 0, out.output
     again = json.loads(out.output)
     assert again["asked"] == abstained and again["answered"] == 0  # nothing changed in the KB: still not answered
+
+
+def test_a_follow_up_is_logged_with_its_context_and_replayed_after_it(sample_kb, embedder, tmp_path):
+    from insights import GapTopic, replay
+
+    retriever = make_retriever("hopfield", sample_kb, embedder=embedder)
+    before, follow_up = "How do I reset my password?", "what if I no longer have access to that email?"
+    read = answer(follow_up, retriever, AnswerConfig(), history=[{"role": "user", "content": before}])
+    alone = answer(follow_up, retriever, AnswerConfig())
+    kb = KnowledgeBase(tmp_path / "kb", create=True)  # an empty KB holds the log; the answers are the sample KB's
+    log_answer(kb, read)
+    log_answer(kb, alone)
+    assert [e.context for e in QuestionLog(kb).entries()] == [before, None]
+    # A stricter threshold, between what the turn scores alone and with the question it followed: only a replay
+    # that asks it after that question answers it.
+    strict = AnswerConfig(min_evidence=(read.evidence + alone.evidence) / 2)
+    assert alone.evidence < read.evidence
+    topic = GapTopic(0, 1, (follow_up,), (follow_up,), (), "", None, {}, contexts=(before,))
+    assert replay([topic], retriever, strict).answered == 1
+    assert replay([replace(topic, contexts=(None,))], retriever, strict).answered == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -99,3 +100,23 @@ def test_clear_errors(log):
         QuestionLogConfig(retention_days=-1)
     with pytest.raises(KBError, match="outcome must be one of answered, abstained"):
         log.record("q", "maybe")
+
+
+def test_a_follow_ups_context_is_kept_redacted_and_an_older_log_gains_the_column(tmp_path):
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    with kb.db.write() as con:  # a log written before contexts were kept
+        con.executescript(
+            "CREATE TABLE question_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, question TEXT NOT NULL,"
+            " outcome TEXT NOT NULL, asked_by TEXT, collection TEXT, evidence REAL);"
+            "CREATE TABLE question_log_citations (entry_id INTEGER NOT NULL, n INTEGER NOT NULL,"
+            " chunk_id INTEGER NOT NULL, doc_source TEXT NOT NULL, doc_version INTEGER NOT NULL, PRIMARY KEY (entry_id, n));"
+            f"INSERT INTO question_log (at, question, outcome) VALUES ({time.time()}, 'old one', 'answered');"
+        )
+    log = QuestionLog(kb)
+    assert [(e.question, e.context) for e in log.entries()] == [("old one", None)]  # read before any write
+    log.record("and what if I lost it?", "abstained", context="How do I reset it? mail me at a@b.com")
+    log.record("standalone", "answered")
+    assert [(e.question, e.context) for e in log.entries()][1:] == [
+        ("and what if I lost it?", "How do I reset it? mail me at [email]"),
+        ("standalone", None),
+    ]
