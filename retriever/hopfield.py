@@ -160,7 +160,7 @@ class HopfieldRetriever(Retriever):
         self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed, recall: Recall | None = None
     ) -> _Cue:
         cfg = self.config
-        lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed, exact=False)
+        lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed)
         pos = candidate_positions(corpus, dense_ids, lexical)
         if recall is not None:  # the passages earlier questions like this one were answered by join the candidates
             recalled = corpus.snapshot.positions(recall.chunk_ids)
