@@ -174,14 +174,20 @@ class Corpus:
 
     def _char_vectors(self, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{chunk id: (its n-gram buckets, their unit-length sublinear TF-IDF weights)} under this snapshot's idf."""
-        idf = self._char_idf
-        out = {}
-        for cid, (buckets, counts) in self.kb.chunk_grams(ids).items():
-            weights = (1 + np.log(np.maximum(counts, 1))) * idf[buckets]
-            norm = np.linalg.norm(weights)
-            keep = weights > 0
-            out[cid] = (buckets[keep], (weights[keep] / norm).astype(np.float32) if norm > 0 else weights[keep])
-        return out
+        found = self.kb.chunk_grams(ids)
+        if not found:
+            return {}
+        # All chunks at once: one pass of numpy over their concatenated n-grams instead of a few calls per chunk.
+        chunks = list(found)
+        buckets = np.concatenate([found[c][0] for c in chunks])
+        counts = np.concatenate([found[c][1] for c in chunks])
+        owner = np.repeat(np.arange(len(chunks)), [len(found[c][0]) for c in chunks])
+        weights = (1 + np.log(np.maximum(counts, 1))) * self._char_idf[buckets]
+        norms = np.sqrt(np.bincount(owner, weights=np.square(weights, dtype=np.float64), minlength=len(chunks)))
+        keep = weights > 0
+        unit = (weights[keep] / np.where(norms > 0, norms, 1.0)[owner[keep]]).astype(np.float32)
+        cut = np.cumsum(np.bincount(owner[keep], minlength=len(chunks)))[:-1]
+        return dict(zip(chunks, zip(np.split(buckets[keep], cut), np.split(unit, cut))))
 
     def char_at(self, query: str, positions: np.ndarray) -> np.ndarray:
         """Cosine of the character 3-5-gram TF-IDF (sublinear tf) of query with each given snapshot row."""
