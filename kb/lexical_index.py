@@ -7,12 +7,16 @@ Its tables (lex_postings, lex_terms, lex_words, chunk_grams, lex_gram_delta) are
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections import Counter
+import threading
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
-from typing import Iterable, Iterator, Sequence
+from itertools import chain, islice
+from multiprocessing import get_all_start_methods, get_context
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -24,6 +28,49 @@ BATCH = 512
 # Changed n-gram document frequencies are kept as (bucket, change) rows until this many, then folded into the
 # 16 MiB array: a small commit writes a few thousand rows instead of the whole array.
 GRAM_DELTA_MAX = 1 << 18
+# A rebuild of at least this many batches analyses them in worker processes (starting them costs ~1 s).
+PARALLEL_FROM = 8
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One batch of texts cut and counted, by analyse(): one tokenisation for all the counts.
+
+    terms: the batch's distinct word tokens; term, row, tf: each distinct (term, text) pair as an index into
+    terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
+    stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); words: the Latin
+    words (3+ letters) with their occurrences; grams: kb.lexicon.char_grams of the texts (None if not asked)."""
+
+    terms: list[str]
+    term: np.ndarray
+    row: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
+    words: Counter[str]
+    grams: Any
+
+
+def analyse(texts: list[str], grams: bool = True) -> Analysis:
+    """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes)."""
+    lowered = [t.lower() for t in texts]
+    tokens = [WORD.findall(t) for t in lowered]
+    flat = list(chain.from_iterable(tokens))
+    terms = list(dict.fromkeys(flat))
+    index = dict(zip(terms, range(len(terms))))
+    codes = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in tokens])
+    n = max(len(texts), 1)
+    pair, tf = np.unique(codes * n + rows, return_counts=True)
+    kept = ~np.isin(codes, [index[t] for t in stopwords() if t in index])
+    return Analysis(
+        terms,
+        pair // n,
+        pair % n,
+        tf,
+        np.bincount(rows[kept], minlength=len(texts)),
+        Counter(LATIN_WORDS_3.findall("\n".join(lowered))),
+        char_grams(lowered) if grams else None,
+    )
 
 
 class LexiconDelta:
@@ -47,48 +94,41 @@ class LexiconDelta:
         if len(self._pending) >= BATCH:
             self._flush(con)
 
-    def _count(self, lowered: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(term code, text row, count) of each distinct term of each text, and each text's BM25 length: one
-        tokenisation for all the counts. Lengths count BM25 terms only (stopwords would lengthen every chunk
-        alike and blur the length normalisation)."""
-        tokens = [WORD.findall(t) for t in lowered]
-        flat = list(chain.from_iterable(tokens))
+    def _codes(self, terms: list[str]) -> np.ndarray:
+        """This commit's code of each of terms (new ones numbered as they come)."""
         code = self._code
         stop = stopwords()
-        for term in set(flat).difference(code):
+        for term in set(terms).difference(code):
             code[term] = len(self._terms)
             self._terms.append(term)
             if term in stop:
                 self._stop_codes.append(code[term])
-        codes = np.fromiter(map(code.__getitem__, flat), dtype=np.int64, count=len(flat))
-        rows = np.repeat(np.arange(len(lowered), dtype=np.int64), [len(t) for t in tokens])
-        pair, tf = np.unique(codes * len(lowered) + rows, return_counts=True)
-        kept = ~np.isin(codes, self._stop_codes)
-        lengths = np.bincount(rows[kept], minlength=len(lowered))
-        return pair // len(lowered), pair % len(lowered), tf, lengths
+        return np.fromiter(map(code.__getitem__, terms), dtype=np.int64, count=len(terms))
 
     def _flush(self, con: sqlite3.Connection) -> None:
         rows, self._pending = self._pending, []
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
-            ids = np.array([cid for cid, _ in part], dtype=np.int64)
-            lowered = [text.lower() for _, text in part]
-            codes, row, tf, lengths = self._count(lowered)
-            self._added.append(codes)
-            term = ~np.isin(codes, self._stop_codes)
-            self.segment.add(codes[term], ids[row[term]], tf[term], lengths[row[term]])
-            self.length += int(lengths.sum())
-            self.words.update(LATIN_WORDS_3.findall("\n".join(lowered)))
-            grams = char_grams(lowered)
-            cut = grams.indptr
-            con.executemany(
-                "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
-                [
-                    (int(cid), pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
-                    for i, cid in enumerate(ids)
-                ],
-            )
-            self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
+            self.take(con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part]))
+
+    def take(self, con: sqlite3.Connection, ids: np.ndarray, counts: Analysis) -> None:
+        """Index inserted chunks ids (in id order) from their Analysis."""
+        codes = self._codes(counts.terms)[counts.term]
+        self._added.append(codes)
+        term = ~np.isin(codes, self._stop_codes)
+        self.segment.add(codes[term], ids[counts.row[term]], counts.tf[term], counts.lengths[counts.row[term]])
+        self.length += int(counts.lengths.sum())
+        self.words.update(counts.words)
+        grams = counts.grams
+        cut = grams.indptr
+        con.executemany(
+            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
+            [
+                (int(cid), pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
+                for i, cid in enumerate(ids)
+            ],
+        )
+        self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
@@ -96,11 +136,10 @@ class LexiconDelta:
         if not rows:
             return
         self._flush(con)
-        lowered = [text.lower() for _, text in rows]
-        codes, _, _, lengths = self._count(lowered)
-        self._removed.append(codes)
-        self.length -= int(lengths.sum())
-        self.words.subtract(Counter(LATIN_WORDS_3.findall("\n".join(lowered))))
+        counts = analyse([text for _, text in rows], grams=False)
+        self._removed.append(self._codes(counts.terms)[counts.term])
+        self.length -= int(counts.lengths.sum())
+        self.words.subtract(counts.words)
         ids = [cid for cid, _ in rows]
         for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
@@ -172,14 +211,48 @@ def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
         con.execute(f"DELETE FROM {table}")
     con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq')")
     delta = LexiconDelta()
+    for ids, counts in analysed(_batches(texts)):
+        delta.take(con, ids, counts)
+    delta.apply(con, fresh=True)
+
+
+def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, list[str]]]:
     batch: list[tuple[int, str]] = []
     for row in texts:
         batch.append(row)
         if len(batch) >= BATCH:
-            delta.add(con, batch)
+            yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
             batch = []
-    delta.add(con, batch)
-    delta.apply(con, fresh=True)
+    if batch:
+        yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
+
+
+def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[np.ndarray, Analysis]]:
+    """(ids, analyse(texts)) of each batch, in order. Past PARALLEL_FROM batches (a rebuild of thousands of chunks)
+    the analysis runs in a pool of worker processes, one per CPU, while this process writes what they return;
+    the pool stops with the rebuild, whatever ends it."""
+    head = list(islice(batches, PARALLEL_FROM))
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
+    # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
+    # analyse alone: numpy and regular expressions, never the inherited SQLite connection.
+    if len(head) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
+        for ids, texts in chain(head, batches):
+            yield ids, analyse(texts)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
+        try:
+            for ids, texts in chain(head, batches):
+                window.append((ids, pool.submit(analyse, texts)))
+                if len(window) > 2 * workers:
+                    ids_done, job = window.popleft()
+                    yield ids_done, job.result()
+            while window:
+                ids_done, job = window.popleft()
+                yield ids_done, job.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def is_current(con: sqlite3.Connection) -> bool:

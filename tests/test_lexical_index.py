@@ -211,3 +211,14 @@ def test_a_corpus_whose_snapshot_a_later_commit_passed_says_so_instead_of_answer
     fresh = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
     rows, _ = fresh.bm25_top(question, k=200)
     assert len(rows) and rows.max() < fresh.snapshot.size
+
+
+@pytest.mark.slow  # starts worker processes
+def test_a_rebuild_analysed_by_worker_processes_equals_the_serial_one(changed_kb, monkeypatch):
+    import kb.lexical_index as lexical_index
+
+    serial = _state(changed_kb)
+    monkeypatch.setattr(lexical_index, "BATCH", 16)
+    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 2)  # 85 chunks: 6 batches, so the worker pool runs
+    changed_kb.repair()
+    _assert_same(serial, _state(changed_kb))
