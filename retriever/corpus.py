@@ -202,13 +202,18 @@ class Corpus:
         buckets = np.concatenate([b for b, _ in rows])
         weights = np.concatenate([w for _, w in rows])
         row_of = np.repeat(np.arange(len(rows)), [len(b) for b, _ in rows])
-        # The question's weights spread over a zeroed per-thread array of all buckets, read at the chunks'
-        # buckets (one gather instead of a search per n-gram), then zeroed again.
-        dense = _scratch()
+        # The question's buckets set in a zeroed per-thread bitmap of all buckets (512 KiB: it stays in cache, where
+        # the 16 MiB of weights would not), which picks the chunks' n-grams the question shares; only those read
+        # the question's weights, spread over a zeroed per-thread array of all buckets. Both are zeroed again.
+        bits, dense = _scratch()
+        np.bitwise_or.at(bits, q.indices >> 3, (1 << (q.indices & 7)).astype(np.uint8))
         dense[q.indices] = q_w
         try:
-            dots = np.bincount(row_of, weights=weights * dense[buckets], minlength=len(rows))
+            shared = np.flatnonzero((bits[buckets >> 3] >> (buckets & 7).astype(np.uint8)) & 1)
+            hit = buckets[shared]
+            dots = np.bincount(row_of[shared], weights=weights[shared] * dense[hit], minlength=len(rows))
         finally:
+            bits[q.indices >> 3] = 0
             dense[q.indices] = 0.0
         return dots.astype(np.float32)
 
@@ -236,11 +241,12 @@ class Corpus:
 _SCRATCH = threading.local()
 
 
-def _scratch() -> np.ndarray:
-    """This thread's zeroed float32 array over all GRAM_BUCKETS (16 MiB, made once per thread)."""
+def _scratch() -> tuple[np.ndarray, np.ndarray]:
+    """This thread's zeroed bitmap (uint8, 512 KiB) and float32 array (16 MiB) over all GRAM_BUCKETS, made once."""
     if getattr(_SCRATCH, "array", None) is None:
+        _SCRATCH.bits = np.zeros(GRAM_BUCKETS // 8, dtype=np.uint8)
         _SCRATCH.array = np.zeros(GRAM_BUCKETS, dtype=np.float32)
-    return _SCRATCH.array
+    return _SCRATCH.bits, _SCRATCH.array
 
 
 _CACHE: dict[str, Corpus] = {}
