@@ -42,7 +42,7 @@ PARTS = {
     "embed query": ("embedder.py", "encode"),
     "vocabulary repair": ("vocabulary.py", "repair"),
     "FAISS candidates": ("baselines.py", "dense_candidates"),
-    "BM25 top-K over all chunks (FTS5)": ("corpus.py", "bm25_top"),
+    "BM25 top-K over all chunks (postings)": ("corpus.py", "bm25_top"),
     "BM25 of the candidates": ("corpus.py", "bm25_at"),
     "char n-gram cosines of the candidates": ("corpus.py", "char_at"),
     "cue + Gram matrix": ("hopfield.py", "_cue"),

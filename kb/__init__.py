@@ -55,6 +55,7 @@ from kb.embedder_base import DEFAULT_MODEL, EmbedderConfig, TextEmbedder
 from kb.errors import EmptyKBError, KBError, KBLockedError, KBWriteError, ManifestError, without_paths
 from kb.faults import POINTS as FAULT_POINTS
 from kb.integrity import CheckReport
+from kb.lexical_index import TermPostings
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORD, VOCABULARY_MIN_LENGTH, bm25_terms, char_grams, latin_words
 from kb.manifest import FORMAT_VERSION, Manifest
 from kb.numpy_encoder import NumpyEncoder
@@ -86,6 +87,7 @@ from kb.web_pages import Validators, record_validators, stored_validators
 from kb.writer import Writer
 
 __all__ = [
+    "TermPostings",
     "DEFAULT_MODEL",
     "Embedder",
     "EmbedderConfig",

@@ -2,50 +2,90 @@
 
 The writer calls LexiconDelta inside its commit transaction: add() for inserted chunks, remove()
 for deleted ones (before their rows go), apply() once at the end. Reads take an open connection.
-Its tables (chunk_fts, lex_terms, lex_words, chunk_grams) are declared in kb/schema.py.
+Its tables (lex_postings, lex_terms, lex_words, chunk_grams, lex_gram_delta) are declared in kb/schema.py.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections import Counter
-from typing import Iterable, Sequence
+import threading
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain, islice
+from multiprocessing import get_all_start_methods, get_context
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from kb.lexicon import (
-    GRAM_BUCKETS,
-    LEXICON_VERSION,
-    char_grams,
-    fts_query,
-    latin_words,
-    pack_grams,
-    stopwords,
-    unpack_grams,
-    word_terms,
-)
+from kb import postings
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, char_grams, pack_grams, stopwords, unpack_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
+# Changed n-gram document frequencies are kept as (bucket, change) rows until this many, then folded into the
+# 16 MiB array: a small commit writes a few thousand rows instead of the whole array.
+GRAM_DELTA_MAX = 1 << 18
+# A rebuild of at least this many batches analyses them in worker processes (starting them costs ~1 s).
+PARALLEL_FROM = 8
 
 
-def _tokens(text: str) -> tuple[list[str], list[str]]:
-    """(every word token, the BM25 terms among them) of text: one tokenisation for all the counts. FTS5
-    indexes the BM25 terms only, so a chunk's length there is what BM25 counts (stopwords would lengthen
-    every chunk alike and blur the length normalisation)."""
-    terms = word_terms(text)
-    stop = stopwords()
-    return terms, [t for t in terms if t not in stop]
+@dataclass(frozen=True)
+class Analysis:
+    """One batch of texts cut and counted, by analyse(): one tokenisation for all the counts.
+
+    terms: the batch's distinct word tokens; term, row, tf: each distinct (term, text) pair as an index into
+    terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
+    stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); words: the Latin
+    words (3+ letters) with their occurrences; grams: kb.lexicon.char_grams of the texts (None if not asked)."""
+
+    terms: list[str]
+    term: np.ndarray
+    row: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
+    words: Counter[str]
+    grams: Any
+
+
+def analyse(texts: list[str], grams: bool = True) -> Analysis:
+    """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes)."""
+    lowered = [t.lower() for t in texts]
+    tokens = [WORD.findall(t) for t in lowered]
+    flat = list(chain.from_iterable(tokens))
+    terms = list(dict.fromkeys(flat))
+    index = dict(zip(terms, range(len(terms))))
+    codes = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in tokens])
+    n = max(len(texts), 1)
+    pair, tf = np.unique(codes * n + rows, return_counts=True)
+    kept = ~np.isin(codes, [index[t] for t in stopwords() if t in index])
+    return Analysis(
+        terms,
+        pair // n,
+        pair % n,
+        tf,
+        np.bincount(rows[kept], minlength=len(texts)),
+        Counter(LATIN_WORDS_3.findall("\n".join(lowered))),
+        char_grams(lowered) if grams else None,
+    )
 
 
 class LexiconDelta:
-    """What one commit changes in the lexical index; apply() writes the document-frequency changes."""
+    """What one commit changes in the lexical index; apply() writes it."""
 
     def __init__(self) -> None:
-        self.terms: Counter[str] = Counter()
+        self._code: dict[str, int] = {}  # term -> code, for this commit's arrays
+        self._terms: list[str] = []
+        self._stop_codes: list[int] = []
+        self._added: list[np.ndarray] = []  # term codes, one entry per (term, chunk) added / removed
+        self._removed: list[np.ndarray] = []
         self.words: Counter[str] = Counter()
         self.grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
+        self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
 
     def add(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
@@ -54,47 +94,52 @@ class LexiconDelta:
         if len(self._pending) >= BATCH:
             self._flush(con)
 
+    def _codes(self, terms: list[str]) -> np.ndarray:
+        """This commit's code of each of terms (new ones numbered as they come)."""
+        code = self._code
+        stop = stopwords()
+        for term in set(terms).difference(code):
+            code[term] = len(self._terms)
+            self._terms.append(term)
+            if term in stop:
+                self._stop_codes.append(code[term])
+        return np.fromiter(map(code.__getitem__, terms), dtype=np.int64, count=len(terms))
+
     def _flush(self, con: sqlite3.Connection) -> None:
         rows, self._pending = self._pending, []
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
-            grams = char_grams([text for _, text in part])
-            cut = grams.indptr
-            bodies = []
-            for _, text in part:
-                terms, kept = _tokens(text)
-                self.terms.update(set(terms))
-                self.words.update(latin_words(text))
-                self.length += len(kept)
-                bodies.append(" ".join(kept))
-            con.executemany(
-                "INSERT INTO chunk_fts (rowid, body) VALUES (?, ?)", [(cid, body) for (cid, _), body in zip(part, bodies)]
-            )
-            con.executemany(
-                "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
-                [
-                    (cid, pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
-                    for i, (cid, _) in enumerate(part)
-                ],
-            )
-            self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
+            self.take(con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part]))
+
+    def take(self, con: sqlite3.Connection, ids: np.ndarray, counts: Analysis) -> None:
+        """Index inserted chunks ids (in id order) from their Analysis."""
+        codes = self._codes(counts.terms)[counts.term]
+        self._added.append(codes)
+        term = ~np.isin(codes, self._stop_codes)
+        self.segment.add(codes[term], ids[counts.row[term]], counts.tf[term], counts.lengths[counts.row[term]])
+        self.length += int(counts.lengths.sum())
+        self.words.update(counts.words)
+        grams = counts.grams
+        cut = grams.indptr
+        con.executemany(
+            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
+            [
+                (int(cid), pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
+                for i, cid in enumerate(ids)
+            ],
+        )
+        self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
-        """Unindex chunks (id, retrieval text as indexed) that are about to be deleted."""
+        """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
+        dead entries (see kb.postings) until their terms' segments are merged."""
         if not rows:
             return
         self._flush(con)
-        bodies = []
-        for _, text in rows:
-            terms, kept = _tokens(text)
-            self.terms.subtract(set(terms))
-            self.words.subtract(latin_words(text))
-            self.length -= len(kept)
-            bodies.append(" ".join(kept))
-        con.executemany(
-            "INSERT INTO chunk_fts (chunk_fts, rowid, body) VALUES ('delete', ?, ?)",
-            [(cid, body) for (cid, _), body in zip(rows, bodies)],
-        )
+        counts = analyse([text for _, text in rows], grams=False)
+        self._removed.append(self._codes(counts.terms)[counts.term])
+        self.length -= int(counts.lengths.sum())
+        self.words.subtract(counts.words)
         ids = [cid for cid, _ in rows]
         for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
@@ -102,46 +147,112 @@ class LexiconDelta:
                 np.subtract.at(self.grams, buckets.astype(np.int64), 1)
             con.execute(f"DELETE FROM chunk_grams WHERE chunk_id IN ({marks})", part)
 
-    def apply(self, con: sqlite3.Connection) -> None:
-        """Write the accumulated document-frequency changes (terms and character n-gram buckets)."""
+    def apply(self, con: sqlite3.Connection, fresh: bool = False) -> None:
+        """Write the accumulated changes: document frequencies, the new postings segment (merging crowded
+        terms), n-gram frequencies, lengths. fresh: the index was emptied first (a rebuild)."""
         self._flush(con)
-        changed = [(t, d) for t, d in self.terms.items() if d]
+        n = len(self._terms)
+        df = np.zeros(n, dtype=np.int64)
+        for codes in self._added:
+            df += np.bincount(codes, minlength=n)
+        for codes in self._removed:
+            df -= np.bincount(codes, minlength=n)
+        changed = np.flatnonzero(df)
         con.executemany(
-            "INSERT INTO lex_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", changed
+            "INSERT INTO lex_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
+            [(self._terms[i], int(df[i])) for i in changed],
         )
-        con.execute("DELETE FROM lex_terms WHERE df <= 0")
+        fell = [self._terms[i] for i in changed if df[i] < 0]
+        gone = [t for (t,) in select_in(con, f"SELECT term FROM lex_terms WHERE df <= 0 AND term IN {IN_LIST}", fell)]
+        postings.drop_terms(con, gone)
+        for part, marks in in_batches(gone):
+            con.execute(f"DELETE FROM lex_terms WHERE term IN ({marks})", part)
+        written = self.segment.write(con, self._terms)
+        if not fresh:
+            postings.merge_crowded(con, written, lambda: _chunk_ids(con))
         con.executemany(
             "INSERT INTO lex_words (word, n) VALUES (?, ?) ON CONFLICT(word) DO UPDATE SET n = n + excluded.n",
             [(w, d) for w, d in self.words.items() if d],
         )
         con.execute("DELETE FROM lex_words WHERE n <= 0")
-        if self.grams.any():
-            df = char_df(con) + self.grams
+        self._apply_grams(con, fresh)
+        total = (0 if fresh else bm25_length(con)) + self.length
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('bm25_length', ?)", (str(max(total, 0)),))
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
+
+    def _apply_grams(self, con: sqlite3.Connection, fresh: bool) -> None:
+        changed = np.flatnonzero(self.grams)
+        if not len(changed):
+            return
+        pending = 0 if fresh else con.execute("SELECT COUNT(*) FROM lex_gram_delta").fetchone()[0]
+        if fresh or pending + len(changed) > GRAM_DELTA_MAX:
+            df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)) + self.grams
             con.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('char_df', ?)",
                 (np.maximum(df, 0).astype(np.int32).tobytes(),),
             )
-        total = bm25_length(con) + self.length
-        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('bm25_length', ?)", (str(max(total, 0)),))
-        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
+            con.execute("DELETE FROM lex_gram_delta")
+            return
+        con.executemany(
+            "INSERT INTO lex_gram_delta (bucket, d) VALUES (?, ?) ON CONFLICT(bucket) DO UPDATE SET d = d + excluded.d",
+            zip(changed.tolist(), self.grams[changed].tolist()),
+        )
+        con.execute("DELETE FROM lex_gram_delta WHERE d = 0")
+
+
+def _chunk_ids(con: sqlite3.Connection) -> np.ndarray:
+    return np.array([r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
 
 
 def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
-    """Empty and refill the whole lexical index from (chunk id, retrieval text) pairs."""
-    con.execute("INSERT INTO chunk_fts (chunk_fts) VALUES ('delete-all')")
-    con.execute("DELETE FROM lex_terms")
-    con.execute("DELETE FROM lex_words")
-    con.execute("DELETE FROM chunk_grams")
-    con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length')")
+    """Empty and refill the whole lexical index from (chunk id, retrieval text) pairs in id order."""
+    con.execute("DROP TABLE IF EXISTS chunk_fts")  # the FTS5 index of lexicon versions before 7
+    for table in ("lex_terms", "lex_words", "chunk_grams", "lex_postings", "lex_gram_delta"):
+        con.execute(f"DELETE FROM {table}")
+    con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq')")
     delta = LexiconDelta()
+    for ids, counts in analysed(_batches(texts)):
+        delta.take(con, ids, counts)
+    delta.apply(con, fresh=True)
+
+
+def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, list[str]]]:
     batch: list[tuple[int, str]] = []
     for row in texts:
         batch.append(row)
         if len(batch) >= BATCH:
-            delta.add(con, batch)
+            yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
             batch = []
-    delta.add(con, batch)
-    delta.apply(con)
+    if batch:
+        yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
+
+
+def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[np.ndarray, Analysis]]:
+    """(ids, analyse(texts)) of each batch, in order. Past PARALLEL_FROM batches (a rebuild of thousands of chunks)
+    the analysis runs in a pool of worker processes, one per CPU, while this process writes what they return;
+    the pool stops with the rebuild, whatever ends it."""
+    head = list(islice(batches, PARALLEL_FROM))
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
+    # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
+    # analyse alone: numpy and regular expressions, never the inherited SQLite connection.
+    if len(head) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
+        for ids, texts in chain(head, batches):
+            yield ids, analyse(texts)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
+        try:
+            for ids, texts in chain(head, batches):
+                window.append((ids, pool.submit(analyse, texts)))
+                if len(window) > 2 * workers:
+                    ids_done, job = window.popleft()
+                    yield ids_done, job.result()
+            while window:
+                ids_done, job = window.popleft()
+                yield ids_done, job.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def is_current(con: sqlite3.Connection) -> bool:
@@ -163,13 +274,47 @@ def problems(con: sqlite3.Connection, chunk_ids: np.ndarray) -> list[str]:
             f"the lexical index covers {len(gram_ids)} chunks, not the {len(chunk_ids)} stored; "
             "kb check --repair rebuilds it"
         )
-    n_fts = con.execute("SELECT COUNT(*) FROM chunk_fts").fetchone()[0]
-    if n_fts != len(chunk_ids):
-        out.append(f"the BM25 index holds {n_fts} chunks, not the {len(chunk_ids)} stored; kb check --repair rebuilds it")
+    has_terms = con.execute("SELECT 1 FROM lex_terms LIMIT 1").fetchone() is not None
+    if has_terms and con.execute("SELECT 1 FROM lex_postings LIMIT 1").fetchone() is None:
+        out.append("the BM25 postings are missing; kb check --repair rebuilds them")
     return out
 
 
 # ---- reads -------------------------------------------------------------------------------------
+@contextmanager
+def consistent(con: sqlite3.Connection) -> Iterator[None]:
+    """The block's reads see one commit: inside the caller's transaction, or a read transaction of their own."""
+    if con.in_transaction:
+        yield
+        return
+    con.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if con.in_transaction:
+            con.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class TermPostings:
+    """What BM25 needs for a question's terms, read at one commit: token (the snapshot it belongs to), df
+    {term: chunks holding it}, total_length (BM25 tokens of all chunks), postings {term: kb.postings.POSTING
+    records sorted by chunk id, dead entries of removed chunks included}."""
+
+    token: str | None
+    df: dict[str, int]
+    total_length: int
+    postings: dict[str, np.ndarray]
+
+
+def term_postings(con: sqlite3.Connection, terms: Sequence[str]) -> TermPostings:
+    """TermPostings of terms (those the KB holds)."""
+    with consistent(con):
+        row = con.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
+        df = term_df(con, terms)
+        return TermPostings(row[0] if row else None, df, bm25_length(con), postings.read(con, list(df)))
+
+
 def bm25_length(con: sqlite3.Connection) -> int:
     """BM25 tokens in all chunks together (their average is what BM25 normalises chunk length by)."""
     row = con.execute("SELECT value FROM meta WHERE key = 'bm25_length'").fetchone()
@@ -178,21 +323,14 @@ def bm25_length(con: sqlite3.Connection) -> int:
 
 def char_df(con: sqlite3.Connection) -> np.ndarray:
     """Chunks holding each character n-gram bucket: (GRAM_BUCKETS,) int64 (zeros for an empty KB)."""
-    row = con.execute("SELECT value FROM meta WHERE key = 'char_df'").fetchone()
-    if row is None:
-        return np.zeros(GRAM_BUCKETS, dtype=np.int64)
-    return np.frombuffer(row[0], dtype=np.int32).astype(np.int64)
-
-
-def bm25_top(con: sqlite3.Connection, terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(chunk ids, BM25 scores) of the k best chunks for any of terms, best first (FTS5's bm25, negated)."""
-    query = fts_query(terms)
-    if query is None or k < 1:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    rows = con.execute(
-        "SELECT rowid, bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?", (query, int(k))
-    ).fetchall()
-    return (np.array([r[0] for r in rows], dtype=np.int64), np.array([-r[1] for r in rows], dtype=np.float32))
+    with consistent(con):
+        row = con.execute("SELECT value FROM meta WHERE key = 'char_df'").fetchone()
+        df = np.zeros(GRAM_BUCKETS, dtype=np.int64)
+        if row is not None:
+            df[:] = np.frombuffer(row[0], dtype=np.int32)
+        delta = np.array(con.execute("SELECT bucket, d FROM lex_gram_delta").fetchall(), dtype=np.int64).reshape(-1, 2)
+    df[delta[:, 0]] += delta[:, 1]
+    return df
 
 
 def grams_of(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:

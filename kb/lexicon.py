@@ -1,17 +1,18 @@
 """The KB's lexical index: what its words and character n-grams say, kept in kb.sqlite and updated per commit.
 
-Three structures, all maintained by the writer inside the transaction that commits the chunks, so
-they are always exactly what a full rebuild from the texts would give, cost work only for new and
+Four structures, all maintained by the writer inside the transaction that commits the chunks, so
+they always answer what a full rebuild from the texts would give, cost work only for new and
 removed chunks, and need nothing built when a process starts:
 
-- `chunk_fts`: an SQLite FTS5 index of every chunk's BM25 terms (retrieval text less stopwords); its bm25() ranks
-  a question's words over all chunks (BM25 retriever, lexical candidates) or scores a given set of chunks.
-- `lex_terms`: word -> number of chunks holding it: IDF for BM25 over a question's candidates and
-  for the answer layer.
+- `lex_postings`: the BM25 inverted file (kb/postings.py): per term, the chunks holding it with the term's count
+  and the chunk's BM25 length. Numpy scores a question's words over all chunks (BM25 retriever, lexical
+  candidates) or over given chunks from it alone; no chunk text is read at question time.
+- `lex_terms`: word -> number of chunks holding it: IDF for BM25 and for the answer layer.
 - `lex_words`: Latin word (3+ letters) -> occurrences in all chunks: the vocabulary query repair
   settles on, and the rarity of a question's words.
 - `chunk_grams` + the `char_df` array: each chunk's character 3-5-grams (within word boundaries),
-  hashed to GRAM_BUCKETS, with their counts; and how many chunks hold each bucket. A question's
+  hashed to GRAM_BUCKETS, with their counts; and how many chunks hold each bucket (a 16 MiB array, with
+  the changes of small commits kept as rows of `lex_gram_delta` until there are many). A question's
   character TF-IDF cosine with any chunk is computed from these alone.
 
 Tokenisation lives here, on the ground floor, because the writer (ingest side) and the readers
@@ -30,8 +31,9 @@ import numpy as np
 GRAM_BUCKETS = 1 << 22
 WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default token: two or more word characters
 LATIN_WORD = re.compile(r"[a-z]+")
+LATIN_WORDS_3 = re.compile(r"[a-z]{3,}")  # latin_words over lower-cased text in one pass: maximal runs of 3+
 VOCABULARY_MIN_LENGTH = 3
-LEXICON_VERSION = "6"
+LEXICON_VERSION = "7"  # 7: FTS5 replaced by the postings of kb/postings.py
 
 
 def word_terms(text: str) -> list[str]:
@@ -136,11 +138,3 @@ def unpack_grams(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     buckets = np.frombuffer(blob, dtype=np.uint32, count=n)
     counts = np.frombuffer(blob, dtype=np.uint16, count=n, offset=4 * n).astype(np.float32)
     return buckets, counts
-
-
-def fts_query(terms: list[str]) -> str | None:
-    """An FTS5 MATCH expression: any of the distinct terms (each quoted, so no term is read as syntax)."""
-    distinct = list(dict.fromkeys(t for t in terms if t))
-    if not distinct:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in distinct)

@@ -66,10 +66,13 @@ CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT, question TEXT NOT NULL, chunk_id INTEGER,
     doc_source TEXT, helpful INTEGER NOT NULL, at REAL NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS lex_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lex_words (word TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunk_grams (chunk_id INTEGER PRIMARY KEY, grams BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS lex_postings (
+    term TEXT NOT NULL, seg INTEGER NOT NULL, postings BLOB NOT NULL, PRIMARY KEY (term, seg)
+);
+CREATE TABLE IF NOT EXISTS lex_gram_delta (bucket INTEGER PRIMARY KEY, d INTEGER NOT NULL);
 """
 CORE_TABLE_NAMES = frozenset(
     {
@@ -79,10 +82,11 @@ CORE_TABLE_NAMES = frozenset(
         "embeddings",
         "history",
         "feedback",
-        "chunk_fts",
         "lex_terms",
         "lex_words",
         "chunk_grams",
+        "lex_postings",
+        "lex_gram_delta",
     }
 )
 
@@ -273,8 +277,8 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
     try:
         _add_columns(con, ADDED_COLUMNS)
         if not lexical_index.is_current(con):
-            # A KB from before the lexical index: build it once from the chunks (what every process used to
-            # build in memory at start-up).
+            # A KB from before the lexical index, or from before its current version (6: FTS5 instead of
+            # postings): build it once from the chunks.
             lexical_index.rebuild(con, retrieval_texts)
         con.execute("COMMIT")
     except BaseException:

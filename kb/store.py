@@ -222,10 +222,11 @@ class KnowledgeBase:
         with self.db.read() as con:
             return dict(reads.retrieval_texts(con, chunk_ids))
 
-    def bm25_top(self, terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, scores) of the k chunks best matching any of terms by BM25, best first."""
+    def term_postings(self, terms: Sequence[str]) -> lexical_index.TermPostings:
+        """What BM25 needs for terms, read at one commit: their postings, document frequencies, the total
+        length, and the commit's snapshot token (kb.lexical_index.TermPostings)."""
         with self.db.read() as con:
-            return lexical_index.bm25_top(con, terms, k)
+            return lexical_index.term_postings(con, terms)
 
     def chunk_grams(self, chunk_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{chunk id: (character n-gram buckets, counts)}."""

@@ -1,4 +1,4 @@
-"""Baselines behind the same interface: dense (FAISS), BM25 (SQLite FTS5), hybrid (dense + char n-grams)."""
+"""Baselines behind the same interface: dense (FAISS), BM25 (postings in kb.sqlite), hybrid (dense + char n-grams)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class DenseRetriever(Retriever):
 
 
 class BM25Retriever(Retriever):
-    """Okapi BM25 over words (SQLite FTS5 over the KB's chunks; English stopwords dropped from the question)."""
+    """Okapi BM25 over words (the KB's postings, every chunk scored; English stopwords dropped from the question)."""
 
     name = "bm25"
     uses_dense = False
@@ -72,7 +72,7 @@ class HybridRetriever(Retriever):
         dense_ids, _ = dense_candidates(corpus, qvecs, self.candidates, allowed)
         out = []
         for b, q in enumerate(queries):
-            pos = candidate_positions(corpus, dense_ids[b], corpus.bm25_top(q, self.candidates, allowed, exact=False)[0])
+            pos = candidate_positions(corpus, dense_ids[b], corpus.bm25_top(q, self.candidates, allowed)[0])
             dense = np.asarray(corpus.snapshot.vectors[pos]) @ qvecs[b]
             fused = zscore(dense) + self.char_weight * zscore(corpus.char_at(q, pos))
             ids, scores = top_k(fused, corpus.ids[pos], k)

@@ -1,11 +1,11 @@
 """What every retriever reads from one KB snapshot: the dense vectors and the lexical index.
 
 Nothing here is built from the chunk texts when a process starts or after a sync: the lexical
-index (BM25 over words, character n-grams, word document frequencies) lives in kb.sqlite and is
-kept up to date by each commit (kb.lexicon). A Corpus only reads it: the BM25 top-K of all chunks
-through SQLite's FTS5; for the candidates a question has (a few hundred, not every chunk), Okapi
-BM25 as bm25s computes it (Lucene IDF, k1 1.5, b 0.75) from the stored word document frequencies,
-and character TF-IDF cosines from each chunk's stored n-gram counts and n-gram document frequencies.
+index (BM25 postings over words, character n-grams, word document frequencies) lives in kb.sqlite and is
+kept up to date by each commit (kb.lexicon). A Corpus only reads it: Okapi BM25 as bm25s computes it
+(Lucene IDF, k1 1.5, b 0.75), over all chunks or a question's candidates, from the question's terms'
+postings alone (numpy, no chunk text); character TF-IDF cosines of the candidates from each chunk's stored
+n-gram counts and the n-gram document frequencies.
 """
 
 from __future__ import annotations
@@ -20,28 +20,26 @@ import numpy as np
 
 from kb import GRAM_BUCKETS, KnowledgeBase, Snapshot, bm25_terms, char_grams
 
-# Chunks whose n-gram vectors and word counts stay in memory (an eval re-reads the same candidates under
-# every condition): about 7 KiB each, so at most ~200 MiB.
+# Chunks whose n-gram vectors stay in memory (an eval re-reads the same candidates under every condition):
+# about 7 KiB each, so at most ~200 MiB.
 CACHED_CHUNKS = 30_000
+# Questions whose BM25 postings stay in memory: a reader scores the same question's pool and candidates.
+CACHED_QUESTIONS = 8
 BM25_K1, BM25_B = 1.5, 0.75
-# FTS5 scores every chunk holding any query word, so a common word costs time in proportion to the KB
-# (at 1M chunks "patients" is in ~100k of them). Words are searched rarest first until their chunk
-# counts reach this budget; the candidates are rescored exactly with all the words.
-POSTINGS_BUDGET = 20_000
-
-
-def bm25_weights(tf: np.ndarray, length: np.ndarray, avg_length: float, idf: np.ndarray) -> np.ndarray:
-    """Okapi BM25 (Lucene form, as bm25s): sum over query terms of idf * tf / (tf + k1 (1 - b + b dl/avgdl)).
-
-    tf: (chunks, terms) counts; length: (chunks,) BM25 tokens per chunk; idf: (terms,). Returns (chunks,).
-    """
-    norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avg_length, 1e-9))
-    return (idf * tf / (tf + norm[:, None])).sum(axis=1)
 
 
 class SnapshotMoved(Exception):
-    """The lexical index (one, in kb.sqlite) already holds a later commit than this Corpus's snapshot: a chunk
-    it returned is not in the snapshot, or one of the snapshot's is gone. Rank again on the new snapshot."""
+    """The lexical index (one, in kb.sqlite) already holds a later commit than this Corpus's snapshot: what it
+    answers would mix two versions. Rank again on the new snapshot."""
+
+
+@dataclass(frozen=True)
+class _TermScores:
+    """One question term's BM25 contributions: rows (snapshot rows holding it, ascending) and score (each row's
+    idf * tf / (tf + k1 (1 - b + b dl / avgdl)), times the term's repeats in the question)."""
+
+    rows: np.ndarray
+    score: np.ndarray
 
 
 @dataclass
@@ -51,7 +49,7 @@ class Corpus:
     kb: KnowledgeBase
     snapshot: Snapshot
     _grams: "OrderedDict[int, tuple[np.ndarray, np.ndarray]]" = field(default_factory=OrderedDict, repr=False)
-    _words: "OrderedDict[int, Counter[str]]" = field(default_factory=OrderedDict, repr=False)
+    _terms: "OrderedDict[tuple[str, ...], list[_TermScores]]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     previous: "Corpus | None" = field(default=None, repr=False)  # the KB's snapshot before: what can carry over
 
@@ -66,69 +64,83 @@ class Corpus:
         return np.isin(self.ids, allowed, assume_unique=True)
 
     # ---- BM25 (words) --------------------------------------------------------------------------
-    def bm25_top(
-        self, query: str, k: int, allowed: np.ndarray | None = None, exact: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first; only allowed ids
-        when given (sorted). Chunks a newer commit added are skipped: they are not in this snapshot.
+    @cached_property
+    def _row_of(self) -> np.ndarray:
+        """Snapshot row of each chunk id, -1 for ids the snapshot lacks: (largest id + 1,) int32."""
+        top = int(self.ids[-1]) + 1 if self.snapshot.size else 0
+        rows = np.full(top, -1, dtype=np.int32)
+        rows[self.ids] = np.arange(self.snapshot.size, dtype=np.int32)
+        return rows
 
-        FTS5 finds the chunks holding the query's rarest words (see POSTINGS_BUDGET). exact: 2k + 50 of them
-        are scored exactly as bm25s would (bm25_at), so only a chunk that matches nothing but very common
-        words, and so scores low anyway, can be missed; otherwise FTS5's own top k and scores (k1 1.2), a
-        candidate pool for a reader that scores its candidates itself.
-        """
-        terms = self._search_terms(bm25_terms(query))
-        want = 2 * k + 50 if exact else k
-        while True:
-            ids, fts_scores = self.kb.bm25_top(terms, want)
-            pos = self.snapshot.positions(ids)
-            if (pos < 0).any():
-                raise SnapshotMoved(f"chunk {int(ids[pos < 0][0])} is newer than snapshot {self.snapshot.token}")
-            keep = np.ones(len(ids), dtype=bool) if allowed is None else np.isin(ids, allowed)
-            if keep.sum() >= want or len(ids) < want:
-                break
-            want *= 4  # the filter took some: look deeper
-        pos = pos[keep]
-        if not exact:
-            return pos[:k], fts_scores[keep][:k]
-        scores = self.bm25_at(query, pos)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return pos[order], scores[order]
+    def _term_scores(self, query: str) -> list[_TermScores]:
+        """Each of query's BM25 terms the KB holds, with its contribution to every snapshot row holding it."""
+        key = tuple(sorted(bm25_terms(query)))
+        with self._lock:
+            if key in self._terms:
+                self._terms.move_to_end(key)
+                return self._terms[key]
+        read = self.kb.term_postings(list(dict.fromkeys(key)))
+        if read.token != self.snapshot.token:
+            raise SnapshotMoved(f"the lexical index is at commit {read.token}, not snapshot {self.snapshot.token}")
+        n = self.snapshot.size
+        avg_length = read.total_length / max(n, 1)
+        out: list[_TermScores] = []
+        if n == 0:
+            return out
+        for term, repeats in Counter(key).items():
+            if term not in read.df or term not in read.postings:
+                continue
+            records = read.postings[term]
+            ids = records["id"].astype(np.int64)
+            rows = np.where(ids < len(self._row_of), self._row_of[np.minimum(ids, len(self._row_of) - 1)], -1)
+            live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
+            tf = records["tf"][live].astype(np.float64)
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / max(avg_length, 1e-9))
+            idf = math.log(1 + (n - read.df[term] + 0.5) / (read.df[term] + 0.5))
+            out.append(_TermScores(rows[live].astype(np.int64), repeats * idf * tf / (tf + norm)))
+        with self._lock:
+            self._terms[key] = out
+            while len(self._terms) > CACHED_QUESTIONS:
+                self._terms.popitem(last=False)
+        return out
 
-    def _search_terms(self, terms: list[str]) -> list[str]:
-        """The query's distinct words the KB holds, rarest first, while their chunk counts add up to at most
-        POSTINGS_BUDGET (the rarest always)."""
-        df = self.kb.term_df(terms)
-        chosen: list[str] = []
-        postings = 0
-        for term in sorted(set(terms) & df.keys(), key=lambda t: (df[t], t)):
-            if chosen and postings + df[term] > POSTINGS_BUDGET:
-                break
-            chosen.append(term)
-            postings += df[term]
-        return chosen
+    def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first (ties: lower row
+        first); only allowed ids when given (sorted). Every chunk holding a query word is scored exactly."""
+        terms = self._term_scores(query)
+        if not terms or k < 1:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = np.concatenate([t.rows for t in terms])
+        score = np.concatenate([t.score for t in terms])
+        if allowed is not None:
+            keep = np.isin(self.ids[rows], allowed)
+            rows, score = rows[keep], score[keep]
+        total = np.bincount(rows, weights=score, minlength=self.snapshot.size)
+        hit = np.flatnonzero(total > 0)
+        values = total[hit]
+        if len(hit) > k:
+            kth = np.partition(values, len(values) - k)[len(values) - k]
+            above = np.flatnonzero(values > kth)
+            ties = np.flatnonzero(values == kth)[: k - len(above)]
+            chosen = np.concatenate([above, ties])
+            hit, values = hit[chosen], values[chosen]
+        order = np.lexsort((hit, -values))
+        return hit[order], values[order].astype(np.float32)
 
     def bm25_at(self, query: str, positions: np.ndarray) -> np.ndarray:
         """BM25 scores of query's words for the given snapshot rows (0 where none of them occurs), exactly as
         bm25s would score them over this snapshot. Query terms the KB lacks add nothing; repeats count twice."""
-        terms = bm25_terms(query)
-        df = self.kb.term_df(terms)
-        terms = [t for t in terms if t in df]
-        if not terms or not len(positions):
-            return np.zeros(len(positions), dtype=np.float32)
-        n = self.snapshot.size
-        idf = np.array([math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in terms])
-        counts = self._present(self._cached(self._words, self.ids[positions], self._count_words))
-        tf = np.array([[c.get(t, 0) for t in terms] for c in counts], dtype=np.float64)
-        length = np.array([c.total() for c in counts], dtype=np.float64)
-        return bm25_weights(tf, length, self._avg_length, idf).astype(np.float32)
-
-    @cached_property
-    def _avg_length(self) -> float:
-        return self.kb.bm25_length() / max(self.snapshot.size, 1)
-
-    def _count_words(self, ids: list[int]) -> dict[int, Counter]:
-        return {cid: Counter(bm25_terms(text)) for cid, text in self.kb.retrieval_texts(ids).items()}
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros(len(positions), dtype=np.float64)
+        if not len(positions):
+            return out.astype(np.float32)
+        for term in self._term_scores(query):
+            if not len(term.rows):
+                continue
+            at = np.minimum(np.searchsorted(term.rows, positions), len(term.rows) - 1)
+            hit = term.rows[at] == positions
+            out[hit] += term.score[at[hit]]
+        return out.astype(np.float32)
 
     def _present(self, entries: list) -> list:
         """entries, unless a later commit removed one of their chunks (SnapshotMoved)."""
@@ -162,14 +174,20 @@ class Corpus:
 
     def _char_vectors(self, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{chunk id: (its n-gram buckets, their unit-length sublinear TF-IDF weights)} under this snapshot's idf."""
-        idf = self._char_idf
-        out = {}
-        for cid, (buckets, counts) in self.kb.chunk_grams(ids).items():
-            weights = (1 + np.log(np.maximum(counts, 1))) * idf[buckets]
-            norm = np.linalg.norm(weights)
-            keep = weights > 0
-            out[cid] = (buckets[keep], (weights[keep] / norm).astype(np.float32) if norm > 0 else weights[keep])
-        return out
+        found = self.kb.chunk_grams(ids)
+        if not found:
+            return {}
+        # All chunks at once: one pass of numpy over their concatenated n-grams instead of a few calls per chunk.
+        chunks = list(found)
+        buckets = np.concatenate([found[c][0] for c in chunks])
+        counts = np.concatenate([found[c][1] for c in chunks])
+        owner = np.repeat(np.arange(len(chunks)), [len(found[c][0]) for c in chunks])
+        weights = (1 + np.log(np.maximum(counts, 1))) * self._char_idf[buckets]
+        norms = np.sqrt(np.bincount(owner, weights=np.square(weights, dtype=np.float64), minlength=len(chunks)))
+        keep = weights > 0
+        unit = (weights[keep] / np.where(norms > 0, norms, 1.0)[owner[keep]]).astype(np.float32)
+        cut = np.cumsum(np.bincount(owner[keep], minlength=len(chunks)))[:-1]
+        return dict(zip(chunks, zip(np.split(buckets[keep], cut), np.split(unit, cut))))
 
     def char_at(self, query: str, positions: np.ndarray) -> np.ndarray:
         """Cosine of the character 3-5-gram TF-IDF (sublinear tf) of query with each given snapshot row."""
@@ -184,13 +202,18 @@ class Corpus:
         buckets = np.concatenate([b for b, _ in rows])
         weights = np.concatenate([w for _, w in rows])
         row_of = np.repeat(np.arange(len(rows)), [len(b) for b, _ in rows])
-        # The question's weights spread over a zeroed per-thread array of all buckets, read at the chunks'
-        # buckets (one gather instead of a search per n-gram), then zeroed again.
-        dense = _scratch()
+        # The question's buckets set in a zeroed per-thread bitmap of all buckets (512 KiB: it stays in cache, where
+        # the 16 MiB of weights would not), which picks the chunks' n-grams the question shares; only those read
+        # the question's weights, spread over a zeroed per-thread array of all buckets. Both are zeroed again.
+        bits, dense = _scratch()
+        np.bitwise_or.at(bits, q.indices >> 3, (1 << (q.indices & 7)).astype(np.uint8))
         dense[q.indices] = q_w
         try:
-            dots = np.bincount(row_of, weights=weights * dense[buckets], minlength=len(rows))
+            shared = np.flatnonzero((bits[buckets >> 3] >> (buckets & 7).astype(np.uint8)) & 1)
+            hit = buckets[shared]
+            dots = np.bincount(row_of[shared], weights=weights[shared] * dense[hit], minlength=len(rows))
         finally:
+            bits[q.indices >> 3] = 0
             dense[q.indices] = 0.0
         return dots.astype(np.float32)
 
@@ -218,11 +241,12 @@ class Corpus:
 _SCRATCH = threading.local()
 
 
-def _scratch() -> np.ndarray:
-    """This thread's zeroed float32 array over all GRAM_BUCKETS (16 MiB, made once per thread)."""
+def _scratch() -> tuple[np.ndarray, np.ndarray]:
+    """This thread's zeroed bitmap (uint8, 512 KiB) and float32 array (16 MiB) over all GRAM_BUCKETS, made once."""
     if getattr(_SCRATCH, "array", None) is None:
+        _SCRATCH.bits = np.zeros(GRAM_BUCKETS // 8, dtype=np.uint8)
         _SCRATCH.array = np.zeros(GRAM_BUCKETS, dtype=np.float32)
-    return _SCRATCH.array
+    return _SCRATCH.bits, _SCRATCH.array
 
 
 _CACHE: dict[str, Corpus] = {}

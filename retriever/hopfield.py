@@ -37,8 +37,10 @@ its standard deviation over the candidates, so one default works across KBs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from kb import KBError
 from retriever.base import Ranked, Retriever, top_k
@@ -160,7 +162,7 @@ class HopfieldRetriever(Retriever):
         self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed, recall: Recall | None = None
     ) -> _Cue:
         cfg = self.config
-        lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed, exact=False)
+        lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed)
         pos = candidate_positions(corpus, dense_ids, lexical)
         if recall is not None:  # the passages earlier questions like this one were answered by join the candidates
             recalled = corpus.snapshot.positions(recall.chunk_ids)
@@ -171,7 +173,8 @@ class HopfieldRetriever(Retriever):
             evidence = evidence + gate * cfg.char_weight * zscore(corpus.char_at(query, pos))
         if recall is not None:
             evidence = evidence + cfg.memory_weight * _mass_at(corpus.ids[pos], recall)
-        gram = dense @ dense.T
+        with _one_blas_thread():
+            gram = dense @ dense.T
         spread = gram.std()
         return _Cue(pos, zscore(evidence).astype(np.float32), (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
 
@@ -271,6 +274,17 @@ class HopfieldRetriever(Retriever):
             )
             out.append(Ranked(ids, scores, diag))
         return out
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """BLAS on one thread for the block: a few hundred candidates' Gram matrix takes ~0.2 ms on one, and 10-30 ms
+    when two OpenBLAS threads wait on each other for a busy machine's cores (as FAISS's threads do, see baselines)."""
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def _margin(ranked: Ranked) -> float:

@@ -16,6 +16,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from kb import KnowledgeBase, NewDocument
+from kb.postings import live_postings
 from retriever.corpus import Corpus, SnapshotMoved
 from tests.helpers import sentence_document
 
@@ -55,16 +56,22 @@ def _state(kb: KnowledgeBase) -> dict:
     """Everything the lexical index answers, keyed by what it is about (chunk ids, words, buckets)."""
     con = sqlite3.connect(kb.dir / "kb.sqlite")
     try:
+        live = np.array([r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
         state = {
             "terms": dict(con.execute("SELECT term, df FROM lex_terms")),
             "words": dict(con.execute("SELECT word, n FROM lex_words")),
             "grams": {cid: bytes(blob) for cid, blob in con.execute("SELECT chunk_id, grams FROM chunk_grams")},
+            # Dead entries of removed chunks may stay until a merge (kb.postings): the live ones must match.
+            "postings": {t: r.tolist() for t, r in live_postings(con, live).items()},
         }
     finally:
         con.close()
     state["char_df"] = kb.char_df()
     state["bm25_length"] = kb.bm25_length()
-    state["top"] = [kb.bm25_top(list(VOCAB[i : i + 3]), 15) for i in range(0, 60, 6)]
+    corpus = Corpus(kb=kb, snapshot=kb.snapshot()) if kb.token() else None
+    state["top"] = [
+        corpus.bm25_top(" ".join(VOCAB[i : i + 3]), 15) if corpus else (np.zeros(0), np.zeros(0)) for i in range(0, 60, 6)
+    ]
     return state
 
 
@@ -72,6 +79,7 @@ def _assert_same(a: dict, b: dict) -> None:
     assert a["terms"] == b["terms"]
     assert a["words"] == b["words"]
     assert a["grams"] == b["grams"]
+    assert a["postings"] == b["postings"]
     assert np.array_equal(a["char_df"], b["char_df"])
     assert a["bm25_length"] == b["bm25_length"]
     for (ids_a, scores_a), (ids_b, scores_b) in zip(a["top"], b["top"]):
@@ -103,7 +111,7 @@ def test_removed_documents_leave_nothing_in_the_lexical_index(tmp_path):
     _put(kb, rng, {"alpha": 10, "beta": 10})
     _put(kb, rng, {}, removals=("alpha", "beta"))
     state = _state(kb)
-    assert state["terms"] == {} and state["words"] == {} and state["grams"] == {}
+    assert state["terms"] == {} and state["words"] == {} and state["grams"] == {} and state["postings"] == {}
     assert not state["char_df"].any() and state["bm25_length"] == 0
     assert all(len(ids) == 0 for ids, _ in state["top"])
 
@@ -165,8 +173,8 @@ def test_a_kb_without_a_lexical_index_gets_one_on_open(changed_kb):
     before = _state(changed_kb)
     con = sqlite3.connect(changed_kb.dir / "kb.sqlite")
     con.executescript(
-        "DROP TABLE chunk_fts; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE chunk_grams; "
-        "DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version');"
+        "DROP TABLE lex_postings; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE chunk_grams; "
+        "DROP TABLE lex_gram_delta; DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version');"
     )
     con.close()
     reopened = KnowledgeBase(changed_kb.dir)
@@ -203,3 +211,14 @@ def test_a_corpus_whose_snapshot_a_later_commit_passed_says_so_instead_of_answer
     fresh = Corpus(kb=changed_kb, snapshot=changed_kb.snapshot())
     rows, _ = fresh.bm25_top(question, k=200)
     assert len(rows) and rows.max() < fresh.snapshot.size
+
+
+@pytest.mark.slow  # starts worker processes
+def test_a_rebuild_analysed_by_worker_processes_equals_the_serial_one(changed_kb, monkeypatch):
+    import kb.lexical_index as lexical_index
+
+    serial = _state(changed_kb)
+    monkeypatch.setattr(lexical_index, "BATCH", 16)
+    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 2)  # 85 chunks: 6 batches, so the worker pool runs
+    changed_kb.repair()
+    _assert_same(serial, _state(changed_kb))

@@ -1,0 +1,119 @@
+"""Before / after latency of the Hopfield reader on a busy machine: two source trees, question by question.
+
+    python -m bench.bench_ab --before-tree ../main --before-kb KB_OLD --after-kb KB_NEW [-n 200]
+
+Each tree answers in a long-lived worker process of its own (the tree's code, on its own copy of the KB: a
+KB a newer lexicon version upgrades on open is not shared). Every SciFact claim (the sample questions without
+../shared) goes to both workers in alternating order, so both see the same load, which on a shared 2-core
+machine moves a run's median by 2x from minute to minute. Query embeddings are computed first in each worker,
+as bench/bench_views.py does: retrieval is what is timed. 20 warm-up questions, then -n measured ones.
+Prints one JSON object: {"before": {"p50_ms", "p95_ms", "n"}, "after": {...}, "same_top10", "ratio_p50"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+
+from bench.common import ROOT
+
+WARM = 20
+
+
+def worker(kb_dir: Path) -> int:
+    """Answer question numbers read from stdin, one JSON line each: [seconds, top-10 chunk ids]."""
+    from bench.common import have_scifact, sample_questions, scifact_queries
+    from kb import KnowledgeBase, load_embedder
+    from retriever import make_retriever
+
+    questions = list(dict.fromkeys(scifact_queries()[3] if have_scifact() else sample_questions()))
+    embedder = load_embedder()
+    embedder.encode(questions)  # the query embedding cache
+    hop = make_retriever("hopfield", KnowledgeBase(kb_dir), embedder, top_k=10)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        question = questions[int(line) % len(questions)]
+        t = time.perf_counter()
+        result = hop.search(question, 10)
+        print(json.dumps([time.perf_counter() - t, [h.chunk.id for h in result.hits]]), flush=True)
+    return 0
+
+
+def measure(trees: dict[str, tuple[Path, Path]], n: int) -> dict:
+    procs = {
+        name: subprocess.Popen(
+            # This file run as a script: the tree before may not hold it; its kb and retriever come from PYTHONPATH.
+            [sys.executable, str(Path(__file__).resolve()), "--worker", str(kb)],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, (tree, kb) in trees.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in procs}
+    same = 0
+    try:
+        for p in procs.values():
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a worker failed to start"
+        for i in range(WARM + n):
+            got = {}
+            for name in sorted(procs, reverse=bool(i % 2)):  # alternate who goes first
+                p = procs[name]
+                assert p.stdin is not None and p.stdout is not None
+                p.stdin.write(f"{i}\n")
+                p.stdin.flush()
+                got[name] = json.loads(p.stdout.readline())
+            if i >= WARM:
+                for name in procs:
+                    times[name].append(got[name][0])
+                same += got["before"][1] == got["after"][1]
+    finally:
+        for p in procs.values():
+            if p.stdin is not None:
+                p.stdin.close()
+        for p in procs.values():
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    out: dict = {
+        name: {"p50_ms": 1e3 * float(np.median(t)), "p95_ms": 1e3 * float(np.percentile(t, 95)), "n": len(t)}
+        for name, t in times.items()
+    }
+    out["same_top10"] = same / n
+    out["ratio_p50"] = out["before"]["p50_ms"] / out["after"]["p50_ms"]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--before-tree", type=Path, help="the source tree before (a checkout or worktree)")
+    parser.add_argument("--before-kb", type=Path, help="its copy of the KB")
+    parser.add_argument("--after-tree", type=Path, default=ROOT, help="the tree after [default: this one]")
+    parser.add_argument("--after-kb", type=Path, help="its copy of the KB")
+    parser.add_argument("-n", type=int, default=200, help="measured questions (default 200)")
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker)
+    if not (args.before_tree and args.before_kb and args.after_kb):
+        parser.error("--before-tree, --before-kb and --after-kb are required")
+    trees = {"before": (args.before_tree.resolve(), args.before_kb), "after": (args.after_tree.resolve(), args.after_kb)}
+    print(json.dumps(measure(trees, args.n)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

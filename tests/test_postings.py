@@ -1,0 +1,156 @@
+"""The BM25 postings (kb/postings.py) and the n-gram frequency deltas: many small commits stay cheap and answer
+what a rebuild answers, a commit killed half-way leaves the previous index, the ranking is bm25s's, and a KB
+indexed by the FTS5 version is rebuilt on open.
+
+KBs are written through the public writer with the seeded synthetic texts of tests/test_lexical_index.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+
+from kb import KnowledgeBase
+from kb.lexicon import LEXICON_VERSION
+from kb.postings import MERGE_AT
+from retriever.corpus import Corpus
+from tests.test_lexical_index import VOCAB, _assert_same, _put, _state
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _query(con: sqlite3.Connection, sql: str, *args) -> list[tuple]:
+    return con.execute(sql, args).fetchall()
+
+
+def _raw(kb: KnowledgeBase) -> dict:
+    """The lexical tables as stored (segments, delta rows, the n-gram frequency blob)."""
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    try:
+        return {
+            "segments": dict(_query(con, "SELECT term, COUNT(*) FROM lex_postings GROUP BY term")),
+            "postings": _query(con, "SELECT term, seg, postings FROM lex_postings ORDER BY term, seg"),
+            "delta": _query(con, "SELECT bucket, d FROM lex_gram_delta ORDER BY bucket"),
+            "char_df_blob": _query(con, "SELECT value FROM meta WHERE key = 'char_df'"),
+        }
+    finally:
+        con.close()
+
+
+@pytest.mark.slow  # ~20 commits
+def test_many_small_commits_append_segments_merge_crowded_terms_and_equal_a_rebuild(tmp_path):
+    rng = np.random.default_rng(31)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"base": 40})
+    assert _raw(kb)["delta"] and not _raw(kb)["char_df_blob"]  # a small first commit: rows, no 16 MiB array
+    kb.repair()  # a rebuild folds everything into the array
+    first = _raw(kb)
+    assert first["delta"] == [] and first["char_df_blob"]
+    for i in range(2 * MERGE_AT + 2):  # tiny commits: a new document, and every other time one replaced
+        _put(kb, rng, {f"small{i}": 2, **({"base": 40} if i % 2 else {})})
+    raw = _raw(kb)
+    # The 16 MiB n-gram frequency array was not rewritten by the small commits: their changes are rows.
+    assert raw["char_df_blob"] == first["char_df_blob"]
+    assert len(raw["delta"]) > 0
+    # Common words had a segment per commit; each was merged once it passed MERGE_AT.
+    assert max(raw["segments"].values()) <= MERGE_AT + 1
+    common = VOCAB[0]
+    assert raw["segments"][common] < 2 * MERGE_AT
+    incremental = _state(kb)
+    kb.repair()  # a rebuild: one segment per term, no delta rows
+    rebuilt = _raw(kb)
+    assert set(rebuilt["segments"].values()) == {1} and rebuilt["delta"] == []
+    _assert_same(incremental, _state(kb))
+
+
+KILLED_COMMIT = """
+import sys
+import numpy as np
+from kb import KnowledgeBase
+from tests.test_lexical_index import _put
+_put(KnowledgeBase(sys.argv[1]), np.random.default_rng(77), {"base": 30, "late": 12}, removals=("small0",))
+"""
+
+
+@pytest.mark.slow  # killed processes
+def test_a_commit_killed_before_it_commits_leaves_the_previous_lexical_index(tmp_path):
+    rng = np.random.default_rng(8)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"base": 30})
+    for i in range(MERGE_AT + 1):  # enough segments that the killed commit also merges and writes delta rows
+        _put(kb, rng, {f"small{i}": 2})
+    before_raw, before = _raw(kb), _state(kb)
+    env = {**os.environ, "HOPFIELD_KB_FAULT": "before-sqlite-commit", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_COMMIT, str(kb.dir)], cwd=ROOT, env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    reopened = KnowledgeBase(kb.dir)
+    assert _raw(reopened) == before_raw
+    _assert_same(before, _state(reopened))
+    # The same commit, not killed, then changes it.
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_COMMIT, str(kb.dir)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert _raw(KnowledgeBase(kb.dir)) != before_raw
+
+
+def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path):
+    rng = np.random.default_rng(12)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"alpha": 40, "beta": 30, "gamma": 25})
+    _put(kb, rng, {"beta": 20}, removals=("gamma",))  # dead postings of the removed chunks stay in the table
+    corpus = Corpus(kb=kb, snapshot=kb.snapshot())
+    texts = kb.retrieval_texts(corpus.ids)
+    reference = bm25s.BM25()
+    reference.index(
+        bm25s.tokenize([texts[int(i)] for i in corpus.ids], stopwords="en", show_progress=False), show_progress=False
+    )
+    for _ in range(25):
+        question = " ".join(rng.choice(VOCAB[:150], size=rng.integers(1, 6)))
+        expected = reference.get_scores(bm25s.tokenize([question], stopwords="en", show_progress=False, return_ids=False)[0])
+        rows, scores = corpus.bm25_top(question, k=15)
+        holding = int((expected > 0).sum())
+        assert len(rows) == min(15, holding)
+        np.testing.assert_allclose(scores, expected[rows], atol=1e-4)
+        # The top 15 of the exact scores, up to ties at the cut: the 15th best score bounds everything left out.
+        cut = np.sort(expected)[::-1][len(rows) - 1] if len(rows) else 0.0
+        assert np.all(expected[rows] >= cut - 1e-4)
+        assert np.all(np.diff(scores) <= 1e-6)
+
+
+def test_a_kb_indexed_by_the_fts5_version_is_rebuilt_on_open(tmp_path):
+    rng = np.random.default_rng(4)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"alpha": 20, "beta": 15})
+    before = _state(kb)
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    # What lexicon version 6 left: an FTS5 table, no postings, no delta table.
+    con.executescript(
+        "CREATE VIRTUAL TABLE chunk_fts USING fts5(body, content=''); DROP TABLE lex_postings; DROP TABLE lex_gram_delta; "
+        "UPDATE meta SET value = '6' WHERE key = 'lexicon_version';"
+    )
+    con.close()
+    reopened = KnowledgeBase(kb.dir)
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = con.execute("SELECT value FROM meta WHERE key = 'lexicon_version'").fetchone()[0]
+    finally:
+        con.close()
+    assert "chunk_fts" not in tables and {"lex_postings", "lex_gram_delta"} <= tables
+    assert version == LEXICON_VERSION
+    _assert_same(before, _state(reopened))
+    assert reopened.check().ok
