@@ -11,6 +11,11 @@ from datetime import datetime, timezone
 from kb import DocumentInfo, Feedback, LogEntry
 
 
+def down_share(up: int, down: int) -> float:
+    """Share of thumbs that were down (0 when there were none)."""
+    return down / (up + down) if up + down else 0.0
+
+
 @dataclass(frozen=True)
 class DocumentUse:
     """How a document fared in the period: answers that cited it, thumbs up and down on its passages."""
@@ -23,9 +28,7 @@ class DocumentUse:
 
     @property
     def down_rate(self) -> float:
-        """Share of its thumbs that were down (0 when it had none)."""
-        total = self.thumbs_up + self.thumbs_down
-        return self.thumbs_down / total if total else 0.0
+        return down_share(self.thumbs_up, self.thumbs_down)
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,7 @@ class PassageUse:
 
     @property
     def down_rate(self) -> float:
-        """Share of its thumbs that were down (0 when it had none)."""
-        total = self.thumbs_up + self.thumbs_down
-        return self.thumbs_down / total if total else 0.0
+        return down_share(self.thumbs_up, self.thumbs_down)
 
 
 @dataclass(frozen=True)
