@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -12,7 +10,8 @@ import pytest
 
 from data import SAMPLE_DOCS
 from ingest import IngestConfig, ingest
-from kb import Embedder, KnowledgeBase, QuestionLog, QuestionLogConfig, load_embedder
+from kb import Embedder, KnowledgeBase, load_embedder
+from tests.helpers import private_kb_copy
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -39,21 +38,8 @@ def sample_kb(sample_kb_dir) -> KnowledgeBase:
 
 @pytest.fixture
 def kb_copy(sample_kb_dir, tmp_path) -> Path:
-    """A private copy of the sample KB as built, which a test may change.
-
-    kb.sqlite is copied with SQLite's backup API: an app test's question-log thread may still be writing to
-    the shared KB, and a file copy could catch it half-way. The question log those chats left is emptied.
-    """
-    dest = tmp_path / "kb"
-    shutil.copytree(sample_kb_dir, dest, ignore=shutil.ignore_patterns("kb.sqlite*"))
-    src, out = sqlite3.connect(sample_kb_dir / "kb.sqlite"), sqlite3.connect(dest / "kb.sqlite")
-    try:
-        src.backup(out)
-    finally:
-        src.close()
-        out.close()
-    QuestionLog(KnowledgeBase(dest), QuestionLogConfig(retention_days=0)).prune()
-    return dest
+    """A private copy of the sample KB as built, which a test may change (its question log emptied)."""
+    return private_kb_copy(sample_kb_dir, tmp_path / "kb")
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 
@@ -73,3 +75,21 @@ def write_beir(folder, corpus, queries, qrels_lines, split="test"):
     body = "query-id\tcorpus-id\tscore\r\n" + "".join(line + "\r\n" for line in qrels_lines)
     (folder / "qrels" / f"{split}.tsv").write_bytes(body.encode())
     return folder
+
+
+def private_kb_copy(source: Path, dest: Path) -> Path:
+    """A copy of the KB at source in dest, its question log emptied: what a test may change or count on.
+
+    kb.sqlite is copied with SQLite's backup API: an app test's question-log thread may still be writing to
+    the shared KB, and a file copy could catch it half-way. The question log those chats left is emptied."""
+    from kb import KnowledgeBase, QuestionLog, QuestionLogConfig
+
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("kb.sqlite*"))
+    src, out = sqlite3.connect(source / "kb.sqlite"), sqlite3.connect(dest / "kb.sqlite")
+    try:
+        src.backup(out)
+    finally:
+        src.close()
+        out.close()
+    QuestionLog(KnowledgeBase(dest), QuestionLogConfig(retention_days=0)).prune()
+    return dest

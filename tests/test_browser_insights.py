@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from kb import KnowledgeBase
 from retriever import AnswerConfig, answer, log_answer, make_retriever, record_feedback
+from tests.helpers import private_kb_copy
 from ui.app.server import running_app
 from ui.launch import SIGN_IN_ENV, password_token
 
@@ -30,8 +31,8 @@ UNANSWERED = [
 @pytest.fixture(scope="module")
 def logged_kb(sample_kb_dir, tmp_path_factory, embedder) -> Path:
     """A copy of the sample KB whose question log holds real answers: gaps, an answered question thumbed down."""
-    kb_dir = tmp_path_factory.mktemp("insights-browser") / "kb"
-    shutil.copytree(sample_kb_dir, kb_dir)
+    # Other tests' chats log into the shared sample KB: start from an empty log, so the counts are this test's.
+    kb_dir = private_kb_copy(sample_kb_dir, tmp_path_factory.mktemp("insights-browser") / "kb")
     kb = KnowledgeBase(kb_dir)
     retriever = make_retriever("hopfield", kb, embedder=embedder)
     for q in [*UNANSWERED, "How long is the refund window for a new subscription?"]:
