@@ -321,13 +321,17 @@ def _wait_until_under(button, summary, ceiling_s: float = 60.0) -> None:
         button.page.wait_for_timeout(100)
 
 
-def _small_set(tmp_path: Path, n: int = 12) -> Path:
+def _small_set(tmp_path: Path, n: int = 12, copies: int = 1, name: str = "small-set.jsonl") -> Path:
+    """The first n sample questions as an uploadable JSONL set, each asked `copies` times (numbered apart)."""
     import json
 
-    path = tmp_path / "small-set.jsonl"
-    path.write_text(
-        "".join(json.dumps({"question": q["question"], "relevant": q["relevant"]}) + "\n" for q in QUESTIONS[:n])
-    )
+    path = tmp_path / name
+    rows = [
+        {"question": q["question"] + (f" ({c})" if c else ""), "relevant": q["relevant"]}
+        for c in range(copies)
+        for q in QUESTIONS[:n]
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
@@ -348,16 +352,22 @@ def test_evaluation_page_shows_progress_per_retriever_then_table_and_plot(page, 
     expect(page.get_by_role("heading", name="Results on small-set.jsonl (k = 5)")).to_have_count(0)
 
 
-def test_evaluation_can_be_cancelled(page):
+def test_evaluation_can_be_cancelled(page, tmp_path):
     go_to(page, "Evaluation")
-    page.get_by_role("button", name="Run evaluation").click()  # the 60 sample questions, four retrievers
+    # A set long enough to be still running when the button is clicked: the 60 sample questions alone finish in
+    # a few seconds now, sometimes before the page has shown the button at all.
+    page.get_by_text("Upload a JSONL file").click()
+    upload = _small_set(tmp_path, n=len(QUESTIONS), copies=40, name="long-set.jsonl")
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_test_id("stFileChipName").filter(has_text="long-set.jsonl").wait_for()
+    page.get_by_role("button", name="Run evaluation").click()  # 2,400 questions, four retrievers
     cancel = page.get_by_role("button", name="Cancel evaluation")
     cancel.wait_for()
     page.get_by_test_id("stProgress").first.wait_for()
     shot(page, "evaluation-running")
     cancel.click()
     expect(page.get_by_text("Evaluation cancelled; no results were kept.")).to_be_visible()
-    expect(page.get_by_role("heading", name="Results on sample (k = 5)")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Results on long-set.jsonl (k = 5)")).to_have_count(0)
 
 
 def test_every_page_in_the_dark_theme(browser, app_url, tmp_path):
