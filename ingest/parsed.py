@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -61,16 +61,22 @@ def joined(sections: Iterable[tuple[str | None, str]]) -> tuple[str, tuple[Block
     >>> joined([("Plans", "Plan: Team"), ("Regions", "Region: EU")])[1][1]
     Block(start=12, end=22, page=None, section='Regions', ocr_confidence=None)
     """
+    return joined_blocks((Block(0, 0, section=section), text) for section, text in sections)
+
+
+def joined_blocks(pieces: Iterable[tuple[Block, str]]) -> tuple[str, tuple[Block, ...]]:
+    """(text, blocks) of (block, text) pieces joined by blank lines: each block placed at its text's span (the
+    start and end it comes with are ignored; its page, section and OCR confidence kept); empty texts left out."""
     parts: list[str] = []
     blocks: list[Block] = []
     offset = 0
-    for section, text in sections:
+    for block, text in pieces:
         if not text.strip():
             continue
         if parts:
             parts.append("\n\n")
             offset += 2
         parts.append(text)
-        blocks.append(Block(offset, offset + len(text), section=section))
+        blocks.append(replace(block, start=offset, end=offset + len(text)))
         offset += len(text)
     return "".join(parts), tuple(blocks)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.ocr import OcrConfig
-from ingest.parsed import Block, LoadError, ParsedText, first_line
+from ingest.parsed import Block, LoadError, ParsedText, first_line, joined_blocks
 from kb import OCR_LOW_CONFIDENCE
 
 MIN_TEXT_LAYER = 20  # characters: a scanned page may carry a stamped page number or fax header, not its text
@@ -68,28 +68,17 @@ def load_pdf(
     texts = dict(pages)
     texts.update({n: _clean_pdf_text(t) for n, t in _tables(path, data, ruled).items()})
     confidence, warnings = _read_scans(path, data, scanned, texts, ocr, on_ocr_page)
-    parts: list[str] = []
-    blocks: list[Block] = []
-    offset = 0
-    for number, _ in pages:
-        text = texts[number]
-        if not text.strip():
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(text)
-        blocks.append(Block(offset, offset + len(text), page=number, ocr_confidence=confidence.get(number)))
-        offset += len(text)
+    full, blocks = joined_blocks(
+        (Block(0, 0, page=number, ocr_confidence=confidence.get(number)), texts[number]) for number, _ in pages
+    )
     if not blocks:
         reason = warnings[0] if warnings else "scanned images need OCR"
         raise LoadError(path, f"PDF has {len(pages)} page(s) but no extractable text: {reason}")
-    full = "".join(parts)
     return ParsedText(
         title=title or first_line(full) or path.stem,
         kind="pdf",
         text=full,
-        blocks=tuple(blocks),
+        blocks=blocks,
         warnings=tuple(f"{path}: {w}" for w in warnings),
     )
 
