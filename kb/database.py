@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +25,23 @@ from kb.errors import KBError, damaged_database, storage_reason, write_failure
 
 DB_NAME = "kb.sqlite"
 TIMEOUT_S = 60.0  # how long a statement waits for another process's write lock before SQLITE_BUSY
+
+
+def _wal(con: sqlite3.Connection) -> None:
+    """Put con's database in WAL mode. Switching a new file to WAL needs it to itself, and SQLite answers "locked"
+    at once, without waiting, when another connection is open on it (two threads opening a new KB): so wait here,
+    up to TIMEOUT_S, as every other statement waits for a lock. Once the file is in WAL this is a no-op."""
+    deadline = time.monotonic() + TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 class Database:
@@ -67,7 +85,7 @@ class Database:
         con = None
         try:
             con = sqlite3.connect(self.path, timeout=TIMEOUT_S, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
+            _wal(con)
             con.execute("PRAGMA synchronous=FULL")
             yield con
         except sqlite3.DatabaseError as exc:
