@@ -137,6 +137,30 @@ def test_a_kb_with_nothing_quotable_abstains_instead_of_answering_without_a_cita
     assert ans.closest and ans.closest[0].chunk.doc_source == "faq"
 
 
+def test_headings_of_the_first_document_do_not_vouch_for_a_quote_from_another(tmp_path, embedder):
+    # The refund document holds only headings, so quote [1] would come from the shipping policy; its words
+    # ("refund window") once counted as evidence for that quote, which answered with a shipping sentence.
+    records = [
+        TextRecord(
+            source="refunds",
+            title="Refund window for annual plans",
+            text="How long is the refund window for annual plans?\nWho approves refunds for annual plans?",
+        ),
+        TextRecord(
+            source="shipping",
+            title="Shipping",
+            text="Orders ship within 3 business days of payment. Annual plan customers get priority handling "
+            "of every shipment.",
+        ),
+    ]
+    ingest_texts(tmp_path / "kb", records, IngestConfig(), embedder=embedder)
+    retriever = make_retriever("hopfield", KnowledgeBase(tmp_path / "kb"), embedder)
+    ans = answer("How long is the refund window for annual plans?", retriever, AnswerConfig())
+    assert ans.abstained and ans.closest[0].chunk.doc_source == "refunds"
+    shipped = answer("How soon do orders ship after payment?", retriever, AnswerConfig())
+    assert not shipped.abstained and "3 business days" in shipped.citations[0].quote
+
+
 def test_answers_follow_a_sync_without_a_restart(kb_copy, embedder, tmp_path):
     kb = KnowledgeBase(kb_copy)
     retriever = make_retriever("hybrid", kb, embedder, top_k=5)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -169,16 +170,8 @@ def score_sentences(
     kept = rough[: config.max_embedded]
     texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
     vectors = _embed_sentences(retriever.embedder, texts)
-    # The second reader reads the question with the kept sentences (under their section, as embedded): all of
-    # them for the abstention, else only the top document's, the only ones it chooses quote [1] among.
-    cross: list[float | None] = [None] * len(kept)
-    if config.cross_abstention or config.cross_quotes:
-        top_doc = hits[0].chunk.doc_id
-        read = [k for k, r in enumerate(kept) if config.cross_abstention or hits[r[1]].chunk.doc_id == top_doc]
-        for k, logit in zip(read, load_cross_encoder().score(question, [texts[k] for k in read])):
-            cross[k] = float(logit)
     out = []
-    for (_, i, start, end, lex), vec, ce in zip(kept, vectors, cross):
+    for (_, i, start, end, lex), vec in zip(kept, vectors):
         cos = float(vec @ qvec)
         score = (
             config.w_sentence * cos
@@ -186,9 +179,28 @@ def score_sentences(
             + config.w_rank / hits[i].rank
             + config.w_lexical * lex
         )
-        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec, ce))
+        out.append(ScoredSentence(hits[i], start, end, score, cos, float(passage_cos[i]), lex, vec))
     out.sort(key=lambda s: -s.score)
+    texts_of = {(hits[i].chunk.id, a): t for (_, i, a, _, _), t in zip(kept, texts)}
+    out = _read_by_cross_encoder(question, out, texts_of, hits[0].chunk.doc_id, config)
     return _first_quote(out, hits[0].chunk.doc_id, config)
+
+
+def _read_by_cross_encoder(
+    question: str, scored: list[ScoredSentence], texts: dict[tuple[int, int], str], top_doc: int, config: AnswerConfig
+) -> list[ScoredSentence]:
+    """scored with .cross set where the second reader read the sentence; texts: (chunk id, start) -> the
+    sentence as embedded, under its section. With cross_abstention it reads them all; else only the best
+    cross_reads of the top document by score, the only ones it chooses quote [1] among."""
+    if not (config.cross_abstention or config.cross_quotes):
+        return scored
+    read = [k for k, s in enumerate(scored) if config.cross_abstention or s.hit.chunk.doc_id == top_doc]
+    read = read if config.cross_abstention else read[: config.cross_reads]
+    logits = load_cross_encoder().score(question, [texts[(scored[k].hit.chunk.id, scored[k].start)] for k in read])
+    out = list(scored)
+    for k, logit in zip(read, logits):
+        out[k] = replace(out[k], cross=float(logit))
+    return out
 
 
 def _first_quote(scored: list[ScoredSentence], top_doc: int, config: AnswerConfig) -> list[ScoredSentence]:
@@ -204,9 +216,22 @@ def _first_quote(scored: list[ScoredSentence], top_doc: int, config: AnswerConfi
     if not scored:
         return scored
     inside = [s for s in scored if s.hit.chunk.doc_id == top_doc] or scored
+    # An unread sentence has no logit; counted as 0 it would beat every read one the model doubts.
+    inside = [s for s in inside if s.cross is not None] or inside
     weight = config.w_cross if config.cross_quotes else 0.0
     first = max(inside, key=lambda s: s.score + weight * (s.cross if s.cross is not None else 0.0))
     return [first] + [s for s in scored if s is not first]
+
+
+def quoted_document(hits: tuple[Hit, ...], scored: list[ScoredSentence]) -> tuple[tuple[Hit, ...], list[ScoredSentence]]:
+    """(hits, sentences) the abstention judges: all of them, unless quote [1] comes from another document
+    than the reader's first (which had nothing quotable: only headings or questions). Then only that
+    document's: the words of a heading in the first document must not vouch for a sentence quoted from
+    another ("refund window" found in a heading, "annual plan" quoted from the shipping policy)."""
+    if not scored or scored[0].hit.chunk.doc_id == hits[0].chunk.doc_id:
+        return hits, scored
+    doc = scored[0].hit.chunk.doc_id
+    return tuple(h for h in hits if h.chunk.doc_id == doc), [s for s in scored if s.hit.chunk.doc_id == doc]
 
 
 def abstention_signals(
@@ -329,7 +354,8 @@ def answer(
             asked = repaired = with_previous_question(turns, question)
     qvec = retriever.embed_queries([scoring])[0]
     scored = score_sentences(scoring, retriever, result.hits, config, qvec)
-    evidence, signals = abstention_signals(asked, retriever, result.hits, scored, config, repaired)
+    read, judged = quoted_document(result.hits, scored)
+    evidence, signals = abstention_signals(asked, retriever, read, judged, config, repaired)
     threshold = config.threshold
 
     def reply(text: str, citations: tuple[Citation, ...] = (), mode: str = "extractive") -> Answer:

@@ -75,6 +75,8 @@ class AnswerConfig:
         0.91). Turn it on for a KB whose askers stray off its scope more than they paraphrase.
     w_cross: weight of the cross-encoder logit (about -11..+10) against the sentence score when choosing
         quote [1]; chosen on the calibration questions' key fact (`python -m eval.second_reader --fit`).
+    cross_reads: how many of the top document's best-scoring sentences the cross-encoder reads to choose
+        quote [1] (each costs a forward pass of the 12-layer model, ~8-15 ms on 2 cores).
     """
 
     min_evidence: float | None = None
@@ -93,6 +95,7 @@ class AnswerConfig:
     cross_quotes: bool = True
     cross_abstention: bool = False
     w_cross: float = 0.2
+    cross_reads: int = 8
     llm: LLMConfig | None = None
 
     def __post_init__(self) -> None:
@@ -102,6 +105,8 @@ class AnswerConfig:
             raise KBError(f"max_chars must be at least 20, not {self.max_chars}")
         if self.max_embedded < 1:
             raise KBError(f"max_embedded must be at least 1, not {self.max_embedded}")
+        if self.cross_reads < 1:
+            raise KBError(f"cross_reads must be at least 1, not {self.cross_reads}")
         if self.min_evidence is not None and not 0.0 <= self.min_evidence <= 1.0:
             raise KBError(f"min_evidence must be between 0 and 1 (or None for the default), not {self.min_evidence}")
 
