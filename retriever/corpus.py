@@ -25,6 +25,10 @@ from kb import GRAM_BUCKETS, KnowledgeBase, Snapshot, bm25_terms, char_grams
 CACHED_CHUNKS = 30_000
 # Questions whose BM25 postings stay in memory: a reader scores the same question's pool and candidates.
 CACHED_QUESTIONS = 8
+# Terms in at least COMMON_TERM_POSTINGS chunks keep their BM25 contributions in memory, up to CACHED_POSTINGS
+# entries in all (16 bytes each: ~96 MiB); see Corpus._read_terms.
+COMMON_TERM_POSTINGS = 5_000
+CACHED_POSTINGS = 6_000_000
 BM25_K1, BM25_B = 1.5, 0.75
 
 
@@ -50,6 +54,8 @@ class Corpus:
     snapshot: Snapshot
     _grams: "OrderedDict[int, tuple[np.ndarray, np.ndarray]]" = field(default_factory=OrderedDict, repr=False)
     _terms: "OrderedDict[tuple[str, ...], list[_TermScores]]" = field(default_factory=OrderedDict, repr=False)
+    _common: "OrderedDict[str, _TermScores]" = field(default_factory=OrderedDict, repr=False)
+    _common_size: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     previous: "Corpus | None" = field(default=None, repr=False)  # the KB's snapshot before: what can carry over
 
@@ -79,15 +85,41 @@ class Corpus:
             if key in self._terms:
                 self._terms.move_to_end(key)
                 return self._terms[key]
-        read = self.kb.term_postings(list(dict.fromkeys(key)))
+        repeats = Counter(key)
+        known = self._common_terms(list(repeats))
+        missing = [t for t in repeats if t not in known]
+        if missing and self.snapshot.size:
+            known.update(self._read_terms(missing))
+        out = [
+            known[t] if r == 1 else _TermScores(known[t].rows, r * known[t].score) for t, r in repeats.items() if t in known
+        ]
+        with self._lock:
+            self._terms[key] = out
+            while len(self._terms) > CACHED_QUESTIONS:
+                self._terms.popitem(last=False)
+        return out
+
+    def _common_terms(self, terms: list[str]) -> dict[str, _TermScores]:
+        """The cached ones of terms (see _read_terms)."""
+        with self._lock:
+            found = {t: self._common[t] for t in terms if t in self._common}
+            for t in found:
+                self._common.move_to_end(t)
+        return found
+
+    def _read_terms(self, terms: list[str]) -> dict[str, _TermScores]:
+        """{term: its _TermScores, once} for the terms the KB holds, read from the postings; common ones are kept.
+
+        Why keep them: at 1M chunks a question's common words ("cells", "patients") hold ~100k postings each,
+        and reading them was a third of the reader's time; they come back in question after question, while a
+        rare word costs little to read again. At most CACHED_POSTINGS entries stay in memory."""
+        read = self.kb.term_postings(terms)
         if read.token != self.snapshot.token:
             raise SnapshotMoved(f"the lexical index is at commit {read.token}, not snapshot {self.snapshot.token}")
         n = self.snapshot.size
         avg_length = read.total_length / max(n, 1)
-        out: list[_TermScores] = []
-        if n == 0:
-            return out
-        for term, repeats in Counter(key).items():
+        out: dict[str, _TermScores] = {}
+        for term in terms:
             if term not in read.df or term not in read.postings:
                 continue
             records = read.postings[term]
@@ -97,11 +129,14 @@ class Corpus:
             tf = records["tf"][live].astype(np.float64)
             norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / max(avg_length, 1e-9))
             idf = math.log(1 + (n - read.df[term] + 0.5) / (read.df[term] + 0.5))
-            out.append(_TermScores(rows[live].astype(np.int64), repeats * idf * tf / (tf + norm)))
+            out[term] = _TermScores(rows[live].astype(np.int64), idf * tf / (tf + norm))
         with self._lock:
-            self._terms[key] = out
-            while len(self._terms) > CACHED_QUESTIONS:
-                self._terms.popitem(last=False)
+            for term, scores in out.items():
+                if len(scores.rows) >= COMMON_TERM_POSTINGS and term not in self._common:
+                    self._common[term] = scores
+                    self._common_size += len(scores.rows)
+            while self._common_size > CACHED_POSTINGS:
+                self._common_size -= len(self._common.popitem(last=False)[1].rows)
         return out
 
     def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +154,7 @@ class Corpus:
         hit = np.flatnonzero(total > 0)
         values = total[hit]
         if len(hit) > k:
+            hit, values = _at_least_kth(hit, values, k)
             kth = np.partition(values, len(values) - k)[len(values) - k]
             above = np.flatnonzero(values > kth)
             ties = np.flatnonzero(values == kth)[: k - len(above)]
@@ -236,6 +272,20 @@ class Corpus:
         df = self.kb.term_df([w for w in words if len(w) > 1])
         # One-character tokens ("5", "x") are not in the word index; call them common, not rare.
         return {w: math.log((n + 1) / ((df.get(w, 0) if len(w) > 1 else n) + 0.5)) for w in words}
+
+
+def _at_least_kth(rows: np.ndarray, values: np.ndarray, k: int, stride: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, values) cut to the entries that can be among the k largest values, order kept, ties all kept.
+
+    The k-th largest of every stride-th value is a floor for the k-th largest of all (a subset's k-th largest
+    is never above the whole set's), so what lies below it can go before the exact partition: at 1M chunks a
+    question's common words reach ~260k of them, and partitioning those was the slowest step of bm25_top."""
+    sample = values[::stride]
+    if len(sample) <= 4 * k:
+        return rows, values
+    floor = np.partition(sample, len(sample) - k)[len(sample) - k]
+    keep = np.flatnonzero(values >= floor)
+    return rows[keep], values[keep]
 
 
 _SCRATCH = threading.local()

@@ -17,6 +17,7 @@ import bm25s
 import numpy as np
 import pytest
 
+import retriever.corpus as corpus_module
 from kb import KnowledgeBase
 from kb.lexicon import LEXICON_VERSION
 from kb.postings import MERGE_AT
@@ -107,10 +108,13 @@ def test_a_commit_killed_before_it_commits_leaves_the_previous_lexical_index(tmp
     assert _raw(KnowledgeBase(kb.dir)) != before_raw
 
 
-def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path):
+@pytest.mark.parametrize("common_from", [None, 1], ids=["default", "every-term-kept"])
+def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path, monkeypatch, common_from):
+    if common_from is not None:  # keep every term's postings in memory across questions (a 1M KB's common words)
+        monkeypatch.setattr(corpus_module, "COMMON_TERM_POSTINGS", common_from)
     rng = np.random.default_rng(12)
     kb = KnowledgeBase(tmp_path / "kb", create=True)
-    _put(kb, rng, {"alpha": 40, "beta": 30, "gamma": 25})
+    _put(kb, rng, {"alpha": 400, "beta": 300, "gamma": 250})
     _put(kb, rng, {"beta": 20}, removals=("gamma",))  # dead postings of the removed chunks stay in the table
     corpus = Corpus(kb=kb, snapshot=kb.snapshot())
     texts = kb.retrieval_texts(corpus.ids)
@@ -118,17 +122,22 @@ def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path):
     reference.index(
         bm25s.tokenize([texts[int(i)] for i in corpus.ids], stopwords="en", show_progress=False), show_progress=False
     )
+    pruned = 0  # questions whose hits were many enough for bm25_top to cut them before the exact selection
+    common = 1.0 / np.arange(1, 151)  # as often as the documents use them, so that many questions hit most chunks
     for _ in range(25):
-        question = " ".join(rng.choice(VOCAB[:150], size=rng.integers(1, 6)))
+        question = " ".join(rng.choice(VOCAB[:150], size=rng.integers(1, 6), p=common / common.sum()))
         expected = reference.get_scores(bm25s.tokenize([question], stopwords="en", show_progress=False, return_ids=False)[0])
-        rows, scores = corpus.bm25_top(question, k=15)
         holding = int((expected > 0).sum())
-        assert len(rows) == min(15, holding)
-        np.testing.assert_allclose(scores, expected[rows], atol=1e-4)
-        # The top 15 of the exact scores, up to ties at the cut: the 15th best score bounds everything left out.
-        cut = np.sort(expected)[::-1][len(rows) - 1] if len(rows) else 0.0
-        assert np.all(expected[rows] >= cut - 1e-4)
-        assert np.all(np.diff(scores) <= 1e-6)
+        for k in (1, 3, 15):
+            rows, scores = corpus.bm25_top(question, k=k)
+            pruned += k > 1 and holding // 16 > 4 * k
+            assert len(rows) == min(k, holding)
+            np.testing.assert_allclose(scores, expected[rows], atol=1e-4)
+            # The top k of the exact scores, up to ties at the cut: the k-th best score bounds everything left out.
+            cut = np.sort(expected)[::-1][len(rows) - 1] if len(rows) else 0.0
+            assert np.all(expected[rows] >= cut - 1e-4)
+            assert np.all(np.diff(scores) <= 1e-6)
+    assert pruned >= 10
 
 
 def test_a_kb_indexed_by_the_fts5_version_is_rebuilt_on_open(tmp_path):
