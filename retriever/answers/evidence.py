@@ -8,7 +8,7 @@ use (Shopify, payroll) says the KB may not hold the answer at all.
 from __future__ import annotations
 
 from kb import KnowledgeBase, retrieval_text
-from retriever.answers.sentences import content_tokens, lexical_overlap
+from retriever.answers.sentences import content_tokens, lexical_overlap, quantity_words
 from retriever.corpus import corpus_for
 from retriever.results import Hit
 
@@ -29,7 +29,11 @@ def weighted_overlap(weights: dict[str, float], tokens: tuple[str, ...]) -> floa
 
 
 def coverage(question: str, kb: KnowledgeBase, hits: tuple[Hit, ...]) -> float:
-    """IDF-weighted share (0..1) of the question's content words found in the hits' text, title or section."""
+    """IDF-weighted share (0..1) of the question's content words found in the hits' text, title or section.
+
+    The quantity word of "how long", "how many" counts where the hits hold it (an FAQ entry asking the same)
+    and is left out where they do not: a policy that says "within 14 days" answers "how long" without "long".
+    """
     words = set(content_tokens(question))
     if not words or not hits:
         return 0.0
@@ -37,4 +41,9 @@ def coverage(question: str, kb: KnowledgeBase, hits: tuple[Hit, ...]) -> float:
     for hit in hits:
         c = hit.chunk
         have.extend(content_tokens(retrieval_text(c.doc_title, c.section, c.text)))
-    return weighted_overlap(idf_weights(words, kb), tuple(have))
+    weights = idf_weights(words, kb)
+    share = weighted_overlap(weights, tuple(have))
+    optional = quantity_words(question) & words
+    if optional and words - optional:
+        share = max(share, weighted_overlap({w: x for w, x in weights.items() if w not in optional}, tuple(have)))
+    return share

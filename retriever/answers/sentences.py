@@ -158,6 +158,16 @@ def content_tokens(text: str) -> tuple[str, ...]:
     return tuple(w for w in (t.lower() for t in _WORD.findall(text)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
 
 
+_HOW_WORDS = frozenset("long much many often soon far".split())
+
+
+def quantity_words(text: str) -> frozenset[str]:
+    """The words that, after "how", ask for a quantity and name no subject: {"long"} of "How long is the refund
+    window?" (the answer says "within 14 days"; an FAQ entry may repeat "how long")."""
+    words = [t.lower() for t in _WORD.findall(text)]
+    return frozenset(w for before, w in zip(words, words[1:]) if before == "how" and w in _HOW_WORDS)
+
+
 @lru_cache(maxsize=65536)
 def _similar(a: str, b: str) -> bool:
     if a == b:
