@@ -13,6 +13,7 @@ from data import DATA_DIR, SAMPLE_QUESTIONS
 from ingest import IngestConfig, TextRecord, ingest_texts
 from kb import KBError, KnowledgeBase
 from retriever import NOT_FOUND, RETRIEVERS, Answer, AnswerConfig, LLMConfig, answer, make_retriever
+from retriever.answers.evidence import coverage, typo_repairs
 from retriever.answers.llm import validate_markers
 from retriever.answers.sentences import quantity_words, split_sentences
 from tests.helpers import read_questions
@@ -188,6 +189,19 @@ def test_the_apps_example_question_is_answered_with_the_refund_window(sample_kb,
     ans = answer("How long do customers have to ask for a refund?", make_retriever("hopfield", sample_kb, embedder))
     assert not ans.abstained and ans.citations[0].doc_name == "refund-and-cancellation-policy.md"
     assert any("within 14 days" in c.quote for c in ans.citations)
+
+
+def test_the_readers_repair_of_a_name_the_kb_lacks_does_not_count_as_coverage(sample_kb, embedder):
+    # The reader settles the unknown "Zapier" on the KB word "tier" (which finds passages), and the repaired
+    # question's words are all in the KB: counted as coverage, that alone put the evidence over the threshold.
+    question = "Does Tallyo have a Zapier integration?"
+    ans = answer(question, make_retriever("hopfield", sample_kb, embedder))
+    repaired = ans.search.diagnostics.query_used
+    assert "zapier" not in repaired.lower() and coverage(repaired, sample_kb, ans.search.hits) == 1.0
+    assert typo_repairs(question, repaired) == "Does Tallyo have a Zapier integration"
+    assert ans.signals["evidence_score"] < 0.75  # full coverage alone would give 0.75 (w_coverage)
+    assert typo_repairs("refnd window anual plan", "refund window annual plan") == "refund window annual plan"
+    assert typo_repairs("Peppol network", "people network") == "Peppol network"
 
 
 def test_empty_question_is_a_clear_error(sample_kb, embedder):

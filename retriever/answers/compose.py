@@ -27,7 +27,7 @@ import numpy as np
 
 from kb import DocumentFilter, retrieval_text
 from retriever.answers.answerability import ANSWERABILITY
-from retriever.answers.evidence import coverage, idf_weights, weighted_overlap
+from retriever.answers.evidence import coverage, idf_weights, typo_repairs, weighted_overlap
 from retriever.answers.llm import LLMError, condense, generate
 from retriever.answers.sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
 from retriever.answers.types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
@@ -62,8 +62,8 @@ def evidence_of(
     """The abstention signal (see AnswerConfig): coverage mixed with the best sentence score.
 
     Coverage is taken of the question as typed or as repaired by the reader, whichever is higher:
-    "refnd" is not a word the KB lacks. The sentence score leaves out the retriever's rank, so
-    the threshold does not depend on the retriever.
+    "refnd" is not a word the KB lacks; but only the repairs that are typos count (evidence.typo_repairs).
+    The sentence score leaves out the retriever's rank, so the threshold does not depend on the retriever.
     """
     best = max(
         (config.w_sentence * s.cosine + config.w_passage * s.passage + config.w_lexical * s.lexical for s in scored),
@@ -71,7 +71,7 @@ def evidence_of(
     )
     cov = coverage(question, retriever.kb, hits)
     if repaired and repaired != question:
-        cov = max(cov, coverage(repaired, retriever.kb, hits))
+        cov = max(cov, coverage(typo_repairs(question, repaired), retriever.kb, hits))
     return config.w_coverage * cov + (1 - config.w_coverage) * best
 
 

@@ -8,7 +8,7 @@ use (Shopify, payroll) says the KB may not hold the answer at all.
 from __future__ import annotations
 
 from kb import KnowledgeBase, retrieval_text
-from retriever.answers.sentences import content_tokens, lexical_overlap, quantity_words
+from retriever.answers.sentences import WORDS, content_tokens, lexical_overlap, quantity_words
 from retriever.corpus import corpus_for
 from retriever.results import Hit
 
@@ -26,6 +26,16 @@ def weighted_overlap(weights: dict[str, float], tokens: tuple[str, ...]) -> floa
         return 0.0
     have = tuple(set(tokens))
     return sum(w for word, w in weights.items() if lexical_overlap((word,), have) > 0) / total
+
+
+def typo_repairs(typed: str, repaired: str) -> str:
+    """repaired (the reader's repair of typed), keeping only the replacements that are typos of the typed word
+    ("refnd" -> "refund"); the others are put back ("Zapier" -> "tier", "Peppol" -> "people": the reader's
+    vocabulary settles an unknown name on the nearest KB word, which finds passages but proves nothing)."""
+    before, after = WORDS.findall(typed), WORDS.findall(repaired)
+    if len(before) != len(after):
+        return typed
+    return " ".join(a if lexical_overlap((b.lower(),), (a.lower(),)) > 0 else b for b, a in zip(before, after))
 
 
 def coverage(question: str, kb: KnowledgeBase, hits: tuple[Hit, ...]) -> float:

@@ -21,7 +21,7 @@ _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]*-{3,}[\s:|-]*\|?\s*$")
 _SENT_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|approx|incl|no|dr|mr|mrs|ms|st|inc|ltd|co|fig|cf)\.|\b[A-Z]\.)$", re.I)
 _FOOTER = re.compile(r"\bpage \d+ of \d+\b", re.I)
-_WORD = re.compile(r"\w+", re.UNICODE)
+WORDS = re.compile(r"\w+", re.UNICODE)
 
 # Lines shorter than this that end without punctuation, followed by a capitalised line, are
 # headings in PDF text (wrapped body lines run close to the page width, ~90 characters).
@@ -146,7 +146,7 @@ def is_candidate(sentence: str, heading: bool, min_words: int = 4) -> bool:
         return True
     if "|" in sentence:
         return False  # a raw pipe-table fragment (a KB ingested before tables were rendered as rows)
-    words = _WORD.findall(sentence)
+    words = WORDS.findall(sentence)
     if len(words) < min_words:
         return False
     # Short unpunctuated lines are titles (PDF headings).
@@ -155,7 +155,7 @@ def is_candidate(sentence: str, heading: bool, min_words: int = 4) -> bool:
 
 def content_tokens(text: str) -> tuple[str, ...]:
     """Lower-cased words without stopwords: what lexical overlap compares."""
-    return tuple(w for w in (t.lower() for t in _WORD.findall(text)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
+    return tuple(w for w in (t.lower() for t in WORDS.findall(text)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
 
 
 _HOW_WORDS = frozenset("long much many often soon far".split())
@@ -164,7 +164,7 @@ _HOW_WORDS = frozenset("long much many often soon far".split())
 def quantity_words(text: str) -> frozenset[str]:
     """The words that, after "how", ask for a quantity and name no subject: {"long"} of "How long is the refund
     window?" (the answer says "within 14 days"; an FAQ entry may repeat "how long")."""
-    words = [t.lower() for t in _WORD.findall(text)]
+    words = [t.lower() for t in WORDS.findall(text)]
     return frozenset(w for before, w in zip(words, words[1:]) if before == "how" and w in _HOW_WORDS)
 
 
