@@ -26,10 +26,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# One core per shard and one for the coordinator, as on the cluster the estimate is for; the workers inherit it.
-# (On this busy 2-core machine a question's embedding took ~1 s with the BLAS's default threads, 20 ms with one.)
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
 
 import numpy as np
 
@@ -94,6 +90,9 @@ def sync(kb_dir: Path, counts: tuple[int, ...]) -> dict:
     docs = kb_documents(kb)
     rng = np.random.default_rng(0)
     embedder = load_embedder()
+    import torch
+
+    torch.set_num_threads(1)  # the embedding rate per core
     embedder.encode(["warm up the model"])
     out: dict = {"chunks": kb.snapshot().size, "runs": []}
     for count in counts:
@@ -198,8 +197,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
+    from threadpoolctl import threadpool_limits
+
     from kb import KnowledgeBase, query_embedder_for
 
+    # One core for the coordinator, as for each shard worker (ShardPool's threads=1): the cluster the estimate is
+    # for. On this busy 2-core machine a question's embedding took ~1 s with the BLAS's default threads, 20 ms with one.
+    threadpool_limits(1)
     source = args.source or scifact_kb(args.workdir)[0]
     built = synthetic_shards(args.workdir, source, args.shards, args.chunks)
     dirs = [d for d, _ in built]

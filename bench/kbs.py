@@ -308,3 +308,36 @@ def synthetic_shards(
         info = _save(kb_dir, key, {"seconds": time.perf_counter() - started, "chunks": chunks, "reused": False})
         out.append((kb_dir, info))
     return out
+
+
+def split_kb(
+    workdir: Path, source: Path, n: int, shards: int, sigma: float = 0.025, seed: int = 1
+) -> tuple[Path, list[Path]]:
+    """One KB of the first n chunks of the synthetic corpus (SciFact itself first) and `shards` KBs that hold
+    exactly its documents, cut by shard_of: the same chunks served whole or sharded. Built once, under
+    workdir/split_<S>x<n>/. Returns (the whole KB's dir, the shards' dirs)."""
+    src = KnowledgeBase(source)
+    manifest = src.manifest
+    if manifest is None:
+        raise RuntimeError(f"{src.dir} has no manifest: build the SciFact KB first")
+    root = workdir / f"split_{shards}x{n}"
+    whole, parts = root / "whole", [root / f"shard_{i}" for i in range(shards)]
+    key = {
+        "what": "split",
+        "n": n,
+        "shards": shards,
+        "sigma": sigma,
+        "seed": seed,
+        "source_token": src.token(),
+        "index": index_key(),
+    }
+    if _cached(whole, key) is not None and all((p / "kb.sqlite").exists() for p in parts):
+        return whole, parts
+    for d in (whole, *parts):
+        _fresh(d)
+    write_shard(whole, synthetic_documents(kb_documents(src), sigma, seed), 0, 1, manifest.model, manifest.dim, n)
+    docs = kb_documents(KnowledgeBase(whole))
+    for i, part in enumerate(parts):
+        write_shard(part, docs, i, shards, manifest.model, manifest.dim)
+    _save(whole, key, {})
+    return whole, parts

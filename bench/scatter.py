@@ -66,11 +66,17 @@ def _rss_bytes() -> int:
     return 0
 
 
-def _serve(conn, kb_dir: str, shard: int, candidates: int) -> None:
+def _serve(conn, kb_dir: str, shard: int, candidates: int, threads: int) -> None:
     """A shard worker: open the KB, then answer ("rank", method, text, vector, k), ("rss",) until ("stop",)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
+    import faiss
+    from threadpoolctl import threadpool_limits
+
     from kb import KnowledgeBase
     from retriever import make_retriever
+
+    threadpool_limits(threads)
+    faiss.omp_set_num_threads(threads)
 
     try:
         kb = KnowledgeBase(kb_dir)
@@ -108,11 +114,12 @@ def _serve(conn, kb_dir: str, shard: int, candidates: int) -> None:
 class ShardPool:
     """One worker process per shard directory, started now; use as a context manager (or call close()).
 
-    candidates: the first-stage pool K each shard's readers use. start_timeout: seconds to wait for every shard
-    to open. Raises RuntimeError naming the shard when one fails to open.
+    candidates: the first-stage pool K each shard's readers use. threads: BLAS and OpenMP threads per worker (1:
+    one core per shard, as on a cluster). start_timeout: seconds to wait for every shard to open. Raises
+    RuntimeError naming the shard when one fails to open.
     """
 
-    def __init__(self, shard_dirs: Sequence[Path], candidates: int = 100, start_timeout: float = 600.0):
+    def __init__(self, shard_dirs: Sequence[Path], candidates: int = 100, threads: int = 1, start_timeout: float = 600.0):
         ctx = mp.get_context("spawn")  # a clean interpreter per shard: no copied FAISS/OpenMP state
         self.shard_dirs = [Path(d) for d in shard_dirs]
         self._conns = []
@@ -120,7 +127,7 @@ class ShardPool:
         try:
             for shard, kb_dir in enumerate(self.shard_dirs):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_serve, args=(child, str(kb_dir), shard, candidates), daemon=True)
+                proc = ctx.Process(target=_serve, args=(child, str(kb_dir), shard, candidates, threads), daemon=True)
                 proc.start()
                 child.close()
                 self._conns.append(parent)
