@@ -11,6 +11,7 @@
 3. Memory: each worker's resident set after the questions.
 4. Sync (unless --skip-sync): 1 and then 100 changed documents committed into shard 0 (their changed chunks
    embedded with the real model, timed apart), then the originals put back (two more commits, also timed).
+   --sync-kb KB times the same in another KB (one you may write to), to see how a commit grows with the KB.
 5. The 10M estimate for a cluster with one core per shard (see derive()).
 
 Prints a table and, with --json, one JSON object. On 2 cores S workers time-share: the per-shard CPU seconds are
@@ -183,32 +184,11 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", type=Path, default=default_workdir() / "shards")
-    ap.add_argument("--source", type=Path, help="the SciFact KB (default: built under --workdir)")
-    ap.add_argument("--shards", type=int, default=8)
-    ap.add_argument("-n", "--chunks", type=int, default=125_000, help="chunks per shard")
-    ap.add_argument("--single-kb", type=Path, help="one KB to time alone for comparison (e.g. 1M chunks)")
-    ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--target", type=int, default=10_000_000, help="chunks the estimate is for")
-    ap.add_argument("--skip-sync", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-
-    from threadpoolctl import threadpool_limits
-
+def ask(args: argparse.Namespace, dirs: list[Path]) -> dict:
+    """Steps 2, 3 and 5: the questions to all shards, to shard 0 alone and to --single-kb; the estimate."""
     from kb import KnowledgeBase, query_embedder_for
 
-    # One core for the coordinator, as for each shard worker (ShardPool's threads=1): the cluster the estimate is
-    # for. On this busy 2-core machine a question's embedding took ~1 s with the BLAS's default threads, 20 ms with one.
-    threadpool_limits(1)
-    source = args.source or scifact_kb(args.workdir)[0]
-    built = synthetic_shards(args.workdir, source, args.shards, args.chunks)
-    dirs = [d for d, _ in built]
-    res: dict = {"load_before": os.getloadavg(), "build": [{k: v for k, v in i.items() if k != "key"} for _, i in built]}
-
+    res: dict = {}
     qs, warm = questions(args.queries)
     encoder = query_embedder_for(KnowledgeBase(dirs[0]))
     encoder.encode_queries(warm[:2])
@@ -224,13 +204,49 @@ def main(argv: list[str] | None = None) -> dict:
         res["single_kb"] = {**serve([args.single_kb], qs, vecs, warm, wvecs, args.k), "chunks_each": size}
     res["load_after_questions"] = os.getloadavg()
     res["estimate"] = derive(res["sharded"], res.get("single_kb"), args.target, res["embed_s_per_question"])
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=default_workdir() / "shards")
+    ap.add_argument("--source", type=Path, help="the SciFact KB (default: built under --workdir)")
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("-n", "--chunks", type=int, default=125_000, help="chunks per shard")
+    ap.add_argument("--single-kb", type=Path, help="one KB to time alone for comparison (e.g. 1M chunks)")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--target", type=int, default=10_000_000, help="chunks the estimate is for")
+    ap.add_argument("--skip-sync", action="store_true")
+    ap.add_argument("--skip-questions", action="store_true", help="steps 2, 3 and 5 left out")
+    ap.add_argument(
+        "--sync-kb", type=Path, action="append", default=[], help="also time step 4 in this KB (it is written to)"
+    )
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    from threadpoolctl import threadpool_limits
+
+    # One core for the coordinator, as for each shard worker (ShardPool's threads=1): the cluster the estimate is
+    # for. On this busy 2-core machine a question's embedding took ~1 s with the BLAS's default threads, 20 ms with one.
+    threadpool_limits(1)
+    source = args.source or scifact_kb(args.workdir)[0]
+    built = synthetic_shards(args.workdir, source, args.shards, args.chunks)
+    dirs = [d for d, _ in built]
+    res: dict = {"load_before": os.getloadavg(), "build": [{k: v for k, v in i.items() if k != "key"} for _, i in built]}
+
+    if not args.skip_questions:
+        res.update(ask(args, dirs))
     if not args.skip_sync:
         res["sync"] = sync(dirs[0], (1, 100))
+    for kb_dir in args.sync_kb:
+        res.setdefault("sync_more", []).append(sync(kb_dir, (1, 100)))
     res["load_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(res))
     else:
-        print(table(res))
+        if not args.skip_questions:
+            print(table(res))
         print(json.dumps({k: v for k, v in res.items() if k not in ("sharded", "one_shard", "single_kb")}, indent=1))
     return res
 
