@@ -58,6 +58,11 @@ def test_scatter_gather_equals_one_kb_for_dense(sample_kb_dir, embedder, tmp_pat
         assert from_both == {0, 1}
     assert _gone(pids), "a shard worker outlived the pool"
 
+    with pytest.raises(KeyError), ShardPool(dirs) as pool:  # an error in the coordinator stops the workers too
+        pids = [p.pid for p in pool.processes]
+        raise KeyError("coordinator failed")
+    assert _gone(pids), "a shard worker outlived an error in the coordinator"
+
 
 def test_a_shard_that_cannot_open_is_named_and_nothing_is_left(tmp_path):
     missing = tmp_path / "no_such_shard"
