@@ -14,6 +14,7 @@ marker does not match the requested build is rebuilt. Nothing is written inside 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -115,8 +116,8 @@ def scifact_kb(workdir: Path) -> tuple[Path, dict]:
     return kb_dir, info
 
 
-def _scifact_documents(src: KnowledgeBase) -> list[tuple[NewDocument, np.ndarray]]:
-    """Every document of the SciFact KB with its chunks and their stored vectors, in id order."""
+def kb_documents(src: KnowledgeBase) -> list[tuple[NewDocument, np.ndarray]]:
+    """Every document of a KB with its chunks and their stored vectors, in id order (to write into another KB)."""
     snap = src.snapshot()
     found = src.chunks(snap.ids.tolist())
     records = [rec for rec in found if rec is not None]
@@ -156,6 +157,14 @@ def _scifact_documents(src: KnowledgeBase) -> list[tuple[NewDocument, np.ndarray
     return out
 
 
+def _copied(doc: NewDocument, vecs: np.ndarray, copy: int, noise: np.ndarray) -> tuple[NewDocument, np.ndarray]:
+    """Copy number `copy` (> 0) of a document: its own key and title, each vector plus noise, re-normalised."""
+    noisy = vecs + noise
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    title = f"{doc.title} [{copy}]"
+    return NewDocument(**{**doc.__dict__, "source": f"{doc.source}#copy{copy}", "title": title}), noisy
+
+
 def synthetic_kb(
     workdir: Path, source: Path, n: int, sigma: float = 0.025, seed: int = 0, index: IndexConfig | None = None
 ) -> tuple[Path, dict]:
@@ -177,7 +186,7 @@ def synthetic_kb(
         return kb_dir, info
     _fresh(kb_dir)
     started = time.perf_counter()
-    base = _scifact_documents(src)
+    base = kb_documents(src)
     rng = np.random.default_rng(seed)
     manifest = src.manifest
     if manifest is None:
@@ -194,13 +203,10 @@ def synthetic_kb(
                     doc = NewDocument(**{**doc.__dict__, "chunks": doc.chunks[: n - written]})
                     vecs = vecs[: n - written]
                 if copy:
-                    noisy = vecs + rng.normal(0.0, sigma, vecs.shape).astype(np.float32)
-                    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+                    noise = rng.normal(0.0, sigma, vecs.shape).astype(np.float32)
+                    doc, noisy = _copied(doc, vecs, copy, noise)
                     if len(cosines) < 2000:
                         cosines.extend((noisy * vecs).sum(1).tolist())
-                    doc = NewDocument(
-                        **{**doc.__dict__, "source": f"{doc.source}#copy{copy}", "title": f"{doc.title} [{copy}]"}
-                    )
                     vecs = noisy
                 writer.put_document(doc, vecs)
                 written += len(doc.chunks)
@@ -213,3 +219,125 @@ def synthetic_kb(
         {"seconds": seconds, "chunks": written, "copies": copy, "mean_cosine_to_original": mean_cos, "reused": False},
     )
     return kb_dir, info
+
+
+def shard_of(source: str, shards: int) -> int:
+    """The shard (0..shards-1) that holds a document: a stable hash of its key, so every chunk and version of a
+    document lives in one shard and any process routes a changed document without a lookup table."""
+    digest = hashlib.blake2b(source.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def synthetic_documents(base: list[tuple[NewDocument, np.ndarray]], sigma: float, seed: int):
+    """The endless synthetic corpus: copy 0 is base itself, copy c > 0 every base document as _copied with noise
+    drawn from an rng seeded by (seed, c), so a document's vectors do not depend on which shard asks for it."""
+    offsets = np.cumsum([0] + [len(vecs) for _, vecs in base])
+    copy = 0
+    while True:
+        if copy == 0:
+            yield from base
+        else:
+            rng = np.random.default_rng([seed, copy])
+            noise = rng.normal(0.0, sigma, (int(offsets[-1]), base[0][1].shape[1])).astype(np.float32)
+            for (doc, vecs), start in zip(base, offsets):
+                yield _copied(doc, vecs, copy, noise[start : start + len(vecs)])
+        copy += 1
+
+
+def write_shard(
+    kb_dir: Path,
+    documents,
+    shard: int,
+    shards: int,
+    model: str,
+    dim: int,
+    n: int | None = None,
+    index: IndexConfig | None = None,
+) -> int:
+    """Write into a new KB at kb_dir, in one commit, the documents of `documents` ((NewDocument, vectors) pairs)
+    that shard_of puts in `shard`, until n chunks (None: all; the last document is cut to fit). Returns chunks."""
+    kb = KnowledgeBase(kb_dir, create=True, index=index or IndexConfig())
+    written = 0
+    with kb.writer(model=model, dim=dim) as writer:
+        for doc, vecs in documents:
+            if n is not None and written >= n:
+                break
+            if shard_of(doc.source, shards) != shard:
+                continue
+            if n is not None and len(doc.chunks) > n - written:
+                doc = NewDocument(**{**doc.__dict__, "chunks": doc.chunks[: n - written]})
+                vecs = vecs[: n - written]
+            writer.put_document(doc, vecs)
+            written += len(doc.chunks)
+    return written
+
+
+def synthetic_shards(
+    workdir: Path, source: Path, shards: int, n: int, sigma: float = 0.025, seed: int = 1
+) -> list[tuple[Path, dict]]:
+    """`shards` KBs of n chunks each under workdir/shards_<S>x<n>/shard_<i>, cut from one synthetic corpus
+    (synthetic_documents over the KB at source) by shard_of: together they hold S x n distinct chunks, as one
+    KB of S x n chunks split by document key would. Each is built once (about 85 s per 100k chunks for the
+    lexical index) and reused while its marker matches. Returns (dir, build info) per shard."""
+    src = KnowledgeBase(source)
+    manifest = src.manifest
+    if manifest is None:
+        raise RuntimeError(f"{src.dir} has no manifest: build the SciFact KB first")
+    base = kb_documents(src)
+    out = []
+    for shard in range(shards):
+        kb_dir = workdir / f"shards_{shards}x{n}" / f"shard_{shard}"
+        key = {
+            "what": "shard",
+            "shard": shard,
+            "shards": shards,
+            "n": n,
+            "sigma": sigma,
+            "seed": seed,
+            "source_token": src.token(),
+            "index": index_key(),
+        }
+        info = _cached(kb_dir, key)
+        if info is not None:
+            info["reused"] = True
+            out.append((kb_dir, info))
+            continue
+        _fresh(kb_dir)
+        started = time.perf_counter()
+        chunks = write_shard(kb_dir, synthetic_documents(base, sigma, seed), shard, shards, manifest.model, manifest.dim, n)
+        info = _save(kb_dir, key, {"seconds": time.perf_counter() - started, "chunks": chunks, "reused": False})
+        out.append((kb_dir, info))
+    return out
+
+
+def split_kb(
+    workdir: Path, source: Path, n: int, shards: int, sigma: float = 0.025, seed: int = 1
+) -> tuple[Path, list[Path]]:
+    """One KB of the first n chunks of the synthetic corpus (SciFact itself first) and `shards` KBs that hold
+    exactly its documents, cut by shard_of: the same chunks served whole or sharded. Built once, under
+    workdir/split_<S>x<n>/. Returns (the whole KB's dir, the shards' dirs)."""
+    src = KnowledgeBase(source)
+    manifest = src.manifest
+    if manifest is None:
+        raise RuntimeError(f"{src.dir} has no manifest: build the SciFact KB first")
+    root = workdir / f"split_{shards}x{n}"
+    whole, parts = root / "whole", [root / f"shard_{i}" for i in range(shards)]
+    key = {
+        "what": "split",
+        "n": n,
+        "shards": shards,
+        "sigma": sigma,
+        "seed": seed,
+        "source_token": src.token(),
+        "index": index_key(),
+    }
+    if _cached(whole, key) is not None and all((p / "kb.sqlite").exists() for p in parts):
+        return whole, parts
+    for d in (whole, *parts):
+        _fresh(d)
+    write_shard(whole, synthetic_documents(kb_documents(src), sigma, seed), 0, 1, manifest.model, manifest.dim, n)
+    docs = kb_documents(KnowledgeBase(whole))
+    for i, part in enumerate(parts):
+        write_shard(part, docs, i, shards, manifest.model, manifest.dim)
+    _save(whole, key, {})
+    return whole, parts
