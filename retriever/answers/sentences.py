@@ -33,7 +33,7 @@ STOPWORDS = frozenset(
     his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
     over own same she should so some such than that the their theirs them then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your yours
-    customer customers tallyo get got does do can cant please need want know tell us hi hello thanks""".split()
+    customer customers get got does do can cant please need want know tell us hi hello thanks""".split()
 )
 
 
