@@ -20,10 +20,12 @@ Against, in the same process and on the same chunk texts (what the KB embedded: 
                   (SentenceTransformerEmbedder, passed where ingest takes an embedder). ratio = its time / ours
 For scans both are also given with the parse stage (render + OCR) set aside. Stages are the report's own
 (read: scan + fetch, parse, embed, stage) and commit = the rest of the run (SQLite, FAISS, lexical index).
+Each format runs --rounds rounds of all four (fresh KBs each, sentence-transformers first in odd rounds) and
+every figure is the median of the rounds' own, so the other work on a shared machine weighs on both sides.
 
 Prints one Markdown table, then one JSON object (its last line). --quick: a smoke run of a few documents.
 
-    .venv/bin/python -m bench.bench_ingest_formats [--docs 50] [--per-doc 3] [--scan-docs 3] [--quick]
+    .venv/bin/python -m bench.bench_ingest_formats [--docs 30] [--per-doc 3] [--scan-docs 2] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -148,22 +150,35 @@ def sync(kb_dir: Path, source: str, embedder) -> tuple[float, dict[str, float], 
     return seconds, stages, report.chunks_written
 
 
-def measure(fmt: str, source: str, work: Path, ours, alt: SentenceTransformerEmbedder) -> dict:
-    """One format's figures: our sync, the same sync embedding with sentence-transformers, then
-    sentence-transformers' encode and ours of the chunk texts our sync embedded (embed_only_ratio: the
-    embedder alone, as bench.bench_ingest measures it)."""
+def measure(fmt: str, source: str, work: Path, ours, alt: SentenceTransformerEmbedder, rounds: int) -> dict:
+    """One format's figures, each the median of its rounds (rounds: each round's own). A round is our sync,
+    the same sync embedding with sentence-transformers, then sentence-transformers' encode and ours of the
+    chunk texts our sync embedded (embed_only_ratio: the embedder alone, as bench.bench_ingest measures it);
+    odd rounds run sentence-transformers first, so a load that drifts weighs on both sides alike."""
     from kb import KnowledgeBase
 
-    ours_s, ours_stages, chunks = sync(work / f"kb-{fmt}-ours", source, ours)
-    _, texts = KnowledgeBase(work / f"kb-{fmt}-ours").chunk_texts()
-    alt_sync_s, alt_stages, alt_chunks = sync(work / f"kb-{fmt}-st", source, alt)
-    started = time.perf_counter()
-    alt.encode(texts)
-    encode_s = time.perf_counter() - started
-    started = time.perf_counter()
-    ours.encode(texts)
-    ours_encode_s = time.perf_counter() - started
-    assert chunks == alt_chunks == len(texts), (chunks, alt_chunks, len(texts))
+    per_round: list[dict] = []
+    texts: list[str] = []
+    for r in range(rounds):
+        sides = (("ours", ours), ("st", alt)) if r % 2 == 0 else (("st", alt), ("ours", ours))
+        syncs = {name: sync(work / f"kb-{fmt}-{name}-{r}", source, embedder) for name, embedder in sides}
+        if not texts:
+            _, texts = KnowledgeBase(work / f"kb-{fmt}-ours-{r}").chunk_texts()
+        encodes = {}
+        for name, embedder in sides:
+            started = time.perf_counter()
+            embedder.encode(texts)
+            encodes[name] = time.perf_counter() - started
+        per_round.append(figures(syncs["ours"], syncs["st"], encodes["ours"], encodes["st"], len(texts)))
+    out = {key: _median([f[key] for f in per_round]) for key in per_round[0]}
+    return {**out, "load": round(load_now(), 2), "rounds": per_round}
+
+
+def figures(ours: tuple, alt: tuple, ours_encode_s: float, encode_s: float, n_texts: int) -> dict:
+    """One round's figures from our sync and sentence-transformers' ((seconds, stages, chunks) each) and
+    the two encode-only times of the n_texts chunk texts."""
+    (ours_s, ours_stages, chunks), (alt_sync_s, alt_stages, alt_chunks) = ours, alt
+    assert chunks == alt_chunks == n_texts, (chunks, alt_chunks, n_texts)
     encode_rate = chunks / encode_s
     rest = ours_s - ours_stages["parse"]  # the run without its parse stage (render + OCR for scans)
     return {
@@ -181,11 +196,17 @@ def measure(fmt: str, source: str, work: Path, ours, alt: SentenceTransformerEmb
         "like_for_like_ratio": round(alt_sync_s / ours_s, 3),
         "strict_ratio_parse_aside": round(chunks / rest / encode_rate, 3),
         "like_for_like_ratio_parse_aside": round((alt_sync_s - alt_stages["parse"]) / rest, 3),
-        "load": round(load_now(), 2),
     }
 
 
-def run(n_docs: int, per_doc: int, scan_docs: int, formats: Sequence[str], work: Path) -> dict:
+def _median(values: list):
+    """The median of numbers, or per key of dicts of numbers."""
+    if isinstance(values[0], dict):
+        return {key: _median([v[key] for v in values]) for key in values[0]}
+    return round(float(np.median(values)), 3)
+
+
+def run(n_docs: int, per_doc: int, scan_docs: int, formats: Sequence[str], work: Path, rounds: int) -> dict:
     """Every format's figures (measure), with the corpus, the model and the machine."""
     from data.sample_site import SampleSite
     from kb import Embedder, EmbedderConfig, load_embedder, resolve_model_path
@@ -205,6 +226,7 @@ def run(n_docs: int, per_doc: int, scan_docs: int, formats: Sequence[str], work:
         "precision": ours.precision,
         "batch": BATCH,
         "max_tokens": ours.config.max_tokens,
+        "rounds": rounds,
         "machine": machine(),
         "formats": {},
     }
@@ -217,10 +239,10 @@ def run(n_docs: int, per_doc: int, scan_docs: int, formats: Sequence[str], work:
                     paths.append(f"/help/bench/{path.stem}")
                     site.pages[paths[-1]] = ("text/html; charset=utf-8", path.read_bytes())
                 site.listed = paths  # only these pages: the sample site's broken ones test failures, not speed
-                out["formats"][fmt] = measure(fmt, site.url("/help/sitemap.xml"), work, ours, alt)
+                out["formats"][fmt] = measure(fmt, site.url("/help/sitemap.xml"), work, ours, alt, rounds)
         else:
-            out["formats"][fmt] = measure(fmt, str(folder), work, ours, alt)
-        print(fmt, json.dumps(out["formats"][fmt]), file=sys.stderr, flush=True)
+            out["formats"][fmt] = measure(fmt, str(folder), work, ours, alt, rounds)
+        print(fmt, json.dumps(out["formats"][fmt]["rounds"]), file=sys.stderr, flush=True)
     return out
 
 
@@ -273,11 +295,14 @@ def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=50, help="documents per text format (default 50)")
+    parser.add_argument("--docs", type=int, default=30, help="documents per text format (default 30)")
     parser.add_argument("--per-doc", type=int, default=3, help="SciFact abstracts per document (default 3)")
-    parser.add_argument("--scan-docs", type=int, default=3, help="scanned documents, OCR-bound (default 3)")
+    parser.add_argument("--scan-docs", type=int, default=2, help="scanned documents, OCR-bound (default 2)")
     parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated, of {','.join(FORMATS)}")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 documents (1 scanned) of 2 abstracts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per format; figures are their medians (default 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 1 round of 3 documents (1 scanned) of 2 abstracts"
+    )
     parser.add_argument("--work", type=Path, default=None, help="folder for the corpora and KBs (default: a temp dir)")
     args = parser.parse_args()
     formats = [f for f in args.formats.split(",") if f]
@@ -287,9 +312,11 @@ def main() -> int:
     if not have_scifact():
         print("bench_ingest_formats needs ../shared/datasets/scifact (its abstracts are the documents)", file=sys.stderr)
         return 2
-    n_docs, per_doc, scan_docs = (3, 2, 1) if args.quick else (args.docs, args.per_doc, args.scan_docs)
+    n_docs, per_doc, scan_docs, rounds = (
+        (3, 2, 1, 1) if args.quick else (args.docs, args.per_doc, args.scan_docs, args.rounds)
+    )
     with tempfile.TemporaryDirectory(prefix="bench-ingest-formats-") as tmp:
-        result = run(n_docs, per_doc, scan_docs, formats, args.work or Path(tmp))
+        result = run(n_docs, per_doc, scan_docs, formats, args.work or Path(tmp), rounds)
     print_markdown(*table(result))
     print(json.dumps(result))
     return 0
