@@ -25,7 +25,7 @@ every figure is the median of the rounds' own, so the other work on a shared mac
 
 Prints one Markdown table, then one JSON object (its last line). --quick: a smoke run of a few documents.
 
-    .venv/bin/python -m bench.bench_ingest_formats [--docs 30] [--per-doc 3] [--scan-docs 2] [--rounds 3] [--quick]
+    .venv/bin/python -m bench.bench_ingest_formats [--docs 24] [--per-doc 3] [--scan-docs 2] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=30, help="documents per text format (default 30)")
+    parser.add_argument("--docs", type=int, default=24, help="documents per text format (default 24)")
     parser.add_argument("--per-doc", type=int, default=3, help="SciFact abstracts per document (default 3)")
     parser.add_argument("--scan-docs", type=int, default=2, help="scanned documents, OCR-bound (default 2)")
     parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated, of {','.join(FORMATS)}")
