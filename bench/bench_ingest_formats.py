@@ -248,7 +248,7 @@ def run(n_docs: int, per_doc: int, scan_docs: int, formats: Sequence[str], work:
 
 def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """(header, rows) of the printed table: one row per format, a second for scans with the parse set aside."""
-    header = (
+    header: tuple[str, ...] = (
         "format",
         "docs",
         "chunks",
@@ -259,7 +259,7 @@ def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         "st doing the sync's embedding",
         "like for like",
     )
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for fmt, f in result["formats"].items():
         rows.append(
             (

@@ -136,4 +136,3 @@ def test_batches_follow_the_lengths_given_and_the_output_keeps_the_input_order()
     batches.clear()
     encode_by_length(texts, 1, 2, encode_batch)  # without lengths, by characters
     assert batches == [["a long text in few words", "ddd"], ["cc", "b"]]
-
