@@ -13,7 +13,15 @@ from bench.common import ROOT
 
 def _figures(chunks: int, ours_s: float, parse_s: float, st_sync_s: float, st_parse_s: float, encode_s: float) -> dict:
     encode_rate = chunks / encode_s
+    ratios = {
+        "strict_ratio": chunks / ours_s / encode_rate,
+        "like_for_like_ratio": st_sync_s / ours_s,
+        "strict_ratio_parse_aside": chunks / (ours_s - parse_s) / encode_rate,
+        "like_for_like_ratio_parse_aside": (st_sync_s - st_parse_s) / (ours_s - parse_s),
+    }
     return {
+        **ratios,
+        "median_of_rounds": {key: 1.5 for key in ratios},
         "chunks": chunks,
         "ours_s": ours_s,
         "ours_chunks_per_s": chunks / ours_s,
@@ -21,10 +29,6 @@ def _figures(chunks: int, ours_s: float, parse_s: float, st_sync_s: float, st_pa
         "st_encode_chunks_per_s": encode_rate,
         "st_sync_s": st_sync_s,
         "st_sync_stages_s": {"read": 0.1, "parse": st_parse_s, "embed": 1.0, "stage": 0.0, "commit": 0.1},
-        "strict_ratio": chunks / ours_s / encode_rate,
-        "like_for_like_ratio": st_sync_s / ours_s,
-        "strict_ratio_parse_aside": chunks / (ours_s - parse_s) / encode_rate,
-        "like_for_like_ratio_parse_aside": (st_sync_s - st_parse_s) / (ours_s - parse_s),
     }
 
 
@@ -40,12 +44,12 @@ def test_the_table_has_a_row_per_format_and_shows_scans_with_their_ocr_set_aside
     assert [r[0] for r in rows] == ["pdf", "scan", "scan, OCR set aside"]
     assert all(len(r) == len(header) for r in rows)
     pdf, scan, aside = (dict(zip(header, r)) for r in rows)
-    assert pdf["ours, end to end"] == "30.0 chunks/s (10.0 s)" and pdf["strict"] == "2.00x"
-    assert pdf["like for like"] == "1.90x" and pdf["docs"] == "50"
-    assert scan["strict"] == "0.07x"  # 1.3 chunks/s end to end against 20 chunks/s of encoding
+    assert pdf["ours, end to end"] == "30.0 chunks/s (10.0 s)" and pdf["strict"] == "2.00x (median 1.50x)"
+    assert pdf["like for like"] == "1.90x (median 1.50x)" and pdf["docs"] == "50"
+    assert scan["strict"].startswith("0.07x")  # 1.3 chunks/s end to end against 20 chunks/s of encoding
     # Without the 27 s of OCR: 40 chunks in 3 s against 20 chunks/s; sentence-transformers' sync 5 s against 3 s.
-    assert aside["ours, end to end"] == "13.3 chunks/s (3.0 s)" and aside["strict"] == "0.67x"
-    assert aside["like for like"] == "1.67x" and "27.0 s not counted" in aside["stages (ours)"]
+    assert aside["ours, end to end"] == "13.3 chunks/s (3.0 s)" and aside["strict"].startswith("0.67x")
+    assert aside["like for like"].startswith("1.67x") and "27.0 s not counted" in aside["stages (ours)"]
 
 
 def test_a_quick_run_reports_every_figure_for_each_format(shared_dir):
@@ -64,7 +68,8 @@ def test_a_quick_run_reports_every_figure_for_each_format(shared_dir):
         assert set(f["ours_stages_s"]) == {"read", "parse", "embed", "stage", "commit"}
         assert f["ours_stages_s"]["embed"] > 0 and f["strict_ratio"] > 0 and f["like_for_like_ratio"] > 0
         (one,) = f["rounds"]
-        assert one["strict_ratio"] == f["strict_ratio"]  # the fastest of one round is that round
+        # the fastest of one round, and the median of its ratios, are that round's
+        assert one["strict_ratio"] == f["strict_ratio"] == f["median_of_rounds"]["strict_ratio"]
         # the rates are rounded to 0.1 chunk/s, the ratio computed before rounding
         assert abs(f["strict_ratio"] - f["ours_chunks_per_s"] / f["st_encode_chunks_per_s"]) < 0.05 * f["strict_ratio"]
     assert "| crawl " in proc.stdout and "| strict |" in proc.stdout
