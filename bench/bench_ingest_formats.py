@@ -55,6 +55,7 @@ RATIOS = (
     "strict_ratio",
     "like_for_like_ratio",
     "embed_only_ratio",
+    "wordpiece_batching_gain",
     "strict_ratio_parse_aside",
     "like_for_like_ratio_parse_aside",
 )
@@ -158,29 +159,38 @@ def sync(kb_dir: Path, source: str, embedder) -> tuple[float, dict[str, float], 
 
 
 def measure(fmt: str, source: str, work: Path, ours, alt: SentenceTransformerEmbedder, rounds: int) -> dict:
-    """One format's figures from the fastest of its rounds for each of the four timings (rounds: each
-    round's own figures). A round is our sync, the same sync embedding with sentence-transformers, then
-    sentence-transformers' encode and ours of the chunk texts our sync embedded (embed_only_ratio: the
-    embedder alone, as bench.bench_ingest measures it); odd rounds run sentence-transformers first. The
-    fastest round is the one the machine's other work disturbed least, on either side."""
+    """One format's figures from the fastest of its rounds for each timing (rounds: each round's own). A
+    round is our sync, the same sync embedding with sentence-transformers, then encodes of the chunk texts
+    our sync embedded: ours, sentence-transformers' and ours batched by characters as before issue 31's goal
+    5 (embed_only_ratio: the embedder alone, as bench.bench_ingest measures it; wordpiece_batching_gain).
+    Odd rounds run them in the reverse order. The fastest round is the one the machine's other work
+    disturbed least, on either side."""
     from kb import KnowledgeBase
+    from kb.embedder_base import encode_by_length
 
+    # Batches of 32 formed in order of characters, each encoded as it is (one batch is one forward pass).
+    by_chars = lambda ts: encode_by_length(ts, ours.dim, ours.config.batch_size, ours.encode)  # noqa: E731
+    encoders = (("ours", ours.encode), ("st", alt.encode), ("by_chars", by_chars))
     per_round: list[dict] = []
     best: dict[str, tuple] = {}
-    encodes: dict[str, list[float]] = {"ours": [], "st": []}
+    encodes: dict[str, list[float]] = {name: [] for name, _ in encoders}
     texts: list[str] = []
     for r in range(rounds):
         sides = (("ours", ours), ("st", alt)) if r % 2 == 0 else (("st", alt), ("ours", ours))
         syncs = {name: sync(work / f"kb-{fmt}-{name}-{r}", source, embedder) for name, embedder in sides}
+        for name, run in syncs.items():
+            best[name] = min(best.get(name, run), run, key=lambda timed: timed[0])
         if not texts:
             _, texts = KnowledgeBase(work / f"kb-{fmt}-ours-{r}").chunk_texts()
-        for name, embedder in sides:
+        for name, encode in encoders if r % 2 == 0 else encoders[::-1]:
             started = time.perf_counter()
-            embedder.encode(texts)
+            encode(texts)
             encodes[name].append(time.perf_counter() - started)
-            best[name] = min(best.get(name, syncs[name]), syncs[name], key=lambda run: run[0])
-        per_round.append(figures(syncs["ours"], syncs["st"], encodes["ours"][-1], encodes["st"][-1], len(texts)))
+        one = figures(syncs["ours"], syncs["st"], encodes["ours"][-1], encodes["st"][-1], len(texts))
+        per_round.append({**one, "wordpiece_batching_gain": round(encodes["by_chars"][-1] / encodes["ours"][-1], 3)})
     out = figures(best["ours"], best["st"], min(encodes["ours"]), min(encodes["st"]), len(texts))
+    out["ours_by_chars_encode_s"] = round(min(encodes["by_chars"]), 2)
+    out["wordpiece_batching_gain"] = round(min(encodes["by_chars"]) / min(encodes["ours"]), 3)
     # Each round's own ratios compare timings minutes apart at most: their median is the other view of the load.
     medians = {key: round(float(np.median([f[key] for f in per_round])), 3) for key in RATIOS}
     return {**out, "median_of_rounds": medians, "load": round(load_now(), 2), "rounds": per_round}
@@ -263,6 +273,7 @@ def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         "strict",
         "st doing the sync's embedding",
         "like for like",
+        "embedder alone: vs st; wordpiece batches vs character ones",
     )
     rows: list[tuple[str, ...]] = []
     for fmt, f in result["formats"].items():
@@ -277,6 +288,7 @@ def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
                 _ratio(f, "strict_ratio"),
                 f"{f['chunks'] / f['st_sync_s']:.1f} chunks/s ({f['st_sync_s']:.1f} s)",
                 _ratio(f, "like_for_like_ratio"),
+                f"{_ratio(f, 'embed_only_ratio')}; {_ratio(f, 'wordpiece_batching_gain')}",
             )
         )
         if fmt == "scan":
@@ -293,6 +305,7 @@ def table(result: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
                     _ratio(f, "strict_ratio_parse_aside"),
                     f"{f['chunks'] / alt_rest:.1f} chunks/s ({alt_rest:.1f} s)",
                     _ratio(f, "like_for_like_ratio_parse_aside"),
+                    "",
                 )
             )
     return header, rows
