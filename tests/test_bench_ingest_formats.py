@@ -76,4 +76,6 @@ def test_a_quick_run_reports_every_figure_for_each_format(shared_dir):
         assert one["strict_ratio"] == f["strict_ratio"] == f["median_of_rounds"]["strict_ratio"]
         # the rates are rounded to 0.1 chunk/s, the ratio computed before rounding
         assert abs(f["strict_ratio"] - f["ours_chunks_per_s"] / f["st_encode_chunks_per_s"]) < 0.05 * f["strict_ratio"]
-    assert "| crawl " in proc.stdout and "| strict |" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("| format ") and " strict " in lines[0]
+    assert [line.split("|")[1].strip() for line in lines[2:5]] == ["pdf", "html", "crawl"]
