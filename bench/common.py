@@ -79,14 +79,24 @@ def fmt_bytes(n: float) -> str:
 
 def print_table(rows: Sequence[Row], out=sys.stdout) -> None:
     """The table as GitHub Markdown (readable in a terminal, pasteable into the README)."""
-    header = ("stage", "ours", "alternative", "ratio")
     cells = [(r.stage, r.ours, r.alt, "-" if r.ratio is None else f"{r.ratio:.2f}x") for r in rows]
+    print_markdown(("stage", "ours", "alternative", "ratio"), cells, out)
+
+
+def print_markdown(header: Sequence[str], cells: Sequence[Sequence[str]], out=sys.stdout) -> None:
+    """header and rows of cells as a GitHub Markdown table, columns padded to their widest cell."""
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
     line = lambda c: "| " + " | ".join(v.ljust(w) for v, w in zip(c, widths)) + " |"  # noqa: E731
     print(line(header), file=out)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=out)
     for c in cells:
         print(line(c), file=out)
+
+
+def shares(stage_seconds: dict[str, float]) -> str:
+    """Each stage's share of their total, largest first: "embed 85.7%, parse 14.2%"."""
+    total = sum(stage_seconds.values()) or 1.0
+    return ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in sorted(stage_seconds.items(), key=lambda kv: -kv[1]))
 
 
 def rss_bytes() -> int:

@@ -59,17 +59,13 @@ from bench.common import (
     ratio_rate,
     ratio_time,
     run_json,
+    shares,
 )
 
 SECTIONS = ("ingest", "query", "views", "index", "eval", "sync", "startup", "answer", "conversation", "api")
 # KBs above this many chunks are "big": their index section builds only the SQ8 compact variant (each
 # variant is another IVF training, ~1 min at 1M).
 BIG_KB = 200_000
-
-
-def shares(stage_seconds: dict[str, float]) -> str:
-    total = sum(stage_seconds.values()) or 1.0
-    return ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in sorted(stage_seconds.items(), key=lambda kv: -kv[1]))
 
 
 def section_ingest(kbs: dict) -> list[Row]:

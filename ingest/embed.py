@@ -36,7 +36,9 @@ def embed_documents(
     texts = [retrieval_text(d.title, c.section, c.text) for d in docs for c in d.chunks]
     cached = writer.cached_vectors(texts)
     hashes = [text_hash(t) for t in texts]
-    todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cached}.items())
+    # Longest first, so each part of CACHE_EVERY holds texts of like lengths and the embedder's batches
+    # pad little (in hash order, every part spanned all lengths); the hash keeps the order fixed.
+    todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cached}.items(), key=lambda ht: (-len(ht[1]), ht[0]))
     done = 0
     for idx, vecs in _encoded(embedder, [t for _, t in todo], progress and len(todo) > CACHE_EVERY):
         part = [todo[i] for i in idx]

@@ -131,10 +131,17 @@ class Embedder:
     ) -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dim), rows L2-normalised.
 
-        Texts are batched in order of length so padding stays small; the output
-        keeps the input order. on_batch(n) is called after each batch of n texts.
+        Texts are batched in order of their length in wordpieces so padding stays small; the
+        output keeps the input order. on_batch(n) is called after each batch of n texts.
         """
-        return encode_by_length(texts, self.dim, self.config.batch_size, self._encode_batch, progress, on_batch)
+        # Sorted by characters, batches of SciFact chunks ran 20% more token rows than the texts hold (38%
+        # more attention); by wordpieces 6% (10%). Counting them is a second tokenisation: 67 ms for 222
+        # chunks, about 1% of their encode, and wasted when all the texts fit in one batch (an answer's sentences).
+        many = len(texts) > self.config.batch_size
+        lengths = [len(ids) for ids in self._tokenize(list(texts))["input_ids"]] if many else None
+        return encode_by_length(
+            texts, self.dim, self.config.batch_size, self._encode_batch, progress, on_batch, lengths=lengths
+        )
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed search queries (as passages: MiniLM has no query instruction)."""
@@ -147,7 +154,7 @@ class Embedder:
                 if self._cast_pending:
                     self.model = self.model.to(torch.bfloat16)
                     self._cast_pending = False
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_tokens, return_tensors="pt")
+        enc = self._tokenize(texts, padding=True, return_tensors="pt")
         if self.device != "cpu":
             enc = enc.to(self.device)
         with torch.inference_mode():
@@ -156,6 +163,10 @@ class Embedder:
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
         return pooled.cpu().numpy()
+
+    def _tokenize(self, texts: list[str], **options):
+        """The model's input for texts, cut at max_tokens (options: the tokenizer's padding, return_tensors)."""
+        return self.tokenizer(texts, truncation=True, max_length=self.config.max_tokens, **options)
 
     def count_tokens(self, text: str) -> int:
         """Number of model wordpiece tokens in text (without special tokens)."""

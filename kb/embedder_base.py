@@ -60,13 +60,15 @@ def encode_by_length(
     encode_batch: Callable[[list[str]], np.ndarray],
     progress: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
     """float32 (len(texts), dim): encode_batch over batches of texts in order of length, so padding stays
-    small; the output keeps the input order. on_batch(n) is called after each batch of n texts."""
+    small; the output keeps the input order. on_batch(n) is called after each batch of n texts.
+    lengths: each text's length in the model's tokens, the padding's own unit (default: its characters)."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out
-    order = np.argsort([-len(t) for t in texts], kind="stable")
+    order = np.argsort([-n for n in (lengths if lengths is not None else map(len, texts))], kind="stable")
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     bar = None
     if progress:

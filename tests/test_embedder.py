@@ -14,6 +14,7 @@ import pytest
 
 from kb import DEFAULT_MODEL, Embedder, EmbedderConfig, KBError
 from kb.embedder import resolve_model_path
+from kb.embedder_base import encode_by_length
 
 TEXTS = [
     "refund window",
@@ -118,3 +119,20 @@ def test_unknown_model_name_is_refused_naming_the_choices():
     with pytest.raises(KBError, match="unknown embedding model 'no-such-model'.*all-MiniLM-L6-v2"):
         resolve_model_path("no-such-model")
     assert (resolve_model_path(DEFAULT_MODEL) / "config.json").is_file()
+
+
+def test_batches_follow_the_lengths_given_and_the_output_keeps_the_input_order():
+    texts = ["a long text in few words", "b", "cc", "ddd"]
+    batches: list[list[str]] = []
+
+    def encode_batch(batch: list[str]) -> np.ndarray:
+        batches.append(batch)
+        return np.array([[float(len(t))] for t in batch], dtype=np.float32)
+
+    # In wordpieces the long text is the shortest: it shares the last batch with "ddd".
+    out = encode_by_length(texts, 1, 2, encode_batch, lengths=[1, 9, 8, 2])
+    assert batches == [["b", "cc"], ["ddd", "a long text in few words"]]
+    assert out[:, 0].tolist() == [24, 1, 2, 3]
+    batches.clear()
+    encode_by_length(texts, 1, 2, encode_batch)  # without lengths, by characters
+    assert batches == [["a long text in few words", "ddd"], ["cc", "b"]]

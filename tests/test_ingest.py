@@ -350,3 +350,35 @@ def test_shared_bad_pdfs_fail_clearly_or_are_recovered(shared_dir, tmp_path, emb
     assert "Beautiful is better than ugly." in text["pdfminer-zen_of_python_corrupted.pdf"]
     assert text["pypdf-issue-297-broken-xref.pdf"].strip() == "test example"
     assert kb.check().ok
+
+
+def test_the_texts_to_embed_go_to_the_embedder_longest_first_in_parts(tmp_path, embedder):
+    from ingest.embed import CACHE_EVERY
+
+    class Recorded:
+        """The real model, keeping the texts of each call (one call per part of CACHE_EVERY)."""
+
+        name, dim = embedder.name, embedder.dim
+        calls: list[list[str]] = []
+
+        def encode(self, texts, progress=False):
+            self.calls.append(list(texts))
+            return embedder.encode(texts)
+
+    records = [
+        TextRecord(f"r{i}", f"Note {i}", f"Ticket {i} was closed." + " The customer was refunded." * (i % 9))
+        for i in range(CACHE_EVERY + 44)
+    ]
+    recorded = Recorded()
+    report = ingest_texts(tmp_path / "kb", records, embedder=recorded)
+    assert report.chunks_embedded == len(records) and [len(c) for c in recorded.calls] == [CACHE_EVERY, 44]
+    lengths = [[len(t) for t in call] for call in recorded.calls]
+    # Each part holds like lengths (the embedder's batches pad little): the first part's shortest text is
+    # no shorter than the second part's longest.
+    assert min(lengths[0]) >= max(lengths[1]) and lengths[0] == sorted(lengths[0], reverse=True)
+    # and every chunk got its own text's vector back, whatever order the texts were embedded in
+    kb = KnowledgeBase(tmp_path / "kb")
+    snap = kb.snapshot()
+    ids, texts = kb.chunk_texts()
+    assert np.array_equal(ids, snap.ids)
+    assert float(np.sum(snap.vectors * embedder.encode(texts), axis=1).min()) > 0.999
