@@ -20,10 +20,11 @@ from typing import Iterator
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
+from api import queries
 from api.auth import Caller, authenticate
 from api.payloads import answer_pieces
 from api.schemas import AskRequest, ChatRequest
-from retriever import AnswerConfig, answer, citation_dict, history_dict, log_answer
+from retriever import citation_dict, history_dict
 
 # The question cap of /search and /ask, for the chat endpoint's question too.
 QUESTION_MAX = next(m.max_length for m in AskRequest.model_fields["question"].metadata if hasattr(m, "max_length"))
@@ -87,9 +88,8 @@ def chat(body: ChatRequest, background: BackgroundTasks, caller: Caller = Depend
     caller = caller.use(body.model.removeprefix("hopfield-kb/"))
     name = caller.collection_name
     question, history = _conversation(body)
-    retriever = caller.services.collections.retriever(name, "hopfield", 5)
-    ans = answer(question, retriever, AnswerConfig(), where=caller.filter(), history=history)
-    background.add_task(log_answer, caller.kb, ans, by=caller.asker, collection=name, retriever=retriever)  # after the reply
+    ans = queries.answer_question(caller, question, history)
+    background.add_task(queries.log, caller, ans)  # after the reply
     content = ans.text + sources_text(ans.citations)
     cites = [citation_dict(c) for c in ans.citations]
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from api.auth import Caller
 from api.payloads import document_payload, history_turns
-from api.schemas import AskRequest, SearchRequest
+from api.schemas import AskRequest, Filters, SearchRequest
 from retriever import Answer, AnswerConfig, answer, log_answer, parse_history, search_dict
 
 
@@ -28,10 +28,21 @@ def search(caller: Caller, body: SearchRequest) -> dict:
 def ask(caller: Caller, body: AskRequest) -> Answer:
     """The cited answer to body.question (read with body.history), from documents the key may see; not yet logged
     (log() it once the reply is on its way: a sync holding the write lock must not delay the answer)."""
-    retriever = caller.services.collections.retriever(caller.collection_name, body.retriever, body.k)
-    return answer(
-        body.question, retriever, AnswerConfig(), where=caller.filter(body.filters), history=history_turns(body.history)
-    )
+    return answer_question(caller, body.question, history_turns(body.history), body.retriever, body.k, body.filters)
+
+
+def answer_question(
+    caller: Caller,
+    question: str,
+    history: list[dict],
+    retriever: str = "hopfield",
+    k: int = 5,
+    filters: Filters | None = None,
+) -> Answer:
+    """The cited answer to question after history ([{"role", "content"}], oldest first), by the named retriever
+    over k passages, from documents filters and the key's scope allow: what /ask and /v1/chat/completions answer."""
+    reader = caller.services.collections.retriever(caller.collection_name, retriever, k)
+    return answer(question, reader, AnswerConfig(), where=caller.filter(filters), history=history)
 
 
 def log(caller: Caller, ans: Answer) -> None:
