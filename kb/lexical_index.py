@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from kb import postings
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, char_grams, pack_grams, stopwords, unpack_grams
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, GramCounts, gram_counts, stopwords, unpack_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
@@ -39,7 +39,7 @@ class Analysis:
     terms: the batch's distinct word tokens; term, row, tf: each distinct (term, text) pair as an index into
     terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
     stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); words: the Latin
-    words (3+ letters) with their occurrences; grams: kb.lexicon.char_grams of the texts (None if not asked)."""
+    words (3+ letters) with their occurrences; grams: kb.lexicon.gram_counts of the texts (None if not asked)."""
 
     terms: list[str]
     term: np.ndarray
@@ -47,7 +47,7 @@ class Analysis:
     tf: np.ndarray
     lengths: np.ndarray
     words: Counter[str]
-    grams: Any
+    grams: GramCounts | None
 
 
 def analyse(texts: list[str], grams: bool = True) -> Analysis:
@@ -69,7 +69,7 @@ def analyse(texts: list[str], grams: bool = True) -> Analysis:
         tf,
         np.bincount(rows[kept], minlength=len(texts)),
         Counter(LATIN_WORDS_3.findall("\n".join(lowered))),
-        char_grams(lowered) if grams else None,
+        gram_counts(lowered, lowered=True) if grams else None,
     )
 
 
@@ -120,15 +120,13 @@ class LexiconDelta:
         self.length += int(counts.lengths.sum())
         self.words.update(counts.words)
         grams = counts.grams
-        cut = grams.indptr
+        assert grams is not None, "take needs the n-gram counts: analyse(texts, grams=True)"
         con.executemany(
-            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
-            [
-                (int(cid), pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
-                for i, cid in enumerate(ids)
-            ],
+            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), grams.packed())
         )
-        self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
+        # Each bucket at most once per chunk, so add.at counts chunks; a bincount over all GRAM_BUCKETS per batch
+        # (a fresh 32 MiB array) was a commit's largest cost.
+        np.add.at(self.grams, grams.buckets.astype(np.intp), 1)
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
