@@ -68,9 +68,24 @@ def analyse(texts: list[str], grams: bool = True) -> Analysis:
         pair % n,
         tf,
         np.bincount(rows[kept], minlength=len(texts)),
-        Counter(LATIN_WORDS_3.findall("\n".join(lowered))),
+        latin_counts(terms, np.bincount(codes, minlength=len(terms))),
         gram_counts(lowered, lowered=True) if grams else None,
     )
+
+
+def latin_counts(terms: list[str], occurrences: np.ndarray) -> Counter[str]:
+    """The Latin words (runs of 3+ of a-z) in lower-cased text, counted, from its word tokens (terms, each with its
+    occurrences): such a run never crosses a token's edge (a non-word character), so each distinct token is read
+    once instead of the whole text."""
+    out: Counter[str] = Counter()
+    for term, n in zip(terms, occurrences.tolist()):
+        if term.isascii() and term.isalpha():  # the whole token is one run (lower-cased: only a-z)
+            if len(term) >= 3:
+                out[term] += n
+        else:
+            for word in LATIN_WORDS_3.findall(term):
+                out[word] += n
+    return out
 
 
 class LexiconDelta:

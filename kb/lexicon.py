@@ -145,21 +145,26 @@ def _gram_counts(texts: list[str], lowered: bool) -> GramCounts:
     codes = np.frombuffer((" " + "  ".join(words) + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + 1
     word_of = np.repeat(np.arange(len(words)), padded)
     # Characters left in each position's padded word, counting its own: an n-gram starting there stays inside
-    # its word when at least n are left.
+    # its word when at least n are left (so none runs past the last word either).
     left = np.cumsum(padded)[word_of] - np.arange(len(codes))
-    row_of = np.repeat(np.arange(len(texts), dtype=np.uint32), counts_per_text)[word_of] << np.uint32(_BUCKET_BITS)
-    keys = []
+    row_of = np.repeat(np.arange(len(texts), dtype=np.uint32), counts_per_text)[word_of]
+    m = len(codes) - 2  # positions a 3-gram can start at (every word pads to 3 or more)
+    # One row per starting position, one column per n: read in C order, the n-grams come text by text.
+    hashes = np.zeros((m, 3), dtype=np.uint64)
     with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64
         h = codes[:-1] * _MULTIPLIER + codes[1:]  # of the 2-grams: an n-gram's is its (n-1)-gram's, times M, plus a code
-        for n in (3, 4, 5):
-            m = len(codes) - n + 1
-            if m <= 0:
-                break
-            h = h[:m] * _MULTIPLIER + codes[n - 1 : n - 1 + m]
-            inside = left[:m] >= n
-            bucket = _mix(h[inside] * np.uint64(31) + np.uint64(n)) % np.uint64(GRAM_BUCKETS)
-            keys.append(row_of[:m][inside] | bucket.astype(np.uint32))
-    key = np.sort(np.concatenate(keys))  # by row, then bucket
+        for j, n in enumerate((3, 4, 5)):
+            h = h[: len(codes) - n + 1] * _MULTIPLIER + codes[n - 1 :]
+            hashes[: len(h), j] = h * np.uint64(31) + np.uint64(n)
+        inside = left[:m, None] >= np.arange(3, 6)
+        bucket = _mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)
+    row = np.broadcast_to(row_of[:m, None], inside.shape)[inside]
+    key = (row << np.uint32(_BUCKET_BITS)) | bucket.astype(np.uint32)
+    # Sorted text by text (the keys come in text order): sorts that stay in cache are ~2.5x faster than one
+    # over the batch.
+    cut = np.searchsorted(row, np.arange(len(texts) + 1)).tolist()
+    for start, end in zip(cut, cut[1:]):
+        key[start:end].sort()
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     distinct = key[first]
     counts = np.diff(np.r_[first, len(key)]).astype(np.uint32)
