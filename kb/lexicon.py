@@ -114,9 +114,8 @@ class GramCounts:
         return out
 
     def packed(self) -> list[bytes]:
-        """Each row as pack_grams bytes (what chunk_grams stores), packed for all rows at once."""
-        buckets = self.buckets.astype(np.uint32).tobytes()
-        counts = np.minimum(self.counts, 65535).astype(np.uint16).tobytes()
+        """Each row as pack_grams bytes (what chunk_grams stores), converted for all rows at once."""
+        buckets, counts = _packed_halves(self.buckets, self.counts)
         cut = self.indptr.tolist()
         return [buckets[4 * s : 4 * e] + counts[2 * s : 2 * e] for s, e in zip(cut, cut[1:])]
 
@@ -177,15 +176,20 @@ def char_grams(texts: list[str]):
     """(N, GRAM_BUCKETS) CSR float32 of character 3-5-gram counts, one row per text.
 
     The n-grams are scikit-learn's analyzer="char_wb" (lower-cased, each word padded with a space on
-    both sides, so first and last letters are marked: robust to typos); they are hashed with numpy over
-    all texts at once, about 3x faster than HashingVectorizer's per-n-gram Python loop.
+    both sides, so first and last letters are marked: robust to typos); they are hashed and counted with numpy
+    over all texts at once (gram_counts), several times faster than HashingVectorizer's per-n-gram Python loop.
     """
     return gram_counts(texts).matrix()
 
 
 def pack_grams(buckets: np.ndarray, counts: np.ndarray) -> bytes:
     """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (what chunk_grams stores)."""
-    return buckets.astype(np.uint32).tobytes() + np.minimum(counts, 65535).astype(np.uint16).tobytes()
+    head, tail = _packed_halves(buckets, counts)
+    return head + tail
+
+
+def _packed_halves(buckets: np.ndarray, counts: np.ndarray) -> tuple[bytes, bytes]:
+    return buckets.astype(np.uint32).tobytes(), np.minimum(counts, 65535).astype(np.uint16).tobytes()
 
 
 def unpack_grams(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
