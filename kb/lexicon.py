@@ -81,8 +81,6 @@ def bm25_terms(text: str) -> list[str]:
 
 
 _MULTIPLIER = np.uint64(1099511628211)  # the 64-bit FNV prime: a polynomial hash of each n-gram's code points
-_BUCKET_BITS = GRAM_BUCKETS.bit_length() - 1
-_KEY_ROWS = 1 << (32 - _BUCKET_BITS)  # (row, bucket) keys are counted as uint32, so 2^10 texts at a time
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -123,30 +121,18 @@ class GramCounts:
 def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
     """The character 3-5-gram counts of texts (lowered: they are lower-cased already), as char_grams describes,
     hashed and counted with numpy over all texts at once."""
-    parts = [_gram_counts(texts[i : i + _KEY_ROWS], lowered) for i in range(0, len(texts), _KEY_ROWS)]
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return GramCounts(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint32))
-    offsets = np.cumsum([0] + [len(p.buckets) for p in parts[:-1]])
-    indptr = np.concatenate([[0]] + [p.indptr[1:] + o for p, o in zip(parts, offsets)])
-    return GramCounts(indptr, np.concatenate([p.buckets for p in parts]), np.concatenate([p.counts for p in parts]))
-
-
-def _gram_counts(texts: list[str], lowered: bool) -> GramCounts:
     # str.split() cuts at runs of whitespace as scikit-learn's char_wb does after folding them to one space.
     words_per_text = [(t if lowered else t.lower()).split() for t in texts]
-    counts_per_text = [len(ws) for ws in words_per_text]
     words = list(chain.from_iterable(words_per_text))
     if not words:
         return GramCounts(np.zeros(len(texts) + 1, dtype=np.int64), np.zeros(0, np.uint32), np.zeros(0, np.uint32))
     padded = np.fromiter(map(len, words), dtype=np.int64, count=len(words)) + 2
-    codes = np.frombuffer((" " + "  ".join(words) + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + 1
-    word_of = np.repeat(np.arange(len(words)), padded)
+    text = np.frombuffer((" " + "  ".join(words) + " ").encode("utf-32-le"), dtype=np.uint32)
+    codes = np.add(text, 1, dtype=np.uint64)
+    word_start = np.r_[0, np.cumsum(padded)]
     # Characters left in each position's padded word, counting its own: an n-gram starting there stays inside
     # its word when at least n are left (so none runs past the last word either).
-    left = np.cumsum(padded)[word_of] - np.arange(len(codes))
-    row_of = np.repeat(np.arange(len(texts), dtype=np.uint32), counts_per_text)[word_of]
+    left = np.repeat(word_start[1:], padded) - np.arange(len(codes))
     m = len(codes) - 2  # positions a 3-gram can start at (every word pads to 3 or more)
     # One row per starting position, one column per n: read in C order, the n-grams come text by text.
     hashes = np.zeros((m, 3), dtype=np.uint64)
@@ -156,20 +142,20 @@ def _gram_counts(texts: list[str], lowered: bool) -> GramCounts:
             h = h[: len(codes) - n + 1] * _MULTIPLIER + codes[n - 1 :]
             hashes[: len(h), j] = h * np.uint64(31) + np.uint64(n)
         inside = left[:m, None] >= np.arange(3, 6)
-        bucket = _mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)
-    row = np.broadcast_to(row_of[:m, None], inside.shape)[inside]
-    key = (row << np.uint32(_BUCKET_BITS)) | bucket.astype(np.uint32)
-    # Sorted text by text (the keys come in text order): sorts that stay in cache are ~2.5x faster than one
-    # over the batch.
-    cut = np.searchsorted(row, np.arange(len(texts) + 1)).tolist()
-    for start, end in zip(cut, cut[1:]):
-        key[start:end].sort()
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    distinct = key[first]
-    counts = np.diff(np.r_[first, len(key)]).astype(np.uint32)
-    per_row = np.bincount(distinct >> np.uint32(_BUCKET_BITS), minlength=len(texts))
-    indptr = np.r_[0, np.cumsum(per_row)].astype(np.int64)
-    return GramCounts(indptr, distinct & np.uint32(GRAM_BUCKETS - 1), counts)
+        bucket = (_mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)).astype(np.uint32)
+    # Where each text's n-grams begin among them: the n-grams before its first word's first position.
+    before = np.r_[0, np.cumsum(inside.sum(axis=1))]
+    first_word = np.r_[0, np.cumsum([len(ws) for ws in words_per_text])]
+    cut = before[np.minimum(word_start[first_word], m)]
+    bounds = cut.tolist()
+    for start, end in zip(bounds, bounds[1:]):  # text by text: sorts that stay in cache, ~2.5x faster than one
+        bucket[start:end].sort()
+    new = np.ones(len(bucket), dtype=bool)  # a bucket unlike the one before it, or a text's first
+    np.not_equal(bucket[1:], bucket[:-1], out=new[1:])
+    new[cut[:-1][cut[:-1] < len(bucket)]] = True
+    first = np.flatnonzero(new)
+    counts = np.diff(np.r_[first, len(bucket)]).astype(np.uint32)
+    return GramCounts(np.searchsorted(first, cut).astype(np.int64), bucket[first], counts)
 
 
 def char_grams(texts: list[str]):
