@@ -25,8 +25,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 # 2^22 buckets: at 2^20, colliding n-grams moved a question's cosines by up to 0.01 on a 77-chunk KB; at
 # 2^22 by 0.0003. Their document frequencies take 16 MiB.
@@ -102,7 +106,7 @@ class GramCounts:
     buckets: np.ndarray
     counts: np.ndarray
 
-    def matrix(self):
+    def matrix(self) -> csr_matrix:
         """(N, GRAM_BUCKETS) CSR float32 of the counts, indices sorted and summed."""
         from scipy import sparse
 
@@ -158,7 +162,7 @@ def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
     return GramCounts(np.searchsorted(first, cut).astype(np.int64), bucket[first], counts)
 
 
-def char_grams(texts: list[str]):
+def char_grams(texts: list[str]) -> csr_matrix:
     """(N, GRAM_BUCKETS) CSR float32 of character 3-5-gram counts, one row per text.
 
     The n-grams are scikit-learn's analyzer="char_wb" (lower-cased, each word padded with a space on
