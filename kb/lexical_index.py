@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from kb import postings
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, char_grams, pack_grams, stopwords, unpack_grams
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
@@ -38,16 +38,18 @@ class Analysis:
 
     terms: the batch's distinct word tokens; term, row, tf: each distinct (term, text) pair as an index into
     terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
-    stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); words: the Latin
-    words (3+ letters) with their occurrences; grams: kb.lexicon.char_grams of the texts (None if not asked)."""
+    stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); occurrences: each
+    term's occurrences in all the texts; gram_buckets: each text's n-gram buckets, one after the other, and
+    gram_blobs: each text's n-gram counts as kb.lexicon.pack_grams bytes (both empty if not asked)."""
 
     terms: list[str]
     term: np.ndarray
     row: np.ndarray
     tf: np.ndarray
     lengths: np.ndarray
-    words: Counter[str]
-    grams: Any
+    occurrences: np.ndarray
+    gram_buckets: np.ndarray
+    gram_blobs: list[bytes]
 
 
 def analyse(texts: list[str], grams: bool = True) -> Analysis:
@@ -62,15 +64,32 @@ def analyse(texts: list[str], grams: bool = True) -> Analysis:
     n = max(len(texts), 1)
     pair, tf = np.unique(codes * n + rows, return_counts=True)
     kept = ~np.isin(codes, [index[t] for t in stopwords() if t in index])
+    counted = gram_counts(lowered, lowered=True) if grams else None
     return Analysis(
         terms,
         pair // n,
         pair % n,
         tf,
         np.bincount(rows[kept], minlength=len(texts)),
-        Counter(LATIN_WORDS_3.findall("\n".join(lowered))),
-        char_grams(lowered) if grams else None,
+        np.bincount(codes, minlength=len(terms)),
+        counted.buckets if counted else np.zeros(0, dtype=np.uint32),
+        counted.packed() if counted else [],  # packed here, in the worker processes of a rebuild
     )
+
+
+def latin_counts(terms: list[str], occurrences: np.ndarray) -> Counter[str]:
+    """The Latin words (runs of 3+ of a-z) in lower-cased texts, counted, from their word tokens (terms, each with
+    its occurrences, negative for texts taken away): such a run never crosses a token's edge (a non-word
+    character), so each distinct token is read once instead of every text."""
+    out: Counter[str] = Counter()
+    for term, n in zip(terms, occurrences.tolist()):
+        if term.isascii() and term.isalpha():  # the whole token is one run (lower-cased: only a-z)
+            if len(term) >= 3:
+                out[term] += n
+        else:
+            for word in LATIN_WORDS_3.findall(term):
+                out[word] += n
+    return out
 
 
 class LexiconDelta:
@@ -82,7 +101,9 @@ class LexiconDelta:
         self._stop_codes: list[int] = []
         self._added: list[np.ndarray] = []  # term codes, one entry per (term, chunk) added / removed
         self._removed: list[np.ndarray] = []
-        self.words: Counter[str] = Counter()
+        # (term codes, their occurrences) per batch, negative for removed chunks: the Latin words are counted from
+        # the distinct terms once, in apply()
+        self._occurrences: list[tuple[np.ndarray, np.ndarray]] = []
         self.grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
         self.segment = postings.Segment()
@@ -113,22 +134,21 @@ class LexiconDelta:
 
     def take(self, con: sqlite3.Connection, ids: np.ndarray, counts: Analysis) -> None:
         """Index inserted chunks ids (in id order) from their Analysis."""
-        codes = self._codes(counts.terms)[counts.term]
+        if len(counts.gram_blobs) != len(ids):
+            raise ValueError(f"{len(ids)} chunks, {len(counts.gram_blobs)} n-gram rows: analyse(texts, grams=True)")
+        term_codes = self._codes(counts.terms)
+        codes = term_codes[counts.term]
         self._added.append(codes)
+        self._occurrences.append((term_codes, counts.occurrences))
         term = ~np.isin(codes, self._stop_codes)
         self.segment.add(codes[term], ids[counts.row[term]], counts.tf[term], counts.lengths[counts.row[term]])
         self.length += int(counts.lengths.sum())
-        self.words.update(counts.words)
-        grams = counts.grams
-        cut = grams.indptr
         con.executemany(
-            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)",
-            [
-                (int(cid), pack_grams(grams.indices[cut[i] : cut[i + 1]], grams.data[cut[i] : cut[i + 1]]))
-                for i, cid in enumerate(ids)
-            ],
+            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), counts.gram_blobs)
         )
-        self.grams += np.bincount(grams.indices, minlength=GRAM_BUCKETS)
+        # Each bucket at most once per chunk, so add.at counts chunks; a bincount over all GRAM_BUCKETS per batch
+        # (a fresh 32 MiB array) was a commit's largest cost.
+        np.add.at(self.grams, counts.gram_buckets.astype(np.intp), 1)
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
@@ -137,9 +157,10 @@ class LexiconDelta:
             return
         self._flush(con)
         counts = analyse([text for _, text in rows], grams=False)
-        self._removed.append(self._codes(counts.terms)[counts.term])
+        term_codes = self._codes(counts.terms)
+        self._removed.append(term_codes[counts.term])
+        self._occurrences.append((term_codes, -counts.occurrences))
         self.length -= int(counts.lengths.sum())
-        self.words.subtract(counts.words)
         ids = [cid for cid, _ in rows]
         for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
@@ -170,9 +191,14 @@ class LexiconDelta:
         written = self.segment.write(con, self._terms)
         if not fresh:
             postings.merge_crowded(con, written, lambda: _chunk_ids(con))
+        occurrences = np.zeros(n, dtype=np.int64)
+        for codes, counted in self._occurrences:
+            occurrences[codes] += counted  # a batch's term codes are distinct
+        touched = np.flatnonzero(occurrences)
+        words = latin_counts([self._terms[i] for i in touched], occurrences[touched])
         con.executemany(
             "INSERT INTO lex_words (word, n) VALUES (?, ?) ON CONFLICT(word) DO UPDATE SET n = n + excluded.n",
-            [(w, d) for w, d in self.words.items() if d],
+            [(w, d) for w, d in words.items() if d],
         )
         con.execute("DELETE FROM lex_words WHERE n <= 0")
         self._apply_grams(con, fresh)
