@@ -13,6 +13,8 @@ times are printed separately and are not part of the suite's own time.
 Sections:
     ingest   embedding throughput vs sentence-transformers encode (same model, same 500 chunks),
              and each ingest stage's share of a real ingest (SciFact texts; the sample docs with PDFs)
+    formats  a whole sync per format (PDF, DOCX, HTML, scans, the crawler), lexical index on, in chunks/s
+             vs sentence-transformers' encode of the same texts (bench/bench_ingest_formats.py)
     query    question -> top-10 latency, p50 / p95, on SciFact, 100k and 1M chunks, vs embedding +
              plain faiss.IndexFlatIP; resident memory per chunk vs plain FAISS + bm25s
     index    recall@10 of the index the KB chooses vs exact search, and the compact fp16 / SQ8 options
@@ -27,7 +29,7 @@ Sections:
     conversation  a follow-up against the same turn alone on doc2dial-dev, search and answer (goal: 1.3x)
     api      the HTTP API under 32 concurrent clients, steady and while 10 documents change (sample, SciFact)
 
-Needs ../shared/datasets/scifact for ingest, query (beyond the sample KB), index and eval; those
+Needs ../shared/datasets/scifact for ingest, formats, query (beyond the sample KB), index and eval; those
 sections say so and are skipped when it is absent. The figures and the table are also written
 to WORKDIR/results.json and WORKDIR/results.md.
 """
@@ -59,6 +61,7 @@ from bench.sections import (
     section_api,
     section_conversation,
     section_eval,
+    section_formats,
     section_index,
     section_ingest,
     section_query,
@@ -111,6 +114,7 @@ def main() -> int:
     started = time.perf_counter()
     runners: dict[str, Callable[[], list[Row]]] = {
         "ingest": lambda: section_ingest(kbs),
+        "formats": lambda: section_formats(args.quick),
         "query": lambda: section_query(kbs),
         "views": lambda: section_views(kbs),
         "index": lambda: section_index(kbs),
@@ -121,7 +125,7 @@ def main() -> int:
         "conversation": section_conversation,
         "api": lambda: section_api(kbs, args.api_seconds),
     }
-    needs_scifact = {"ingest", "index", "eval"}
+    needs_scifact = {"ingest", "formats", "index", "eval"}
     rows: list[Row] = []
     timings = {}
     for name in only:

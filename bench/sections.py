@@ -24,7 +24,7 @@ from bench.common import (
     shares,
 )
 
-SECTIONS = ("ingest", "query", "views", "index", "eval", "sync", "startup", "answer", "conversation", "api")
+SECTIONS = ("ingest", "formats", "query", "views", "index", "eval", "sync", "startup", "answer", "conversation", "api")
 # KBs above this many chunks are "big": their index section builds only the SQ8 compact variant (each
 # variant is another IVF training, ~1 min at 1M).
 BIG_KB = 200_000
@@ -67,6 +67,21 @@ def section_ingest(kbs: dict) -> list[Row]:
         )
     )
     return rows
+
+
+def section_formats(quick: bool = False) -> list[Row]:
+    r = run_json("bench_ingest_formats", *(["--quick"] if quick else []), timeout=3600)
+    return [
+        Row(
+            f"ingest end to end, {fmt} ({f['chunks']} chunks, lexical index on)",
+            f"{f['ours_chunks_per_s']:.1f} chunks/s",
+            f"{f['st_encode_chunks_per_s']:.1f} chunks/s",
+            f["strict_ratio"],
+            f"alt: sentence-transformers' encode of the same texts alone; our sync embedding with it instead: "
+            f"{f['like_for_like_ratio']:.2f}x; goal >= 1.9x (bench/bench_ingest_formats.py)",
+        )
+        for fmt, f in r["formats"].items()
+    ]
 
 
 def section_query(kbs: dict) -> list[Row]:
