@@ -70,8 +70,9 @@ def evidence_of(
         default=0.0,
     )
     cov = coverage(question, retriever.kb, hits)
-    if repaired and repaired != question:
-        cov = max(cov, coverage(typo_repairs(question, repaired), retriever.kb, hits))
+    checked = typo_repairs(question, repaired) if repaired and repaired != question else question
+    if content_tokens(checked) != content_tokens(question):  # a repair that counts: its words read from the KB
+        cov = max(cov, coverage(checked, retriever.kb, hits))
     return config.w_coverage * cov + (1 - config.w_coverage) * best
 
 
