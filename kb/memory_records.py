@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from kb.errors import KBError
+from kb.lexicon import unpack_grams
 
 DAY = 86400.0
 ORIGINS = ("thumbs_up", "thumbs_down", "cited_helpful", "import", "replay")
@@ -123,4 +125,61 @@ def association_from_row(row: tuple) -> Association:
         float(row[10]),
         bool(row[11]),
         row[12],
+    )
+
+
+# What patterns_from_rows reads of each active association, in this order.
+PATTERN_COLUMNS = "question, question_key, vector, grams, text_hash, doc_source, by_user, strength, last_confirmed_at"
+
+
+def patterns_from_rows(
+    rows: Sequence[tuple],
+    found: dict[str, list[tuple[int, str, int]]],
+    config: MemoryConfig,
+    now: float,
+    dim: int,
+) -> MemoryPatterns:
+    """The reader's patterns from active associations (rows of PATTERN_COLUMNS) at time now (Unix seconds).
+
+    found: text_hash -> the current chunks with that text, as (chunk id, doc source, doc version); a row whose
+    passage has none is left out. Each row's strength is decayed and capped at user_cap, each named user's total
+    per passage is capped at user_cap, and rows are summed per (question, passage); sums below min_strength go.
+    """
+    empty = MemoryPatterns(
+        np.zeros((0, dim), np.float32), (), np.zeros(0, np.float32), np.zeros(0, np.int64), (), np.zeros(0, np.int64)
+    )
+    if not rows:
+        return empty
+    eff = np.array([r[7] for r in rows], dtype=np.float64) * config.decay(now - np.array([r[8] for r in rows]))
+    eff = np.clip(eff, -config.user_cap, config.user_cap)
+    # A named user's positive weight on one passage, over all their questions, adds up to at most user_cap.
+    per_user: dict[tuple[str, str], float] = {}
+    for r, e in zip(rows, eff):
+        if r[6] and e > 0:
+            per_user[(r[6], r[4])] = per_user.get((r[6], r[4]), 0.0) + e
+    groups: dict[tuple[str, str], list] = {}
+    for r, e in zip(rows, eff):
+        chunks = found.get(r[4])
+        if not chunks:
+            continue  # the passage's text changed or its document went: never used
+        total = per_user.get((r[6], r[4]), 0.0)
+        if e > 0 and total > config.user_cap:
+            e = e * config.user_cap / total
+        g = groups.setdefault((r[1], r[4]), [0.0, 0, r, chunks])
+        g[0] += e
+        g[1] += 1
+    keep = [g for g in groups.values() if g[0] >= config.min_strength]
+    if not keep:
+        return empty
+    chunk_ids = []
+    for _, _, r, chunks in keep:
+        here = [c for c in chunks if c[1] == r[5]] or chunks
+        chunk_ids.append(here[0][0])
+    return MemoryPatterns(
+        vectors=np.stack([np.frombuffer(g[2][2], dtype=np.float32) for g in keep]),
+        grams=tuple(unpack_grams(g[2][3]) for g in keep),
+        weights=np.array([g[0] for g in keep], dtype=np.float32),
+        chunk_ids=np.array(chunk_ids, dtype=np.int64),
+        questions=tuple(g[2][0] for g in keep),
+        support=np.array([g[1] for g in keep], dtype=np.int64),
     )

@@ -40,14 +40,16 @@ import numpy as np
 from kb import reads
 from kb.database import Database, inserted_id
 from kb.errors import KBError
-from kb.lexicon import char_grams, pack_grams, unpack_grams
+from kb.lexicon import char_grams, pack_grams
 from kb.memory_records import (
     ASSOCIATION_COLUMNS,
+    PATTERN_COLUMNS,
     Association,
     MemoryConfig,
     MemoryEvent,
     MemoryPatterns,
     association_from_row,
+    patterns_from_rows,
     question_key,
 )
 from kb.schema import QUESTION_MEMORY_TABLES, FeatureTables, has_table
@@ -359,59 +361,13 @@ class QuestionMemory:
         return here[0][0] if here else None
 
     def patterns(self, now: float | None = None) -> MemoryPatterns:
-        """The usable associations as the reader's patterns: active, resolved to a current chunk (same text),
-        decayed, each row capped at user_cap, each named user's total per passage capped at user_cap, summed
-        over users per (question, passage); rows whose sum is below min_strength are left out."""
+        """The usable associations as the reader's patterns (memory_records.patterns_from_rows: decayed, capped per
+        user, summed per question and passage), each resolved to a current chunk with the same text."""
         now = time.time() if now is None else now
-        empty = MemoryPatterns(
-            np.zeros((0, self.kb.manifest.dim if self.kb.manifest else 0), np.float32),
-            (),
-            np.zeros(0, np.float32),
-            np.zeros(0, np.int64),
-            (),
-            np.zeros(0, np.int64),
-        )
+        dim = self.kb.manifest.dim if self.kb.manifest else 0
         if not self.exists():
-            return empty
+            return patterns_from_rows([], {}, self.config, now, dim)
         with self._tables.connect(write=False) as con:
-            rows = con.execute(
-                "SELECT question, question_key, vector, grams, text_hash, doc_source, by_user, strength, "
-                "last_confirmed_at FROM qmem_associations WHERE retired = 0"
-            ).fetchall()
-        if not rows:
-            return empty
-        found = self._resolve([r[4] for r in rows])
-        cfg = self.config
-        eff = np.array([r[7] for r in rows], dtype=np.float64) * cfg.decay(now - np.array([r[8] for r in rows]))
-        eff = np.clip(eff, -cfg.user_cap, cfg.user_cap)
-        # A named user's positive weight on one passage, over all their questions, adds up to at most user_cap.
-        per_user: dict[tuple[str, str], float] = {}
-        for r, e in zip(rows, eff):
-            if r[6] and e > 0:
-                per_user[(r[6], r[4])] = per_user.get((r[6], r[4]), 0.0) + e
-        groups: dict[tuple[str, str], list] = {}
-        for r, e in zip(rows, eff):
-            chunks = found.get(r[4])
-            if not chunks:
-                continue  # the passage's text changed or its document went: never used
-            total = per_user.get((r[6], r[4]), 0.0)
-            if e > 0 and total > cfg.user_cap:
-                e = e * cfg.user_cap / total
-            g = groups.setdefault((r[1], r[4]), [0.0, 0, r, chunks])
-            g[0] += e
-            g[1] += 1
-        keep = [g for g in groups.values() if g[0] >= cfg.min_strength]
-        if not keep:
-            return empty
-        chunk_ids = []
-        for _, _, r, chunks in keep:
-            here = [c for c in chunks if c[1] == r[5]] or chunks
-            chunk_ids.append(here[0][0])
-        return MemoryPatterns(
-            vectors=np.stack([np.frombuffer(g[2][2], dtype=np.float32) for g in keep]),
-            grams=tuple(unpack_grams(g[2][3]) for g in keep),
-            weights=np.array([g[0] for g in keep], dtype=np.float32),
-            chunk_ids=np.array(chunk_ids, dtype=np.int64),
-            questions=tuple(g[2][0] for g in keep),
-            support=np.array([g[1] for g in keep], dtype=np.int64),
-        )
+            rows = con.execute(f"SELECT {PATTERN_COLUMNS} FROM qmem_associations WHERE retired = 0").fetchall()
+        found = self._resolve([r[4] for r in rows]) if rows else {}
+        return patterns_from_rows(rows, found, self.config, now, dim)
