@@ -1,15 +1,30 @@
 """The wire format: request bodies (validated, bad values are 422 with the field named) and responses.
 
 The response models describe retriever's JSON shapes (retriever/serialize.py, which builds every reply's hits,
-citations and answers): each has exactly the fields of its TypedDict there, checked when this module is imported.
+citations and answers) and the insights report's (insights/report.py): each has exactly the fields of its TypedDict
+or dataclass there, checked when this module is imported.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from insights import (
+    JSON_ADDED,
+    JSON_DROPPED,
+    DocumentHealth,
+    DocumentUse,
+    GapTopic,
+    Insights,
+    NearPassage,
+    PassageUse,
+    Replay,
+    StaleAnswer,
+    TopicReplay,
+)
 from retriever import (
     DEFAULT_CANDIDATES,
     RETRIEVERS,
@@ -197,13 +212,107 @@ class AnswerResponse(BaseModel):
     history_used: HistoryOut | None = None
 
 
+class NearPassageOut(BaseModel):
+    chunk_id: int
+    doc_source: str
+    doc_title: str
+    doc_version: int
+    cosine: float
+    text: str
+
+
+class TopicOut(BaseModel):
+    id: int
+    size: int
+    questions: list[str]
+    examples: list[str]
+    passages: list[NearPassageOut]
+    action: str
+    close_document: str | None
+    reasons: dict[str, int]
+    by_day: list[tuple[str, int]]  # (UTC date, questions)
+    previous: int | None  # its size in the equally long period before (None: the period has no start)
+    contexts: list[str | None]
+    trend: str  # "+3", "-2", "0", "new" or ""
+
+
+class DocumentUseOut(BaseModel):
+    source: str
+    title: str
+    citations: int
+    thumbs_up: int
+    thumbs_down: int
+    down_rate: float
+
+
+class PassageUseOut(BaseModel):
+    chunk_id: int
+    doc_source: str
+    thumbs_up: int
+    thumbs_down: int
+    down_rate: float
+
+
+class StaleAnswerOut(BaseModel):
+    question: str
+    at: float
+    asked_by: str | None
+    doc_source: str
+    cited_version: int
+    current_version: int | None
+
+
+class HealthOut(BaseModel):
+    most_cited: list[DocumentUseOut]
+    least_cited: list[DocumentUseOut]
+    never_cited: list[str]
+    most_thumbs_down: list[DocumentUseOut]
+    stale: list[StaleAnswerOut]
+    outdated: list[tuple[str, str]]  # (document, its exported updated_at)
+    passages_thumbs_down: list[PassageUseOut]
+
+
+class InsightsResponse(BaseModel):
+    since: float | None
+    until: float | None
+    asked: int
+    answered: int
+    abstained: int
+    thumbs_down: int
+    weak: int
+    topics: list[TopicOut]
+    topics_total: int
+    health: HealthOut
+    seconds: dict[str, float]
+
+
+class TopicReplayOut(BaseModel):
+    topic: int
+    asked: int
+    answered: int
+    example: str
+
+
+class ReplayResponse(BaseModel):
+    topics: list[TopicReplayOut]
+    asked: int
+    answered: int
+    share: float
+
+
 def mirrors(model: type[BaseModel], shape: type) -> None:
-    """Refuse a response model whose fields differ from the retriever JSON shape it describes (a TypedDict)."""
-    fields, keys = set(model.model_fields), set(shape.__annotations__)
-    if fields != keys:
+    """Refuse a response model whose fields differ from the JSON shape it describes: a retriever TypedDict, or an
+    insights dataclass's fields with what insights adds to its JSON (insights.JSON_ADDED, JSON_DROPPED)."""
+    if is_dataclass(shape):
+        keys = {f.name for f in fields(shape)} - JSON_DROPPED.get(shape, frozenset()) | JSON_ADDED.get(shape, frozenset())
+        builder = "insights/report.py builds the reply"
+    else:
+        keys, builder = set(shape.__annotations__), "retriever/serialize.py builds the reply"
+    names = set(model.model_fields)
+    if names != keys:
         raise TypeError(
-            f"api.schemas.{model.__name__} and retriever.{shape.__name__} differ: "
-            f"{sorted(fields ^ keys)}; change both (retriever/serialize.py builds the reply)"
+            f"api.schemas.{model.__name__} and {shape.__module__.split('.')[0]}.{shape.__name__} differ: "
+            f"{sorted(names ^ keys)}; change both ({builder})"
         )
 
 
@@ -213,6 +322,15 @@ RESPONSE_SHAPES = (
     (HistoryOut, HistoryDict),
     (SearchResponse, SearchDict),
     (AnswerResponse, AnswerDict),
+    (NearPassageOut, NearPassage),
+    (TopicOut, GapTopic),
+    (DocumentUseOut, DocumentUse),
+    (PassageUseOut, PassageUse),
+    (StaleAnswerOut, StaleAnswer),
+    (HealthOut, DocumentHealth),
+    (InsightsResponse, Insights),
+    (TopicReplayOut, TopicReplay),
+    (ReplayResponse, Replay),
 )
 for _model, _shape in RESPONSE_SHAPES:
     mirrors(_model, _shape)

@@ -15,6 +15,8 @@ Public surface:
     parse_when(value) -> Unix seconds        "7d", "24h", "2w" back from now, or a UTC date "2026-11-01"
     PERIOD_FORMS, PERIOD_MAX_LENGTH          those forms in words, and the longest text taken as one
     replay(topics, retriever) -> Replay      re-ask the gap questions against the current KB, per topic
+    replay_dict(replay)                      the replay as JSON values
+    JSON_ADDED, JSON_DROPPED                 what the JSON adds to and leaves out of each dataclass (api.schemas)
 """
 
 from insights.gaps import (
@@ -31,8 +33,17 @@ from insights.health import DocumentHealth, DocumentUse, PassageUse, StaleAnswer
 from insights.period import FORMS as PERIOD_FORMS
 from insights.period import MAX_LENGTH as PERIOD_MAX_LENGTH
 from insights.period import parse_when
-from insights.replay import Replay, TopicReplay, replay
-from insights.report import Insights, build_insights, insights_csv, insights_dict, insights_text, trend
+from insights.replay import Replay, TopicReplay, replay, replay_dict
+from insights.report import (
+    JSON_ADDED,
+    JSON_DROPPED,
+    Insights,
+    build_insights,
+    insights_csv,
+    insights_dict,
+    insights_text,
+    trend,
+)
 from insights.topics import TopicConfig, hdbscan_labels, hopfield_labels, hopfield_states, topic_labels
 
 __all__ = [
@@ -55,6 +66,9 @@ __all__ = [
     "Replay",
     "TopicReplay",
     "replay",
+    "replay_dict",
+    "JSON_ADDED",
+    "JSON_DROPPED",
     "Insights",
     "build_insights",
     "insights_csv",

@@ -3,7 +3,7 @@ now answered (the answer layer no longer abstains)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from insights.gaps import GapTopic
 from kb import DocumentFilter
@@ -53,3 +53,8 @@ def replay(
         )
         out.append(TopicReplay(t.id, len(t.questions), answered, t.examples[0] if t.examples else ""))
     return Replay(tuple(out), sum(r.asked for r in out), sum(r.answered for r in out))
+
+
+def replay_dict(again: Replay) -> dict:
+    """The replay as JSON values (`kb insights --replay --json` and the API): its fields and share (3 decimals)."""
+    return {**asdict(again), "share": round(again.share, 3)}

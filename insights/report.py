@@ -20,7 +20,8 @@ from insights.gaps import (
     previous_sizes,
     weak_answers,
 )
-from insights.health import DocumentHealth, document_health
+from insights.health import DocumentHealth, DocumentUse, PassageUse, document_health
+from insights.replay import Replay
 from kb import DocumentFilter, Feedback, KnowledgeBase, LogEntry, QuestionLog, TextEmbedder
 
 
@@ -138,6 +139,18 @@ def trend(topic: GapTopic) -> str:
     if topic.previous == 0:
         return "new"
     return f"{topic.size - topic.previous:+d}" if topic.size != topic.previous else "0"
+
+
+# What insights_dict and replay_dict add to each dataclass's fields, and leave out of them (api.schemas checks its
+# response models against the fields and these).
+JSON_ADDED: dict[type, frozenset[str]] = {
+    Insights: frozenset({"topics_total"}),
+    GapTopic: frozenset({"trend"}),
+    DocumentUse: frozenset({"down_rate"}),
+    PassageUse: frozenset({"down_rate"}),
+    Replay: frozenset({"share"}),
+}
+JSON_DROPPED: dict[type, frozenset[str]] = {Insights: frozenset({"gaps"})}
 
 
 def insights_dict(report: Insights, top_topics: int = 10) -> dict:

@@ -66,6 +66,16 @@ def test_only_admin_keys_may_read_insights(server):
     assert c.post("/v1/collections/support/insights/replay", headers=_auth(server["keys"]["reader"])).status_code == 403
 
 
+def test_the_insights_routes_declare_their_replies(server):
+    paths = server["client"].get("/openapi.json").json()["paths"]
+    for path, method, model in (
+        ("/v1/collections/{collection}/insights", "get", "InsightsResponse"),
+        ("/v1/collections/{collection}/insights/replay", "post", "ReplayResponse"),
+    ):
+        schema = paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+
+
 def test_the_all_seeing_admin_sees_every_question_and_document(server):
     r = get(server, "admin", since="1d")
     assert r.status_code == 200, r.text

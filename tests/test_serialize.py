@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from api.schemas import RESPONSE_SHAPES, AnswerResponse, HitOut, SearchResponse, mirrors
+from api.schemas import RESPONSE_SHAPES, AnswerResponse, HitOut, SearchResponse, TopicOut, mirrors
 from api.schemas import Citation as CitationOut
 from ingest import FileFailure, IngestReport, report_dict, report_line
+from insights import GapTopic
 from kb import ChunkRecord
 from retriever import (
     SCOPED_DIAGNOSTICS,
@@ -187,6 +188,15 @@ def test_every_api_response_model_mirrors_its_shape_and_one_that_drifts_is_refus
 
     with pytest.raises(TypeError, match="CitationDict"):
         mirrors(Drifted, CitationDict)
+    # An insights dataclass: its fields, less what the JSON leaves out, plus what it adds (trend), all named.
+    assert {"trend", "previous"} <= set(TopicOut.model_fields)
+
+    class TopicWithoutTrend(BaseModel):
+        id: int
+        size: int
+
+    with pytest.raises(TypeError, match=r"insights\.GapTopic differ: .*'trend'.*insights/report\.py"):
+        mirrors(TopicWithoutTrend, GapTopic)
 
 
 def test_an_ingest_report_is_one_json_for_every_interface_and_one_line_of_text(tmp_path):

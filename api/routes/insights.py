@@ -9,11 +9,11 @@ admin key sees only the questions it asked itself, and only the documents and pa
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 from fastapi import APIRouter, HTTPException, Query
 
 from api.auth import ADMIN, Caller
+from api.schemas import InsightsResponse, ReplayResponse
 from insights import (
     PERIOD_FORMS,
     PERIOD_MAX_LENGTH,
@@ -23,6 +23,7 @@ from insights import (
     insights_dict,
     parse_when,
     replay,
+    replay_dict,
 )
 
 router = APIRouter(tags=["insights"])
@@ -68,14 +69,14 @@ def _report(caller: Caller, since: str, until: str | None, top: int) -> Insights
     )
 
 
-@router.get("/v1/collections/{collection}/insights")
+@router.get("/v1/collections/{collection}/insights", response_model=InsightsResponse)
 def insights(caller: Caller = ADMIN, since: str = SINCE, until: str | None = UNTIL, top: int = TOP) -> dict:
     """The period's counts, gap topics (size, trend, examples, nearest passages, suggested action) and document
     health, as `kb insights --json` prints them, within what the key may see."""
     return insights_dict(_report(caller, since, until, top), top)
 
 
-@router.post("/v1/collections/{collection}/insights/replay")
+@router.post("/v1/collections/{collection}/insights/replay", response_model=ReplayResponse)
 def insights_replay(caller: Caller = ADMIN, since: str = SINCE, until: str | None = UNTIL, top: int = TOP) -> dict:
     """Re-ask the gap questions of the period's `top` largest topics against the current KB: how many are
     answered now, per topic (at most MAX_REPLAY questions; 422 beyond, naming how to narrow it)."""
@@ -87,4 +88,4 @@ def insights_replay(caller: Caller = ADMIN, since: str = SINCE, until: str | Non
     again = replay(
         topics, caller.services.collections.retriever(caller.collection_name, "hopfield", 5), where=caller.where()
     )
-    return {**asdict(again), "share": round(again.share, 3)}
+    return replay_dict(again)

@@ -8,7 +8,6 @@ the report as JSON, --csv the gap topics as CSV.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import click
 
@@ -21,6 +20,7 @@ from insights import (
     insights_text,
     parse_when,
     replay,
+    replay_dict,
 )
 from kb import KnowledgeBase
 from retriever import make_retriever
@@ -66,7 +66,7 @@ def insights(kb_dir, since, as_json, as_csv, top, method, weak_cosine, do_replay
     if do_replay:
         again = replay(report.topics, make_retriever("hopfield", kb))
         if as_json:
-            click.echo(json.dumps({**asdict(again), "share": round(again.share, 3)}, indent=2))
+            click.echo(json.dumps(replay_dict(again), indent=2))
             return
         click.echo(f"replayed {again.asked} gap question(s): {again.answered} answered now ({again.share:.0%})")
         for r in again.topics[:top]:
