@@ -17,18 +17,17 @@ every retriever and survives changes to the Hopfield reader.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 
-from kb import DocumentFilter, retrieval_text
+from kb import DocumentFilter
 from retriever.answers.answerability import ANSWERABILITY
 from retriever.answers.evidence import coverage, idf_weights, typo_repairs, weighted_overlap
 from retriever.answers.llm import LLMError, condense, generate
+from retriever.answers.sentence_vectors import embed_sentences, passage_cosines, sentence_text
 from retriever.answers.sentences import TABLE_ROW, content_tokens, is_candidate, split_sentences
 from retriever.answers.types import NOT_FOUND, Answer, AnswerConfig, Citation, ScoredSentence
 from retriever.base import Retriever, check_query
@@ -76,61 +75,6 @@ def evidence_of(
     return config.w_coverage * cov + (1 - config.w_coverage) * best
 
 
-def _passage_cosines(retriever: Retriever, qvec: np.ndarray, hits: tuple[Hit, ...]) -> np.ndarray:
-    """cos(question, passage) from the KB's stored vectors; embeds a passage only if it is not in the snapshot."""
-    ids = np.array([h.chunk.id for h in hits], dtype=np.int64)
-    snap = retriever.kb.snapshot()
-    pos = snap.positions(ids)
-    vecs = np.zeros((len(hits), qvec.shape[0]), dtype=np.float32)
-    found = pos >= 0
-    if found.any():
-        vecs[found] = np.asarray(snap.vectors)[pos[found]]
-    if (~found).any():  # a sync committed between retrieval and now
-        missing = [retrieval_text(h.chunk.doc_title, h.chunk.section, h.chunk.text) for h, f in zip(hits, found) if not f]
-        vecs[~found] = retriever.embedder.encode(missing)
-    return vecs @ qvec
-
-
-_SENTENCE_VECTORS: "OrderedDict[tuple[int, str], np.ndarray]" = OrderedDict()
-_SENTENCE_CACHE_SIZE = 8192
-_SENTENCE_LOCK = threading.Lock()
-
-
-def clear_sentence_cache() -> None:
-    """Forget every cached sentence vector (benchmarks measuring the cold path call it)."""
-    with _SENTENCE_LOCK:
-        _SENTENCE_VECTORS.clear()
-
-
-def _embed_sentences(embedder, texts: list[str]) -> np.ndarray:
-    """Sentence vectors, from a bounded per-process cache: the same passages come back for related questions."""
-    keys = [(id(embedder), t) for t in texts]
-    with _SENTENCE_LOCK:
-        missing = list(dict.fromkeys(k[1] for k in keys if k not in _SENTENCE_VECTORS))
-    fresh = dict(zip(missing, embedder.encode(missing))) if missing else {}
-    with _SENTENCE_LOCK:
-        for text, vec in fresh.items():
-            _SENTENCE_VECTORS[(id(embedder), text)] = vec
-        while len(_SENTENCE_VECTORS) > _SENTENCE_CACHE_SIZE:
-            _SENTENCE_VECTORS.popitem(last=False)
-        out = []
-        for k in keys:
-            vec = fresh.get(k[1])
-            if vec is None:
-                vec = _SENTENCE_VECTORS.get(k)
-            if vec is None:  # evicted by a concurrent caller between the two steps
-                vec = embedder.encode([k[1]])[0]
-            out.append(vec)
-    return np.stack(out)
-
-
-def _sentence_text(section: str | None, sentence: str) -> str:
-    """What a sentence is embedded as: under its section, since "It takes 3 days." needs its context.
-    (The document title as well, as passages have it, scored no better and costs ~30% more time.)"""
-    flat = " ".join(sentence.split())
-    return f"{section} | {flat}" if section else flat
-
-
 def _is_heading(sentence: str, hit: Hit) -> bool:
     """A line that only repeats the chunk's section or document title (HTML and PDF headings carry no marker)."""
     flat = " ".join(sentence.split()).rstrip(".:").casefold()
@@ -149,7 +93,7 @@ def score_sentences(
         return []
     if qvec is None:
         qvec = retriever.embed_queries([question])[0]
-    passage_cos = _passage_cosines(retriever, qvec, hits)
+    passage_cos = passage_cosines(retriever, qvec, hits)
     q_tokens = content_tokens(question)
     weights = idf_weights(set(q_tokens), retriever.kb)
     rough: list[tuple[float, int, int, int, float]] = []  # (cheap score, hit, start, end, lexical)
@@ -169,8 +113,8 @@ def score_sentences(
         return []
     rough.sort(key=lambda r: -r[0])
     kept = rough[: config.max_embedded]
-    texts = [_sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
-    vectors = _embed_sentences(retriever.embedder, texts)
+    texts = [sentence_text(hits[i].chunk.section, hits[i].chunk.text[a:b]) for _, i, a, b, _ in kept]
+    vectors = embed_sentences(retriever.embedder, texts)
     out = []
     for (_, i, start, end, lex), vec in zip(kept, vectors):
         cos = float(vec @ qvec)
