@@ -15,7 +15,7 @@ from ingest import IngestConfig, ingest
 from kb import KnowledgeBase
 from kb.memory_records import DAY, MemoryConfig
 from kb.question_memory import QuestionMemory
-from retriever import HopfieldRetriever
+from retriever import AnswerConfig, HopfieldRetriever, answer
 from retriever.question_recall import chunk_mass, recall_attention
 
 POLICY = "refund-and-cancellation-policy.md"
@@ -85,6 +85,26 @@ def test_confirmed_question_finds_its_paraphrase(kb_copy, embedder):
     assert [h.chunk.id for h in HopfieldRetriever(kb, embedder).search(other).hits] == [
         h.chunk.id for h in plain.search(other).hits
     ]
+
+
+def test_a_confirmed_loose_question_and_its_paraphrase_are_answered_not_refused(kb_copy, embedder):
+    kb = KnowledgeBase(kb_copy)
+    asked = "a church group is asking if they get it cheaper"
+    paraphrase = "our church asks whether they can pay less"
+    target = _chunk_with(kb, "non-profit")
+    first = answer(asked, HopfieldRetriever(kb, embedder))
+    # None of the question's words are the passage's: the reader finds it, the evidence refuses it.
+    assert first.abstained and first.search.hits[0].chunk.id == target and "memory" not in first.signals
+    QuestionMemory(kb).confirm(asked, _vec(embedder, asked), target, origin="cited_helpful")
+    for question in (asked, paraphrase):
+        again = answer(question, HopfieldRetriever(kb, embedder))
+        assert not again.abstained, (question, again.evidence)
+        assert again.signals["memory"] > 0.9 and again.evidence == again.signals["memory"] > again.signals["evidence_score"]
+        assert again.citations[0].chunk_id == target and "non-profit" in again.citations[0].quote
+        off = answer(question, HopfieldRetriever(kb, embedder), AnswerConfig(memory_evidence=False))
+        assert off.abstained and off.evidence == off.signals["evidence_score"]
+    # An out-of-scope question recalls nothing and still abstains.
+    assert answer("Does Tallyo run payroll for my employees?", HopfieldRetriever(kb, embedder)).abstained
 
 
 def test_changed_policy_is_never_answered_from_the_old_version(kb_copy, tmp_path, embedder):

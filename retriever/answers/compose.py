@@ -33,7 +33,7 @@ from retriever.answers.types import NOT_FOUND, Answer, AnswerConfig, Citation, S
 from retriever.base import Retriever, check_query
 from retriever.conversation import HistoryConfig, parse_history, with_previous_question, within_budget
 from retriever.cross_encoder import load_cross_encoder
-from retriever.results import Hit
+from retriever.results import Hit, MemorySuggestion
 
 __all__ = [
     "NOT_FOUND",
@@ -186,20 +186,31 @@ def abstention_signals(
     scored: list[ScoredSentence],
     config: AnswerConfig,
     repaired: str | None = None,
+    memory: tuple[MemorySuggestion, ...] = (),
 ) -> tuple[float, dict[str, float]]:
     """(evidence, signals): the figure compared with config.threshold, and what it was made of.
 
     By default evidence is the bi-encoder evidence score (evidence_of); with config.cross_abstention,
-    P(answerable) from that score and the best sentence logit (retriever.answers.answerability).
+    P(answerable) from that score and the best sentence logit (retriever.answers.answerability). With
+    config.memory_evidence, at least the mass the question memory recalled for one of hits (memory: the
+    reader's suggestions, retriever.question_recall), signal "memory".
     """
     score = evidence_of(question, retriever, hits, scored, config, repaired)
     crosses = [s.cross for s in scored if s.cross is not None]
     signals = {"evidence_score": score}
     if crosses:
         signals["cross"] = max(crosses)
-    if not config.cross_abstention:
-        return score, signals
-    return ANSWERABILITY.probability(score, signals.get("cross", ANSWERABILITY.cross_low)), signals
+    evidence = score
+    if config.cross_abstention:
+        evidence = ANSWERABILITY.probability(score, signals.get("cross", ANSWERABILITY.cross_low))
+    shown = {h.chunk.id for h in hits}
+    recalled = max((m.mass for m in memory if m.chunk_id in shown), default=0.0)
+    if recalled > 0 and config.memory_evidence:
+        # A question the team confirmed this passage answers (or a close paraphrase of one) is answered again,
+        # though its words are not the passage's: "a church group is asking if they get it cheaper".
+        signals["memory"] = recalled
+        evidence = max(evidence, recalled)
+    return evidence, signals
 
 
 def select_sentences(scored: list[ScoredSentence], config: AnswerConfig) -> list[ScoredSentence]:
@@ -300,7 +311,8 @@ def answer(
     qvec = retriever.embed_queries([scoring])[0]
     scored = score_sentences(scoring, retriever, result.hits, config, qvec)
     read, judged = quoted_document(result.hits, scored)
-    evidence, signals = abstention_signals(asked, retriever, read, judged, config, repaired)
+    memory = result.diagnostics.memory if result.diagnostics else ()
+    evidence, signals = abstention_signals(asked, retriever, read, judged, config, repaired, memory)
     threshold = config.threshold
 
     def reply(text: str, citations: tuple[Citation, ...] = (), mode: str = "extractive") -> Answer:
