@@ -30,6 +30,10 @@ CACHED_QUESTIONS = 8
 COMMON_TERM_POSTINGS = 5_000
 CACHED_POSTINGS = 6_000_000
 BM25_K1, BM25_B = 1.5, 0.75
+# From this many chunks bm25_top runs the compiled kernel (retriever.postings_kernel): there a long question's
+# common words reach most chunks and numpy's pass over every row was the reader's slowest step; below it, numpy
+# costs a few ms and a fresh `kb ask` skips numba's import and compilation (~1 s).
+KERNEL_MIN_CHUNKS = 200_000
 
 
 class SnapshotMoved(Exception):
@@ -142,14 +146,18 @@ class Corpus:
     def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first (ties: lower row
         first); only allowed ids when given (sorted). Every chunk holding a query word is scored exactly."""
-        terms = self._term_scores(query)
+        terms = [(t.rows, t.score) for t in self._term_scores(query)]
         if not terms or k < 1:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.concatenate([t.rows for t in terms])
-        score = np.concatenate([t.score for t in terms])
         if allowed is not None:
-            keep = np.isin(self.ids[rows], allowed)
-            rows, score = rows[keep], score[keep]
+            terms = [(rows[keep], score[keep]) for rows, score in terms for keep in [np.isin(self.ids[rows], allowed)]]
+        if self.snapshot.size >= KERNEL_MIN_CHUNKS:
+            from retriever.postings_kernel import accumulator  # numba: only a large KB pays its import
+
+            hit, values = accumulator(self.snapshot.size).top(terms, k)
+            return hit, values.astype(np.float32)
+        rows = np.concatenate([rows for rows, _ in terms])
+        score = np.concatenate([score for _, score in terms])
         total = np.bincount(rows, weights=score, minlength=self.snapshot.size)
         hit = np.flatnonzero(total > 0)
         values = total[hit]
