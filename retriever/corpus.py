@@ -126,14 +126,8 @@ class Corpus:
         for term in terms:
             if term not in read.df or term not in read.postings:
                 continue
-            records = read.postings[term]
-            ids = records["id"].astype(np.int64)
-            rows = np.where(ids < len(self._row_of), self._row_of[np.minimum(ids, len(self._row_of) - 1)], -1)
-            live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
-            tf = records["tf"][live].astype(np.float64)
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / max(avg_length, 1e-9))
             idf = math.log(1 + (n - read.df[term] + 0.5) / (read.df[term] + 0.5))
-            out[term] = _TermScores(rows[live].astype(np.int64), idf * tf / (tf + norm))
+            out[term] = self._contributions(read.postings[term], idf, max(avg_length, 1e-9))
         with self._lock:
             for term, scores in out.items():
                 if len(scores.rows) >= COMMON_TERM_POSTINGS and term not in self._common:
@@ -142,6 +136,19 @@ class Corpus:
             while self._common_size > CACHED_POSTINGS:
                 self._common_size -= len(self._common.popitem(last=False)[1].rows)
         return out
+
+    def _contributions(self, records: np.ndarray, idf: float, avg_length: float) -> _TermScores:
+        """One term's POSTING records (kb.postings) as its _TermScores over this snapshot's live rows."""
+        if self.snapshot.size >= KERNEL_MIN_CHUNKS:  # the same floats, one compiled pass (a 1M KB's common words)
+            from retriever.postings_kernel import term_scores
+
+            return _TermScores(*term_scores(records, self._row_of, idf, BM25_K1, BM25_B, avg_length))
+        ids = records["id"].astype(np.int64)
+        rows = np.where(ids < len(self._row_of), self._row_of[np.minimum(ids, len(self._row_of) - 1)], -1)
+        live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
+        tf = records["tf"][live].astype(np.float64)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / avg_length)
+        return _TermScores(rows[live].astype(np.int64), idf * tf / (tf + norm))
 
     def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first (ties: lower row

@@ -95,9 +95,41 @@ def _select_top(acc, touched, n, k, heap_rows, heap_values):
     return m
 
 
+def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_score):
+    """One term's postings (chunk ids, tf, dl) as (snapshot row, BM25 contribution) into out_*[:m]; returns m.
+
+    Ids the snapshot lacks (row_of -1, or beyond it) are skipped. The arithmetic is numpy's in retriever.corpus,
+    operation by operation: idf * tf / (tf + k1 * ((1 - b) + b * dl / avg_length))."""
+    m = 0
+    for i in range(ids.shape[0]):
+        chunk = ids[i]
+        if chunk >= row_of.shape[0]:
+            continue
+        r = row_of[chunk]
+        if r < 0:
+            continue
+        t = np.float64(tf[i])
+        norm = k1 * ((1 - b) + b * np.float64(dl[i]) / avg_length)
+        out_rows[m] = r
+        out_score[m] = idf * t / (t + norm)
+        m += 1
+    return m
+
+
 _worse_compiled = _compile(_worse)
+contributions = _compile(_contributions)
 add_term = _compile(_add_term)
 select_top = _compile(_select_top)
+
+
+def term_scores(
+    records: np.ndarray, row_of: np.ndarray, idf: float, k1: float, b: float, avg_length: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(snapshot rows int64, BM25 contributions float64) of one term's POSTING records (kb.postings), live ones only."""
+    rows = np.empty(len(records), dtype=np.int64)
+    score = np.empty(len(records), dtype=np.float64)
+    m = contributions(records["id"], records["tf"], records["dl"], row_of, idf, k1, b, avg_length, rows, score)
+    return (rows, score) if m == len(records) else (rows[:m].copy(), score[:m].copy())
 
 
 class Accumulator:
