@@ -140,15 +140,10 @@ class Corpus:
     def _contributions(self, records: np.ndarray, idf: float, avg_length: float) -> _TermScores:
         """One term's POSTING records (kb.postings) as its _TermScores over this snapshot's live rows."""
         if self.snapshot.size >= KERNEL_MIN_CHUNKS:  # the same floats, one compiled pass (a 1M KB's common words)
-            from retriever.postings_kernel import term_scores
+            from retriever.postings_kernel import term_contributions as compiled
 
-            return _TermScores(*term_scores(records, self._row_of, idf, BM25_K1, BM25_B, avg_length))
-        ids = records["id"].astype(np.int64)
-        rows = np.where(ids < len(self._row_of), self._row_of[np.minimum(ids, len(self._row_of) - 1)], -1)
-        live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
-        tf = records["tf"][live].astype(np.float64)
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / avg_length)
-        return _TermScores(rows[live].astype(np.int64), idf * tf / (tf + norm))
+            return _TermScores(*compiled(records, self._row_of, idf, BM25_K1, BM25_B, avg_length))
+        return _TermScores(*term_contributions(records, self._row_of, idf, avg_length))
 
     def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first (ties: lower row
@@ -287,6 +282,20 @@ class Corpus:
         df = self.kb.term_df([w for w in words if len(w) > 1])
         # One-character tokens ("5", "x") are not in the word index; call them common, not rare.
         return {w: math.log((n + 1) / ((df.get(w, 0) if len(w) > 1 else n) + 0.5)) for w in words}
+
+
+def term_contributions(
+    records: np.ndarray, row_of: np.ndarray, idf: float, avg_length: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(snapshot rows int64, BM25 contributions float64) of one term's POSTING records (kb.postings), live ones only:
+    row_of maps a chunk id to its snapshot row (-1 where the snapshot lacks it); each contribution is
+    idf * tf / (tf + k1 (1 - b + b dl / avg_length)), avg_length the snapshot's mean chunk length in terms."""
+    ids = records["id"].astype(np.int64)
+    rows = np.where(ids < len(row_of), row_of[np.minimum(ids, len(row_of) - 1)], -1)
+    live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
+    tf = records["tf"][live].astype(np.float64)
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / avg_length)
+    return rows[live].astype(np.int64), idf * tf / (tf + norm)
 
 
 def _at_least_kth(rows: np.ndarray, values: np.ndarray, k: int, stride: int = 16) -> tuple[np.ndarray, np.ndarray]:

@@ -98,8 +98,8 @@ def _select_top(acc, touched, n, k, heap_rows, heap_values):
 def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_score):
     """One term's postings (chunk ids, tf, dl) as (snapshot row, BM25 contribution) into out_*[:m]; returns m.
 
-    Ids the snapshot lacks (row_of -1, or beyond it) are skipped. The arithmetic is numpy's in retriever.corpus,
-    operation by operation: idf * tf / (tf + k1 * ((1 - b) + b * dl / avg_length))."""
+    Ids the snapshot lacks (row_of -1, or beyond it) are skipped. The arithmetic is retriever.corpus's numpy,
+    operation by operation, so the floats are the same: idf * tf / (tf + k1 * ((1 - b) + b * dl / avg_length))."""
     m = 0
     for i in range(ids.shape[0]):
         chunk = ids[i]
@@ -122,10 +122,11 @@ add_term = _compile(_add_term)
 select_top = _compile(_select_top)
 
 
-def term_scores(
+def term_contributions(
     records: np.ndarray, row_of: np.ndarray, idf: float, k1: float, b: float, avg_length: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(snapshot rows int64, BM25 contributions float64) of one term's POSTING records (kb.postings), live ones only."""
+    """retriever.corpus.term_contributions compiled, the same floats: (snapshot rows int64, BM25 contributions
+    float64) of one term's POSTING records (kb.postings), live ones only."""
     rows = np.empty(len(records), dtype=np.int64)
     score = np.empty(len(records), dtype=np.float64)
     m = contributions(records["id"], records["tf"], records["dl"], row_of, idf, k1, b, avg_length, rows, score)
