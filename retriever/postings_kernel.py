@@ -1,22 +1,25 @@
 """The exact BM25 top-k of a large KB, compiled (numba): accumulate the postings, then select, in reused buffers.
 
-A question's BM25 score of a chunk is the sum of its terms' contributions, and each term's contributions come as
-(snapshot rows ascending, score > 0) (retriever.corpus._TermScores). The kernel keeps, per thread, a zeroed float64
-accumulator over every snapshot row and a list of the rows touched:
+A question's BM25 score of a chunk is the sum of its terms' contributions; each term's contributions come as
+(snapshot rows ascending, score > 0), decoded from its postings by `term_contributions` in one pass with numpy's
+arithmetic, operation by operation (retriever.corpus.term_contributions), so the same floats. The kernel keeps,
+per thread, a zeroed float64 accumulator over every snapshot row and a list of the rows touched:
 
-1. `add_term`, once per term in the question's term order: acc[row] += score, recording the row the first time
-   (acc[row] == 0: every contribution is positive, so zero means untouched). Each row's sum is built in the same
+1. `_add_term`, once per term in the question's term order: acc[row] += score, recording the row the first time
+   (acc[row] == 0: contributions are positive, so zero means untouched). Each row's sum is built in the same
    order, from the same 0.0, as numpy's bincount over the concatenated terms builds it, so the scores are the
    same floats, bit for bit, not merely close.
-2. `select_top`: one pass over the touched rows keeps the k best in a heap, best meaning higher score, then lower
-   row (the order corpus.Corpus.bm25_top has always returned, ties at the cut included), and zeroes each row's
+2. `_select_top`: one pass over the touched rows keeps the k best in a heap, best meaning higher score, then
+   lower row (the order Corpus.bm25_top has always returned, ties at the cut included), and zeroes each row's
    accumulator as it goes, so the buffers are ready for the next question.
+
+Every chunk a question word reaches is scored in full and compared, so the top-k is exact: nothing is pruned.
 
 Why compiled: at 1M chunks a long question's common words reach most chunks, and numpy's way (concatenate the
 postings, a bincount into a fresh 8 MB array, flatnonzero over all rows, partition) spent its time allocating and
 scanning every row, 10-180 ms a question; here the work is one read-modify-write per posting and one heap test
 per touched row, in buffers allocated once. Nothing here runs for a small KB (numba's import and compilation cost
-a second or more): corpus.KERNEL_MIN_CHUNKS decides.
+~1 s): corpus.KERNEL_MIN_CHUNKS decides.
 """
 
 from __future__ import annotations
@@ -24,82 +27,22 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
-try:  # numba caches the compiled code beside this file, or in ~/.cache/numba for a read-only install
-    from numba import njit
-
-    def _compile(function):
-        try:
-            return njit(cache=True, nogil=True)(function)
-        except RuntimeError:  # no writable cache directory at all: compile in memory on first call
-            return njit(nogil=True)(function)
-
-except ImportError as missing:  # pragma: no cover - numba is a core dependency
-    raise ImportError("the BM25 kernel of a large KB needs numba: pip install numba") from missing
+from numba import njit
 
 
-def _add_term(rows, score, acc, touched, n):
-    """acc[rows] += score, appending each row seen for the first time to touched[n:]; returns the new n."""
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        if acc[r] == 0.0:
-            touched[n] = r
-            n += 1
-        acc[r] += score[i]
-    return n
+def _compiled(function):
+    """function compiled, caching the machine code beside this file or, for a read-only install, in numba's
+    user cache (~/.cache/numba); where neither can be written, compiled in memory on first call (~1 s)."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return njit(nogil=True)(function)
 
 
-def _worse(value_a, row_a, value_b, row_b):
-    """Whether (value_a, row_a) ranks below (value_b, row_b): a lower score, or the same score and a higher row."""
-    return value_a < value_b or (value_a == value_b and row_a > row_b)
-
-
-def _select_top(acc, touched, n, k, heap_rows, heap_values):
-    """The k best of touched[:n] by acc (see _worse) into heap_rows/heap_values[:m], unordered; zeroes acc there.
-
-    heap_*[0] is the worst kept (a binary min-heap under _worse). Returns m = min(k, n)."""
-    m = 0
-    for i in range(n):
-        r = touched[i]
-        v = acc[r]
-        acc[r] = 0.0
-        if m < k:  # sift the new entry up
-            j = m
-            m += 1
-            while j > 0:
-                parent = (j - 1) // 2
-                if not _worse_compiled(v, r, heap_values[parent], heap_rows[parent]):
-                    break
-                heap_values[j] = heap_values[parent]
-                heap_rows[j] = heap_rows[parent]
-                j = parent
-            heap_values[j] = v
-            heap_rows[j] = r
-        elif _worse_compiled(heap_values[0], heap_rows[0], v, r):  # replace the worst, sift it down
-            j = 0
-            while True:
-                child = 2 * j + 1
-                if child >= m:
-                    break
-                if child + 1 < m and _worse_compiled(
-                    heap_values[child + 1], heap_rows[child + 1], heap_values[child], heap_rows[child]
-                ):
-                    child += 1
-                if not _worse_compiled(heap_values[child], heap_rows[child], v, r):
-                    break
-                heap_values[j] = heap_values[child]
-                heap_rows[j] = heap_rows[child]
-                j = child
-            heap_values[j] = v
-            heap_rows[j] = r
-    return m
-
-
+@_compiled
 def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_score):
     """One term's postings (chunk ids, tf, dl) as (snapshot row, BM25 contribution) into out_*[:m]; returns m.
-
-    Ids the snapshot lacks (row_of -1, or beyond it) are skipped. The arithmetic is retriever.corpus's numpy,
-    operation by operation, so the floats are the same: idf * tf / (tf + k1 * ((1 - b) + b * dl / avg_length))."""
+    Ids the snapshot lacks (row_of -1, or beyond it) are skipped."""
     m = 0
     for i in range(ids.shape[0]):
         chunk = ids[i]
@@ -109,6 +52,7 @@ def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_sc
         if r < 0:
             continue
         t = np.float64(tf[i])
+        # numpy's order of operations in retriever.corpus.term_contributions: the same floats
         norm = k1 * ((1 - b) + b * np.float64(dl[i]) / avg_length)
         out_rows[m] = r
         out_score[m] = idf * t / (t + norm)
@@ -116,10 +60,63 @@ def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_sc
     return m
 
 
-_worse_compiled = _compile(_worse)
-contributions = _compile(_contributions)
-add_term = _compile(_add_term)
-select_top = _compile(_select_top)
+@_compiled
+def _add_term(rows, score, acc, touched, n):
+    """acc[rows] += score, appending each row reached for the first time to touched[n:]; returns the new n."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if acc[r] == 0.0 and score[i] > 0.0:  # a zero score leaves a row untouched, as numpy's total > 0 does
+            touched[n] = r
+            n += 1
+        acc[r] += score[i]
+    return n
+
+
+@_compiled
+def _ranks_below(value_a, row_a, value_b, row_b):
+    """Whether (value_a, row_a) ranks below (value_b, row_b): a lower score, or the same score and a higher row."""
+    return value_a < value_b or (value_a == value_b and row_a > row_b)
+
+
+@_compiled
+def _select_top(acc, touched, n, k, heap_rows, heap_values):
+    """The k best of touched[:n] by acc (_ranks_below) into heap_rows/heap_values[:m], unordered, m = min(k, n);
+    zeroes acc at touched[:n]. heap_*[0] is the worst kept: a binary min-heap under _ranks_below."""
+    m = 0
+    for i in range(n):
+        r = touched[i]
+        v = acc[r]
+        acc[r] = 0.0
+        if m < k:  # room left: sift the new entry up
+            j = m
+            m += 1
+            while j > 0:
+                parent = (j - 1) // 2
+                if not _ranks_below(v, r, heap_values[parent], heap_rows[parent]):
+                    break
+                heap_values[j] = heap_values[parent]
+                heap_rows[j] = heap_rows[parent]
+                j = parent
+            heap_values[j] = v
+            heap_rows[j] = r
+        elif _ranks_below(heap_values[0], heap_rows[0], v, r):  # better than the worst kept: replace it, sift down
+            j = 0
+            while True:
+                child = 2 * j + 1
+                if child >= m:
+                    break
+                if child + 1 < m and _ranks_below(
+                    heap_values[child + 1], heap_rows[child + 1], heap_values[child], heap_rows[child]
+                ):
+                    child += 1
+                if not _ranks_below(heap_values[child], heap_rows[child], v, r):
+                    break
+                heap_values[j] = heap_values[child]
+                heap_rows[j] = heap_rows[child]
+                j = child
+            heap_values[j] = v
+            heap_rows[j] = r
+    return m
 
 
 def term_contributions(
@@ -129,7 +126,7 @@ def term_contributions(
     float64) of one term's POSTING records (kb.postings), live ones only."""
     rows = np.empty(len(records), dtype=np.int64)
     score = np.empty(len(records), dtype=np.float64)
-    m = contributions(records["id"], records["tf"], records["dl"], row_of, idf, k1, b, avg_length, rows, score)
+    m = _contributions(records["id"], records["tf"], records["dl"], row_of, idf, k1, b, avg_length, rows, score)
     return (rows, score) if m == len(records) else (rows[:m].copy(), score[:m].copy())
 
 
@@ -141,15 +138,17 @@ class Accumulator:
         self.touched = np.empty(size, dtype=np.int64)
 
     def top(self, terms: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores float64) of the k best rows over terms [(rows int64 ascending, scores float64 > 0)], best
-        first, ties by lower row; rows of a term must be < size and distinct within the term."""
+        """(rows, scores float64) of the k best rows over terms [(rows int64, scores float64 >= 0)], best first,
+        ties by lower row; only rows with a positive sum. Each term's rows must be distinct and below size (they
+        index the buffers unchecked)."""
+        k = max(0, min(k, len(self.acc)))
         heap_rows = np.empty(k, dtype=np.int64)
         heap_values = np.empty(k, dtype=np.float64)
         n = 0
         try:
             for rows, score in terms:
-                n = add_term(rows, score, self.acc, self.touched, n)
-            m = select_top(self.acc, self.touched, n, k, heap_rows, heap_values)
+                n = _add_term(rows, score, self.acc, self.touched, n)
+            m = _select_top(self.acc, self.touched, n, k, heap_rows, heap_values)
         except BaseException:  # interrupted half-way (KeyboardInterrupt): no stale sums for the next question
             self.acc[:] = 0.0
             raise
@@ -161,7 +160,7 @@ _LOCAL = threading.local()
 
 
 def accumulator(size: int) -> Accumulator:
-    """This thread's Accumulator for `size` rows (made again when the snapshot's size changes)."""
+    """This thread's Accumulator for snapshots of `size` rows (made again when the size changes)."""
     found = getattr(_LOCAL, "accumulator", None)
     if found is None or len(found.acc) != size:
         found = _LOCAL.accumulator = Accumulator(size)
