@@ -154,9 +154,9 @@ class Corpus:
         if allowed is not None:
             terms = [(rows[keep], score[keep]) for rows, score in terms for keep in [np.isin(self.ids[rows], allowed)]]
         if self.snapshot.size >= KERNEL_MIN_CHUNKS:
-            from retriever.postings_kernel import accumulator  # numba: only a large KB pays its import
+            from retriever.postings_kernel import top_k  # numba: only a large KB pays its import
 
-            hit, values = accumulator(self.snapshot.size).top(terms, k)
+            hit, values = top_k(terms, k, self.snapshot.size)
             return hit, values.astype(np.float32)
         rows = np.concatenate([rows for rows, _ in terms])
         score = np.concatenate([score for _, score in terms])

@@ -2,8 +2,8 @@
 
 A question's BM25 score of a chunk is the sum of its terms' contributions; each term's contributions come as
 (snapshot rows ascending, score > 0), decoded from its postings by `term_contributions` in one pass with numpy's
-arithmetic, operation by operation (retriever.corpus.term_contributions), so the same floats. The kernel keeps,
-per thread, a zeroed float64 accumulator over every snapshot row and a list of the rows touched:
+arithmetic, operation by operation (retriever.corpus.term_contributions), so the same floats. The kernel borrows
+a zeroed float64 accumulator over every snapshot row and a list of the rows touched (kept in a pool):
 
 1. `_add_term`, once per term in the question's term order: acc[row] += score, recording the row the first time
    (acc[row] == 0: contributions are positive, so zero means untouched). Each row's sum is built in the same
@@ -25,6 +25,9 @@ per touched row, in buffers allocated once. Nothing here runs for a small KB (nu
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 from numba import njit
@@ -156,12 +159,31 @@ class Accumulator:
         return heap_rows[order], heap_values[order]
 
 
-_LOCAL = threading.local()
+# Free accumulators by snapshot size, the sizes most recently asked for last: as many of a size exist as questions
+# ran at once (16 MB each at 1M chunks), not one per thread a server ever ran a question on.
+_POOL: OrderedDict[int, list[Accumulator]] = OrderedDict()
+_POOL_LOCK = threading.Lock()
+POOLED_SIZES = 4  # snapshots (KBs, or one KB across syncs) whose accumulators are kept
 
 
-def accumulator(size: int) -> Accumulator:
-    """This thread's Accumulator for snapshots of `size` rows (made again when the size changes)."""
-    found = getattr(_LOCAL, "accumulator", None)
-    if found is None or len(found.acc) != size:
-        found = _LOCAL.accumulator = Accumulator(size)
-    return found
+@contextmanager
+def borrowed(size: int) -> Iterator[Accumulator]:
+    """A zeroed Accumulator for snapshots of `size` rows, from the pool or new, given back to it afterwards."""
+    with _POOL_LOCK:
+        free = _POOL.get(size)
+        found = free.pop() if free else None
+    found = found if found is not None else Accumulator(size)
+    try:
+        yield found
+    finally:
+        with _POOL_LOCK:
+            _POOL.setdefault(size, []).append(found)
+            _POOL.move_to_end(size)
+            while len(_POOL) > POOLED_SIZES:
+                _POOL.popitem(last=False)
+
+
+def top_k(terms: list[tuple[np.ndarray, np.ndarray]], k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulator.top over a snapshot of `size` rows, in a borrowed accumulator."""
+    with borrowed(size) as buffers:
+        return buffers.top(terms, k)

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bm25s
@@ -22,7 +23,7 @@ from kb import KnowledgeBase
 from kb.lexicon import LEXICON_VERSION
 from kb.postings import MERGE_AT
 from retriever.corpus import BM25_B, BM25_K1, Corpus, term_contributions
-from retriever.postings_kernel import accumulator
+from retriever.postings_kernel import borrowed, top_k
 from retriever.postings_kernel import term_contributions as compiled_contributions
 from tests.test_lexical_index import DIM, MODEL, VOCAB, _assert_same, _doc, _put, _state
 
@@ -181,8 +182,9 @@ def test_the_compiled_kernel_gives_numpys_floats_and_order_ties_and_filters_incl
         monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", 0)
         np.testing.assert_array_equal(by_kernel.bm25_at(question, rows), expected_at)
     assert ties_at_cut >= 5  # equal scores (the twins') straddled the cut: the kernel kept numpy's lower rows
-    # The thread's accumulator is left zeroed for the next question.
-    assert not accumulator(by_kernel.snapshot.size).acc.any()
+    # The pooled accumulator is left zeroed for the next question.
+    with borrowed(by_kernel.snapshot.size) as buffers:
+        assert not buffers.acc.any()
     # Each term's contributions, before any sum or cast to float32: the same float64s, dead postings skipped.
     row_of = np.full(int(by_numpy.ids[-1]) + 1, -1, dtype=np.int32)
     row_of[by_numpy.ids] = np.arange(len(by_numpy.ids), dtype=np.int32)
@@ -195,6 +197,31 @@ def test_the_compiled_kernel_gives_numpys_floats_and_order_ties_and_filters_incl
         got_rows, got = compiled_contributions(records, row_of, idf, BM25_K1, BM25_B, average)
         np.testing.assert_array_equal(got_rows, expected_rows)
         np.testing.assert_array_equal(got, expected)
+
+
+def test_the_compiled_kernel_answers_threads_at_once_as_one_at_a_time():
+    """Questions ranked by 4 threads at once (the kernel runs without the GIL, each call in its own pooled buffers)
+    get what one at a time gets, and that is the exact top-k of the summed scores, ties by lower row."""
+    rng = np.random.default_rng(6)
+    size = 1_000_000
+    questions = []
+    for _ in range(12):  # a 1M KB's long questions: common terms reaching many rows, some scores equal
+        terms = []
+        for _ in range(rng.integers(2, 6)):
+            rows = np.sort(rng.choice(size, size=int(rng.integers(1_000, 300_000)), replace=False)).astype(np.int64)
+            terms.append((rows, rng.integers(1, 20, size=len(rows)).astype(np.float64) / 4))
+        questions.append(terms)
+    alone = [top_k(terms, 100, size) for terms in questions]
+    for terms, (rows, scores) in zip(questions, alone):
+        total = np.bincount(np.concatenate([r for r, _ in terms]), np.concatenate([s for _, s in terms]), minlength=size)
+        best = np.lexsort((np.arange(size), -total))[:100]
+        np.testing.assert_array_equal(rows, best)
+        np.testing.assert_array_equal(scores, total[best])
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            for (rows, scores), (want_rows, want_scores) in zip(pool.map(lambda t: top_k(t, 100, size), questions), alone):
+                np.testing.assert_array_equal(rows, want_rows)
+                np.testing.assert_array_equal(scores, want_scores)
 
 
 def test_a_kb_indexed_by_the_fts5_version_is_rebuilt_on_open(tmp_path):
