@@ -30,6 +30,10 @@ CACHED_QUESTIONS = 8
 COMMON_TERM_POSTINGS = 5_000
 CACHED_POSTINGS = 6_000_000
 BM25_K1, BM25_B = 1.5, 0.75
+# From this many chunks bm25_top runs the compiled kernel (retriever.postings_kernel): there a long question's
+# common words reach most chunks and numpy's pass over every row was the reader's slowest step; below it, numpy
+# costs a few ms and a fresh `kb ask` skips numba's import and compilation (~1 s).
+KERNEL_MIN_CHUNKS = 200_000
 
 
 class SnapshotMoved(Exception):
@@ -122,14 +126,8 @@ class Corpus:
         for term in terms:
             if term not in read.df or term not in read.postings:
                 continue
-            records = read.postings[term]
-            ids = records["id"].astype(np.int64)
-            rows = np.where(ids < len(self._row_of), self._row_of[np.minimum(ids, len(self._row_of) - 1)], -1)
-            live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
-            tf = records["tf"][live].astype(np.float64)
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / max(avg_length, 1e-9))
             idf = math.log(1 + (n - read.df[term] + 0.5) / (read.df[term] + 0.5))
-            out[term] = _TermScores(rows[live].astype(np.int64), idf * tf / (tf + norm))
+            out[term] = self._contributions(read.postings[term], idf, max(avg_length, 1e-9))
         with self._lock:
             for term, scores in out.items():
                 if len(scores.rows) >= COMMON_TERM_POSTINGS and term not in self._common:
@@ -139,17 +137,29 @@ class Corpus:
                 self._common_size -= len(self._common.popitem(last=False)[1].rows)
         return out
 
+    def _contributions(self, records: np.ndarray, idf: float, avg_length: float) -> _TermScores:
+        """One term's POSTING records (kb.postings) as its _TermScores over this snapshot's live rows."""
+        if self.snapshot.size >= KERNEL_MIN_CHUNKS:  # the same floats, one compiled pass (a 1M KB's common words)
+            from retriever.postings_kernel import term_contributions as compiled
+
+            return _TermScores(*compiled(records, self._row_of, idf, BM25_K1, BM25_B, avg_length))
+        return _TermScores(*term_contributions(records, self._row_of, idf, avg_length))
+
     def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(snapshot rows, BM25 scores) of the k best chunks for query's words, best first (ties: lower row
         first); only allowed ids when given (sorted). Every chunk holding a query word is scored exactly."""
-        terms = self._term_scores(query)
+        terms = [(t.rows, t.score) for t in self._term_scores(query)]
         if not terms or k < 1:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.concatenate([t.rows for t in terms])
-        score = np.concatenate([t.score for t in terms])
         if allowed is not None:
-            keep = np.isin(self.ids[rows], allowed)
-            rows, score = rows[keep], score[keep]
+            terms = [(rows[keep], score[keep]) for rows, score in terms for keep in [np.isin(self.ids[rows], allowed)]]
+        if self.snapshot.size >= KERNEL_MIN_CHUNKS:
+            from retriever.postings_kernel import top_k  # numba: only a large KB pays its import
+
+            hit, values = top_k(terms, k, self.snapshot.size)
+            return hit, values.astype(np.float32)
+        rows = np.concatenate([rows for rows, _ in terms])
+        score = np.concatenate([score for _, score in terms])
         total = np.bincount(rows, weights=score, minlength=self.snapshot.size)
         hit = np.flatnonzero(total > 0)
         values = total[hit]
@@ -272,6 +282,20 @@ class Corpus:
         df = self.kb.term_df([w for w in words if len(w) > 1])
         # One-character tokens ("5", "x") are not in the word index; call them common, not rare.
         return {w: math.log((n + 1) / ((df.get(w, 0) if len(w) > 1 else n) + 0.5)) for w in words}
+
+
+def term_contributions(
+    records: np.ndarray, row_of: np.ndarray, idf: float, avg_length: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(snapshot rows int64, BM25 contributions float64) of one term's POSTING records (kb.postings), live ones only:
+    row_of maps a chunk id to its snapshot row (-1 where the snapshot lacks it); each contribution is
+    idf * tf / (tf + k1 (1 - b + b dl / avg_length)), avg_length the snapshot's mean chunk length in terms."""
+    ids = records["id"].astype(np.int64)
+    rows = np.where(ids < len(row_of), row_of[np.minimum(ids, len(row_of) - 1)], -1)
+    live = rows >= 0  # a removed chunk's entries stay until its term's segments merge (kb.postings)
+    tf = records["tf"][live].astype(np.float64)
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * records["dl"][live] / avg_length)
+    return rows[live].astype(np.int64), idf * tf / (tf + norm)
 
 
 def _at_least_kth(rows: np.ndarray, values: np.ndarray, k: int, stride: int = 16) -> tuple[np.ndarray, np.ndarray]:

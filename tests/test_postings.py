@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bm25s
@@ -21,8 +22,10 @@ import retriever.corpus as corpus_module
 from kb import KnowledgeBase
 from kb.lexicon import LEXICON_VERSION
 from kb.postings import MERGE_AT
-from retriever.corpus import Corpus
-from tests.test_lexical_index import VOCAB, _assert_same, _put, _state
+from retriever.corpus import BM25_B, BM25_K1, Corpus, term_contributions
+from retriever.postings_kernel import borrowed, top_k
+from retriever.postings_kernel import term_contributions as compiled_contributions
+from tests.test_lexical_index import DIM, MODEL, VOCAB, _assert_same, _doc, _put, _state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,10 +111,14 @@ def test_a_commit_killed_before_it_commits_leaves_the_previous_lexical_index(tmp
     assert _raw(KnowledgeBase(kb.dir)) != before_raw
 
 
-@pytest.mark.parametrize("common_from", [None, 1], ids=["default", "every-term-kept"])
-def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path, monkeypatch, common_from):
+@pytest.mark.parametrize(
+    "common_from, kernel_from", [(None, None), (1, None), (None, 0)], ids=["default", "every-term-kept", "compiled-kernel"]
+)
+def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path, monkeypatch, common_from, kernel_from):
     if common_from is not None:  # keep every term's postings in memory across questions (a 1M KB's common words)
         monkeypatch.setattr(corpus_module, "COMMON_TERM_POSTINGS", common_from)
+    if kernel_from is not None:  # the compiled path a KB of KERNEL_MIN_CHUNKS+ chunks takes (retriever.postings_kernel)
+        monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", kernel_from)
     rng = np.random.default_rng(12)
     kb = KnowledgeBase(tmp_path / "kb", create=True)
     _put(kb, rng, {"alpha": 400, "beta": 300, "gamma": 250})
@@ -138,6 +145,83 @@ def test_bm25_top_is_bm25s_ranking_over_every_chunk(tmp_path, monkeypatch, commo
             assert np.all(expected[rows] >= cut - 1e-4)
             assert np.all(np.diff(scores) <= 1e-6)
     assert pruned >= 10
+
+
+def test_the_compiled_kernel_gives_numpys_floats_and_order_ties_and_filters_included(tmp_path, monkeypatch):
+    """A large KB's compiled path (retriever.postings_kernel) answers bm25_top and bm25_at with the very floats and
+    order of the numpy path: scores bit for bit, ties at the cut by lower row, with and without a filter."""
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    rng = np.random.default_rng(3)
+    _put(kb, rng, {"alpha": 300, "beta": 120})
+    with kb.writer(model=MODEL, dim=DIM) as w:  # two copies of one document: chunks whose scores tie exactly
+        for name in ("twin-a", "twin-b"):
+            vectors = np.random.default_rng(9).standard_normal((40, DIM)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            w.put_document(_doc(name, np.random.default_rng(8), 40), vectors)
+    _put(kb, rng, {"gamma": 30}, removals=("beta",))  # dead postings the decoding must skip
+    by_numpy, by_kernel = Corpus(kb=kb, snapshot=kb.snapshot()), Corpus(kb=kb, snapshot=kb.snapshot())
+    rows = np.arange(by_numpy.snapshot.size)
+    allowed = np.sort(rng.choice(by_numpy.ids, size=len(rows) // 3, replace=False))
+    common = 1.0 / np.arange(1, 151)
+    ties_at_cut = 0
+    for _ in range(30):
+        question = " ".join(rng.choice(VOCAB[:150], size=rng.integers(1, 8), p=common / common.sum()))
+        monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", 10**12)
+        every = by_numpy.bm25_top(question, 10_000)[1]
+        ties_at_cut += sum(len(every) > k and every[k - 1] == every[k] for k in (1, 5, 40))
+        for k in (1, 5, 40, 10_000):
+            for where in (None, allowed):
+                monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", 10**12)
+                expected = by_numpy.bm25_top(question, k, where)
+                monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", 0)
+                got = by_kernel.bm25_top(question, k, where)
+                np.testing.assert_array_equal(got[0], expected[0])
+                np.testing.assert_array_equal(got[1], expected[1])
+        monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", 10**12)
+        expected_at = by_numpy.bm25_at(question, rows)
+        monkeypatch.setattr(corpus_module, "KERNEL_MIN_CHUNKS", 0)
+        np.testing.assert_array_equal(by_kernel.bm25_at(question, rows), expected_at)
+    assert ties_at_cut >= 5  # equal scores (the twins') straddled the cut: the kernel kept numpy's lower rows
+    # The pooled accumulator is left zeroed for the next question.
+    with borrowed(by_kernel.snapshot.size) as buffers:
+        assert not buffers.acc.any()
+    # Each term's contributions, before any sum or cast to float32: the same float64s, dead postings skipped.
+    row_of = np.full(int(by_numpy.ids[-1]) + 1, -1, dtype=np.int32)
+    row_of[by_numpy.ids] = np.arange(len(by_numpy.ids), dtype=np.int32)
+    read = kb.term_postings(VOCAB)
+    assert any(not np.isin(records["id"], by_numpy.ids).all() for records in read.postings.values())
+    average = read.total_length / len(by_numpy.ids)
+    for term, records in read.postings.items():
+        idf = np.log(1 + (len(by_numpy.ids) - read.df[term] + 0.5) / (read.df[term] + 0.5))
+        expected_rows, expected = term_contributions(records, row_of, idf, average)
+        got_rows, got = compiled_contributions(records, row_of, idf, BM25_K1, BM25_B, average)
+        np.testing.assert_array_equal(got_rows, expected_rows)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_compiled_kernel_answers_threads_at_once_as_one_at_a_time():
+    """Questions ranked by 4 threads at once (the kernel runs without the GIL, each call in its own pooled buffers)
+    get what one at a time gets, and that is the exact top-k of the summed scores, ties by lower row."""
+    rng = np.random.default_rng(6)
+    size = 1_000_000
+    questions = []
+    for _ in range(12):  # a 1M KB's long questions: common terms reaching many rows, some scores equal
+        terms = []
+        for _ in range(rng.integers(2, 6)):
+            rows = np.sort(rng.choice(size, size=int(rng.integers(1_000, 300_000)), replace=False)).astype(np.int64)
+            terms.append((rows, rng.integers(1, 20, size=len(rows)).astype(np.float64) / 4))
+        questions.append(terms)
+    alone = [top_k(terms, 100, size) for terms in questions]
+    for terms, (rows, scores) in zip(questions, alone):
+        total = np.bincount(np.concatenate([r for r, _ in terms]), np.concatenate([s for _, s in terms]), minlength=size)
+        best = np.lexsort((np.arange(size), -total))[:100]
+        np.testing.assert_array_equal(rows, best)
+        np.testing.assert_array_equal(scores, total[best])
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            for (rows, scores), (want_rows, want_scores) in zip(pool.map(lambda t: top_k(t, 100, size), questions), alone):
+                np.testing.assert_array_equal(rows, want_rows)
+                np.testing.assert_array_equal(scores, want_scores)
 
 
 def test_a_kb_indexed_by_the_fts5_version_is_rebuilt_on_open(tmp_path):
