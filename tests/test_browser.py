@@ -418,3 +418,25 @@ def test_first_page_view_after_a_start_shows_the_chat_and_the_first_question_loa
             assert pg.locator(".kb-answer").count() == 1 and sources(pg).count() >= 1
         finally:
             context.close()
+
+
+def test_a_closest_passage_marked_as_the_answer_answers_the_question_and_its_paraphrase(page):
+    """The loop a support agent closes: a loose question abstains, the agent marks the closest passage that answers
+    it, and from then on the question and its paraphrases are answered from it (the question memory as evidence).
+    Last in this module: it teaches the shared KB's memory."""
+    ask(page, "a church group is asking if they get it cheaper")
+    assert page.locator(".kb-answer").last.inner_text() == "Not found in the knowledge base."
+    closest = sources(page)
+    for i in range(closest.count()):
+        closest.nth(i).locator("summary").click()
+        if "non-profit" in closest.nth(i).inner_text():
+            closest.nth(i).get_by_role("button", name="This passage answers it").click()
+            break
+    else:
+        pytest.fail("no closest passage holds the non-profit discount")
+    page.get_by_text("Saved: this question, and questions like it").wait_for()
+    ask(page, "our church asks whether they can pay less")
+    last = page.locator(".kb-answer").last
+    assert "kb-abstained" not in (last.get_attribute("class") or "")
+    assert "non-profit" in last.inner_text()
+    shot(page, "chat-taught-answer")

@@ -76,6 +76,16 @@ def _on_feedback(key: str, turn: TurnView) -> None:
         st.toast(md_escape(f"Could not save feedback: {exc}"))
 
 
+def _on_answers_it(turn: TurnView, source: SourceView) -> None:
+    """A closest passage confirmed as the answer: a thumbs up on it, which teaches the question memory, so the
+    question and its paraphrases are answered from it from now on (AnswerConfig.memory_evidence)."""
+    try:
+        record_feedback(app_state.knowledge_base(), turn.question, [source], helpful=True)
+        st.toast("Saved: this question, and questions like it, will be answered from this passage.")
+    except KBError as exc:
+        st.toast(md_escape(f"Could not save feedback: {exc}"))
+
+
 def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
     if turn.abstained:
         st.html(f'<div class="kb-answer kb-abstained" style="font-weight: 600;">{html.escape(turn.text)}</div>')
@@ -87,6 +97,13 @@ def _render_answer(turn: TurnView, index: int, conv: str | None) -> None:
             with st.expander(citation_label(s)):
                 st.html(passage_html(s.passage))
                 _download_buttons(s, key=f"t{index}-c{j}")
+                st.button(
+                    "This passage answers it",
+                    key=f"t{index}-c{j}-answers-{conv}",
+                    help="Teach the knowledge base: this question and ones like it are answered from this passage.",
+                    on_click=_on_answers_it,
+                    args=(turn, s),
+                )
     else:
         st.html(answer_html(turn, index))
         st.caption(
