@@ -21,13 +21,16 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from kb import postings
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_grams
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_chunk_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
 # Changed n-gram document frequencies are kept as (bucket, change) rows until this many, then folded into the
 # 16 MiB array: a small commit writes a few thousand rows instead of the whole array.
 GRAM_DELTA_MAX = 1 << 18
+# Added chunks' n-gram buckets are counted by one bincount per this many (np.add.at per batch was a rebuild's
+# largest writer cost; a bincount per batch zeroes a 32 MiB array each time).
+GRAM_FOLD = 1 << 24
 # A rebuild of at least this many batches analyses them in worker processes (starting them costs ~1 s).
 PARALLEL_FROM = 8
 
@@ -40,7 +43,7 @@ class Analysis:
     terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
     stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); occurrences: each
     term's occurrences in all the texts; gram_buckets: each text's n-gram buckets, one after the other, and
-    gram_blobs: each text's n-gram counts as kb.lexicon.pack_grams bytes (both empty if not asked)."""
+    gram_blobs: each text's n-gram counts as kb.lexicon.GramCounts.packed bytes (both empty if not asked)."""
 
     terms: list[str]
     term: np.ndarray
@@ -104,7 +107,9 @@ class LexiconDelta:
         # (term codes, their occurrences) per batch, negative for removed chunks: the Latin words are counted from
         # the distinct terms once, in apply()
         self._occurrences: list[tuple[np.ndarray, np.ndarray]] = []
-        self.grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)
+        self._grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)  # chunks holding each bucket, added minus removed
+        self._gram_parts: list[np.ndarray] = []  # added buckets not yet counted into _grams
+        self._gram_pending = 0
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
@@ -146,9 +151,16 @@ class LexiconDelta:
         con.executemany(
             "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), counts.gram_blobs)
         )
-        # Each bucket at most once per chunk, so add.at counts chunks; a bincount over all GRAM_BUCKETS per batch
-        # (a fresh 32 MiB array) was a commit's largest cost.
-        np.add.at(self.grams, counts.gram_buckets.astype(np.intp), 1)
+        # Each bucket at most once per chunk, so counting buckets counts chunks.
+        self._gram_parts.append(counts.gram_buckets)
+        self._gram_pending += len(counts.gram_buckets)
+        if self._gram_pending >= GRAM_FOLD:
+            self._fold_grams()
+
+    def _fold_grams(self) -> None:
+        if self._gram_parts:
+            self._grams += np.bincount(np.concatenate(self._gram_parts), minlength=GRAM_BUCKETS)
+        self._gram_parts, self._gram_pending = [], 0
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
@@ -164,8 +176,8 @@ class LexiconDelta:
         ids = [cid for cid, _ in rows]
         for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
-                buckets, _ = unpack_grams(blob)
-                np.subtract.at(self.grams, buckets.astype(np.int64), 1)
+                buckets, _ = unpack_chunk_grams(blob)
+                np.subtract.at(self._grams, buckets.astype(np.int64), 1)
             con.execute(f"DELETE FROM chunk_grams WHERE chunk_id IN ({marks})", part)
 
     def apply(self, con: sqlite3.Connection, fresh: bool = False) -> None:
@@ -207,12 +219,13 @@ class LexiconDelta:
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
 
     def _apply_grams(self, con: sqlite3.Connection, fresh: bool) -> None:
-        changed = np.flatnonzero(self.grams)
+        self._fold_grams()
+        changed = np.flatnonzero(self._grams)
         if not len(changed):
             return
         pending = 0 if fresh else con.execute("SELECT COUNT(*) FROM lex_gram_delta").fetchone()[0]
         if fresh or pending + len(changed) > GRAM_DELTA_MAX:
-            df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)) + self.grams
+            df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)) + self._grams
             con.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('char_df', ?)",
                 (np.maximum(df, 0).astype(np.int32).tobytes(),),
@@ -221,7 +234,7 @@ class LexiconDelta:
             return
         con.executemany(
             "INSERT INTO lex_gram_delta (bucket, d) VALUES (?, ?) ON CONFLICT(bucket) DO UPDATE SET d = d + excluded.d",
-            zip(changed.tolist(), self.grams[changed].tolist()),
+            zip(changed.tolist(), self._grams[changed].tolist()),
         )
         con.execute("DELETE FROM lex_gram_delta WHERE d = 0")
 
@@ -364,7 +377,7 @@ def grams_of(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, tup
     out = {}
     ids = [int(i) for i in chunk_ids]
     for cid, blob in select_in(con, f"SELECT chunk_id, grams FROM chunk_grams WHERE chunk_id IN {IN_LIST}", ids):
-        out[cid] = unpack_grams(blob)
+        out[cid] = unpack_chunk_grams(blob)
     return out
 
 
