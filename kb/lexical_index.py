@@ -14,6 +14,7 @@ from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
 from typing import Iterable, Iterator, Sequence
@@ -55,8 +56,9 @@ class Analysis:
     gram_blobs: list[bytes]
 
 
-def analyse(texts: list[str], grams: bool = True) -> Analysis:
-    """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes)."""
+def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Analysis:
+    """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes); compiled:
+    hash the n-grams with kb.gram_kernel (the same counts; only where compiled_hashing() said it runs)."""
     lowered = [t.lower() for t in texts]
     tokens = [WORD.findall(t) for t in lowered]
     flat = list(chain.from_iterable(tokens))
@@ -67,7 +69,7 @@ def analyse(texts: list[str], grams: bool = True) -> Analysis:
     n = max(len(texts), 1)
     pair, tf = np.unique(codes * n + rows, return_counts=True)
     kept = ~np.isin(codes, [index[t] for t in stopwords() if t in index])
-    counted = gram_counts(lowered, lowered=True) if grams else None
+    counted = gram_counts(lowered, lowered=True, compiled=compiled) if grams else None
     return Analysis(
         terms,
         pair // n,
@@ -113,6 +115,7 @@ class LexiconDelta:
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
+        self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.gram_kernel
 
     def add(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Index chunks (id, retrieval text) that were just inserted (in batches: documents are often small)."""
@@ -135,7 +138,11 @@ class LexiconDelta:
         rows, self._pending = self._pending, []
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
-            self.take(con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part]))
+            self._batches += 1
+            compiled = self._batches > PARALLEL_FROM and compiled_hashing()
+            self.take(
+                con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part], True, compiled)
+            )
 
     def take(self, con: sqlite3.Connection, ids: np.ndarray, counts: Analysis) -> None:
         """Index inserted chunks ids (in id order) from their Analysis."""
@@ -284,15 +291,16 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
     # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
     # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
     # analyse alone: numpy and regular expressions, never the inherited SQLite connection.
+    compiled = len(head) >= PARALLEL_FROM and compiled_hashing()  # compiled before the fork: the workers inherit it
     if len(head) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
         for ids, texts in chain(head, batches):
-            yield ids, analyse(texts)
+            yield ids, analyse(texts, True, compiled)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
         try:
             for ids, texts in chain(head, batches):
-                window.append((ids, pool.submit(analyse, texts)))
+                window.append((ids, pool.submit(analyse, texts, True, compiled)))
                 if len(window) > 2 * workers:
                     ids_done, job = window.popleft()
                     yield ids_done, job.result()
@@ -301,6 +309,17 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
                 yield ids_done, job.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@cache
+def compiled_hashing() -> bool:
+    """Whether kb.gram_kernel runs in this process: numba imported and the function compiled (once, ~0.5 s; a
+    first compile ~2 s). Without numba, rebuilds and big commits hash with numpy, the same buckets slower."""
+    try:
+        gram_counts(["compile"], compiled=True)
+    except ImportError:
+        return False
+    return True
 
 
 def is_current(con: sqlite3.Connection) -> bool:

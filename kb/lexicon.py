@@ -123,7 +123,7 @@ class GramCounts:
         return out
 
     def packed(self) -> list[bytes]:
-        """Each row as pack_chunk_grams bytes (what chunk_grams stores), converted for all rows at once."""
+        """Each row as a chunk_grams row (the format: _LOW_BITS), converted for all rows at once."""
         rows, cut = len(self.indptr) - 1, self.indptr.tolist()
         owner = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.indptr))
         groups = np.bincount(owner * _GROUPS + (self.buckets >> _LOW_BITS), minlength=rows * _GROUPS)
@@ -142,9 +142,10 @@ class GramCounts:
         ]
 
 
-def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
+def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False) -> GramCounts:
     """The character 3-5-gram counts of texts (lowered: they are lower-cased already), as char_grams describes,
-    hashed and counted with numpy over all texts at once."""
+    hashed and counted with numpy over all texts at once (compiled: hashed by kb.gram_kernel's numba function
+    instead, the same buckets several times faster, for big jobs that can pay for importing numba)."""
     # str.split() cuts at runs of whitespace as scikit-learn's char_wb does after folding them to one space.
     words_per_text = [(t if lowered else t.lower()).split() for t in texts]
     words = list(chain.from_iterable(words_per_text))
@@ -158,17 +159,12 @@ def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
     # its word when at least n are left (so none runs past the last word either).
     left = np.repeat(word_start[1:], padded) - np.arange(len(codes))
     m = len(codes) - 2  # positions a 3-gram can start at (every word pads to 3 or more)
-    # One row per starting position, one column per n: read in C order, the n-grams come text by text.
-    hashes = np.zeros((m, 3), dtype=np.uint64)
-    with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64
-        h = codes[:-1] * _MULTIPLIER + codes[1:]  # of the 2-grams: an n-gram's is its (n-1)-gram's, times M, plus a code
-        for j, n in enumerate((3, 4, 5)):
-            h = h[: len(codes) - n + 1] * _MULTIPLIER + codes[n - 1 :]
-            hashes[: len(h), j] = h * np.uint64(31) + np.uint64(n)
-        inside = left[:m, None] >= np.arange(3, 6)
-        bucket = (_mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)).astype(np.uint32)
-    # Where each text's n-grams begin among them: the n-grams before its first word's first position.
-    before = np.r_[0, np.cumsum(inside.sum(axis=1))]
+    if compiled:
+        from kb.gram_kernel import hashed_buckets
+
+        bucket, before = hashed_buckets(codes, left, m, _MULTIPLIER, GRAM_BUCKETS)
+    else:
+        bucket, before = _hashed_buckets(codes, left, m)
     first_word = np.r_[0, np.cumsum([len(ws) for ws in words_per_text])]
     cut = before[np.minimum(word_start[first_word], m)]
     bounds = cut.tolist()
@@ -180,6 +176,20 @@ def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
     first = np.flatnonzero(new)
     counts = np.diff(np.r_[first, len(bucket)]).astype(np.uint32)
     return GramCounts(np.searchsorted(first, cut).astype(np.int64), bucket[first], counts)
+
+
+def _hashed_buckets(codes: np.ndarray, left: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """kb.gram_kernel.hashed_buckets in numpy: (each in-word n-gram's bucket, the n-grams before each position)."""
+    # One row per starting position, one column per n: read in C order, the n-grams come text by text.
+    hashes = np.zeros((m, 3), dtype=np.uint64)
+    with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64
+        h = codes[:-1] * _MULTIPLIER + codes[1:]  # of the 2-grams: an n-gram's is its (n-1)-gram's, times M, plus a code
+        for j, n in enumerate((3, 4, 5)):
+            h = h[: len(codes) - n + 1] * _MULTIPLIER + codes[n - 1 :]
+            hashes[: len(h), j] = h * np.uint64(31) + np.uint64(n)
+        inside = left[:m, None] >= np.arange(3, 6)
+        bucket = (_mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)).astype(np.uint32)
+    return bucket, np.r_[0, np.cumsum(inside.sum(axis=1))]
 
 
 def char_grams(texts: list[str]) -> csr_matrix:

@@ -1,0 +1,67 @@
+"""The character n-gram hashing of kb.lexicon.gram_counts compiled with numba, for rebuilds and large commits.
+
+One pass over the text computes each n-gram's bucket where numpy makes a dozen passes over (positions x 3) arrays;
+the result is the same array (tests/test_gram_kernel.py holds the two equal). Importing numba and loading the
+compiled function costs ~0.5 s (a first compile, cached beside this file, ~2 s), so only big jobs call it: a
+question's n-grams and small commits stay in numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+_kernel: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
+
+
+def hashed_buckets(
+    codes: np.ndarray, left: np.ndarray, m: int, multiplier: np.uint64, buckets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket of each in-word 3-5-gram, uint32, by start position then n; before (m + 1,) int64: the n-grams
+    starting before each position). codes: the padded text's code points plus one (uint64); left: characters left
+    in each position's padded word (int64); m: the positions a 3-gram can start at; buckets: a power of two."""
+    return kernel()(codes, left, m, multiplier, np.uint64(buckets - 1))
+
+
+def kernel() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """The compiled function (imported and compiled on first call; a process forked after it inherits it)."""
+    global _kernel
+    if _kernel is None:
+        from numba import njit
+
+        _kernel = njit(cache=True, nogil=True)(_hash)
+    return _kernel
+
+
+def _hash(
+    codes: np.ndarray, left: np.ndarray, m: int, multiplier: np.uint64, mask: np.uint64
+) -> tuple[np.ndarray, np.ndarray]:
+    # Every constant a uint64: numba widens uint64 mixed with int64 to float64.
+    c1, c2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+    s33, k31 = np.uint64(33), np.uint64(31)
+    total = 0
+    for i in range(m):
+        if left[i] >= 3:
+            total += min(left[i], 5) - 2
+    out = np.empty(total, dtype=np.uint32)
+    before = np.empty(m + 1, dtype=np.int64)
+    k = 0
+    for i in range(m):
+        before[i] = k
+        last = min(left[i], 5)
+        if last < 3:
+            continue
+        h = codes[i] * multiplier + codes[i + 1]
+        for n in range(3, last + 1):
+            h = h * multiplier + codes[i + n - 1]
+            x = h * k31 + np.uint64(n)
+            x ^= x >> s33
+            x *= c1
+            x ^= x >> s33
+            x *= c2
+            x ^= x >> s33
+            out[k] = np.uint32(x & mask)
+            k += 1
+    before[m] = k
+    return out, before
