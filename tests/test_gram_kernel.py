@@ -34,6 +34,6 @@ def test_a_big_commit_hashed_by_the_kernel_stores_the_pinned_bytes(tmp_path, mon
     from tests.test_lexical_bytes import PINNED, _digests, _kb
 
     monkeypatch.setattr(lexical_index, "BATCH", 4)
-    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 24 sentence chunks: the batches after the first compiled
+    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 9 chunks in batches of 4: those after the first compiled
     assert lexical_index.compiled_hashing()
     assert _digests(_kb(tmp_path, n_docs=3)) == PINNED
