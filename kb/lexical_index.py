@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from kb import postings
+from kb import gram_kernel, postings
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_chunk_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
@@ -159,6 +159,9 @@ class LexiconDelta:
             "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), counts.gram_blobs)
         )
         # Each bucket at most once per chunk, so counting buckets counts chunks.
+        if gram_kernel.loaded():  # a rebuild or a big commit: compiled_hashing() ran
+            gram_kernel.count_buckets(self._grams, counts.gram_buckets)
+            return
         self._gram_parts.append(counts.gram_buckets)
         self._gram_pending += len(counts.gram_buckets)
         if self._gram_pending >= GRAM_FOLD:
@@ -317,6 +320,7 @@ def compiled_hashing() -> bool:
     first compile ~2 s). Without numba, rebuilds and big commits hash with numpy, the same buckets slower."""
     try:
         gram_counts(["compile"], compiled=True)
+        gram_kernel.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
     except ImportError:
         return False
     return True
