@@ -121,7 +121,7 @@ class LexiconDelta:
         """Index chunks (id, retrieval text) that were just inserted (in batches: documents are often small)."""
         self._pending.extend(rows)
         if len(self._pending) >= BATCH:
-            self._flush(con)
+            self._flush(con, whole=True)
 
     def _codes(self, terms: list[str]) -> np.ndarray:
         """This commit's code of each of terms (new ones numbered as they come)."""
@@ -134,8 +134,11 @@ class LexiconDelta:
                 self._stop_codes.append(code[term])
         return np.fromiter(map(code.__getitem__, terms), dtype=np.int64, count=len(terms))
 
-    def _flush(self, con: sqlite3.Connection) -> None:
-        rows, self._pending = self._pending, []
+    def _flush(self, con: sqlite3.Connection, whole: bool = False) -> None:
+        """Analyse and take the pending chunks; whole: only full batches, the rest stays pending (a batch of the few
+        chunks past BATCH cost nearly what a full one does)."""
+        cut = len(self._pending) - len(self._pending) % BATCH if whole else len(self._pending)
+        rows, self._pending = self._pending[:cut], self._pending[cut:]
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
             self._batches += 1
