@@ -115,3 +115,25 @@ def test_chunk_grams_rows_decode_to_the_counts_they_were_given_empty_overflowing
         assert len(blob) == (128 + 3 * (e - s) + 2 * int((counted.counts[s:e] >= 255).sum()) if e > s else 0)
     assert unpack_chunk_grams(blobs[0])[1].max() == 300
     assert unpack_chunk_grams(blobs[3])[1].max() == 65535
+
+
+def test_a_version_7_kb_is_rebuilt_on_open_to_the_same_counts_and_character_cosines(tmp_path):
+    from retriever.corpus import Corpus
+
+    kb = _kb(tmp_path, n_docs=2)
+    committed = _digests(kb)
+    question = "pasword resett for the acount page"
+    before = Corpus(kb=kb, snapshot=kb.snapshot()).char_at(question, np.arange(kb.snapshot().size))
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    with con:  # what version 7 stored: 6 bytes an n-gram
+        rows = con.execute("SELECT chunk_id, grams FROM chunk_grams").fetchall()
+        con.executemany(
+            "UPDATE chunk_grams SET grams = ? WHERE chunk_id = ?", [(pack_grams(*unpack_chunk_grams(g)), c) for c, g in rows]
+        )
+        con.execute("UPDATE meta SET value = '7' WHERE key = 'lexicon_version'")
+    con.close()
+    reopened = KnowledgeBase(kb.dir)
+    assert _digests(reopened) == committed
+    after = Corpus(kb=reopened, snapshot=reopened.snapshot()).char_at(question, np.arange(reopened.snapshot().size))
+    assert before.max() > 0.1
+    np.testing.assert_array_equal(after, before)
