@@ -320,11 +320,12 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
 @cache
 def compiled_hashing() -> bool:
     """Whether kb.gram_kernel runs in this process: numba imported and the function compiled (once, ~0.5 s; a
-    first compile ~2 s). Without numba, rebuilds and big commits hash with numpy, the same buckets slower."""
+    first compile ~2 s). Without numba, or with nowhere to cache its compiled code (numba's RuntimeError), rebuilds
+    and big commits hash with numpy: the same buckets, slower."""
     try:
         gram_counts(["compile"], compiled=True)
         gram_kernel.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
-    except ImportError:
+    except (ImportError, RuntimeError):
         return False
     return True
 
