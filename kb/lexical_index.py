@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from kb import gram_kernel, postings
+from kb import lexical_kernels, postings
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_chunk_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
@@ -58,7 +58,7 @@ class Analysis:
 
 def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Analysis:
     """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes); compiled:
-    hash the n-grams with kb.gram_kernel (the same counts; only where compiled_hashing() said it runs)."""
+    hash the n-grams with kb.lexical_kernels (the same counts; only where compiled_hashing() said it runs)."""
     lowered = [t.lower() for t in texts]
     tokens = [WORD.findall(t) for t in lowered]
     flat = list(chain.from_iterable(tokens))
@@ -115,7 +115,7 @@ class LexiconDelta:
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
-        self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.gram_kernel
+        self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.lexical_kernels
 
     def add(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Index chunks (id, retrieval text) that were just inserted (in batches: documents are often small)."""
@@ -162,8 +162,8 @@ class LexiconDelta:
             "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), counts.gram_blobs)
         )
         # Each bucket at most once per chunk, so counting buckets counts chunks.
-        if gram_kernel.loaded():  # a rebuild or a big commit: compiled_hashing() ran
-            gram_kernel.count_buckets(self._grams, counts.gram_buckets)
+        if lexical_kernels.loaded():  # a rebuild or a big commit: compiled_hashing() ran
+            lexical_kernels.count_buckets(self._grams, counts.gram_buckets)
             return
         self._gram_parts.append(counts.gram_buckets)
         self._gram_pending += len(counts.gram_buckets)
@@ -319,12 +319,13 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
 
 @cache
 def compiled_hashing() -> bool:
-    """Whether kb.gram_kernel runs in this process: numba imported and the function compiled (once, ~0.5 s; a
+    """Whether kb.lexical_kernels runs in this process: numba imported and the functions compiled (once, ~0.5 s; a
     first compile ~2 s). Without numba, or with nowhere to cache its compiled code (numba's RuntimeError), rebuilds
     and big commits hash with numpy: the same buckets, slower."""
     try:
         gram_counts(["compile"], compiled=True)
-        gram_kernel.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
+        lexical_kernels.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
+        lexical_kernels.group_by_code(np.zeros(1, dtype=np.int64), 1)
     except (ImportError, RuntimeError):
         return False
     return True

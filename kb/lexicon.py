@@ -144,7 +144,7 @@ class GramCounts:
 
 def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False) -> GramCounts:
     """The character 3-5-gram counts of texts (lowered: they are lower-cased already), as char_grams describes,
-    hashed and counted with numpy over all texts at once (compiled: hashed by kb.gram_kernel's numba function
+    hashed and counted with numpy over all texts at once (compiled: hashed by kb.lexical_kernels's numba function
     instead, the same buckets several times faster, for big jobs that can pay for importing numba)."""
     # str.split() cuts at runs of whitespace as scikit-learn's char_wb does after folding them to one space.
     words_per_text = [(t if lowered else t.lower()).split() for t in texts]
@@ -160,7 +160,7 @@ def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False)
     left = np.repeat(word_start[1:], padded) - np.arange(len(codes))
     m = len(codes) - 2  # positions a 3-gram can start at (every word pads to 3 or more)
     if compiled:
-        from kb.gram_kernel import hashed_buckets
+        from kb.lexical_kernels import hashed_buckets
 
         bucket, before = hashed_buckets(codes, left, m, _MULTIPLIER, GRAM_BUCKETS)
     else:
@@ -179,7 +179,7 @@ def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False)
 
 
 def _hashed_buckets(codes: np.ndarray, left: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """kb.gram_kernel.hashed_buckets in numpy: (each in-word n-gram's bucket, the n-grams before each position)."""
+    """kb.lexical_kernels.hashed_buckets in numpy: (each in-word n-gram's bucket, the n-grams before each position)."""
     # One row per starting position, one column per n: read in C order, the n-grams come text by text.
     hashes = np.zeros((m, 3), dtype=np.uint64)
     with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64

@@ -1,9 +1,9 @@
-"""The character n-gram hashing of kb.lexicon.gram_counts compiled with numba, for rebuilds and large commits.
+"""The lexical index's inner loops compiled with numba, for rebuilds and large commits: the character n-gram hashing
+of kb.lexicon.gram_counts, the count of chunks per n-gram bucket, and the grouping of postings by term.
 
-One pass over the text computes each n-gram's bucket where numpy makes a dozen passes over (positions x 3) arrays;
-the result is the same array (tests/test_gram_kernel.py holds the two equal). Importing numba and loading the
-compiled function costs ~0.5 s (a first compile, cached beside this file, ~2 s), so only big jobs call it: a
-question's n-grams and small commits stay in numpy.
+Each gives what its numpy counterpart gives (tests/test_lexical_kernels.py holds them equal) in one pass where numpy
+makes several. Importing numba and loading the compiled functions costs ~0.5 s (a first compile, cached beside
+this file, ~2 s), so only big jobs call them: a question's n-grams and small commits stay in numpy.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ def count_buckets(counts: np.ndarray, buckets: np.ndarray) -> None:
     _compiled()["count"](counts, buckets)
 
 
+def group_by_code(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, bounds): order (int64) lists the positions of codes (int64 in [0, n)) code by code, each code's in
+    their original order (np.argsort(codes, kind="stable")); code c's run is order[bounds[c]:bounds[c + 1]]."""
+    return _compiled()["group"](codes, n)
+
+
 def loaded() -> bool:
     """Whether this process has compiled the kernels already (so using them costs nothing more)."""
     return bool(_kernels)
@@ -39,13 +45,28 @@ def _compiled() -> dict[str, Callable[..., Any]]:
     if not _kernels:
         from numba import njit
 
-        _kernels.update(hash=njit(cache=True, nogil=True)(_hash), count=njit(cache=True, nogil=True)(_count))
+        compiled = njit(cache=True, nogil=True)
+        _kernels.update(hash=compiled(_hash), count=compiled(_count), group=compiled(_group))
     return _kernels
 
 
 def _count(counts: np.ndarray, buckets: np.ndarray) -> None:
     for b in buckets:
         counts[b] += 1
+
+
+def _group(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    for c in codes:
+        bounds[c + 1] += 1
+    for c in range(n):
+        bounds[c + 1] += bounds[c]
+    at = bounds[:-1].copy()
+    order = np.empty(len(codes), dtype=np.int64)
+    for i in range(len(codes)):
+        order[at[codes[i]]] = i
+        at[codes[i]] += 1
+    return order, bounds
 
 
 def _hash(

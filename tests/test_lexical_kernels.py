@@ -1,10 +1,11 @@
-"""kb.gram_kernel's compiled n-gram hashing gives exactly the buckets and counts of kb.lexicon's numpy one, and a
-rebuild or big commit that uses it stores the same lexical index."""
+"""kb.lexical_kernels's compiled functions give exactly what their numpy counterparts give (the n-gram buckets and
+counts, the chunks per bucket, postings grouped by term), and a big commit that uses them stores the same bytes."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from kb import lexical_kernels
 from kb.lexicon import gram_counts
 from tests.test_lexical_bytes import SENTENCES
 
@@ -37,3 +38,16 @@ def test_a_big_commit_hashed_by_the_kernel_stores_the_pinned_bytes(tmp_path, mon
     monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 9 chunks in batches of 4: those after the first compiled
     assert lexical_index.compiled_hashing()
     assert _digests(_kb(tmp_path, n_docs=3)) == PINNED
+
+
+def test_the_compiled_counts_and_grouping_equal_numpys():
+    rng = np.random.default_rng(5)
+    buckets = rng.integers(0, 1 << 22, 100_000).astype(np.uint32)
+    counts, expected = np.zeros(1 << 22, dtype=np.int64), np.zeros(1 << 22, dtype=np.int64)
+    lexical_kernels.count_buckets(counts, buckets)
+    np.add.at(expected, buckets.astype(np.intp), 1)
+    np.testing.assert_array_equal(counts, expected)
+    codes = (rng.zipf(1.5, 50_000) % 3_000).astype(np.int64)  # codes 0..2999, some never used, with many repeats
+    order, bounds = lexical_kernels.group_by_code(codes, 3_000)
+    np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
+    np.testing.assert_array_equal(bounds, np.r_[0, np.cumsum(np.bincount(codes, minlength=3_000))])
