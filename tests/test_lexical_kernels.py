@@ -51,3 +51,24 @@ def test_the_compiled_counts_and_grouping_equal_numpys():
     order, bounds = lexical_kernels.group_by_code(codes, 3_000)
     np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
     np.testing.assert_array_equal(bounds, np.r_[0, np.cumsum(np.bincount(codes, minlength=3_000))])
+
+
+def test_a_small_commit_and_a_questions_character_cosines_never_import_numba(tmp_path):
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import numpy as np
+from kb import KnowledgeBase
+from retriever.corpus import Corpus
+from tests.test_lexical_bytes import _kb
+from pathlib import Path
+kb = _kb(Path(sys.argv[1]), n_docs=2)
+scores = Corpus(kb=kb, snapshot=kb.snapshot()).char_at("pasword reset", np.arange(kb.snapshot().size))
+assert scores.max() > 0.1, scores
+print("numba" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
