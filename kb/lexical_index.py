@@ -14,20 +14,24 @@ from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from kb import postings
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_grams
+from kb import lexical_kernels, postings
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_chunk_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
 # Changed n-gram document frequencies are kept as (bucket, change) rows until this many, then folded into the
 # 16 MiB array: a small commit writes a few thousand rows instead of the whole array.
 GRAM_DELTA_MAX = 1 << 18
+# Added chunks' n-gram buckets are counted by one bincount per this many (np.add.at per batch was a rebuild's
+# largest writer cost; a bincount per batch zeroes a 32 MiB array each time).
+GRAM_FOLD = 1 << 24
 # A rebuild of at least this many batches analyses them in worker processes (starting them costs ~1 s).
 PARALLEL_FROM = 8
 
@@ -40,7 +44,7 @@ class Analysis:
     terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
     stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); occurrences: each
     term's occurrences in all the texts; gram_buckets: each text's n-gram buckets, one after the other, and
-    gram_blobs: each text's n-gram counts as kb.lexicon.pack_grams bytes (both empty if not asked)."""
+    gram_blobs: each text's n-gram counts as kb.lexicon.GramCounts.packed bytes (both empty if not asked)."""
 
     terms: list[str]
     term: np.ndarray
@@ -52,8 +56,9 @@ class Analysis:
     gram_blobs: list[bytes]
 
 
-def analyse(texts: list[str], grams: bool = True) -> Analysis:
-    """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes)."""
+def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Analysis:
+    """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes); compiled:
+    hash the n-grams with kb.lexical_kernels (the same counts; only where compiled_hashing() said it runs)."""
     lowered = [t.lower() for t in texts]
     tokens = [WORD.findall(t) for t in lowered]
     flat = list(chain.from_iterable(tokens))
@@ -64,7 +69,7 @@ def analyse(texts: list[str], grams: bool = True) -> Analysis:
     n = max(len(texts), 1)
     pair, tf = np.unique(codes * n + rows, return_counts=True)
     kept = ~np.isin(codes, [index[t] for t in stopwords() if t in index])
-    counted = gram_counts(lowered, lowered=True) if grams else None
+    counted = gram_counts(lowered, lowered=True, compiled=compiled) if grams else None
     return Analysis(
         terms,
         pair // n,
@@ -104,16 +109,19 @@ class LexiconDelta:
         # (term codes, their occurrences) per batch, negative for removed chunks: the Latin words are counted from
         # the distinct terms once, in apply()
         self._occurrences: list[tuple[np.ndarray, np.ndarray]] = []
-        self.grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)
+        self._grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)  # chunks holding each bucket, added minus removed
+        self._gram_parts: list[np.ndarray] = []  # added buckets not yet counted into _grams
+        self._gram_pending = 0
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
+        self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.lexical_kernels
 
     def add(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Index chunks (id, retrieval text) that were just inserted (in batches: documents are often small)."""
         self._pending.extend(rows)
         if len(self._pending) >= BATCH:
-            self._flush(con)
+            self._flush(con, whole=True)
 
     def _codes(self, terms: list[str]) -> np.ndarray:
         """This commit's code of each of terms (new ones numbered as they come)."""
@@ -126,11 +134,18 @@ class LexiconDelta:
                 self._stop_codes.append(code[term])
         return np.fromiter(map(code.__getitem__, terms), dtype=np.int64, count=len(terms))
 
-    def _flush(self, con: sqlite3.Connection) -> None:
-        rows, self._pending = self._pending, []
+    def _flush(self, con: sqlite3.Connection, whole: bool = False) -> None:
+        """Analyse and take the pending chunks; whole: only full batches, the rest stays pending (a batch of the few
+        chunks past BATCH cost nearly what a full one does)."""
+        cut = len(self._pending) - len(self._pending) % BATCH if whole else len(self._pending)
+        rows, self._pending = self._pending[:cut], self._pending[cut:]
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
-            self.take(con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part]))
+            self._batches += 1
+            compiled = self._batches > PARALLEL_FROM and compiled_hashing()
+            self.take(
+                con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part], True, compiled)
+            )
 
     def take(self, con: sqlite3.Connection, ids: np.ndarray, counts: Analysis) -> None:
         """Index inserted chunks ids (in id order) from their Analysis."""
@@ -146,9 +161,20 @@ class LexiconDelta:
         con.executemany(
             "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), counts.gram_blobs)
         )
-        # Each bucket at most once per chunk, so add.at counts chunks; a bincount over all GRAM_BUCKETS per batch
-        # (a fresh 32 MiB array) was a commit's largest cost.
-        np.add.at(self.grams, counts.gram_buckets.astype(np.intp), 1)
+        # Each bucket at most once per chunk, so counting buckets counts chunks.
+        if lexical_kernels.loaded():  # a rebuild or a big commit: compiled_hashing() ran
+            lexical_kernels.count_buckets(self._grams, counts.gram_buckets)
+            return
+        self._gram_parts.append(counts.gram_buckets)
+        self._gram_pending += len(counts.gram_buckets)
+        if self._gram_pending >= GRAM_FOLD:
+            self._fold_grams()
+
+    def _fold_grams(self) -> None:
+        if self._gram_parts:
+            # From intp: bincount of uint32 converts them more slowly itself (2.7x here).
+            self._grams += np.bincount(np.concatenate(self._gram_parts).astype(np.intp), minlength=GRAM_BUCKETS)
+        self._gram_parts, self._gram_pending = [], 0
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
@@ -164,8 +190,8 @@ class LexiconDelta:
         ids = [cid for cid, _ in rows]
         for part, marks in in_batches(ids):
             for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
-                buckets, _ = unpack_grams(blob)
-                np.subtract.at(self.grams, buckets.astype(np.int64), 1)
+                buckets, _ = unpack_chunk_grams(blob)
+                np.subtract.at(self._grams, buckets.astype(np.int64), 1)
             con.execute(f"DELETE FROM chunk_grams WHERE chunk_id IN ({marks})", part)
 
     def apply(self, con: sqlite3.Connection, fresh: bool = False) -> None:
@@ -207,12 +233,13 @@ class LexiconDelta:
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
 
     def _apply_grams(self, con: sqlite3.Connection, fresh: bool) -> None:
-        changed = np.flatnonzero(self.grams)
+        self._fold_grams()
+        changed = np.flatnonzero(self._grams)
         if not len(changed):
             return
         pending = 0 if fresh else con.execute("SELECT COUNT(*) FROM lex_gram_delta").fetchone()[0]
         if fresh or pending + len(changed) > GRAM_DELTA_MAX:
-            df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)) + self.grams
+            df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)) + self._grams
             con.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('char_df', ?)",
                 (np.maximum(df, 0).astype(np.int32).tobytes(),),
@@ -221,7 +248,7 @@ class LexiconDelta:
             return
         con.executemany(
             "INSERT INTO lex_gram_delta (bucket, d) VALUES (?, ?) ON CONFLICT(bucket) DO UPDATE SET d = d + excluded.d",
-            zip(changed.tolist(), self.grams[changed].tolist()),
+            zip(changed.tolist(), self._grams[changed].tolist()),
         )
         con.execute("DELETE FROM lex_gram_delta WHERE d = 0")
 
@@ -232,9 +259,17 @@ def _chunk_ids(con: sqlite3.Connection) -> np.ndarray:
 
 def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
     """Empty and refill the whole lexical index from (chunk id, retrieval text) pairs in id order."""
-    con.execute("DROP TABLE IF EXISTS chunk_fts")  # the FTS5 index of lexicon versions before 7
-    for table in ("lex_terms", "lex_words", "chunk_grams", "lex_postings", "lex_gram_delta"):
-        con.execute(f"DELETE FROM {table}")
+    # Debian's SQLite zeroes every freed page (secure_delete on): emptying chunk_grams wrote its ~300 MB again to the
+    # WAL at 100k chunks, a third of a rebuild. What goes is derived from the chunks that stay, so only the pages
+    # written anyway are zeroed (FAST) while the old index goes; the connection's setting is restored after.
+    (secure,) = con.execute("PRAGMA secure_delete").fetchone()
+    con.execute("PRAGMA secure_delete = FAST")
+    try:
+        con.execute("DROP TABLE IF EXISTS chunk_fts")  # the FTS5 index of lexicon versions before 7
+        for table in ("lex_terms", "lex_words", "chunk_grams", "lex_postings", "lex_gram_delta"):
+            con.execute(f"DELETE FROM {table}")
+    finally:
+        con.execute(f"PRAGMA secure_delete = {('OFF', 'ON', 'FAST')[secure]}")
     con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq')")
     delta = LexiconDelta()
     for ids, counts in analysed(_batches(texts)):
@@ -262,15 +297,16 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
     # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
     # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
     # analyse alone: numpy and regular expressions, never the inherited SQLite connection.
+    compiled = len(head) >= PARALLEL_FROM and compiled_hashing()  # compiled before the fork: the workers inherit it
     if len(head) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
         for ids, texts in chain(head, batches):
-            yield ids, analyse(texts)
+            yield ids, analyse(texts, True, compiled)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
         try:
             for ids, texts in chain(head, batches):
-                window.append((ids, pool.submit(analyse, texts)))
+                window.append((ids, pool.submit(analyse, texts, True, compiled)))
                 if len(window) > 2 * workers:
                     ids_done, job = window.popleft()
                     yield ids_done, job.result()
@@ -279,6 +315,20 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
                 yield ids_done, job.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@cache
+def compiled_hashing() -> bool:
+    """Whether kb.lexical_kernels runs in this process: numba imported and the functions compiled (once, ~0.5 s; a
+    first compile ~2 s). Without numba, or with nowhere to cache its compiled code (numba's RuntimeError), rebuilds
+    and big commits hash with numpy: the same buckets, slower."""
+    try:
+        gram_counts(["compile"], compiled=True)
+        lexical_kernels.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
+        lexical_kernels.group_by_code(np.zeros(1, dtype=np.int64), 1)
+    except (ImportError, RuntimeError):
+        return False
+    return True
 
 
 def is_current(con: sqlite3.Connection) -> bool:
@@ -364,7 +414,7 @@ def grams_of(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, tup
     out = {}
     ids = [int(i) for i in chunk_ids]
     for cid, blob in select_in(con, f"SELECT chunk_id, grams FROM chunk_grams WHERE chunk_id IN {IN_LIST}", ids):
-        out[cid] = unpack_grams(blob)
+        out[cid] = unpack_chunk_grams(blob)
     return out
 
 

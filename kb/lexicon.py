@@ -41,7 +41,14 @@ WORD = re.compile(r"(?u)\w\w+")
 LATIN_WORD = re.compile(r"[a-z]+")
 LATIN_WORDS_3 = re.compile(r"[a-z]{3,}")  # latin_words over lower-cased text in one pass: maximal runs of 3+
 VOCABULARY_MIN_LENGTH = 3
-LEXICON_VERSION = "7"  # 7: FTS5 replaced by the postings of kb/postings.py
+LEXICON_VERSION = "8"  # 7: FTS5 replaced by the postings of kb/postings.py; 8: chunk_grams in 3 bytes an n-gram
+# chunk_grams rows (GramCounts.packed): the buckets split at bit 16 into 64 groups; a row stores each group's count
+# (uint16), then each n-gram's low 16 bits (uint16, ascending), then its count (uint8, 255 = "see the overflow"),
+# then the overflow: the counts of 255 or more (uint16, clipped at 65,535), in order. Half version 7's 6 bytes.
+_LOW_BITS = 16
+_GROUPS = GRAM_BUCKETS >> _LOW_BITS
+_HEAD = 2 * _GROUPS  # bytes of a row's group counts
+_HIGH = np.arange(_GROUPS, dtype=np.uint32) << np.uint32(_LOW_BITS)
 
 
 def word_terms(text: str) -> list[str]:
@@ -116,15 +123,29 @@ class GramCounts:
         return out
 
     def packed(self) -> list[bytes]:
-        """Each row as pack_grams bytes (what chunk_grams stores), converted for all rows at once."""
-        buckets, counts = _packed_halves(self.buckets, self.counts)
-        cut = self.indptr.tolist()
-        return [buckets[4 * s : 4 * e] + counts[2 * s : 2 * e] for s, e in zip(cut, cut[1:])]
+        """Each row as a chunk_grams row (the format: _LOW_BITS), converted for all rows at once."""
+        rows, cut = len(self.indptr) - 1, self.indptr.tolist()
+        owner = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.indptr))
+        groups = np.bincount(owner * _GROUPS + (self.buckets >> _LOW_BITS), minlength=rows * _GROUPS)
+        if len(groups) and groups.max() > 65535:  # 4M+ distinct n-grams in one text: far past any chunk's size
+            row = int(groups.argmax()) // _GROUPS
+            raise ValueError(f"text {row} holds {cut[row + 1] - cut[row]} distinct n-grams, too many for chunk_grams")
+        head = groups.astype("<u2").tobytes()
+        low = (self.buckets & np.uint32(0xFFFF)).astype("<u2").tobytes()
+        small = np.minimum(self.counts, 255).astype(np.uint8).tobytes()
+        big = self.counts >= 255
+        over = np.minimum(self.counts[big], 65535).astype("<u2").tobytes()
+        over_cut = np.r_[0, np.cumsum(big)][self.indptr].tolist()
+        return [
+            head[_HEAD * i : _HEAD * (i + 1)] + low[2 * s : 2 * e] + small[s:e] + over[2 * a : 2 * b] if e > s else b""
+            for i, (s, e, a, b) in enumerate(zip(cut, cut[1:], over_cut, over_cut[1:]))
+        ]
 
 
-def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
+def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False) -> GramCounts:
     """The character 3-5-gram counts of texts (lowered: they are lower-cased already), as char_grams describes,
-    hashed and counted with numpy over all texts at once."""
+    hashed and counted with numpy over all texts at once (compiled: hashed by kb.lexical_kernels's numba function
+    instead, the same buckets several times faster, for big jobs that can pay for importing numba)."""
     # str.split() cuts at runs of whitespace as scikit-learn's char_wb does after folding them to one space.
     words_per_text = [(t if lowered else t.lower()).split() for t in texts]
     words = list(chain.from_iterable(words_per_text))
@@ -138,17 +159,12 @@ def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
     # its word when at least n are left (so none runs past the last word either).
     left = np.repeat(word_start[1:], padded) - np.arange(len(codes))
     m = len(codes) - 2  # positions a 3-gram can start at (every word pads to 3 or more)
-    # One row per starting position, one column per n: read in C order, the n-grams come text by text.
-    hashes = np.zeros((m, 3), dtype=np.uint64)
-    with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64
-        h = codes[:-1] * _MULTIPLIER + codes[1:]  # of the 2-grams: an n-gram's is its (n-1)-gram's, times M, plus a code
-        for j, n in enumerate((3, 4, 5)):
-            h = h[: len(codes) - n + 1] * _MULTIPLIER + codes[n - 1 :]
-            hashes[: len(h), j] = h * np.uint64(31) + np.uint64(n)
-        inside = left[:m, None] >= np.arange(3, 6)
-        bucket = (_mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)).astype(np.uint32)
-    # Where each text's n-grams begin among them: the n-grams before its first word's first position.
-    before = np.r_[0, np.cumsum(inside.sum(axis=1))]
+    if compiled:
+        from kb.lexical_kernels import hashed_buckets
+
+        bucket, before = hashed_buckets(codes, left, m, _MULTIPLIER, GRAM_BUCKETS)
+    else:
+        bucket, before = _hashed_buckets(codes, left, m)
     first_word = np.r_[0, np.cumsum([len(ws) for ws in words_per_text])]
     cut = before[np.minimum(word_start[first_word], m)]
     bounds = cut.tolist()
@@ -162,6 +178,20 @@ def gram_counts(texts: list[str], lowered: bool = False) -> GramCounts:
     return GramCounts(np.searchsorted(first, cut).astype(np.int64), bucket[first], counts)
 
 
+def _hashed_buckets(codes: np.ndarray, left: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """kb.lexical_kernels.hashed_buckets in numpy: (each in-word n-gram's bucket, the n-grams before each position)."""
+    # One row per starting position, one column per n: read in C order, the n-grams come text by text.
+    hashes = np.zeros((m, 3), dtype=np.uint64)
+    with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64
+        h = codes[:-1] * _MULTIPLIER + codes[1:]  # of the 2-grams: an n-gram's is its (n-1)-gram's, times M, plus a code
+        for j, n in enumerate((3, 4, 5)):
+            h = h[: len(codes) - n + 1] * _MULTIPLIER + codes[n - 1 :]
+            hashes[: len(h), j] = h * np.uint64(31) + np.uint64(n)
+        inside = left[:m, None] >= np.arange(3, 6)
+        bucket = (_mix(hashes[inside]) % np.uint64(GRAM_BUCKETS)).astype(np.uint32)
+    return bucket, np.r_[0, np.cumsum(inside.sum(axis=1))]
+
+
 def char_grams(texts: list[str]) -> csr_matrix:
     """(N, GRAM_BUCKETS) CSR float32 of character 3-5-gram counts, one row per text.
 
@@ -172,18 +202,28 @@ def char_grams(texts: list[str]) -> csr_matrix:
     return gram_counts(texts).matrix()
 
 
+def unpack_chunk_grams(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(buckets uint32, counts float32) of a chunk_grams row (GramCounts.packed), the counts clipped at 65,535."""
+    if not blob:
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32)
+    groups = np.frombuffer(blob, dtype="<u2", count=_GROUPS)
+    n = int(groups.sum())
+    buckets = np.repeat(_HIGH, groups) | np.frombuffer(blob, dtype="<u2", count=n, offset=_HEAD)
+    small = np.frombuffer(blob, dtype=np.uint8, count=n, offset=_HEAD + 2 * n)
+    counts = small.astype(np.float32)
+    if len(blob) > _HEAD + 3 * n:
+        counts[small == 255] = np.frombuffer(blob, dtype="<u2", offset=_HEAD + 3 * n)
+    return buckets, counts
+
+
 def pack_grams(buckets: np.ndarray, counts: np.ndarray) -> bytes:
-    """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (what chunk_grams stores)."""
-    head, tail = _packed_halves(buckets, counts)
-    return head + tail
-
-
-def _packed_halves(buckets: np.ndarray, counts: np.ndarray) -> tuple[bytes, bytes]:
-    return buckets.astype(np.uint32).tobytes(), np.minimum(counts, 65535).astype(np.uint16).tobytes()
+    """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (the question memory's rows;
+    chunk_grams stores the denser GramCounts.packed)."""
+    return buckets.astype(np.uint32).tobytes() + np.minimum(counts, 65535).astype(np.uint16).tobytes()
 
 
 def unpack_grams(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(buckets uint32, counts float32) from pack_grams bytes."""
+    """(buckets uint32, counts float32) from pack_grams bytes (the question memory's format)."""
     n = len(blob) // 6
     buckets = np.frombuffer(blob, dtype=np.uint32, count=n)
     counts = np.frombuffer(blob, dtype=np.uint16, count=n, offset=4 * n).astype(np.float32)

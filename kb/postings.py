@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kb import lexical_kernels
 from kb.sql import IN_LIST, select_in
 
 # id: chunk id; tf: the term's occurrences in the chunk; dl: the chunk's BM25 length (terms less stopwords). Counts
@@ -51,12 +52,18 @@ class Segment:
         records = np.concatenate([r for _, r in self._parts])
         self._parts = []
         # Stable: batches came in chunk-id order, and each batch lists a term's chunks in order.
-        order = np.argsort(codes, kind="stable")
-        codes, records = codes[order], records[order]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
-        ends = np.r_[starts[1:], len(codes)]
+        if lexical_kernels.loaded():  # a rebuild or a big commit: one counting pass instead of a sort
+            order, bounds = lexical_kernels.group_by_code(codes, len(terms))
+            present = np.flatnonzero(bounds[1:] > bounds[:-1])
+            records, starts, ends = records[order], bounds[present], bounds[present + 1]
+            written = [terms[c] for c in present.tolist()]
+        else:
+            order = np.argsort(codes, kind="stable")
+            codes, records = codes[order], records[order]
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
+            ends = np.r_[starts[1:], len(codes)]
+            written = [terms[int(codes[s])] for s in starts]
         seg = next_segment(con)
-        written = [terms[int(codes[s])] for s in starts]
         con.executemany(
             "INSERT INTO lex_postings (term, seg, postings) VALUES (?, ?, ?)",
             ((term, seg, records[s:e].tobytes()) for term, s, e in zip(written, starts.tolist(), ends.tolist())),
