@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from kb import lexical_index
+from kb.database import rollback
 from kb.errors import KBError
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ def add_missing_columns(con: sqlite3.Connection, added: Columns) -> None:
         _add_columns(con, added)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # after SQLITE_FULL or an I/O error SQLite has rolled back: a bare ROLLBACK would hide why
         raise
 
 
@@ -282,7 +283,7 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
             lexical_index.rebuild(con, retrieval_texts)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # after SQLITE_FULL or an I/O error SQLite has rolled back: a bare ROLLBACK would hide why
         raise
 
 
