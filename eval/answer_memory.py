@@ -29,6 +29,7 @@ from eval.answers import SHARED, read_jsonl
 from eval.datasets import LabelledSet, load_beir
 from eval.history import replay_history
 from eval.memory_replay import history_set, split_history
+from eval.second_reader import calibration_questions
 from eval.targets import prepare_kb
 from kb import KnowledgeBase, load_embedder
 from retriever import AnswerConfig, HopfieldConfig, answer, make_retriever
@@ -86,7 +87,7 @@ def sample_check(work: Path, embedder, reader: HopfieldConfig = HopfieldConfig()
     kb_dir = work / "sample"
     ingest(kb_dir, [SAMPLE_DOCS], IngestConfig(), embedder=embedder)
     kb = KnowledgeBase(kb_dir)
-    calibration = [q for q in read_jsonl(DATA_DIR / "answerability_calibration.jsonl") if q.get("answerable", True)]
+    calibration = [q for q in calibration_questions() if q["answerable"]]
     learned_set = LabelledSet(
         "calibration (answerable)",
         {q["id"]: q["question"] for q in calibration},

@@ -203,9 +203,9 @@ def abstention_signals(
     evidence = score
     if config.cross_abstention:
         evidence = ANSWERABILITY.probability(score, signals.get("cross", ANSWERABILITY.cross_low))
-    shown = {h.chunk.id for h in hits}
+    shown = {h.chunk.id for h in hits} if config.memory_evidence and memory else set()
     recalled = max((m.mass for m in memory if m.chunk_id in shown), default=0.0)
-    if recalled > 0 and config.memory_evidence:
+    if recalled > 0:
         # A question the team confirmed this passage answers (or a close paraphrase of one) is answered again,
         # though its words are not the passage's: "a church group is asking if they get it cheaper".
         signals["memory"] = recalled
