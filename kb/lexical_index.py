@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from kb import lexical_kernels, postings
+from kb.errors import KBError
 from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_chunk_grams
 from kb.sql import IN_LIST, in_batches, select_in
 
@@ -332,9 +333,22 @@ def compiled_hashing() -> bool:
 
 
 def is_current(con: sqlite3.Connection) -> bool:
-    """Whether the lexical index was written by this version's tokenisation (else it must be rebuilt)."""
+    """Whether the lexical index was written by this version's tokenisation (else it must be rebuilt).
+
+    Raises KBError for an index from a newer hopfield-kb: rebuilding it in this version's format would silently
+    downgrade a KB that newer readers share, and reading it as this format could misread it."""
     row = con.execute("SELECT value FROM meta WHERE key = 'lexicon_version'").fetchone()
+    if row is not None and _newer(row[0]):
+        raise KBError(
+            f"the knowledge base's lexical index is version {row[0]}, written by a newer hopfield-kb than this one "
+            f"(which reads version {LEXICON_VERSION}): open it with that version or a later one"
+        )
     return row is not None and row[0] == LEXICON_VERSION
+
+
+def _newer(version: str) -> bool:
+    """Whether a stored lexicon version is later than LEXICON_VERSION (versions are whole numbers)."""
+    return version.isdigit() and int(version) > int(LEXICON_VERSION)
 
 
 def problems(con: sqlite3.Connection, chunk_ids: np.ndarray) -> list[str]:

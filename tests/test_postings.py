@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import retriever.corpus as corpus_module
-from kb import KnowledgeBase
+from kb import KBError, KnowledgeBase
 from kb.lexicon import LEXICON_VERSION
 from kb.postings import MERGE_AT
 from retriever.corpus import BM25_B, BM25_K1, Corpus, term_contributions
@@ -77,7 +77,7 @@ def test_many_small_commits_append_segments_merge_crowded_terms_and_equal_a_rebu
 KILLED_COMMIT = """
 import sys
 import numpy as np
-from kb import KnowledgeBase
+from kb import KBError, KnowledgeBase
 from tests.test_lexical_index import _put
 _put(KnowledgeBase(sys.argv[1]), np.random.default_rng(77), {"base": 30, "late": 12}, removals=("small0",))
 """
@@ -247,3 +247,19 @@ def test_a_kb_indexed_by_the_fts5_version_is_rebuilt_on_open(tmp_path):
     assert version == LEXICON_VERSION
     _assert_same(before, _state(reopened))
     assert reopened.check().ok
+
+
+def test_a_kb_from_a_newer_lexicon_is_refused_and_left_as_it_is(tmp_path):
+    rng = np.random.default_rng(5)
+    kb = KnowledgeBase(tmp_path / "kb", create=True)
+    _put(kb, rng, {"alpha": 20, "beta": 15})
+    newer = str(int(LEXICON_VERSION) + 1)
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    con.execute("UPDATE meta SET value = ? WHERE key = 'lexicon_version'", (newer,))
+    con.commit()
+    con.close()
+    stored = (kb.dir / "kb.sqlite").read_bytes()
+    # Before, this rebuilt the index in this version's format: a silent downgrade of what a newer build wrote.
+    with pytest.raises(KBError, match=f"version {newer}, written by a newer hopfield-kb"):
+        KnowledgeBase(kb.dir)
+    assert (kb.dir / "kb.sqlite").read_bytes() == stored
