@@ -8,11 +8,12 @@ picks one by name; nothing else needs to know which it holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+Item = TypeVar("Item")  # what encode_by_length batches: texts, or texts already cut into token ids
 
 
 @dataclass(frozen=True)
@@ -54,17 +55,18 @@ class TextEmbedder(Protocol):
 
 
 def encode_by_length(
-    texts: Sequence[str],
+    texts: Sequence[Item],
     dim: int,
     batch_size: int,
-    encode_batch: Callable[[list[str]], np.ndarray],
+    encode_batch: Callable[[list[Item]], np.ndarray],
     progress: bool = False,
     on_batch: Callable[[int], None] | None = None,
     lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
     """float32 (len(texts), dim): encode_batch over batches of texts in order of length, so padding stays
     small; the output keeps the input order. on_batch(n) is called after each batch of n texts.
-    lengths: each text's length in the model's tokens, the padding's own unit (default: its characters)."""
+    lengths: each text's length in the model's tokens, the padding's own unit (default: len() of each item,
+    a text's characters or a token list's tokens)."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out
