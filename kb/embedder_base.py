@@ -8,12 +8,12 @@ picks one by name; nothing else needs to know which it holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, TypeVar
+from typing import Callable, Protocol, Sequence, Sized, TypeVar
 
 import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-Item = TypeVar("Item")  # what encode_by_length batches: texts, or texts already cut into token ids
+Item = TypeVar("Item", bound=Sized)  # what encode_by_length batches: texts, or texts already cut into token ids
 
 
 @dataclass(frozen=True)
