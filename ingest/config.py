@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ingest.chunker import ChunkConfig
@@ -9,7 +10,7 @@ from ingest.crawl import CrawlConfig
 from ingest.loaders import DEFAULT_MAX_BYTES
 from ingest.ocr import OcrConfig
 from ingest.worker import Budget
-from kb import EmbedderConfig, check_labels
+from kb import EmbedderConfig, KBError, check_labels
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,17 @@ class IngestConfig:
     ocr: OcrConfig = field(default_factory=OcrConfig)
     base_url: str = ""
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    parse_workers: int | None = None
 
     def __post_init__(self) -> None:
         check_labels(self.visibility, self.tags)
+        if self.parse_workers is not None and self.parse_workers < 1:
+            raise KBError(f"parse_workers must be at least 1, not {self.parse_workers}")
+
+    @property
+    def parallel_parses(self) -> int:
+        """How many files are parsed at once: parse_workers, or the CPU count (at most 4)."""
+        return self.parse_workers or min(os.cpu_count() or 1, 4)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,19 @@
 
 An engine parses a run's changed files (each under the per-file budget of ingest.worker) and gives the
 embedder for a model; everything else (the plan, the embedding cache, the writer and its one commit)
-is the same on every engine. LocalEngine works in this process and its parse worker;
+is the same on every engine. LocalEngine works in this process and its parse workers;
 ingest.ray_engine.RayEngine spreads the same work over a Ray cluster.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import chain, islice
 from pathlib import Path
+from queue import Queue
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union, runtime_checkable
 
 from ingest.config import FileFailure, IngestConfig
@@ -54,11 +58,13 @@ class Engine(Protocol):
         ...
 
 
-def parse_item(item: ParseItem, config: IngestConfig) -> Outcome:
+def parse_item(item: ParseItem, config: IngestConfig, slot: int = 0) -> Outcome:
     """The one place a file is parsed: in this process's parse worker, under config.budget, with the
-    run's chunking, labels and OCR settings. A file that cannot be parsed is a FileFailure."""
+    run's chunking, labels and OCR settings. A file that cannot be parsed is a FileFailure.
+    slot: which of the run's side-by-side workers parses it (0 .. config.parallel_parses - 1)."""
+    budget = config.budget if slot == 0 else replace(config.budget, lane=f"{config.budget.lane}#{slot}")
     try:
-        doc, warnings = worker_for(config.budget).parse(
+        doc, warnings = worker_for(budget).parse(
             item.path,
             item.data,
             config.chunking,
@@ -75,14 +81,44 @@ def parse_item(item: ParseItem, config: IngestConfig) -> Outcome:
 
 
 class LocalEngine:
-    """Parses in this process's parse worker, one file after another; embeds with a model loaded here."""
+    """Parses in this process's parse workers, config.parallel_parses files at a time; embeds with a model
+    loaded here."""
 
     def parse(self, items: Iterable[ParseItem], config: IngestConfig) -> Iterator[tuple[str, Outcome]]:
-        for item in items:
-            yield item.key, parse_item(item, config)
+        items = iter(items)
+        first = list(islice(items, 2))
+        if len(first) < 2 or config.parallel_parses == 1:  # one file: no second worker to start
+            for item in chain(first, items):
+                yield item.key, parse_item(item, config)
+            return
+        yield from _side_by_side(chain(first, items), config)
 
     def embedder(self, config: EmbedderConfig) -> ChunkEmbedder:
         return load_embedder(config)
+
+
+def _side_by_side(items: Iterator[ParseItem], config: IngestConfig) -> Iterator[tuple[str, Outcome]]:
+    """(key, outcome) of items in their order, parsed by config.parallel_parses workers at once. Files are
+    read (items advanced) only as a worker frees up, so at most twice the workers' files are held in memory."""
+    slots: Queue[int] = Queue()
+    for slot in range(config.parallel_parses):
+        slots.put(slot)
+
+    def parse(item: ParseItem) -> tuple[str, Outcome]:
+        slot = slots.get()
+        try:
+            return item.key, parse_item(item, config, slot)
+        finally:
+            slots.put(slot)
+
+    pending: deque[Future[tuple[str, Outcome]]] = deque()
+    with ThreadPoolExecutor(config.parallel_parses, thread_name_prefix="kb-parse") as pool:
+        for item in items:
+            pending.append(pool.submit(parse, item))
+            while len(pending) >= 2 * config.parallel_parses:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def parse_changes(

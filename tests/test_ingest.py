@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ingest import ChunkConfig, IngestConfig, TextRecord, chunk, ingest, ingest_texts, load
-from kb import KnowledgeBase
+from kb import KBError, KnowledgeBase
 from retriever import make_retriever
 from tests.helpers import make_pdf
 
@@ -157,6 +157,23 @@ def test_bad_inputs_are_each_reported_once_with_a_reason_and_good_files_are_inge
     assert sorted(Path(f.path).name for f in again.failed) == sorted(bad)
     assert len(again.unchanged) == 3 and again.chunks_embedded == 0
     assert sorted(d.name for d in kb.documents()) == ["good.md", "good.pdf", "good.txt"]
+
+
+def test_files_parsed_side_by_side_give_the_kb_and_failures_of_one_at_a_time(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    _bad_folder(docs)
+    _small_folder(docs / "more")
+    runs = {}
+    for workers in (1, 2):
+        kb_dir = tmp_path / f"kb{workers}"
+        report = ingest(kb_dir, [docs], IngestConfig(max_bytes=8 * 1024, parse_workers=workers), embedder=embedder)
+        kb = KnowledgeBase(kb_dir)
+        stored = sorted((r.doc_name, r.text) for r in kb.chunks(kb.snapshot().ids))
+        runs[workers] = (sorted(map(str, report.failed)), sorted(report.added), stored)
+    assert len(runs[2][1]) == 7 and len(runs[2][0]) == 10
+    assert runs[1] == runs[2]
+    with pytest.raises(KBError, match="parse_workers must be at least 1, not 0"):
+        IngestConfig(parse_workers=0)
 
 
 def test_a_changed_file_that_is_now_unreadable_keeps_its_previous_version(tmp_path, embedder):
