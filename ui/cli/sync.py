@@ -68,6 +68,7 @@ def _ingest_command(paths, kb_dir, as_json, mirror, options: dict):
         tags=tuple(o["tags"]),
         key_prefix=o["key_prefix"],
         budget=Budget(seconds=o["parse_seconds"], memory_mb=o["parse_memory_mb"]),
+        parse_workers=o["parse_workers"],
         follow_links=o["follow_links"],
         ocr=OcrConfig(enabled=not o["no_ocr"], language=o["ocr_language"], page_seconds=o["ocr_page_seconds"]),
         base_url=o["base_url"],
@@ -140,6 +141,12 @@ _ingest_options = [
         help="Time one file may take to parse and chunk; past it the file fails and the run goes on.",
     ),
     click.option("--parse-memory-mb", default=3072, show_default=True, help="Memory one file's parsing may use."),
+    click.option(
+        "--parse-workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Files parsed side by side, each in its own worker process (default: the CPU count, at most 4).",
+    ),
     click.option(
         "--follow-links",
         is_flag=True,
