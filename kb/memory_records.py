@@ -24,17 +24,24 @@ class MemoryConfig:
     """half_life_days: an association's strength halves every this many days without feedback (30).
     user_cap: the most one association, and one named user's associations to one passage together,
     add to that passage's strength (3: a fourth identical thumbs up changes nothing).
-    min_strength: effective strength below which an association is not used."""
+    min_strength: effective strength below which an association is not used.
+    vouching_users: named users (API keys) who must each confirm a (question, passage) before recalling it
+    counts as evidence that the passage answers (retriever.AnswerConfig.memory_evidence); one confirmation by the
+    KB's owner (the app, the CLI, an import: no user) is enough. Ranking needs no vouching. So one key, or the
+    anonymous users of one chatbot behind it, can move a passage up but cannot make the bot answer from it."""
 
     half_life_days: float = 30.0
     user_cap: float = 3.0
     min_strength: float = 0.05
+    vouching_users: int = 2
 
     def __post_init__(self) -> None:
         if not self.half_life_days > 0:
             raise KBError(f"half_life_days must be > 0, not {self.half_life_days}")
         if not self.user_cap > 0:
             raise KBError(f"user_cap must be > 0, not {self.user_cap}")
+        if self.vouching_users < 1:
+            raise KBError(f"vouching_users must be at least 1, not {self.vouching_users}")
 
     def decay(self, elapsed_seconds: np.ndarray | float) -> np.ndarray | float:
         """0.5 ** (days / half_life_days): the factor an association keeps after elapsed_seconds unconfirmed."""
@@ -84,7 +91,8 @@ class MemoryPatterns:
 
     vectors (M, d) float32 unit rows; grams: M (buckets, counts) character views; weights (M,) > 0:
     effective strength summed over users (decayed, capped); chunk_ids (M,) the current chunk of each;
-    questions: their texts; support (M,): how many associations (users) each row sums.
+    questions: their texts; support (M,): how many associations (users) each row sums; vouched (M,) bool:
+    the owner or MemoryConfig.vouching_users named users confirmed the row (its recall may count as evidence).
     """
 
     vectors: np.ndarray
@@ -93,6 +101,7 @@ class MemoryPatterns:
     chunk_ids: np.ndarray
     questions: tuple[str, ...]
     support: np.ndarray
+    vouched: np.ndarray
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -146,7 +155,13 @@ def patterns_from_rows(
     per passage is capped at user_cap, and rows are summed per (question, passage); sums below min_strength go.
     """
     empty = MemoryPatterns(
-        np.zeros((0, dim), np.float32), (), np.zeros(0, np.float32), np.zeros(0, np.int64), (), np.zeros(0, np.int64)
+        np.zeros((0, dim), np.float32),
+        (),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int64),
+        (),
+        np.zeros(0, np.int64),
+        np.zeros(0, bool),
     )
     if not rows:
         return empty
@@ -165,14 +180,16 @@ def patterns_from_rows(
         total = per_user.get((r[6], r[4]), 0.0)
         if e > 0 and total > config.user_cap:
             e = e * config.user_cap / total
-        g = groups.setdefault((r[1], r[4]), [0.0, 0, r, chunks])
+        g = groups.setdefault((r[1], r[4]), [0.0, 0, r, chunks, set()])
         g[0] += e
         g[1] += 1
+        if e > 0:
+            g[4].add(r[6] or None)  # who confirmed it and still counts; None: the owner
     keep = [g for g in groups.values() if g[0] >= config.min_strength]
     if not keep:
         return empty
     chunk_ids = []
-    for _, _, r, chunks in keep:
+    for _, _, r, chunks, _ in keep:
         here = [c for c in chunks if c[1] == r[5]] or chunks
         chunk_ids.append(here[0][0])
     return MemoryPatterns(
@@ -182,4 +199,5 @@ def patterns_from_rows(
         chunk_ids=np.array(chunk_ids, dtype=np.int64),
         questions=tuple(g[2][0] for g in keep),
         support=np.array([g[1] for g in keep], dtype=np.int64),
+        vouched=np.array([None in g[4] or len(g[4]) >= config.vouching_users for g in keep], dtype=bool),
     )

@@ -140,21 +140,25 @@ class QuestionRecall:
             sims = (1 - share) * sims + share * index.char_sims(queries)
         attn = recall_attention(sims.astype(np.float64), index.log_weights, beta, threshold)
         mass = chunk_mass(attn, index.pattern_chunk, len(index.chunks))
+        vouched = chunk_mass(attn * index.patterns.vouched, index.pattern_chunk, len(index.chunks))
         if allowed is not None:
             mass[:, ~np.isin(index.chunks, allowed)] = 0.0
+            vouched[:, ~np.isin(index.chunks, allowed)] = 0.0
         out = []
         for b in range(len(queries)):
             keep = np.flatnonzero(mass[b] >= MIN_MASS)
             keep = keep[np.argsort(-mass[b, keep], kind="stable")][:MAX_RECALLED]
             out.append(
                 Recall(
-                    index.chunks[keep], mass[b, keep].astype(np.float32), self._suggestions(index, attn[b], keep, mass[b])
+                    index.chunks[keep],
+                    mass[b, keep].astype(np.float32),
+                    self._suggestions(index, attn[b], keep, mass[b], vouched[b]),
                 )
             )
         return out
 
     @staticmethod
-    def _suggestions(index: _Index, attn: np.ndarray, keep: np.ndarray, mass: np.ndarray) -> tuple:
+    def _suggestions(index: _Index, attn: np.ndarray, keep: np.ndarray, mass: np.ndarray, vouched: np.ndarray) -> tuple:
         out = []
         for u in keep[:3]:
             rows = np.flatnonzero(index.pattern_chunk == u)
@@ -165,6 +169,7 @@ class QuestionRecall:
                     mass=round(float(mass[u]), 4),
                     questions=tuple(index.patterns.questions[i] for i in rows[:SHOWN_QUESTIONS]),
                     n_questions=int((attn[rows] >= MIN_MASS / 10).sum()),
+                    vouched_mass=round(float(vouched[u]), 4),
                 )
             )
         return tuple(out)

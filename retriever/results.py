@@ -19,12 +19,14 @@ class Hit:
 @dataclass(frozen=True)
 class MemorySuggestion:
     """A passage the question memory suggested: its chunk id, the recalled mass (0..1), the closest
-    earlier questions that were answered by it, and how many earlier questions took part."""
+    earlier questions that were answered by it, and how many earlier questions took part. vouched_mass: the
+    part of mass recalled from confirmations vouched for (kb.MemoryConfig.vouching_users), what answers count."""
 
     chunk_id: int
     mass: float
     questions: tuple[str, ...]
     n_questions: int
+    vouched_mass: float = 0.0
 
 
 @dataclass(frozen=True)

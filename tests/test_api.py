@@ -376,6 +376,39 @@ def test_feedback_is_stored_with_the_key_that_gave_it(server):
     assert len(found) == 1 and found[0].user == fb.by and found[0].strength > 0
 
 
+def test_one_keys_confirmation_moves_a_passage_up_but_it_takes_two_keys_to_make_the_bot_answer(server):
+    from kb import KnowledgeBase, QuestionMemory
+
+    c = server["client"]
+    asked = "a church group is asking if they get it cheaper"
+
+    def ask() -> dict:
+        return c.post("/v1/collections/support/ask", headers=auth(server, "public"), json={"question": asked}).json()
+
+    def confirm(who: str, confirmations: int) -> None:
+        body = {"question": asked, "chunk_id": target, "helpful": True}
+        assert c.post("/v1/collections/support/feedback", headers=auth(server, who), json=body).status_code == 201
+        memory = QuestionMemory(KnowledgeBase(server["base"] / "kbs" / "support"))
+        wait_for(
+            lambda: len([a for a in memory.associations() if a.question == asked]) == confirmations,
+            30,
+            f"the question memory to learn {who}'s confirmation",
+        )
+
+    first = ask()
+    assert first["abstained"]
+    target = next(h["chunk_id"] for h in first["closest"] if "non-profit" in h["text"])
+    # The website bot's key (its anonymous users' thumbs) confirms it: the passage comes first, still refused.
+    confirm("public", 1)
+    once = ask()
+    assert once["abstained"] and once["closest"][0]["chunk_id"] == target
+    # The docs team's key confirms it too: two keys vouch for it, and the bot answers from it.
+    confirm("writer", 2)
+    twice = ask()
+    assert not twice["abstained"] and twice["citations"][0]["chunk_id"] == target
+    assert "non-profit" in twice["citations"][0]["quote"]
+
+
 def test_metrics_readiness_and_request_limits(server):
     c, h = server["client"], auth(server, "admin")
     wait_for(lambda: c.get("/v1/ready", headers=h).status_code == 200, 120, "readiness")

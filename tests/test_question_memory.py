@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
 from ingest import IngestConfig, ingest
-from kb import KnowledgeBase
+from kb import KBError, KnowledgeBase
 from kb.memory_records import DAY, MemoryConfig
 from kb.question_memory import QuestionMemory
 from retriever import AnswerConfig, HopfieldRetriever, answer
@@ -105,6 +105,33 @@ def test_a_confirmed_loose_question_and_its_paraphrase_are_answered_not_refused(
         assert off.abstained and off.evidence == off.signals["evidence_score"]
     # An out-of-scope question recalls nothing and still abstains.
     assert answer("Does Tallyo run payroll for my employees?", HopfieldRetriever(kb, embedder)).abstained
+
+
+def test_a_confirmation_is_vouched_for_by_the_owner_or_by_two_keys_and_a_rejection_does_not_vouch(kb_copy, embedder):
+    kb = KnowledgeBase(kb_copy)
+    memory = QuestionMemory(kb)
+    target = _chunk_with(kb, "non-profit")
+    cases = {
+        "do charities pay less": [None],
+        "is there a discount for churches": ["key:1"],
+        "do schools get a lower price": ["key:1", "key:2"],
+        "discount for a food bank": ["key:1", "key:1"],  # one key twice is still one key
+    }
+    for question, users in cases.items():
+        for user in users:
+            memory.confirm(question, _vec(embedder, question), target, user=user)
+    memory.reject("discount for a food bank", _vec(embedder, "discount for a food bank"), target, user="key:2")
+    patterns = memory.patterns()
+    vouched = dict(zip(patterns.questions, patterns.vouched.tolist()))
+    assert vouched == {
+        "do charities pay less": True,
+        "is there a discount for churches": False,
+        "do schools get a lower price": True,
+        "discount for a food bank": False,
+    }
+    assert QuestionMemory(kb, MemoryConfig(vouching_users=1)).patterns().vouched.all()
+    with pytest.raises(KBError, match="vouching_users must be at least 1, not 0"):
+        MemoryConfig(vouching_users=0)
 
 
 def test_changed_policy_is_never_answered_from_the_old_version(kb_copy, tmp_path, embedder):

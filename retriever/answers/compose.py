@@ -192,7 +192,7 @@ def abstention_signals(
 
     By default evidence is the bi-encoder evidence score (evidence_of); with config.cross_abstention,
     P(answerable) from that score and the best sentence logit (retriever.answers.answerability). With
-    config.memory_evidence, at least the mass the question memory recalled for one of hits (memory: the
+    config.memory_evidence, at least the vouched mass the question memory recalled for one of hits (memory: the
     reader's suggestions, retriever.question_recall), signal "memory".
     """
     score = evidence_of(question, retriever, hits, scored, config, repaired)
@@ -204,10 +204,11 @@ def abstention_signals(
     if config.cross_abstention:
         evidence = ANSWERABILITY.probability(score, signals.get("cross", ANSWERABILITY.cross_low))
     shown = {h.chunk.id for h in hits} if config.memory_evidence and memory else set()
-    recalled = max((m.mass for m in memory if m.chunk_id in shown), default=0.0)
+    recalled = max((m.vouched_mass for m in memory if m.chunk_id in shown), default=0.0)
     if recalled > 0:
         # A question the team confirmed this passage answers (or a close paraphrase of one) is answered again,
-        # though its words are not the passage's: "a church group is asking if they get it cheaper".
+        # though its words are not the passage's: "a church group is asking if they get it cheaper". Only vouched
+        # confirmations count (kb.MemoryConfig.vouching_users): one API key alone cannot make the bot answer.
         signals["memory"] = recalled
         evidence = max(evidence, recalled)
     return evidence, signals
