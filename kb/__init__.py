@@ -35,8 +35,10 @@ Public surface:
     redact                                   e-mail, phone, card-like and ID-like numbers out of a text (kb/redact.py)
     PackagedModel, CROSS_ENCODER, BGE_SMALL, model_folder, onnx_session   ONNX models shipped in a pinned wheel,
                                              hash-checked at load (kb/onnx_models.py)
+    one_blas_thread                          BLAS on one thread for a small block of numpy work (kb/blas.py)
 """
 
+from kb.blas import one_blas_thread
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
 from kb.database import DB_NAME, Database
 from kb.embedder import (
@@ -87,6 +89,7 @@ from kb.web_pages import Validators, record_validators, stored_validators
 from kb.writer import Writer
 
 __all__ = [
+    "one_blas_thread",
     "TermPostings",
     "DEFAULT_MODEL",
     "Embedder",

@@ -29,7 +29,7 @@ class EmbedderConfig:
     # shares its batch (fp32: ~1e-7); use fp32 where vectors must be reproducible to 1e-5.
     # An ONNX model runs in the precision its file was exported in ("auto" or that one).
     precision: str = "auto"
-    threads: int | None = None
+    threads: int | None = None  # torch's threads; the numpy encoder's BLAS threads (default: 1 for < 16 texts)
     # "cpu", or a torch device such as "cuda" (a Ray GPU actor, ingest.ray_engine): the model and each
     # batch run there; vectors come back as CPU float32 either way. ONNX models run on the CPU only.
     device: str = "cpu"

@@ -37,12 +37,10 @@ its standard deviation over the candidates, so one default works across KBs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-from kb import KBError
+from kb import KBError, one_blas_thread
 from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.conversation import Context, visited_recall
@@ -175,7 +173,7 @@ class HopfieldRetriever(Retriever):
             evidence = evidence + gate * cfg.char_weight * zscore(corpus.char_at(query, pos))
         if recall is not None:
             evidence = evidence + cfg.memory_weight * _mass_at(corpus.ids[pos], recall)
-        with _one_blas_thread():
+        with one_blas_thread():
             gram = dense @ dense.T
         spread = gram.std()
         return _Cue(pos, zscore(evidence).astype(np.float32), (gram / (spread if spread > 1e-9 else 1.0)).astype(np.float32))
@@ -276,17 +274,6 @@ class HopfieldRetriever(Retriever):
             )
             out.append(Ranked(ids, scores, diag))
         return out
-
-
-@lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def _one_blas_thread():
-    """BLAS on one thread for the block: a few hundred candidates' Gram matrix takes ~0.2 ms on one, and 10-30 ms
-    when two OpenBLAS threads wait on each other for a busy machine's cores (as FAISS's threads do, see baselines)."""
-    return _blas().limit(limits=1, user_api="blas")
 
 
 def _margin(ranked: Ranked) -> float:

@@ -105,3 +105,20 @@ def test_a_fresh_kb_ask_answers_without_importing_torch(sample_kb_dir):
     assert "ENCODER NumpyEncoder" in proc.stdout
     answer = json.loads(proc.stdout[: proc.stdout.rindex("ENCODER")])
     assert answer["citations"] and not answer["abstained"]
+
+
+def test_blas_threads_holds_blas_to_n_threads_and_restores_them_after():
+    from threadpoolctl import threadpool_info
+
+    from kb.blas import blas_threads
+
+    def blas() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas()
+    assert before, "numpy ships a BLAS library"
+    with blas_threads(1):
+        assert blas() == [1] * len(before)
+    assert blas() == before
+    with blas_threads(None):
+        assert blas() == before
