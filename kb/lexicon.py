@@ -10,10 +10,11 @@ removed chunks, and need nothing built when a process starts:
 - `lex_terms`: word -> number of chunks holding it: IDF for BM25 and for the answer layer.
 - `lex_words`: Latin word (3+ letters) -> occurrences in all chunks: the vocabulary query repair
   settles on, and the rarity of a question's words.
-- `chunk_grams` + the `char_df` array: each chunk's character 3-5-grams (within word boundaries),
-  hashed to GRAM_BUCKETS, with their counts; and how many chunks hold each bucket (a 16 MiB array, with
-  the changes of small commits kept as rows of `lex_gram_delta` until there are many). A question's
-  character TF-IDF cosine with any chunk is computed from these alone.
+- the `char_df` array: how many chunks hold each character 3-5-gram bucket (n-grams within word boundaries,
+  hashed to GRAM_BUCKETS; a 16 MiB array, with the changes of small commits kept as rows of `lex_gram_delta`
+  until there are many). A question's character TF-IDF cosine with a chunk is computed from it and the chunk's
+  n-gram counts, which are counted from its text when a reader needs them (gram_counts): since version 9 they
+  are not stored (they took more bytes than the texts, and writing them was a third of a rebuild).
 
 Tokenisation lives here, on the ground floor, because the writer (ingest side) and the readers
 (retriever side) must cut text the same way.
@@ -41,14 +42,9 @@ WORD = re.compile(r"(?u)\w\w+")
 LATIN_WORD = re.compile(r"[a-z]+")
 LATIN_WORDS_3 = re.compile(r"[a-z]{3,}")  # latin_words over lower-cased text in one pass: maximal runs of 3+
 VOCABULARY_MIN_LENGTH = 3
-LEXICON_VERSION = "8"  # 7: FTS5 replaced by the postings of kb/postings.py; 8: chunk_grams in 3 bytes an n-gram
-# chunk_grams rows (GramCounts.packed): the buckets split at bit 16 into 64 groups; a row stores each group's count
-# (uint16), then each n-gram's low 16 bits (uint16, ascending), then its count (uint8, 255 = "see the overflow"),
-# then the overflow: the counts of 255 or more (uint16, clipped at 65,535), in order. Half version 7's 6 bytes.
-_LOW_BITS = 16
-_GROUPS = GRAM_BUCKETS >> _LOW_BITS
-_HEAD = 2 * _GROUPS  # bytes of a row's group counts
-_HIGH = np.arange(_GROUPS, dtype=np.uint32) << np.uint32(_LOW_BITS)
+# 7: FTS5 replaced by the postings of kb/postings.py; 8: chunk_grams in 3 bytes an n-gram; 9: no chunk_grams (each
+# chunk's n-gram counts are counted from its text at question time)
+LEXICON_VERSION = "9"
 
 
 def word_terms(text: str) -> list[str]:
@@ -122,25 +118,6 @@ class GramCounts:
         out.has_canonical_format = True  # built sorted and unique
         return out
 
-    def packed(self) -> list[bytes]:
-        """Each row as a chunk_grams row (the format: _LOW_BITS), converted for all rows at once."""
-        rows, cut = len(self.indptr) - 1, self.indptr.tolist()
-        owner = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.indptr))
-        groups = np.bincount(owner * _GROUPS + (self.buckets >> _LOW_BITS), minlength=rows * _GROUPS)
-        if len(groups) and groups.max() > 65535:  # 4M+ distinct n-grams in one text: far past any chunk's size
-            row = int(groups.argmax()) // _GROUPS
-            raise ValueError(f"text {row} holds {cut[row + 1] - cut[row]} distinct n-grams, too many for chunk_grams")
-        head = groups.astype("<u2").tobytes()
-        low = (self.buckets & np.uint32(0xFFFF)).astype("<u2").tobytes()
-        small = np.minimum(self.counts, 255).astype(np.uint8).tobytes()
-        big = self.counts >= 255
-        over = np.minimum(self.counts[big], 65535).astype("<u2").tobytes()
-        over_cut = np.r_[0, np.cumsum(big)][self.indptr].tolist()
-        return [
-            head[_HEAD * i : _HEAD * (i + 1)] + low[2 * s : 2 * e] + small[s:e] + over[2 * a : 2 * b] if e > s else b""
-            for i, (s, e, a, b) in enumerate(zip(cut, cut[1:], over_cut, over_cut[1:]))
-        ]
-
 
 def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False) -> GramCounts:
     """The character 3-5-gram counts of texts (lowered: they are lower-cased already), as char_grams describes,
@@ -202,23 +179,8 @@ def char_grams(texts: list[str]) -> csr_matrix:
     return gram_counts(texts).matrix()
 
 
-def unpack_chunk_grams(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(buckets uint32, counts float32) of a chunk_grams row (GramCounts.packed), the counts clipped at 65,535."""
-    if not blob:
-        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32)
-    groups = np.frombuffer(blob, dtype="<u2", count=_GROUPS)
-    n = int(groups.sum())
-    buckets = np.repeat(_HIGH, groups) | np.frombuffer(blob, dtype="<u2", count=n, offset=_HEAD)
-    small = np.frombuffer(blob, dtype=np.uint8, count=n, offset=_HEAD + 2 * n)
-    counts = small.astype(np.float32)
-    if len(blob) > _HEAD + 3 * n:
-        counts[small == 255] = np.frombuffer(blob, dtype="<u2", offset=_HEAD + 3 * n)
-    return buckets, counts
-
-
 def pack_grams(buckets: np.ndarray, counts: np.ndarray) -> bytes:
-    """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (the question memory's rows;
-    chunk_grams stores the denser GramCounts.packed)."""
+    """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (the question memory's rows)."""
     return buckets.astype(np.uint32).tobytes() + np.minimum(counts, 65535).astype(np.uint16).tobytes()
 
 
