@@ -34,6 +34,10 @@ BM25_K1, BM25_B = 1.5, 0.75
 # common words reach most chunks and numpy's pass over every row was the reader's slowest step; below it, numpy
 # costs a few ms and a fresh `kb ask` skips numba's import and compilation (~1 s).
 KERNEL_MIN_CHUNKS = 200_000
+# A KB of more chunks than CACHED_CHUNKS counts most candidates' character n-grams afresh for each question (from
+# their texts: ~90 µs a chunk in numpy, ~20 µs compiled by kb.lexical_kernels), so there they are counted compiled;
+# a smaller KB's stay cached after its first questions, and a fresh `kb ask` on it skips numba's import.
+CHAR_KERNEL_MIN_CHUNKS = CACHED_CHUNKS
 
 
 class SnapshotMoved(Exception):
@@ -220,7 +224,7 @@ class Corpus:
 
     def _char_vectors(self, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{chunk id: (its n-gram buckets, their unit-length sublinear TF-IDF weights)} under this snapshot's idf."""
-        found, counted = self.kb.chunk_grams(ids, compiled=self.snapshot.size >= KERNEL_MIN_CHUNKS)
+        found, counted = self.kb.chunk_grams(ids, compiled=self.snapshot.size > CHAR_KERNEL_MIN_CHUNKS)
         if not len(found):
             return {}
         # All chunks at once: one pass of numpy over their n-grams instead of a few calls per chunk. The counts as
