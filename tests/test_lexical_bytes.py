@@ -208,3 +208,13 @@ def test_an_upgrade_from_version_8_killed_before_it_commits_leaves_version_8_and
     reopened = KnowledgeBase(kb.dir)
     assert _lexical_tables(reopened)[1] == LEXICON_VERSION and _digests(reopened) == committed
     np.testing.assert_array_equal(_cosines(reopened, QUESTION), cosines)
+
+
+def test_a_large_kbs_reader_counts_the_ngrams_compiled_to_the_same_cosines(tmp_path, monkeypatch):
+    import retriever.corpus as corpus_module
+
+    kb = _kb(tmp_path, n_docs=2)
+    numpy_cosines = _cosines(kb, QUESTION)
+    monkeypatch.setattr(corpus_module, "CHAR_KERNEL_MIN_CHUNKS", 0)  # as a KB past the cache of n-gram vectors does
+    assert numpy_cosines.max() > 0.1
+    np.testing.assert_array_equal(_cosines(kb, QUESTION), numpy_cosines)
