@@ -78,3 +78,19 @@ print("numba" in sys.modules)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_a_big_removal_counted_by_the_kernel_leaves_what_a_rebuild_leaves(tmp_path, monkeypatch):
+    import kb.lexical_index as lexical_index
+    from tests.test_lexical_bytes import DIM, MODEL, _kb
+
+    kb = _kb(tmp_path, n_docs=3)
+    before = kb.char_df()
+    monkeypatch.setattr(lexical_index, "BATCH", 2)
+    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 8 chunks removed in batches of 2: counted compiled
+    with kb.writer(model=MODEL, dim=DIM) as w:
+        w.remove_document("/virtual/doc1")
+    removed = kb.char_df()
+    assert kb.n_chunks() == 16 and kb.check().ok and (removed < before).any()
+    kb.repair()
+    np.testing.assert_array_equal(removed, kb.char_df())
