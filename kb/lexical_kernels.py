@@ -88,7 +88,8 @@ def _grams(
     # A text of L code points has at most 3 L + 3 n-grams (3 per position of its padded words, less 3 per word).
     text_grams = np.empty(3 * longest + 3, dtype=np.uint32)
     scratch = np.empty(3 * longest + 3, dtype=np.uint32)
-    histogram = np.zeros(2048, dtype=np.int64)
+    low = np.zeros(2048, dtype=np.int64)  # per text: each digit's count, then where its run starts
+    high = np.zeros(2048, dtype=np.int64)
     out_buckets = np.empty(3 * len(codes) + 3, dtype=np.uint32)
     out_counts = np.empty(3 * len(codes) + 3, dtype=np.uint32)
     indptr = np.zeros(texts + 1, dtype=np.int64)
@@ -124,22 +125,30 @@ def _grams(
                     k += 1
             i = j
         if k:
-            # The text's n-grams sorted: two stable counting passes of 11 bits (the buckets are below 2^22), ~3x
-            # faster than numba's np.sort on a text's ~2,000.
-            for shift in (np.uint32(0), np.uint32(11)):
-                source, target = (text_grams, scratch) if shift == 0 else (scratch, text_grams)
-                histogram[:] = 0
-                for p in range(k):
-                    histogram[(source[p] >> shift) & 2047] += 1
-                total = 0
-                for d in range(2048):
-                    c = histogram[d]
-                    histogram[d] = total
-                    total += c
-                for p in range(k):
-                    d = (source[p] >> shift) & 2047
-                    target[histogram[d]] = source[p]
-                    histogram[d] += 1
+            # The text's n-grams sorted: two stable counting passes of 11 bits each (the buckets are below 2^22),
+            # both digits' histograms in one read; ~4x faster than numba's np.sort on a text's ~2,000.
+            low[:] = 0
+            high[:] = 0
+            for p in range(k):
+                low[text_grams[p] & 2047] += 1
+                high[(text_grams[p] >> 11) & 2047] += 1
+            at_low = 0
+            at_high = 0
+            for d in range(2048):
+                c = low[d]
+                low[d] = at_low
+                at_low += c
+                c = high[d]
+                high[d] = at_high
+                at_high += c
+            for p in range(k):
+                d = text_grams[p] & 2047
+                scratch[low[d]] = text_grams[p]
+                low[d] += 1
+            for p in range(k):
+                d = (scratch[p] >> 11) & 2047
+                text_grams[high[d]] = scratch[p]
+                high[d] += 1
             out_buckets[k_out] = text_grams[0]
             out_counts[k_out] = 1
             for p in range(1, k):
