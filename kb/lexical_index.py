@@ -7,16 +7,18 @@ Its tables (lex_postings, lex_terms, lex_words, lex_gram_delta) are declared in 
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
 import threading
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.sharedctypes import Synchronized
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -272,7 +274,7 @@ def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
             con.execute(f"DELETE FROM {table}")
     con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq', 'lex_chunks')")
     delta = LexiconDelta()
-    for ids, counts in analysed(_batches(texts)):
+    for ids, counts in analysed(_batches(texts), delta._grams):  # a pool's workers count the n-grams into it
         delta.take(con, ids, counts)
     delta.apply(con, fresh=True)
 
@@ -323,10 +325,13 @@ def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, lis
         yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
 
 
-def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[np.ndarray, Analysis]]:
+def analysed(
+    batches: Iterator[tuple[np.ndarray, list[str]]], gram_df: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, Analysis]]:
     """(ids, analyse(texts)) of each batch, in order. Past PARALLEL_FROM batches (a rebuild of thousands of chunks)
     the analysis runs in a pool of worker processes, one per CPU, while this process writes what they return;
-    the pool stops with the rebuild, whatever ends it."""
+    the pool stops with the rebuild, whatever ends it. gram_df ((GRAM_BUCKETS,) int64): where the pool's workers
+    add the chunks holding each n-gram bucket, by the end of the iteration; their Analysis then carries no buckets."""
     head = list(islice(batches, PARALLEL_FROM))
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
@@ -337,11 +342,18 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
         for ids, texts in chain(head, batches):
             yield ids, analyse(texts, True, compiled)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+    # Each worker counts its chunks' n-grams into an array of its own, shared with this process (anonymous shared
+    # memory, inherited by the fork): the buckets (~6 KB a chunk) need not go through the pipes, nor be counted here.
+    shared = workers if gram_df is not None else 0
+    tallies = [np.frombuffer(mmap.mmap(-1, GRAM_BUCKETS * 8), dtype=np.int64) for _ in range(shared)]
+    context = get_context("fork")
+    slots = context.Value("i", 0)
+    task = _analyse_tallied if tallies else analyse
+    with ProcessPoolExecutor(workers, context, initializer=_take_tally, initargs=(tallies, slots)) as pool:
         window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
         try:
             for ids, texts in chain(head, batches):
-                window.append((ids, pool.submit(analyse, texts, True, compiled)))
+                window.append((ids, pool.submit(task, texts, True, compiled)))
                 if len(window) > 2 * workers:
                     ids_done, job = window.popleft()
                     yield ids_done, job.result()
@@ -350,6 +362,32 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
                 yield ids_done, job.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    if gram_df is not None:
+        for tally in tallies:  # every task has finished: the workers' counts are whole
+            gram_df += tally
+
+
+_TALLY: list[np.ndarray] = []  # in a pool worker of analysed: its own count of chunks per n-gram bucket
+
+
+def _take_tally(tallies: list[np.ndarray], slots: Synchronized) -> None:
+    """A pool worker's start: take the next of tallies (none when the caller counts the n-grams itself)."""
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    _TALLY[:] = tallies[slot : slot + 1]
+
+
+def _analyse_tallied(texts: list[str], grams: bool, compiled: bool) -> Analysis:
+    """analyse(texts, grams, compiled) in a pool worker, its n-gram buckets counted into the worker's tally."""
+    counts = analyse(texts, grams, compiled)
+    if len(_TALLY) != 1:
+        raise RuntimeError("an analysing worker without its tally of n-grams")
+    if compiled:
+        lexical_kernels.count_buckets(_TALLY[0], counts.gram_buckets)
+    else:
+        np.add.at(_TALLY[0], counts.gram_buckets.astype(np.intp), 1)
+    return replace(counts, gram_buckets=np.zeros(0, dtype=np.uint32))
 
 
 @cache
