@@ -17,17 +17,25 @@ _kernels: dict[str, Callable[..., Any]] = {}
 
 
 def counted_grams(
-    codes: np.ndarray, bounds: np.ndarray, space: np.ndarray, multiplier: np.uint64, buckets: int
+    codes: np.ndarray,
+    bounds: np.ndarray,
+    space: np.ndarray,
+    multiplier: np.uint64,
+    buckets: int,
+    scratch: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr (T + 1,) int64, buckets uint32 ascending per text, counts uint32): kb.lexicon.GramCounts of T texts.
 
     codes: the lower-cased texts' code points one after the other (uint32), text t at codes[bounds[t]:bounds[t + 1]];
     space: whether each code point below len(space) is whitespace (str.isspace, what str.split cuts at); each word is
     padded with a space on both sides and its 3-5-grams hashed as kb.lexicon's numpy hashing does; buckets: a
-    power of two."""
+    power of two; scratch: two uint32 arrays of at least 3 len(codes) + 3 the kernel may overwrite (kept by the
+    caller: fresh ones cost ~700 page faults a call of 250 chunks, a fifth of its time)."""
     if buckets > 1 << 22:  # the kernel sorts a text's buckets in two passes of 11 bits
         raise ValueError(f"{buckets} buckets: counted_grams sorts buckets below 2^22")
-    return _compiled()["grams"](codes, bounds, space, multiplier, np.uint64(buckets - 1))
+    if min(len(scratch[0]), len(scratch[1])) < 3 * len(codes) + 3:
+        raise ValueError(f"counted_grams needs scratch arrays of {3 * len(codes) + 3}")
+    return _compiled()["grams"](codes, bounds, space, multiplier, np.uint64(buckets - 1), *scratch)
 
 
 def count_buckets(counts: np.ndarray, buckets: np.ndarray) -> None:
@@ -76,7 +84,13 @@ def _group(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _grams(
-    codes: np.ndarray, bounds: np.ndarray, space: np.ndarray, multiplier: np.uint64, mask: np.uint64
+    codes: np.ndarray,
+    bounds: np.ndarray,
+    space: np.ndarray,
+    multiplier: np.uint64,
+    mask: np.uint64,
+    out_buckets: np.ndarray,
+    out_counts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # Every constant a uint64: numba widens uint64 mixed with int64 to float64.
     c1, c2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
@@ -90,8 +104,6 @@ def _grams(
     scratch = np.empty(3 * longest + 3, dtype=np.uint32)
     low = np.zeros(2048, dtype=np.int64)  # per text: each digit's count, then where its run starts
     high = np.zeros(2048, dtype=np.int64)
-    out_buckets = np.empty(3 * len(codes) + 3, dtype=np.uint32)
-    out_counts = np.empty(3 * len(codes) + 3, dtype=np.uint32)
     indptr = np.zeros(texts + 1, dtype=np.int64)
     padded = np.empty(longest + 2, dtype=np.uint64)
     k_out = 0

@@ -23,6 +23,7 @@ Tokenisation lives here, on the ground floor, because the writer (ingest side) a
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -160,7 +161,18 @@ def _compiled_gram_counts(lowered: list[str]) -> GramCounts:
     bounds = np.zeros(len(lowered) + 1, dtype=np.int64)  # each text with the space after it (whitespace ends a word)
     bounds[1:] = np.cumsum(np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered)) + 1)
     bounds[-1] = len(codes)
-    return GramCounts(*counted_grams(codes, bounds, _whitespace(), _MULTIPLIER, GRAM_BUCKETS))
+    return GramCounts(*counted_grams(codes, bounds, _whitespace(), _MULTIPLIER, GRAM_BUCKETS, _scratch(3 * len(codes) + 3)))
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's two uint32 work arrays for counted_grams, at least size long (grown as needed, then kept)."""
+    arrays = getattr(_SCRATCH, "arrays", None)
+    if arrays is None or len(arrays[0]) < size:
+        arrays = _SCRATCH.arrays = (np.empty(size, dtype=np.uint32), np.empty(size, dtype=np.uint32))
+    return arrays
 
 
 @lru_cache(maxsize=1)
