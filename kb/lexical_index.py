@@ -2,28 +2,30 @@
 
 The writer calls LexiconDelta inside its commit transaction: add() for inserted chunks, remove()
 for deleted ones (before their rows go), apply() once at the end. Reads take an open connection.
-Its tables (lex_postings, lex_terms, lex_words, chunk_grams, lex_gram_delta) are declared in kb/schema.py.
+Its tables (lex_postings, lex_terms, lex_words, lex_gram_delta) are declared in kb/schema.py.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
 import threading
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.sharedctypes import Synchronized
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from kb import lexical_kernels, postings
 from kb.errors import KBError
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords, unpack_chunk_grams
+from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
@@ -44,8 +46,8 @@ class Analysis:
     terms: the batch's distinct word tokens; term, row, tf: each distinct (term, text) pair as an index into
     terms, the text's row and the term's occurrences there; lengths: each text's BM25 length (its terms less
     stopwords: stopwords would lengthen every chunk alike and blur the length normalisation); occurrences: each
-    term's occurrences in all the texts; gram_buckets: each text's n-gram buckets, one after the other, and
-    gram_blobs: each text's n-gram counts as kb.lexicon.GramCounts.packed bytes (both empty if not asked)."""
+    term's occurrences in all the texts; gram_buckets: each text's distinct n-gram buckets, one text after the
+    other (empty if not asked; grams says whether they were)."""
 
     terms: list[str]
     term: np.ndarray
@@ -54,7 +56,7 @@ class Analysis:
     lengths: np.ndarray
     occurrences: np.ndarray
     gram_buckets: np.ndarray
-    gram_blobs: list[bytes]
+    grams: bool
 
 
 def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Analysis:
@@ -79,7 +81,7 @@ def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Ana
         np.bincount(rows[kept], minlength=len(texts)),
         np.bincount(codes, minlength=len(terms)),
         counted.buckets if counted else np.zeros(0, dtype=np.uint32),
-        counted.packed() if counted else [],  # packed here, in the worker processes of a rebuild
+        grams,
     )
 
 
@@ -112,8 +114,10 @@ class LexiconDelta:
         self._occurrences: list[tuple[np.ndarray, np.ndarray]] = []
         self._grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)  # chunks holding each bucket, added minus removed
         self._gram_parts: list[np.ndarray] = []  # added buckets not yet counted into _grams
+        self._gram_gone: list[np.ndarray] = []  # removed ones
         self._gram_pending = 0
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
+        self.chunks = 0  # chunks added minus removed
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
         self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.lexical_kernels
@@ -150,8 +154,8 @@ class LexiconDelta:
 
     def take(self, con: sqlite3.Connection, ids: np.ndarray, counts: Analysis) -> None:
         """Index inserted chunks ids (in id order) from their Analysis."""
-        if len(counts.gram_blobs) != len(ids):
-            raise ValueError(f"{len(ids)} chunks, {len(counts.gram_blobs)} n-gram rows: analyse(texts, grams=True)")
+        if not counts.grams:
+            raise ValueError("the chunks' n-grams were not counted: analyse(texts, grams=True)")
         term_codes = self._codes(counts.terms)
         codes = term_codes[counts.term]
         self._added.append(codes)
@@ -159,9 +163,7 @@ class LexiconDelta:
         term = ~np.isin(codes, self._stop_codes)
         self.segment.add(codes[term], ids[counts.row[term]], counts.tf[term], counts.lengths[counts.row[term]])
         self.length += int(counts.lengths.sum())
-        con.executemany(
-            "INSERT OR REPLACE INTO chunk_grams (chunk_id, grams) VALUES (?, ?)", zip(ids.tolist(), counts.gram_blobs)
-        )
+        self.chunks += len(ids)
         # Each bucket at most once per chunk, so counting buckets counts chunks.
         if lexical_kernels.loaded():  # a rebuild or a big commit: compiled_hashing() ran
             lexical_kernels.count_buckets(self._grams, counts.gram_buckets)
@@ -172,28 +174,32 @@ class LexiconDelta:
             self._fold_grams()
 
     def _fold_grams(self) -> None:
+        # From intp: bincount of uint32 converts them more slowly itself (2.7x here).
         if self._gram_parts:
-            # From intp: bincount of uint32 converts them more slowly itself (2.7x here).
             self._grams += np.bincount(np.concatenate(self._gram_parts).astype(np.intp), minlength=GRAM_BUCKETS)
-        self._gram_parts, self._gram_pending = [], 0
+        if self._gram_gone:
+            self._grams -= np.bincount(np.concatenate(self._gram_gone).astype(np.intp), minlength=GRAM_BUCKETS)
+        self._gram_parts, self._gram_gone, self._gram_pending = [], [], 0
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
-        """Unindex chunks (id, retrieval text as indexed) that are about to be deleted. Their postings stay as
-        dead entries (see kb.postings) until their terms' segments are merged."""
+        """Unindex chunks (id, retrieval text as indexed) that are about to be deleted: their words and n-grams are
+        counted again from the texts, which the caller reads before deleting the rows. Their postings stay as dead
+        entries (see kb.postings) until their terms' segments are merged."""
         if not rows:
             return
         self._flush(con)
-        counts = analyse([text for _, text in rows], grams=False)
-        term_codes = self._codes(counts.terms)
-        self._removed.append(term_codes[counts.term])
-        self._occurrences.append((term_codes, -counts.occurrences))
-        self.length -= int(counts.lengths.sum())
-        ids = [cid for cid, _ in rows]
-        for part, marks in in_batches(ids):
-            for (blob,) in con.execute(f"SELECT grams FROM chunk_grams WHERE chunk_id IN ({marks})", part):
-                buckets, _ = unpack_chunk_grams(blob)
-                np.subtract.at(self._grams, buckets.astype(np.int64), 1)
-            con.execute(f"DELETE FROM chunk_grams WHERE chunk_id IN ({marks})", part)
+        compiled = len(rows) > PARALLEL_FROM * BATCH and compiled_hashing()  # as many as a big commit adds
+        for start in range(0, len(rows), BATCH):
+            counts = analyse([text for _, text in rows[start : start + BATCH]], True, compiled)
+            term_codes = self._codes(counts.terms)
+            self._removed.append(term_codes[counts.term])
+            self._occurrences.append((term_codes, -counts.occurrences))
+            self.length -= int(counts.lengths.sum())
+            self._gram_gone.append(counts.gram_buckets)  # each bucket once per chunk
+            self._gram_pending += len(counts.gram_buckets)
+            if self._gram_pending >= GRAM_FOLD:
+                self._fold_grams()
+        self.chunks -= len(rows)
 
     def apply(self, con: sqlite3.Connection, fresh: bool = False) -> None:
         """Write the accumulated changes: document frequencies, the new postings segment (merging crowded
@@ -231,6 +237,8 @@ class LexiconDelta:
         self._apply_grams(con, fresh)
         total = (0 if fresh else bm25_length(con)) + self.length
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('bm25_length', ?)", (str(max(total, 0)),))
+        chunks = (0 if fresh else indexed_chunks(con)) + self.chunks
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lex_chunks', ?)", (str(max(chunks, 0)),))
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
 
     def _apply_grams(self, con: sqlite3.Connection, fresh: bool) -> None:
@@ -260,22 +268,50 @@ def _chunk_ids(con: sqlite3.Connection) -> np.ndarray:
 
 def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
     """Empty and refill the whole lexical index from (chunk id, retrieval text) pairs in id order."""
-    # Debian's SQLite zeroes every freed page (secure_delete on): emptying chunk_grams wrote its ~300 MB again to the
-    # WAL at 100k chunks, a third of a rebuild. What goes is derived from the chunks that stay, so only the pages
-    # written anyway are zeroed (FAST) while the old index goes; the connection's setting is restored after.
+    with _fast_delete(con):
+        _drop_old_tables(con)
+        for table in ("lex_terms", "lex_words", "lex_postings", "lex_gram_delta"):
+            con.execute(f"DELETE FROM {table}")
+    con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq', 'lex_chunks')")
+    delta = LexiconDelta()
+    for ids, counts in analysed(_batches(texts), delta._grams):  # a pool's workers count the n-grams into it
+        delta.take(con, ids, counts)
+    delta.apply(con, fresh=True)
+
+
+def upgrade(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
+    """Bring the lexical index to this version inside the caller's transaction: a version 8 index holds everything
+    version 9 keeps, so only its chunk_grams go; any other is rebuilt from (chunk id, retrieval text) pairs."""
+    if _version(con) != "8" or con.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_grams'").fetchone() is None:
+        rebuild(con, texts)
+        return
+    # The chunks version 8 indexed, as `kb check` compares them with the chunk rows (its chunk_grams covered them).
+    (chunks,) = con.execute("SELECT COUNT(*) FROM chunk_grams").fetchone()
+    with _fast_delete(con):
+        _drop_old_tables(con)
+    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lex_chunks', ?)", (str(chunks),))
+    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
+
+
+@contextmanager
+def _fast_delete(con: sqlite3.Connection) -> Iterator[None]:
+    """The block's deletes zero only the freed pages that are written anyway (secure_delete FAST).
+
+    Debian's SQLite zeroes every freed page (secure_delete on): emptying chunk_grams wrote its ~300 MB again to the
+    WAL at 100k chunks, a third of a rebuild. What goes is derived from the chunks that stay; the connection's
+    setting is restored after."""
     (secure,) = con.execute("PRAGMA secure_delete").fetchone()
     con.execute("PRAGMA secure_delete = FAST")
     try:
-        con.execute("DROP TABLE IF EXISTS chunk_fts")  # the FTS5 index of lexicon versions before 7
-        for table in ("lex_terms", "lex_words", "chunk_grams", "lex_postings", "lex_gram_delta"):
-            con.execute(f"DELETE FROM {table}")
+        yield
     finally:
         con.execute(f"PRAGMA secure_delete = {('OFF', 'ON', 'FAST')[secure]}")
-    con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq')")
-    delta = LexiconDelta()
-    for ids, counts in analysed(_batches(texts)):
-        delta.take(con, ids, counts)
-    delta.apply(con, fresh=True)
+
+
+def _drop_old_tables(con: sqlite3.Connection) -> None:
+    """Drop the tables of older lexicon versions: the FTS5 index (before 7) and the stored n-gram counts (7 and 8)."""
+    con.execute("DROP TABLE IF EXISTS chunk_fts")
+    con.execute("DROP TABLE IF EXISTS chunk_grams")
 
 
 def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -289,10 +325,13 @@ def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, lis
         yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
 
 
-def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[np.ndarray, Analysis]]:
+def analysed(
+    batches: Iterator[tuple[np.ndarray, list[str]]], gram_df: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, Analysis]]:
     """(ids, analyse(texts)) of each batch, in order. Past PARALLEL_FROM batches (a rebuild of thousands of chunks)
     the analysis runs in a pool of worker processes, one per CPU, while this process writes what they return;
-    the pool stops with the rebuild, whatever ends it."""
+    the pool stops with the rebuild, whatever ends it. gram_df ((GRAM_BUCKETS,) int64): where the pool's workers
+    add the chunks holding each n-gram bucket, by the end of the iteration; their Analysis then carries no buckets."""
     head = list(islice(batches, PARALLEL_FROM))
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
@@ -303,11 +342,18 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
         for ids, texts in chain(head, batches):
             yield ids, analyse(texts, True, compiled)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+    # Each worker counts its chunks' n-grams into an array of its own, shared with this process (anonymous shared
+    # memory, inherited by the fork): the buckets (~6 KB a chunk) need not go through the pipes, nor be counted here.
+    shared = workers if gram_df is not None else 0
+    tallies = [np.frombuffer(mmap.mmap(-1, GRAM_BUCKETS * 8), dtype=np.int64) for _ in range(shared)]
+    context = get_context("fork")
+    slots = context.Value("i", 0)
+    task = _analyse_tallied if tallies else analyse
+    with ProcessPoolExecutor(workers, context, initializer=_take_tally, initargs=(tallies, slots)) as pool:
         window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
         try:
             for ids, texts in chain(head, batches):
-                window.append((ids, pool.submit(analyse, texts, True, compiled)))
+                window.append((ids, pool.submit(task, texts, True, compiled)))
                 if len(window) > 2 * workers:
                     ids_done, job = window.popleft()
                     yield ids_done, job.result()
@@ -316,6 +362,32 @@ def analysed(batches: Iterator[tuple[np.ndarray, list[str]]]) -> Iterator[tuple[
                 yield ids_done, job.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    if gram_df is not None:
+        for tally in tallies:  # every task has finished: the workers' counts are whole
+            gram_df += tally
+
+
+_TALLY: list[np.ndarray] = []  # in a pool worker of analysed: its own count of chunks per n-gram bucket
+
+
+def _take_tally(tallies: list[np.ndarray], slots: Synchronized) -> None:
+    """A pool worker's start: take the next of tallies (none when the caller counts the n-grams itself)."""
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    _TALLY[:] = tallies[slot : slot + 1]
+
+
+def _analyse_tallied(texts: list[str], grams: bool, compiled: bool) -> Analysis:
+    """analyse(texts, grams, compiled) in a pool worker, its n-gram buckets counted into the worker's tally."""
+    counts = analyse(texts, grams, compiled)
+    if len(_TALLY) != 1:
+        raise RuntimeError("an analysing worker without its tally of n-grams")
+    if compiled:
+        lexical_kernels.count_buckets(_TALLY[0], counts.gram_buckets)
+    else:
+        np.add.at(_TALLY[0], counts.gram_buckets.astype(np.intp), 1)
+    return replace(counts, gram_buckets=np.zeros(0, dtype=np.uint32))
 
 
 @cache
@@ -333,17 +405,22 @@ def compiled_hashing() -> bool:
 
 
 def is_current(con: sqlite3.Connection) -> bool:
-    """Whether the lexical index was written by this version's tokenisation (else it must be rebuilt).
+    """Whether the lexical index was written by this version's tokenisation (else it must be upgraded).
 
     Raises KBError for an index from a newer hopfield-kb: rebuilding it in this version's format would silently
     downgrade a KB that newer readers share, and reading it as this format could misread it."""
-    row = con.execute("SELECT value FROM meta WHERE key = 'lexicon_version'").fetchone()
-    if row is not None and _newer(row[0]):
+    version = _version(con)
+    if version is not None and _newer(version):
         raise KBError(
-            f"the knowledge base's lexical index is version {row[0]}, written by a newer hopfield-kb than this one "
+            f"the knowledge base's lexical index is version {version}, written by a newer hopfield-kb than this one "
             f"(which reads version {LEXICON_VERSION}): open it with that version or a later one"
         )
-    return row is not None and row[0] == LEXICON_VERSION
+    return version == LEXICON_VERSION
+
+
+def _version(con: sqlite3.Connection) -> str | None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'lexicon_version'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _newer(version: str) -> bool:
@@ -358,10 +435,9 @@ def problems(con: sqlite3.Connection, chunk_ids: np.ndarray) -> list[str]:
     if not is_current(con):
         return ["the lexical index is missing or from an older version; kb check --repair rebuilds it"]
     out = []
-    gram_ids = np.array([r[0] for r in con.execute("SELECT chunk_id FROM chunk_grams ORDER BY chunk_id")], dtype=np.int64)
-    if not np.array_equal(gram_ids, chunk_ids):
+    if indexed_chunks(con) != len(chunk_ids):
         out.append(
-            f"the lexical index covers {len(gram_ids)} chunks, not the {len(chunk_ids)} stored; "
+            f"the lexical index covers {indexed_chunks(con)} chunks, not the {len(chunk_ids)} stored; "
             "kb check --repair rebuilds it"
         )
     has_terms = con.execute("SELECT 1 FROM lex_terms LIMIT 1").fetchone() is not None
@@ -411,6 +487,12 @@ def bm25_length(con: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def indexed_chunks(con: sqlite3.Connection) -> int:
+    """Chunks the lexical index holds (added minus removed by the commits since its last rebuild)."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'lex_chunks'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def char_df(con: sqlite3.Connection) -> np.ndarray:
     """Chunks holding each character n-gram bucket: (GRAM_BUCKETS,) int64 (zeros for an empty KB)."""
     with consistent(con):
@@ -421,15 +503,6 @@ def char_df(con: sqlite3.Connection) -> np.ndarray:
         delta = np.array(con.execute("SELECT bucket, d FROM lex_gram_delta").fetchall(), dtype=np.int64).reshape(-1, 2)
     df[delta[:, 0]] += delta[:, 1]
     return df
-
-
-def grams_of(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{chunk id: (n-gram buckets, counts)} for chunk_ids."""
-    out = {}
-    ids = [int(i) for i in chunk_ids]
-    for cid, blob in select_in(con, f"SELECT chunk_id, grams FROM chunk_grams WHERE chunk_id IN {IN_LIST}", ids):
-        out[cid] = unpack_chunk_grams(blob)
-    return out
 
 
 def term_df(con: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:

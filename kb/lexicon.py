@@ -10,10 +10,11 @@ removed chunks, and need nothing built when a process starts:
 - `lex_terms`: word -> number of chunks holding it: IDF for BM25 and for the answer layer.
 - `lex_words`: Latin word (3+ letters) -> occurrences in all chunks: the vocabulary query repair
   settles on, and the rarity of a question's words.
-- `chunk_grams` + the `char_df` array: each chunk's character 3-5-grams (within word boundaries),
-  hashed to GRAM_BUCKETS, with their counts; and how many chunks hold each bucket (a 16 MiB array, with
-  the changes of small commits kept as rows of `lex_gram_delta` until there are many). A question's
-  character TF-IDF cosine with any chunk is computed from these alone.
+- the `char_df` array: how many chunks hold each character 3-5-gram bucket (n-grams within word boundaries,
+  hashed to GRAM_BUCKETS; a 16 MiB array, with the changes of small commits kept as rows of `lex_gram_delta`
+  until there are many). A question's character TF-IDF cosine with a chunk is computed from it and the chunk's
+  n-gram counts, which are counted from its text when a reader needs them (gram_counts): since version 9 they
+  are not stored (they took more bytes than the texts, and writing them was a third of a rebuild).
 
 Tokenisation lives here, on the ground floor, because the writer (ingest side) and the readers
 (retriever side) must cut text the same way.
@@ -22,6 +23,7 @@ Tokenisation lives here, on the ground floor, because the writer (ingest side) a
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -41,14 +43,9 @@ WORD = re.compile(r"(?u)\w\w+")
 LATIN_WORD = re.compile(r"[a-z]+")
 LATIN_WORDS_3 = re.compile(r"[a-z]{3,}")  # latin_words over lower-cased text in one pass: maximal runs of 3+
 VOCABULARY_MIN_LENGTH = 3
-LEXICON_VERSION = "8"  # 7: FTS5 replaced by the postings of kb/postings.py; 8: chunk_grams in 3 bytes an n-gram
-# chunk_grams rows (GramCounts.packed): the buckets split at bit 16 into 64 groups; a row stores each group's count
-# (uint16), then each n-gram's low 16 bits (uint16, ascending), then its count (uint8, 255 = "see the overflow"),
-# then the overflow: the counts of 255 or more (uint16, clipped at 65,535), in order. Half version 7's 6 bytes.
-_LOW_BITS = 16
-_GROUPS = GRAM_BUCKETS >> _LOW_BITS
-_HEAD = 2 * _GROUPS  # bytes of a row's group counts
-_HIGH = np.arange(_GROUPS, dtype=np.uint32) << np.uint32(_LOW_BITS)
+# 7: FTS5 replaced by the postings of kb/postings.py; 8: chunk_grams in 3 bytes an n-gram; 9: no chunk_grams (each
+# chunk's n-gram counts are counted from its text at question time)
+LEXICON_VERSION = "9"
 
 
 def word_terms(text: str) -> list[str]:
@@ -122,30 +119,13 @@ class GramCounts:
         out.has_canonical_format = True  # built sorted and unique
         return out
 
-    def packed(self) -> list[bytes]:
-        """Each row as a chunk_grams row (the format: _LOW_BITS), converted for all rows at once."""
-        rows, cut = len(self.indptr) - 1, self.indptr.tolist()
-        owner = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.indptr))
-        groups = np.bincount(owner * _GROUPS + (self.buckets >> _LOW_BITS), minlength=rows * _GROUPS)
-        if len(groups) and groups.max() > 65535:  # 4M+ distinct n-grams in one text: far past any chunk's size
-            row = int(groups.argmax()) // _GROUPS
-            raise ValueError(f"text {row} holds {cut[row + 1] - cut[row]} distinct n-grams, too many for chunk_grams")
-        head = groups.astype("<u2").tobytes()
-        low = (self.buckets & np.uint32(0xFFFF)).astype("<u2").tobytes()
-        small = np.minimum(self.counts, 255).astype(np.uint8).tobytes()
-        big = self.counts >= 255
-        over = np.minimum(self.counts[big], 65535).astype("<u2").tobytes()
-        over_cut = np.r_[0, np.cumsum(big)][self.indptr].tolist()
-        return [
-            head[_HEAD * i : _HEAD * (i + 1)] + low[2 * s : 2 * e] + small[s:e] + over[2 * a : 2 * b] if e > s else b""
-            for i, (s, e, a, b) in enumerate(zip(cut, cut[1:], over_cut, over_cut[1:]))
-        ]
-
 
 def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False) -> GramCounts:
     """The character 3-5-gram counts of texts (lowered: they are lower-cased already), as char_grams describes,
-    hashed and counted with numpy over all texts at once (compiled: hashed by kb.lexical_kernels's numba function
-    instead, the same buckets several times faster, for big jobs that can pay for importing numba)."""
+    hashed and counted with numpy over all texts at once (compiled: by kb.lexical_kernels's numba function instead,
+    the same counts ~3x faster, for jobs that can pay for importing numba)."""
+    if compiled:
+        return _compiled_gram_counts(texts if lowered else [t.lower() for t in texts])
     # str.split() cuts at runs of whitespace as scikit-learn's char_wb does after folding them to one space.
     words_per_text = [(t if lowered else t.lower()).split() for t in texts]
     words = list(chain.from_iterable(words_per_text))
@@ -159,12 +139,7 @@ def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False)
     # its word when at least n are left (so none runs past the last word either).
     left = np.repeat(word_start[1:], padded) - np.arange(len(codes))
     m = len(codes) - 2  # positions a 3-gram can start at (every word pads to 3 or more)
-    if compiled:
-        from kb.lexical_kernels import hashed_buckets
-
-        bucket, before = hashed_buckets(codes, left, m, _MULTIPLIER, GRAM_BUCKETS)
-    else:
-        bucket, before = _hashed_buckets(codes, left, m)
+    bucket, before = _hashed_buckets(codes, left, m)
     first_word = np.r_[0, np.cumsum([len(ws) for ws in words_per_text])]
     cut = before[np.minimum(word_start[first_word], m)]
     bounds = cut.tolist()
@@ -178,8 +153,38 @@ def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False)
     return GramCounts(np.searchsorted(first, cut).astype(np.int64), bucket[first], counts)
 
 
+def _compiled_gram_counts(lowered: list[str]) -> GramCounts:
+    """gram_counts of lower-cased texts by kb.lexical_kernels.counted_grams: the texts are cut into words there."""
+    from kb.lexical_kernels import counted_grams
+
+    codes = np.frombuffer(" ".join(lowered).encode("utf-32-le"), dtype=np.uint32)
+    bounds = np.zeros(len(lowered) + 1, dtype=np.int64)  # each text with the space after it (whitespace ends a word)
+    bounds[1:] = np.cumsum(np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered)) + 1)
+    bounds[-1] = len(codes)
+    return GramCounts(*counted_grams(codes, bounds, _whitespace(), _MULTIPLIER, GRAM_BUCKETS, _scratch(3 * len(codes) + 3)))
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's two uint32 work arrays for counted_grams, at least size long (grown as needed, then kept)."""
+    arrays = getattr(_SCRATCH, "arrays", None)
+    if arrays is None or len(arrays[0]) < size:
+        arrays = _SCRATCH.arrays = (np.empty(size, dtype=np.uint32), np.empty(size, dtype=np.uint32))
+    return arrays
+
+
+@lru_cache(maxsize=1)
+def _whitespace() -> np.ndarray:
+    """Whether each code point up to U+3000 is whitespace (str.isspace: where str.split cuts); none past it is."""
+    return np.array([chr(c).isspace() for c in range(0x3001)], dtype=np.bool_)
+
+
 def _hashed_buckets(codes: np.ndarray, left: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """kb.lexical_kernels.hashed_buckets in numpy: (each in-word n-gram's bucket, the n-grams before each position)."""
+    """(each in-word n-gram's bucket, uint32, by start position then n; the n-grams starting before each position).
+    codes: the padded text's code points plus one (uint64); left: characters left in each position's padded word;
+    m: the positions a 3-gram can start at."""
     # One row per starting position, one column per n: read in C order, the n-grams come text by text.
     hashes = np.zeros((m, 3), dtype=np.uint64)
     with np.errstate(over="ignore"):  # the hash is meant to wrap around 2^64
@@ -202,23 +207,8 @@ def char_grams(texts: list[str]) -> csr_matrix:
     return gram_counts(texts).matrix()
 
 
-def unpack_chunk_grams(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(buckets uint32, counts float32) of a chunk_grams row (GramCounts.packed), the counts clipped at 65,535."""
-    if not blob:
-        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32)
-    groups = np.frombuffer(blob, dtype="<u2", count=_GROUPS)
-    n = int(groups.sum())
-    buckets = np.repeat(_HIGH, groups) | np.frombuffer(blob, dtype="<u2", count=n, offset=_HEAD)
-    small = np.frombuffer(blob, dtype=np.uint8, count=n, offset=_HEAD + 2 * n)
-    counts = small.astype(np.float32)
-    if len(blob) > _HEAD + 3 * n:
-        counts[small == 255] = np.frombuffer(blob, dtype="<u2", offset=_HEAD + 3 * n)
-    return buckets, counts
-
-
 def pack_grams(buckets: np.ndarray, counts: np.ndarray) -> bytes:
-    """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (the question memory's rows;
-    chunk_grams stores the denser GramCounts.packed)."""
+    """One text's n-gram buckets and counts as bytes: uint32 buckets then uint16 counts (the question memory's rows)."""
     return buckets.astype(np.uint32).tobytes() + np.minimum(counts, 65535).astype(np.uint16).tobytes()
 
 

@@ -69,7 +69,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE TABLE IF NOT EXISTS lex_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lex_words (word TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunk_grams (chunk_id INTEGER PRIMARY KEY, grams BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS lex_postings (
     term TEXT NOT NULL, seg INTEGER NOT NULL, postings BLOB NOT NULL, PRIMARY KEY (term, seg)
 );
@@ -85,7 +84,6 @@ CORE_TABLE_NAMES = frozenset(
         "feedback",
         "lex_terms",
         "lex_words",
-        "chunk_grams",
         "lex_postings",
         "lex_gram_delta",
     }
@@ -279,8 +277,8 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
         _add_columns(con, ADDED_COLUMNS)
         if not lexical_index.is_current(con):
             # A KB from before the lexical index, or from before its current version (6: FTS5 instead of
-            # postings): build it once from the chunks.
-            lexical_index.rebuild(con, retrieval_texts)
+            # postings; 8: stored n-gram counts, dropped): built once from the chunks, or upgraded in place.
+            lexical_index.upgrade(con, retrieval_texts)
         con.execute("COMMIT")
     except BaseException:
         rollback(con)  # after SQLITE_FULL or an I/O error SQLite has rolled back: a bare ROLLBACK would hide why

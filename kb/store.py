@@ -29,6 +29,7 @@ from kb import lexical_index, reads, schema
 from kb.database import DB_NAME, Database
 from kb.errors import EmptyKBError, KBError, KBWriteError, ManifestError, write_failure
 from kb.integrity import CheckReport, check
+from kb.lexicon import GramCounts, gram_counts
 from kb.manifest import Manifest, read_manifest, write_manifest
 from kb.records import OCR_LOW_CONFIDENCE, ChunkRecord, DocumentFilter, DocumentInfo, Feedback, HistoryEntry
 from kb.vector_index import IndexConfig, Snapshot, SnapshotDamaged, build_index, load_snapshot, remove_stale_snapshots
@@ -228,10 +229,11 @@ class KnowledgeBase:
         with self.db.read() as con:
             return lexical_index.term_postings(con, terms)
 
-    def chunk_grams(self, chunk_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """{chunk id: (character n-gram buckets, counts)}."""
-        with self.db.read() as con:
-            return lexical_index.grams_of(con, chunk_ids)
+    def chunk_grams(self, chunk_ids: Sequence[int], compiled: bool = False) -> tuple[np.ndarray, GramCounts]:
+        """(ids: those of chunk_ids that exist, in the order read; their character n-gram counts, row i for ids[i]),
+        counted from their retrieval texts (kb.lexicon.gram_counts; compiled: hashed by kb.lexical_kernels)."""
+        texts = self.retrieval_texts(chunk_ids)
+        return np.fromiter(texts, dtype=np.int64, count=len(texts)), gram_counts(list(texts.values()), compiled=compiled)
 
     def char_df(self) -> np.ndarray:
         """Chunks holding each character n-gram bucket, (GRAM_BUCKETS,) int64."""

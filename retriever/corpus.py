@@ -4,8 +4,8 @@ Nothing here is built from the chunk texts when a process starts or after a sync
 index (BM25 postings over words, character n-grams, word document frequencies) lives in kb.sqlite and is
 kept up to date by each commit (kb.lexicon). A Corpus only reads it: Okapi BM25 as bm25s computes it
 (Lucene IDF, k1 1.5, b 0.75), over all chunks or a question's candidates, from the question's terms'
-postings alone (numpy, no chunk text); character TF-IDF cosines of the candidates from each chunk's stored
-n-gram counts and the n-gram document frequencies.
+postings alone (numpy, no chunk text); character TF-IDF cosines of the candidates from their n-gram counts
+(counted from their texts, then kept per snapshot) and the stored n-gram document frequencies.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ BM25_K1, BM25_B = 1.5, 0.75
 # common words reach most chunks and numpy's pass over every row was the reader's slowest step; below it, numpy
 # costs a few ms and a fresh `kb ask` skips numba's import and compilation (~1 s).
 KERNEL_MIN_CHUNKS = 200_000
+# A KB of more chunks than CACHED_CHUNKS counts most candidates' character n-grams afresh for each question (from
+# their texts: ~90 µs a chunk in numpy, ~20 µs compiled by kb.lexical_kernels), so there they are counted compiled;
+# a smaller KB's stay cached after its first questions, and a fresh `kb ask` on it skips numba's import.
+CHAR_KERNEL_MIN_CHUNKS = CACHED_CHUNKS
 
 
 class SnapshotMoved(Exception):
@@ -220,14 +224,15 @@ class Corpus:
 
     def _char_vectors(self, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{chunk id: (its n-gram buckets, their unit-length sublinear TF-IDF weights)} under this snapshot's idf."""
-        found = self.kb.chunk_grams(ids)
-        if not found:
+        found, counted = self.kb.chunk_grams(ids, compiled=self.snapshot.size > CHAR_KERNEL_MIN_CHUNKS)
+        if not len(found):
             return {}
-        # All chunks at once: one pass of numpy over their concatenated n-grams instead of a few calls per chunk.
-        chunks = list(found)
-        buckets = np.concatenate([found[c][0] for c in chunks])
-        counts = np.concatenate([found[c][1] for c in chunks])
-        owner = np.repeat(np.arange(len(chunks)), [len(found[c][0]) for c in chunks])
+        # All chunks at once: one pass of numpy over their n-grams instead of a few calls per chunk. The counts as
+        # float32 clipped at 65,535, as lexicon versions 7 and 8 stored them: the same weights to the bit.
+        chunks = found.tolist()
+        buckets = counted.buckets
+        counts = np.minimum(counted.counts, 65535).astype(np.float32)
+        owner = np.repeat(np.arange(len(chunks)), np.diff(counted.indptr))
         weights = (1 + np.log(np.maximum(counts, 1))) * self._char_idf[buckets]
         norms = np.sqrt(np.bincount(owner, weights=np.square(weights, dtype=np.float64), minlength=len(chunks)))
         keep = weights > 0

@@ -4,20 +4,29 @@ The digests below were computed by the implementation at commit 7996c21 (scipy's
 pass per n) on the corpus here: Unicode letters and digits, punctuation, repeated and long words, whitespace runs,
 an emoji, CJK. Equal bytes mean equal BM25 and character scores, so retrieval cannot move.
 
-Lexicon version 8 stores chunk_grams more densely (kb.lexicon.GramCounts.packed): its rows are pinned anew, and
-decoded and written again in version 7's format (kb.lexicon.pack_grams) they must give version 7's digest.
+Lexicon version 8 stored chunk_grams more densely: its rows were pinned anew, and decoded and written again in
+version 7's format (kb.lexicon.pack_grams) they gave version 7's digest. Version 9 stores no chunk_grams: a reader
+counts a chunk's n-grams from its text (KnowledgeBase.chunk_grams). Those counts, written in version 8's row format
+(_v8_row, kept here as the record of that format) and in version 7's, must still give the digests those versions
+stored: the same counts, so the same character cosines. Every other digest is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from kb import KnowledgeBase, char_grams
-from kb.lexicon import gram_counts, pack_grams, unpack_chunk_grams
+from kb.lexicon import LEXICON_VERSION, GramCounts, pack_grams
 from tests.helpers import sentence_document
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODEL, DIM = "synthetic-test-model", 8
 
@@ -32,7 +41,7 @@ SENTENCES = [
     "Don't can't won't it's O'Brien's e-mail: help@example.com http://x.y/z?q=1",
 ]
 # sha256 of each table's rows (ordered), of the n-gram document frequencies and of char_grams, as 7996c21 gave them;
-# chunk_grams as version 8 stores it, and chunk_grams_v7 the version 7 bytes of its decoded rows.
+# chunk_grams as version 8 stored it, and chunk_grams_v7 as version 7 did (now both of the counts from the texts).
 PINNED = {
     "lex_terms": "9e7edd544db423b6db8d1124d924f1ca6ddc3b0e36c35c5b0a1886ca27077b3c",
     "lex_words": "40cdf84c4e8d2e11b34389a214b3e911b23b434ba7b8270bfd66068b7b6132f2",
@@ -51,7 +60,6 @@ def _digests(kb: KnowledgeBase) -> dict[str, str]:
         tables = {
             "lex_terms": "SELECT term, df FROM lex_terms ORDER BY term",
             "lex_words": "SELECT word, n FROM lex_words ORDER BY word",
-            "chunk_grams": "SELECT chunk_id, grams FROM chunk_grams ORDER BY chunk_id",
             "lex_postings": "SELECT term, postings FROM lex_postings ORDER BY term, seg",
             "bm25_length": "SELECT value FROM meta WHERE key = 'bm25_length'",
         }
@@ -61,12 +69,20 @@ def _digests(kb: KnowledgeBase) -> dict[str, str]:
             for row in con.execute(sql):
                 digest.update(repr(row).encode())
             out[name] = digest.hexdigest()
-        digest = hashlib.sha256()
-        for cid, blob in con.execute("SELECT chunk_id, grams FROM chunk_grams ORDER BY chunk_id"):
-            digest.update(repr((cid, pack_grams(*unpack_chunk_grams(blob)))).encode())
-        out["chunk_grams_v7"] = digest.hexdigest()
+        ids = [r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")]
     finally:
         con.close()
+    for compiled in (False, True):  # a reader of a KB past retriever.corpus.KERNEL_MIN_CHUNKS hashes them compiled
+        found, counted = kb.chunk_grams(ids, compiled=compiled)
+        assert found.tolist() == ids
+        v8, v7 = hashlib.sha256(), hashlib.sha256()
+        for i, cid in enumerate(ids):
+            buckets, counts = _row(counted, i)
+            v8.update(repr((cid, _v8_row(buckets, counts))).encode())
+            v7.update(repr((cid, pack_grams(buckets, counts))).encode())
+        out["chunk_grams" if not compiled else "chunk_grams_compiled"] = v8.hexdigest()
+        out["chunk_grams_v7"] = v7.hexdigest()
+    assert out.pop("chunk_grams_compiled") == out["chunk_grams"]
     out["char_df"] = hashlib.sha256(kb.char_df().tobytes()).hexdigest()  # the array with a small commit's deltas
     matrix = char_grams(SENTENCES + ["", "  ", "a"])
     digest = hashlib.sha256()
@@ -98,42 +114,107 @@ def test_a_commit_and_a_rebuild_store_the_bytes_the_previous_implementation_stor
     assert committed == PINNED
 
 
-def test_chunk_grams_rows_decode_to_the_counts_they_were_given_empty_overflowing_and_clipped():
-    # " ab" and "ab " 300 and 70,000 times: counts past a byte (the overflow) and past 65,535 (clipped, as in
-    # version 7); an empty text and one of a single letter.
-    texts = ["ab " * 300, "", "a", "ab " * 70_000 + SENTENCES[3], *SENTENCES]
-    counted = gram_counts(texts)
-    blobs = counted.packed()
-    assert blobs[1] == b""
-    for i, blob in enumerate(blobs):
-        s, e = counted.indptr[i], counted.indptr[i + 1]
-        buckets, counts = unpack_chunk_grams(blob)
-        assert buckets.dtype == np.uint32 and counts.dtype == np.float32
-        np.testing.assert_array_equal(buckets, counted.buckets[s:e])
-        np.testing.assert_array_equal(counts, np.minimum(counted.counts[s:e], 65535).astype(np.float32))
-        # 3 bytes an n-gram (version 7 took 6), 2 more each count past a byte, 128 for the groups
-        assert len(blob) == (128 + 3 * (e - s) + 2 * int((counted.counts[s:e] >= 255).sum()) if e > s else 0)
-    assert unpack_chunk_grams(blobs[0])[1].max() == 300
-    assert unpack_chunk_grams(blobs[3])[1].max() == 65535
+def _row(counted: GramCounts, i: int) -> tuple[np.ndarray, np.ndarray]:
+    s, e = counted.indptr[i], counted.indptr[i + 1]
+    return counted.buckets[s:e], counted.counts[s:e]
 
 
-def test_a_version_7_kb_is_rebuilt_on_open_to_the_same_counts_and_character_cosines(tmp_path):
+def _v8_row(buckets: np.ndarray, counts: np.ndarray) -> bytes:
+    """One chunk's n-gram counts as lexicon version 8 stored them in chunk_grams: the buckets split at bit 16 into 64
+    groups; each group's count (uint16), then each n-gram's low 16 bits (uint16, ascending), then its count (uint8,
+    255 = "see the overflow"), then the overflow: the counts of 255 or more (uint16, clipped at 65,535)."""
+    if not len(buckets):
+        return b""
+    groups = np.bincount(buckets >> 16, minlength=64).astype("<u2").tobytes()
+    low = (buckets & np.uint32(0xFFFF)).astype("<u2").tobytes()
+    over = np.minimum(counts[counts >= 255], 65535).astype("<u2").tobytes()
+    return groups + low + np.minimum(counts, 255).astype(np.uint8).tobytes() + over
+
+
+def _cosines(kb: KnowledgeBase, question: str) -> np.ndarray:
     from retriever.corpus import Corpus
 
-    kb = _kb(tmp_path, n_docs=2)
-    committed = _digests(kb)
-    question = "pasword resett for the acount page"
-    before = Corpus(kb=kb, snapshot=kb.snapshot()).char_at(question, np.arange(kb.snapshot().size))
+    return Corpus(kb=kb, snapshot=kb.snapshot()).char_at(question, np.arange(kb.snapshot().size))
+
+
+def _make_version_8(kb: KnowledgeBase) -> None:
+    """Turn kb's lexical index into what lexicon version 8 left: the same tables plus chunk_grams rows."""
+    found, counted = kb.chunk_grams(kb.snapshot().ids)
     con = sqlite3.connect(kb.dir / "kb.sqlite")
-    with con:  # what version 7 stored: 6 bytes an n-gram
-        rows = con.execute("SELECT chunk_id, grams FROM chunk_grams").fetchall()
+    with con:
+        con.execute("CREATE TABLE chunk_grams (chunk_id INTEGER PRIMARY KEY, grams BLOB NOT NULL)")
         con.executemany(
-            "UPDATE chunk_grams SET grams = ? WHERE chunk_id = ?", [(pack_grams(*unpack_chunk_grams(g)), c) for c, g in rows]
+            "INSERT INTO chunk_grams VALUES (?, ?)", [(int(c), _v8_row(*_row(counted, i))) for i, c in enumerate(found)]
         )
-        con.execute("UPDATE meta SET value = '7' WHERE key = 'lexicon_version'")
+        con.execute("DELETE FROM meta WHERE key = 'lex_chunks'")  # version 9's count of indexed chunks
+        con.execute("UPDATE meta SET value = '8' WHERE key = 'lexicon_version'")
     con.close()
+
+
+def _lexical_tables(kb: KnowledgeBase) -> tuple[set[str], str]:
+    con = sqlite3.connect(kb.dir / "kb.sqlite")
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return tables, con.execute("SELECT value FROM meta WHERE key = 'lexicon_version'").fetchone()[0]
+    finally:
+        con.close()
+
+
+QUESTION = "pasword resett for the acount page"
+
+
+def test_a_version_8_kb_drops_its_ngram_rows_on_open_and_answers_the_same(tmp_path):
+    kb = _kb(tmp_path, n_docs=2)
+    committed, cosines = _digests(kb), _cosines(kb, QUESTION)
+    bm25 = kb.term_postings(["password", "account", "refunds"])
+    _make_version_8(kb)
+    tables, version = _lexical_tables(kb)
+    assert "chunk_grams" in tables and version == "8"
     reopened = KnowledgeBase(kb.dir)
-    assert _digests(reopened) == committed
-    after = Corpus(kb=reopened, snapshot=reopened.snapshot()).char_at(question, np.arange(reopened.snapshot().size))
-    assert before.max() > 0.1
-    np.testing.assert_array_equal(after, before)
+    tables, version = _lexical_tables(reopened)
+    assert "chunk_grams" not in tables and version == LEXICON_VERSION
+    assert _digests(reopened) == committed  # nothing rebuilt: the postings, words and n-gram frequencies as they were
+    assert reopened.check().ok, reopened.check().problems
+    assert cosines.max() > 0.1
+    np.testing.assert_array_equal(_cosines(reopened, QUESTION), cosines)
+    again = reopened.term_postings(["password", "account", "refunds"])
+    assert again.df == bm25.df and again.total_length == bm25.total_length
+    assert all(np.array_equal(again.postings[t], bm25.postings[t]) for t in bm25.postings)
+
+
+# Opens the version 8 KB and is killed after the upgrade's statements, before its transaction commits.
+KILLED_UPGRADE = """
+import os, signal, sys
+import kb.lexical_index as lexical_index
+from kb import KnowledgeBase
+upgrade = lexical_index.upgrade
+def upgrade_then_die(con, texts):
+    upgrade(con, texts)
+    os.kill(os.getpid(), signal.SIGKILL)
+lexical_index.upgrade = upgrade_then_die
+KnowledgeBase(sys.argv[1])
+"""
+
+
+def test_an_upgrade_from_version_8_killed_before_it_commits_leaves_version_8_and_the_next_open_upgrades(tmp_path):
+    kb = _kb(tmp_path, n_docs=2)
+    committed, cosines = _digests(kb), _cosines(kb, QUESTION)
+    _make_version_8(kb)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", KILLED_UPGRADE, str(kb.dir)], cwd=ROOT, env=env, capture_output=True)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    tables, version = _lexical_tables(kb)
+    assert "chunk_grams" in tables and version == "8"  # rolled back: version 8 whole
+    reopened = KnowledgeBase(kb.dir)
+    assert _lexical_tables(reopened)[1] == LEXICON_VERSION and _digests(reopened) == committed
+    np.testing.assert_array_equal(_cosines(reopened, QUESTION), cosines)
+
+
+def test_a_large_kbs_reader_counts_the_ngrams_compiled_to_the_same_cosines(tmp_path, monkeypatch):
+    import retriever.corpus as corpus_module
+
+    kb = _kb(tmp_path, n_docs=2)
+    numpy_cosines = _cosines(kb, QUESTION)
+    monkeypatch.setattr(corpus_module, "CHAR_KERNEL_MIN_CHUNKS", 0)  # as a KB past the cache of n-gram vectors does
+    assert numpy_cosines.max() > 0.1
+    np.testing.assert_array_equal(_cosines(kb, QUESTION), numpy_cosines)

@@ -60,12 +60,17 @@ def _state(kb: KnowledgeBase) -> dict:
         state = {
             "terms": dict(con.execute("SELECT term, df FROM lex_terms")),
             "words": dict(con.execute("SELECT word, n FROM lex_words")),
-            "grams": {cid: bytes(blob) for cid, blob in con.execute("SELECT chunk_id, grams FROM chunk_grams")},
+            "indexed": con.execute("SELECT value FROM meta WHERE key = 'lex_chunks'").fetchone(),
             # Dead entries of removed chunks may stay until a merge (kb.postings): the live ones must match.
             "postings": {t: r.tolist() for t, r in live_postings(con, live).items()},
         }
     finally:
         con.close()
+    found, counted = kb.chunk_grams(live)  # counted from the texts (lexicon version 9 stores none)
+    state["grams"] = {
+        int(c): (counted.buckets[s:e].tolist(), counted.counts[s:e].tolist())
+        for c, s, e in zip(found, counted.indptr, counted.indptr[1:])
+    }
     state["char_df"] = kb.char_df()
     state["bm25_length"] = kb.bm25_length()
     corpus = Corpus(kb=kb, snapshot=kb.snapshot()) if kb.token() else None
@@ -79,6 +84,7 @@ def _assert_same(a: dict, b: dict) -> None:
     assert a["terms"] == b["terms"]
     assert a["words"] == b["words"]
     assert a["grams"] == b["grams"]
+    assert a["indexed"] == b["indexed"]
     assert a["postings"] == b["postings"]
     assert np.array_equal(a["char_df"], b["char_df"])
     assert a["bm25_length"] == b["bm25_length"]
@@ -100,7 +106,7 @@ def changed_kb(tmp_path: Path) -> KnowledgeBase:
 
 def test_the_index_left_by_incremental_commits_equals_a_full_rebuild(changed_kb):
     incremental = _state(changed_kb)
-    assert len(incremental["grams"]) == changed_kb.n_chunks() == 30 + 28 + 15 + 12
+    assert len(incremental["grams"]) == int(incremental["indexed"][0]) == changed_kb.n_chunks() == 30 + 28 + 15 + 12
     changed_kb.repair()
     _assert_same(incremental, _state(changed_kb))
 
@@ -112,6 +118,7 @@ def test_removed_documents_leave_nothing_in_the_lexical_index(tmp_path):
     _put(kb, rng, {}, removals=("alpha", "beta"))
     state = _state(kb)
     assert state["terms"] == {} and state["words"] == {} and state["grams"] == {} and state["postings"] == {}
+    assert state["indexed"] == ("0",)
     assert not state["char_df"].any() and state["bm25_length"] == 0
     assert all(len(ids) == 0 for ids, _ in state["top"])
 
@@ -173,8 +180,8 @@ def test_a_kb_without_a_lexical_index_gets_one_on_open(changed_kb):
     before = _state(changed_kb)
     con = sqlite3.connect(changed_kb.dir / "kb.sqlite")
     con.executescript(
-        "DROP TABLE lex_postings; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE chunk_grams; "
-        "DROP TABLE lex_gram_delta; DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version');"
+        "DROP TABLE lex_postings; DROP TABLE lex_terms; DROP TABLE lex_words; DROP TABLE lex_gram_delta; "
+        "DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'lexicon_version', 'lex_chunks');"
     )
     con.close()
     reopened = KnowledgeBase(changed_kb.dir)
@@ -185,7 +192,7 @@ def test_a_kb_without_a_lexical_index_gets_one_on_open(changed_kb):
 def test_check_names_a_damaged_lexical_index_and_repair_rebuilds_it(changed_kb):
     before = _state(changed_kb)
     con = sqlite3.connect(changed_kb.dir / "kb.sqlite")
-    con.execute("DELETE FROM chunk_grams WHERE chunk_id IN (SELECT chunk_id FROM chunk_grams LIMIT 5)")
+    con.execute("UPDATE meta SET value = value - 5 WHERE key = 'lex_chunks'")  # as if 5 chunks were never indexed
     con.commit()
     con.close()
     report = changed_kb.check()

@@ -18,7 +18,13 @@ def _texts() -> list[str]:
         " ".join("".join(rng.choice(alphabet, size=rng.integers(1, 13))) for _ in range(rng.integers(0, 60)))
         for _ in range(200)
     ]
-    return [*SENTENCES, "", " ", "a", "ab", "abc", "  \t\n ", *random]
+    # Every kind of whitespace str.split cuts at, between words and at a text's ends; a letter that lower-cases to two.
+    spaces = "a\x1cb\x1dc\x1ed\x1ff\x85g\xa0h\u1680i\u2000j\u200ak\u2028l\u2029m\u202fn\u205fo\u3000p\u200bq \u3000"
+    return [*SENTENCES, "", " ", "a", "ab", "abc", "  \t\n ", spaces, "\u3000\x85İstanbul ΣΑΣ", *random]
+
+
+def test_no_code_point_past_u3000_is_whitespace():  # what kb.lexicon's table for the compiled counting assumes
+    assert chr(0x3000).isspace() and not any(chr(c).isspace() for c in range(0x3001, 0x110000))
 
 
 def test_the_compiled_hashing_counts_what_numpy_counts():
@@ -72,3 +78,19 @@ print("numba" in sys.modules)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_a_big_removal_counted_by_the_kernel_leaves_what_a_rebuild_leaves(tmp_path, monkeypatch):
+    import kb.lexical_index as lexical_index
+    from tests.test_lexical_bytes import DIM, MODEL, _kb
+
+    kb = _kb(tmp_path, n_docs=3)
+    before = kb.char_df()
+    monkeypatch.setattr(lexical_index, "BATCH", 2)
+    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 8 chunks removed in batches of 2: counted compiled
+    with kb.writer(model=MODEL, dim=DIM) as w:
+        w.remove_document("/virtual/doc1")
+    removed = kb.char_df()
+    assert kb.n_chunks() == 16 and kb.check().ok and (removed < before).any()
+    kb.repair()
+    np.testing.assert_array_equal(removed, kb.char_df())
