@@ -60,7 +60,7 @@ def build_times(kb_dir: Path) -> dict:
     import sqlite3
 
     from kb import IndexConfig, KnowledgeBase
-    from kb.lexical_index import rebuild
+    from kb.lexical_rebuild import rebuild
     from kb.vector_index import build_index
 
     kb = KnowledgeBase(kb_dir)

@@ -2,24 +2,19 @@
 
 The writer calls LexiconDelta inside its commit transaction: add() for inserted chunks, remove()
 for deleted ones (before their rows go), apply() once at the end. Reads take an open connection.
+A whole rebuild, and the upgrade of an older KB's index, are in kb/lexical_rebuild.py.
 Its tables (lex_postings, lex_terms, lex_words, lex_gram_delta) are declared in kb/schema.py.
 """
 
 from __future__ import annotations
 
-import mmap
-import os
 import sqlite3
-import threading
-from collections import Counter, deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
-from itertools import chain, islice
-from multiprocessing import get_all_start_methods, get_context
-from multiprocessing.sharedctypes import Synchronized
-from typing import Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -112,8 +107,8 @@ class LexiconDelta:
         # (term codes, their occurrences) per batch, negative for removed chunks: the Latin words are counted from
         # the distinct terms once, in apply()
         self._occurrences: list[tuple[np.ndarray, np.ndarray]] = []
-        self._grams = np.zeros(GRAM_BUCKETS, dtype=np.int64)  # chunks holding each bucket, added minus removed
-        self._gram_parts: list[np.ndarray] = []  # added buckets not yet counted into _grams
+        self._dense: np.ndarray | None = None  # gram_df, once something counts into it
+        self._gram_parts: list[np.ndarray] = []  # added buckets not yet counted into gram_df
         self._gram_gone: list[np.ndarray] = []  # removed ones
         self._gram_pending = 0
         self.length = 0  # BM25 tokens added minus removed (for the average chunk length)
@@ -121,6 +116,15 @@ class LexiconDelta:
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
         self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.lexical_kernels
+
+    @property
+    def gram_df(self) -> np.ndarray:
+        """Chunks holding each n-gram bucket, added minus removed so far, (GRAM_BUCKETS,) int64; a rebuild's workers
+        add into it. Made on first use: a small commit's buckets are counted sparsely by apply() instead, since
+        allocating and scanning these 32 MiB was most of a 100-chunk commit (~90 ms of ~110)."""
+        if self._dense is None:
+            self._dense = np.zeros(GRAM_BUCKETS, dtype=np.int64)
+        return self._dense
 
     def add(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
         """Index chunks (id, retrieval text) that were just inserted (in batches: documents are often small)."""
@@ -166,7 +170,7 @@ class LexiconDelta:
         self.chunks += len(ids)
         # Each bucket at most once per chunk, so counting buckets counts chunks.
         if lexical_kernels.loaded():  # a rebuild or a big commit: compiled_hashing() ran
-            lexical_kernels.count_buckets(self._grams, counts.gram_buckets)
+            lexical_kernels.count_buckets(self.gram_df, counts.gram_buckets)
             return
         self._gram_parts.append(counts.gram_buckets)
         self._gram_pending += len(counts.gram_buckets)
@@ -175,10 +179,11 @@ class LexiconDelta:
 
     def _fold_grams(self) -> None:
         # From intp: bincount of uint32 converts them more slowly itself (2.7x here).
+        df = self.gram_df
         if self._gram_parts:
-            self._grams += np.bincount(np.concatenate(self._gram_parts).astype(np.intp), minlength=GRAM_BUCKETS)
+            df += np.bincount(np.concatenate(self._gram_parts).astype(np.intp), minlength=GRAM_BUCKETS)
         if self._gram_gone:
-            self._grams -= np.bincount(np.concatenate(self._gram_gone).astype(np.intp), minlength=GRAM_BUCKETS)
+            df -= np.bincount(np.concatenate(self._gram_gone).astype(np.intp), minlength=GRAM_BUCKETS)
         self._gram_parts, self._gram_gone, self._gram_pending = [], [], 0
 
     def remove(self, con: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
@@ -242,13 +247,13 @@ class LexiconDelta:
         con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
 
     def _apply_grams(self, con: sqlite3.Connection, fresh: bool) -> None:
-        self._fold_grams()
-        changed = np.flatnonzero(self._grams)
+        changed, delta = self._gram_changes()
         if not len(changed):
             return
         pending = 0 if fresh else con.execute("SELECT COUNT(*) FROM lex_gram_delta").fetchone()[0]
         if fresh or pending + len(changed) > GRAM_DELTA_MAX:
-            df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)) + self._grams
+            df = np.zeros(GRAM_BUCKETS, dtype=np.int64) if fresh else char_df(con)
+            df[changed] += delta
             con.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('char_df', ?)",
                 (np.maximum(df, 0).astype(np.int32).tobytes(),),
@@ -257,137 +262,28 @@ class LexiconDelta:
             return
         con.executemany(
             "INSERT INTO lex_gram_delta (bucket, d) VALUES (?, ?) ON CONFLICT(bucket) DO UPDATE SET d = d + excluded.d",
-            zip(changed.tolist(), self._grams[changed].tolist()),
+            zip(changed.tolist(), delta.tolist()),
         )
         con.execute("DELETE FROM lex_gram_delta WHERE d = 0")
+
+    def _gram_changes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the buckets whose number of chunks changed, ascending; by how much): from gram_df where something counted
+        into it (a rebuild, a big commit), else from this commit's buckets alone."""
+        if self._dense is not None:
+            self._fold_grams()
+            changed = np.flatnonzero(self._dense)
+            return changed, self._dense[changed]
+        added = np.concatenate(self._gram_parts) if self._gram_parts else np.zeros(0, dtype=np.uint32)
+        gone = np.concatenate(self._gram_gone) if self._gram_gone else np.zeros(0, dtype=np.uint32)
+        buckets, where = np.unique(np.concatenate([added, gone]).astype(np.int64), return_inverse=True)
+        sign = np.concatenate([np.ones(len(added), dtype=np.int64), np.full(len(gone), -1, dtype=np.int64)])
+        delta = np.bincount(where, weights=sign, minlength=len(buckets)).astype(np.int64)
+        keep = delta != 0
+        return buckets[keep], delta[keep]
 
 
 def _chunk_ids(con: sqlite3.Connection) -> np.ndarray:
     return np.array([r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
-
-
-def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
-    """Empty and refill the whole lexical index from (chunk id, retrieval text) pairs in id order."""
-    with _fast_delete(con):
-        _drop_old_tables(con)
-        for table in ("lex_terms", "lex_words", "lex_postings", "lex_gram_delta"):
-            con.execute(f"DELETE FROM {table}")
-    con.execute("DELETE FROM meta WHERE key IN ('char_df', 'bm25_length', 'postings_seq', 'lex_chunks')")
-    delta = LexiconDelta()
-    for ids, counts in analysed(_batches(texts), delta._grams):  # a pool's workers count the n-grams into it
-        delta.take(con, ids, counts)
-    delta.apply(con, fresh=True)
-
-
-def upgrade(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
-    """Bring the lexical index to this version inside the caller's transaction: a version 8 index holds everything
-    version 9 keeps, so only its chunk_grams go; any other is rebuilt from (chunk id, retrieval text) pairs."""
-    if _version(con) != "8" or con.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_grams'").fetchone() is None:
-        rebuild(con, texts)
-        return
-    # The chunks version 8 indexed, as `kb check` compares them with the chunk rows (its chunk_grams covered them).
-    (chunks,) = con.execute("SELECT COUNT(*) FROM chunk_grams").fetchone()
-    with _fast_delete(con):
-        _drop_old_tables(con)
-    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lex_chunks', ?)", (str(chunks),))
-    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexicon_version', ?)", (LEXICON_VERSION,))
-
-
-@contextmanager
-def _fast_delete(con: sqlite3.Connection) -> Iterator[None]:
-    """The block's deletes zero only the freed pages that are written anyway (secure_delete FAST).
-
-    Debian's SQLite zeroes every freed page (secure_delete on): emptying chunk_grams wrote its ~300 MB again to the
-    WAL at 100k chunks, a third of a rebuild. What goes is derived from the chunks that stay; the connection's
-    setting is restored after."""
-    (secure,) = con.execute("PRAGMA secure_delete").fetchone()
-    con.execute("PRAGMA secure_delete = FAST")
-    try:
-        yield
-    finally:
-        con.execute(f"PRAGMA secure_delete = {('OFF', 'ON', 'FAST')[secure]}")
-
-
-def _drop_old_tables(con: sqlite3.Connection) -> None:
-    """Drop the tables of older lexicon versions: the FTS5 index (before 7) and the stored n-gram counts (7 and 8)."""
-    con.execute("DROP TABLE IF EXISTS chunk_fts")
-    con.execute("DROP TABLE IF EXISTS chunk_grams")
-
-
-def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, list[str]]]:
-    batch: list[tuple[int, str]] = []
-    for row in texts:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
-            batch = []
-    if batch:
-        yield np.array([cid for cid, _ in batch], dtype=np.int64), [text for _, text in batch]
-
-
-def analysed(
-    batches: Iterator[tuple[np.ndarray, list[str]]], gram_df: np.ndarray | None = None
-) -> Iterator[tuple[np.ndarray, Analysis]]:
-    """(ids, analyse(texts)) of each batch, in order. Past PARALLEL_FROM batches (a rebuild of thousands of chunks)
-    the analysis runs in a pool of worker processes, one per CPU, while this process writes what they return;
-    the pool stops with the rebuild, whatever ends it. gram_df ((GRAM_BUCKETS,) int64): where the pool's workers
-    add the chunks holding each n-gram bucket, by the end of the iteration; their Analysis then carries no buckets."""
-    head = list(islice(batches, PARALLEL_FROM))
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
-    # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
-    # analyse alone: numpy and regular expressions, never the inherited SQLite connection.
-    compiled = len(head) >= PARALLEL_FROM and compiled_hashing()  # compiled before the fork: the workers inherit it
-    if len(head) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
-        for ids, texts in chain(head, batches):
-            yield ids, analyse(texts, True, compiled)
-        return
-    # Each worker counts its chunks' n-grams into an array of its own, shared with this process (anonymous shared
-    # memory, inherited by the fork): the buckets (~6 KB a chunk) need not go through the pipes, nor be counted here.
-    shared = workers if gram_df is not None else 0
-    tallies = [np.frombuffer(mmap.mmap(-1, GRAM_BUCKETS * 8), dtype=np.int64) for _ in range(shared)]
-    context = get_context("fork")
-    slots = context.Value("i", 0)
-    task = _analyse_tallied if tallies else analyse
-    with ProcessPoolExecutor(workers, context, initializer=_take_tally, initargs=(tallies, slots)) as pool:
-        window: deque[tuple[np.ndarray, Future[Analysis]]] = deque()
-        try:
-            for ids, texts in chain(head, batches):
-                window.append((ids, pool.submit(task, texts, True, compiled)))
-                if len(window) > 2 * workers:
-                    ids_done, job = window.popleft()
-                    yield ids_done, job.result()
-            while window:
-                ids_done, job = window.popleft()
-                yield ids_done, job.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    if gram_df is not None:
-        for tally in tallies:  # every task has finished: the workers' counts are whole
-            gram_df += tally
-
-
-_TALLY: list[np.ndarray] = []  # in a pool worker of analysed: its own count of chunks per n-gram bucket
-
-
-def _take_tally(tallies: list[np.ndarray], slots: Synchronized) -> None:
-    """A pool worker's start: take the next of tallies (none when the caller counts the n-grams itself)."""
-    with slots.get_lock():
-        slot = slots.value
-        slots.value += 1
-    _TALLY[:] = tallies[slot : slot + 1]
-
-
-def _analyse_tallied(texts: list[str], grams: bool, compiled: bool) -> Analysis:
-    """analyse(texts, grams, compiled) in a pool worker, its n-gram buckets counted into the worker's tally."""
-    counts = analyse(texts, grams, compiled)
-    if len(_TALLY) != 1:
-        raise RuntimeError("an analysing worker without its tally of n-grams")
-    if compiled:
-        lexical_kernels.count_buckets(_TALLY[0], counts.gram_buckets)
-    else:
-        np.add.at(_TALLY[0], counts.gram_buckets.astype(np.intp), 1)
-    return replace(counts, gram_buckets=np.zeros(0, dtype=np.uint32))
 
 
 @cache
@@ -409,7 +305,7 @@ def is_current(con: sqlite3.Connection) -> bool:
 
     Raises KBError for an index from a newer hopfield-kb: rebuilding it in this version's format would silently
     downgrade a KB that newer readers share, and reading it as this format could misread it."""
-    version = _version(con)
+    version = stored_version(con)
     if version is not None and _newer(version):
         raise KBError(
             f"the knowledge base's lexical index is version {version}, written by a newer hopfield-kb than this one "
@@ -418,7 +314,7 @@ def is_current(con: sqlite3.Connection) -> bool:
     return version == LEXICON_VERSION
 
 
-def _version(con: sqlite3.Connection) -> str | None:
+def stored_version(con: sqlite3.Connection) -> str | None:
     row = con.execute("SELECT value FROM meta WHERE key = 'lexicon_version'").fetchone()
     return None if row is None else str(row[0])
 

@@ -18,7 +18,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
-from kb import lexical_index
+from kb import lexical_index, lexical_rebuild
 from kb.database import rollback
 from kb.errors import KBError
 
@@ -278,7 +278,7 @@ def upgrade(con: sqlite3.Connection, retrieval_texts: Iterable[tuple[int, str]])
         if not lexical_index.is_current(con):
             # A KB from before the lexical index, or from before its current version (6: FTS5 instead of
             # postings; 8: stored n-gram counts, dropped): built once from the chunks, or upgraded in place.
-            lexical_index.upgrade(con, retrieval_texts)
+            lexical_rebuild.upgrade(con, retrieval_texts)
         con.execute("COMMIT")
     except BaseException:
         rollback(con)  # after SQLITE_FULL or an I/O error SQLite has rolled back: a bare ROLLBACK would hide why

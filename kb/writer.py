@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import faiss
 import numpy as np
 
-from kb import lexical_index, reads
+from kb import lexical_index, lexical_rebuild, reads
 from kb.database import inserted_id, rollback
 from kb.errors import KBError, KBLockedError, ManifestError, write_failure
 from kb.faults import fault_point
@@ -204,7 +204,7 @@ class Writer:
                 # The lexical index's largest write (16 MiB of n-gram frequencies) comes last: a full
                 # disk then fails here, inside the transaction, and the old snapshot stays committed.
                 if self._rebuild:
-                    lexical_index.rebuild(con, reads.retrieval_texts(con))
+                    lexical_rebuild.rebuild(con, reads.retrieval_texts(con))
                 else:
                     self._lexicon.apply(con)
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('token', ?)", (token,))

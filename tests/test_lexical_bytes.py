@@ -185,13 +185,13 @@ def test_a_version_8_kb_drops_its_ngram_rows_on_open_and_answers_the_same(tmp_pa
 # Opens the version 8 KB and is killed after the upgrade's statements, before its transaction commits.
 KILLED_UPGRADE = """
 import os, signal, sys
-import kb.lexical_index as lexical_index
+import kb.lexical_rebuild as lexical_rebuild
 from kb import KnowledgeBase
-upgrade = lexical_index.upgrade
+upgrade = lexical_rebuild.upgrade
 def upgrade_then_die(con, texts):
     upgrade(con, texts)
     os.kill(os.getpid(), signal.SIGKILL)
-lexical_index.upgrade = upgrade_then_die
+lexical_rebuild.upgrade = upgrade_then_die
 KnowledgeBase(sys.argv[1])
 """
 
