@@ -142,8 +142,9 @@ class QuestionRecall:
         mass = chunk_mass(attn, index.pattern_chunk, len(index.chunks))
         vouched = chunk_mass(attn * index.patterns.vouched, index.pattern_chunk, len(index.chunks))
         if allowed is not None:
-            mass[:, ~np.isin(index.chunks, allowed)] = 0.0
-            vouched[:, ~np.isin(index.chunks, allowed)] = 0.0
+            hidden = ~np.isin(index.chunks, allowed)
+            mass[:, hidden] = 0.0
+            vouched[:, hidden] = 0.0
         out = []
         for b in range(len(queries)):
             keep = np.flatnonzero(mass[b] >= MIN_MASS)

@@ -79,10 +79,10 @@ class AnswerConfig:
         `python -m eval.answers`); on the sample KB's out-of-scope questions it abstains more (0.77 ->
         0.91). Turn it on for a KB whose askers stray off its scope more than they paraphrase.
     memory_evidence: the question memory's recall counts as evidence: when the reader's question memory
-        (retriever.question_recall) recalls one of the judged passages with mass m (0..1: the attention of earlier
-        questions confirmed to be answered by it), evidence is at least m. A question the team confirmed, or a
-        close paraphrase of one, is then answered again although its words are not the passage's. An empty
-        memory changes nothing.
+        (retriever.question_recall) recalls one of the judged passages with vouched mass m (0..1: the attention of
+        earlier questions confirmed to be answered by it, by the owner or by kb.MemoryConfig.vouching_users keys),
+        evidence is at least m. A question the team confirmed, or a close paraphrase of one, is then answered again
+        although its words are not the passage's. An empty memory changes nothing.
     w_cross: weight of the cross-encoder logit (about -11..+10) against the sentence score when choosing
         quote [1]; chosen on the calibration questions' key fact (`python -m eval.second_reader --fit`).
     cross_reads: how many of the top document's best-scoring sentences the cross-encoder reads to choose

@@ -69,19 +69,23 @@ def _on_feedback(key: str, turn: TurnView) -> None:
     value = st.session_state.get(key)
     if value is None:
         return
-    try:
-        record_feedback(app_state.knowledge_base(), turn.question, list(turn.sources), helpful=value == 1)
-        st.toast("Thanks, feedback saved." if value == 1 else "Thanks, noted as not helpful.")
-    except KBError as exc:
-        st.toast(md_escape(f"Could not save feedback: {exc}"))
+    thanks = "Thanks, feedback saved." if value == 1 else "Thanks, noted as not helpful."
+    _save_feedback(turn.question, list(turn.sources), value == 1, thanks)
 
 
 def _on_answers_it(turn: TurnView, source: SourceView) -> None:
     """A closest passage confirmed as the answer: a thumbs up on it, which teaches the question memory, so the
     question and its paraphrases are answered from it from now on (AnswerConfig.memory_evidence)."""
+    _save_feedback(
+        turn.question, [source], True, "Saved: this question, and questions like it, will be answered from this passage."
+    )
+
+
+def _save_feedback(question: str, sources: list[SourceView], helpful: bool, thanks: str) -> None:
+    """Record the verdict on sources (retriever.record_feedback) and say so in a toast: thanks, or why it failed."""
     try:
-        record_feedback(app_state.knowledge_base(), turn.question, [source], helpful=True)
-        st.toast("Saved: this question, and questions like it, will be answered from this passage.")
+        record_feedback(app_state.knowledge_base(), question, sources, helpful=helpful)
+        st.toast(thanks)
     except KBError as exc:
         st.toast(md_escape(f"Could not save feedback: {exc}"))
 
