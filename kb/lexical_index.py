@@ -20,7 +20,18 @@ import numpy as np
 
 from kb import lexical_kernels, postings
 from kb.errors import KBError
-from kb.lexicon import GRAM_BUCKETS, LATIN_WORDS_3, LEXICON_VERSION, WORD, gram_counts, stopwords
+from kb.lexicon import (
+    GRAM_BUCKETS,
+    LATIN_WORDS_3,
+    LEXICON_VERSION,
+    WORD,
+    CodePoints,
+    code_points,
+    compiled_words,
+    count_text_grams,
+    gram_counts,
+    stopwords,
+)
 from kb.sql import IN_LIST, in_batches, select_in
 
 BATCH = 512
@@ -30,8 +41,8 @@ GRAM_DELTA_MAX = 1 << 18
 # Added chunks' n-gram buckets are counted by one bincount per this many (np.add.at per batch was a rebuild's
 # largest writer cost; a bincount per batch zeroes a 32 MiB array each time).
 GRAM_FOLD = 1 << 24
-# A rebuild of at least this many batches analyses them in worker processes (starting them costs ~1 s).
-PARALLEL_FROM = 8
+# A commit's batches past this many are analysed by kb.lexical_kernels (loading them costs ~0.5 s).
+COMPILED_FROM = 8
 
 
 @dataclass(frozen=True)
@@ -54,20 +65,25 @@ class Analysis:
     grams: bool
 
 
-def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Analysis:
+def analyse(texts: list[str], grams: bool = True, compiled: bool = False, gram_df: np.ndarray | None = None) -> Analysis:
     """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes); compiled:
-    hash the n-grams with kb.lexical_kernels (the same counts; only where compiled_hashing() said it runs)."""
+    cut the words and hash the n-grams with kb.lexical_kernels (the same counts; only where compiled_hashing() said it
+    runs); gram_df ((GRAM_BUCKETS,) int64): add each text's n-gram buckets to it instead of returning them."""
     lowered = [t.lower() for t in texts]
-    tokens = [WORD.findall(t) for t in lowered]
-    flat = list(chain.from_iterable(tokens))
-    terms = list(dict.fromkeys(flat))
-    index = dict(zip(terms, range(len(terms))))
-    codes = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in tokens])
+    points = code_points(lowered) if compiled else None
+    if points is not None:
+        terms, codes, rows = compiled_words(points)
+    else:
+        tokens = [WORD.findall(t) for t in lowered]
+        flat = list(chain.from_iterable(tokens))
+        terms = list(dict.fromkeys(flat))
+        index = dict(zip(terms, range(len(terms))))
+        codes = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in tokens])
     n = max(len(texts), 1)
     pair, tf = np.unique(codes * n + rows, return_counts=True)
-    kept = ~np.isin(codes, [index[t] for t in stopwords() if t in index])
-    counted = gram_counts(lowered, lowered=True, compiled=compiled) if grams else None
+    stop = stopwords()
+    kept = ~np.isin(codes, [i for i, t in enumerate(terms) if t in stop])
     return Analysis(
         terms,
         pair // n,
@@ -75,9 +91,20 @@ def analyse(texts: list[str], grams: bool = True, compiled: bool = False) -> Ana
         tf,
         np.bincount(rows[kept], minlength=len(texts)),
         np.bincount(codes, minlength=len(terms)),
-        counted.buckets if counted else np.zeros(0, dtype=np.uint32),
+        _grams(lowered, points, gram_df) if grams else np.zeros(0, dtype=np.uint32),
         grams,
     )
+
+
+def _grams(lowered: list[str], points: CodePoints | None, gram_df: np.ndarray | None) -> np.ndarray:
+    """Each text's distinct n-gram buckets, one text after the other; none when they are added to gram_df instead."""
+    if gram_df is None:
+        return gram_counts(lowered, lowered=True, compiled=points is not None).buckets
+    if points is not None:
+        count_text_grams(points, gram_df)
+    else:
+        np.add.at(gram_df, gram_counts(lowered, lowered=True).buckets.astype(np.intp), 1)
+    return np.zeros(0, dtype=np.uint32)
 
 
 def latin_counts(terms: list[str], occurrences: np.ndarray) -> Counter[str]:
@@ -115,7 +142,7 @@ class LexiconDelta:
         self.chunks = 0  # chunks added minus removed
         self.segment = postings.Segment()
         self._pending: list[tuple[int, str]] = []
-        self._batches = 0  # analysed by _flush: past PARALLEL_FROM, a big commit, hashed by kb.lexical_kernels
+        self._batches = 0  # analysed by _flush: past COMPILED_FROM, a big commit, hashed by kb.lexical_kernels
 
     @property
     def gram_df(self) -> np.ndarray:
@@ -151,7 +178,7 @@ class LexiconDelta:
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
             self._batches += 1
-            compiled = self._batches > PARALLEL_FROM and compiled_hashing()
+            compiled = self._batches > COMPILED_FROM and compiled_hashing()
             self.take(
                 con, np.array([cid for cid, _ in part], dtype=np.int64), analyse([text for _, text in part], True, compiled)
             )
@@ -193,7 +220,7 @@ class LexiconDelta:
         if not rows:
             return
         self._flush(con)
-        compiled = len(rows) > PARALLEL_FROM * BATCH and compiled_hashing()  # as many as a big commit adds
+        compiled = len(rows) > COMPILED_FROM * BATCH and compiled_hashing()  # as many as a big commit adds
         for start in range(0, len(rows), BATCH):
             counts = analyse([text for _, text in rows[start : start + BATCH]], True, compiled)
             term_codes = self._codes(counts.terms)
@@ -292,7 +319,8 @@ def compiled_hashing() -> bool:
     first compile ~2 s). Without numba, or with nowhere to cache its compiled code (numba's RuntimeError), rebuilds
     and big commits hash with numpy: the same buckets, slower."""
     try:
-        gram_counts(["compile"], compiled=True)
+        analyse(["compile it"], compiled=True)
+        analyse(["compile it"], compiled=True, gram_df=np.zeros(GRAM_BUCKETS, dtype=np.int64))
         lexical_kernels.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
         lexical_kernels.group_by_code(np.zeros(1, dtype=np.int64), 1)
     except (ImportError, RuntimeError):

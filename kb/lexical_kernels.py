@@ -38,6 +38,35 @@ def counted_grams(
     return _compiled()["grams"](codes, bounds, space, multiplier, np.uint64(buckets - 1), *scratch)
 
 
+def count_text_grams(
+    codes: np.ndarray,
+    bounds: np.ndarray,
+    space: np.ndarray,
+    multiplier: np.uint64,
+    counts: np.ndarray,
+    seen: np.ndarray,
+    stamp: int,
+) -> None:
+    """Add one to counts ((buckets,) int64) at each n-gram bucket of each text, once per text that holds it: what
+    counting counted_grams' buckets adds, without sorting each text's n-grams. codes, bounds, space, multiplier: as
+    counted_grams takes them; seen ((buckets,) uint32): the stamp of the text that last counted each bucket, texts
+    stamped stamp + 1, stamp + 2, ... (below 2^32; a caller keeps seen and its last stamp from call to call)."""
+    if len(seen) != len(counts) or len(counts) & (len(counts) - 1):
+        raise ValueError("count_text_grams needs counts and seen of one power-of-two length")
+    if stamp + len(bounds) >= 1 << 32:
+        raise ValueError("count_text_grams's stamps would wrap: zero seen and start again from 0")
+    _compiled()["text_grams"](codes, bounds, space, multiplier, np.uint64(len(counts) - 1), counts, seen, np.uint32(stamp))
+
+
+def word_tokens(codes: np.ndarray, bounds: np.ndarray, word: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(term, row, start, end): the runs of two or more word characters in T texts (kb.lexicon.WORD's tokens).
+
+    codes, bounds: as counted_grams takes them; word ((0x110000,) bool): whether each code point is a word character.
+    term (int64): each token's distinct term, numbered by first occurrence; row (int64): its text; start, end
+    (int64): where each term first occurs, codes[start[i]:end[i]]."""
+    return tuple(_compiled()["words"](codes, bounds, word))
+
+
 def count_buckets(counts: np.ndarray, buckets: np.ndarray) -> None:
     """Add one to counts (int64) at each of buckets (uint32): np.add.at without its conversions, ~10x faster."""
     _compiled()["count"](counts, buckets)
@@ -60,7 +89,15 @@ def _compiled() -> dict[str, Callable[..., Any]]:
         from numba import njit
 
         compiled = njit(cache=True, nogil=True)
-        _kernels.update(grams=compiled(_grams), count=compiled(_count), group=compiled(_group))
+        global _hash_word  # the kernels below call it: compiled first, so numba finds the compiled one
+        _hash_word = compiled(_hash_word)
+        _kernels.update(
+            grams=compiled(_grams),
+            text_grams=compiled(_text_grams),
+            words=compiled(_words),
+            count=compiled(_count),
+            group=compiled(_group),
+        )
     return _kernels
 
 
@@ -83,6 +120,117 @@ def _group(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return order, bounds
 
 
+def _hash_word(
+    codes: np.ndarray, i: int, j: int, padded: np.ndarray, multiplier: np.uint64, mask: np.uint64, out: np.ndarray, k: int
+) -> int:
+    """Write the word codes[i:j]'s n-gram buckets to out from k on; the next free position of out."""
+    # Every constant a uint64: numba widens uint64 mixed with int64 to float64.
+    c1, c2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+    s33, k31, pad = np.uint64(33), np.uint64(31), np.uint64(33)  # pad: a space's code point plus one
+    # the word padded, each code point plus one (as kb.lexicon hashes them)
+    size = j - i + 2
+    padded[0] = pad
+    for p in range(i, j):
+        padded[p - i + 1] = np.uint64(codes[p]) + np.uint64(1)
+    padded[size - 1] = pad
+    for start in range(size - 2):
+        h = padded[start] * multiplier + padded[start + 1]
+        for n in range(3, min(size - start, 5) + 1):
+            h = h * multiplier + padded[start + n - 1]
+            x = h * k31 + np.uint64(n)
+            x ^= x >> s33
+            x *= c1
+            x ^= x >> s33
+            x *= c2
+            x ^= x >> s33
+            out[k] = np.uint32(x & mask)
+            k += 1
+    return k
+
+
+def _text_grams(
+    codes: np.ndarray,
+    bounds: np.ndarray,
+    space: np.ndarray,
+    multiplier: np.uint64,
+    mask: np.uint64,
+    counts: np.ndarray,
+    seen: np.ndarray,
+    stamp: np.uint32,
+) -> None:
+    longest = 0
+    for t in range(len(bounds) - 1):
+        longest = max(longest, bounds[t + 1] - bounds[t])
+    padded = np.empty(longest + 2, dtype=np.uint64)
+    word_grams = np.empty(3 * longest + 3, dtype=np.uint32)
+    for t in range(len(bounds) - 1):
+        stamp += np.uint32(1)
+        i, end = bounds[t], bounds[t + 1]
+        while i < end:
+            if codes[i] < len(space) and space[codes[i]]:
+                i += 1
+                continue
+            j = i
+            while j < end and not (codes[j] < len(space) and space[codes[j]]):
+                j += 1
+            for p in range(_hash_word(codes, i, j, padded, multiplier, mask, word_grams, 0)):
+                b = word_grams[p]
+                if seen[b] != stamp:  # this text's first n-gram in bucket b
+                    seen[b] = stamp
+                    counts[b] += 1
+            i = j
+
+
+def _words(codes: np.ndarray, bounds: np.ndarray, word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # Tokens are at most a third of the code points (two word characters and a separator, or a text's end).
+    most = len(codes) // 3 + len(bounds)
+    term = np.empty(most, dtype=np.int64)
+    row = np.empty(most, dtype=np.int64)
+    start = np.empty(most, dtype=np.int64)
+    end = np.empty(most, dtype=np.int64)
+    hashes = np.empty(most, dtype=np.uint64)
+    size = 16
+    while size < 2 * most:
+        size *= 2
+    slots = np.full(size, -1, dtype=np.int64)  # an open-addressed table of the terms so far: their numbers
+    mask = np.uint64(size - 1)
+    tokens, terms = 0, 0
+    for t in range(len(bounds) - 1):
+        i, stop = bounds[t], bounds[t + 1]
+        while i < stop:
+            if not word[codes[i]]:
+                i += 1
+                continue
+            j = i
+            h = np.uint64(0xCBF29CE484222325)
+            while j < stop and word[codes[j]]:
+                h = (h ^ np.uint64(codes[j])) * np.uint64(1099511628211)
+                j += 1
+            if j - i >= 2:
+                s = h & mask
+                found = -1
+                while slots[s] >= 0:
+                    other = slots[s]
+                    if hashes[other] == h and end[other] - start[other] == j - i:
+                        same = True
+                        for p in range(j - i):
+                            if codes[start[other] + p] != codes[i + p]:
+                                same = False
+                                break
+                        if same:
+                            found = other
+                            break
+                    s = (s + np.uint64(1)) & mask
+                if found < 0:
+                    found = terms
+                    slots[s], hashes[found], start[found], end[found] = found, h, i, j
+                    terms += 1
+                term[tokens], row[tokens] = found, t
+                tokens += 1
+            i = j
+    return term[:tokens].copy(), row[:tokens].copy(), start[:terms].copy(), end[:terms].copy()
+
+
 def _grams(
     codes: np.ndarray,
     bounds: np.ndarray,
@@ -92,9 +240,6 @@ def _grams(
     out_buckets: np.ndarray,
     out_counts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # Every constant a uint64: numba widens uint64 mixed with int64 to float64.
-    c1, c2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-    s33, k31, pad = np.uint64(33), np.uint64(31), np.uint64(33)  # pad: a space's code point plus one
     texts = len(bounds) - 1
     longest = 0
     for t in range(texts):
@@ -117,24 +262,7 @@ def _grams(
             j = i
             while j < end and not (codes[j] < len(space) and space[codes[j]]):
                 j += 1
-            # the word codes[i:j] padded, each code point plus one (as kb.lexicon hashes them)
-            size = j - i + 2
-            padded[0] = pad
-            for p in range(i, j):
-                padded[p - i + 1] = np.uint64(codes[p]) + np.uint64(1)
-            padded[size - 1] = pad
-            for start in range(size - 2):
-                h = padded[start] * multiplier + padded[start + 1]
-                for n in range(3, min(size - start, 5) + 1):
-                    h = h * multiplier + padded[start + n - 1]
-                    x = h * k31 + np.uint64(n)
-                    x ^= x >> s33
-                    x *= c1
-                    x ^= x >> s33
-                    x *= c2
-                    x ^= x >> s33
-                    text_grams[k] = np.uint32(x & mask)
-                    k += 1
+            k = _hash_word(codes, i, j, padded, multiplier, mask, text_grams, k)
             i = j
         if k:
             # The text's n-grams sorted: two stable counting passes of 11 bits each (the buckets are below 2^22),

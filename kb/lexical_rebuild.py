@@ -1,7 +1,7 @@
 """The lexical index rebuilt from every chunk's text, or brought to this version from an older one.
 
-A rebuild analyses the texts in batches (kb.lexical_index.analyse), in a pool of worker processes past
-PARALLEL_FROM batches, while this process writes what they return through a LexiconDelta. Both run inside
+A rebuild analyses the texts in batches (kb.lexical_index.analyse), in a pool of worker processes from
+PARALLEL_FROM chunks on, while this process writes what they return through a LexiconDelta. Both run inside
 the caller's transaction (kb/schema.py's upgrade, the writer's repair), so a crash leaves the old index whole.
 """
 
@@ -14,17 +14,21 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
-from itertools import chain, islice
+from itertools import chain
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.sharedctypes import Synchronized
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from kb import lexical_kernels
-from kb.lexical_index import BATCH, PARALLEL_FROM, Analysis, LexiconDelta, analyse, compiled_hashing, stored_version
+from kb.lexical_index import Analysis, LexiconDelta, analyse, compiled_hashing, stored_version
 from kb.lexicon import GRAM_BUCKETS, LEXICON_VERSION
+
+# Texts analysed at once. The writer maps each batch's distinct terms to the rebuild's codes, so fewer, larger
+# batches repeat fewer lookups (100k chunks: 512 took 5.0-5.4 s, 2048 4.3 s; 8192 6 s, the pool's window too short).
+BATCH = 2048
+# A rebuild of at least this many chunks analyses them in worker processes (starting them costs ~1 s).
+PARALLEL_FROM = 4096
 
 
 def rebuild(con: sqlite3.Connection, texts: Iterable[tuple[int, str]]) -> None:
@@ -92,17 +96,24 @@ def _batches(texts: Iterable[tuple[int, str]]) -> Iterator[tuple[np.ndarray, lis
 def analysed(
     batches: Iterator[tuple[np.ndarray, list[str]]], gram_df: np.ndarray | None = None
 ) -> Iterator[tuple[np.ndarray, Analysis]]:
-    """(ids, analyse(texts)) of each batch, in order. Past PARALLEL_FROM batches (a rebuild of thousands of chunks)
+    """(ids, analyse(texts)) of each batch, in order. From PARALLEL_FROM chunks on (a rebuild of thousands of chunks)
     the analysis runs in a pool of worker processes, one per CPU, while this process writes what they return;
     the pool stops with the rebuild, whatever ends it. gram_df ((GRAM_BUCKETS,) int64): where the pool's workers
     add the chunks holding each n-gram bucket, by the end of the iteration; their Analysis then carries no buckets."""
-    head = list(islice(batches, PARALLEL_FROM))
+    head: list[tuple[np.ndarray, list[str]]] = []
+    chunks = 0
+    for batch in batches:
+        head.append(batch)
+        chunks += len(batch[0])
+        if chunks >= PARALLEL_FROM:
+            break
+    big = chunks >= PARALLEL_FROM
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
     # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
-    # analyse alone: numpy and regular expressions, never the inherited SQLite connection.
-    compiled = len(head) >= PARALLEL_FROM and compiled_hashing()  # compiled before the fork: the workers inherit it
-    if len(head) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
+    # analyse alone: numpy, regular expressions and compiled kernels, never the inherited SQLite connection.
+    compiled = big and compiled_hashing()  # compiled before the fork: the workers inherit it
+    if not big or workers < 2 or threading.active_count() > 1 or "fork" not in get_all_start_methods():
         for ids, texts in chain(head, batches):
             yield ids, analyse(texts, True, compiled)
         return
@@ -144,11 +155,6 @@ def _take_tally(tallies: list[np.ndarray], slots: Synchronized) -> None:
 
 def _analyse_tallied(texts: list[str], grams: bool, compiled: bool) -> Analysis:
     """analyse(texts, grams, compiled) in a pool worker, its n-gram buckets counted into the worker's tally."""
-    counts = analyse(texts, grams, compiled)
     if len(_TALLY) != 1:
         raise RuntimeError("an analysing worker without its tally of n-grams")
-    if compiled:
-        lexical_kernels.count_buckets(_TALLY[0], counts.gram_buckets)
-    else:
-        np.add.at(_TALLY[0], counts.gram_buckets.astype(np.intp), 1)
-    return replace(counts, gram_buckets=np.zeros(0, dtype=np.uint32))
+    return analyse(texts, grams, compiled, _TALLY[0])

@@ -153,15 +153,56 @@ def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False)
     return GramCounts(np.searchsorted(first, cut).astype(np.int64), bucket[first], counts)
 
 
+@dataclass(frozen=True)
+class CodePoints:
+    """Lower-cased texts joined by spaces, as kb.lexical_kernels reads them: text is the joined string, codes its
+    code points (uint32), text t codes[bounds[t]:bounds[t + 1]] with the space after it (whitespace ends a word)."""
+
+    text: str
+    codes: np.ndarray
+    bounds: np.ndarray
+
+
+def code_points(lowered: list[str]) -> CodePoints:
+    """CodePoints of lower-cased texts."""
+    text = " ".join(lowered)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    bounds = np.zeros(len(lowered) + 1, dtype=np.int64)
+    bounds[1:] = np.cumsum(np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered)) + 1)
+    bounds[-1] = len(codes)
+    return CodePoints(text, codes, bounds)
+
+
 def _compiled_gram_counts(lowered: list[str]) -> GramCounts:
     """gram_counts of lower-cased texts by kb.lexical_kernels.counted_grams: the texts are cut into words there."""
     from kb.lexical_kernels import counted_grams
 
-    codes = np.frombuffer(" ".join(lowered).encode("utf-32-le"), dtype=np.uint32)
-    bounds = np.zeros(len(lowered) + 1, dtype=np.int64)  # each text with the space after it (whitespace ends a word)
-    bounds[1:] = np.cumsum(np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered)) + 1)
-    bounds[-1] = len(codes)
-    return GramCounts(*counted_grams(codes, bounds, _whitespace(), _MULTIPLIER, GRAM_BUCKETS, _scratch(3 * len(codes) + 3)))
+    p = code_points(lowered)
+    return GramCounts(
+        *counted_grams(p.codes, p.bounds, _whitespace(), _MULTIPLIER, GRAM_BUCKETS, _scratch(3 * len(p.codes) + 3))
+    )
+
+
+def compiled_words(points: CodePoints) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(terms, term, row): word_terms of each text by kb.lexical_kernels.word_tokens; terms are the distinct tokens
+    by first occurrence, term (int64) each token's index into terms, row (int64) its text's."""
+    from kb.lexical_kernels import word_tokens
+
+    term, row, start, end = word_tokens(points.codes, points.bounds, _word_characters())
+    text = points.text
+    return [text[a:b] for a, b in zip(start.tolist(), end.tolist())], term, row
+
+
+def count_text_grams(points: CodePoints, counts: np.ndarray) -> None:
+    """Add to counts ((GRAM_BUCKETS,) int64) the texts holding each n-gram bucket (kb.lexical_kernels; a rebuild's
+    workers count their chunks so, as np.add.at over gram_counts' buckets would, without sorting each text's)."""
+    from kb.lexical_kernels import count_text_grams as count
+
+    seen = getattr(_SCRATCH, "seen", None)  # this thread's stamps: ~4 billion texts before they start again
+    if seen is None or seen[1] + len(points.bounds) >= 1 << 32:
+        seen = _SCRATCH.seen = (np.zeros(GRAM_BUCKETS, dtype=np.uint32), 0)
+    count(points.codes, points.bounds, _whitespace(), _MULTIPLIER, counts, seen[0], seen[1])
+    _SCRATCH.seen = (seen[0], seen[1] + len(points.bounds) - 1)
 
 
 _SCRATCH = threading.local()
@@ -173,6 +214,16 @@ def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
     if arrays is None or len(arrays[0]) < size:
         arrays = _SCRATCH.arrays = (np.empty(size, dtype=np.uint32), np.empty(size, dtype=np.uint32))
     return arrays
+
+
+@lru_cache(maxsize=1)
+def _word_characters() -> np.ndarray:
+    """Whether each code point is a word character (what WORD's \\w matches): read from the regular expression
+    engine itself over every code point (~0.1 s, once a process), so the compiled tokens are findall's."""
+    every = "".join(map(chr, range(0x110000)))  # lone surrogates included: a str holds them
+    table = np.zeros(0x110000, dtype=np.bool_)
+    table[[m.start() for m in re.finditer(r"(?u)\w", every)]] = True
+    return table
 
 
 @lru_cache(maxsize=1)

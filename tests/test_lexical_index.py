@@ -8,6 +8,8 @@ KBs are written through the public writer with seeded synthetic texts and random
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import bm25s
@@ -221,11 +223,28 @@ def test_a_corpus_whose_snapshot_a_later_commit_passed_says_so_instead_of_answer
 
 
 @pytest.mark.slow  # starts worker processes
-def test_a_rebuild_analysed_by_worker_processes_equals_the_serial_one(changed_kb, monkeypatch):
-    import kb.lexical_index as lexical_index
-
+def test_a_rebuild_analysed_by_worker_processes_equals_the_serial_one(changed_kb, tmp_path):
+    # In a fresh interpreter: the pool only forks from a process of one thread, and a test process may hold more
+    # (tqdm's monitor, after the bm25s tests), where the rebuild would quietly run serially.
+    script = """
+import os, sys
+import kb.lexical_index as lexical_index, kb.lexical_rebuild as lexical_rebuild
+from kb import KnowledgeBase
+lexical_rebuild.BATCH, lexical_rebuild.PARALLEL_FROM = 16, 32  # 85 chunks: 6 batches, so the worker pool runs
+def analyse_noting_the_process(*args, **kwargs):  # the forked workers inherit the patched name
+    with open(sys.argv[2], "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    return lexical_index.analyse(*args, **kwargs)
+lexical_rebuild.analyse = analyse_noting_the_process
+KnowledgeBase(sys.argv[1]).repair()
+print(os.getpid())
+"""
     serial = _state(changed_kb)
-    monkeypatch.setattr(lexical_index, "BATCH", 16)
-    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 2)  # 85 chunks: 6 batches, so the worker pool runs
-    changed_kb.repair()
-    _assert_same(serial, _state(changed_kb))
+    pids = tmp_path / "pids"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(changed_kb.dir), str(pids)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    _assert_same(serial, _state(KnowledgeBase(changed_kb.dir)))
+    analysed_in = set(pids.read_text().split())
+    assert len(analysed_in) >= 2 and done.stdout.strip() not in analysed_in  # the workers analysed every batch

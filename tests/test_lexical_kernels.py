@@ -36,12 +36,36 @@ def test_the_compiled_hashing_counts_what_numpy_counts():
         np.testing.assert_array_equal(getattr(compiled, field), getattr(numpy_counts, field))
 
 
+def test_the_compiled_analysis_cuts_and_counts_what_the_regular_expression_and_numpy_do():
+    from kb.lexical_index import analyse, compiled_hashing
+    from kb.lexicon import GRAM_BUCKETS
+
+    assert compiled_hashing()
+    # Word characters at the edges of \\w: underscores, digits of other scripts, combining marks, ligatures, a
+    # titlecase letter, superscripts and fractions (numeric, not decimal), enclosed and mathematical digits.
+    edges = "snake_case __init__ a_b _ __ x1 ١٢٣ é e\u0301t ǅungla ß ﬁ ⅷ ² ½ ㈠ 𝟘𝟙 a-b a.b"
+    texts = [*_texts(), edges, edges.upper()]
+    regex, compiled = analyse(texts), analyse(texts, compiled=True)
+    assert len(regex.terms) > 5_000
+    assert compiled.terms == regex.terms
+    for field in ("term", "row", "tf", "lengths", "occurrences", "gram_buckets"):
+        np.testing.assert_array_equal(getattr(compiled, field), getattr(regex, field))
+    # Counted into a rebuild worker's array instead: each text's buckets once, twice over two calls.
+    expected, numpy_df, compiled_df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) for _ in range(3))
+    np.add.at(expected, regex.gram_buckets.astype(np.intp), 1)
+    assert not len(analyse(texts, gram_df=numpy_df).gram_buckets)
+    for _ in range(2):
+        analyse(texts, compiled=True, gram_df=compiled_df)
+    np.testing.assert_array_equal(numpy_df, expected)
+    np.testing.assert_array_equal(compiled_df, 2 * expected)
+
+
 def test_a_big_commit_hashed_by_the_kernel_stores_the_pinned_bytes(tmp_path, monkeypatch):
     import kb.lexical_index as lexical_index
     from tests.test_lexical_bytes import PINNED, _digests, _kb
 
     monkeypatch.setattr(lexical_index, "BATCH", 4)
-    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 9 chunks in batches of 4: those after the first compiled
+    monkeypatch.setattr(lexical_index, "COMPILED_FROM", 1)  # 9 chunks in batches of 4: those after the first compiled
     assert lexical_index.compiled_hashing()
     assert _digests(_kb(tmp_path, n_docs=3)) == PINNED
 
@@ -87,7 +111,7 @@ def test_a_big_removal_counted_by_the_kernel_leaves_what_a_rebuild_leaves(tmp_pa
     kb = _kb(tmp_path, n_docs=3)
     before = kb.char_df()
     monkeypatch.setattr(lexical_index, "BATCH", 2)
-    monkeypatch.setattr(lexical_index, "PARALLEL_FROM", 1)  # 8 chunks removed in batches of 2: counted compiled
+    monkeypatch.setattr(lexical_index, "COMPILED_FROM", 1)  # 8 chunks removed in batches of 2: counted compiled
     with kb.writer(model=MODEL, dim=DIM) as w:
         w.remove_document("/virtual/doc1")
     removed = kb.char_df()
