@@ -224,21 +224,16 @@ class Corpus:
 
     def _char_vectors(self, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """{chunk id: (its n-gram buckets, their unit-length sublinear TF-IDF weights)} under this snapshot's idf."""
-        found, counted = self.kb.chunk_grams(ids, compiled=self.snapshot.size > CHAR_KERNEL_MIN_CHUNKS)
+        compiled = self.snapshot.size > CHAR_KERNEL_MIN_CHUNKS
+        found, counted = self.kb.chunk_grams(ids, compiled=compiled)
         if not len(found):
             return {}
-        # All chunks at once: one pass of numpy over their n-grams instead of a few calls per chunk. The counts as
-        # float32 clipped at 65,535, as lexicon versions 7 and 8 stored them: the same weights to the bit.
-        chunks = found.tolist()
-        buckets = counted.buckets
-        counts = np.minimum(counted.counts, 65535).astype(np.float32)
-        owner = np.repeat(np.arange(len(chunks)), np.diff(counted.indptr))
-        weights = (1 + np.log(np.maximum(counts, 1))) * self._char_idf[buckets]
-        norms = np.sqrt(np.bincount(owner, weights=np.square(weights, dtype=np.float64), minlength=len(chunks)))
-        keep = weights > 0
-        unit = (weights[keep] / np.where(norms > 0, norms, 1.0)[owner[keep]]).astype(np.float32)
-        cut = np.cumsum(np.bincount(owner[keep], minlength=len(chunks)))[:-1]
-        return dict(zip(chunks, zip(np.split(buckets[keep], cut), np.split(unit, cut))))
+        weigh = unit_weights
+        if compiled:  # the same floats in one compiled pass
+            from retriever.char_kernel import unit_weights as weigh
+        indptr, kept, unit = weigh(counted.indptr, counted.buckets, counted.counts, self._char_idf)
+        bounds = indptr.tolist()
+        return {c: (kept[s:e], unit[s:e]) for c, s, e in zip(found.tolist(), bounds, bounds[1:])}
 
     def char_at(self, query: str, positions: np.ndarray) -> np.ndarray:
         """Cosine of the character 3-5-gram TF-IDF (sublinear tf) of query with each given snapshot row."""
@@ -287,6 +282,22 @@ class Corpus:
         df = self.kb.term_df([w for w in words if len(w) > 1])
         # One-character tokens ("5", "x") are not in the word index; call them common, not rare.
         return {w: math.log((n + 1) / ((df.get(w, 0) if len(w) > 1 else n) + 0.5)) for w in words}
+
+
+def unit_weights(
+    indptr: np.ndarray, buckets: np.ndarray, counts: np.ndarray, idf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, buckets uint32, unit float32): N chunks' n-grams (kb.lexicon.GramCounts' indptr, buckets,
+    counts) weighted (1 + ln tf) * idf[bucket] (idf (GRAM_BUCKETS,) float32) and divided by each chunk's norm (by 1
+    where it is 0), in CSR form; entries of weight 0 left out. retriever.char_kernel compiles the same floats."""
+    # All chunks at once: one pass of numpy over their n-grams instead of a few calls per chunk. The counts as
+    # float32 clipped at 65,535, as lexicon versions 7 and 8 stored them: the same weights to the bit.
+    owner = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    weights = (1 + np.log(np.maximum(np.minimum(counts, 65535).astype(np.float32), 1))) * idf[buckets]
+    norms = np.sqrt(np.bincount(owner, weights=np.square(weights, dtype=np.float64), minlength=len(indptr) - 1))
+    keep = weights > 0
+    unit = (weights[keep] / np.where(norms > 0, norms, 1.0)[owner[keep]]).astype(np.float32)
+    return np.r_[0, np.cumsum(np.bincount(owner[keep], minlength=len(indptr) - 1))], buckets[keep], unit
 
 
 def term_contributions(

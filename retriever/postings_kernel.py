@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 
-def _compiled(function):
+def compiled(function):
     """function compiled, caching the machine code beside this file or, for a read-only install, in numba's
     user cache (~/.cache/numba); where neither can be written, compiled in memory on first call (~1 s)."""
     try:
@@ -42,7 +42,7 @@ def _compiled(function):
         return njit(nogil=True)(function)
 
 
-@_compiled
+@compiled
 def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_score):
     """One term's postings (chunk ids, tf, dl) as (snapshot row, BM25 contribution) into out_*[:m]; returns m.
     Ids the snapshot lacks (row_of -1, or beyond it) are skipped."""
@@ -63,7 +63,7 @@ def _contributions(ids, tf, dl, row_of, idf, k1, b, avg_length, out_rows, out_sc
     return m
 
 
-@_compiled
+@compiled
 def _add_term(rows, score, acc, touched, n):
     """acc[rows] += score, appending each row reached for the first time to touched[n:]; returns the new n."""
     for i in range(rows.shape[0]):
@@ -75,13 +75,13 @@ def _add_term(rows, score, acc, touched, n):
     return n
 
 
-@_compiled
+@compiled
 def _ranks_below(value_a, row_a, value_b, row_b):
     """Whether (value_a, row_a) ranks below (value_b, row_b): a lower score, or the same score and a higher row."""
     return value_a < value_b or (value_a == value_b and row_a > row_b)
 
 
-@_compiled
+@compiled
 def _select_top(acc, touched, n, k, heap_rows, heap_values):
     """The k best of touched[:n] by acc (_ranks_below) into heap_rows/heap_values[:m], unordered, m = min(k, n);
     zeroes acc at touched[:n]. heap_*[0] is the worst kept: a binary min-heap under _ranks_below."""
