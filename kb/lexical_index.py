@@ -320,7 +320,7 @@ def compiled_hashing() -> bool:
     and big commits hash with numpy: the same buckets, slower."""
     try:
         analyse(["compile it"], compiled=True)
-        analyse(["compile it"], compiled=True, gram_df=np.zeros(GRAM_BUCKETS, dtype=np.int64))
+        analyse(["compile it"], compiled=True, gram_df=np.zeros(16, dtype=np.int64))  # a rebuild's workers' kernel
         lexical_kernels.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
         lexical_kernels.group_by_code(np.zeros(1, dtype=np.int64), 1)
     except (ImportError, RuntimeError):

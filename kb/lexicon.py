@@ -195,12 +195,13 @@ def compiled_words(points: CodePoints) -> tuple[list[str], np.ndarray, np.ndarra
 
 def count_text_grams(points: CodePoints, counts: np.ndarray) -> None:
     """Add to counts ((GRAM_BUCKETS,) int64) the texts holding each n-gram bucket (kb.lexical_kernels; a rebuild's
-    workers count their chunks so, as np.add.at over gram_counts' buckets would, without sorting each text's)."""
+    workers count their chunks so, as np.add.at over gram_counts' buckets would, without sorting each text's). A
+    shorter power-of-two counts hashes into that many buckets (compiling the kernel costs no 16 MiB that way)."""
     from kb.lexical_kernels import count_text_grams as count
 
     seen = getattr(_SCRATCH, "seen", None)  # this thread's stamps: ~4 billion texts before they start again
-    if seen is None or seen[1] + len(points.bounds) >= 1 << 32:
-        seen = _SCRATCH.seen = (np.zeros(GRAM_BUCKETS, dtype=np.uint32), 0)
+    if seen is None or len(seen[0]) != len(counts) or seen[1] + len(points.bounds) >= 1 << 32:
+        seen = (np.zeros(len(counts), dtype=np.uint32), 0)
     count(points.codes, points.bounds, _whitespace(), _MULTIPLIER, counts, seen[0], seen[1])
     _SCRATCH.seen = (seen[0], seen[1] + len(points.bounds) - 1)
 
