@@ -89,8 +89,8 @@ def _compiled() -> dict[str, Callable[..., Any]]:
         from numba import njit
 
         compiled = njit(cache=True, nogil=True)
-        global _hash_word  # the kernels below call it: compiled first, so numba finds the compiled one
-        _hash_word = compiled(_hash_word)
+        global _hash_word, _next_word, _longest  # the kernels below call them: compiled first, so numba finds those
+        _hash_word, _next_word, _longest = compiled(_hash_word), compiled(_next_word), compiled(_longest)
         _kernels.update(
             grams=compiled(_grams),
             text_grams=compiled(_text_grams),
@@ -118,6 +118,24 @@ def _group(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         order[at[codes[i]]] = i
         at[codes[i]] += 1
     return order, bounds
+
+
+def _longest(bounds: np.ndarray) -> int:
+    """The most code points of one text."""
+    longest = 0
+    for t in range(len(bounds) - 1):
+        longest = max(longest, bounds[t + 1] - bounds[t])
+    return longest
+
+
+def _next_word(codes: np.ndarray, i: int, end: int, space: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the first word (a run of non-whitespace) in codes[i:end]; (end, end) if there is none."""
+    while i < end and codes[i] < len(space) and space[codes[i]]:
+        i += 1
+    j = i
+    while j < end and not (codes[j] < len(space) and space[codes[j]]):
+        j += 1
+    return i, j
 
 
 def _hash_word(
@@ -158,27 +176,19 @@ def _text_grams(
     seen: np.ndarray,
     stamp: np.uint32,
 ) -> None:
-    longest = 0
-    for t in range(len(bounds) - 1):
-        longest = max(longest, bounds[t + 1] - bounds[t])
+    longest = _longest(bounds)
     padded = np.empty(longest + 2, dtype=np.uint64)
     word_grams = np.empty(3 * longest + 3, dtype=np.uint32)
     for t in range(len(bounds) - 1):
         stamp += np.uint32(1)
-        i, end = bounds[t], bounds[t + 1]
-        while i < end:
-            if codes[i] < len(space) and space[codes[i]]:
-                i += 1
-                continue
-            j = i
-            while j < end and not (codes[j] < len(space) and space[codes[j]]):
-                j += 1
+        i, j = _next_word(codes, bounds[t], bounds[t + 1], space)
+        while i < j:
             for p in range(_hash_word(codes, i, j, padded, multiplier, mask, word_grams, 0)):
                 b = word_grams[p]
                 if seen[b] != stamp:  # this text's first n-gram in bucket b
                     seen[b] = stamp
                     counts[b] += 1
-            i = j
+            i, j = _next_word(codes, j, bounds[t + 1], space)
 
 
 def _words(codes: np.ndarray, bounds: np.ndarray, word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -241,9 +251,7 @@ def _grams(
     out_counts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     texts = len(bounds) - 1
-    longest = 0
-    for t in range(texts):
-        longest = max(longest, bounds[t + 1] - bounds[t])
+    longest = _longest(bounds)
     # A text of L code points has at most 3 L + 3 n-grams (3 per position of its padded words, less 3 per word).
     text_grams = np.empty(3 * longest + 3, dtype=np.uint32)
     scratch = np.empty(3 * longest + 3, dtype=np.uint32)
@@ -254,16 +262,10 @@ def _grams(
     k_out = 0
     for t in range(texts):
         k = 0
-        i, end = bounds[t], bounds[t + 1]
-        while i < end:
-            if codes[i] < len(space) and space[codes[i]]:
-                i += 1
-                continue
-            j = i
-            while j < end and not (codes[j] < len(space) and space[codes[j]]):
-                j += 1
+        i, j = _next_word(codes, bounds[t], bounds[t + 1], space)
+        while i < j:
             k = _hash_word(codes, i, j, padded, multiplier, mask, text_grams, k)
-            i = j
+            i, j = _next_word(codes, j, bounds[t + 1], space)
         if k:
             # The text's n-grams sorted: two stable counting passes of 11 bits each (the buckets are below 2^22),
             # both digits' histograms in one read; ~4x faster than numba's np.sort on a text's ~2,000.
