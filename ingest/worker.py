@@ -7,12 +7,15 @@ rest of the run goes on. Python cannot stop a thread, so the work runs in a work
 capped at `memory_mb` so an allocation beyond it fails inside the worker, not on the machine.
 
 The worker is started with the "spawn" method (it never inherits the parent's locks, threads or
-model) once per process and reused; it exits when its parent goes away (its pipe closes).
+model) once per process and reused; it exits when its parent goes away (its pipe closes). Spawn first re-runs the
+parent's main script in the worker, so a script that calls ingest outside `if __name__ == "__main__":` would ingest
+again there; the worker stops at once instead (UNGUARDED_EXIT), and the run stops with a KBError naming the fix.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +25,13 @@ from pathlib import Path
 
 from ingest.chunker import ChunkConfig
 from ingest.loaders import LoadError
+
+WORKER_NAME = "kb-parse"
+UNGUARDED_EXIT = 86  # a worker's exit code: it found its parent's script calling ingest while it was being started
+UNGUARDED = (
+    'the script that runs this ingest calls it outside `if __name__ == "__main__":`, and Python re-runs such a '
+    "script in each parse worker it starts; put the call under that guard"
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ class ParseWorker:
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self.budget.memory_mb), daemon=True, name="kb-parse")
+        proc = ctx.Process(target=_serve, args=(child, self.budget.memory_mb), daemon=True, name=WORKER_NAME)
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
@@ -112,6 +122,9 @@ class ParseWorker:
         Where no worker process can be started (a sandbox without fork/exec rights, an interpreter
         the current user cannot run), the file is parsed here, without the budget, and says so.
         """
+        if mp.current_process().name == WORKER_NAME:  # this worker is re-running its parent's unguarded script
+            print(f"hopfield-kb: {UNGUARDED}", file=sys.stderr, flush=True)
+            raise SystemExit(UNGUARDED_EXIT)
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 try:
@@ -153,7 +166,14 @@ class ParseWorker:
                 deadline += float(value)
         except (EOFError, OSError):
             code = self._proc.exitcode if self._proc is not None else None
+            if code is None and self._proc is not None:
+                self._proc.join(timeout=5)  # the pipe closed as it exited: its code follows
+                code = self._proc.exitcode
             self.stop()
+            if code == UNGUARDED_EXIT:  # no file can be parsed so: the run stops, before anything is written
+                from kb import KBError
+
+                raise KBError(UNGUARDED) from None
             raise LoadError(
                 path, f"the parser stopped (exit code {code}), likely over the {self.budget.memory_mb} MB parse budget"
             ) from None

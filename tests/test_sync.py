@@ -351,3 +351,29 @@ def test_a_moved_folder_keeps_versions_and_its_sync_still_removes_deleted_files(
     (moved / "drop.txt").unlink()
     third = ingest(kb_dir, [moved], IngestConfig(mirror=True), embedder=embedder)
     assert third.removed == ("drop.txt",) and kb.document("drop.txt") is None and kb.check().ok
+
+
+UNGUARDED_SCRIPT = """
+from ingest import ingest
+report = ingest({kb!r}, [{docs!r}])
+print("INGESTED", report.counts())
+"""
+
+
+@pytest.mark.slow  # a script and its parse worker, each a fresh interpreter
+def test_a_script_calling_ingest_outside_a_main_guard_stops_with_the_fix_and_stores_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    docs, kb_dir = tmp_path / "docs", tmp_path / "store"  # not "kb": the script's folder comes first on sys.path
+    docs.mkdir()
+    (docs / "refunds.txt").write_text("Refunds take five business days after we receive the item.")
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT.format(kb=str(kb_dir), docs=str(docs)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    # Spawn re-ran the script in the parse worker: it stopped there instead of ingesting a second time, and the
+    # run stopped with the fix named instead of failing the file at its 60 s budget.
+    assert done.returncode == 1 and "INGESTED" not in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "hopfield-kb: the script that runs this ingest calls it outside" in done.stderr  # the worker's line
+    assert 'KBError: the script that runs this ingest calls it outside `if __name__ == "__main__":`' in done.stderr
+    assert not kb_dir.exists() or KnowledgeBase(kb_dir).n_chunks() == 0
