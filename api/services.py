@@ -13,6 +13,7 @@ from api.jobs import SyncJobs
 from api.keys import KeyStore
 from api.metrics import Metrics
 from kb import KBError, embedder_for
+from retriever import WARM_UP_QUERY
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Services:
                 embedder_for(self.collections.get(name).kb_dir)
             for name in self.config.collections:
                 try:
-                    self.collections.retriever(name, "hopfield", 5).search("warm up")
+                    self.collections.retriever(name, "hopfield", 5).search(WARM_UP_QUERY)  # query repair too
                 except KBError:
                     pass  # an empty collection is ready as soon as it gets documents
         finally:

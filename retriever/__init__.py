@@ -66,7 +66,7 @@ from retriever.serialize import (
     hit_dict,
     search_dict,
 )
-from retriever.vocabulary import Repair, VocabularyMemory
+from retriever.vocabulary import WARM_UP_QUERY, Repair, VocabularyMemory
 
 __all__ = [
     "hopfield_math",
@@ -89,6 +89,7 @@ __all__ = [
     "history_aware",
     "Repair",
     "VocabularyMemory",
+    "WARM_UP_QUERY",
     "answer",
     "NOT_FOUND",
     "Answer",

@@ -72,6 +72,19 @@ def test_vocabulary_memory_leaves_known_and_foreign_words_alone():
     assert memory.repair("invoces").text == "invoices"
 
 
+def test_a_warm_up_search_builds_query_repair_that_a_clean_question_leaves_unbuilt(kb_copy, embedder):
+    from retriever import WARM_UP_QUERY
+    from retriever.corpus import corpus_for
+
+    kb = KnowledgeBase(kb_copy)  # a directory of its own: no other test's corpus or vocabulary
+    hop = make_retriever("hopfield", kb, embedder)
+    hop.search("How do I reset my password?")
+    vocabulary = corpus_for(kb).vocabulary
+    assert not vocabulary.prepared  # a clean question never pays for the dictionaries
+    hop.search(WARM_UP_QUERY)  # what the API server and the app search before they say ready
+    assert vocabulary.prepared and corpus_for(kb).vocabulary is vocabulary
+
+
 def test_a_later_snapshot_memory_reuses_the_edit_dictionary_and_repairs_like_a_fresh_one():
     before = VocabularyMemory.build(["Refund policy for annual plans, invoices and the quarterly warranty."])
     assert before.repair("quartrly warrnty").text == "quarterly warranty"  # builds the edit dictionary

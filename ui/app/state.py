@@ -31,7 +31,16 @@ from kb import (
     load_embedder,
     without_paths,
 )
-from retriever import DEFAULT_CANDIDATES, RETRIEVERS, AnswerConfig, HopfieldConfig, LLMConfig, Retriever, make_retriever
+from retriever import (
+    DEFAULT_CANDIDATES,
+    RETRIEVERS,
+    WARM_UP_QUERY,
+    AnswerConfig,
+    HopfieldConfig,
+    LLMConfig,
+    Retriever,
+    make_retriever,
+)
 from ui.launch import KB_DIR_ENV, LLM_MODEL_ENV, LLM_URL_ENV, SIGN_IN_ENV, SOURCES_ENV
 
 log = logging.getLogger("hopfield_kb.app")
@@ -98,8 +107,8 @@ def _retriever(path: str, name: str, top_k: int, candidates: int, beta: float) -
     retriever = make_retriever(
         name, _knowledge_base(path), top_k=top_k, candidates=candidates, hopfield=HopfieldConfig(beta=beta)
     )
-    try:  # build the index structures now, not during the first question
-        retriever.search("warm up the index")
+    try:  # build the index structures and query repair's dictionaries now, not during the first question
+        retriever.search(WARM_UP_QUERY)
     except KBError:
         pass  # an empty KB: the page says so
     return retriever
