@@ -27,6 +27,7 @@ from kb.lexicon import (
     WORD,
     CodePoints,
     code_points,
+    compiled_gram_counts,
     compiled_words,
     count_text_grams,
     gram_counts,
@@ -98,8 +99,8 @@ def analyse(texts: list[str], grams: bool = True, compiled: bool = False, gram_d
 
 def _grams(lowered: list[str], points: CodePoints | None, gram_df: np.ndarray | None) -> np.ndarray:
     """Each text's distinct n-gram buckets, one text after the other; none when they are added to gram_df instead."""
-    if gram_df is None:
-        return gram_counts(lowered, lowered=True, compiled=points is not None).buckets
+    if gram_df is None:  # the code points already cut for the words, not encoded a second time
+        return (compiled_gram_counts(points) if points is not None else gram_counts(lowered, lowered=True)).buckets
     if points is not None:
         count_text_grams(points, gram_df)
     else:

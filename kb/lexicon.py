@@ -125,7 +125,7 @@ def gram_counts(texts: list[str], lowered: bool = False, compiled: bool = False)
     hashed and counted with numpy over all texts at once (compiled: by kb.lexical_kernels's numba function instead,
     the same counts ~3x faster, for jobs that can pay for importing numba)."""
     if compiled:
-        return _compiled_gram_counts(texts if lowered else [t.lower() for t in texts])
+        return compiled_gram_counts(code_points(texts if lowered else [t.lower() for t in texts]))
     # str.split() cuts at runs of whitespace as scikit-learn's char_wb does after folding them to one space.
     words_per_text = [(t if lowered else t.lower()).split() for t in texts]
     words = list(chain.from_iterable(words_per_text))
@@ -173,11 +173,10 @@ def code_points(lowered: list[str]) -> CodePoints:
     return CodePoints(text, codes, bounds)
 
 
-def _compiled_gram_counts(lowered: list[str]) -> GramCounts:
-    """gram_counts of lower-cased texts by kb.lexical_kernels.counted_grams: the texts are cut into words there."""
+def compiled_gram_counts(p: CodePoints) -> GramCounts:
+    """gram_counts of the texts p holds, by kb.lexical_kernels.counted_grams: the texts are cut into words there."""
     from kb.lexical_kernels import counted_grams
 
-    p = code_points(lowered)
     return GramCounts(
         *counted_grams(p.codes, p.bounds, _whitespace(), _MULTIPLIER, GRAM_BUCKETS, _scratch(3 * len(p.codes) + 3))
     )

@@ -56,11 +56,11 @@ def _unit_weights(
     for t in range(len(indptr) - 1):
         norm = 0.0
         for p in range(indptr[t], indptr[t + 1]):
-            w = np.float64(table[min(counts[p], 65535)] * idf[buckets[p]])
+            w = np.float64(table[min(counts[p], TF_CLIP)] * idf[buckets[p]])
             norm += w * w
         norm = np.sqrt(norm) if norm > 0 else 1.0
         for p in range(indptr[t], indptr[t + 1]):
-            w32 = table[min(counts[p], 65535)] * idf[buckets[p]]
+            w32 = table[min(counts[p], TF_CLIP)] * idf[buckets[p]]
             if w32 > 0:
                 out_buckets[k] = buckets[p]
                 out_unit[k] = np.float32(np.float64(w32) / norm)
