@@ -8,6 +8,8 @@ Each child reports whether torch was loaded when it finished. Then the agreement
 the min cosine of the numpy encoder to torch (fp32, and the embedder the KB was built with) over real
 questions (SciFact and covidfaq's, where ../shared/datasets holds them; the sample questions always).
 
+The SciFact KB also gets --typo-question, whose misspelled words make query repair look them up.
+
 Usage:
     python -m bench.bench_first_answer --kb-dir ../scratch/bench/kb_scifact [--sample-kb-dir KB] [--runs 5] [--json]
 """
@@ -152,6 +154,11 @@ def main() -> None:
     parser.add_argument("--kb-dir", type=Path, required=True, help="a SciFact KB (bench/kbs.py scifact_kb)")
     parser.add_argument("--sample-kb-dir", type=Path, help="the sample KB too (bench/kbs.py sample_kb)")
     parser.add_argument("--question", default="What does vitamin D do for bone health?")
+    parser.add_argument(
+        "--typo-question",
+        default="wat is the efect of vitamn D on bone dencity",
+        help="also asked on the SciFact KB: its unknown words run query repair ('' to skip)",
+    )
     parser.add_argument("--sample-question", default="How do I reset a forgotten password?")
     parser.add_argument("--before", default=BEFORE, help="the commit to compare against")
     parser.add_argument("--runs", type=int, default=5)
@@ -164,6 +171,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         before_root = _tree_at(args.before, Path(tmp))
         result["scifact"] = first_answer(args.kb_dir, args.question, before_root, args.runs)
+        if args.typo_question:
+            result["scifact, typos"] = first_answer(args.kb_dir, args.typo_question, before_root, args.runs)
         if args.sample_kb_dir:
             result["sample"] = first_answer(args.sample_kb_dir, args.sample_question, before_root, args.runs)
     result["load_at_end"] = os.getloadavg()[0]
@@ -175,11 +184,12 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print(f"machine: {result['machine']}; load {result['load_at_start']:.2f} -> {result['load_at_end']:.2f}")
-    for kb in ("scifact", "sample"):
+    for kb in ("scifact", "scifact, typos", "sample"):
         if kb not in result:
             continue
         r = result[kb]
-        print(f"\nfresh `kb ask` on the {kb} KB, median of {args.runs} (goal < 2.5 s on SciFact):")
+        asked = f" ({args.typo_question!r})" if kb == "scifact, typos" else ""
+        print(f"\nfresh `kb ask` on the {kb} KB{asked}, median of {args.runs} (goal < 2.5 s on SciFact):")
         for way in ("before", "torch", "after"):
             f = r[way]
             runs = ", ".join(f"{s:.2f}" for s in f["runs_s"])

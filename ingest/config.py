@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ingest.chunker import ChunkConfig
@@ -10,7 +9,7 @@ from ingest.crawl import CrawlConfig
 from ingest.loaders import DEFAULT_MAX_BYTES
 from ingest.ocr import OcrConfig
 from ingest.worker import Budget
-from kb import EmbedderConfig, KBError, check_labels
+from kb import EmbedderConfig, KBError, check_labels, usable_cpus
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,8 @@ class IngestConfig:
 
     @property
     def parallel_parses(self) -> int:
-        """How many files are parsed at once: parse_workers, or the CPU count (at most 4)."""
-        return self.parse_workers or min(os.cpu_count() or 1, 4)
+        """How many files are parsed at once: parse_workers, or the CPUs this process may run on (at most 4)."""
+        return self.parse_workers or min(usable_cpus(), 4)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Callable
 
+from kb import usable_cpus
+
 # A page is rendered at dpi unless that passes this many pixels (an A4 page at 300 dpi is 8.7 million):
 # a hostile page 200 inches wide must not take gigabytes of the parse budget as one image.
 MAX_PIXELS = 40_000_000
@@ -86,7 +88,7 @@ def read_pages(
 
     check_tesseract(config)
     out: dict[int, OcrPage | str] = {}
-    workers = config.workers or min(os.cpu_count() or 1, 4)
+    workers = config.workers or min(usable_cpus(), 4)
     pdf = pdfium.PdfDocument(data, password="")
     try:
         # Tesseract runs one thread per page (see read_image), so pages are read side by side, a window

@@ -36,10 +36,12 @@ Public surface:
     PackagedModel, CROSS_ENCODER, BGE_SMALL, model_folder, onnx_session   ONNX models shipped in a pinned wheel,
                                              hash-checked at load (kb/onnx_models.py)
     one_blas_thread                          BLAS on one thread for a small block of numpy work (kb/blas.py)
+    usable_cpus                              the CPUs this process may run on, for sizing pools (kb/cpus.py)
 """
 
 from kb.blas import one_blas_thread
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
+from kb.cpus import usable_cpus
 from kb.database import DB_NAME, Database
 from kb.embedder import (
     PACKAGED_MODELS,
@@ -90,6 +92,7 @@ from kb.writer import Writer
 
 __all__ = [
     "one_blas_thread",
+    "usable_cpus",
     "TermPostings",
     "DEFAULT_MODEL",
     "Embedder",

@@ -8,7 +8,6 @@ the caller's transaction (kb/schema.py's upgrade, the writer's repair), so a cra
 from __future__ import annotations
 
 import mmap
-import os
 import sqlite3
 import threading
 from collections import deque
@@ -21,6 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from kb.cpus import usable_cpus
 from kb.lexical_index import Analysis, LexiconDelta, analyse, compiled_hashing, stored_version
 from kb.lexicon import GRAM_BUCKETS, LEXICON_VERSION
 
@@ -108,7 +108,7 @@ def analysed(
         if chunks >= PARALLEL_FROM:
             break
     big = chunks >= PARALLEL_FROM
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = usable_cpus()
     # Workers are forked (spawn would re-run the caller's main script, guarded or not), so only from a process
     # running one thread: another thread (a server's) could hold a lock the fork copies locked. They run
     # analyse alone: numpy, regular expressions and compiled kernels, never the inherited SQLite connection.

@@ -5,8 +5,11 @@ A question word is *known* when the KB holds it or an English dictionary does (t
 rewritten: "wife", "despise" or "mandatory" are not typos just because the KB lacks them.
 
 An unknown word is a corrupted cue and is repaired in two stages:
-1. Edit distance (symspellpy's symmetric-delete lookup) over the KB's words: the most
-   frequent KB word within 1 edit (words of 4 letters or fewer) or 2 edits.
+1. Edit distance (optimal string alignment) over the KB's words: of the KB words within 1 edit
+   (words of 4 letters or fewer) or 2 edits, the nearest, then the most frequent, then the first
+   alphabetically. The first SCANS_BEFORE_BUILD words are looked up by a scan of every KB word
+   (RapidFuzz); after that, or after WARM_UP_QUERY, by symspellpy's symmetric-delete dictionary.
+   Both find the same word; the scan costs nothing to start, the dictionary ~1 s to build.
 2. Further away, a Hopfield memory whose stored patterns are the KB's words as character
    1-3-gram vectors: one update with a large beta settles on the word sharing the most
    n-grams, with a small log-frequency bias; it is accepted only if its cosine with the
@@ -51,6 +54,10 @@ REPAIR_MIN_LENGTH = 4
 # repair builds its edit dictionary and n-gram memory then (~1.9 s at SciFact's 30k words), before the server says it
 # is ready, instead of during the first garbled question a user asks (which took 0.8-0.9 s more than the next one).
 WARM_UP_QUERY = "warm up the index qxzvbmtrk"
+# Unknown words a memory looks up by scanning every KB word (1.3-1.6 ms each at SciFact's 30k words) before it builds
+# the symmetric-delete dictionary instead (~1 s and ~52 MB there; then 0.06 ms a word). Both grow with the vocabulary,
+# so the break-even is ~700 words at any size; a one-shot `kb ask` with three typos scans three and never builds.
+SCANS_BEFORE_BUILD = 500
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class VocabularyMemory:
         self.min_length = min_length
         self._english = english_words()
         self._lock = threading.Lock()
+        self._scans = 0  # unknown words looked up by a scan so far (see SCANS_BEFORE_BUILD)
 
     def updated(self, words: Sequence[str], counts: np.ndarray) -> "VocabularyMemory":
         """The memory of a later snapshot's words, keeping what this one already built.
@@ -111,6 +119,12 @@ class VocabularyMemory:
             if "_ngram_memory" in self.__dict__ and new.words == self.words:
                 new.__dict__["_ngram_memory"] = self.__dict__["_ngram_memory"]
         return new
+
+    def prepare(self) -> None:
+        """Build the edit dictionary and the n-gram memory now, not on need: what a long-lived process's warm-up
+        does (searching WARM_UP_QUERY calls this), so its first garbled questions find both ready."""
+        with self._lock:
+            _ = self._edits, self._ngram_memory
 
     @property
     def prepared(self) -> bool:
@@ -171,16 +185,32 @@ class VocabularyMemory:
         return [self.words[i] for i in best], similarity[np.arange(len(cues)), best]
 
     def nearest_by_edits(self, word: str) -> str | None:
-        """The most frequent KB word within 1 edit (4 letters or fewer) or 2 edits, or None."""
+        """Of the KB words within 1 edit (4 letters or fewer) or 2 edits of word, the nearest, then the most
+        frequent, then the first alphabetically; None if there is none."""
+        limit = 1 if len(word) <= 4 else 2
+        with self._lock:
+            if "_edits" not in self.__dict__ and self._scans < SCANS_BEFORE_BUILD:
+                self._scans += 1
+                found = self._scanned(word, limit)
+            else:
+                found = self._looked_up(word, limit)
+        return min(found, key=lambda wd: (wd[1], -self.counts[self.index[wd[0]]], wd[0]))[0] if found else None
+
+    def _scanned(self, word: str, limit: int) -> list[tuple[str, int]]:
+        """(KB word, distance) for every KB word within limit edits of word, by a scan of them all."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        found = process.extract(word, self.words, scorer=OSA.distance, score_cutoff=limit, limit=None)
+        return [(w, int(d)) for w, d, _ in found]
+
+    def _looked_up(self, word: str, limit: int) -> list[tuple[str, int]]:
+        """_scanned's answer from the symmetric-delete dictionary (the same edit distance: optimal string alignment)."""
         from symspellpy import Verbosity
 
-        with self._lock:
-            found = self._edits.lookup(
-                word, Verbosity.CLOSEST, max_edit_distance=1 if len(word) <= 4 else 2, transfer_casing=False
-            )
+        found = self._edits.lookup(word, Verbosity.ALL, max_edit_distance=limit, transfer_casing=False)
         # The dictionary may be shared with later snapshots (see updated): keep to this memory's words.
-        held = [s.term for s in found if s.term in self.index]
-        return max(held, key=lambda w: self.counts[self.index[w]]) if held else None
+        return [(s.term, s.distance) for s in found if s.term in self.index]
 
     def rarest_idf(self, query: str, n_chunks: int) -> float:
         """ln((N+1)/(n+0.5)) of the query's rarest KB word (n: its occurrences in the KB's N chunks), 0 if none.
@@ -199,6 +229,8 @@ class VocabularyMemory:
 
     def repair(self, query: str, beta: float = 40.0, prior: float = 0.02, min_similarity: float = 0.6) -> Repair:
         """Replace each unknown Latin word of query by the KB word it settles on (see the module docstring)."""
+        if query == WARM_UP_QUERY:
+            self.prepare()
         pieces = _PIECES.split(query)
         slots = range(1, len(pieces), 2)
         unknown = [i for i in slots if self.is_unknown(pieces[i])]

@@ -399,3 +399,21 @@ def test_the_texts_to_embed_go_to_the_embedder_longest_first_in_parts(tmp_path, 
     ids, texts = kb.chunk_texts()
     assert np.array_equal(ids, snap.ids)
     assert float(np.sum(snap.vectors * embedder.encode(texts), axis=1).min()) > 0.999
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_parse_workers_follow_the_cpus_the_process_may_run_on_not_the_hosts_count():
+    import subprocess
+    import sys
+
+    # A container pinned to one of the host's CPUs: one parse worker (OCR and the rebuild's pool size alike).
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from ingest import IngestConfig\nfrom kb import usable_cpus\n"
+        "print(IngestConfig().parallel_parses, usable_cpus(), os.cpu_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    parses, usable, count = map(int, out.stdout.split())
+    assert (parses, usable) == (1, 1)
+    assert IngestConfig().parallel_parses == min(len(os.sched_getaffinity(0)), 4)
+    assert count == os.cpu_count()  # the host's count did not change: the affinity did

@@ -72,6 +72,64 @@ def test_vocabulary_memory_leaves_known_and_foreign_words_alone():
     assert memory.repair("invoces").text == "invoices"
 
 
+def _garbled(word: str, rng: np.random.Generator) -> str:
+    """word with one or two random edits: a deletion, an insertion, a substitution or a swap of neighbours."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for _ in range(int(rng.integers(1, 3))):
+        i, kind = int(rng.integers(0, len(word))), int(rng.integers(0, 4))
+        c = letters[int(rng.integers(0, 26))]
+        if kind == 0 and len(word) > 1:
+            word = word[:i] + word[i + 1 :]
+        elif kind == 1:
+            word = word[:i] + c + word[i:]
+        elif kind == 2:
+            word = word[:i] + c + word[i + 1 :]
+        elif i + 1 < len(word):
+            word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    return word
+
+
+def test_the_scan_and_the_edit_dictionary_pick_the_same_word_for_every_typo():
+    from retriever.vocabulary import SCANS_BEFORE_BUILD, english_words
+
+    # A real vocabulary of 82k words with skewed counts: symspellpy's English list, each word counted by its rank.
+    words = sorted(english_words())
+    rng = np.random.default_rng(7)
+    counts = rng.zipf(1.6, size=len(words)).clip(max=10**6)
+    scanning, built = VocabularyMemory(words, counts), VocabularyMemory(words, counts)
+    built.prepare()
+    typos = [_garbled(words[int(i)], rng) for i in rng.choice(len(words), size=min(300, SCANS_BEFORE_BUILD - 1))]
+    picked = [(scanning.nearest_by_edits(t), built.nearest_by_edits(t)) for t in typos]
+    assert [a for a, _ in picked] == [b for _, b in picked]
+    assert "_edits" not in scanning.__dict__  # every lookup above was a scan
+    assert sum(a is not None for a, _ in picked) > 250
+    assert sum(_tied(t, words, counts) for t in typos) >= 5  # both broke the ties at the top alike (alphabetically)
+
+
+def _tied(typo: str, words: list[str], counts: np.ndarray) -> bool:
+    """Whether more than one word is nearest to typo (within 1 or 2 edits, as query repair looks) and most frequent."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    found = process.extract(typo, words, scorer=OSA.distance, score_cutoff=1 if len(typo) <= 4 else 2, limit=None)
+    if not found:
+        return False
+    nearest = min(d for _, d, _ in found)
+    top = [counts[i] for _, d, i in found if d == nearest]
+    return top.count(max(top)) > 1
+
+
+def test_a_fresh_memory_scans_its_first_typos_and_builds_the_dictionary_after_enough(monkeypatch):
+    import retriever.vocabulary as vocabulary
+
+    monkeypatch.setattr(vocabulary, "SCANS_BEFORE_BUILD", 2)
+    memory = VocabularyMemory.build(["Refund policy for annual plans, invoices and the quarterly warranty."])
+    assert memory.repair("quartrly warrnty").text == "quarterly warranty"
+    assert not memory.prepared and "_edits" not in memory.__dict__  # two typos: two scans, nothing built
+    assert memory.repair("invoces").text == "invoices"
+    assert "_edits" in memory.__dict__  # the third unknown word built the dictionary
+
+
 def test_a_warm_up_search_builds_query_repair_that_a_clean_question_leaves_unbuilt(kb_copy, embedder):
     from retriever import WARM_UP_QUERY
     from retriever.corpus import corpus_for
@@ -87,7 +145,8 @@ def test_a_warm_up_search_builds_query_repair_that_a_clean_question_leaves_unbui
 
 def test_a_later_snapshot_memory_reuses_the_edit_dictionary_and_repairs_like_a_fresh_one():
     before = VocabularyMemory.build(["Refund policy for annual plans, invoices and the quarterly warranty."])
-    assert before.repair("quartrly warrnty").text == "quarterly warranty"  # builds the edit dictionary
+    before.prepare()  # builds the edit dictionary (a fresh memory scans its first typos instead)
+    assert before.repair("quartrly warrnty").text == "quarterly warranty"
     texts = ["Refund policy for annual plans and invoices.", "Chargeback disputes and subscription renewals."]
     fresh = VocabularyMemory.build(texts)
     later = before.updated(fresh.words, fresh.counts)
