@@ -219,8 +219,10 @@ def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=1)
 def _word_characters() -> np.ndarray:
     """Whether each code point is a word character (what WORD's \\w matches): read from the regular expression
-    engine itself over every code point (~0.1 s, once a process), so the compiled tokens are findall's."""
-    every = "".join(map(chr, range(0x110000)))  # lone surrogates included: a str holds them
+    engine itself over every code point (~0.04 s, once a process), so the compiled tokens are findall's."""
+    # Every code point as one str, lone surrogates included (a str holds them); decoded in one call (joining 1.1M
+    # chr()s took 0.14 s).
+    every = np.arange(0x110000, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
     table = np.zeros(0x110000, dtype=np.bool_)
     table[[m.start() for m in re.finditer(r"(?u)\w", every)]] = True
     return table
