@@ -26,10 +26,10 @@ from kb.lexicon import (
     LEXICON_VERSION,
     WORD,
     CodePoints,
+    GramTally,
     code_points,
     compiled_gram_counts,
     compiled_words,
-    count_text_grams,
     gram_counts,
     stopwords,
 )
@@ -66,10 +66,10 @@ class Analysis:
     grams: bool
 
 
-def analyse(texts: list[str], grams: bool = True, compiled: bool = False, gram_df: np.ndarray | None = None) -> Analysis:
+def analyse(texts: list[str], grams: bool = True, compiled: bool = False, tally: GramTally | None = None) -> Analysis:
     """The counts the lexical index keeps of texts (a pure function: rebuilds run it in worker processes); compiled:
     cut the words and hash the n-grams with kb.lexical_kernels (the same counts; only where compiled_hashing() said it
-    runs); gram_df ((GRAM_BUCKETS,) int64): add each text's n-gram buckets to it instead of returning them."""
+    runs); tally: count each text's n-gram buckets there instead of returning them."""
     lowered = [t.lower() for t in texts]
     points = code_points(lowered) if compiled else None
     if points is not None:
@@ -92,19 +92,19 @@ def analyse(texts: list[str], grams: bool = True, compiled: bool = False, gram_d
         tf,
         np.bincount(rows[kept], minlength=len(texts)),
         np.bincount(codes, minlength=len(terms)),
-        _grams(lowered, points, gram_df) if grams else np.zeros(0, dtype=np.uint32),
+        _grams(lowered, points, tally) if grams else np.zeros(0, dtype=np.uint32),
         grams,
     )
 
 
-def _grams(lowered: list[str], points: CodePoints | None, gram_df: np.ndarray | None) -> np.ndarray:
-    """Each text's distinct n-gram buckets, one text after the other; none when they are added to gram_df instead."""
-    if gram_df is None:  # the code points already cut for the words, not encoded a second time
+def _grams(lowered: list[str], points: CodePoints | None, tally: GramTally | None) -> np.ndarray:
+    """Each text's distinct n-gram buckets, one text after the other; none when tally counts them instead."""
+    if tally is None:  # the code points already cut for the words, not encoded a second time
         return (compiled_gram_counts(points) if points is not None else gram_counts(lowered, lowered=True)).buckets
     if points is not None:
-        count_text_grams(points, gram_df)
+        tally.count(points)
     else:
-        np.add.at(gram_df, gram_counts(lowered, lowered=True).buckets.astype(np.intp), 1)
+        tally.count_buckets(gram_counts(lowered, lowered=True).buckets)
     return np.zeros(0, dtype=np.uint32)
 
 
@@ -129,7 +129,7 @@ class LexiconDelta:
     def __init__(self) -> None:
         self._code: dict[str, int] = {}  # term -> code, for this commit's arrays
         self._terms: list[str] = []
-        self._stop_codes: list[int] = []
+        self._stop = np.zeros(0, dtype=np.bool_)  # whether each code is a stopword's
         self._added: list[np.ndarray] = []  # term codes, one entry per (term, chunk) added / removed
         self._removed: list[np.ndarray] = []
         # (term codes, their occurrences) per batch, negative for removed chunks: the Latin words are counted from
@@ -163,12 +163,14 @@ class LexiconDelta:
     def _codes(self, terms: list[str]) -> np.ndarray:
         """This commit's code of each of terms (new ones numbered as they come)."""
         code = self._code
-        stop = stopwords()
-        for term in set(terms).difference(code):
+        new = set(terms).difference(code)
+        for term in new:
             code[term] = len(self._terms)
             self._terms.append(term)
-            if term in stop:
-                self._stop_codes.append(code[term])
+        if new:
+            known, self._stop = self._stop, np.zeros(len(self._terms), dtype=np.bool_)
+            self._stop[: len(known)] = known
+            self._stop[[code[t] for t in new.intersection(stopwords())]] = True
         return np.fromiter(map(code.__getitem__, terms), dtype=np.int64, count=len(terms))
 
     def _flush(self, con: sqlite3.Connection, whole: bool = False) -> None:
@@ -192,7 +194,7 @@ class LexiconDelta:
         codes = term_codes[counts.term]
         self._added.append(codes)
         self._occurrences.append((term_codes, counts.occurrences))
-        term = ~np.isin(codes, self._stop_codes)
+        term = ~self._stop[codes]
         self.segment.add(codes[term], ids[counts.row[term]], counts.tf[term], counts.lengths[counts.row[term]])
         self.length += int(counts.lengths.sum())
         self.chunks += len(ids)
@@ -321,7 +323,7 @@ def compiled_hashing() -> bool:
     and big commits hash with numpy: the same buckets, slower."""
     try:
         analyse(["compile it"], compiled=True)
-        analyse(["compile it"], compiled=True, gram_df=np.zeros(16, dtype=np.int64))  # a rebuild's workers' kernel
+        analyse(["compile it"], compiled=True, tally=GramTally.zeros(16))  # a rebuild's workers' kernel
         lexical_kernels.count_buckets(np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.uint32))
         lexical_kernels.group_by_code(np.zeros(1, dtype=np.int64), 1)
     except (ImportError, RuntimeError):

@@ -43,19 +43,19 @@ def count_text_grams(
     bounds: np.ndarray,
     space: np.ndarray,
     multiplier: np.uint64,
-    counts: np.ndarray,
-    seen: np.ndarray,
+    cells: np.ndarray,
     stamp: int,
 ) -> None:
-    """Add one to counts ((buckets,) int64) at each n-gram bucket of each text, once per text that holds it: what
-    counting counted_grams' buckets adds, without sorting each text's n-grams. codes, bounds, space, multiplier: as
-    counted_grams takes them; seen ((buckets,) uint32): the stamp of the text that last counted each bucket, texts
-    stamped stamp + 1, stamp + 2, ... (below 2^32; a caller keeps seen and its last stamp from call to call)."""
-    if len(seen) != len(counts) or len(counts) & (len(counts) - 1):
-        raise ValueError("count_text_grams needs counts and seen of one power-of-two length")
+    """Add one to cells[b, 1] at each n-gram bucket b of each text, once per text that holds it: what counting
+    counted_grams' buckets adds, without sorting each text's n-grams. codes, bounds, space, multiplier: as
+    counted_grams takes them; cells ((buckets, 2) uint32, C order): each bucket's stamp (the last text that counted
+    it) and count side by side, one cache line for both; texts are stamped stamp + 1, stamp + 2, ... (below 2^32; a
+    caller keeps cells and its last stamp from call to call, kb.lexicon.GramTally)."""
+    if cells.ndim != 2 or cells.shape[1] != 2 or len(cells) & (len(cells) - 1) or not cells.flags.c_contiguous:
+        raise ValueError("count_text_grams needs cells of shape (a power of two, 2) in C order")
     if stamp + len(bounds) >= 1 << 32:
-        raise ValueError("count_text_grams's stamps would wrap: zero seen and start again from 0")
-    _compiled()["text_grams"](codes, bounds, space, multiplier, np.uint64(len(counts) - 1), counts, seen, np.uint32(stamp))
+        raise ValueError("count_text_grams's stamps would wrap: zero cells[:, 0] and start again from 0")
+    _compiled()["text_grams"](codes, bounds, space, multiplier, np.uint64(len(cells) - 1), cells, np.uint32(stamp))
 
 
 def word_tokens(codes: np.ndarray, bounds: np.ndarray, word: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -172,8 +172,7 @@ def _text_grams(
     space: np.ndarray,
     multiplier: np.uint64,
     mask: np.uint64,
-    counts: np.ndarray,
-    seen: np.ndarray,
+    cells: np.ndarray,
     stamp: np.uint32,
 ) -> None:
     longest = _longest(bounds)
@@ -185,9 +184,9 @@ def _text_grams(
         while i < j:
             for p in range(_hash_word(codes, i, j, padded, multiplier, mask, word_grams, 0)):
                 b = word_grams[p]
-                if seen[b] != stamp:  # this text's first n-gram in bucket b
-                    seen[b] = stamp
-                    counts[b] += 1
+                if cells[b, 0] != stamp:  # this text's first n-gram in bucket b
+                    cells[b, 0] = stamp
+                    cells[b, 1] += np.uint32(1)
             i, j = _next_word(codes, j, bounds[t + 1], space)
 
 

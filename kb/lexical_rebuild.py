@@ -22,7 +22,7 @@ import numpy as np
 
 from kb.cpus import usable_cpus
 from kb.lexical_index import Analysis, LexiconDelta, analyse, compiled_hashing, stored_version
-from kb.lexicon import GRAM_BUCKETS, LEXICON_VERSION
+from kb.lexicon import GRAM_BUCKETS, LEXICON_VERSION, GramTally
 
 # Texts analysed at once. The writer maps each batch's distinct terms to the rebuild's codes, so fewer, larger
 # batches repeat fewer lookups (100k chunks: 512 took 5.0-5.4 s, 2048 4.3 s; 8192 6 s, the pool's window too short).
@@ -120,7 +120,8 @@ def analysed(
     # Each worker counts its chunks' n-grams into an array of its own, shared with this process (anonymous shared
     # memory, inherited by the fork): the buckets (~6 KB a chunk) need not go through the pipes, nor be counted here.
     shared = workers if gram_df is not None else 0
-    tallies = [np.frombuffer(mmap.mmap(-1, GRAM_BUCKETS * 8), dtype=np.int64) for _ in range(shared)]
+    cells = [np.frombuffer(mmap.mmap(-1, GRAM_BUCKETS * 8), dtype=np.uint32).reshape(-1, 2) for _ in range(shared)]
+    tallies = [GramTally(c) for c in cells]
     context = get_context("fork")
     slots = context.Value("i", 0)
     task = _analyse_tallied if tallies else analyse
@@ -139,13 +140,13 @@ def analysed(
             pool.shutdown(wait=True, cancel_futures=True)
     if gram_df is not None:
         for tally in tallies:  # every task has finished: the workers' counts are whole
-            gram_df += tally
+            gram_df += tally.counts
 
 
-_TALLY: list[np.ndarray] = []  # in a pool worker of analysed: its own count of chunks per n-gram bucket
+_TALLY: list[GramTally] = []  # in a pool worker of analysed: its own count of chunks per n-gram bucket
 
 
-def _take_tally(tallies: list[np.ndarray], slots: Synchronized) -> None:
+def _take_tally(tallies: list[GramTally], slots: Synchronized) -> None:
     """A pool worker's start: take the next of tallies (none when the caller counts the n-grams itself)."""
     with slots.get_lock():
         slot = slots.value
@@ -157,4 +158,4 @@ def _analyse_tallied(texts: list[str], grams: bool, compiled: bool) -> Analysis:
     """analyse(texts, grams, compiled) in a pool worker, its n-gram buckets counted into the worker's tally."""
     if len(_TALLY) != 1:
         raise RuntimeError("an analysing worker without its tally of n-grams")
-    return analyse(texts, grams, compiled, _TALLY[0])
+    return analyse(texts, grams, compiled, tally=_TALLY[0])

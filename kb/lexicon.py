@@ -192,17 +192,40 @@ def compiled_words(points: CodePoints) -> tuple[list[str], np.ndarray, np.ndarra
     return [text[a:b] for a, b in zip(start.tolist(), end.tolist())], term, row
 
 
-def count_text_grams(points: CodePoints, counts: np.ndarray) -> None:
-    """Add to counts ((GRAM_BUCKETS,) int64) the texts holding each n-gram bucket (kb.lexical_kernels; a rebuild's
-    workers count their chunks so, as np.add.at over gram_counts' buckets would, without sorting each text's). A
-    shorter power-of-two counts hashes into that many buckets (compiling the kernel costs no 16 MiB that way)."""
-    from kb.lexical_kernels import count_text_grams as count
+class GramTally:
+    """The texts holding each n-gram bucket, counted one text at a time (a rebuild's worker counts its chunks so, as
+    np.add.at over gram_counts' buckets would, without sorting each text's n-grams).
 
-    seen = getattr(_SCRATCH, "seen", None)  # this thread's stamps: ~4 billion texts before they start again
-    if seen is None or len(seen[0]) != len(counts) or seen[1] + len(points.bounds) >= 1 << 32:
-        seen = (np.zeros(len(counts), dtype=np.uint32), 0)
-    count(points.codes, points.bounds, _whitespace(), _MULTIPLIER, counts, seen[0], seen[1])
-    _SCRATCH.seen = (seen[0], seen[1] + len(points.bounds) - 1)
+    cells ((buckets, 2) uint32, buckets a power of two): each bucket's count beside the stamp of the last text that
+    counted it. One cache line holds both: counting 4M buckets ran 25% faster than from two arrays. cells may be shared
+    memory (a worker counts into one its parent reads); counts is the count column."""
+
+    def __init__(self, cells: np.ndarray) -> None:
+        self.cells = cells
+        self._stamp = 0  # the last text's stamp: ~4 billion texts before they start again
+
+    @classmethod
+    def zeros(cls, buckets: int = GRAM_BUCKETS) -> "GramTally":
+        return cls(np.zeros((buckets, 2), dtype=np.uint32))
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The texts counted per bucket: (buckets,) uint32, a view."""
+        return self.cells[:, 1]
+
+    def count(self, points: CodePoints) -> None:
+        """Count the texts points holds (kb.lexical_kernels.count_text_grams)."""
+        from kb.lexical_kernels import count_text_grams
+
+        if self._stamp + len(points.bounds) >= 1 << 32:
+            self.cells[:, 0] = 0
+            self._stamp = 0
+        count_text_grams(points.codes, points.bounds, _whitespace(), _MULTIPLIER, self.cells, self._stamp)
+        self._stamp += len(points.bounds) - 1
+
+    def count_buckets(self, buckets: np.ndarray) -> None:
+        """Count texts by their distinct buckets, as gram_counts gives them (the numpy way, where nothing compiled)."""
+        np.add.at(self.counts, buckets.astype(np.intp), 1)
 
 
 _SCRATCH = threading.local()

@@ -38,7 +38,7 @@ def test_the_compiled_hashing_counts_what_numpy_counts():
 
 def test_the_compiled_analysis_cuts_and_counts_what_the_regular_expression_and_numpy_do():
     from kb.lexical_index import analyse, compiled_hashing
-    from kb.lexicon import GRAM_BUCKETS
+    from kb.lexicon import GRAM_BUCKETS, GramTally
 
     assert compiled_hashing()
     # Word characters at the edges of \\w: underscores, digits of other scripts, combining marks, ligatures, a
@@ -50,14 +50,19 @@ def test_the_compiled_analysis_cuts_and_counts_what_the_regular_expression_and_n
     assert compiled.terms == regex.terms
     for field in ("term", "row", "tf", "lengths", "occurrences", "gram_buckets"):
         np.testing.assert_array_equal(getattr(compiled, field), getattr(regex, field))
-    # Counted into a rebuild worker's array instead: each text's buckets once, twice over two calls.
-    expected, numpy_df, compiled_df = (np.zeros(GRAM_BUCKETS, dtype=np.int64) for _ in range(3))
+    # Counted into a rebuild worker's tally instead: each text's buckets once, twice over two calls.
+    expected = np.zeros(GRAM_BUCKETS, dtype=np.int64)
     np.add.at(expected, regex.gram_buckets.astype(np.intp), 1)
-    assert not len(analyse(texts, gram_df=numpy_df).gram_buckets)
+    numpy_tally, compiled_tally = GramTally.zeros(), GramTally.zeros()
+    assert not len(analyse(texts, tally=numpy_tally).gram_buckets)
     for _ in range(2):
-        analyse(texts, compiled=True, gram_df=compiled_df)
-    np.testing.assert_array_equal(numpy_df, expected)
-    np.testing.assert_array_equal(compiled_df, 2 * expected)
+        analyse(texts, compiled=True, tally=compiled_tally)
+    np.testing.assert_array_equal(numpy_tally.counts, expected)
+    np.testing.assert_array_equal(compiled_tally.counts, 2 * expected)
+    # Stamps that would wrap start again from zero, and the counts go on.
+    compiled_tally._stamp = (1 << 32) - 2
+    analyse(texts, compiled=True, tally=compiled_tally)
+    np.testing.assert_array_equal(compiled_tally.counts, 3 * expected)
 
 
 def test_a_big_commit_hashed_by_the_kernel_stores_the_pinned_bytes(tmp_path, monkeypatch):
