@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, SHARED, fmt_s, machine
+from bench.common import ROOT, SHARED, TYPO_QUESTION, fmt_s, machine
 
 BEFORE = "a078d0f"  # main before issue 31's goal 3
 CHILD = (
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--question", default="What does vitamin D do for bone health?")
     parser.add_argument(
         "--typo-question",
-        default="wat is the efect of vitamn D on bone dencity",
+        default=TYPO_QUESTION,
         help="also asked on the SciFact KB: its unknown words run query repair ('' to skip)",
     )
     parser.add_argument("--sample-question", default="How do I reset a forgotten password?")

@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SCIFACT = SHARED / "datasets" / "scifact"
+# A first question on the SciFact KB as people type them: its misspelled words make query repair look them up.
+TYPO_QUESTION = "wat is the efect of vitamn D on bone dencity"
 
 
 def default_workdir() -> Path:
