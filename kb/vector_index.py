@@ -170,13 +170,18 @@ class Snapshot:
         allowed hits come back whenever k exist.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        ivf = _ivf(self.index)
+        if ivf is not None:
+            # One question's inverted lists are scanned by every FAISS thread (parallel_mode 1), a batch's questions
+            # are split among them (0). 1M chunks, nprobe 128, 2 cores: one question 6.4 -> 3.9 ms (p95 21 -> 12 ms
+            # with both cores busy elsewhere); a batch of 300 is 17% faster split by question. The same hits either
+            # way, so threads racing on the setting only change which split a search gets.
+            ivf.parallel_mode = 1 if len(queries) == 1 else 0
         if allowed is None:
             return self.index.search(queries, k)
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         params: faiss.SearchParameters
-        try:
-            ivf = faiss.extract_index_ivf(self.index)
-        except RuntimeError:  # flat or HNSW behind the id map
+        if ivf is None:  # flat or HNSW behind the id map
             params = faiss.SearchParameters()
         else:
             ivf_params = faiss.SearchParametersIVF()
@@ -192,6 +197,14 @@ class Snapshot:
         pos = np.clip(pos, 0, max(self.size - 1, 0))
         found = (self.size > 0) & (self.ids[pos] == chunk_ids) if self.size else np.zeros(chunk_ids.shape, bool)
         return np.where(found, pos, -1)
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The inverted-file index inside index, or None (flat or HNSW)."""
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
 
 
 def snapshot_paths(kb_dir: Path, token: str) -> tuple[Path, Path, Path]:
