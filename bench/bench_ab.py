@@ -1,6 +1,7 @@
 """Before / after latency of the Hopfield reader on a busy machine: two source trees, question by question.
 
     python -m bench.bench_ab --before-tree ../main --before-kb KB_OLD --after-kb KB_NEW [-n 200]
+    python -m bench.bench_ab --alone --after-kb KB [-n 200]      # this tree alone, in one worker
 
 Each tree answers in a long-lived worker process of its own (the tree's code, on its own copy of the KB: a
 KB a newer lexicon version upgrades on open is not shared). Every SciFact claim (the sample questions without
@@ -9,7 +10,7 @@ machine moves a run's median by 2x from minute to minute. Each worker first fill
 question vectors, so retrieval is what is timed (--with-embedding: the question's embedding too, as every
 figure before 2026-12-05 did by mistake). 20 warm-up questions, then -n measured ones.
 Prints one JSON object: {"before": {"p50_ms", "p95_ms", "cpu_p50_ms", "cpu_p95_ms", "n"}, "after": {...}, "same_top10",
-"ratio_p50"}; cpu_p50_ms is the worker's CPU time (all threads), which a busy machine inflates far less than wall time.
+"ratio_p50"} (--alone: "after" only); cpu_p50_ms is the worker's CPU time (all threads), which a busy machine inflates far less than wall time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def worker(kb_dir: Path, with_embedding: bool = False) -> int:
     from kb import KnowledgeBase, load_embedder
     from retriever import make_retriever
 
-    questions = list(dict.fromkeys(scifact_queries()[3] if have_scifact() else sample_questions()))
+    source = "scifact" if have_scifact() else "sample"
+    questions = list(dict.fromkeys(scifact_queries()[3] if source == "scifact" else sample_questions()))
     embedder = load_embedder()
     hop = make_retriever("hopfield", KnowledgeBase(kb_dir), embedder, top_k=10)
     if not with_embedding:
@@ -46,7 +48,7 @@ def worker(kb_dir: Path, with_embedding: bool = False) -> int:
         # into no cache at all, so every timed question also paid ~10 ms of embedding).
         for q in questions[:QUESTIONS_CACHED]:
             hop.embed_queries([q])
-    print("ready", flush=True)
+    print("ready", source, flush=True)  # a tree that finds no ../shared asks other questions: measure() refuses
     for line in sys.stdin:
         question = questions[int(line) % len(questions)]
         t, cpu = time.perf_counter(), time.process_time()
@@ -76,8 +78,16 @@ def measure(trees: dict[str, tuple[Path, Path]], n: int, with_embedding: bool = 
     cpus: dict[str, list[float]] = {name: [] for name in procs}
     same = 0
     try:
-        for p in procs.values():
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a worker failed to start"
+        sources = {}
+        for name, p in procs.items():
+            assert p.stdout is not None
+            ready, _, sources[name] = p.stdout.readline().strip().partition(" ")
+            assert ready == "ready", f"the {name} worker failed to start"
+        if len(set(sources.values())) > 1:
+            raise SystemExit(
+                f"the workers would ask different questions ({sources}): each tree reads ../shared/datasets beside "
+                "itself; link the project's ../shared beside the tree that lacks it"
+            )
         for i in range(WARM + n):
             got = {}
             for name in sorted(procs, reverse=bool(i % 2)):  # alternate who goes first
@@ -90,7 +100,7 @@ def measure(trees: dict[str, tuple[Path, Path]], n: int, with_embedding: bool = 
                 for name in procs:
                     times[name].append(got[name][0])
                     cpus[name].append(got[name][1])
-                same += got["before"][2] == got["after"][2]
+                same += len(got) == 2 and got["before"][2] == got["after"][2]
     finally:
         for p in procs.values():
             if p.stdin is not None:
@@ -112,8 +122,9 @@ def measure(trees: dict[str, tuple[Path, Path]], n: int, with_embedding: bool = 
         }
         for name, t in times.items()
     }
-    out["same_top10"] = same / n
-    out["ratio_p50"] = out["before"]["p50_ms"] / out["after"]["p50_ms"]
+    if len(procs) == 2:
+        out["same_top10"] = same / n
+        out["ratio_p50"] = out["before"]["p50_ms"] / out["after"]["p50_ms"]
     return out
 
 
@@ -128,12 +139,16 @@ def main() -> int:
     parser.add_argument(
         "--with-embedding", action="store_true", help="time each question's embedding too (by default it is cached)"
     )
+    parser.add_argument("--alone", action="store_true", help="only the tree after, in one worker (as a server runs)")
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.with_embedding)
-    if not (args.before_tree and args.before_kb and args.after_kb):
-        parser.error("--before-tree, --before-kb and --after-kb are required")
-    trees = {"before": (args.before_tree.resolve(), args.before_kb), "after": (args.after_tree.resolve(), args.after_kb)}
+    if args.alone and args.after_kb:
+        trees = {"after": (args.after_tree.resolve(), args.after_kb)}
+    elif args.before_tree and args.before_kb and args.after_kb:
+        trees = {"before": (args.before_tree.resolve(), args.before_kb), "after": (args.after_tree.resolve(), args.after_kb)}
+    else:
+        parser.error("--before-tree, --before-kb and --after-kb are required (--alone: --after-kb)")
     print(json.dumps(measure(trees, args.n, args.with_embedding)))
     return 0
 
