@@ -10,7 +10,8 @@ machine moves a run's median by 2x from minute to minute. Each worker first fill
 question vectors, so retrieval is what is timed (--with-embedding: the question's embedding too, as every
 figure before 2026-12-05 did by mistake). 20 warm-up questions, then -n measured ones.
 Prints one JSON object: {"before": {"p50_ms", "p95_ms", "cpu_p50_ms", "cpu_p95_ms", "n"}, "after": {...}, "same_top10",
-"ratio_p50"} (--alone: "after" only); cpu_p50_ms is the worker's CPU time (all threads), which a busy machine inflates far less than wall time.
+"ratio_p50"} (--alone: "after" only); cpu_p50_ms is the worker's CPU time (all threads), which a busy machine
+inflates far less than wall time.
 """
 
 from __future__ import annotations

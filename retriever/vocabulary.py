@@ -55,7 +55,7 @@ REPAIR_MIN_LENGTH = 4
 # is ready, instead of during the first garbled question a user asks (which took 0.8-0.9 s more than the next one).
 WARM_UP_QUERY = "warm up the index qxzvbmtrk"
 # Unknown words a memory looks up by scanning every KB word (1.3-1.6 ms each at SciFact's 30k words) before it builds
-# the symmetric-delete dictionary instead (~1 s and ~52 MB there; then 0.06 ms a word). Both grow with the vocabulary,
+# the symmetric-delete dictionary instead (~1 s and ~52 MB there; then ~0.1-0.2 ms a word). Both grow with the vocabulary,
 # so the break-even is ~700 words at any size; a one-shot `kb ask` with three typos scans three and never builds.
 SCANS_BEFORE_BUILD = 500
 
