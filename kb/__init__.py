@@ -35,11 +35,12 @@ Public surface:
     redact                                   e-mail, phone, card-like and ID-like numbers out of a text (kb/redact.py)
     PackagedModel, CROSS_ENCODER, BGE_SMALL, model_folder, onnx_session   ONNX models shipped in a pinned wheel,
                                              hash-checked at load (kb/onnx_models.py)
-    one_blas_thread                          BLAS on one thread for a small block of numpy work (kb/blas.py)
+    one_blas_thread, blas_for                BLAS on one thread for a small block of numpy work, or for a few
+                                             texts' (kb/blas.py)
     usable_cpus                              the CPUs this process may run on, for sizing pools (kb/cpus.py)
 """
 
-from kb.blas import one_blas_thread
+from kb.blas import blas_for, one_blas_thread
 from kb.conversations import Conversation, ConversationConfig, ConversationStore, ConversationTurn, new_id
 from kb.cpus import usable_cpus
 from kb.database import DB_NAME, Database
@@ -92,6 +93,7 @@ from kb.writer import Writer
 
 __all__ = [
     "one_blas_thread",
+    "blas_for",
     "usable_cpus",
     "TermPostings",
     "DEFAULT_MODEL",

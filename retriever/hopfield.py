@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kb import KBError, one_blas_thread
+from kb import KBError, blas_for, one_blas_thread
 from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
 from retriever.conversation import Context, visited_recall
@@ -214,6 +214,10 @@ class HopfieldRetriever(Retriever):
         return Ranked(best, scores, diag)
 
     def _rank_alone(self, corpus, queries, qvecs, k, allowed=None):
+        with blas_for(len(queries)):  # a question's products are small: a second BLAS thread woken for each costs more
+            return self._rank_each(corpus, queries, qvecs, k, allowed)
+
+    def _rank_each(self, corpus, queries, qvecs, k, allowed=None):
         cfg = self.config
         repairs, rvecs = self._repair(corpus, queries, qvecs)
         gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]

@@ -122,3 +122,20 @@ def test_blas_threads_holds_blas_to_n_threads_and_restores_them_after():
     assert blas() == before
     with blas_threads(None):
         assert blas() == before
+
+
+def test_blas_for_a_few_texts_is_one_thread_and_for_a_batch_as_it_was():
+    from threadpoolctl import threadpool_info
+
+    from kb import blas_for
+    from kb.blas import SMALL_BATCH
+
+    def blas() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas()
+    with blas_for(1):  # a question: what the Hopfield reader ranks it under
+        assert blas() == [1] * len(before)
+    with blas_for(SMALL_BATCH):
+        assert blas() == before
+    assert blas() == before
