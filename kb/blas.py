@@ -36,6 +36,6 @@ def one_blas_thread() -> AbstractContextManager:
 def blas_for(texts: int) -> AbstractContextManager:
     """BLAS on one thread for fewer than SMALL_BATCH texts (a question, or a few), as it is for more.
 
-    A 1M question's reader on an idle-then-busy 2-core box: 44 ms (p95 99) with OpenBLAS's second thread, which
-    sleeps between questions and is woken for each small product; 33 ms (p95 77) on one (bench_ab --alone)."""
+    A 1M question's reader, questions one at a time (bench_ab --alone, 2 cores): the median alike, the p95 69 ms on
+    one thread against 79 ms with OpenBLAS's second, which sleeps between questions and is woken for small products."""
     return blas_threads(1 if texts < SMALL_BATCH else None)
