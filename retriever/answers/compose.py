@@ -17,6 +17,7 @@ every retriever and survives changes to the Hopfield reader.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from typing import Any, Sequence
@@ -211,6 +212,8 @@ def abstention_signals(
         # confirmations count (kb.MemoryConfig.vouching_users): one API key alone cannot make the bot answer.
         signals["memory"] = recalled
         evidence = max(evidence, recalled)
+    if not math.isfinite(evidence):  # NaN < threshold is false: a figure that is no number must abstain, not answer
+        evidence = 0.0
     return evidence, signals
 
 
