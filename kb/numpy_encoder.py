@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kb.blas import SMALL_BATCH, blas_threads
+from kb.blas import blas_for, blas_threads
 from kb.embedder_base import EmbedderConfig, encode_by_length
 from kb.errors import KBError
 
@@ -119,8 +119,8 @@ class NumpyEncoder:
     ) -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dim), rows L2-normalised (length-sorted batches)."""
         # config.threads: BLAS threads; by default one for a question or an answer's sentences (see kb/blas.py).
-        threads = self.config.threads or (1 if len(texts) < SMALL_BATCH else None)
-        with blas_threads(threads):
+        threads = blas_threads(self.config.threads) if self.config.threads else blas_for(len(texts))
+        with threads:
             return encode_by_length(texts, self.dim, self.config.batch_size, self._encode_batch, progress, on_batch)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
