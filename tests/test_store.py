@@ -447,3 +447,17 @@ def test_many_threads_opening_a_new_kb_at_once_all_succeed(tmp_path):
             t.join()
         assert errors == []
         assert KnowledgeBase(kb_dir).documents() == []
+
+
+def test_a_read_whose_statement_fails_keeps_the_threads_connection(tmp_path, rng):
+    # Every question asks the question memory's version; a KB whose memory was never written has no such table,
+    # and that error once closed the thread's kept connection, so each question reopened it with a cold cache.
+    kb, _ = _synthetic_kb(tmp_path / "kb", rng, {"alpha": 3})
+    with kb.db.read() as con:
+        kept = con
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        with kb.db.read() as con:
+            con.execute("SELECT value FROM no_such_table").fetchone()
+    with kb.db.read() as con:
+        assert con is kept
+        assert con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == 3
