@@ -37,12 +37,14 @@ its standard deviation over the candidates, so one default works across KBs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
 from kb import KBError, blas_for, one_blas_thread
 from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
+from retriever.beside import BESIDE_FROM, beside
 from retriever.conversation import Context, visited_recall
 from retriever.hopfield_gram import entropy, iterate_gram
 from retriever.question_recall import QuestionRecall, Recall
@@ -144,25 +146,38 @@ class HopfieldRetriever(Retriever):
             memory = QuestionMemory(self.kb)
         self.recall = QuestionRecall(memory) if memory is not None and config.memory_weight > 0 else None
 
-    def _repair(self, corpus, queries: list[str], qvecs: np.ndarray) -> tuple[list[Repair], np.ndarray]:
-        """Each query's Repair, and the embeddings of the repaired texts (re-embedded only where changed)."""
+    def _repairs(self, corpus, queries: list[str]) -> list[Repair]:
+        """Each query's Repair (unrepaired ones when config.repair is off)."""
         cfg = self.config
         if not cfg.repair:
-            return [corpus.vocabulary.unrepaired(q) for q in queries], qvecs
-        repairs = [
-            corpus.vocabulary.repair(q, cfg.repair_beta, cfg.repair_prior, cfg.repair_min_similarity) for q in queries
-        ]
+            return [corpus.vocabulary.unrepaired(q) for q in queries]
+        return [corpus.vocabulary.repair(q, cfg.repair_beta, cfg.repair_prior, cfg.repair_min_similarity) for q in queries]
+
+    def _repaired_vectors(self, repairs: list[Repair], qvecs: np.ndarray) -> np.ndarray:
+        """The embeddings of the repaired texts: qvecs, re-embedded only where a repair changed the text."""
         changed = [i for i, r in enumerate(repairs) if r.changes]
+        if not changed:
+            return qvecs
         rvecs = qvecs.copy()
-        if changed:
-            rvecs[changed] = self.embed_queries([repairs[i].text for i in changed])
-        return repairs, rvecs
+        rvecs[changed] = self.embed_queries([repairs[i].text for i in changed])
+        return rvecs
+
+    def _lexical(self, corpus, repairs: list[Repair], allowed) -> Callable[[], list[np.ndarray]]:
+        """A function giving each repaired query's BM25 top candidates (snapshot rows); on a large KB they are
+        scored in the helper thread meanwhile (retriever.beside), while the repairs are embedded and FAISS searches."""
+
+        def tops() -> list[np.ndarray]:
+            return [corpus.bm25_top(r.text, self.candidates, allowed)[0] for r in repairs]
+
+        if corpus.snapshot.size >= BESIDE_FROM:
+            return beside(tops)
+        done = tops()
+        return lambda: done
 
     def _cue(
-        self, corpus, dense_ids, rvec, repair: Repair, query: str, gate: float, allowed, recall: Recall | None = None
+        self, corpus, dense_ids, lexical, rvec, repair: Repair, query: str, gate: float, recall: Recall | None = None
     ) -> _Cue:
         cfg = self.config
-        lexical, _ = corpus.bm25_top(repair.text, self.candidates, allowed)
         pos = candidate_positions(corpus, dense_ids, lexical)
         if recall is not None:  # the passages earlier questions like this one were answered by join the candidates
             recalled = corpus.snapshot.positions(recall.chunk_ids)
@@ -219,9 +234,12 @@ class HopfieldRetriever(Retriever):
 
     def _rank_each(self, corpus, queries, qvecs, k, allowed=None):
         cfg = self.config
-        repairs, rvecs = self._repair(corpus, queries, qvecs)
-        gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
+        repairs = self._repairs(corpus, queries)
+        lexical = self._lexical(corpus, repairs, allowed)
+        rvecs = self._repaired_vectors(repairs, qvecs)
         dense_ids, _ = dense_candidates(corpus, rvecs, self.candidates, allowed)
+        tops = lexical()
+        gates = [cfg.gate(r.garble, corpus.vocabulary.rarest_idf(r.text, corpus.snapshot.size)) for r in repairs]
         recalls = (
             self.recall.lookup(
                 corpus.snapshot.token,
@@ -237,7 +255,7 @@ class HopfieldRetriever(Retriever):
             else None
         ) or [None] * len(queries)
         cues = [
-            self._cue(corpus, dense_ids[b], rvecs[b], repairs[b], queries[b], gates[b], allowed, recalls[b])
+            self._cue(corpus, dense_ids[b], tops[b], rvecs[b], repairs[b], queries[b], gates[b], recalls[b])
             for b in range(len(queries))
         ]
         if not any(len(c.positions) for c in cues):
