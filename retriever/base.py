@@ -162,7 +162,9 @@ class Retriever:
             records = [rec for rec in found if rec is not None]
             if len(records) == len(found):
                 break
-            # A sync committed between ranking and lookup; rank again on the new snapshot.
+            # A sync committed between ranking and lookup; rank again on the new snapshot, loaded now: a
+            # background-refreshing KB would hand out the old one again (its cached words raise no SnapshotMoved).
+            self.kb.refresh()
         else:
             raise KBError("the knowledge base kept changing during the search; try again")
         out, pos = [], 0

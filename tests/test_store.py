@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from data import SAMPLE_DOCS, SAMPLE_QUESTIONS
-from ingest import ChunkConfig, IngestConfig, count_tokens, ingest
+from ingest import ChunkConfig, IngestConfig, TextRecord, count_tokens, ingest, ingest_texts
 from kb import (
     FORMAT_VERSION,
     KBError,
@@ -355,7 +355,6 @@ def test_history_by_file_name_treats_underscores_and_percents_literally(tmp_path
 
 
 def test_document_filters_select_exactly_what_a_brute_force_scan_selects(tmp_path, embedder, rng):
-    from ingest import IngestConfig, TextRecord, ingest_texts
     from kb import DocumentFilter
 
     kb_dir = tmp_path / "kb"
@@ -461,3 +460,22 @@ def test_a_read_whose_statement_fails_keeps_the_threads_connection(tmp_path, rng
     with kb.db.read() as con:
         assert con is kept
         assert con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == 3
+
+
+def test_a_sync_that_removes_the_hits_between_ranking_and_lookup_is_answered_from_the_new_snapshot(kb_copy, embedder):
+    # A server's KB loads a new snapshot in the background. A sync that replaced the documents of a question's hits
+    # left the old snapshot ranking chunks that were gone; with the question's words cached (no lexical read to notice
+    # the commit), every retry ranked the same snapshot and the question failed: "the knowledge base kept changing".
+    writer = KnowledgeBase(kb_copy)
+    server = KnowledgeBase(kb_copy, background_refresh=True)
+    server._load_in_background = lambda token: None  # the background load has not finished yet
+    reader = make_retriever("hopfield", server, embedder)
+    question = "How long do I have to ask for a refund?"
+    before = reader.search(question)
+    source = before.hits[0].chunk.doc_source
+    stale = {h.chunk.id for h in before.hits}
+    text = writer.document_text(writer.document(source).id)
+    ingest_texts(writer, [TextRecord(source, "Refunds", text + " Reviewed in the December audit.")], IngestConfig())
+    after = reader.search(question)
+    assert after.snapshot == writer.token() != before.snapshot
+    assert after.hits and not stale & {h.chunk.id for h in after.hits if h.chunk.doc_source == source}
