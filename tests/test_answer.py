@@ -422,3 +422,22 @@ def test_extra_sentences_must_bear_on_the_question_as_much_as_the_first(sample_k
             continue
         scores = [c.score for c in ans.citations]
         assert all(s >= scores[0] - config.margin for s in scores[1:])
+
+
+def test_an_evidence_figure_that_is_no_number_abstains_and_says_which_signal_it_was(sample_kb, embedder, caplog):
+    # NaN < threshold is false, so an answer whose evidence was NaN once went out as if it were sure (a cross-encoder
+    # logit that is no number, here; seen once on an AMX machine in the security tests).
+    import math
+    from dataclasses import replace
+
+    from retriever.answers.compose import abstention_signals, score_sentences
+
+    reader = make_retriever("hopfield", sample_kb, embedder)
+    question = "How long do I have to ask for a refund?"
+    hits = reader.search(question).hits
+    config = AnswerConfig(cross_abstention=True)
+    scored = [replace(s, cross=float("nan")) for s in score_sentences(question, reader, hits, config)]
+    assert scored
+    evidence, signals = abstention_signals(question, reader, hits, scored, config)
+    assert evidence == 0.0 and math.isnan(signals["cross"]) and 0 < signals["evidence_score"] <= 1
+    assert "evidence was not a number" in caplog.text and "cross" in caplog.text

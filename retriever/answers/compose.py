@@ -17,6 +17,7 @@ every retriever and survives changes to the Hopfield reader.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import replace
@@ -35,6 +36,8 @@ from retriever.base import Retriever, check_query
 from retriever.conversation import HistoryConfig, parse_history, with_previous_question, within_budget
 from retriever.cross_encoder import load_cross_encoder
 from retriever.results import Hit, MemorySuggestion
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NOT_FOUND",
@@ -213,6 +216,8 @@ def abstention_signals(
         signals["memory"] = recalled
         evidence = max(evidence, recalled)
     if not math.isfinite(evidence):  # NaN < threshold is false: a figure that is no number must abstain, not answer
+        # Seen once on an AMX machine, its source not yet found: the signals say which one it was.
+        log.warning("an answer's evidence was not a number (%s); it abstains", signals)
         evidence = 0.0
     return evidence, signals
 
