@@ -426,7 +426,7 @@ def test_extra_sentences_must_bear_on_the_question_as_much_as_the_first(sample_k
 
 def test_an_evidence_figure_that_is_no_number_abstains_and_says_which_signal_it_was(sample_kb, embedder, caplog):
     # NaN < threshold is false, so an answer whose evidence was NaN once went out as if it were sure (a cross-encoder
-    # logit that is no number, here; seen once on an AMX machine in the security tests).
+    # logit that is no number, here; seen in the security tests on an AMX machine).
     import math
     from dataclasses import replace
 

@@ -216,7 +216,7 @@ def abstention_signals(
         signals["memory"] = recalled
         evidence = max(evidence, recalled)
     if not math.isfinite(evidence):  # NaN < threshold is false: a figure that is no number must abstain, not answer
-        # Seen once on an AMX machine, its source not yet found: the signals say which one it was.
+        # Seen in the security tests on an AMX machine, its source not yet found: the signals say which it was.
         log.warning("an answer's evidence was not a number (%s); it abstains", signals)
         evidence = 0.0
     return evidence, signals
