@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
 # Chunks from which a question's BM25 top-K is worth a thread hand-off (~50 us): at 1M it takes ~6 ms (10 ms when
-# repaired), at 12k under 1 ms. The same threshold as retriever.corpus's compiled scoring, for the same reason.
+# repaired); in a KB of a few thousand chunks it takes under a millisecond.
 BESIDE_FROM = 200_000
 
 _idle = threading.Semaphore(1)
-_pool: list[ThreadPoolExecutor] = []
-_pool_lock = threading.Lock()
 
 
-def beside(work: Callable[[], T]) -> Callable[[], T]:
-    """Start work() in the helper thread if it is idle, else run it here now; returns a function that waits for its
-    result (raising what work raised)."""
-    if not _idle.acquire(blocking=False):
+def beside(work: Callable[[], T], chunks: int) -> Callable[[], T]:
+    """Start work() in the helper thread if the KB holds at least BESIDE_FROM chunks and the helper is idle, else
+    run it here now; returns a function that waits for its result (raising what work raised)."""
+    if chunks < BESIDE_FROM or not _idle.acquire(blocking=False):
         result = work()
         return lambda: result
 
@@ -49,8 +48,7 @@ def beside(work: Callable[[], T]) -> Callable[[], T]:
     return future.result
 
 
+@lru_cache(maxsize=1)
 def _helper() -> ThreadPoolExecutor:
-    with _pool_lock:
-        if not _pool:
-            _pool.append(ThreadPoolExecutor(1, thread_name_prefix="kb-beside"))
-        return _pool[0]
+    # Called only by the holder of _idle, so never twice at once: one executor, one thread.
+    return ThreadPoolExecutor(1, thread_name_prefix="kb-beside")

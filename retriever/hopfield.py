@@ -44,7 +44,7 @@ import numpy as np
 from kb import KBError, blas_for, one_blas_thread
 from retriever.base import Ranked, Retriever, top_k
 from retriever.baselines import candidate_positions, dense_candidates, zscore
-from retriever.beside import BESIDE_FROM, beside
+from retriever.beside import beside
 from retriever.conversation import Context, visited_recall
 from retriever.hopfield_gram import entropy, iterate_gram
 from retriever.question_recall import QuestionRecall, Recall
@@ -165,14 +165,7 @@ class HopfieldRetriever(Retriever):
     def _lexical(self, corpus, repairs: list[Repair], allowed) -> Callable[[], list[np.ndarray]]:
         """A function giving each repaired query's BM25 top candidates (snapshot rows); on a large KB they are
         scored in the helper thread meanwhile (retriever.beside), while the repairs are embedded and FAISS searches."""
-
-        def tops() -> list[np.ndarray]:
-            return [corpus.bm25_top(r.text, self.candidates, allowed)[0] for r in repairs]
-
-        if corpus.snapshot.size >= BESIDE_FROM:
-            return beside(tops)
-        done = tops()
-        return lambda: done
+        return beside(lambda: [corpus.bm25_top(r.text, self.candidates, allowed)[0] for r in repairs], corpus.snapshot.size)
 
     def _cue(
         self, corpus, dense_ids, lexical, rvec, repair: Repair, query: str, gate: float, recall: Recall | None = None
